@@ -1,0 +1,92 @@
+"""Personal data and secrets: SSNs, card numbers (Luhn-checked), e-mail addresses, phone
+numbers, API keys and tokens. Used to detect (`has_pii`) and to redact (`redact_pii`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+Span = tuple[str, int, int]
+
+_SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)(\d{3})[- ](?!00)(\d{2})[- ](?!0000)(\d{4})(?![\d-])")
+_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}\b")
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-])|"
+    r"(?<![\w+])\+\d{7,15}(?!\w)")
+_API_KEY = re.compile(
+    r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|"
+    r"gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9-]{10,}|"
+    r"AIza[0-9A-Za-z_-]{35}|sk_live_[0-9A-Za-z]{16,}|rk_live_[0-9A-Za-z]{16,}|"
+    r"glpat-[A-Za-z0-9_-]{20,}|ak_[A-Za-z0-9]{20,}|"
+    r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})|"
+    r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )?PRIVATE KEY-----|\Z)|"
+    r"(?i:\bbearer\s+)[A-Za-z0-9._~+/-]{20,}=*")
+
+
+def _luhn(digits: str) -> bool:
+    total, parity = 0, len(digits) % 2
+    for i, ch in enumerate(digits):
+        d = ord(ch) - 48
+        if i % 2 == parity:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _cards(text: str) -> Iterable[tuple[int, int]]:
+    for m in _CARD.finditer(text):
+        digits = re.sub(r"[ -]", "", m.group(0))
+        if 13 <= len(digits) <= 19 and len(set(digits)) > 1 and _luhn(digits):
+            yield m.start(), m.end()
+
+
+def _simple(pattern: re.Pattern[str]) -> Callable[[str], Iterable[tuple[int, int]]]:
+    return lambda text: ((m.start(), m.end()) for m in pattern.finditer(text))
+
+
+PII_DETECTORS: dict[str, Callable[[str], Iterable[tuple[int, int]]]] = {
+    "ssn": _simple(_SSN),
+    "credit_card": _cards,
+    "email": _simple(_EMAIL),
+    "phone": _simple(_PHONE),
+    "api_key": _simple(_API_KEY),
+}
+_CHEAP_GATE = re.compile(r"\d{3}|@|-----BEGIN|[A-Za-z0-9_]{20}")
+
+
+def find_pii(text: str, detectors: Iterable[str] | None = None) -> list[Span]:
+    """Return (detector, start, end) for every finding, earliest first, overlaps removed."""
+    if not text or not _CHEAP_GATE.search(text):
+        return []
+    spans: list[Span] = []
+    for name in detectors or PII_DETECTORS:
+        spans.extend((name, s, e) for s, e in PII_DETECTORS[name](text))
+    spans.sort(key=lambda span: (span[1], -span[2]))
+    merged: list[Span] = []
+    for span in spans:
+        if merged and span[1] < merged[-1][2]:
+            continue
+        merged.append(span)
+    return merged
+
+
+def has_pii(text: str) -> bool:
+    """True when ``text`` contains personal data or a secret."""
+    return bool(find_pii(text))
+
+
+def redact_pii(text: str, detectors: Iterable[str] | None = None) -> tuple[str, list[str]]:
+    """Mask every finding as ``[REDACTED:<detector>]``; return the text and detectors that hit."""
+    spans = find_pii(text, detectors)
+    if not spans:
+        return text, []
+    out, last = [], 0
+    for name, start, end in spans:
+        out.append(text[last:start])
+        out.append(f"[REDACTED:{name}]")
+        last = end
+    out.append(text[last:])
+    return "".join(out), sorted({name for name, _, _ in spans})

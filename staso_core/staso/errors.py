@@ -1,0 +1,77 @@
+"""Exceptions raised by staso. Every one names what is wrong and what to do about it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import GuardResult
+
+
+class StasoError(Exception):
+    """Base class of every staso error."""
+
+
+class InvalidToolInput(StasoError, TypeError):
+    """The tool input cannot be guarded (not JSON-serialisable, or not a mapping)."""
+
+
+class PolicyError(StasoError, ValueError):
+    """A policy failed to load. The message starts with ``file:line:`` and names the rule."""
+
+    def __init__(self, message: str, *, path: str = "<policy>", line: int | None = None,
+                 rule: str | None = None) -> None:
+        self.path, self.line, self.rule, self.detail = path, line, rule, message
+        where = f"{path}:{line}" if line else path
+        prefix = f"rule {rule!r}: " if rule else ""
+        super().__init__(f"{where}: {prefix}{message}")
+
+
+class EscalationNotFound(StasoError, LookupError):
+    """No escalation has that id (HTTP 404)."""
+
+
+class EscalationConflict(StasoError):
+    """The escalation was already resolved, or has expired (HTTP 409)."""
+
+    def __init__(self, message: str, *, status: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class StoreUnavailable(StasoError):
+    """The decision store could not be read or written."""
+
+
+class GuardFailure(StasoError):
+    """No decision could be had (server unreachable, timeout, 5xx, malformed answer)."""
+
+
+class _GuardOutcomeError(StasoError):
+    """A guarded call did not run; carries the decision that stopped it."""
+
+    def __init__(self, result: GuardResult) -> None:
+        self.result = result
+        self.reason = result.reason
+        self.rule_name = result.rule_name
+        self.escalation_id = result.escalation_id
+        super().__init__(self._message())
+
+    def _message(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class GuardBlocked(_GuardOutcomeError):
+    """The guard blocked the call: the tool did not run."""
+
+    def _message(self) -> str:
+        rule = f" by rule {self.rule_name!r}" if self.rule_name else ""
+        return f"Tool call {self.result.tool_name!r} blocked{rule}: {self.reason}"
+
+
+class EscalationPending(_GuardOutcomeError):
+    """A person must approve the call first: the tool did not run."""
+
+    def _message(self) -> str:
+        return (f"Tool call {self.result.tool_name!r} awaits approval "
+                f"(escalation {self.escalation_id}): {self.reason}. Nothing was done.")

@@ -1,0 +1,130 @@
+"""The data that crosses every boundary: requests, results, escalations.
+
+Plain frozen dataclasses with ``to_dict``/``from_dict`` so the embedded store, the HTTP
+transport and the dashboard share one shape.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+Action = Literal["allow", "block", "modify", "escalate"]
+Severity = Literal["low", "medium", "high", "critical"]
+EscalationStatus = Literal["pending", "approved", "denied", "timeout"]
+
+ACTIONS: tuple[str, ...] = ("allow", "modify", "escalate", "block")  # weakest → strictest
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+STRICTNESS = {a: i for i, a in enumerate(ACTIONS)}
+TIMEOUT_REASON = "Escalation poll timeout"
+
+
+class _Dictable:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload, no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class RuleResult(_Dictable):
+    """What one rule said about one call (audit rules included)."""
+
+    rule_name: str
+    passed: bool
+    action: str
+    mode: str = "enforce"
+    reason: str = ""
+    severity: str = "low"
+
+
+@dataclass(frozen=True)
+class GuardRequest(_Dictable):
+    """One tool call to decide on. ``decision_id`` makes retries idempotent."""
+
+    tool_name: str
+    tool_input: dict[str, Any]
+    decision_id: str
+    agent_name: str = ""
+    environment: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+    wait: bool = False
+    escalation_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class GuardResult(_Dictable):
+    """The decision on one tool call."""
+
+    action: str
+    reason: str = ""
+    rule_name: str | None = None
+    severity: str = "low"
+    results: list[RuleResult] = field(default_factory=list)
+    rules_triggered: list[str] = field(default_factory=list)
+    modified_input: dict[str, Any] | None = None
+    modifications: list[dict[str, str]] = field(default_factory=list)
+    escalation_id: str | None = None
+    escalation_status: str | None = None
+    decision_id: str = ""
+    latency_ms: float = 0.0
+    tool_name: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        """True when the tool may run (allow or modify)."""
+        return self.action in ("allow", "modify")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GuardResult:
+        data = dict(data)
+        data["results"] = [r if isinstance(r, RuleResult) else RuleResult.from_dict(r)
+                           for r in data.get("results") or []]
+        return super().from_dict(data)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Escalation(_Dictable):
+    """A call waiting for (or answered by) a person."""
+
+    id: str
+    status: str
+    tool_name: str
+    tool_input: dict[str, Any]
+    fingerprint: str
+    agent_name: str = ""
+    environment: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+    rule_name: str | None = None
+    reason: str = ""
+    severity: str = "high"
+    decision_id: str = ""
+    proposed_input: dict[str, Any] | None = None
+    created_at: float = 0.0
+    expires_at: float = 0.0
+    resolved_at: float | None = None
+    resolved_by: str | None = None
+    comment: str | None = None
+    modified_input: dict[str, Any] | None = None
+    consumed_at: float | None = None
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.status != "pending"
+
+    @property
+    def time_to_resolution(self) -> float | None:
+        """Seconds from creation to the person's answer (None while pending or timed out)."""
+        if self.resolved_at is None or self.status == "timeout":
+            return None
+        return self.resolved_at - self.created_at
+
+    def effective_status(self, now: float | None = None) -> str:
+        """Status with expiry applied: a pending escalation past ``expires_at`` is a timeout."""
+        if self.status == "pending" and (now or time.time()) >= self.expires_at:
+            return "timeout"
+        return self.status
