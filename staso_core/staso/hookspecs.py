@@ -1,0 +1,59 @@
+"""Plugin hooks (pluggy project ``staso``). Built-in features use these same hooks.
+
+A plugin is any module or object with ``@staso.hookimpl`` functions, registered through the
+``staso`` entry-point group or ``st.init(plugins=[...])``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .models import Escalation, GuardRequest, GuardResult, RuleResult
+    from .policy.model import RulePack
+
+hookspec = pluggy.HookspecMarker("staso")
+hookimpl = pluggy.HookimplMarker("staso")
+
+
+@hookspec
+def staso_rule_packs() -> list[RulePack]:
+    """Rule packs a policy can ``use:`` by name (e.g. ``builtin/pii``)."""
+
+
+@hookspec
+def staso_cel_functions() -> dict[str, Callable[..., Any]]:
+    """Functions callable from CEL conditions, by name."""
+
+
+@hookspec(firstresult=True)
+def staso_evaluate(request: GuardRequest) -> RuleResult | None:
+    """Decide on a call beside the policy; the first non-None answer counts.
+
+    The answer joins the policy's rule results and the strictest action still wins, so a
+    plugin can tighten a decision but never loosen one.
+    """
+
+
+@hookspec
+def staso_before_guard(request: GuardRequest) -> None:
+    """Called before a call is evaluated. Keep it fast: it runs on the guard's path."""
+
+
+@hookspec
+def staso_after_guard(request: GuardRequest, result: GuardResult) -> None:
+    """Called with every decision, once it is made."""
+
+
+@hookspec
+def staso_escalation_created(escalation: Escalation) -> None:
+    """A new escalation awaits a person (notifiers hook in here)."""
+
+
+@hookspec
+def staso_escalation_resolved(escalation: Escalation) -> None:
+    """An escalation was approved, denied or timed out."""

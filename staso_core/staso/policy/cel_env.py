@@ -1,0 +1,65 @@
+"""CEL conditions: compiled once at load, checked for unknown names, run per call."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import cel
+
+VARIABLES = ("tool_name", "tool_input", "context")
+# Functions this CEL implementation runs (checked by calling each), plus the type names
+# that parse as identifiers.
+STANDARD_FUNCTIONS = frozenset({
+    "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double",
+    "string", "bytes", "dyn", "type", "duration", "timestamp", "has",
+    "getFullYear", "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear",
+    "getHours", "getMinutes", "getSeconds", "getMilliseconds",
+})
+TYPE_NAMES = frozenset({"int", "uint", "double", "string", "bytes", "bool", "list", "map",
+                        "null_type", "type", "dyn"})
+_MACRO_VARS = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+_OPERATOR = re.compile(r"^(?:_.*_|@.*|!_|-_)$")
+
+
+class ConditionError(ValueError):
+    """A condition does not compile or names something unknown."""
+
+
+def compile_condition(source: str, functions: dict[str, Callable[..., Any]]) -> Any:
+    try:
+        program = cel.compile(source)
+    except ValueError as exc:
+        raise ConditionError(f"invalid CEL in 'when': {exc}") from None
+    bound = set(_MACRO_VARS.findall(source))
+    for name in program.variables():
+        if name not in VARIABLES and name not in bound and name not in TYPE_NAMES:
+            raise ConditionError(f"unknown variable {name!r} in 'when' "
+                                 f"(conditions can use {', '.join(VARIABLES)})")
+    for name in program.functions():
+        if not _OPERATOR.match(name) and name not in STANDARD_FUNCTIONS and name not in functions:
+            known = ", ".join(sorted(functions))
+            raise ConditionError(f"unknown function {name!r} in 'when' (staso adds: {known})")
+    return program
+
+
+class ConditionRunner:
+    """Runs compiled conditions with one CEL context per thread (contexts are not shared).
+
+    Converting a value into CEL costs microseconds, so only the variables that the rules at
+    hand reference are added, once per call.
+    """
+
+    def __init__(self, functions: dict[str, Callable[..., Any]]) -> None:
+        self._functions = functions
+        self._local = threading.local()
+
+    def context(self, variables: dict[str, Any]) -> Any:
+        ctx = getattr(self._local, "ctx", None)
+        if ctx is None:
+            ctx = self._local.ctx = cel.Context(functions=self._functions)
+        for name, value in variables.items():
+            ctx.add_variable(name, value)
+        return ctx

@@ -1,0 +1,124 @@
+"""Evaluates a loaded policy against one call: the strictest action wins (SPEC §4)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..jsonutil import iter_strings
+from ..models import STRICTNESS, RuleResult
+from .cel_env import ConditionRunner
+from .model import Policy, Rule
+from .modify import ModifyError, apply_modify
+
+_TOOL_CACHE_LIMIT = 4096
+
+
+@dataclass
+class Evaluation:
+    action: str = "allow"
+    reason: str = ""
+    rule_name: str | None = None
+    severity: str = "low"
+    results: list[RuleResult] = field(default_factory=list)
+    rules_triggered: list[str] = field(default_factory=list)
+    modified_input: dict[str, Any] | None = None
+    modifications: list[dict[str, str]] = field(default_factory=list)
+
+
+class Engine:
+    """A policy made ready to evaluate: rules indexed by tool name, conditions compiled."""
+
+    def __init__(self, policy: Policy, functions: dict[str, Callable[..., Any]]) -> None:
+        self.policy = policy
+        self._runner = ConditionRunner(functions)
+        self._by_tool: dict[str, tuple[list[Rule], frozenset[str]]] = {}
+
+    def _rules_for(self, tool_name: str) -> tuple[list[Rule], frozenset[str]]:
+        hit = self._by_tool.get(tool_name)
+        if hit is None:
+            rules = [r for r in self.policy.rules
+                     if any(fnmatch.fnmatchcase(tool_name, g) for g in r.tools)]
+            variables = frozenset(v for r in rules if r.program is not None
+                                  for v in r.program.variables())
+            if len(self._by_tool) >= _TOOL_CACHE_LIMIT:
+                self._by_tool.clear()  # tool names can be model-made: keep the cache bounded
+            hit = self._by_tool[tool_name] = (rules, variables)
+        return hit
+
+    def _matches(self, rule: Rule, tool_name: str, tool_input: dict[str, Any],
+                 context: dict[str, Any], cel_ctx: Any) -> tuple[bool, str]:
+        """Return (triggered, note). A condition that cannot be evaluated counts as a match."""
+        if rule.detect is not None:
+            detect = rule.detect
+            if not any(detect(text) for _, text in iter_strings(tool_input)):
+                return False, ""
+        if rule.program is None:
+            return True, ""
+        try:
+            value = rule.program.execute(cel_ctx)
+        except KeyError as exc:  # a field the condition reads is absent: it does not apply
+            return False, f"field {exc} not in the call"
+        except Exception as exc:  # type confusion must not slip past a rule: fail closed
+            first = str(exc).split(". ")[0].rstrip(".")
+            return True, f"condition could not be evaluated ({first}); treated as a match"
+        if not isinstance(value, bool):
+            return True, f"condition returned {type(value).__name__}, not bool; treated as a match"
+        return value, ""
+
+    def evaluate(self, tool_name: str, tool_input: dict[str, Any],
+                 context: dict[str, Any] | None = None) -> Evaluation:
+        context = context or {}
+        rules, variables = self._rules_for(tool_name)
+        if not rules:
+            return Evaluation()
+        cel_ctx = None
+        if variables:
+            values = {"tool_name": tool_name, "tool_input": tool_input, "context": context}
+            cel_ctx = self._runner.context({v: values[v] for v in variables if v in values})
+        ev = Evaluation()
+        decider: Rule | None = None
+        modifiers: list[Rule] = []
+        for rule in rules:
+            triggered, note = self._matches(rule, tool_name, tool_input, context, cel_ctx)
+            reason = rule.reason if triggered else ""
+            if note:
+                reason = f"{reason} [{note}]" if reason else note
+            ev.results.append(RuleResult(rule.name, not triggered, rule.action, rule.mode,
+                                         reason, rule.severity))
+            if not triggered:
+                continue
+            ev.rules_triggered.append(rule.name)
+            if rule.mode == "audit":
+                continue
+            if rule.action == "modify":
+                modifiers.append(rule)
+            if decider is None or STRICTNESS[rule.action] > STRICTNESS[decider.action]:
+                decider = rule
+        if decider is None:
+            return ev
+        ev.action, ev.rule_name = decider.action, decider.name
+        ev.reason = next(r.reason for r in ev.results if r.rule_name == decider.name)
+        ev.severity = decider.severity
+        if modifiers and ev.action in ("modify", "escalate"):
+            current = tool_input
+            try:
+                for rule in modifiers:
+                    assert rule.modify is not None
+                    current, changes = apply_modify(current, rule.modify, rule.name)
+                    ev.modifications.extend(changes)
+            except ModifyError as exc:
+                ev.action, ev.reason, ev.severity = "block", str(exc), "high"
+                ev.rule_name = rule.name
+                return ev
+            ev.modified_input = current
+            if ev.action == "modify" and not ev.modifications:
+                # the modify rules matched but found nothing to change: the call runs as is
+                ev.action, ev.reason, ev.rule_name, ev.severity = "allow", "", None, "low"
+                ev.modified_input = None
+        if ev.action == "allow":
+            ev.reason, ev.rule_name = "", decider.name if decider.action == "allow" else None
+        return ev
+

@@ -1,0 +1,77 @@
+"""Loaded policy objects. Built by the loader, read by the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_SEVERITY = {"allow": "low", "modify": "medium", "escalate": "high", "block": "high"}
+
+
+@dataclass(frozen=True)
+class ModifySpec:
+    """A modify action; one rule's parts apply in the order redact, cap, set, drop."""
+
+    redact_fields: tuple[str, ...] | None = None  # None: every string at any depth
+    redact_detectors: tuple[str, ...] | None = None  # None: every PII detector
+    redact: bool = False
+    cap: dict[str, float] = field(default_factory=dict)
+    set: dict[str, Any] = field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RulePack:
+    """A named, reusable rule (``use: builtin/pii``) contributed through a plugin hook.
+
+    ``detect`` is called with every string value of the tool input, at any depth.
+    """
+
+    name: str
+    description: str
+    detect: Callable[[str], bool]
+    action: str = "block"
+    severity: str = "high"
+    reason: str = ""
+    modify: ModifySpec | None = None
+    detector_factory: Callable[[tuple[str, ...]], Callable[[str], bool]] | None = None
+
+
+@dataclass
+class Rule:
+    name: str
+    action: str
+    severity: str
+    reason: str
+    tools: tuple[str, ...] = ("*",)
+    mode: str = "enforce"
+    description: str = ""
+    when: str | None = None
+    program: Any = None  # compiled CEL program
+    detect: Callable[[str], bool] | None = None  # rule packs: string detector
+    modify: ModifySpec | None = None
+    pack: str | None = None
+    line: int | None = None
+
+
+@dataclass
+class PolicyTest:
+    name: str
+    tool_name: str
+    tool_input: dict[str, Any]
+    context: dict[str, Any]
+    expect_action: str
+    expect_rule: str | None
+    path: str
+    line: int | None
+
+
+@dataclass
+class Policy:
+    rules: list[Rule]
+    escalation_ttl: float = 24 * 3600.0
+    path: str = "<policy>"
+    source: str = ""
+    tools: tuple[str, ...] | None = None
+    tests: list[PolicyTest] = field(default_factory=list)
