@@ -1,0 +1,85 @@
+"""Tables (SPEC §6). Times are epoch seconds (float) so SQLite and PostgreSQL agree."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+escalations = sa.Table(
+    "escalations", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("agent_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("environment", sa.String(100), nullable=False, server_default=""),
+    sa.Column("tool_name", sa.String(200), nullable=False),
+    sa.Column("tool_input", sa.JSON, nullable=False),
+    sa.Column("context", sa.JSON, nullable=False),
+    sa.Column("rule_name", sa.String(200)),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("severity", sa.String(16), nullable=False, server_default="high"),
+    sa.Column("decision_id", sa.String(64), nullable=False),
+    sa.Column("proposed_input", sa.JSON),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("resolved_by", sa.String(200)),
+    sa.Column("comment", sa.Text),
+    sa.Column("modified_input", sa.JSON),
+    sa.Column("consumed_at", sa.Float),
+    sa.Column("consumed_by", sa.String(64)),
+    sa.Index("ix_escalations_fingerprint", "fingerprint", "status"),
+    sa.Index("ix_escalations_status_created", "status", "created_at"),
+    sa.Index("ux_escalations_decision", "decision_id", unique=True),
+    # at most one pending escalation per call: concurrent creators collide here
+    sa.Index("ux_escalations_pending_fingerprint", "fingerprint", unique=True,
+             sqlite_where=sa.text("status = 'pending'"),
+             postgresql_where=sa.text("status = 'pending'")),
+)
+
+decisions = sa.Table(
+    "decisions", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("agent_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("environment", sa.String(100), nullable=False, server_default=""),
+    sa.Column("tool_name", sa.String(200), nullable=False),
+    sa.Column("tool_input", sa.JSON),
+    sa.Column("context", sa.JSON),
+    sa.Column("action", sa.String(16)),  # None: an unguarded @st.tool call
+    sa.Column("reason", sa.Text),
+    sa.Column("rule_name", sa.String(200)),
+    sa.Column("severity", sa.String(16)),
+    sa.Column("results", sa.JSON),
+    sa.Column("rules_triggered", sa.JSON),
+    sa.Column("modified_input", sa.JSON),
+    sa.Column("modifications", sa.JSON),
+    sa.Column("escalation_id", sa.String(64)),
+    sa.Column("escalation_status", sa.String(16)),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("execution_status", sa.String(16)),  # ok | error | not_run
+    sa.Column("execution_error", sa.Text),
+    sa.Column("execution_output", sa.Text),
+    sa.Column("execution_ms", sa.Float),
+    sa.Index("ix_decisions_created", "created_at"),
+    sa.Index("ix_decisions_tool", "tool_name", "created_at"),
+)
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(128), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+)
+
+policies = sa.Table(
+    "policies", metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(200)),
+)

@@ -1,0 +1,266 @@
+"""One store API for escalations and the decision log (SPEC §6)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from ..errors import EscalationConflict, EscalationNotFound, StoreUnavailable
+from ..models import Escalation
+from .engine import make_engine
+from .schema import decisions, escalations, metadata
+
+log = logging.getLogger("staso")
+MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0001"
+_ESC_COLUMNS = {c.name for c in escalations.columns} - {"consumed_by"}
+
+
+def sqlite_url(home: str | Path) -> str:
+    return f"sqlite:///{Path(home).expanduser() / 'staso.db'}"
+
+
+def new_escalation_id() -> str:
+    return "esc_" + secrets.token_hex(12)
+
+
+def _row_to_escalation(row: Any) -> Escalation:
+    data = {k: v for k, v in row._mapping.items() if k in _ESC_COLUMNS}
+    return Escalation(**data)
+
+
+class Store:
+    """Escalations and decisions on one database. Thread-safe; safe across processes."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if migrate:
+            self.migrate()
+
+    @property
+    def sqlite_path(self) -> str | None:
+        return self.engine.url.database if self.is_sqlite else None
+
+    # -- schema -------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision; cheap when it already is."""
+        try:
+            with self.engine.connect().execution_options(readonly=True) as conn:
+                current = conn.execute(sa.text("SELECT version_num FROM alembic_version")
+                                       ).scalar()
+            if current == HEAD_REVISION:
+                return
+        except (OperationalError, sa.exc.ProgrammingError):
+            pass
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot prepare the database at {self.url}: {exc}") from exc
+
+    def _read(self) -> sa.Connection:
+        return self.engine.connect().execution_options(readonly=True)
+
+    # -- escalations --------------------------------------------------------------------
+    def get_escalation(self, escalation_id: str) -> Escalation:
+        with self._read() as conn:
+            row = conn.execute(sa.select(escalations).where(escalations.c.id == escalation_id)
+                               ).first()
+        if row is None:
+            raise EscalationNotFound(f"no escalation with id {escalation_id!r}")
+        esc = _row_to_escalation(row)
+        if esc.effective_status() != esc.status:
+            esc = Escalation(**{**esc.to_dict(), "status": esc.effective_status()})
+        return esc
+
+    def list_escalations(self, *, status: str | None = None, agent: str | None = None,
+                         tool: str | None = None, rule: str | None = None,
+                         limit: int = 100) -> list[Escalation]:
+        self.expire_due()
+        query = sa.select(escalations).order_by(escalations.c.created_at.desc()).limit(limit)
+        for column, value in (("status", status), ("agent_name", agent), ("tool_name", tool),
+                              ("rule_name", rule)):
+            if value:
+                query = query.where(escalations.c[column] == value)
+        with self._read() as conn:
+            return [_row_to_escalation(r) for r in conn.execute(query)]
+
+    def expire_due(self, now: float | None = None) -> list[str]:
+        """Mark every pending escalation past its expiry as timed out; return their ids."""
+        now = now or time.time()
+        due = sa.and_(escalations.c.status == "pending", escalations.c.expires_at <= now)
+        with self.engine.begin() as conn:
+            ids = [r[0] for r in conn.execute(sa.select(escalations.c.id).where(due))]
+            if ids:
+                conn.execute(escalations.update().where(due, escalations.c.id.in_(ids))
+                             .values(status="timeout"))
+        return ids
+
+    def open_escalation(self, *, fingerprint: str, decision_id: str, values: dict[str, Any],
+                        expires_at: float, claim_window: float,
+                        now: float | None = None) -> tuple[Escalation, str]:
+        """Find or create the escalation for a call, atomically.
+
+        Returns (escalation, how): ``existing`` (this decision id made it already),
+        ``claimed`` (an answered, unused escalation for the same call, now used up),
+        ``pending`` (one awaits a person already) or ``created``.
+        """
+        for attempt in range(3):
+            try:
+                return self._open_escalation(fingerprint, decision_id, values, expires_at,
+                                             claim_window, now or time.time())
+            except IntegrityError:  # a concurrent creator won the unique index: look again
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _open_escalation(self, fingerprint: str, decision_id: str, values: dict[str, Any],
+                         expires_at: float, claim_window: float, now: float
+                         ) -> tuple[Escalation, str]:
+        e = escalations.c
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(escalations).where(e.decision_id == decision_id)).first()
+            if row is not None:
+                return _row_to_escalation(row), "existing"
+            conn.execute(escalations.update().where(
+                e.fingerprint == fingerprint, e.status == "pending", e.expires_at <= now
+            ).values(status="timeout"))
+            answered = conn.execute(
+                sa.select(escalations).where(
+                    e.fingerprint == fingerprint, e.status.in_(("approved", "denied")),
+                    e.consumed_at.is_(None), e.resolved_at >= now - claim_window)
+                .order_by(e.resolved_at.desc()).limit(1)).first()
+            if answered is not None:
+                claimed = conn.execute(escalations.update().where(
+                    e.id == answered.id, e.consumed_at.is_(None)
+                ).values(consumed_at=now, consumed_by=decision_id)).rowcount
+                if claimed == 1:
+                    esc = _row_to_escalation(answered)
+                    return Escalation(**{**esc.to_dict(), "consumed_at": now}), "claimed"
+            pending = conn.execute(sa.select(escalations).where(
+                e.fingerprint == fingerprint, e.status == "pending")).first()
+            if pending is not None:
+                esc = _row_to_escalation(pending)
+                if esc.expires_at < expires_at and values.get("_extend", False):
+                    conn.execute(escalations.update().where(e.id == esc.id)
+                                 .values(expires_at=expires_at))
+                    esc = Escalation(**{**esc.to_dict(), "expires_at": expires_at})
+                return esc, "pending"
+            row_values = {k: v for k, v in values.items() if not k.startswith("_")}
+            row_values.update(id=new_escalation_id(), fingerprint=fingerprint,
+                              decision_id=decision_id, status="pending", created_at=now,
+                              expires_at=expires_at)
+            conn.execute(escalations.insert().values(**row_values))
+        return Escalation(**row_values), "created"
+
+    def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
+                modified_input: dict[str, Any] | None = None,
+                now: float | None = None) -> Escalation:
+        """Approve or deny, exactly once. Raises EscalationNotFound or EscalationConflict."""
+        if status not in ("approved", "denied"):
+            raise ValueError(f"status must be approved or denied, not {status!r}")
+        now = now or time.time()
+        e = escalations.c
+        expired = False
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(escalations).where(e.id == escalation_id)).first()
+            if row is None:
+                raise EscalationNotFound(f"no escalation with id {escalation_id!r}")
+            if row.status == "pending" and row.expires_at <= now:
+                conn.execute(escalations.update().where(e.id == escalation_id,
+                                                        e.status == "pending")
+                             .values(status="timeout"))
+                expired = True
+            elif row.status == "pending":
+                done = conn.execute(escalations.update().where(
+                    e.id == escalation_id, e.status == "pending", e.expires_at > now
+                ).values(status=status, resolved_at=now, resolved_by=by, comment=comment,
+                         modified_input=modified_input)).rowcount
+                if done == 1:
+                    return self._with(row, status=status, resolved_at=now, resolved_by=by,
+                                      comment=comment, modified_input=modified_input)
+                row = conn.execute(sa.select(escalations).where(e.id == escalation_id)).first()
+        if expired:
+            raise EscalationConflict(
+                f"escalation {escalation_id} expired at {time.ctime(row.expires_at)}; "
+                "it can no longer be approved or denied", status="timeout")
+        who = f" by {row.resolved_by}" if row.resolved_by else ""
+        raise EscalationConflict(f"escalation {escalation_id} is already {row.status}{who}",
+                                 status=row.status)
+
+    @staticmethod
+    def _with(row: Any, **changes: Any) -> Escalation:
+        return Escalation(**{**_row_to_escalation(row).to_dict(), **changes})
+
+    def expire(self, escalation_id: str, now: float | None = None) -> Escalation:
+        """Time out one escalation if it is due, then return it as it now stands."""
+        now = now or time.time()
+        e = escalations.c
+        with self.engine.begin() as conn:
+            conn.execute(escalations.update().where(
+                e.id == escalation_id, e.status == "pending", e.expires_at <= now
+            ).values(status="timeout"))
+        return self.get_escalation(escalation_id)
+
+    def claim(self, escalation_id: str, decision_id: str, now: float | None = None) -> bool:
+        """Use up an answered escalation for one call; False if another call used it."""
+        e = escalations.c
+        with self.engine.begin() as conn:
+            return bool(conn.execute(escalations.update().where(
+                e.id == escalation_id, e.status.in_(("approved", "denied")),
+                e.consumed_at.is_(None)
+            ).values(consumed_at=now or time.time(), consumed_by=decision_id)).rowcount)
+
+    # -- decision log -------------------------------------------------------------------
+    def write_decisions(self, rows: Iterable[dict[str, Any]],
+                        updates: Iterable[tuple[str, dict[str, Any]]] = ()) -> None:
+        rows, updates = list(rows), list(updates)
+        if not rows and not updates:
+            return
+        with self.engine.begin() as conn:
+            if rows:
+                conn.execute(self._insert_ignore(decisions), rows)
+            for decision_id, fields in updates:
+                conn.execute(decisions.update().where(decisions.c.id == decision_id)
+                             .values(**fields))
+
+    def _insert_ignore(self, table: sa.Table) -> Any:
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            return sqlite_insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert(table).on_conflict_do_nothing()
+
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(decisions).where(decisions.c.id == decision_id)).first()
+        return dict(row._mapping) if row is not None else None
+
+    def list_decisions(self, *, limit: int = 100, tool: str | None = None
+                       ) -> list[dict[str, Any]]:
+        query = sa.select(decisions).order_by(decisions.c.created_at.desc()).limit(limit)
+        if tool:
+            query = query.where(decisions.c.tool_name == tool)
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["Store", "metadata", "sqlite_url"]
