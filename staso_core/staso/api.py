@@ -1,0 +1,89 @@
+"""The module-level API (``import staso as st``): one process-wide client."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .client import Client
+from .models import Escalation, GuardResult
+from .settings import Settings
+
+_client: Client | None = None
+_lock = threading.Lock()
+
+
+def init(api_key: str | None = None, agent_name: str | None = None, *,
+         base_url: str | None = None, environment: str | None = None, policy: Any = None,
+         home: str | Path | None = None, fail_closed: bool | None = None,
+         guard_timeout: float | None = None, plugins: Iterable[Any] = ()) -> Client:
+    """Configure staso. Without ``base_url`` it runs embedded: no server needed."""
+    global _client
+    settings = Settings.resolve(api_key=api_key, agent_name=agent_name, base_url=base_url,
+                                environment=environment, policy=policy, home=home,
+                                fail_closed=fail_closed, guard_timeout=guard_timeout,
+                                plugins=plugins)
+    client = Client(settings)
+    with _lock:
+        previous, _client = _client, client
+    if previous is not None:
+        previous.shutdown()
+    return client
+
+
+def get_client() -> Client:
+    """The current client, initialised from the environment on first use."""
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                _client = Client(Settings.resolve())
+    return _client
+
+
+def guard(tool_name: str, tool_input: dict[str, Any], *, context: dict[str, Any] | None = None,
+          wait_for_escalation: bool = False, escalation_poll_interval: float = 3.0,
+          escalation_timeout: float = 300.0, timeout: float | None = None,
+          fail_closed: bool | None = None) -> GuardResult:
+    """Decide on a tool call before it runs: allow, block, modify or escalate."""
+    return get_client().guard(
+        tool_name, tool_input, context=context, wait_for_escalation=wait_for_escalation,
+        escalation_poll_interval=escalation_poll_interval,
+        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed)
+
+
+async def aguard(tool_name: str, tool_input: dict[str, Any], *,
+                 context: dict[str, Any] | None = None, wait_for_escalation: bool = False,
+                 escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
+                 timeout: float | None = None, fail_closed: bool | None = None) -> GuardResult:
+    """``guard`` for asyncio code; never blocks the event loop."""
+    return await get_client().aguard(
+        tool_name, tool_input, context=context, wait_for_escalation=wait_for_escalation,
+        escalation_poll_interval=escalation_poll_interval,
+        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed)
+
+
+def get_escalation(escalation_id: str) -> Escalation:
+    return get_client().get_escalation(escalation_id)
+
+
+def approve(escalation_id: str, *, by: str, comment: str | None = None,
+            modified_input: dict[str, Any] | None = None) -> Escalation:
+    """Approve an escalation (optionally with an edited input). Refused once expired."""
+    return get_client().approve(escalation_id, by=by, comment=comment,
+                                modified_input=modified_input)
+
+
+def deny(escalation_id: str, *, by: str, comment: str | None = None) -> Escalation:
+    return get_client().deny(escalation_id, by=by, comment=comment)
+
+
+def shutdown() -> None:
+    """Flush the decision log and close. Idempotent; also runs at exit."""
+    global _client
+    with _lock:
+        client, _client = _client, None
+    if client is not None:
+        client.shutdown()

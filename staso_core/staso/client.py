@@ -1,0 +1,249 @@
+"""The client: one per ``st.init``. Builds requests, runs the guard flow on a transport,
+turns failures into fail-closed decisions, and keeps the decision log."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Generator
+from dataclasses import replace
+from typing import Any
+
+from .conversation import current_context
+from .errors import InvalidToolInput, StasoError
+from .jsonutil import check_json, encoded_size
+from .models import Escalation, GuardRequest, GuardResult
+from .resolution import escalation_flow
+from .settings import Settings
+from .transports.base import Transport
+
+log = logging.getLogger("staso")
+Flow = Generator[tuple[Any, ...], Any, tuple[GuardResult, bool]]
+_ASYNC_STEPS = {"decide": "adecide", "wait": "await_", "expire": "aexpire", "claim": "aclaim"}
+
+
+def new_decision_id() -> str:
+    return "dec_" + secrets.token_hex(12)
+
+
+def _build_transport(settings: Settings) -> Transport:
+    if settings.remote:
+        raise StasoError("remote mode (base_url) is not available in this build yet; "
+                         "unset STASO_BASE_URL to guard in-process")
+    from .plugins import make_plugin_manager
+    from .service import DecisionService, load_any_policy
+    from .store import Store, sqlite_url
+    from .transports.embedded import EmbeddedTransport
+
+    pm = make_plugin_manager(settings.plugins)
+    policy = load_any_policy(settings.policy, pm)
+    store = Store(sqlite_url(settings.home))
+    return EmbeddedTransport(DecisionService(store, policy, pm))
+
+
+class Client:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.resolve()
+        self.transport = _build_transport(self.settings)
+        self._closed = False
+        self._lock = threading.Lock()
+        atexit.register(self.shutdown)
+
+    # -- building requests ------------------------------------------------------------------
+    def _request(self, tool_name: str, tool_input: Any, context: dict[str, Any] | None,
+                 wait: bool, escalation_timeout: float) -> tuple[GuardRequest, int]:
+        if not isinstance(tool_name, str) or not tool_name:
+            raise InvalidToolInput(f"tool_name must be a non-empty string, not {tool_name!r}")
+        size = encoded_size(tool_input)
+        merged = current_context()
+        if context:
+            if not isinstance(context, dict):
+                raise InvalidToolInput(f"context must be a dict, not {type(context).__name__}")
+            check_json(context, "context")
+            merged.update(context)
+        request = GuardRequest(
+            tool_name=tool_name, tool_input=tool_input, decision_id=new_decision_id(),
+            agent_name=self.settings.agent_name, environment=self.settings.environment,
+            context=merged, wait=wait, escalation_timeout=escalation_timeout)
+        return request, size
+
+    def _too_large(self, request: GuardRequest, size: int) -> GuardResult:
+        limit = self.settings.max_input_bytes
+        return GuardResult(
+            action="block", rule_name="staso/input_too_large", severity="high",
+            reason=f"tool_input is {size:,} bytes of JSON, over the {limit:,}-byte limit",
+            decision_id=request.decision_id, tool_name=request.tool_name)
+
+    def _failure(self, request: GuardRequest, exc: BaseException, fail_closed: bool,
+                 escalating: bool) -> GuardResult:
+        kind = type(exc).__name__
+        log.error("staso: no decision for %r (%s: %s)", request.tool_name, kind, exc)
+        if fail_closed or escalating:  # an escalation never degrades to allow
+            why = "an escalation cannot fall back to allow" if escalating and not fail_closed \
+                else "failing closed"
+            return GuardResult(action="block", severity="high", rule_name="staso/unavailable",
+                               reason=f"staso could not decide ({kind}: {exc}); {why}",
+                               decision_id=request.decision_id, tool_name=request.tool_name)
+        return GuardResult(action="allow", reason="", decision_id=request.decision_id,
+                           tool_name=request.tool_name)
+
+    # -- the flow -------------------------------------------------------------------------
+    @staticmethod
+    def _flow(request: GuardRequest, deadline: float, poll: float) -> Flow:
+        result = yield ("decide", request)
+        if result.action != "escalate" or not request.wait:
+            return result, False
+        yield ("finish", request, result, False)  # the pending decision is logged at once
+        result = yield from escalation_flow(request, result, deadline, poll)
+        return result, True
+
+    def _step(self, op: tuple[Any, ...]) -> Any:
+        if op[0] == "finish":
+            return self.transport.finish(op[1], op[2], logged=op[3])
+        return getattr(self.transport, op[0])(*op[1:])
+
+    async def _astep(self, op: tuple[Any, ...]) -> Any:
+        name = _ASYNC_STEPS.get(op[0])
+        if name is None:
+            return self._step(op)
+        return await getattr(self.transport, name)(*op[1:])
+
+    def _prepare(self, tool_name: str, tool_input: Any, context: dict[str, Any] | None,
+                 wait: bool, poll: float, escalation_timeout: float
+                 ) -> tuple[GuardRequest, GuardResult | None, Flow | None]:
+        if self._closed:
+            raise StasoError("this staso client was shut down; call st.init() again")
+        if wait and (poll <= 0 or escalation_timeout <= 0):
+            raise ValueError("escalation_poll_interval and escalation_timeout must be > 0")
+        request, size = self._request(tool_name, tool_input, context, wait, escalation_timeout)
+        if not self.settings.enabled:
+            return request, GuardResult(action="allow", decision_id=request.decision_id,
+                                        tool_name=tool_name), None
+        if size > self.settings.max_input_bytes:
+            truncated = replace(request, tool_input={"_truncated": f"{size} bytes"})
+            return truncated, self._too_large(request, size), None
+        deadline = time.time() + escalation_timeout
+        return request, None, self._flow(request, deadline, poll)
+
+    def _complete(self, request: GuardRequest, result: GuardResult, logged: bool,
+                  started: float) -> GuardResult:
+        result = replace(result, decision_id=request.decision_id,
+                         latency_ms=(time.perf_counter() - started) * 1000)
+        if self.settings.enabled:
+            self.transport.finish(request, result, logged=logged)
+        return result
+
+    def guard(self, tool_name: str, tool_input: dict[str, Any], *,
+              context: dict[str, Any] | None = None, wait_for_escalation: bool = False,
+              escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
+              timeout: float | None = None, fail_closed: bool | None = None) -> GuardResult:
+        """Decide on one tool call before it runs (SPEC §3–§4)."""
+        started = time.perf_counter()
+        request, ready, flow = self._prepare(tool_name, tool_input, context,
+                                             wait_for_escalation, escalation_poll_interval,
+                                             escalation_timeout)
+        logged, escalating = False, False
+        if ready is not None:
+            return self._complete(request, ready, logged, started)
+        assert flow is not None
+        value: Any = None
+        try:
+            while True:
+                op = flow.send(value)
+                escalating = escalating or op[0] == "wait"
+                value = self._step(op)
+        except StopIteration as stop:
+            result, logged = stop.value
+        except InvalidToolInput:
+            raise
+        except Exception as exc:
+            result = self._failure(request, exc, self._fail_closed(fail_closed), escalating)
+        return self._complete(request, result, logged, started)
+
+    async def aguard(self, tool_name: str, tool_input: dict[str, Any], *,
+                     context: dict[str, Any] | None = None, wait_for_escalation: bool = False,
+                     escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
+                     timeout: float | None = None, fail_closed: bool | None = None
+                     ) -> GuardResult:
+        """``guard`` for asyncio: waits await, and no disk I/O runs on the event loop."""
+        started = time.perf_counter()
+        request, ready, flow = self._prepare(tool_name, tool_input, context,
+                                             wait_for_escalation, escalation_poll_interval,
+                                             escalation_timeout)
+        logged, escalating = False, False
+        if ready is not None:
+            return self._complete(request, ready, logged, started)
+        assert flow is not None
+        value: Any = None
+        try:
+            while True:
+                op = flow.send(value)
+                escalating = escalating or op[0] == "wait"
+                value = await self._astep(op)
+        except StopIteration as stop:
+            result, logged = stop.value
+        except InvalidToolInput:
+            raise
+        except Exception as exc:
+            result = self._failure(request, exc, self._fail_closed(fail_closed), escalating)
+        return self._complete(request, result, logged, started)
+
+    def _fail_closed(self, override: bool | None) -> bool:
+        return self.settings.fail_closed if override is None else override
+
+    # -- tool call records ------------------------------------------------------------------
+    def record_execution(self, *, decision_id: str | None, tool_name: str,
+                         tool_input: dict[str, Any], fields: dict[str, Any]) -> str:
+        """Record a tool's execution: on its guard decision, or as an unguarded call."""
+        if decision_id is not None:
+            self.transport.record_execution(None, decision_id, fields)
+            return decision_id
+        request = GuardRequest(tool_name=tool_name, tool_input=tool_input,
+                               decision_id=new_decision_id(),
+                               agent_name=self.settings.agent_name,
+                               environment=self.settings.environment,
+                               context=current_context())
+        self.transport.record_execution(request, request.decision_id, fields)
+        return request.decision_id
+
+    # -- escalations ------------------------------------------------------------------------
+    def get_escalation(self, escalation_id: str) -> Escalation:
+        return self.transport.get_escalation(escalation_id)
+
+    def list_escalations(self, **filters: Any) -> list[Escalation]:
+        return self.transport.list_escalations(**filters)
+
+    def approve(self, escalation_id: str, *, by: str, comment: str | None = None,
+                modified_input: dict[str, Any] | None = None) -> Escalation:
+        if modified_input is not None:
+            encoded_size(modified_input)
+        return self.transport.resolve(escalation_id, status="approved", by=_who(by),
+                                      comment=comment, modified_input=modified_input)
+
+    def deny(self, escalation_id: str, *, by: str, comment: str | None = None) -> Escalation:
+        return self.transport.resolve(escalation_id, status="denied", by=_who(by),
+                                      comment=comment, modified_input=None)
+
+    def flush(self) -> None:
+        self.transport.flush()
+
+    def shutdown(self) -> None:
+        """Flush the decision log and close; safe to call more than once."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self.transport.close()
+        finally:
+            atexit.unregister(self.shutdown)
+
+
+def _who(by: str) -> str:
+    if not isinstance(by, str) or not by.strip():
+        raise ValueError("'by' must name the person answering (e.g. by='alice')")
+    return by.strip()
+

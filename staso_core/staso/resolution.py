@@ -1,0 +1,64 @@
+"""How an answered escalation becomes a decision (SPEC §4's waiting table), and the
+escalation flow that sync and async callers both drive."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import replace
+from typing import Any
+
+from .models import TIMEOUT_REASON, Escalation, GuardRequest, GuardResult
+
+
+def result_from_escalation(esc: Escalation, base: GuardResult) -> GuardResult:
+    """approved → allow (modify with an edit), denied → block with the comment, timeout → block."""
+    common = {"escalation_id": esc.id, "escalation_status": esc.status,
+              "rule_name": esc.rule_name or base.rule_name}
+    if esc.status == "approved":
+        edited = esc.modified_input if esc.modified_input is not None else esc.proposed_input
+        if edited is not None:
+            how = "edited input" if esc.modified_input is not None else "the policy's changes"
+            return replace(base, action="modify", modified_input=edited,
+                           reason=f"Approved by {esc.resolved_by} with {how}",
+                           modifications=base.modifications or [
+                               {"field": "*", "reason": f"edited by {esc.resolved_by}"}],
+                           **common)
+        return replace(base, action="allow", reason="", modified_input=None, modifications=[],
+                       **common)
+    if esc.status == "denied":
+        comment = f": {esc.comment}" if esc.comment else ""
+        return replace(base, action="block", reason=f"Denied by {esc.resolved_by}{comment}",
+                       modified_input=None, **common)
+    return replace(base, action="block", reason=TIMEOUT_REASON, modified_input=None,
+                   **{**common, "escalation_status": "timeout"})
+
+
+Step = tuple[Any, ...]
+
+
+def escalation_flow(request: GuardRequest, first: GuardResult, deadline: float,
+                    poll_interval: float) -> Generator[Step, Any, GuardResult]:
+    """Wait for a person's answer, yielding transport steps; return the final decision.
+
+    Steps: ``("wait", id, deadline, poll)`` → Escalation; ``("expire", id)`` → Escalation;
+    ``("claim", id, decision_id)`` → bool; ``("decide", request)`` → GuardResult.
+    An approval is single use: if another identical call used it first, this call asks again.
+    """
+    result, attempt = first, 0
+    while True:
+        assert result.escalation_id is not None
+        esc = yield ("wait", result.escalation_id, deadline, poll_interval)
+        if esc.status == "pending":
+            esc = yield ("expire", esc.id)
+        if esc.status in ("approved", "denied"):
+            if (yield ("claim", esc.id, request.decision_id)):
+                return result_from_escalation(esc, result)
+        elif esc.status == "pending" or time.time() >= deadline:
+            return result_from_escalation(replace(esc, status="timeout"), result)
+        if time.time() >= deadline:
+            return result_from_escalation(replace(esc, status="timeout"), result)
+        attempt += 1  # timed out early or used by another call: ask again
+        result = yield ("decide", replace(request, decision_id=f"{request.decision_id}.{attempt}"))
+        if result.action != "escalate":
+            return result

@@ -1,0 +1,213 @@
+"""The decision service: policy, plugins, escalations and the decision log together.
+
+Embedded mode calls it in-process; ``staso serve`` calls the same code behind HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from .decision_log import DecisionLog
+from .errors import PolicyError
+from .jsonutil import fingerprint
+from .models import STRICTNESS, Escalation, GuardRequest, GuardResult, RuleResult
+from .policy import Engine, Policy, load_policy, load_policy_text
+from .policy.engine import Evaluation
+from .policy.model import RulePack
+from .resolution import result_from_escalation
+from .store import Store
+from .waiting import ChangeNotifier
+
+log = logging.getLogger("staso")
+DEFAULT_POLICY = Path(__file__).parent / "policy" / "default.yaml"
+_RECENT_LIMIT = 10_000
+
+
+def collect_packs(pm: pluggy.PluginManager) -> dict[str, RulePack]:
+    return {pack.name: pack for packs in pm.hook.staso_rule_packs() for pack in packs or ()}
+
+
+def collect_functions(pm: pluggy.PluginManager) -> dict[str, Callable[..., Any]]:
+    return {k: v for funcs in pm.hook.staso_cel_functions() for k, v in (funcs or {}).items()}
+
+
+def load_any_policy(policy: Any, pm: pluggy.PluginManager, **kwargs: Any) -> Policy:
+    """A Policy, a path to YAML, YAML text, or None (the built-in default)."""
+    if isinstance(policy, Policy):
+        return policy
+    packs, functions = collect_packs(pm), collect_functions(pm)
+    if policy is None:
+        return load_policy(DEFAULT_POLICY, packs=packs, functions=functions, **kwargs)
+    if isinstance(policy, Path) or (isinstance(policy, str) and "\n" not in policy
+                                    and policy.strip().endswith((".yaml", ".yml"))):
+        return load_policy(policy, packs=packs, functions=functions, **kwargs)
+    if isinstance(policy, str):
+        return load_policy_text(policy, packs=packs, functions=functions, **kwargs)
+    raise PolicyError(f"policy must be a path, YAML text or a Policy, not {type(policy).__name__}")
+
+
+def _decision_row(item: tuple[GuardRequest, GuardResult, float]) -> dict[str, Any]:
+    request, result, created_at = item
+    return {
+        "id": request.decision_id, "created_at": created_at, "agent_name": request.agent_name,
+        "environment": request.environment, "tool_name": request.tool_name,
+        "tool_input": request.tool_input, "context": request.context,
+        "action": result.action, "reason": result.reason, "rule_name": result.rule_name,
+        "severity": result.severity, "results": [r.to_dict() for r in result.results],
+        "rules_triggered": list(result.rules_triggered),
+        "modified_input": result.modified_input, "modifications": result.modifications,
+        "escalation_id": result.escalation_id, "escalation_status": result.escalation_status,
+        "latency_ms": result.latency_ms,
+    }
+
+
+class DecisionService:
+    def __init__(self, store: Store, policy: Policy, pm: pluggy.PluginManager) -> None:
+        self.store = store
+        self.pm = pm
+        self.policy = policy
+        self.engine = Engine(policy, collect_functions(pm))
+        self.log = DecisionLog(store)
+        self.notifier = ChangeNotifier(store.sqlite_path)
+        self._recent: OrderedDict[str, GuardResult] = OrderedDict()
+        self._recent_lock = threading.Lock()
+        hooks = pm.hook
+        # only call hooks someone implements: an empty hook call still costs microseconds
+        self._before = hooks.staso_before_guard if hooks.staso_before_guard.get_hookimpls() \
+            else None
+        self._after = hooks.staso_after_guard if hooks.staso_after_guard.get_hookimpls() else None
+        self._evaluate = hooks.staso_evaluate if hooks.staso_evaluate.get_hookimpls() else None
+
+    # -- deciding -----------------------------------------------------------------------
+    def evaluate(self, request: GuardRequest) -> GuardResult:
+        """The policy's (and plugins') decision, before any escalation is stored."""
+        if self._before is not None:
+            self._before(request=request)
+        ev = self.engine.evaluate(request.tool_name, request.tool_input, request.context)
+        if self._evaluate is not None:
+            verdict = self._evaluate(request=request)
+            if verdict is not None:
+                ev = self._merge(ev, verdict)
+        return GuardResult(
+            action=ev.action, reason=ev.reason, rule_name=ev.rule_name, severity=ev.severity,
+            results=ev.results, rules_triggered=ev.rules_triggered,
+            modified_input=ev.modified_input, modifications=ev.modifications,
+            decision_id=request.decision_id, tool_name=request.tool_name,
+            escalation_status="pending" if ev.action == "escalate" else None)
+
+    @staticmethod
+    def _merge(ev: Evaluation, verdict: RuleResult | dict[str, Any]) -> Evaluation:
+        if isinstance(verdict, dict):
+            verdict = RuleResult.from_dict({"passed": False, "rule_name": "plugin", **verdict})
+        ev.results.append(verdict)
+        if verdict.passed:
+            return ev
+        ev.rules_triggered.append(verdict.rule_name)
+        if verdict.mode != "audit" and STRICTNESS[verdict.action] > STRICTNESS[ev.action]:
+            ev.action, ev.reason = verdict.action, verdict.reason
+            ev.rule_name, ev.severity = verdict.rule_name, verdict.severity
+            if verdict.action == "block":
+                ev.modified_input = None
+        return ev
+
+    def recent(self, decision_id: str) -> GuardResult | None:
+        with self._recent_lock:
+            return self._recent.get(decision_id)
+
+    def escalate(self, request: GuardRequest, result: GuardResult) -> GuardResult:
+        """Store (or join, or use up) the escalation for an escalate decision. Durable on return."""
+        now = time.time()
+        ttl = self.policy.escalation_ttl
+        expires_at = now + (request.escalation_timeout if request.wait else ttl)
+        esc, how = self.store.open_escalation(
+            fingerprint=fingerprint(request.agent_name, request.tool_name, request.tool_input),
+            decision_id=request.decision_id, expires_at=expires_at, claim_window=ttl, now=now,
+            values={"agent_name": request.agent_name, "environment": request.environment,
+                    "tool_name": request.tool_name, "tool_input": request.tool_input,
+                    "context": request.context, "rule_name": result.rule_name,
+                    "reason": result.reason, "severity": result.severity,
+                    "proposed_input": result.modified_input, "_extend": request.wait})
+        if how == "created":
+            self.notifier.changed()
+            self.pm.hook.staso_escalation_created(escalation=esc)
+        if how == "claimed":
+            return result_from_escalation(esc, result)
+        return replace(result, escalation_id=esc.id, escalation_status=esc.status,
+                       modified_input=None)
+
+    def finish(self, request: GuardRequest, result: GuardResult, *, logged: bool = False
+               ) -> GuardResult:
+        """Remember, log and announce a decision."""
+        with self._recent_lock:
+            self._recent[request.decision_id] = result
+            if len(self._recent) > _RECENT_LIMIT:
+                self._recent.popitem(last=False)
+        if logged:
+            self.log.update(request.decision_id, {
+                "action": result.action, "reason": result.reason, "rule_name": result.rule_name,
+                "modified_input": result.modified_input, "modifications": result.modifications,
+                "escalation_id": result.escalation_id,
+                "escalation_status": result.escalation_status, "latency_ms": result.latency_ms})
+        else:
+            self.log.add(_decision_row, (request, result, time.time()))
+        if self._after is not None:
+            self._after(request=request, result=result)
+        return result
+
+    def decide(self, request: GuardRequest) -> GuardResult:
+        """evaluate + escalate: one call's first answer (no waiting)."""
+        previous = self.recent(request.decision_id)
+        if previous is not None:
+            return previous
+        result = self.evaluate(request)
+        if result.action == "escalate":
+            result = self.escalate(request, result)
+        return result
+
+    # -- escalations --------------------------------------------------------------------
+    def get_escalation(self, escalation_id: str) -> Escalation:
+        return self.store.get_escalation(escalation_id)
+
+    def list_escalations(self, **filters: Any) -> list[Escalation]:
+        return self.store.list_escalations(**filters)
+
+    def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
+                modified_input: dict[str, Any] | None = None) -> Escalation:
+        esc = self.store.resolve(escalation_id, status=status, by=by, comment=comment,
+                                 modified_input=modified_input)
+        self.notifier.changed()
+        self.pm.hook.staso_escalation_resolved(escalation=esc)
+        return esc
+
+    def wait(self, escalation_id: str, deadline: float, poll_interval: float) -> Escalation:
+        """Block until the escalation is answered or ``deadline``; checks at least every
+        ``poll_interval`` seconds and wakes early on any change."""
+        while True:
+            version = self.notifier.version
+            esc = self.store.get_escalation(escalation_id)
+            remaining = deadline - time.time()
+            if esc.status != "pending" or remaining <= 0:
+                return esc
+            self.notifier.wait(version, min(poll_interval, remaining))
+
+    def expire(self, escalation_id: str) -> Escalation:
+        esc = self.store.expire(escalation_id)
+        if esc.status == "timeout":
+            self.pm.hook.staso_escalation_resolved(escalation=esc)
+        return esc
+
+    def claim(self, escalation_id: str, decision_id: str) -> bool:
+        return self.store.claim(escalation_id, decision_id)
+
+    def close(self) -> None:
+        self.log.close()
+        self.store.close()
