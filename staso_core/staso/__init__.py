@@ -13,13 +13,13 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "init": "api", "guard": "api", "aguard": "api", "get_escalation": "api",
     "approve": "api", "deny": "api", "shutdown": "api", "get_client": "api",
-    "tool": "tool", "conversation": "conversation",
+    "tool": "tools", "conversation": "conversations",
     "Client": "client", "Settings": "settings",
     "GuardResult": "models", "RuleResult": "models", "Escalation": "models",
     "GuardRequest": "models",
     "StasoError": "errors", "GuardBlocked": "errors", "EscalationPending": "errors",
     "InvalidToolInput": "errors", "PolicyError": "errors", "EscalationNotFound": "errors",
-    "EscalationConflict": "errors", "StoreUnavailable": "errors", "GuardFailure": "errors",
+    "EscalationConflict": "errors", "EscalationUnavailable": "errors", "StoreUnavailable": "errors", "GuardFailure": "errors",
     "hookimpl": "hookspecs", "hookspec": "hookspecs",
     "Outcome": "outcome", "decide_outcome": "outcome",
 }
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .api import (aguard, approve, deny, get_client, get_escalation, guard, init,
                       shutdown)
     from .client import Client
-    from .conversation import conversation
+    from .conversations import conversation
     from .errors import (EscalationConflict, EscalationNotFound, EscalationPending,
                          GuardBlocked, GuardFailure, InvalidToolInput, PolicyError, StasoError,
                          StoreUnavailable)
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .models import Escalation, GuardRequest, GuardResult, RuleResult
     from .outcome import Outcome, decide_outcome
     from .settings import Settings
-    from .tool import tool
+    from .tools import tool
 
 
 def __getattr__(name: str) -> Any:

@@ -12,8 +12,8 @@ from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
 
-from .conversation import current_context
-from .errors import InvalidToolInput, StasoError
+from .conversations import current_context
+from .errors import EscalationUnavailable, InvalidToolInput, StasoError
 from .jsonutil import check_json, encoded_size
 from .models import Escalation, GuardRequest, GuardResult
 from .resolution import escalation_flow
@@ -160,6 +160,7 @@ class Client:
         except InvalidToolInput:
             raise
         except Exception as exc:
+            escalating = escalating or isinstance(exc, EscalationUnavailable)
             result = self._failure(request, exc, self._fail_closed(fail_closed), escalating)
         return self._complete(request, result, logged, started)
 
@@ -188,6 +189,7 @@ class Client:
         except InvalidToolInput:
             raise
         except Exception as exc:
+            escalating = escalating or isinstance(exc, EscalationUnavailable)
             result = self._failure(request, exc, self._fail_closed(fail_closed), escalating)
         return self._complete(request, result, logged, started)
 

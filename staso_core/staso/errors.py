@@ -43,6 +43,10 @@ class StoreUnavailable(StasoError):
     """The decision store could not be read or written."""
 
 
+class EscalationUnavailable(StoreUnavailable):
+    """The policy said escalate but the escalation could not be stored: never allow."""
+
+
 class GuardFailure(StasoError):
     """No decision could be had (server unreachable, timeout, 5xx, malformed answer)."""
 

@@ -17,7 +17,7 @@ from typing import Any
 import pluggy
 
 from .decision_log import DecisionLog
-from .errors import PolicyError
+from .errors import EscalationUnavailable, PolicyError
 from .jsonutil import fingerprint
 from .models import STRICTNESS, Escalation, GuardRequest, GuardResult, RuleResult
 from .policy import Engine, Policy, load_policy, load_policy_text
@@ -125,6 +125,12 @@ class DecisionService:
 
     def escalate(self, request: GuardRequest, result: GuardResult) -> GuardResult:
         """Store (or join, or use up) the escalation for an escalate decision. Durable on return."""
+        try:
+            return self._escalate(request, result)
+        except Exception as exc:
+            raise EscalationUnavailable(f"the escalation could not be stored: {exc}") from exc
+
+    def _escalate(self, request: GuardRequest, result: GuardResult) -> GuardResult:
         now = time.time()
         ttl = self.policy.escalation_ttl
         expires_at = now + (request.escalation_timeout if request.wait else ttl)

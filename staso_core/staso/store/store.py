@@ -234,7 +234,9 @@ class Store:
             return
         with self.engine.begin() as conn:
             if rows:
-                conn.execute(self._insert_ignore(decisions), rows)
+                columns = [c.name for c in decisions.columns]
+                conn.execute(self._insert_ignore(decisions),
+                             [{c: row.get(c) for c in columns} for row in rows])
             for decision_id, fields in updates:
                 conn.execute(decisions.update().where(decisions.c.id == decision_id)
                              .values(**fields))
