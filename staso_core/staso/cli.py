@@ -20,8 +20,7 @@ escalations_app = typer.Typer(help="List, show, approve and deny escalations.",
 policy_app = typer.Typer(help="Check and test policies.", no_args_is_help=True)
 app.add_typer(escalations_app, name="escalations")
 app.add_typer(policy_app, name="policy")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
 
 
 def _service() -> Any:
@@ -36,7 +35,7 @@ def _service() -> Any:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    typer.echo(message, err=True)  # one unwrapped line: file:line: message
     raise typer.Exit(code)
 
 
@@ -163,7 +162,7 @@ def policy_test(file: Path) -> None:
     out.print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed", markup=False)
     if failed or not outcomes:
         if not outcomes:
-            err.print("no policy tests found", markup=False)
+            typer.echo("no policy tests found", err=True)
         raise typer.Exit(1)
 
 

@@ -1,0 +1,86 @@
+"""Plugins through the ``staso`` entry-point group (SPEC §9)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import staso as st
+
+PLUGIN = '''
+import staso
+
+events = []
+
+@staso.hookimpl
+def staso_cel_functions():
+    return {"is_vip": lambda customer: customer.startswith("vip_")}
+
+@staso.hookimpl
+def staso_evaluate(request):
+    if request.tool_name == "launch_missiles":
+        return staso.RuleResult(rule_name="testplugin/no_missiles", passed=False,
+                                action="block", reason="not today", severity="critical")
+    if request.tool_name == "lookup":
+        return staso.RuleResult(rule_name="testplugin/lenient", passed=False, action="allow")
+    return None
+
+@staso.hookimpl
+def staso_after_guard(request, result):
+    events.append(("after", request.tool_name, result.action))
+
+@staso.hookimpl
+def staso_escalation_created(escalation):
+    events.append(("created", escalation.id))
+
+@staso.hookimpl
+def staso_escalation_resolved(escalation):
+    events.append(("resolved", escalation.id, escalation.status))
+'''
+
+
+def test_entry_point_plugin(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "staso_testplugin-0.1.dist-info").mkdir(parents=True)
+    (site / "staso_testplugin.py").write_text(PLUGIN)
+    (site / "staso_testplugin-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: staso-testplugin\nVersion: 0.1\n")
+    (site / "staso_testplugin-0.1.dist-info" / "entry_points.txt").write_text(
+        textwrap.dedent("[staso]\ntestplugin = staso_testplugin\n"))
+    monkeypatch.syspath_prepend(str(site))
+    client = st.init(home=tmp_path, policy="""version: 1
+rules:
+  - name: vip_refunds_escalate
+    when: is_vip(tool_input.customer)
+    action: escalate
+  - name: no_lookups_of_secrets
+    tools: [lookup]
+    when: tool_input.q == "secrets"
+    action: block
+""")
+    try:
+        plugin = sys.modules["staso_testplugin"]
+        assert "testplugin" in [n for n, _ in client.transport.service.pm.list_name_plugin()]
+        r = st.guard("launch_missiles", {})
+        assert (r.action, r.rule_name, r.reason) == ("block", "testplugin/no_missiles",
+                                                     "not today")
+        # a plugin can tighten but never loosen: the policy's block stands
+        assert st.guard("lookup", {"q": "secrets"}).action == "block"
+        r = st.guard("refund", {"customer": "vip_7"})
+        assert r.action == "escalate"
+        st.deny(r.escalation_id, by="m")
+        assert ("created", r.escalation_id) in plugin.events
+        assert ("resolved", r.escalation_id, "denied") in plugin.events
+        assert ("after", "launch_missiles", "block") in plugin.events
+    finally:
+        st.shutdown()
+
+
+def test_builtins_registered_through_hooks(tmp_path):
+    client = st.init(home=tmp_path)
+    try:
+        names = [n for n, _ in client.transport.service.pm.list_name_plugin()]
+        assert {"staso.builtins.rule_packs", "staso.builtins.cel_functions",
+                "staso.builtins.notifiers"} <= set(names)
+    finally:
+        st.shutdown()
