@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from staso.detectors import (find_pii, is_dangerous_shell, is_destructive_sql,
-                             is_protected_path, redact_pii)
+from staso.detectors import (
+    find_pii,
+    is_dangerous_shell,
+    is_destructive_sql,
+    is_protected_path,
+    redact_pii,
+)
 
 
 @pytest.mark.parametrize("cmd", [

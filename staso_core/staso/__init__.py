@@ -19,7 +19,8 @@ _EXPORTS = {
     "GuardRequest": "models",
     "StasoError": "errors", "GuardBlocked": "errors", "EscalationPending": "errors",
     "InvalidToolInput": "errors", "PolicyError": "errors", "EscalationNotFound": "errors",
-    "EscalationConflict": "errors", "EscalationUnavailable": "errors", "StoreUnavailable": "errors", "GuardFailure": "errors",
+    "EscalationConflict": "errors",
+    "EscalationUnavailable": "errors", "StoreUnavailable": "errors", "GuardFailure": "errors",
     "hookimpl": "hookspecs", "hookspec": "hookspecs",
     "Outcome": "outcome", "decide_outcome": "outcome",
 }
@@ -27,13 +28,20 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .api import (aguard, approve, deny, get_client, get_escalation, guard, init,
-                      shutdown)
+    from .api import aguard, approve, deny, get_client, get_escalation, guard, init, shutdown
     from .client import Client
     from .conversations import conversation
-    from .errors import (EscalationConflict, EscalationNotFound, EscalationPending,
-                         GuardBlocked, GuardFailure, InvalidToolInput, PolicyError, StasoError,
-                         StoreUnavailable)
+    from .errors import (
+        EscalationConflict,
+        EscalationNotFound,
+        EscalationPending,
+        GuardBlocked,
+        GuardFailure,
+        InvalidToolInput,
+        PolicyError,
+        StasoError,
+        StoreUnavailable,
+    )
     from .hookspecs import hookimpl, hookspec
     from .models import Escalation, GuardRequest, GuardResult, RuleResult
     from .outcome import Outcome, decide_outcome

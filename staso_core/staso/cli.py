@@ -47,7 +47,8 @@ def _age(seconds: float) -> str:
 
 
 @escalations_app.command("list")
-def escalations_list(status: Optional[str] = typer.Option(None, help="pending, approved, denied or timeout"),  # noqa: UP045
+def escalations_list(status: Optional[str] = typer.Option(  # noqa: UP045
+                         None, help="pending, approved, denied or timeout"),
                      as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """List escalations, newest first."""
     service = _service()
@@ -103,7 +104,7 @@ def _resolve(escalation_id: str, status: str, by: str, comment: str | None,
 @escalations_app.command("approve")
 def escalations_approve(escalation_id: str, by: str = typer.Option(..., help="who approves"),
                         comment: Optional[str] = typer.Option(None),  # noqa: UP045
-                        input: Optional[str] = typer.Option(  # noqa: UP045, A002
+                        input: Optional[str] = typer.Option(  # noqa: UP045
                             None, "--input", help="edited tool input as a JSON object")) -> None:
     """Approve an escalation (optionally with an edited input)."""
     modified = None

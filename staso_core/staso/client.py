@@ -140,7 +140,7 @@ class Client:
               context: dict[str, Any] | None = None, wait_for_escalation: bool = False,
               escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
               timeout: float | None = None, fail_closed: bool | None = None) -> GuardResult:
-        """Decide on one tool call before it runs (SPEC §3–§4)."""
+        """Decide on one tool call before it runs (SPEC §3 and §4)."""
         started = time.perf_counter()
         request, ready, flow = self._prepare(tool_name, tool_input, context,
                                              wait_for_escalation, escalation_poll_interval,

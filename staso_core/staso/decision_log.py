@@ -62,7 +62,7 @@ class DecisionLog:
         written = 0
         with self._write_lock:
             while self._queue:
-                items = []
+                items: list[tuple[str, Any, Any]] = []
                 while self._queue and len(items) < self._batch:
                     items.append(self._queue.popleft())
                 rows, updates = [], []

@@ -16,7 +16,7 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0) -> int:
     home = tempfile.mkdtemp(prefix="staso-demo-")
     st.init(agent_name="refund-agent", home=home)
     print(f"staso demo: embedded guard, store at {home}/staso.db\n")
-    calls = [
+    calls: list[tuple[str, dict[str, object]]] = [
         ("process_refund", {"customer_id": "c_17", "amount": 50}),
         ("run_sql", {"query": "DROP TABLE customers"}),
         ("send_email", {"to": "c_17@example.com",
@@ -33,10 +33,11 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0) -> int:
     first = st.guard("process_refund", big)
     print(f"process_refund({big}) -> {first.action.upper()} [{first.rule_name}] "
           f"escalation {first.escalation_id}")
+    escalation_id = first.escalation_id or ""
     if auto_approve:
         def approve() -> None:
             time.sleep(1.0)
-            st.approve(first.escalation_id, by="demo-manager", comment="ok for a loyal customer")
+            st.approve(escalation_id, by="demo-manager", comment="ok for a loyal customer")
         threading.Thread(target=approve, daemon=True).start()
         print("    --yes: approving in 1 s")
     else:

@@ -22,7 +22,7 @@ TIMEOUT_REASON = "Escalation poll timeout"
 
 class _Dictable:
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload, no-any-return]
+        return asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
@@ -84,7 +84,7 @@ class GuardResult(_Dictable):
         data = dict(data)
         data["results"] = [r if isinstance(r, RuleResult) else RuleResult.from_dict(r)
                            for r in data.get("results") or []]
-        return super().from_dict(data)  # type: ignore[no-any-return]
+        return super().from_dict(data)
 
 
 @dataclass(frozen=True)

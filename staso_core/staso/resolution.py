@@ -13,7 +13,7 @@ from .models import TIMEOUT_REASON, Escalation, GuardRequest, GuardResult
 
 def result_from_escalation(esc: Escalation, base: GuardResult) -> GuardResult:
     """approved → allow (modify with an edit), denied → block with the comment, timeout → block."""
-    common = {"escalation_id": esc.id, "escalation_status": esc.status,
+    common: dict[str, Any] = {"escalation_id": esc.id, "escalation_status": esc.status,
               "rule_name": esc.rule_name or base.rule_name}
     if esc.status == "approved":
         edited = esc.modified_input if esc.modified_input is not None else esc.proposed_input

@@ -108,6 +108,7 @@ class DecisionService:
     def _merge(ev: Evaluation, verdict: RuleResult | dict[str, Any]) -> Evaluation:
         if isinstance(verdict, dict):
             verdict = RuleResult.from_dict({"passed": False, "rule_name": "plugin", **verdict})
+        assert isinstance(verdict, RuleResult)
         ev.results.append(verdict)
         if verdict.passed:
             return ev

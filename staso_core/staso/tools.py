@@ -48,7 +48,7 @@ def _rebind(sig: inspect.Signature, bound: inspect.BoundArguments,
                    if p.kind is inspect.Parameter.VAR_KEYWORD), None)
     if var_kw:
         arguments[var_kw] = extra
-    rebound = inspect.BoundArguments(sig, arguments)  # type: ignore[arg-type]
+    rebound = inspect.BoundArguments(sig, arguments)
     return rebound.args, rebound.kwargs
 
 
@@ -74,7 +74,7 @@ def tool(name: str | Callable[..., Any] | None = None, *, guard: bool = False,
 
         tool_name = name or func.__name__
         sig = inspect.signature(func)
-        options = {"wait_for_escalation": wait_for_escalation, "context": context,
+        options: dict[str, Any] = {"wait_for_escalation": wait_for_escalation, "context": context,
                    "escalation_poll_interval": escalation_poll_interval,
                    "escalation_timeout": escalation_timeout}
 
@@ -135,6 +135,6 @@ def tool(name: str | Callable[..., Any] | None = None, *, guard: bool = False,
 
             wrapper = sync_wrapper
         wrapper.staso_tool_name = tool_name
-        return wrapper  # type: ignore[no-any-return]
+        return wrapper
 
     return decorate

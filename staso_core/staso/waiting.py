@@ -9,6 +9,7 @@ which changes whenever another connection commits: a watcher thread checks it ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from typing import Any
@@ -34,10 +35,8 @@ class ChangeNotifier:
             self._cond.notify_all()
             waiters = list(self._async)
         for loop, event in waiters:
-            try:
+            with contextlib.suppress(RuntimeError):  # that loop is closed
                 loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # that loop is closed
-                pass
 
     def wait(self, since: int, timeout: float) -> None:
         """Return when the version moves past ``since`` or ``timeout`` passes."""
@@ -56,10 +55,8 @@ class ChangeNotifier:
         self._enter()
         try:
             if self._version == since:
-                try:
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(event.wait(), timeout=max(timeout, 0))
-                except asyncio.TimeoutError:
-                    pass
         finally:
             self._leave()
             with self._cond:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..detectors import (find_pii, is_dangerous_shell, is_destructive_sql,
-                         is_protected_path)
+from ..detectors import find_pii, is_dangerous_shell, is_destructive_sql, is_protected_path
 from ..hookspecs import hookimpl
 from ..policy.model import ModifySpec, RulePack
 

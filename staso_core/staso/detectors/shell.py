@@ -13,7 +13,8 @@ _CRITICAL = re.compile(
     re.VERBOSE,
 )
 _SEPARATORS = re.compile(r"&&|\|\||;|\n|`|\$\(")
-_FORK_BOMB = re.compile(r":\s*\(\s*\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:|(\w+)\(\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}")
+_FORK_BOMB = re.compile(r":\s*\(\s*\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:|"
+                        r"(\w+)\(\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}")
 _PIPE_TO_SHELL = re.compile(
     r"\b(?:curl|wget|fetch)\b[^|\n]*\|\s*(?:sudo\s+)?(?:ba|z|k|da)?sh\b|"
     r"\b(?:ba|z)?sh\s+<\s*\(\s*(?:curl|wget)\b")
@@ -33,7 +34,7 @@ def _commands(text: str) -> list[list[str]]:
             except ValueError:
                 words = piece.split()
             while words and (words[0] in ("sudo", "doas", "nohup", "time", "exec", "command")
-                             or "=" in words[0] and not words[0].startswith("-")):
+                             or ("=" in words[0] and not words[0].startswith("-"))):
                 words = words[1:]
             if words:
                 parts.append(words)

@@ -27,7 +27,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
-class _Lines(dict):  # type: ignore[type-arg]
+class _Lines(dict):
     """A mapping that remembers the line of itself and of each key."""
 
     line: int = 0
@@ -44,10 +44,10 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
     out.line = node.start_mark.line + 1
     out.key_lines = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=True)
         if key in out:
             raise PolicyError(f"duplicate key {key!r}", line=key_node.start_mark.line + 1)
-        out[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+        out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[str(key)] = key_node.start_mark.line + 1
     return out
 
@@ -238,7 +238,7 @@ def load_policy_text(text: str, path: str = "<policy>", *,
     packs = packs if packs is not None else {}
     functions = functions if functions is not None else {}
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_Loader)
     except PolicyError as exc:
         raise PolicyError(exc.detail, path=path, line=exc.line) from None
     except yaml.MarkedYAMLError as exc:
@@ -327,7 +327,7 @@ def sibling_tests(path: str | Path, **kwargs: Any) -> list[PolicyTest]:
     for test_file in sorted(p.parent.glob(f"{p.stem}*.test.yaml")):
         text = test_file.read_text(encoding="utf-8")
         try:
-            data = yaml.load(text, Loader=_Loader)  # noqa: S506
+            data = yaml.load(text, Loader=_Loader)
         except yaml.YAMLError as exc:
             raise PolicyError(f"invalid YAML: {exc}", path=str(test_file)) from None
         if not isinstance(data, dict) or "tests" not in data:

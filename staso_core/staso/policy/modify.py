@@ -87,7 +87,8 @@ def apply_modify(data: dict[str, Any], spec: ModifySpec, rule_name: str
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ModifyError(f"cannot cap {path!r}: its value {value!r} is not a number")
         if value > limit:
-            parent[key] = type(value)(limit) if isinstance(value, int) and float(limit).is_integer() else limit
+            keep_int = isinstance(value, int) and float(limit).is_integer()
+            parent[key] = int(limit) if keep_int else limit
             changes.append({"field": path, "reason": f"capped {value} to {limit} ({rule_name})"})
     for path, value in spec.set.items():
         found = _get_parent(data, path, create=True)

@@ -18,7 +18,7 @@ class TestOutcome:
 
 
 def run_policy_tests(policy: Policy, path: str | Path | None = None,
-                     functions: dict | None = None) -> list[TestOutcome]:  # type: ignore[type-arg]
+                     functions: dict | None = None) -> list[TestOutcome]:
     from ..plugins import make_plugin_manager
     from ..service import collect_functions
 

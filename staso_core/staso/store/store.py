@@ -195,6 +195,7 @@ class Store:
                     return self._with(row, status=status, resolved_at=now, resolved_by=by,
                                       comment=comment, modified_input=modified_input)
                 row = conn.execute(sa.select(escalations).where(e.id == escalation_id)).first()
+        assert row is not None
         if expired:
             raise EscalationConflict(
                 f"escalation {escalation_id} expired at {time.ctime(row.expires_at)}; "
