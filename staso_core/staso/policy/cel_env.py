@@ -57,9 +57,16 @@ class ConditionRunner:
         self._local = threading.local()
 
     def context(self, variables: dict[str, Any]) -> Any:
-        ctx = getattr(self._local, "ctx", None)
+        local = self._local
+        ctx = getattr(local, "ctx", None)
         if ctx is None:
-            ctx = self._local.ctx = cel.Context(functions=self._functions)
+            ctx = local.ctx = cel.Context(functions=self._functions)
+            local.last = {}
+        last = local.last
         for name, value in variables.items():
+            # tool names and contexts repeat from call to call: convert them only on change
+            if name != "tool_input" and name in last and last[name] == value:
+                continue
             ctx.add_variable(name, value)
+            last[name] = value if name != "tool_input" else None
         return ctx

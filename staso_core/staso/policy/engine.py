@@ -35,6 +35,9 @@ class Engine:
         self.policy = policy
         self._runner = ConditionRunner(functions)
         self._by_tool: dict[str, tuple[list[Rule], frozenset[str]]] = {}
+        # a rule that did not match always reports the same thing: build that once
+        self._passed = {id(r): RuleResult(r.name, True, r.action, r.mode, "", r.severity)
+                        for r in policy.rules}
 
     def _rules_for(self, tool_name: str) -> tuple[list[Rule], frozenset[str]]:
         hit = self._by_tool.get(tool_name)
@@ -48,12 +51,11 @@ class Engine:
             hit = self._by_tool[tool_name] = (rules, variables)
         return hit
 
-    def _matches(self, rule: Rule, tool_name: str, tool_input: dict[str, Any],
-                 context: dict[str, Any], cel_ctx: Any) -> tuple[bool, str]:
+    def _matches(self, rule: Rule, strings: list[str], cel_ctx: Any) -> tuple[bool, str]:
         """Return (triggered, note). A condition that cannot be evaluated counts as a match."""
         if rule.detect is not None:
             detect = rule.detect
-            if not any(detect(text) for _, text in iter_strings(tool_input)):
+            if not any(detect(text) for text in strings):
                 return False, ""
         if rule.program is None:
             return True, ""
@@ -78,11 +80,16 @@ class Engine:
         if variables:
             values = {"tool_name": tool_name, "tool_input": tool_input, "context": context}
             cel_ctx = self._runner.context({v: values[v] for v in variables if v in values})
+        strings = [text for _, text in iter_strings(tool_input)] if any(
+            r.detect is not None for r in rules) else []
         ev = Evaluation()
         decider: Rule | None = None
         modifiers: list[Rule] = []
         for rule in rules:
-            triggered, note = self._matches(rule, tool_name, tool_input, context, cel_ctx)
+            triggered, note = self._matches(rule, strings, cel_ctx)
+            if not triggered and not note:
+                ev.results.append(self._passed[id(rule)])
+                continue
             reason = rule.reason if triggered else ""
             if note:
                 reason = f"{reason} [{note}]" if reason else note

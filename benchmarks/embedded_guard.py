@@ -1,0 +1,108 @@
+"""SPEC §13, embedded half: guard() latency on the allow path with a 50-rule policy, and the
+import time of ``staso``; each printed beside a baseline measured in the same run.
+
+Run: .venv/bin/python benchmarks/embedded_guard.py [--calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from pathlib import Path
+
+
+def fifty_rule_policy() -> str:
+    """50 rules like a real deployment: most name their tools, some apply to all, 4 packs."""
+    rules = []
+    for i in range(40):
+        rules.append(f"""  - name: tool_{i}_limit
+    tools: [tool_{i % 20}]
+    when: has(tool_input.amount) && tool_input.amount > {1000 + i}
+    action: escalate""")
+    for i in range(6):
+        rules.append(f"""  - name: global_{i}
+    when: tool_name.startsWith("admin_") && context.environment == "prod-{i}"
+    action: block""")
+    for pack in ("dangerous_shell", "destructive_sql", "protected_paths", "pii"):
+        rules.append(f"  - use: builtin/{pack}")
+    return "version: 1\nrules:\n" + "\n".join(rules) + "\n"
+
+
+def median_us(func, calls: int) -> float:
+    samples = []
+    for _ in range(calls):
+        t = time.perf_counter_ns()
+        func()
+        samples.append(time.perf_counter_ns() - t)
+    return statistics.median(samples) / 1000
+
+
+def bench_guard(calls: int) -> tuple[float, float]:
+    import staso as st
+
+    home = tempfile.mkdtemp(prefix="staso-bench-")
+    st.init(agent_name="bench", home=home, policy=fifty_rule_policy())
+    tool_input = {"customer_id": "c_17", "amount": 50, "note": "refund for a late delivery"}
+    for _ in range(500):  # warm up caches, the CEL context and the log thread
+        st.guard("tool_3", tool_input)
+    result = st.guard("tool_3", tool_input)
+    assert result.action == "allow", result
+    assert len(st.get_client().transport.service.policy.rules) == 50
+
+    def bare(tool_name: str, tool_input: dict) -> str:
+        return "allow"
+
+    baseline = median_us(lambda: bare("tool_3", tool_input), calls)
+    inputs = [{**tool_input, "amount": 10 + i % 900, "note": f"refund #{i}"}
+              for i in range(calls)]  # a fresh input each call: nothing is cached by identity
+    it = iter(inputs)
+    guarded = median_us(lambda: st.guard("tool_3", next(it)), calls)
+    st.shutdown()
+    return guarded, baseline
+
+
+def import_time(python: str, module: str, runs: int = 7) -> float:
+    """Median wall time of a fresh interpreter importing ``module`` minus one importing nothing."""
+    def run(code: str) -> float:
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            subprocess.run([python, "-c", code], check=True)
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+    return (run(f"import {module}") - run("pass")) * 1000
+
+
+def published_python() -> str:
+    """A scratch venv with the published staso 0.5.25, made by this benchmark."""
+    root = Path(tempfile.gettempdir()) / "staso-0.5.25-bench-venv"
+    python = root / "bin" / "python"
+    if not python.exists():
+        venv.create(root, with_pip=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "staso==0.5.25"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return str(python)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=20000)
+    args = parser.parse_args()
+    guarded, baseline = bench_guard(args.calls)
+    print(f"embedded guard() allow path, 50 rules: median {guarded:.1f} µs "
+          f"(target ≤ 50 µs) | bare function call: {baseline:.2f} µs | "
+          f"{'PASS' if guarded <= 50 else 'MISS'}")
+    ours = import_time(sys.executable, "staso")
+    theirs = import_time(published_python(), "staso")
+    verdict = "PASS" if ours <= 0.7 * theirs else "MISS"
+    print(f"import staso: {ours:.1f} ms | published staso 0.5.25: {theirs:.1f} ms | "
+          f"ratio {ours / theirs:.2f} (target ≤ 0.70) | {verdict}")
+
+
+if __name__ == "__main__":
+    main()
