@@ -147,28 +147,15 @@ class Client:
               escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
               timeout: float | None = None, fail_closed: bool | None = None) -> GuardResult:
         """Decide on one tool call before it runs (SPEC §3 and §4)."""
-        started = time.perf_counter()
-        request, ready, flow = self._prepare(tool_name, tool_input, context,
-                                             wait_for_escalation, escalation_poll_interval,
-                                             escalation_timeout)
-        logged, escalating = False, False
-        if ready is not None:
-            return self._complete(request, ready, logged, started)
-        assert flow is not None
-        value: Any = None
+        run = self._start(tool_name, tool_input, context, wait_for_escalation,
+                          escalation_poll_interval, escalation_timeout, fail_closed)
         try:
-            while True:
-                op = flow.send(value)
-                escalating = escalating or op[0] == "wait"
-                value = self._step(op)
-        except StopIteration as stop:
-            result, logged = stop.value
-        except InvalidToolInput:
-            raise
+            op = run.step(None)
+            while op is not None:
+                op = run.step(self._step(op))
         except Exception as exc:
-            escalating = escalating or isinstance(exc, EscalationUnavailable)
-            result = self._failure(request, exc, self._fail_closed(fail_closed), escalating)
-        return self._complete(request, result, logged, started)
+            run.failed(exc)
+        return self._finish(run)
 
     async def aguard(self, tool_name: str, tool_input: dict[str, Any], *,
                      context: dict[str, Any] | None = None, wait_for_escalation: bool = False,
@@ -176,28 +163,31 @@ class Client:
                      timeout: float | None = None, fail_closed: bool | None = None
                      ) -> GuardResult:
         """``guard`` for asyncio: waits await, and no disk I/O runs on the event loop."""
-        started = time.perf_counter()
-        request, ready, flow = self._prepare(tool_name, tool_input, context,
-                                             wait_for_escalation, escalation_poll_interval,
-                                             escalation_timeout)
-        logged, escalating = False, False
-        if ready is not None:
-            return self._complete(request, ready, logged, started)
-        assert flow is not None
-        value: Any = None
+        run = self._start(tool_name, tool_input, context, wait_for_escalation,
+                          escalation_poll_interval, escalation_timeout, fail_closed)
         try:
-            while True:
-                op = flow.send(value)
-                escalating = escalating or op[0] == "wait"
-                value = await self._astep(op)
-        except StopIteration as stop:
-            result, logged = stop.value
-        except InvalidToolInput:
-            raise
+            op = run.step(None)
+            while op is not None:
+                op = run.step(await self._astep(op))
         except Exception as exc:
-            escalating = escalating or isinstance(exc, EscalationUnavailable)
-            result = self._failure(request, exc, self._fail_closed(fail_closed), escalating)
-        return self._complete(request, result, logged, started)
+            run.failed(exc)
+        return self._finish(run)
+
+    def _start(self, tool_name: str, tool_input: Any, context: dict[str, Any] | None,
+               wait: bool, poll: float, escalation_timeout: float,
+               fail_closed: bool | None) -> _Run:
+        started = time.perf_counter()
+        request, ready, flow = self._prepare(tool_name, tool_input, context, wait, poll,
+                                             escalation_timeout)
+        return _Run(request, flow, ready, started, self._fail_closed(fail_closed))
+
+    def _finish(self, run: _Run) -> GuardResult:
+        if run.error is not None:
+            if isinstance(run.error, InvalidToolInput):
+                raise run.error
+            run.result = self._failure(run.request, run.error, run.fail_closed, run.escalating)
+        assert run.result is not None
+        return self._complete(run.request, run.result, run.logged, run.started)
 
     def _fail_closed(self, override: bool | None) -> bool:
         return self.settings.fail_closed if override is None else override
@@ -248,6 +238,33 @@ class Client:
             self.transport.close()
         finally:
             atexit.unregister(self.shutdown)
+
+
+class _Run:
+    """One guard call in progress: drives the flow generator and remembers how it ended."""
+
+    def __init__(self, request: GuardRequest, flow: Flow | None, ready: GuardResult | None,
+                 started: float, fail_closed: bool) -> None:
+        self.request, self.flow, self.result = request, flow, ready
+        self.started, self.fail_closed = started, fail_closed
+        self.logged = self.escalating = False
+        self.error: Exception | None = None
+
+    def step(self, value: Any) -> tuple[Any, ...] | None:
+        """The next transport step, or None once the flow has a result."""
+        if self.flow is None:
+            return None
+        try:
+            op = self.flow.send(value)
+        except StopIteration as stop:
+            self.result, self.logged = stop.value
+            return None
+        self.escalating = self.escalating or op[0] == "wait"
+        return op
+
+    def failed(self, exc: Exception) -> None:
+        self.error = exc
+        self.escalating = self.escalating or isinstance(exc, EscalationUnavailable)
 
 
 def _who(by: str) -> str:
