@@ -25,6 +25,11 @@ _DISK_WRITE = re.compile(
     r"\bshred\b[^|;\n]*/dev/|\bwipefs\b")
 
 
+# Every pattern below needs one of these tokens; text without any is skipped in one search.
+_GATE = re.compile(r"rm|ch(?:mod|own|grp)|\bdd\b|mkfs|/dev/|shred|wipefs|curl|wget|fetch|"
+                   r"\(\s*\)")
+
+
 def _commands(text: str) -> list[list[str]]:
     parts = []
     for chunk in _SEPARATORS.split(text):
@@ -66,7 +71,7 @@ def _is_open_permissions(words: list[str]) -> bool:
 
 def is_dangerous_shell(text: str) -> bool:
     """True when ``text`` holds a shell command that can destroy or open up a machine."""
-    if not text or len(text) < 4:
+    if not text or len(text) < 4 or not _GATE.search(text):
         return False
     if _FORK_BOMB.search(text) or _PIPE_TO_SHELL.search(text) or _DISK_WRITE.search(text):
         return True
