@@ -84,3 +84,18 @@ def test_builtins_registered_through_hooks(tmp_path):
                 "staso.builtins.notifiers"} <= set(names)
     finally:
         st.shutdown()
+
+
+def test_broken_entry_point_plugin_refuses_to_start(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "staso_broken-0.1.dist-info").mkdir(parents=True)
+    (site / "staso_broken.py").write_text("raise ImportError('needs libfoo')\n")
+    (site / "staso_broken-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: staso-broken\nVersion: 0.1\n")
+    (site / "staso_broken-0.1.dist-info" / "entry_points.txt").write_text(
+        "[staso]\nbroken = staso_broken\n")
+    monkeypatch.syspath_prepend(str(site))
+    import pytest
+
+    with pytest.raises(st.StasoError, match=r"could not load a plugin .*needs libfoo"):
+        st.init(home=tmp_path)

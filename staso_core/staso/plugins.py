@@ -4,15 +4,13 @@ plugins passed to ``st.init``."""
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Iterable
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
-
-log = logging.getLogger("staso")
+from .errors import StasoError
 
 BUILTIN_PLUGINS = (
     "staso.builtins.rule_packs",
@@ -30,9 +28,10 @@ def make_plugin_manager(extra: Iterable[Any] = (), *, entry_points: bool = True
     if entry_points:
         try:
             pm.load_setuptools_entrypoints("staso")
-        except Exception as exc:  # a broken third-party plugin must not take the guard down
-            log.error("staso: could not load a plugin from the 'staso' entry points: %s", exc)
-            raise
+        except Exception as exc:
+            # refuse to start rather than guard without a plugin the deployment relies on
+            raise StasoError(f"could not load a plugin from the 'staso' entry-point group "
+                             f"({type(exc).__name__}: {exc}); fix or uninstall it") from exc
     for plugin in extra:
         if isinstance(plugin, str):
             plugin = importlib.import_module(plugin)

@@ -142,7 +142,7 @@ class DecisionService:
                     "tool_name": request.tool_name, "tool_input": request.tool_input,
                     "context": request.context, "rule_name": result.rule_name,
                     "reason": result.reason, "severity": result.severity,
-                    "proposed_input": result.modified_input, "_extend": request.wait})
+                    "proposed_input": result.modified_input}, extend=request.wait)
         if how == "created":
             self.notifier.changed()
             self.pm.hook.staso_escalation_created(escalation=esc)

@@ -112,25 +112,26 @@ class Store:
         return ids
 
     def open_escalation(self, *, fingerprint: str, decision_id: str, values: dict[str, Any],
-                        expires_at: float, claim_window: float,
+                        expires_at: float, claim_window: float, extend: bool = False,
                         now: float | None = None) -> tuple[Escalation, str]:
         """Find or create the escalation for a call, atomically.
 
         Returns (escalation, how): ``existing`` (this decision id made it already),
         ``claimed`` (an answered, unused escalation for the same call, now used up),
-        ``pending`` (one awaits a person already) or ``created``.
+        ``pending`` (one awaits a person already) or ``created``. With ``extend``, a pending
+        escalation that would expire before ``expires_at`` is kept open until then.
         """
         for attempt in range(3):
             try:
                 return self._open_escalation(fingerprint, decision_id, values, expires_at,
-                                             claim_window, now or time.time())
+                                             claim_window, extend, now or time.time())
             except IntegrityError:  # a concurrent creator won the unique index: look again
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
     def _open_escalation(self, fingerprint: str, decision_id: str, values: dict[str, Any],
-                         expires_at: float, claim_window: float, now: float
+                         expires_at: float, claim_window: float, extend: bool, now: float
                          ) -> tuple[Escalation, str]:
         e = escalations.c
         with self.engine.begin() as conn:
@@ -156,12 +157,12 @@ class Store:
                 e.fingerprint == fingerprint, e.status == "pending")).first()
             if pending is not None:
                 esc = _row_to_escalation(pending)
-                if esc.expires_at < expires_at and values.get("_extend", False):
+                if extend and esc.expires_at < expires_at:
                     conn.execute(escalations.update().where(e.id == esc.id)
                                  .values(expires_at=expires_at))
                     esc = Escalation(**{**esc.to_dict(), "expires_at": expires_at})
                 return esc, "pending"
-            row_values = {k: v for k, v in values.items() if not k.startswith("_")}
+            row_values = dict(values)
             row_values.update(id=new_escalation_id(), fingerprint=fingerprint,
                               decision_id=decision_id, status="pending", created_at=now,
                               expires_at=expires_at)
