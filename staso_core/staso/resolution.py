@@ -54,7 +54,7 @@ def escalation_flow(request: GuardRequest, first: GuardResult, deadline: float,
         if esc.status in ("approved", "denied"):
             if (yield ("claim", esc.id, request.decision_id)):
                 return result_from_escalation(esc, result)
-        elif esc.status == "pending" or time.time() >= deadline:
+        elif esc.status == "pending":  # our deadline passed; a longer-lived escalation stays
             return result_from_escalation(replace(esc, status="timeout"), result)
         if time.time() >= deadline:
             return result_from_escalation(replace(esc, status="timeout"), result)

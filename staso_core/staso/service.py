@@ -21,7 +21,6 @@ from .errors import EscalationUnavailable, PolicyError
 from .jsonutil import fingerprint
 from .models import STRICTNESS, Escalation, GuardRequest, GuardResult, RuleResult
 from .policy import Engine, Policy, load_policy, load_policy_text
-from .policy.engine import Evaluation
 from .policy.model import RulePack
 from .resolution import result_from_escalation
 from .store import Store
@@ -92,33 +91,30 @@ class DecisionService:
         """The policy's (and plugins') decision, before any escalation is stored."""
         if self._before is not None:
             self._before(request=request)
-        ev = self.engine.evaluate(request.tool_name, request.tool_input, request.context)
+        result = self.engine.evaluate(request.tool_name, request.tool_input, request.context,
+                                      request.decision_id)
         if self._evaluate is not None:
             verdict = self._evaluate(request=request)
             if verdict is not None:
-                ev = self._merge(ev, verdict)
-        return GuardResult(
-            action=ev.action, reason=ev.reason, rule_name=ev.rule_name, severity=ev.severity,
-            results=ev.results, rules_triggered=ev.rules_triggered,
-            modified_input=ev.modified_input, modifications=ev.modifications,
-            decision_id=request.decision_id, tool_name=request.tool_name,
-            escalation_status="pending" if ev.action == "escalate" else None)
+                result = self._merge(result, verdict)
+        return result
 
     @staticmethod
-    def _merge(ev: Evaluation, verdict: RuleResult | dict[str, Any]) -> Evaluation:
+    def _merge(result: GuardResult, verdict: RuleResult | dict[str, Any]) -> GuardResult:
+        """Add a plugin's verdict to a fresh result; it wins only if it is stricter."""
         if isinstance(verdict, dict):
             verdict = RuleResult.from_dict({"passed": False, "rule_name": "plugin", **verdict})
         assert isinstance(verdict, RuleResult)
-        ev.results.append(verdict)
+        result.results.append(verdict)
         if verdict.passed:
-            return ev
-        ev.rules_triggered.append(verdict.rule_name)
-        if verdict.mode != "audit" and STRICTNESS[verdict.action] > STRICTNESS[ev.action]:
-            ev.action, ev.reason = verdict.action, verdict.reason
-            ev.rule_name, ev.severity = verdict.rule_name, verdict.severity
-            if verdict.action == "block":
-                ev.modified_input = None
-        return ev
+            return result
+        result.rules_triggered.append(verdict.rule_name)
+        if verdict.mode == "audit" or STRICTNESS[verdict.action] <= STRICTNESS[result.action]:
+            return result
+        return replace(result, action=verdict.action, reason=verdict.reason,
+                       rule_name=verdict.rule_name, severity=verdict.severity,
+                       modified_input=None if verdict.action == "block" else result.modified_input,
+                       escalation_status="pending" if verdict.action == "escalate" else None)
 
     def recent(self, decision_id: str) -> GuardResult | None:
         with self._recent_lock:

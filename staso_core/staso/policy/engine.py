@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..jsonutil import iter_strings
-from ..models import STRICTNESS, RuleResult
+from ..models import STRICTNESS, GuardResult, RuleResult
 from .cel_env import ConditionRunner
 from .model import Policy, Rule
 from .modify import ModifyError, apply_modify
 
 _TOOL_CACHE_LIMIT = 4096
-
-
-@dataclass
-class Evaluation:
-    action: str = "allow"
-    reason: str = ""
-    rule_name: str | None = None
-    severity: str = "low"
-    results: list[RuleResult] = field(default_factory=list)
-    rules_triggered: list[str] = field(default_factory=list)
-    modified_input: dict[str, Any] | None = None
-    modifications: list[dict[str, str]] = field(default_factory=list)
 
 
 class Engine:
@@ -71,33 +58,36 @@ class Engine:
         return value, ""
 
     def evaluate(self, tool_name: str, tool_input: dict[str, Any],
-                 context: dict[str, Any] | None = None) -> Evaluation:
+                 context: dict[str, Any] | None = None, decision_id: str = "") -> GuardResult:
         context = context or {}
         rules, variables = self._rules_for(tool_name)
+        results: list[RuleResult] = []
+        triggered_names: list[str] = []
+        common: dict[str, Any] = {"results": results, "rules_triggered": triggered_names,
+                                  "decision_id": decision_id, "tool_name": tool_name}
         if not rules:
-            return Evaluation()
+            return GuardResult(action="allow", **common)
         cel_ctx = None
         if variables:
             values = {"tool_name": tool_name, "tool_input": tool_input, "context": context}
             cel_ctx = self._runner.context({v: values[v] for v in variables if v in values})
         strings = [text for _, text in iter_strings(tool_input)] if any(
             r.detect is not None for r in rules) else []
-        ev = Evaluation()
         decider: Rule | None = None
         modifiers: list[Rule] = []
         for rule in rules:
             triggered, note = self._matches(rule, strings, cel_ctx)
             if not triggered and not note:
-                ev.results.append(self._passed[id(rule)])
+                results.append(self._passed[id(rule)])
                 continue
             reason = rule.reason if triggered else ""
             if note:
                 reason = f"{reason} [{note}]" if reason else note
-            ev.results.append(RuleResult(rule.name, not triggered, rule.action, rule.mode,
-                                         reason, rule.severity))
+            results.append(RuleResult(rule.name, not triggered, rule.action, rule.mode,
+                                      reason, rule.severity))
             if not triggered:
                 continue
-            ev.rules_triggered.append(rule.name)
+            triggered_names.append(rule.name)
             if rule.mode == "audit":
                 continue
             if rule.action == "modify":
@@ -105,27 +95,29 @@ class Engine:
             if decider is None or STRICTNESS[rule.action] > STRICTNESS[decider.action]:
                 decider = rule
         if decider is None:
-            return ev
-        ev.action, ev.rule_name = decider.action, decider.name
-        ev.reason = next(r.reason for r in ev.results if r.rule_name == decider.name)
-        ev.severity = decider.severity
-        if modifiers and ev.action in ("modify", "escalate"):
+            return GuardResult(action="allow", **common)
+        action, severity = decider.action, decider.severity
+        rule_name: str | None = decider.name
+        reason = next(r.reason for r in results if r.rule_name == decider.name)
+        modified_input: dict[str, Any] | None = None
+        modifications: list[dict[str, str]] = []
+        if modifiers and action in ("modify", "escalate"):
             current = tool_input
             try:
                 for rule in modifiers:
                     assert rule.modify is not None
                     current, changes = apply_modify(current, rule.modify, rule.name)
-                    ev.modifications.extend(changes)
+                    modifications.extend(changes)
             except ModifyError as exc:
-                ev.action, ev.reason, ev.severity = "block", str(exc), "high"
-                ev.rule_name = rule.name
-                return ev
-            ev.modified_input = current
-            if ev.action == "modify" and not ev.modifications:
+                return GuardResult(action="block", reason=str(exc), rule_name=rule.name,
+                                   severity="high", modifications=modifications, **common)
+            modified_input = current
+            if action == "modify" and not modifications:
                 # the modify rules matched but found nothing to change: the call runs as is
-                ev.action, ev.reason, ev.rule_name, ev.severity = "allow", "", None, "low"
-                ev.modified_input = None
-        if ev.action == "allow":
-            ev.reason, ev.rule_name = "", decider.name if decider.action == "allow" else None
-        return ev
-
+                action, severity, modified_input = "allow", "low", None
+        if action == "allow":
+            reason, rule_name = "", decider.name if decider.action == "allow" else None
+        return GuardResult(action=action, reason=reason, rule_name=rule_name, severity=severity,
+                           modified_input=modified_input, modifications=modifications,
+                           escalation_status="pending" if action == "escalate" else None,
+                           **common)
