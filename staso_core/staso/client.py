@@ -107,8 +107,6 @@ class Client:
         return result, True
 
     def _step(self, op: tuple[Any, ...]) -> Any:
-        if op[0] == "finish":
-            return self.transport.finish(op[1], op[2], logged=op[3])
         return getattr(self.transport, op[0])(*op[1:])
 
     async def _astep(self, op: tuple[Any, ...]) -> Any:
@@ -139,7 +137,7 @@ class Client:
         result = replace(result, decision_id=request.decision_id,
                          latency_ms=(time.perf_counter() - started) * 1000)
         if self.settings.enabled:
-            self.transport.finish(request, result, logged=logged)
+            self.transport.finish(request, result, logged)
         return result
 
     def guard(self, tool_name: str, tool_input: dict[str, Any], *,

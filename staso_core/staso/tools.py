@@ -74,33 +74,31 @@ def tool(name: str | Callable[..., Any] | None = None, *, guard: bool = False,
 
         tool_name = name or func.__name__
         sig = inspect.signature(func)
-        options: dict[str, Any] = {"wait_for_escalation": wait_for_escalation, "context": context,
-                   "escalation_poll_interval": escalation_poll_interval,
-                   "escalation_timeout": escalation_timeout}
-
-        def before(result: GuardResult | None, bound: inspect.BoundArguments,
-                   tool_input: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-                   ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            if result is None:
-                return args, kwargs
-            client = api.get_client()
-            try:
-                outcome = decide_outcome(result, tool_input, on_block="raise",
-                                         on_escalate="raise")
-            except (GuardBlocked, EscalationPending):
-                client.record_execution(decision_id=result.decision_id, tool_name=tool_name,
-                                        tool_input=tool_input,
-                                        fields=_fields("not_run", time.perf_counter()))
-                raise
-            if result.action == "modify" and outcome.tool_input is not None:
-                return _rebind(sig, bound, outcome.tool_input)
-            return args, kwargs
+        options: dict[str, Any] = {
+            "wait_for_escalation": wait_for_escalation, "context": context,
+            "escalation_poll_interval": escalation_poll_interval,
+            "escalation_timeout": escalation_timeout}
 
         def record(result: GuardResult | None, tool_input: dict[str, Any],
                    fields: dict[str, Any]) -> None:
             api.get_client().record_execution(
                 decision_id=result.decision_id if result else None, tool_name=tool_name,
                 tool_input=tool_input, fields=fields)
+
+        def before(result: GuardResult | None, bound: inspect.BoundArguments,
+                   tool_input: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            if result is None:
+                return args, kwargs
+            try:
+                outcome = decide_outcome(result, tool_input, on_block="raise",
+                                         on_escalate="raise")
+            except (GuardBlocked, EscalationPending):
+                record(result, tool_input, _fields("not_run", time.perf_counter()))
+                raise
+            if result.action == "modify" and outcome.tool_input is not None:
+                return _rebind(sig, bound, outcome.tool_input)
+            return args, kwargs
 
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)

@@ -56,7 +56,7 @@ class EmbeddedTransport:
     async def aclaim(self, escalation_id: str, decision_id: str) -> bool:
         return await asyncio.to_thread(self.service.claim, escalation_id, decision_id)
 
-    def finish(self, request: GuardRequest, result: GuardResult, *, logged: bool) -> None:
+    def finish(self, request: GuardRequest, result: GuardResult, logged: bool) -> None:
         self.service.finish(request, result, logged=logged)
 
     def record_execution(self, request: GuardRequest | None, decision_id: str,
