@@ -6,6 +6,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ class Store:
             raise EscalationNotFound(f"no escalation with id {escalation_id!r}")
         esc = _row_to_escalation(row)
         if esc.effective_status() != esc.status:
-            esc = Escalation(**{**esc.to_dict(), "status": esc.effective_status()})
+            esc = replace(esc, status=esc.effective_status())
         return esc
 
     def list_escalations(self, *, status: str | None = None, agent: str | None = None,
@@ -152,7 +153,7 @@ class Store:
                 ).values(consumed_at=now, consumed_by=decision_id)).rowcount
                 if claimed == 1:
                     esc = _row_to_escalation(answered)
-                    return Escalation(**{**esc.to_dict(), "consumed_at": now}), "claimed"
+                    return replace(esc, consumed_at=now), "claimed"
             pending = conn.execute(sa.select(escalations).where(
                 e.fingerprint == fingerprint, e.status == "pending")).first()
             if pending is not None:
@@ -160,7 +161,7 @@ class Store:
                 if extend and esc.expires_at < expires_at:
                     conn.execute(escalations.update().where(e.id == esc.id)
                                  .values(expires_at=expires_at))
-                    esc = Escalation(**{**esc.to_dict(), "expires_at": expires_at})
+                    esc = replace(esc, expires_at=expires_at)
                 return esc, "pending"
             row_values = dict(values)
             row_values.update(id=new_escalation_id(), fingerprint=fingerprint,
@@ -193,8 +194,9 @@ class Store:
                 ).values(status=status, resolved_at=now, resolved_by=by, comment=comment,
                          modified_input=modified_input)).rowcount
                 if done == 1:
-                    return self._with(row, status=status, resolved_at=now, resolved_by=by,
-                                      comment=comment, modified_input=modified_input)
+                    return replace(_row_to_escalation(row), status=status, resolved_at=now,
+                                   resolved_by=by, comment=comment,
+                                   modified_input=modified_input)
                 row = conn.execute(sa.select(escalations).where(e.id == escalation_id)).first()
         assert row is not None
         if expired:
@@ -204,10 +206,6 @@ class Store:
         who = f" by {row.resolved_by}" if row.resolved_by else ""
         raise EscalationConflict(f"escalation {escalation_id} is already {row.status}{who}",
                                  status=row.status)
-
-    @staticmethod
-    def _with(row: Any, **changes: Any) -> Escalation:
-        return Escalation(**{**_row_to_escalation(row).to_dict(), **changes})
 
     def expire(self, escalation_id: str, now: float | None = None) -> Escalation:
         """Time out one escalation if it is due, then return it as it now stands."""
