@@ -5,6 +5,7 @@ Embedded mode calls it in-process; ``staso serve`` calls the same code behind HT
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -69,6 +70,14 @@ def _decision_row(item: tuple[GuardRequest, GuardResult, float]) -> dict[str, An
     }
 
 
+def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float]) -> dict[str, Any]:
+    request, fields, created_at = item
+    return {"id": request.decision_id, "created_at": created_at,
+            "agent_name": request.agent_name, "environment": request.environment,
+            "tool_name": request.tool_name, "tool_input": request.tool_input,
+            "context": request.context, "action": None, **fields}
+
+
 class DecisionService:
     def __init__(self, store: Store, policy: Policy, pm: pluggy.PluginManager) -> None:
         self.store = store
@@ -76,7 +85,7 @@ class DecisionService:
         self.policy = policy
         self.engine = Engine(policy, collect_functions(pm))
         self.log = DecisionLog(store)
-        self.notifier = ChangeNotifier(store.sqlite_path)
+        self.notifier = ChangeNotifier(store.sqlite_path, postgres_dsn=store.postgres_dsn)
         self._recent: OrderedDict[str, GuardResult] = OrderedDict()
         self._recent_lock = threading.Lock()
         hooks = pm.hook
@@ -140,31 +149,32 @@ class DecisionService:
                     "reason": result.reason, "severity": result.severity,
                     "proposed_input": result.modified_input}, extend=request.wait)
         if how == "created":
-            self.notifier.changed()
+            self.notifier.changed(esc.id)
             self.pm.hook.staso_escalation_created(escalation=esc)
         if how == "claimed":
             return result_from_escalation(esc, result)
         return replace(result, escalation_id=esc.id, escalation_status=esc.status,
                        modified_input=None)
 
-    def finish(self, request: GuardRequest, result: GuardResult, *, logged: bool = False
-               ) -> GuardResult:
-        """Remember, log and announce a decision."""
+    def finish(self, request: GuardRequest, result: GuardResult, *, logged: bool = False,
+               urgent: bool = False) -> int:
+        """Remember, log and announce a decision; return its log sequence number."""
         with self._recent_lock:
             self._recent[request.decision_id] = result
             if len(self._recent) > _RECENT_LIMIT:
                 self._recent.popitem(last=False)
         if logged:
-            self.log.update(request.decision_id, {
+            seq = self.log.update(request.decision_id, {
                 "action": result.action, "reason": result.reason, "rule_name": result.rule_name,
                 "modified_input": result.modified_input, "modifications": result.modifications,
                 "escalation_id": result.escalation_id,
-                "escalation_status": result.escalation_status, "latency_ms": result.latency_ms})
+                "escalation_status": result.escalation_status, "latency_ms": result.latency_ms},
+                urgent=urgent)
         else:
-            self.log.add(_decision_row, (request, result, time.time()))
+            seq = self.log.add(_decision_row, (request, result, time.time()), urgent=urgent)
         if self._after is not None:
             self._after(request=request, result=result)
-        return result
+        return seq
 
     def decide(self, request: GuardRequest) -> GuardResult:
         """evaluate + escalate: one call's first answer (no waiting)."""
@@ -187,7 +197,7 @@ class DecisionService:
                 modified_input: dict[str, Any] | None = None) -> Escalation:
         esc = self.store.resolve(escalation_id, status=status, by=by, comment=comment,
                                  modified_input=modified_input)
-        self.notifier.changed()
+        self.notifier.changed(esc.id)
         self.pm.hook.staso_escalation_resolved(escalation=esc)
         return esc
 
@@ -195,12 +205,23 @@ class DecisionService:
         """Block until the escalation is answered or ``deadline``; checks at least every
         ``poll_interval`` seconds and wakes early on any change."""
         while True:
-            version = self.notifier.version
+            token = self.notifier.token(escalation_id)
             esc = self.store.get_escalation(escalation_id)
             remaining = deadline - time.time()
             if esc.status != "pending" or remaining <= 0:
                 return esc
-            self.notifier.wait(version, min(poll_interval, remaining))
+            self.notifier.wait(escalation_id, token, min(poll_interval, remaining))
+
+    async def wait_async(self, escalation_id: str, deadline: float,
+                         poll_interval: float) -> Escalation:
+        """``wait`` for asyncio: reads run in a worker thread, the loop stays free."""
+        while True:
+            token = self.notifier.token(escalation_id)
+            esc = await asyncio.to_thread(self.store.get_escalation, escalation_id)
+            remaining = deadline - time.time()
+            if esc.status != "pending" or remaining <= 0:
+                return esc
+            await self.notifier.wait_async(escalation_id, token, min(poll_interval, remaining))
 
     def expire(self, escalation_id: str) -> Escalation:
         esc = self.store.expire(escalation_id)
@@ -211,6 +232,18 @@ class DecisionService:
     def claim(self, escalation_id: str, decision_id: str) -> bool:
         return self.store.claim(escalation_id, decision_id)
 
+    def record_execution(self, request: GuardRequest | None, decision_id: str,
+                         fields: dict[str, Any], *, urgent: bool = False) -> int:
+        """A tool's execution: on its guard decision, or (with ``request``) an unguarded call."""
+        if request is not None:  # an unguarded call: the row is the execution record
+            return self.log.add(_unguarded_row, (request, fields, time.time()), urgent=urgent)
+        return self.log.update(decision_id, fields, urgent=urgent)
+
+    def set_policy(self, policy: Policy) -> None:
+        """Swap the policy; calls already evaluating finish on the old one."""
+        self.engine, self.policy = Engine(policy, collect_functions(self.pm)), policy
+
     def close(self) -> None:
+        self.notifier.close()
         self.log.close()
         self.store.close()

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..errors import EscalationConflict, EscalationNotFound, StoreUnavailable
 from ..models import Escalation
+from ..waiting import CHANNEL
 from .engine import make_engine
 from .schema import decisions, escalations, metadata
 
@@ -50,6 +51,22 @@ class Store:
     @property
     def sqlite_path(self) -> str | None:
         return self.engine.url.database if self.is_sqlite else None
+
+    @property
+    def postgres_dsn(self) -> str | None:
+        """A libpq connection string for LISTEN (PostgreSQL only)."""
+        if self.is_sqlite:
+            return None
+        return self.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
+
+    def _announce(self, conn: sa.Connection, ids: Iterable[str]) -> None:
+        """Tell every replica's waiters, when this transaction commits (PostgreSQL)."""
+        if self.is_sqlite:
+            return  # other processes see SQLite commits through PRAGMA data_version
+        for escalation_id in ids:
+            conn.execute(sa.text("SELECT pg_notify(:channel, :id)"),
+                         {"channel": CHANNEL, "id": escalation_id})
 
     # -- schema -------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -110,6 +127,7 @@ class Store:
             if ids:
                 conn.execute(escalations.update().where(due, escalations.c.id.in_(ids))
                              .values(status="timeout"))
+                self._announce(conn, ids)
         return ids
 
     def open_escalation(self, *, fingerprint: str, decision_id: str, values: dict[str, Any],
@@ -168,6 +186,7 @@ class Store:
                               decision_id=decision_id, status="pending", created_at=now,
                               expires_at=expires_at)
             conn.execute(escalations.insert().values(**row_values))
+            self._announce(conn, [row_values["id"]])
         return Escalation(**row_values), "created"
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
@@ -187,6 +206,7 @@ class Store:
                 conn.execute(escalations.update().where(e.id == escalation_id,
                                                         e.status == "pending")
                              .values(status="timeout"))
+                self._announce(conn, [escalation_id])
                 expired = True
             elif row.status == "pending":
                 done = conn.execute(escalations.update().where(
@@ -194,6 +214,7 @@ class Store:
                 ).values(status=status, resolved_at=now, resolved_by=by, comment=comment,
                          modified_input=modified_input)).rowcount
                 if done == 1:
+                    self._announce(conn, [escalation_id])
                     return replace(_row_to_escalation(row), status=status, resolved_at=now,
                                    resolved_by=by, comment=comment,
                                    modified_input=modified_input)
@@ -212,9 +233,10 @@ class Store:
         now = now or time.time()
         e = escalations.c
         with self.engine.begin() as conn:
-            conn.execute(escalations.update().where(
-                e.id == escalation_id, e.status == "pending", e.expires_at <= now
-            ).values(status="timeout"))
+            if conn.execute(escalations.update().where(
+                    e.id == escalation_id, e.status == "pending", e.expires_at <= now
+            ).values(status="timeout")).rowcount:
+                self._announce(conn, [escalation_id])
         return self.get_escalation(escalation_id)
 
     def claim(self, escalation_id: str, decision_id: str, now: float | None = None) -> bool:

@@ -7,7 +7,6 @@ to a worker thread, so the event loop is never blocked on disk.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from ..models import Escalation, GuardRequest, GuardResult
@@ -35,14 +34,7 @@ class EmbeddedTransport:
 
     async def await_(self, escalation_id: str, deadline: float,
                      poll_interval: float) -> Escalation:
-        notifier = self.service.notifier
-        while True:
-            version = notifier.version
-            esc = await asyncio.to_thread(self.service.get_escalation, escalation_id)
-            remaining = deadline - time.time()
-            if esc.status != "pending" or remaining <= 0:
-                return esc
-            await notifier.wait_async(version, min(poll_interval, remaining))
+        return await self.service.wait_async(escalation_id, deadline, poll_interval)
 
     def expire(self, escalation_id: str) -> Escalation:
         return self.service.expire(escalation_id)
@@ -61,10 +53,7 @@ class EmbeddedTransport:
 
     def record_execution(self, request: GuardRequest | None, decision_id: str,
                          fields: dict[str, Any]) -> None:
-        if request is not None:  # an unguarded call: the row is the execution record
-            self.service.log.add(_unguarded_row, (request, fields, time.time()))
-        else:
-            self.service.log.update(decision_id, fields)
+        self.service.record_execution(request, decision_id, fields)
 
     def get_escalation(self, escalation_id: str) -> Escalation:
         return self.service.get_escalation(escalation_id)
@@ -83,10 +72,3 @@ class EmbeddedTransport:
     def close(self) -> None:
         self.service.close()
 
-
-def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float]) -> dict[str, Any]:
-    request, fields, created_at = item
-    return {"id": request.decision_id, "created_at": created_at,
-            "agent_name": request.agent_name, "environment": request.environment,
-            "tool_name": request.tool_name, "tool_input": request.tool_input,
-            "context": request.context, "action": None, **fields}

@@ -1,0 +1,73 @@
+"""API keys (SPEC §7): random keys handed out once; only their SHA-256 hashes are stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ..errors import StasoError
+from .schema import api_keys
+from .store import Store
+
+ROLES = ("agent", "approver", "admin")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    role: str
+    created_at: float
+
+
+def hash_key(key: str) -> str:
+    # keys are 256 random bits, so a plain hash is enough (no password stretching needed)
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(store: Store, *, role: str, name: str) -> tuple[ApiKey, str]:
+    """Store a new key's hash; return the record and the key itself (shown once)."""
+    if role not in ROLES:
+        raise StasoError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if not name or not name.strip():
+        raise StasoError("a key needs a name (who or what uses it)")
+    key = f"staso_{role}_{secrets.token_urlsafe(32)}"
+    record = ApiKey(id="key_" + secrets.token_hex(8), name=name.strip(), role=role,
+                    created_at=time.time())
+    with store.engine.begin() as conn:
+        conn.execute(api_keys.insert().values(
+            id=record.id, name=record.name, role=role, key_hash=hash_key(key),
+            created_at=record.created_at))
+    return record, key
+
+
+def find_key(store: Store, key: str) -> tuple[ApiKey, str] | None:
+    """The live key record and its stored hash, or None."""
+    digest = hash_key(key)
+    with store.engine.connect().execution_options(readonly=True) as conn:
+        row = conn.execute(sa.select(api_keys).where(
+            api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))).first()
+    if row is None:
+        return None
+    return ApiKey(id=row.id, name=row.name, role=row.role, created_at=row.created_at), digest
+
+
+def key_by_id(store: Store, key_id: str) -> tuple[ApiKey, str] | None:
+    with store.engine.connect().execution_options(readonly=True) as conn:
+        row = conn.execute(sa.select(api_keys).where(
+            api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))).first()
+    if row is None:
+        return None
+    return ApiKey(id=row.id, name=row.name, role=row.role,
+                  created_at=row.created_at), row.key_hash
+
+
+def revoke_key(store: Store, key_id: str) -> bool:
+    with store.engine.begin() as conn:
+        return bool(conn.execute(api_keys.update().where(
+            api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)
+        ).values(revoked_at=time.time())).rowcount)

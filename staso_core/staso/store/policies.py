@@ -1,0 +1,31 @@
+"""Policy versions (SPEC §6): every policy a server ran is kept, newest wins."""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+
+from .schema import policies
+from .store import Store
+
+
+def latest_policy(store: Store) -> tuple[int, str] | None:
+    """(version, YAML source) of the newest stored policy, or None."""
+    with store.engine.connect().execution_options(readonly=True) as conn:
+        row = conn.execute(sa.select(policies.c.version, policies.c.source)
+                           .order_by(policies.c.version.desc()).limit(1)).first()
+    return (row.version, row.source) if row is not None else None
+
+
+def latest_version(store: Store) -> int:
+    with store.engine.connect().execution_options(readonly=True) as conn:
+        return conn.execute(sa.select(sa.func.max(policies.c.version))).scalar() or 0
+
+
+def save_policy(store: Store, source: str, *, by: str) -> int:
+    """Store a new version (validated by the caller) and return its number."""
+    with store.engine.begin() as conn:
+        result = conn.execute(policies.insert().values(source=source, created_at=time.time(),
+                                                       created_by=by))
+        return int(result.inserted_primary_key[0])
