@@ -21,6 +21,7 @@ _EXPORTS = {
     "InvalidToolInput": "errors", "PolicyError": "errors", "EscalationNotFound": "errors",
     "EscalationConflict": "errors",
     "EscalationUnavailable": "errors", "StoreUnavailable": "errors", "GuardFailure": "errors",
+    "AccessDenied": "errors",
     "hookimpl": "hookspecs", "hookspec": "hookspecs",
     "Outcome": "outcome", "decide_outcome": "outcome",
 }
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .client import Client
     from .conversations import conversation
     from .errors import (
+        AccessDenied,
         EscalationConflict,
         EscalationNotFound,
         EscalationPending,

@@ -1,5 +1,5 @@
 """The ``staso`` command (Typer + Rich). Escalation commands work on the embedded store
-(``STASO_HOME``)."""
+(``STASO_HOME``) or, with ``--url`` / ``STASO_BASE_URL`` and a key, on a server."""
 
 from __future__ import annotations
 
@@ -18,20 +18,40 @@ app = typer.Typer(help="staso: guard AI agents' tool calls.", no_args_is_help=Tr
 escalations_app = typer.Typer(help="List, show, approve and deny escalations.",
                               no_args_is_help=True)
 policy_app = typer.Typer(help="Check and test policies.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create API keys for agents, approvers and admins.",
+                       no_args_is_help=True)
 app.add_typer(escalations_app, name="escalations")
 app.add_typer(policy_app, name="policy")
+app.add_typer(keys_app, name="keys")
 out = Console(soft_wrap=True)
+URL = typer.Option(None, "--url", envvar="STASO_BASE_URL",
+                   help="a staso server (default: the embedded store in STASO_HOME)")
+KEY = typer.Option(None, "--key", envvar="STASO_API_KEY", help="API key for --url")
 
 
-def _service() -> Any:
-    from .plugins import make_plugin_manager
-    from .service import DecisionService, load_any_policy
+def _client(url: str | None, key: str | None) -> Any:
+    """A client on the server at ``url``, or on the embedded store (default policy)."""
+    from .client import Client
+    from .errors import StasoError
     from .settings import Settings
-    from .store import Store, sqlite_url
 
-    settings = Settings.resolve()
-    pm = make_plugin_manager(settings.plugins)
-    return DecisionService(Store(sqlite_url(settings.home)), load_any_policy(None, pm), pm)
+    try:
+        settings = Settings.resolve(base_url=url or "", api_key=key)
+    except StasoError as exc:
+        _fail(str(exc))
+    if not settings.remote:
+        settings.policy = None  # answering escalations never depends on ./staso.yaml
+    return Client(settings)
+
+
+def _database_url(database_url: str | None) -> str:
+    import os
+
+    from .settings import Settings
+    from .store import sqlite_url
+
+    return database_url or os.environ.get("STASO_DATABASE_URL") or sqlite_url(
+        Settings.resolve(base_url="").home)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -49,10 +69,19 @@ def _age(seconds: float) -> str:
 @escalations_app.command("list")
 def escalations_list(status: Optional[str] = typer.Option(  # noqa: UP045
                          None, help="pending, approved, denied or timeout"),
-                     as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
+                     as_json: bool = typer.Option(False, "--json", help="JSON output"),
+                     url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """List escalations, newest first."""
-    service = _service()
-    items = service.list_escalations(status=status)
+    from .errors import StasoError
+
+    client = _client(url, key)
+    try:
+        items = client.list_escalations(status=status)
+    except StasoError as exc:
+        _fail(str(exc))
+        return
+    finally:
+        client.shutdown()
     if as_json:
         print(json.dumps([e.to_dict() for e in items], indent=2))
         return
@@ -66,15 +95,19 @@ def escalations_list(status: Optional[str] = typer.Option(  # noqa: UP045
 
 @escalations_app.command("show")
 def escalations_show(escalation_id: str,
-                     as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
+                     as_json: bool = typer.Option(False, "--json", help="JSON output"),
+                     url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """Show one escalation with its full input."""
-    from .errors import EscalationNotFound
+    from .errors import StasoError
 
+    client = _client(url, key)
     try:
-        esc = _service().get_escalation(escalation_id)
-    except EscalationNotFound as exc:
+        esc = client.get_escalation(escalation_id)
+    except StasoError as exc:
         _fail(str(exc))
         return
+    finally:
+        client.shutdown()
     if as_json:
         print(json.dumps(esc.to_dict(), indent=2))
         return
@@ -86,18 +119,20 @@ def escalations_show(escalation_id: str,
 
 
 def _resolve(escalation_id: str, status: str, by: str, comment: str | None,
-             modified: dict[str, Any] | None) -> None:
-    from .errors import EscalationConflict, EscalationNotFound
+             modified: dict[str, Any] | None, url: str | None, key: str | None) -> None:
+    from .errors import StasoError
 
-    service = _service()
+    client = _client(url, key)
     try:
-        esc = service.resolve(escalation_id, status=status, by=by, comment=comment,
-                              modified_input=modified)
-    except (EscalationNotFound, EscalationConflict) as exc:
+        if status == "approved":
+            esc = client.approve(escalation_id, by=by, comment=comment, modified_input=modified)
+        else:
+            esc = client.deny(escalation_id, by=by, comment=comment)
+    except (StasoError, ValueError) as exc:
         _fail(str(exc))
         return
     finally:
-        service.close()
+        client.shutdown()
     out.print(f"{esc.id} {esc.status} by {esc.resolved_by}", markup=False, highlight=False)
 
 
@@ -105,7 +140,8 @@ def _resolve(escalation_id: str, status: str, by: str, comment: str | None,
 def escalations_approve(escalation_id: str, by: str = typer.Option(..., help="who approves"),
                         comment: Optional[str] = typer.Option(None),  # noqa: UP045
                         input: Optional[str] = typer.Option(  # noqa: UP045
-                            None, "--input", help="edited tool input as a JSON object")) -> None:
+                            None, "--input", help="edited tool input as a JSON object"),
+                        url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """Approve an escalation (optionally with an edited input)."""
     modified = None
     if input is not None:
@@ -115,14 +151,15 @@ def escalations_approve(escalation_id: str, by: str = typer.Option(..., help="wh
             _fail(f"--input is not valid JSON: {exc}")
         if not isinstance(modified, dict):
             _fail("--input must be a JSON object of tool arguments")
-    _resolve(escalation_id, "approved", by, comment, modified)
+    _resolve(escalation_id, "approved", by, comment, modified, url, key)
 
 
 @escalations_app.command("deny")
 def escalations_deny(escalation_id: str, by: str = typer.Option(..., help="who denies"),
-                     comment: Optional[str] = typer.Option(None)) -> None:  # noqa: UP045
+                     comment: Optional[str] = typer.Option(None),  # noqa: UP045
+                     url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """Deny an escalation; the comment reaches the agent."""
-    _resolve(escalation_id, "denied", by, comment, None)
+    _resolve(escalation_id, "denied", by, comment, None, url, key)
 
 
 def _load(file: Path) -> Any:
@@ -165,6 +202,66 @@ def policy_test(file: Path) -> None:
         if not outcomes:
             typer.echo("no policy tests found", err=True)
         raise typer.Exit(1)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
+          port: int = typer.Option(8787, help="port to listen on"),
+          database_url: Optional[str] = typer.Option(  # noqa: UP045
+              None, help="SQLAlchemy URL (default: STASO_DATABASE_URL, else the embedded "
+                         "store's SQLite file in STASO_HOME)"),
+          policy: Optional[Path] = typer.Option(  # noqa: UP045
+              None, help="policy file; stored as a new version if it changed")) -> None:
+    """Run the guard server and the approval dashboard."""
+    from .errors import StasoError
+
+    try:
+        import uvicorn
+
+        from .server import ServerConfig, create_app
+    except ImportError as exc:
+        _fail(f"staso serve needs the server extra: pip install 'staso[server]' ({exc})")
+        return
+    url = _database_url(database_url)
+    try:
+        application = create_app(ServerConfig(database_url=url, policy=policy))
+    except StasoError as exc:
+        _fail(str(exc))
+        return
+    state = application.state.staso
+    typer.echo(f"staso serve: dashboard and API on http://{host}:{port}/ "
+               f"(database {_safe_url(url)}, policy version {state.policy_version})", err=True)
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=3)
+
+
+def _safe_url(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+@keys_app.command("create")
+def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
+                name: str = typer.Option(..., help="who or what uses the key"),
+                database_url: Optional[str] = typer.Option(  # noqa: UP045
+                    None, help="the server's database (default as for staso serve)")) -> None:
+    """Create an API key; prints only the key, once (only its hash is stored)."""
+    from .errors import StasoError
+    from .store import Store
+    from .store.keys import create_key
+
+    store = Store(_database_url(database_url))
+    try:
+        record, key = create_key(store, role=role, name=name)
+    except StasoError as exc:
+        _fail(str(exc))
+        return
+    finally:
+        store.close()
+    typer.echo(f"created {record.role} key {record.id} for {record.name!r}; "
+               "it is shown only now", err=True)
+    print(key)
 
 
 @app.command()

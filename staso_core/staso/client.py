@@ -37,8 +37,9 @@ def new_decision_id() -> str:
 
 def _build_transport(settings: Settings) -> Transport:
     if settings.remote:
-        raise StasoError("remote mode (base_url) is not available in this build yet; "
-                         "unset STASO_BASE_URL to guard in-process")
+        from .transports.http import HttpTransport
+
+        return HttpTransport(settings)
     from .plugins import make_plugin_manager
     from .service import DecisionService, load_any_policy
     from .store import Store, sqlite_url
@@ -60,7 +61,8 @@ class Client:
 
     # -- building requests ------------------------------------------------------------------
     def _request(self, tool_name: str, tool_input: Any, context: dict[str, Any] | None,
-                 wait: bool, escalation_timeout: float) -> tuple[GuardRequest, int]:
+                 wait: bool, escalation_timeout: float,
+                 timeout: float | None = None) -> tuple[GuardRequest, int]:
         if not isinstance(tool_name, str) or not tool_name:
             raise InvalidToolInput(f"tool_name must be a non-empty string, not {tool_name!r}")
         size = encoded_size(tool_input)
@@ -73,7 +75,8 @@ class Client:
         request = GuardRequest(
             tool_name=tool_name, tool_input=tool_input, decision_id=new_decision_id(),
             agent_name=self.settings.agent_name, environment=self.settings.environment,
-            context=merged, wait=wait, escalation_timeout=escalation_timeout)
+            context=merged, wait=wait, escalation_timeout=escalation_timeout,
+            timeout=self.settings.guard_timeout if timeout is None else timeout)
         return request, size
 
     def _too_large(self, request: GuardRequest, size: int) -> GuardResult:
@@ -116,13 +119,16 @@ class Client:
         return await getattr(self.transport, name)(*op[1:])
 
     def _prepare(self, tool_name: str, tool_input: Any, context: dict[str, Any] | None,
-                 wait: bool, poll: float, escalation_timeout: float
+                 wait: bool, poll: float, escalation_timeout: float, timeout: float | None
                  ) -> tuple[GuardRequest, GuardResult | None, Flow | None]:
         if self._closed:
             raise StasoError("this staso client was shut down; call st.init() again")
         if wait and (poll <= 0 or escalation_timeout <= 0):
             raise ValueError("escalation_poll_interval and escalation_timeout must be > 0")
-        request, size = self._request(tool_name, tool_input, context, wait, escalation_timeout)
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be > 0 seconds")
+        request, size = self._request(tool_name, tool_input, context, wait, escalation_timeout,
+                                      timeout)
         if not self.settings.enabled:
             return request, GuardResult(action="allow", decision_id=request.decision_id,
                                         tool_name=tool_name), None
@@ -146,7 +152,7 @@ class Client:
               timeout: float | None = None, fail_closed: bool | None = None) -> GuardResult:
         """Decide on one tool call before it runs (SPEC §3 and §4)."""
         run = self._start(tool_name, tool_input, context, wait_for_escalation,
-                          escalation_poll_interval, escalation_timeout, fail_closed)
+                          escalation_poll_interval, escalation_timeout, timeout, fail_closed)
         try:
             op = run.step(None)
             while op is not None:
@@ -162,7 +168,7 @@ class Client:
                      ) -> GuardResult:
         """``guard`` for asyncio: waits await, and no disk I/O runs on the event loop."""
         run = self._start(tool_name, tool_input, context, wait_for_escalation,
-                          escalation_poll_interval, escalation_timeout, fail_closed)
+                          escalation_poll_interval, escalation_timeout, timeout, fail_closed)
         try:
             op = run.step(None)
             while op is not None:
@@ -172,11 +178,11 @@ class Client:
         return self._finish(run)
 
     def _start(self, tool_name: str, tool_input: Any, context: dict[str, Any] | None,
-               wait: bool, poll: float, escalation_timeout: float,
+               wait: bool, poll: float, escalation_timeout: float, timeout: float | None,
                fail_closed: bool | None) -> _Run:
         started = time.perf_counter()
         request, ready, flow = self._prepare(tool_name, tool_input, context, wait, poll,
-                                             escalation_timeout)
+                                             escalation_timeout, timeout)
         return _Run(request, flow, ready, started, self._fail_closed(fail_closed))
 
     def _finish(self, run: _Run) -> GuardResult:

@@ -51,6 +51,10 @@ class GuardFailure(StasoError):
     """No decision could be had (server unreachable, timeout, 5xx, malformed answer)."""
 
 
+class AccessDenied(StasoError, PermissionError):
+    """The server refused the API key (HTTP 401) or its role (HTTP 403)."""
+
+
 class _GuardOutcomeError(StasoError):
     """A guarded call did not run; carries the decision that stopped it."""
 

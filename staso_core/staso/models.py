@@ -59,6 +59,14 @@ class GuardRequest(_Dictable):
     context: dict[str, Any] = field(default_factory=dict)
     wait: bool = False
     escalation_timeout: float = 300.0
+    timeout: float | None = None  # remote mode: the longest a decision may take
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON body of ``POST /v1/guard``."""
+        return {"tool_name": self.tool_name, "tool_input": self.tool_input,
+                "decision_id": self.decision_id, "agent_name": self.agent_name,
+                "environment": self.environment, "context": self.context, "wait": self.wait,
+                "escalation_timeout": self.escalation_timeout}
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,27 @@ def _sqlite_engine(url: str) -> sa.Engine:
     engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")  # an acknowledged escalation survives a crash
+        record.info["synchronous"] = "FULL"
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
+        options = conn.get_execution_options()
+        # FULL syncs each commit to disk (survives power loss); NORMAL in WAL mode survives
+        # any crash of the process (kill -9) but not of the machine. The decision log uses
+        # NORMAL so a server can acknowledge decisions without an fsync each.
+        sync = "NORMAL" if options.get("relaxed_sync") else "FULL"
+        info = conn.connection.info
+        if info.get("synchronous") != sync:
+            conn.exec_driver_sql(f"PRAGMA synchronous={sync}")
+            info["synchronous"] = sync
         # writers take the lock up front, so two writers never deadlock on lock upgrade
-        readonly = conn.get_execution_options().get("readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if options.get("readonly") else "BEGIN IMMEDIATE")
 
     return engine

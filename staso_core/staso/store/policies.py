@@ -28,4 +28,6 @@ def save_policy(store: Store, source: str, *, by: str) -> int:
     with store.engine.begin() as conn:
         result = conn.execute(policies.insert().values(source=source, created_at=time.time(),
                                                        created_by=by))
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])

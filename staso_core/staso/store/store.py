@@ -118,6 +118,16 @@ class Store:
         with self._read() as conn:
             return [_row_to_escalation(r) for r in conn.execute(query)]
 
+    def count_escalations(self, status: str) -> int:
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(escalations)
+                                    .where(escalations.c.status == status)).scalar() or 0)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self._read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     def expire_due(self, now: float | None = None) -> list[str]:
         """Mark every pending escalation past its expiry as timed out; return their ids."""
         now = now or time.time()
@@ -254,7 +264,8 @@ class Store:
         rows, updates = list(rows), list(updates)
         if not rows and not updates:
             return
-        with self.engine.begin() as conn:
+        with self.engine.connect().execution_options(relaxed_sync=True) as conn, \
+                conn.begin():
             if rows:
                 columns = [c.name for c in decisions.columns]
                 conn.execute(self._insert_ignore(decisions),

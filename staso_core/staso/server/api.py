@@ -1,0 +1,185 @@
+"""The JSON API (SPEC §7). Each route names the roles that may call it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+
+from ..client import new_decision_id
+from ..errors import InvalidToolInput
+from ..jsonutil import check_json, encoded_size
+from ..models import Escalation, GuardRequest
+from .auth import ADMIN, AGENT, APPROVER, Principal, require, state_of
+from .schemas import ApproveBody, ClaimBody, DenyBody, ExecutionBatch, GuardBody, PolicyBody
+
+router = APIRouter(prefix="/v1")
+Agent = Annotated[Principal, Depends(require(AGENT, ADMIN))]
+Approver = Annotated[Principal, Depends(require(APPROVER, ADMIN))]
+Anyone = Annotated[Principal, Depends(require(AGENT, APPROVER, ADMIN))]
+Admin = Annotated[Principal, Depends(require(ADMIN))]
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, separators=(",", ":")), status_code=status,
+                    media_type="application/json")
+
+
+def escalation_json(esc: Escalation) -> dict[str, Any]:
+    data = esc.to_dict()
+    data["time_to_resolution"] = esc.time_to_resolution
+    return data
+
+
+def _who(principal: Principal, by: str | None) -> str:
+    by = (by or "").strip()
+    return by if not by or by == principal.name else f"{by} via {principal.name}"
+
+
+@router.post("/guard", summary="Decide on one tool call", response_description="A GuardResult")
+async def guard(body: GuardBody, request: Request, principal: Agent) -> Response:
+    state = state_of(request)
+    started = time.perf_counter()
+    try:
+        size = encoded_size(body.tool_input)
+        check_json(body.context, "context")
+    except InvalidToolInput as exc:
+        raise HTTPException(422, str(exc)) from exc
+    if size > state.config.max_input_bytes:
+        raise HTTPException(413, f"tool_input is {size:,} bytes of JSON, over the "
+                                 f"{state.config.max_input_bytes:,}-byte limit")
+    call = GuardRequest(
+        tool_name=body.tool_name, tool_input=body.tool_input,
+        decision_id=body.decision_id or new_decision_id(),
+        agent_name=body.agent_name or principal.name, environment=body.environment,
+        context=body.context, wait=body.wait, escalation_timeout=body.escalation_timeout)
+    service = state.service
+    result = service.recent(call.decision_id)
+    if result is None:
+        result = service.evaluate(call)
+        if result.action == "escalate":
+            result = await asyncio.to_thread(service.escalate, call, result)
+        elapsed = time.perf_counter() - started
+        result = replace(result, decision_id=call.decision_id, latency_ms=elapsed * 1000,
+                         tool_name=call.tool_name)
+        seq = service.finish(call, result, urgent=True)
+        await service.log.committed(seq)  # acknowledged only once it is on disk
+        state.metrics.decided(result.action, elapsed)
+    return json_response(result.to_dict())
+
+
+@router.get("/escalations/{escalation_id}", summary="One escalation; ?wait= long-polls")
+async def get_escalation(escalation_id: str, request: Request, principal: Anyone,
+                         wait: Annotated[float, Query(ge=0, description=(
+                             "Seconds to hold the request while the escalation is pending"
+                         ))] = 0.0) -> Response:
+    state = state_of(request)
+    wait = min(wait, state.config.long_poll_limit)
+    service = state.service
+    if wait > 0:
+        state.metrics.long_polls += 1
+        try:
+            esc = await service.wait_async(escalation_id, time.time() + wait, wait)
+        finally:
+            state.metrics.long_polls -= 1
+    else:
+        esc = await asyncio.to_thread(service.get_escalation, escalation_id)
+    if esc.status == "timeout":  # past its expiry: record it, so every reader agrees
+        esc = await asyncio.to_thread(service.expire, escalation_id)
+    return json_response(escalation_json(esc))
+
+
+@router.get("/escalations", summary="List escalations, newest first")
+async def list_escalations(request: Request, principal: Approver,
+                           status: str | None = None, agent: str | None = None,
+                           tool: str | None = None, rule: str | None = None,
+                           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+    if status not in (None, "", "pending", "approved", "denied", "timeout"):
+        raise HTTPException(422, f"status must be pending, approved, denied or timeout, "
+                                 f"not {status!r}")
+    items = await asyncio.to_thread(state_of(request).service.list_escalations, status=status,
+                                    agent=agent, tool=tool, rule=rule, limit=limit)
+    return json_response([escalation_json(e) for e in items])
+
+
+async def _resolve(request: Request, escalation_id: str, status: str, by: str,
+                   comment: str | None, modified: dict[str, Any] | None) -> Response:
+    state = state_of(request)
+    esc = await asyncio.to_thread(state.service.resolve, escalation_id, status=status, by=by,
+                                  comment=comment, modified_input=modified)
+    state.metrics.resolved(status)
+    return json_response(escalation_json(esc))
+
+
+@router.post("/escalations/{escalation_id}/approve", summary="Approve (optionally with edits)")
+async def approve(escalation_id: str, body: ApproveBody, request: Request,
+                  principal: Approver) -> Response:
+    if body.modified_input is not None:
+        try:
+            encoded_size(body.modified_input)
+        except InvalidToolInput as exc:
+            raise HTTPException(422, str(exc)) from exc
+    return await _resolve(request, escalation_id, "approved", _who(principal, body.by),
+                          body.comment, body.modified_input)
+
+
+@router.post("/escalations/{escalation_id}/deny", summary="Deny; the comment reaches the agent")
+async def deny(escalation_id: str, body: DenyBody, request: Request,
+               principal: Approver) -> Response:
+    return await _resolve(request, escalation_id, "denied", _who(principal, body.by),
+                          body.comment, None)
+
+
+@router.post("/escalations/{escalation_id}/claim",
+             summary="Use up an answered escalation for one waiting call (single use)")
+async def claim(escalation_id: str, body: ClaimBody, request: Request,
+                principal: Agent) -> Response:
+    service = state_of(request).service
+    await asyncio.to_thread(service.get_escalation, escalation_id)  # 404 if unknown
+    claimed = await asyncio.to_thread(service.claim, escalation_id, body.decision_id)
+    return json_response({"claimed": claimed})
+
+
+@router.post("/executions", summary="Record tool executions (the decision log's outcome)")
+async def executions(body: ExecutionBatch, request: Request, principal: Agent) -> Response:
+    service = state_of(request).service
+    seq = 0
+    for record in body.records:
+        fields = {"execution_status": record.execution_status,
+                  "execution_error": record.execution_error,
+                  "execution_output": record.execution_output,
+                  "execution_ms": record.execution_ms}
+        call = None
+        if record.tool_input is not None and record.tool_name:  # an unguarded call
+            try:
+                check_json(record.tool_input, "tool_input")
+                check_json(record.context, "context")
+            except InvalidToolInput as exc:
+                raise HTTPException(422, str(exc)) from exc
+            call = GuardRequest(tool_name=record.tool_name, tool_input=record.tool_input,
+                                decision_id=record.decision_id,
+                                agent_name=record.agent_name or principal.name,
+                                environment=record.environment, context=record.context)
+        seq = service.record_execution(call, record.decision_id, fields, urgent=True)
+    if seq:
+        await service.log.committed(seq)
+    return json_response({"recorded": len(body.records)})
+
+
+@router.get("/policy", summary="The policy in force")
+async def get_policy(request: Request, principal: Anyone) -> Response:
+    state = state_of(request)
+    return json_response({"version": state.policy_version, "source": state.policy_source,
+                          "rules": [r.name for r in state.service.policy.rules]})
+
+
+@router.put("/policy", summary="Replace the policy (validated first; every replica follows)")
+async def put_policy(body: PolicyBody, request: Request, principal: Admin) -> Response:
+    state = state_of(request)
+    version = await asyncio.to_thread(state.put_policy, body.source, principal.name)
+    return json_response({"version": version,
+                          "rules": [r.name for r in state.service.policy.rules]})

@@ -1,0 +1,132 @@
+"""The FastAPI application: routes, error mapping, body limits, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, Response
+
+from .. import __version__
+from ..errors import (
+    EscalationConflict,
+    EscalationNotFound,
+    InvalidToolInput,
+    PolicyError,
+    StasoError,
+    StoreUnavailable,
+)
+from . import api, dashboard
+from .api import json_response
+from .state import ServerConfig, ServerState
+
+_ERRORS: tuple[tuple[type[Exception], int], ...] = (
+    (EscalationNotFound, 404), (EscalationConflict, 409), (InvalidToolInput, 422),
+    (PolicyError, 422), (StoreUnavailable, 503), (StasoError, 400))
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    state = ServerState(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        yield
+        await state.stop()
+
+    app = FastAPI(title="staso", version=__version__, lifespan=lifespan,
+                  description="Guard AI agents' tool calls: allow, block, modify or escalate.",
+                  docs_url="/docs", redoc_url=None)
+    app.state.staso = state
+    app.include_router(api.router)
+    app.include_router(dashboard.router)
+    _add_error_handlers(app, state)
+
+    @app.get("/healthz", summary="Liveness and database reachability")
+    async def healthz() -> Response:
+        try:
+            await asyncio.to_thread(state.store.ping)
+        except Exception as exc:
+            return json_response({"status": "unavailable", "database": str(exc)[:200]}, 503)
+        return json_response({"status": "ok", "policy_version": state.policy_version})
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        try:
+            pending: int | None = await asyncio.to_thread(state.store.count_escalations,
+                                                          "pending")
+        except Exception:
+            pending = None
+        return PlainTextResponse(state.metrics.render(pending, state.policy_version),
+                                 media_type="text/plain; version=0.0.4")
+
+    app.add_middleware(BodyLimit, limit=config.max_input_bytes * 2 + 64 * 1024,
+                       metrics=state.metrics)
+    return app
+
+
+def _add_error_handlers(app: FastAPI, state: ServerState) -> None:
+    for exc_type, code in _ERRORS:
+        def handler(request: Request, exc: Exception, code: int = code) -> Response:
+            state.metrics.error(code)
+            data: dict[str, Any] = {"detail": str(exc), "error": type(exc).__name__}
+            if isinstance(exc, EscalationConflict):
+                data["status"] = exc.status
+            return json_response(data, code)
+        app.add_exception_handler(exc_type, handler)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        state.metrics.error(422)
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""),
+                   "type": e.get("type", "")} for e in exc.errors()]
+        where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        return json_response({"detail": f"invalid request: {where}", "errors": errors}, 422)
+    app.add_exception_handler(RequestValidationError, invalid)
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit`` bytes with 413 before they are read into memory."""
+
+    def __init__(self, app: Any, *, limit: int, metrics: Any) -> None:
+        self.app, self.limit, self.metrics = app, limit, metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._too_large(send)
+                return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Any) -> None:
+        self.metrics.error(413)
+        body = (f'{{"detail":"request body over the {self.limit:,}-byte limit",'
+                f'"error":"PayloadTooLarge"}}').encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,106 @@
+"""Who is calling: bearer keys for the API, signed session cookies for the dashboard.
+
+Sessions need no table: the cookie is ``key_id.expiry.signature``, signed with the key's
+stored hash (secret to the server, shared by every replica through the database). Revoking
+the key ends its sessions. The CSRF token is derived from the session the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Request
+
+from ..store.keys import ApiKey, key_by_id
+from .state import ServerState
+
+SESSION_COOKIE = "staso_session"
+LOGIN_CSRF_COOKIE = "staso_login_csrf"
+SESSION_SECONDS = 12 * 3600
+AGENT, APPROVER, ADMIN = "agent", "approver", "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    key: ApiKey
+    key_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+    @property
+    def role(self) -> str:
+        return self.key.role
+
+
+def state_of(request: Request) -> ServerState:
+    state: ServerState = request.app.state.staso
+    return state
+
+
+def _denied(status: int, message: str) -> HTTPException:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return HTTPException(status_code=status, detail=message, headers=headers)
+
+
+def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the caller's key, which must have one of ``roles`` (401/403 if not)."""
+    allowed = frozenset(roles)
+
+    async def dependency(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise _denied(401, "missing API key: send 'Authorization: Bearer <key>'")
+        found = await state_of(request).keys.lookup(key.strip())
+        if found is None:
+            raise _denied(401, "unknown or revoked API key")
+        principal = Principal(*found)
+        if principal.role not in allowed:
+            raise _denied(403, f"this needs a key with role {' or '.join(sorted(allowed))}; "
+                               f"yours is a {principal.role} key")
+        return principal
+
+    return dependency
+
+
+# -- dashboard sessions -----------------------------------------------------------------
+def _sign(secret: str, message: str) -> str:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def make_session(principal: Principal, now: float | None = None) -> str:
+    body = f"{principal.key.id}.{int((now or time.time()) + SESSION_SECONDS)}"
+    return f"{body}.{_sign(principal.key_hash, 'session:' + body)}"
+
+
+def csrf_token(principal: Principal, session: str) -> str:
+    return _sign(principal.key_hash, "csrf:" + session)[:40]
+
+
+async def session_principal(request: Request) -> tuple[Principal, str] | None:
+    """The dashboard user behind the session cookie, or None (expired, forged, revoked)."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    parts = cookie.split(".")
+    if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) < time.time():
+        return None
+    found = await asyncio.to_thread(key_by_id, state_of(request).store, parts[0])
+    if found is None or found[0].role not in (APPROVER, ADMIN):
+        return None
+    principal = Principal(*found)
+    expected = _sign(principal.key_hash, f"session:{parts[0]}.{parts[1]}")
+    if not hmac.compare_digest(expected, parts[2]):
+        return None
+    return principal, cookie
+
+
+def check_csrf(principal: Principal, session: str, token: str | None) -> None:
+    if not token or not hmac.compare_digest(csrf_token(principal, session), token):
+        raise HTTPException(status_code=403, detail="missing or wrong CSRF token; reload the "
+                                                    "dashboard and try again")

@@ -1,0 +1,72 @@
+"""Prometheus text exposition (format 0.0.4) for a handful of counters; no dependency."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.decisions: Counter[str] = Counter()
+        self.resolutions: Counter[str] = Counter()
+        self.http_errors: Counter[int] = Counter()
+        self.latency_buckets = [0] * len(_BUCKETS)
+        self.latency_sum = 0.0
+        self.latency_count = 0
+        self.long_polls = 0
+
+    def decided(self, action: str, seconds: float) -> None:
+        with self._lock:
+            self.decisions[action] += 1
+            self.latency_sum += seconds
+            self.latency_count += 1
+            for i, bound in enumerate(_BUCKETS):
+                if seconds <= bound:
+                    self.latency_buckets[i] += 1
+
+    def resolved(self, status: str) -> None:
+        with self._lock:
+            self.resolutions[status] += 1
+
+    def error(self, code: int) -> None:
+        with self._lock:
+            self.http_errors[code] += 1
+
+    def render(self, pending: int | None, policy_version: int) -> str:
+        with self._lock:
+            lines = [
+                "# HELP staso_decisions_total Guard decisions by action.",
+                "# TYPE staso_decisions_total counter",
+                *(f'staso_decisions_total{{action="{a}"}} {self.decisions[a]}'
+                  for a in ("allow", "modify", "escalate", "block")),
+                "# HELP staso_guard_latency_seconds Time to decide a guard request.",
+                "# TYPE staso_guard_latency_seconds histogram",
+                *(f'staso_guard_latency_seconds_bucket{{le="{b}"}} {n}'
+                  for b, n in zip(_BUCKETS, self.latency_buckets, strict=True)),
+                f'staso_guard_latency_seconds_bucket{{le="+Inf"}} {self.latency_count}',
+                f"staso_guard_latency_seconds_sum {self.latency_sum:.6f}",
+                f"staso_guard_latency_seconds_count {self.latency_count}",
+                "# HELP staso_escalations_resolved_total Escalations answered, by outcome.",
+                "# TYPE staso_escalations_resolved_total counter",
+                *(f'staso_escalations_resolved_total{{status="{s}"}} {self.resolutions[s]}'
+                  for s in ("approved", "denied")),
+                "# HELP staso_long_polls Escalation long-polls waiting now.",
+                "# TYPE staso_long_polls gauge",
+                f"staso_long_polls {self.long_polls}",
+                "# HELP staso_http_errors_total Error responses by status code.",
+                "# TYPE staso_http_errors_total counter",
+                *(f'staso_http_errors_total{{code="{c}"}} {n}'
+                  for c, n in sorted(self.http_errors.items())),
+                "# HELP staso_policy_version The policy version in force (0: built-in).",
+                "# TYPE staso_policy_version gauge",
+                f"staso_policy_version {policy_version}",
+            ]
+        if pending is not None:
+            lines += ["# HELP staso_escalations_pending Escalations awaiting a person.",
+                      "# TYPE staso_escalations_pending gauge",
+                      f"staso_escalations_pending {pending}"]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,129 @@
+"""What one server process holds: store, decision service, policy version, keys, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import StasoError
+from ..plugins import make_plugin_manager
+from ..policy import Policy, load_policy_text
+from ..service import DEFAULT_POLICY, DecisionService, collect_functions, collect_packs
+from ..store import Store
+from ..store.keys import ApiKey, find_key
+from ..store.policies import latest_policy, latest_version, save_policy
+from .metrics import Metrics
+
+log = logging.getLogger("staso.server")
+
+
+@dataclass
+class ServerConfig:
+    database_url: str
+    policy: str | Path | None = None  # a YAML file; stored as a new version when it changed
+    max_input_bytes: int = 1024 * 1024
+    policy_refresh_seconds: float = 1.0
+    key_cache_seconds: float = 5.0
+    long_poll_limit: float = 60.0
+    plugins: tuple[Any, ...] = field(default_factory=tuple)
+
+
+class KeyCache:
+    """Key lookups without a database read per request; a revoked key stops working within
+    ``ttl`` seconds. Unknown keys are never cached (so guessing costs a read each time)."""
+
+    def __init__(self, store: Store, ttl: float) -> None:
+        self.store, self.ttl = store, ttl
+        self._known: dict[str, tuple[float, ApiKey, str]] = {}
+
+    async def lookup(self, key: str) -> tuple[ApiKey, str] | None:
+        hit = self._known.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1], hit[2]
+        found = await asyncio.to_thread(find_key, self.store, key)
+        if found is None:
+            self._known.pop(key, None)
+            return None
+        if len(self._known) > 10_000:
+            self._known.clear()
+        self._known[key] = (now, *found)
+        return found
+
+
+class ServerState:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.pm = make_plugin_manager(config.plugins)
+        self.store = Store(config.database_url)
+        self.policy_version, self.policy_source, policy = self._initial_policy()
+        self.service = DecisionService(self.store, policy, self.pm)
+        self.keys = KeyCache(self.store, config.key_cache_seconds)
+        self.metrics = Metrics()
+        self._refresher: asyncio.Task[None] | None = None
+
+    # -- policy versions ----------------------------------------------------------------
+    def load(self, source: str, path: str) -> Policy:
+        return load_policy_text(source, path, packs=collect_packs(self.pm),
+                                functions=collect_functions(self.pm))
+
+    def _initial_policy(self) -> tuple[int, str, Policy]:
+        if self.config.policy is not None:
+            path = Path(self.config.policy)
+            try:
+                source = path.read_text()
+            except OSError as exc:
+                raise StasoError(f"cannot read the policy file {path}: {exc}") from exc
+            policy = self.load(source, str(path))  # a bad file stops the server here
+            stored = latest_policy(self.store)
+            if stored is not None and stored[1] == source:
+                return stored[0], source, policy
+            return save_policy(self.store, source, by=f"staso serve --policy {path}"), \
+                source, policy
+        stored = latest_policy(self.store)
+        if stored is not None:
+            return stored[0], stored[1], self.load(stored[1], f"<policy v{stored[0]}>")
+        source = DEFAULT_POLICY.read_text()
+        return 0, source, self.load(source, str(DEFAULT_POLICY))
+
+    def put_policy(self, source: str, by: str) -> int:
+        """Validate, store and apply a new policy version (other replicas follow)."""
+        policy = self.load(source, "<uploaded policy>")
+        version = save_policy(self.store, source, by=by)
+        self._apply(version, source, policy)
+        return version
+
+    def _apply(self, version: int, source: str, policy: Policy) -> None:
+        if version > self.policy_version:
+            self.service.set_policy(policy)
+            self.policy_version, self.policy_source = version, source
+            log.info("staso: policy version %d in force", version)
+
+    async def _refresh_policy(self) -> None:
+        """Follow policy versions written by other replicas."""
+        while True:
+            await asyncio.sleep(self.config.policy_refresh_seconds)
+            try:
+                if await asyncio.to_thread(latest_version, self.store) > self.policy_version:
+                    stored = await asyncio.to_thread(latest_policy, self.store)
+                    if stored is not None:
+                        self._apply(stored[0], stored[1],
+                                    self.load(stored[1], f"<policy v{stored[0]}>"))
+            except Exception as exc:  # keep guarding on the policy in force
+                log.warning("staso: could not refresh the policy: %s", exc)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_policy())
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        await asyncio.to_thread(self.service.close)

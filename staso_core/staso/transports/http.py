@@ -1,0 +1,328 @@
+"""Remote transport: the client talks to ``staso serve`` over HTTP with httpx.
+
+As in httpx itself, the sync and async clients share one request model: every operation
+builds a ``Call`` (method, path, body, time budget, whether a retry is safe, how to read
+the answer), and ``_Attempts`` decides after each try whether to retry, return or fail.
+Only the sending differs. Guard requests carry their decision id, so a retry after a lost
+answer gets the first answer and never a second escalation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .. import __version__
+from ..decision_log import DecisionLog
+from ..errors import (
+    AccessDenied,
+    EscalationConflict,
+    EscalationNotFound,
+    GuardFailure,
+    InvalidToolInput,
+    StasoError,
+)
+from ..models import ACTIONS, Escalation, GuardRequest, GuardResult
+from ..settings import Settings
+
+log = logging.getLogger("staso")
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_LONG_POLL = 25.0  # seconds one long-poll request may hold, below common proxy timeouts
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    parse: Callable[[Any], Any]
+    budget: float  # seconds for every attempt together
+    json: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+    retry: bool = True  # safe to send again (idempotent)
+    hold: float = 0.0  # seconds the server may hold the request (long-poll)
+
+
+class _Attempts:
+    """The retry policy of one call: exponential backoff within the call's budget."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.deadline = time.monotonic() + call.budget
+        self.tries = 0
+
+    def timeout(self) -> httpx.Timeout:
+        left = max(self.deadline - time.monotonic(), 0.05)
+        return httpx.Timeout(left + self.call.hold, connect=min(left, 5.0))
+
+    def outcome(self, answer: httpx.Response | Exception) -> tuple[bool, Any]:
+        """(True, value) when done, (False, seconds to sleep) to try again; raises on failure."""
+        self.tries += 1
+        retryable = isinstance(answer, httpx.TransportError) or (
+            isinstance(answer, httpx.Response) and answer.status_code in _RETRY_STATUS)
+        delay = min(0.05 * 2 ** (self.tries - 1), 1.0)
+        if retryable and self.call.retry and time.monotonic() + delay < self.deadline:
+            return False, delay
+        if isinstance(answer, Exception):
+            raise _failure(answer, self.call, self.tries) from answer
+        return True, self._read(answer)
+
+    def _read(self, response: httpx.Response) -> Any:
+        status = response.status_code
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        detail = data.get("detail") if isinstance(data, dict) else None
+        detail = detail if isinstance(detail, str) else response.text[:300]
+        if status < 300:
+            try:
+                return self.call.parse(data)
+            except GuardFailure:
+                raise
+            except Exception as exc:
+                raise GuardFailure(f"malformed answer from the staso server to "
+                                   f"{self.call.method} {self.call.path}: {exc}") from exc
+        if status in (401, 403):
+            raise AccessDenied(f"the staso server refused the API key ({status}): {detail}")
+        if status == 404:
+            raise EscalationNotFound(detail)
+        if status == 409:
+            state = data.get("status", "") if isinstance(data, dict) else ""
+            raise EscalationConflict(detail, status=str(state))
+        if status in (413, 422):
+            raise InvalidToolInput(f"the staso server rejected the request ({status}): {detail}")
+        kind = "server error" if status >= 500 else "unexpected answer"
+        raise GuardFailure(f"{kind} {status} from the staso server after {self.tries} "
+                           f"attempt(s): {detail}")
+
+
+def _failure(exc: Exception, call: Call, tries: int) -> GuardFailure:
+    if isinstance(exc, httpx.TimeoutException):
+        what = f"timed out after {call.budget:g} s"
+    elif isinstance(exc, httpx.ConnectError):
+        what = "server unreachable"
+    else:
+        what = "connection failed"
+    return GuardFailure(f"{what} ({type(exc).__name__}: {exc}) after {tries} attempt(s)")
+
+
+# -- reading answers -------------------------------------------------------------------------
+def _guard_result(data: Any) -> GuardResult:
+    if not isinstance(data, dict):
+        raise GuardFailure("malformed answer from the staso server: not a JSON object")
+    action = data.get("action")
+    if action not in ACTIONS:
+        # an action this client does not know is a failure, never an allow
+        raise GuardFailure(f"the staso server answered an unknown action {action!r}")
+    result = GuardResult.from_dict(data)
+    if action == "escalate" and not isinstance(result.escalation_id, str):
+        raise GuardFailure("malformed answer: escalate without an escalation_id")
+    if action == "modify" and not isinstance(result.modified_input, dict):
+        raise GuardFailure("malformed answer: modify without a modified_input object")
+    return result
+
+
+def _escalation(data: Any) -> Escalation:
+    if not isinstance(data, dict) or data.get("status") not in (
+            "pending", "approved", "denied", "timeout"):
+        raise GuardFailure("malformed escalation from the staso server")
+    esc: Escalation = Escalation.from_dict(data)
+    return esc
+
+
+def _escalations(data: Any) -> list[Escalation]:
+    if not isinstance(data, list):
+        raise GuardFailure("malformed escalation list from the staso server")
+    return [_escalation(item) for item in data]
+
+
+def _claimed(data: Any) -> bool:
+    if not isinstance(data, dict) or not isinstance(data.get("claimed"), bool):
+        raise GuardFailure("malformed claim answer from the staso server")
+    return bool(data["claimed"])
+
+
+class HttpTransport:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.base_url = settings.base_url or ""
+        self.headers = {"Authorization": f"Bearer {settings.api_key}",
+                        "User-Agent": f"staso-python/{__version__}"}
+        self._client: httpx.Client | None = None
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                  httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        self.log = DecisionLog(_ExecutionSink(self))
+
+    # -- sending --------------------------------------------------------------------------
+    def _sync(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(base_url=self.base_url, headers=self.headers)
+        return self._client
+
+    def _async(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(base_url=self.base_url, headers=self.headers)
+            self._aclients[loop] = client
+        return client
+
+    def send(self, call: Call) -> Any:
+        attempts = _Attempts(call)
+        while True:
+            answer: httpx.Response | Exception
+            try:
+                answer = self._sync().request(call.method, call.path, json=call.json,
+                                              params=call.params, timeout=attempts.timeout())
+            except httpx.HTTPError as exc:
+                answer = exc
+            done, value = attempts.outcome(answer)
+            if done:
+                return value
+            time.sleep(value)
+
+    async def asend(self, call: Call) -> Any:
+        attempts = _Attempts(call)
+        while True:
+            answer: httpx.Response | Exception
+            try:
+                answer = await self._async().request(
+                    call.method, call.path, json=call.json, params=call.params,
+                    timeout=attempts.timeout())
+            except httpx.HTTPError as exc:
+                answer = exc
+            done, value = attempts.outcome(answer)
+            if done:
+                return value
+            await asyncio.sleep(value)
+
+    # -- the calls ------------------------------------------------------------------------
+    def _budget(self, request: GuardRequest | None = None) -> float:
+        if request is not None and request.timeout is not None:
+            return request.timeout
+        return self.settings.guard_timeout
+
+    def _decide(self, request: GuardRequest) -> Call:
+        return Call("POST", "/v1/guard", _guard_result, self._budget(request),
+                    json=request.to_wire())
+
+    def _wait(self, escalation_id: str, deadline: float, poll_interval: float) -> Call:
+        hold = max(min(poll_interval, deadline - time.time(), _LONG_POLL), 0.0)
+        # while waiting, keep retrying through server restarts until the agent's deadline
+        budget = max(deadline - time.time(), 0.0) + self._budget()
+        return Call("GET", f"/v1/escalations/{escalation_id}", _escalation, budget,
+                    params={"wait": f"{hold:.3f}"}, hold=hold)
+
+    def _get(self, escalation_id: str) -> Call:
+        return Call("GET", f"/v1/escalations/{escalation_id}", _escalation, self._budget())
+
+    def _claim(self, escalation_id: str, decision_id: str) -> Call:
+        return Call("POST", f"/v1/escalations/{escalation_id}/claim", _claimed, self._budget(),
+                    json={"decision_id": decision_id})
+
+    def decide(self, request: GuardRequest) -> GuardResult:
+        result: GuardResult = self.send(self._decide(request))
+        return result
+
+    async def adecide(self, request: GuardRequest) -> GuardResult:
+        result: GuardResult = await self.asend(self._decide(request))
+        return result
+
+    def wait(self, escalation_id: str, deadline: float, poll_interval: float) -> Escalation:
+        while True:
+            esc: Escalation = self.send(self._wait(escalation_id, deadline, poll_interval))
+            if esc.status != "pending" or time.time() >= deadline:
+                return esc
+
+    async def await_(self, escalation_id: str, deadline: float,
+                     poll_interval: float) -> Escalation:
+        while True:
+            esc: Escalation = await self.asend(self._wait(escalation_id, deadline,
+                                                          poll_interval))
+            if esc.status != "pending" or time.time() >= deadline:
+                return esc
+
+    def expire(self, escalation_id: str) -> Escalation:
+        esc: Escalation = self.send(self._get(escalation_id))  # the server records expiry
+        return esc
+
+    async def aexpire(self, escalation_id: str) -> Escalation:
+        esc: Escalation = await self.asend(self._get(escalation_id))
+        return esc
+
+    def claim(self, escalation_id: str, decision_id: str) -> bool:
+        return bool(self.send(self._claim(escalation_id, decision_id)))
+
+    async def aclaim(self, escalation_id: str, decision_id: str) -> bool:
+        return bool(await self.asend(self._claim(escalation_id, decision_id)))
+
+    def finish(self, request: GuardRequest, result: GuardResult, logged: bool) -> None:
+        """The server logged the decision before answering; nothing to send."""
+
+    def record_execution(self, request: GuardRequest | None, decision_id: str,
+                         fields: dict[str, Any]) -> None:
+        record = {"decision_id": decision_id, **fields}
+        if request is not None:
+            record.update(tool_name=request.tool_name, tool_input=request.tool_input,
+                          context=request.context, environment=request.environment,
+                          agent_name=request.agent_name)
+        self.log.add(dict, record)
+
+    def get_escalation(self, escalation_id: str) -> Escalation:
+        esc: Escalation = self.send(self._get(escalation_id))
+        return esc
+
+    def list_escalations(self, **filters: Any) -> list[Escalation]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        items: list[Escalation] = self.send(Call("GET", "/v1/escalations", _escalations,
+                                                 self._budget(), params=params))
+        return items
+
+    def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None,
+                modified_input: dict[str, Any] | None) -> Escalation:
+        verb = {"approved": "approve", "denied": "deny"}[status]
+        body: dict[str, Any] = {"by": by, "comment": comment}
+        if status == "approved":
+            body["modified_input"] = modified_input
+        # not retried: a lost answer to a resolution must not turn into a 409 on retry
+        esc: Escalation = self.send(Call("POST", f"/v1/escalations/{escalation_id}/{verb}",
+                                         _escalation, self._budget(), json=body, retry=False))
+        return esc
+
+    def flush(self) -> None:
+        self.log.flush()
+
+    def close(self) -> None:
+        try:
+            self.log.close()
+        except StasoError as exc:
+            log.warning("staso: could not send tool execution records: %s", exc)
+        finally:
+            if self._client is not None:
+                self._client.close()
+
+
+class _ExecutionSink:
+    """The decision log's destination in remote mode: ``POST /v1/executions`` in batches."""
+
+    def __init__(self, transport: HttpTransport) -> None:
+        self.transport = transport
+
+    def write_decisions(self, rows: list[dict[str, Any]],
+                        updates: list[tuple[str, dict[str, Any]]]) -> None:
+        records = rows + [{"decision_id": d, **f} for d, f in updates]
+        for i in range(0, len(records), 500):
+            chunk = records[i:i + 500]
+            try:
+                self.transport.send(Call("POST", "/v1/executions", dict,
+                                         self.transport._budget(), json={"records": chunk}))
+            except (InvalidToolInput, AccessDenied) as exc:  # would fail the same way forever
+                log.error("staso: dropped %d tool execution records the server refused: %s",
+                          len(chunk), exc)
