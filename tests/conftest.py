@@ -25,3 +25,49 @@ def make_policy(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "staso.yaml"
     path.write_text(text)
     return path
+
+
+# -- real staso serve processes ---------------------------------------------------------------
+from servers import (  # noqa: E402
+    Server,
+    drop_pg_database,
+    new_pg_database,
+    postgres_available,
+)
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def start_server(tmp: Path, backend: str, policy: Path | None = None) -> Server:
+    if backend == "postgres":
+        if not postgres_available():
+            pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432 (.ci/run starts it)")
+        url = new_pg_database()
+    else:
+        url = f"sqlite:///{tmp / 'staso.db'}"
+    server = Server(home=tmp, database_url=url, policy=policy)
+    server.create_keys()
+    return server.start()
+
+
+def stop_server(server: Server) -> None:
+    server.stop()
+    if server.database_url.startswith("postgresql"):
+        drop_pg_database(server.database_url)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Server]:
+    """A running staso serve, once on SQLite and once on PostgreSQL."""
+    running = start_server(tmp_path_factory.mktemp(f"serve-{request.param}"), request.param)
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def remote(server: Server) -> Iterator[Server]:
+    """st.init in remote mode against ``server`` with an agent key."""
+    st.init(api_key=server.keys["agent"], base_url=server.url, agent_name="refund-agent")
+    yield server
+    st.shutdown()

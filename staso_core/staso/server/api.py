@@ -36,8 +36,9 @@ def escalation_json(esc: Escalation) -> dict[str, Any]:
 
 
 def _who(principal: Principal, by: str | None) -> str:
+    """The person answering: the key's name, or the name given with it ("bob via alice")."""
     by = (by or "").strip()
-    return by if not by or by == principal.name else f"{by} via {principal.name}"
+    return principal.name if not by or by == principal.name else f"{by} via {principal.name}"
 
 
 @router.post("/guard", summary="Decide on one tool call", response_description="A GuardResult")

@@ -1,0 +1,132 @@
+"""Real ``staso serve`` processes for tests: each on its own port and database."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PG_ADMIN_URL = os.environ.get("STASO_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+STASO = [sys.executable, "-m", "staso.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(*args: str, env: dict[str, str] | None = None, check: bool = True
+        ) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*STASO, *args], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"staso {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+        with psycopg.connect(_libpq(PG_ADMIN_URL), connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def new_pg_database() -> str:
+    """A fresh, empty PostgreSQL database; returns its SQLAlchemy URL."""
+    import psycopg
+
+    name = "staso_t_" + secrets.token_hex(6)
+    with psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+@dataclass
+class Server:
+    """One running ``staso serve`` and keys for each role."""
+
+    home: Path
+    database_url: str
+    port: int = field(default_factory=free_port)
+    policy: Path | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"STASO_HOME": str(self.home), "STASO_DATABASE_URL": self.database_url}
+
+    def create_keys(self) -> None:
+        for role in ("agent", "approver", "admin"):
+            name = {"agent": "refund-bot", "approver": "alice", "admin": "root"}[role]
+            self.keys[role] = cli("keys", "create", "--role", role, "--name", name,
+                                  env=self.env).stdout.strip()
+
+    def start(self, timeout: float = 30.0) -> Server:
+        args = ["serve", "--port", str(self.port)]
+        if self.policy is not None:
+            args += ["--policy", str(self.policy)]
+        self.log_path = self.home / f"serve-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen([*STASO, *args], stdout=log, stderr=log,
+                                        env={**os.environ, **self.env})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"staso serve exited: {self.log_path.read_text()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"staso serve did not start: {self.log_path.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def headers(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    def request(self, method: str, path: str, role: str | None = "agent",
+                **kwargs: Any) -> httpx.Response:
+        headers = self.headers(role) if role else {}
+        headers.update(kwargs.pop("headers", {}))
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
