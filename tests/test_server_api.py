@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 import pytest
-from servers import Server, cli
 
 import staso as st
+from servers import Server, cli
 
 
 def _guard_body(**extra: Any) -> dict[str, Any]:
@@ -220,7 +220,8 @@ def test_agent_key_cannot_approve_through_the_client(remote: Server) -> None:
 def test_policy_versions(server: Server) -> None:
     before = server.request("GET", "/v1/policy").json()
     bad = server.request("PUT", "/v1/policy", role="admin", json={
-        "source": "version: 1\nrules:\n  - name: a\n    action: block\n    when: 'tool_input.x >'\n"})
+        "source": "version: 1\nrules:\n  - name: a\n    action: block\n"
+                  "    when: 'tool_input.x >'\n"})
     assert bad.status_code == 422
     assert bad.json()["detail"].startswith("<uploaded policy>:5: rule 'a': invalid CEL")
     assert server.request("GET", "/v1/policy").json()["version"] == before["version"]
