@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from typing import Any
+
+import pytest
 
 
 def test_demo_yes_runs_the_scripted_agent(tmp_path):
@@ -17,3 +21,49 @@ def test_demo_yes_runs_the_scripted_agent(tmp_path):
     assert any("[REDACTED:ssn]" in line for line in lines)
     assert any("'amount': 5000}) -> ESCALATE" in line for line in lines)
     assert lines[-1].strip().startswith("-> ALLOW (approved)")
+
+
+def _demo(*args: str, cwd: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-u", "-m", "staso.cli", "demo", "--port", "0",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+def test_demo_without_an_answer_times_out_as_denied(tmp_path):
+    proc = _demo("--timeout", "2", cwd=tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1].strip().startswith("-> DENIED (timed out)")
+    assert "Escalation poll timeout" in out
+
+
+def test_demo_waits_for_a_person_in_the_browser(tmp_path):
+    """Approve the demo's $5,000 refund in chromium, as a user of `staso demo` would."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from test_dashboard import CHROMIUM, FLAGS
+
+    proc = _demo("--timeout", "60", cwd=tmp_path)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        while not any("waiting for a person" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, f"demo ended early: {lines} {proc.stderr.read() if proc.stderr else ''}"
+            lines.append(line)
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/", lines[0]).group(1)
+        key = re.search(r"approver key: (\S+)", "".join(lines)).group(1)
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.fill("#api-key", key)
+            page.click("button[type=submit]")
+            page.locator(".card button.approve").first.click()
+            page.locator(".card").first.wait_for(state="detached", timeout=10_000)
+            browser.close()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1].strip().startswith("-> ALLOW (approved)")

@@ -265,12 +265,13 @@ def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
 
 
 @app.command()
-def demo(yes: bool = typer.Option(False, "--yes", help="approve automatically, unattended")
-         ) -> None:
-    """Run a scripted refund agent against the embedded guard."""
+def demo(yes: bool = typer.Option(False, "--yes", help="approve automatically, unattended"),
+         timeout: float = typer.Option(120.0, help="seconds to wait for a person's answer"),
+         port: int = typer.Option(8787, help="dashboard port (a free one if taken)")) -> None:
+    """Start the server and dashboard on a temporary store and run a scripted refund agent."""
     from .demo import run_demo
 
-    raise typer.Exit(run_demo(auto_approve=yes))
+    raise typer.Exit(run_demo(auto_approve=yes, timeout=timeout, port=port))
 
 
 def main() -> None:  # the console script
