@@ -94,9 +94,12 @@ class DecisionLog:
                 self._done.notify_all()
             ready = [f for f in self._futures if f[0] <= upto]
             self._futures = [f for f in self._futures if f[0] > upto]
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, loop, future in ready:
+            by_loop.setdefault(loop, []).append(future)
+        for loop, futures in by_loop.items():  # one wake-up per loop for the whole batch
             with contextlib.suppress(RuntimeError):  # that loop is closed
-                loop.call_soon_threadsafe(_set_future, future, error)
+                loop.call_soon_threadsafe(_set_futures, futures, error)
 
     def _run(self) -> None:
         while not self._closed:
@@ -142,13 +145,14 @@ class DecisionLog:
         self.flush()
 
 
-def _set_future(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _set_futures(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def truncate(text: str, limit: int = _OUTPUT_LIMIT) -> str:

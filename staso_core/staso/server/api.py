@@ -9,12 +9,14 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from ..client import new_decision_id
 from ..errors import InvalidToolInput
 from ..jsonutil import check_json, encoded_size
 from ..models import Escalation, GuardRequest
-from .auth import ADMIN, AGENT, APPROVER, Principal, require, state_of
+from .auth import ADMIN, AGENT, APPROVER, Principal, authenticate, require, state_of
 from .schemas import ApproveBody, ClaimBody, DenyBody, ExecutionBatch, GuardBody, PolicyBody
 
 router = APIRouter(prefix="/v1")
@@ -41,10 +43,24 @@ def _who(principal: Principal, by: str | None) -> str:
     return principal.name if not by or by == principal.name else f"{by} via {principal.name}"
 
 
-@router.post("/guard", summary="Decide on one tool call", response_description="A GuardResult")
-async def guard(body: GuardBody, request: Request, principal: Agent) -> Response:
+_GUARD_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": GuardBody.model_json_schema()}}}}
+
+
+@router.post("/guard", summary="Decide on one tool call", response_description="A GuardResult",
+             openapi_extra=_GUARD_DOC)
+async def guard(request: Request) -> Response:
+    # the hot path: the body is validated by pydantic directly, without FastAPI's
+    # dependency machinery (a third of the request's cost); same rules, same 401/403/422
+    principal = await authenticate(request, AGENT, ADMIN)
     state = state_of(request)
     started = time.perf_counter()
+    try:
+        body = GuardBody.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])}
+             for e in exc.errors(include_url=False, include_context=False)]) from None
     try:
         size = encoded_size(body.tool_input)
         check_json(body.context, "context")

@@ -49,23 +49,27 @@ def _denied(status: int, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail=message, headers=headers)
 
 
+async def authenticate(request: Request, *roles: str) -> Principal:
+    """The caller's key, which must have one of ``roles`` (401/403 if not)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise _denied(401, "missing API key: send 'Authorization: Bearer <key>'")
+    found = await state_of(request).keys.lookup(key.strip())
+    if found is None:
+        raise _denied(401, "unknown or revoked API key")
+    principal = Principal(*found)
+    if principal.role not in roles:
+        raise _denied(403, f"this needs a key with role {' or '.join(sorted(roles))}; "
+                           f"yours is a {principal.role} key")
+    return principal
+
+
 def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency: the caller's key, which must have one of ``roles`` (401/403 if not)."""
-    allowed = frozenset(roles)
+    """A dependency form of ``authenticate``."""
 
     async def dependency(request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise _denied(401, "missing API key: send 'Authorization: Bearer <key>'")
-        found = await state_of(request).keys.lookup(key.strip())
-        if found is None:
-            raise _denied(401, "unknown or revoked API key")
-        principal = Principal(*found)
-        if principal.role not in allowed:
-            raise _denied(403, f"this needs a key with role {' or '.join(sorted(allowed))}; "
-                               f"yours is a {principal.role} key")
-        return principal
+        return await authenticate(request, *roles)
 
     return dependency
 
