@@ -212,29 +212,21 @@ def main() -> None:
         approver = httpx.Client(headers={"Authorization": f"Bearer {approver_key}"})
         pending: dict[int, str] = {}
 
-        def remote_wait(i: int) -> None:
-            first = st.guard("tool_3", {"amount": 5000 + i, "trial": "remote"})
-            pending[i] = first.escalation_id or ""
-            st.guard("tool_3", {"amount": 5000 + i, "trial": "remote"},
-                     wait_for_escalation=True, escalation_poll_interval=3.0,
-                     escalation_timeout=60)
+        def waiting_call(trial: str) -> Any:
+            """An agent that asks, gets an escalation id, then waits for the answer."""
+            def call(i: int) -> None:
+                tool_input = {"amount": 5000 + i, "trial": trial}
+                pending[i] = st.guard("tool_3", tool_input).escalation_id or ""
+                st.guard("tool_3", tool_input, wait_for_escalation=True,
+                         escalation_poll_interval=3.0, escalation_timeout=60)
+            return call
 
-        def remote_approve(i: int) -> None:
-            approver.post(f"{url}/v1/escalations/{pending[i]}/approve", json={})
-
-        remote_resume = resume_latency(remote_wait, remote_approve, args.trials)
+        remote_resume = resume_latency(waiting_call("remote"), lambda i: approver.post(
+            f"{url}/v1/escalations/{pending[i]}/approve", json={}), args.trials)
         st.shutdown()
         st.init(agent_name="bench-agent", home=home / "embedded", policy=policy)
-
-        def embedded_wait(i: int) -> None:
-            first = st.guard("tool_3", {"amount": 5000 + i, "trial": "embedded"})
-            pending[i] = first.escalation_id or ""
-            st.guard("tool_3", {"amount": 5000 + i, "trial": "embedded"},
-                     wait_for_escalation=True, escalation_poll_interval=3.0,
-                     escalation_timeout=60)
-
         embedded_resume = resume_latency(
-            embedded_wait, lambda i: st.approve(pending[i], by="bench"), args.trials)
+            waiting_call("embedded"), lambda i: st.approve(pending[i], by="bench"), args.trials)
         st.shutdown()
         polling = polling_baseline(url, agent_key, approver_key, 3.0, 3)
         for name, value in (("approval -> resume median, remote", remote_resume),

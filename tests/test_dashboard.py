@@ -74,8 +74,10 @@ def card(page: Any, escalation_id: str) -> Any:
 
 def test_login_needs_an_approver_key(page: Any, dash_server: Server) -> None:
     login(page, dash_server, role="agent")
-    assert page.url.endswith("/login?error=A+agent+key+cannot+answer+escalations")
+    assert page.url.endswith("/login?error=agent")
     assert "cannot answer escalations" in page.text_content("#login-error")
+    page.goto(dash_server.url + "/login?error=Send+your+key+to+evil.example")
+    assert page.text_content("#login-error").strip() == ""  # links cannot write on the page
     page.fill("#api-key", "staso_approver_made_up")
     page.click("button[type=submit]")
     assert "Unknown or revoked key" in page.text_content("#login-error")

@@ -99,3 +99,24 @@ def test_broken_entry_point_plugin_refuses_to_start(tmp_path, monkeypatch):
 
     with pytest.raises(st.StasoError, match=r"could not load a plugin .*needs libfoo"):
         st.init(home=tmp_path)
+
+
+def test_a_timeout_is_announced_once_however_often_it_is_read(tmp_path):
+    seen = []
+
+    class Recorder:
+        @st.hookimpl
+        def staso_escalation_resolved(self, escalation):
+            seen.append((escalation.id, escalation.status))
+
+    st.init(agent_name="a", home=tmp_path, plugins=[Recorder()])
+    try:
+        result = st.guard("process_refund", {"amount": 5000}, wait_for_escalation=True,
+                          escalation_timeout=0.2, escalation_poll_interval=0.05)
+        assert result.reason == "Escalation poll timeout"
+        service = st.get_client().transport.service
+        for _ in range(3):  # later readers (a server's GET, the CLI) record nothing new
+            assert service.expire(result.escalation_id).status == "timeout"
+    finally:
+        st.shutdown()
+    assert seen == [(result.escalation_id, "timeout")]

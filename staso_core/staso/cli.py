@@ -47,11 +47,10 @@ def _client(url: str | None, key: str | None) -> Any:
 def _database_url(database_url: str | None) -> str:
     import os
 
-    from .settings import Settings
+    from .settings import default_home
     from .store import sqlite_url
 
-    return database_url or os.environ.get("STASO_DATABASE_URL") or sqlite_url(
-        Settings.resolve(base_url="").home)
+    return database_url or os.environ.get("STASO_DATABASE_URL") or sqlite_url(default_home())
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -224,8 +224,8 @@ class DecisionService:
             await self.notifier.wait_async(escalation_id, token, min(poll_interval, remaining))
 
     def expire(self, escalation_id: str) -> Escalation:
-        esc = self.store.expire(escalation_id)
-        if esc.status == "timeout":
+        esc, changed = self.store.expire(escalation_id)
+        if changed:  # announce a timeout once, however often it is read afterwards
             self.pm.hook.staso_escalation_resolved(escalation=esc)
         return esc
 

@@ -28,6 +28,11 @@ def _env_float(name: str, default: float) -> float:
         raise StasoError(f"{name}={value!r} is not a number of seconds") from None
 
 
+def default_home() -> Path:
+    """Where the embedded store lives: ``STASO_HOME``, else ``~/.staso``."""
+    return Path(os.environ.get("STASO_HOME") or "~/.staso").expanduser()
+
+
 @dataclass
 class Settings:
     api_key: str | None = None
@@ -67,7 +72,7 @@ class Settings:
             base_url=base_url.rstrip("/") if base_url else None,
             environment=environment or env.get("STASO_ENVIRONMENT") or "",
             policy=policy,
-            home=Path(home or env.get("STASO_HOME") or "~/.staso").expanduser(),
+            home=Path(home).expanduser() if home else default_home(),
             fail_closed=fail_closed if fail_closed is not None
             else _env_bool("STASO_GUARD_FAIL_CLOSED", True),
             guard_timeout=guard_timeout if guard_timeout is not None

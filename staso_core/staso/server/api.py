@@ -156,8 +156,10 @@ async def deny(escalation_id: str, body: DenyBody, request: Request,
 async def claim(escalation_id: str, body: ClaimBody, request: Request,
                 principal: Agent) -> Response:
     service = state_of(request).service
-    await asyncio.to_thread(service.get_escalation, escalation_id)  # 404 if unknown
+    esc = await asyncio.to_thread(service.get_escalation, escalation_id)  # 404 if unknown
     claimed = await asyncio.to_thread(service.claim, escalation_id, body.decision_id)
+    if claimed:  # the waiting call's decision now carries the person's answer
+        service.log.update(body.decision_id, {"escalation_status": esc.status})
     return json_response({"claimed": claimed})
 
 

@@ -83,10 +83,15 @@ async def index(request: Request) -> Response:
                  role=principal.role)
 
 
+_LOGIN_ERRORS = {"unknown": "Unknown or revoked key.",
+                 "agent": "An agent key cannot answer escalations; use an approver key."}
+
+
 @router.get("/login")
 async def login_page(request: Request, error: str = "") -> Response:
     token = secrets.token_urlsafe(24)
-    response = _page("login.html", csrf=token, error=error[:200])
+    # only fixed messages: a link cannot put its own words on the login page
+    response = _page("login.html", csrf=token, error=_LOGIN_ERRORS.get(error, ""))
     response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True,
                         samesite="strict", secure=_secure(request), path="/login")
     return response
@@ -101,11 +106,10 @@ async def login(request: Request) -> Response:
     key = form.get("api_key", "").strip()
     found = await state_of(request).keys.lookup(key) if key else None
     if found is None:
-        return RedirectResponse("/login?error=Unknown+or+revoked+key", status_code=303)
+        return RedirectResponse("/login?error=unknown", status_code=303)
     principal = Principal(*found)
     if principal.role not in (APPROVER, ADMIN):
-        return RedirectResponse(
-            f"/login?error=A+{principal.role}+key+cannot+answer+escalations", status_code=303)
+        return RedirectResponse("/login?error=agent", status_code=303)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(SESSION_COOKIE, make_session(principal), max_age=SESSION_SECONDS,
                         httponly=True, samesite="strict", secure=_secure(request), path="/")

@@ -245,16 +245,18 @@ class Store:
         raise EscalationConflict(f"escalation {escalation_id} is already {row.status}{who}",
                                  status=row.status)
 
-    def expire(self, escalation_id: str, now: float | None = None) -> Escalation:
-        """Time out one escalation if it is due, then return it as it now stands."""
+    def expire(self, escalation_id: str, now: float | None = None) -> tuple[Escalation, bool]:
+        """Time out one escalation if it is due; return it as it now stands, and whether
+        this call is the one that timed it out."""
         now = now or time.time()
         e = escalations.c
         with self.engine.begin() as conn:
-            if conn.execute(escalations.update().where(
-                    e.id == escalation_id, e.status == "pending", e.expires_at <= now
-            ).values(status="timeout")).rowcount:
+            changed = bool(conn.execute(escalations.update().where(
+                e.id == escalation_id, e.status == "pending", e.expires_at <= now
+            ).values(status="timeout")).rowcount)
+            if changed:
                 self._announce(conn, [escalation_id])
-        return self.get_escalation(escalation_id)
+        return self.get_escalation(escalation_id), changed
 
     def claim(self, escalation_id: str, decision_id: str, now: float | None = None) -> bool:
         """Use up an answered escalation for one call; False if another call used it."""
