@@ -94,6 +94,13 @@ def test_error_statuses_name_the_problem(server: Server) -> None:
     assert bad_status.status_code == 422
     bad_id = server.request("POST", "/v1/guard", json=_guard_body(decision_id="a b/../c"))
     assert bad_id.status_code == 422
+    esc = _escalate(server, 4011)
+    nan_edit = server.request("POST", f"/v1/escalations/{esc['escalation_id']}/approve",
+                              role="approver", content=b'{"modified_input": {"amount": NaN}}',
+                              headers={"content-type": "application/json"})
+    assert nan_edit.status_code == 422 and "modified_input" in nan_edit.json()["detail"]
+    assert server.request("GET", f"/v1/escalations/{esc['escalation_id']}"
+                          ).json()["status"] == "pending"
 
 
 def test_resolution_is_exactly_once_and_expiry_is_final(server: Server) -> None:

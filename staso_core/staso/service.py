@@ -18,8 +18,8 @@ from typing import Any
 import pluggy
 
 from .decision_log import DecisionLog
-from .errors import EscalationUnavailable, PolicyError
-from .jsonutil import fingerprint
+from .errors import EscalationUnavailable, InvalidToolInput, PolicyError
+from .jsonutil import check_json, fingerprint
 from .models import STRICTNESS, Escalation, GuardRequest, GuardResult, RuleResult
 from .policy import Engine, Policy, load_policy, load_policy_text
 from .policy.model import RulePack
@@ -195,6 +195,12 @@ class DecisionService:
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
                 modified_input: dict[str, Any] | None = None) -> Escalation:
+        """Approve or deny exactly once; an edited input must be JSON (InvalidToolInput)."""
+        if modified_input is not None:
+            if not isinstance(modified_input, dict):
+                raise InvalidToolInput("the edited input must be a JSON object of tool "
+                                       f"arguments, not {type(modified_input).__name__}")
+            check_json(modified_input, "modified_input")
         esc = self.store.resolve(escalation_id, status=status, by=by, comment=comment,
                                  modified_input=modified_input)
         self.notifier.changed(esc.id)

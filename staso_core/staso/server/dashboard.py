@@ -20,8 +20,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 
 from ..errors import EscalationConflict, EscalationNotFound, InvalidToolInput
-from ..jsonutil import encoded_size
-from .api import _who, escalation_json, json_response
+from .api import escalation_json, json_response, resolve
 from .auth import (
     ADMIN,
     APPROVER,
@@ -161,24 +160,16 @@ async def _answer(request: Request, escalation_id: str, status: str) -> Response
     check_csrf(principal, session, form.get("csrf_token"))
     comment = form.get("comment", "").strip() or None
     modified = None
-    if status == "approved" and form.get("modified_input", "").strip():
-        try:
-            modified = json.loads(form["modified_input"])
-            if not isinstance(modified, dict):
-                raise ValueError("the edited input must be a JSON object")
-            encoded_size(modified)
-        except (ValueError, InvalidToolInput) as exc:
-            return _answered(request, 422, f"edited input rejected: {exc}")
-    state = state_of(request)
     try:
-        esc = await asyncio.to_thread(state.service.resolve, escalation_id, status=status,
-                                      by=_who(principal, principal.name), comment=comment,
-                                      modified_input=modified)
+        if status == "approved" and form.get("modified_input", "").strip():
+            modified = json.loads(form["modified_input"])
+        esc = await resolve(request, escalation_id, status, principal.name, comment, modified)
+    except (ValueError, InvalidToolInput) as exc:
+        return _answered(request, 422, f"edited input rejected: {exc}")
     except EscalationNotFound as exc:
         return _answered(request, 404, str(exc))
     except EscalationConflict as exc:
         return _answered(request, 409, str(exc))
-    state.metrics.resolved(status)
     return _answered(request, 200, f"{esc.id} {esc.status}", escalation_json(esc))
 
 
