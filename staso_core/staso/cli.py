@@ -44,6 +44,20 @@ def _client(url: str | None, key: str | None) -> Any:
     return Client(settings)
 
 
+def _on_client(url: str | None, key: str | None, action: Any) -> Any:
+    """Run ``action(client)``; a staso error (unknown id, conflict, refused key) exits 1
+    with its message. The client is always shut down."""
+    from .errors import StasoError
+
+    client = _client(url, key)
+    try:
+        return action(client)
+    except (StasoError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        client.shutdown()
+
+
 def _database_url(database_url: str | None) -> str:
     import os
 
@@ -71,16 +85,7 @@ def escalations_list(status: Optional[str] = typer.Option(  # noqa: UP045
                      as_json: bool = typer.Option(False, "--json", help="JSON output"),
                      url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """List escalations, newest first."""
-    from .errors import StasoError
-
-    client = _client(url, key)
-    try:
-        items = client.list_escalations(status=status)
-    except StasoError as exc:
-        _fail(str(exc))
-        return
-    finally:
-        client.shutdown()
+    items = _on_client(url, key, lambda client: client.list_escalations(status=status))
     if as_json:
         print(json.dumps([e.to_dict() for e in items], indent=2))
         return
@@ -97,16 +102,7 @@ def escalations_show(escalation_id: str,
                      as_json: bool = typer.Option(False, "--json", help="JSON output"),
                      url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """Show one escalation with its full input."""
-    from .errors import StasoError
-
-    client = _client(url, key)
-    try:
-        esc = client.get_escalation(escalation_id)
-    except StasoError as exc:
-        _fail(str(exc))
-        return
-    finally:
-        client.shutdown()
+    esc = _on_client(url, key, lambda client: client.get_escalation(escalation_id))
     if as_json:
         print(json.dumps(esc.to_dict(), indent=2))
         return
@@ -119,19 +115,13 @@ def escalations_show(escalation_id: str,
 
 def _resolve(escalation_id: str, status: str, by: str, comment: str | None,
              modified: dict[str, Any] | None, url: str | None, key: str | None) -> None:
-    from .errors import StasoError
-
-    client = _client(url, key)
-    try:
+    def answer(client: Any) -> Any:
         if status == "approved":
-            esc = client.approve(escalation_id, by=by, comment=comment, modified_input=modified)
-        else:
-            esc = client.deny(escalation_id, by=by, comment=comment)
-    except (StasoError, ValueError) as exc:
-        _fail(str(exc))
-        return
-    finally:
-        client.shutdown()
+            return client.approve(escalation_id, by=by, comment=comment,
+                                  modified_input=modified)
+        return client.deny(escalation_id, by=by, comment=comment)
+
+    esc = _on_client(url, key, answer)
     out.print(f"{esc.id} {esc.status} by {esc.resolved_by}", markup=False, highlight=False)
 
 
