@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import staso as st
+from approvers import answer_later
 from staso import guard
 
 WIRE = {"amount": 50000, "destination": "external-bank"}
-
-
-def answer_later(action, delay=0.2, **kwargs):
-    def run():
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            pending = st.get_client().list_escalations(status="pending")
-            if pending:
-                action(pending[0].id, **kwargs)
-                return
-            time.sleep(0.02)
-    t = threading.Thread(target=lambda: (time.sleep(delay), run()))
-    t.start()
-    return t
 
 
 def test_fire_and_forget_returns_escalation_id(home):

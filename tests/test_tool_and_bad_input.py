@@ -43,7 +43,7 @@ def test_tool_records_and_guards(home):
     statuses = sorted(r["execution_status"] for r in by_tool["process_refund"])
     assert statuses == ["not_run", "ok"]
     assert by_tool["lookup"][0]["action"] is None
-    assert by_tool["lookup"][0]["execution_output"] == "'X'"
+    assert by_tool["lookup"][0]["execution_output"] == "X"  # text outputs are stored as text
     assert by_tool["send_email"][0]["action"] == "modify"
 
 

@@ -1,1 +1,38 @@
-"""Placeholder: the adapter lands in its own issue."""
+"""staso for LangChain and LangGraph (``pip install 'staso[langchain]'``).
+
+- ``StasoMiddleware`` for ``langchain.agents.create_agent``: the full table of SPEC §8,
+  ``invoke`` and ``ainvoke``.
+- ``guard_tools(tools)`` for any list of ``BaseTool`` (LangGraph's ``ToolNode``, custom loops).
+- ``StasoCallbackHandler`` for any runnable: it can stop a call, not rewrite it.
+
+Each loads on first use, and names the extra to install when LangChain is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {"StasoMiddleware": "middleware", "guard_tools": "tools",
+            "StasoCallbackHandler": "callbacks", "langchain_context": "calls"}
+_NEEDS = {"middleware": "langchain.agents.middleware"}  # the rest needs only langchain-core
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .callbacks import StasoCallbackHandler
+    from .calls import langchain_context
+    from .middleware import StasoMiddleware
+    from .tools import guard_tools
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'staso_langchain' has no attribute {name!r}")
+    from staso.adapters import require
+
+    require(_NEEDS.get(module, "langchain_core.tools"), extra="langchain",
+            feature=f"staso_langchain.{name}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -61,7 +61,7 @@ async def authenticate(request: Request, *roles: str) -> Principal:
     principal = Principal(*found)
     if principal.role not in roles:
         raise _denied(403, f"this needs a key with role {' or '.join(sorted(roles))}; "
-                           f"yours is a {principal.role} key")
+                           f"yours is {_article(principal.role)} key")
     return principal
 
 
@@ -108,3 +108,7 @@ def check_csrf(principal: Principal, session: str, token: str | None) -> None:
     if not token or not hmac.compare_digest(csrf_token(principal, session), token):
         raise HTTPException(status_code=403, detail="missing or wrong CSRF token; reload the "
                                                     "dashboard and try again")
+
+
+def _article(role: str) -> str:
+    return f"{'an' if role[:1] in 'aeiou' else 'a'} {role}"

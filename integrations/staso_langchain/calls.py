@@ -1,0 +1,123 @@
+"""What LangChain's three entry points share about one tool call: its framework context, the
+input the guard sees, and the mark that keeps a call from being guarded twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ValidationError
+
+from staso.outcome import Outcome
+
+try:  # LangGraph knows the run id given to the graph invocation
+    from langgraph.runtime import get_runtime
+except ImportError:  # pragma: no cover - langchain-core without langgraph
+    get_runtime = None  # type: ignore[assignment]
+
+_guarded: ContextVar[tuple[str, str | None] | None] = ContextVar("staso_lc_guarded",
+                                                                  default=None)
+
+
+@contextmanager
+def guarding(tool_name: str, tool_call_id: str | None) -> Iterator[None]:
+    """Mark the call as guarded while it runs, so an inner staso layer lets it through."""
+    token = _guarded.set((tool_name, tool_call_id))
+    try:
+        yield
+    finally:
+        _guarded.reset(token)
+
+
+def already_guarded(tool_name: str, tool_call_id: str | None) -> bool:
+    return _guarded.get() == (tool_name, tool_call_id)
+
+
+def _invocation_run_id() -> Any:
+    """The ``run_id`` given to the LangGraph invocation we are inside, if any."""
+    if get_runtime is None:
+        return None
+    try:
+        info = get_runtime().execution_info
+    except Exception:  # not inside a graph run
+        return None
+    return getattr(info, "run_id", None)
+
+
+def _parent_run_id(config: Mapping[str, Any]) -> Any:
+    return getattr(config.get("callbacks"), "parent_run_id", None)
+
+
+def langchain_context(config: Mapping[str, Any] | None, *, tool_call_id: str | None = None,
+                      parent_run_id: Any = None) -> dict[str, Any]:
+    """Agent name, thread id, run id and tool call id of a call, for rules and the dashboard.
+
+    ``run_id`` is the one given to the graph invocation (``config={"run_id": ...}``) when
+    there is one, else the LangChain run that called the tool.
+    """
+    context: dict[str, Any] = {"framework": "langchain"}
+    config = config or {}
+    metadata = config.get("metadata") or {}
+    configurable = config.get("configurable") or {}
+    if agent := metadata.get("lc_agent_name"):
+        context["agent_name"] = str(agent)
+    if thread := configurable.get("thread_id") or metadata.get("thread_id"):
+        context["thread_id"] = str(thread)
+    run = _invocation_run_id() or parent_run_id or _parent_run_id(config)
+    if run is not None:
+        context["run_id"] = str(run)
+    if tool_call_id:
+        context["tool_call_id"] = str(tool_call_id)
+    return context
+
+
+def _fields(schema: Any) -> set[str] | None:
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return set(schema.model_fields)
+    if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
+        return set(schema["properties"])
+    return None
+
+
+def guard_input(tool: BaseTool | None, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments as the tool will read them: validated by its schema, defaults filled in,
+    injected ones (state, runtime, store) left out. A rule on ``amount`` must see the default
+    the tool will use, and "5000" as the 5000 the tool gets. Input the schema rejects is
+    guarded as sent; the tool rejects it too."""
+    schema = tool.tool_call_schema if tool is not None else None
+    names = _fields(schema)
+    visible = {k: v for k, v in args.items() if names is None or k in names}
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        try:
+            validated = schema.model_validate(visible)
+        except ValidationError:
+            return visible
+        dumped: dict[str, Any] = validated.model_dump(mode="json", by_alias=True)
+        return dumped
+    return visible
+
+
+def tool_args(original: Mapping[str, Any], outcome: Outcome,
+              visible: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments to run the tool with: the original ones unless the guard rewrote them,
+    keeping the injected ones the guard never saw."""
+    if outcome.result.action != "modify" or outcome.tool_input is None:
+        return dict(original)
+    hidden = {k: v for k, v in original.items() if k not in visible}
+    return {**hidden, **outcome.tool_input}
+
+
+def tool_message(outcome: Outcome, tool_name: str, tool_call_id: str) -> ToolMessage:
+    """What the model reads instead of the tool's output when the tool did not run."""
+    result = outcome.result
+    return ToolMessage(
+        content=outcome.message or "", tool_call_id=tool_call_id, name=tool_name,
+        status="error",
+        artifact={"staso": {"action": result.action, "rule_name": result.rule_name,
+                            "reason": result.reason, "decision_id": result.decision_id,
+                            "escalation_id": result.escalation_id,
+                            "escalation_status": result.escalation_status}})

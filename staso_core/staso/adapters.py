@@ -1,0 +1,147 @@
+"""What every framework adapter shares: its options, guard → outcome, the execution record.
+
+An adapter turns a framework's tool call into ``(tool_name, tool_input, context)``, asks a
+``ToolGuard`` for the outcome (the one mapping of SPEC §8, in ``outcome.py``), then runs the
+tool with ``outcome.tool_input`` or hands ``outcome.message`` to the model. Keeping that here
+means LangChain, the OpenAI Agents SDK, CrewAI and ``@st.tool`` cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from .decision_log import truncate
+from .errors import StasoError
+from .outcome import OnBlock, Outcome, decide_outcome
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .models import GuardResult
+
+
+class IntegrationMissing(StasoError, ImportError):
+    """A framework adapter was used without its framework installed."""
+
+
+def require(module: str, *, extra: str, feature: str) -> ModuleType:
+    """Import a framework module, or say which extra to install (sentry-style soft failure)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise IntegrationMissing(
+            f"{feature} needs the '{module.split('.')[0]}' package, which is not installed: "
+            f"pip install 'staso[{extra}]' ({exc})") from exc
+
+
+def execution_fields(status: str, started: float, output: Any = None,
+                     error: BaseException | None = None) -> dict[str, Any]:
+    """The decision log's record of whether and how a guarded tool ran."""
+    return {"execution_status": status, "execution_ms": (time.perf_counter() - started) * 1000,
+            "execution_output": None if output is None else truncate(
+                output if isinstance(output, str) else repr(output)),
+            "execution_error": None if error is None else truncate(
+                f"{type(error).__name__}: {error}")}
+
+
+@dataclass(frozen=True)
+class ToolGuard:
+    """How an adapter guards calls: SPEC §3's guard options plus SPEC §8's ``on_block`` /
+    ``on_escalate`` ("output": the model reads a message; "raise": the exception)."""
+
+    wait_for_escalation: bool = False
+    escalation_poll_interval: float = 3.0
+    escalation_timeout: float = 300.0
+    timeout: float | None = None
+    fail_closed: bool | None = None
+    on_block: OnBlock = "output"
+    on_escalate: OnBlock = "output"
+    context: Mapping[str, Any] | None = None
+    client: Client | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("on_block", "on_escalate"):
+            if getattr(self, name) not in ("output", "raise"):
+                raise ValueError(f"{name} must be 'output' or 'raise', not "
+                                 f"{getattr(self, name)!r}")
+        if self.escalation_poll_interval <= 0 or self.escalation_timeout <= 0:
+            raise ValueError("escalation_poll_interval and escalation_timeout must be > 0")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError("timeout must be > 0 seconds")
+        if self.context is not None and not isinstance(self.context, Mapping):
+            raise TypeError(f"context must be a dict, not {type(self.context).__name__}")
+
+    def _client(self) -> Client:
+        if self.client is not None:
+            return self.client
+        from . import api
+
+        return api.get_client()
+
+    def _options(self, context: Mapping[str, Any] | None) -> dict[str, Any]:
+        merged = {**(context or {}), **(self.context or {})}  # the user's own keys win
+        return {"context": merged, "wait_for_escalation": self.wait_for_escalation,
+                "escalation_poll_interval": self.escalation_poll_interval,
+                "escalation_timeout": self.escalation_timeout, "timeout": self.timeout,
+                "fail_closed": self.fail_closed}
+
+    def check(self, tool_name: str, tool_input: dict[str, Any],
+              context: Mapping[str, Any] | None = None) -> Outcome:
+        """Guard one call and map the decision; blocks while waiting for a person."""
+        result = self._client().guard(tool_name, tool_input, **self._options(context))
+        return self._outcome(result, tool_input)
+
+    async def acheck(self, tool_name: str, tool_input: dict[str, Any],
+                     context: Mapping[str, Any] | None = None) -> Outcome:
+        """``check`` for asyncio: a wait awaits and the event loop stays free."""
+        result = await self._client().aguard(tool_name, tool_input, **self._options(context))
+        return self._outcome(result, tool_input)
+
+    def _outcome(self, result: GuardResult, tool_input: dict[str, Any]) -> Outcome:
+        try:
+            outcome = decide_outcome(result, tool_input, on_block=self.on_block,
+                                     on_escalate=self.on_escalate)
+        except StasoError:
+            self.record(result, "not_run", time.perf_counter())
+            raise
+        if not outcome.run:
+            self.record(result, "not_run", time.perf_counter())
+        return outcome
+
+    def execution(self, result: GuardResult | None, *, tool_name: str = "",
+                  tool_input: dict[str, Any] | None = None) -> Execution:
+        """``with guard.execution(result) as run: run.output = tool(...)`` records how the
+        tool ran (ok with its output, or the error it raised) on its decision."""
+        return Execution(self, result, tool_name, tool_input)
+
+    def record(self, result: GuardResult | None, status: str, started: float, *,
+               output: Any = None, error: BaseException | None = None,
+               tool_name: str = "", tool_input: dict[str, Any] | None = None) -> None:
+        """Note on the decision whether the tool ran, how long it took and what it returned."""
+        self._client().record_execution(
+            decision_id=result.decision_id if result else None, tool_name=tool_name,
+            tool_input=tool_input or {}, fields=execution_fields(status, started, output, error))
+
+
+class Execution:
+    """One run of a guarded tool, recorded on its decision when the ``with`` block ends."""
+
+    def __init__(self, guard: ToolGuard, result: GuardResult | None, tool_name: str,
+                 tool_input: dict[str, Any] | None) -> None:
+        self.guard, self.result = guard, result
+        self.tool_name, self.tool_input = tool_name, tool_input
+        self.output: Any = None
+        self.started = 0.0
+
+    def __enter__(self) -> Execution:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
+        self.guard.record(self.result, "error" if error is not None else "ok", self.started,
+                          output=self.output, error=error, tool_name=self.tool_name,
+                          tool_input=self.tool_input)
