@@ -41,7 +41,7 @@ class StasoCallbackHandler(BaseCallbackHandler):
 
     raise_error = True  # an exception in on_tool_start must stop the tool
     # only tool events: in async runs every other event would cost a thread hop
-    ignore_llm = ignore_chain = ignore_agent = ignore_retriever = True
+    ignore_llm = ignore_chain = ignore_retriever = True  # (tool events come under "agent")
     ignore_chat_model = ignore_retry = ignore_custom_event = True
 
     def __init__(self, *, wait_for_escalation: bool = False,
