@@ -7,8 +7,10 @@ Run: .venv/bin/python benchmarks/langchain_agent.py [--rounds N]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "tes
 from embedded_guard import fifty_rule_policy  # noqa: E402
 from harness import interleaved, report  # noqa: E402
 from langchain.agents import create_agent  # noqa: E402
+from langchain.agents.middleware import AgentMiddleware  # noqa: E402
 from langchain_core.messages import AIMessage  # noqa: E402
 from langchain_core.tools import tool  # noqa: E402
 
@@ -38,14 +41,32 @@ def script() -> list[AIMessage]:
         AIMessage(content="done")]
 
 
-def runner(tools: list[Any], middleware: list[Any] = (), callbacks: list[Any] = ()) -> Any:
+LOOP = asyncio.new_event_loop()
+
+
+class NoOp(AgentMiddleware):
+    """What any tool-call middleware costs in LangChain, before staso does anything: with
+    ``ainvoke`` LangChain wraps each middleware's hook for tracing, about 0.1x of a run."""
+
+    def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        return handler(request)
+
+    async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        return await handler(request)
+
+
+def runner(tools: list[Any], middleware: Sequence[Any] = (), callbacks: Sequence[Any] = (),
+           *, use_async: bool = False) -> Callable[[], None]:
     graph = create_agent(ScriptedModel(responses=script()), tools=tools,
                          middleware=list(middleware), name="bench-agent")
     payload = {"messages": [("user", "refund c_17")]}
     config = {"callbacks": list(callbacks)} if callbacks else None
 
     def run() -> None:
-        out = graph.invoke(payload, config=config)
+        if use_async:
+            out = LOOP.run_until_complete(graph.ainvoke(payload, config=config))
+        else:
+            out = graph.invoke(payload, config=config)
         assert out["messages"][2].content == "refunded 50 to c_17", out["messages"][2]
     return run
 
@@ -63,13 +84,22 @@ def main() -> None:
         "guard_tools": runner(guard_tools([tool_3])),
         "StasoCallbackHandler": runner([tool_3], callbacks=[StasoCallbackHandler()]),
     }
+    async_variants = {
+        "unguarded, ainvoke": runner([tool_3], use_async=True),
+        "no-op middleware, ainvoke": runner([tool_3], middleware=[NoOp()], use_async=True),
+        "StasoMiddleware, ainvoke": runner([tool_3], middleware=[StasoMiddleware()],
+                                           use_async=True),
+        "guard_tools, ainvoke": runner(guard_tools([tool_3]), use_async=True),
+    }
     medians = interleaved(variants, rounds=args.rounds, per_round=args.per_round)
+    async_medians = interleaved(async_variants, rounds=args.rounds, per_round=args.per_round)
     client = st.get_client()
     client.flush()
     decided = client.transport.service.store.list_decisions(limit=5, tool="tool_3")
     assert decided and decided[0]["action"] == "allow"  # the guarded runs really decided
     ok = report("create_agent, one allowed tool call per run, scripted model", medians,
                 "unguarded")
+    ok = report("the same with ainvoke", async_medians, "unguarded, ainvoke") and ok
     st.shutdown()
     sys.exit(0 if ok else 1)
 

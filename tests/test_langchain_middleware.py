@@ -326,3 +326,17 @@ def test_remote_wait_resumes_on_an_api_approval(remote):
                                  say("x")])
     assert "'builtin/destructive_sql'" in tool_messages(blocked)[0].content
     assert not ledger.ran
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_arguments_no_rule_can_read_are_refused_not_crashed_on(home, mode):
+    """A model can put NaN or any object in its arguments: the tool does not run, the model
+    is told why, and the run goes on."""
+    result, ledger = run_agent([calls(("refund", {"amount": float("nan"), "order_id": "A1"}),
+                                      ("refund", {"amount": 5})), say("done")], mode=mode)
+    refused, ok = tool_messages(result)
+    assert "cannot be guarded" in refused.content and "NaN" in refused.content
+    assert "not run" in refused.content
+    assert ok.content == "refunded $5 on A1"
+    assert ledger.ran == [("refund", {"amount": 5, "order_id": "A1"})]
+    assert result["messages"][-1].content == "done"

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from staso.client import Client
 
+
 class StasoMiddleware(AgentMiddleware):
     """Ask staso before each tool runs.
 

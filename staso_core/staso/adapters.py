@@ -9,6 +9,7 @@ means LangChain, the OpenAI Agents SDK, CrewAI and ``@st.tool`` cannot drift apa
 from __future__ import annotations
 
 import importlib
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,12 +17,14 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .decision_log import truncate
-from .errors import StasoError
+from .errors import InvalidToolInput, StasoError
+from .models import GuardResult
 from .outcome import OnBlock, Outcome, decide_outcome
 
 if TYPE_CHECKING:
     from .client import Client
-    from .models import GuardResult
+
+log = logging.getLogger("staso")
 
 
 class IntegrationMissing(StasoError, ImportError):
@@ -92,14 +95,31 @@ class ToolGuard:
     def check(self, tool_name: str, tool_input: dict[str, Any],
               context: Mapping[str, Any] | None = None) -> Outcome:
         """Guard one call and map the decision; blocks while waiting for a person."""
-        result = self._client().guard(tool_name, tool_input, **self._options(context))
+        try:
+            result = self._client().guard(tool_name, tool_input, **self._options(context))
+        except InvalidToolInput as exc:
+            result = self._unguardable(tool_name, exc)
         return self._outcome(result, tool_input)
 
     async def acheck(self, tool_name: str, tool_input: dict[str, Any],
                      context: Mapping[str, Any] | None = None) -> Outcome:
         """``check`` for asyncio: a wait awaits and the event loop stays free."""
-        result = await self._client().aguard(tool_name, tool_input, **self._options(context))
+        try:
+            result = await self._client().aguard(tool_name, tool_input,
+                                                 **self._options(context))
+        except InvalidToolInput as exc:
+            result = self._unguardable(tool_name, exc)
         return self._outcome(result, tool_input)
+
+    def _unguardable(self, tool_name: str, exc: InvalidToolInput) -> GuardResult:
+        """Input no rule can read (NaN, a non-JSON object from a model or a caller) never
+        runs. Raised as is with ``on_block="raise"``; else the model is told, so a bad
+        argument cannot crash the agent's run."""
+        if self.on_block == "raise":
+            raise exc
+        log.warning("staso: %r not run, its input cannot be guarded: %s", tool_name, exc)
+        return GuardResult(action="block", rule_name="staso/invalid_input", severity="high",
+                           reason=f"its input cannot be guarded ({exc})", tool_name=tool_name)
 
     def _outcome(self, result: GuardResult, tool_input: dict[str, Any]) -> Outcome:
         try:

@@ -140,8 +140,7 @@ class Client:
 
     def _complete(self, request: GuardRequest, result: GuardResult, logged: bool,
                   started: float) -> GuardResult:
-        result = replace(result, decision_id=request.decision_id,
-                         latency_ms=(time.perf_counter() - started) * 1000)
+        result = result.stamped(request.decision_id, (time.perf_counter() - started) * 1000)
         if self.settings.enabled:
             self.transport.finish(request, result, logged)
         return result

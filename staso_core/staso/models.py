@@ -7,6 +7,7 @@ transport and the dashboard share one shape.
 from __future__ import annotations
 
 import time
+from copy import copy as _shallow_copy
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -96,6 +97,14 @@ class GuardResult(_Dictable):
                 "escalation_id": self.escalation_id, "escalation_status": self.escalation_status,
                 "decision_id": self.decision_id, "latency_ms": self.latency_ms,
                 "tool_name": self.tool_name}
+
+    def stamped(self, decision_id: str, latency_ms: float) -> GuardResult:
+        """A copy with the call's id and latency: on every decision, where
+        ``dataclasses.replace`` (a full ``__init__``) cost more than the copy."""
+        copy = _shallow_copy(self)
+        object.__setattr__(copy, "decision_id", decision_id)
+        object.__setattr__(copy, "latency_ms", latency_ms)
+        return copy
 
     @property
     def allowed(self) -> bool:
