@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -25,3 +26,33 @@ def answer_later(action: Callable[..., Any], delay: float = 0.2, **kwargs: Any
     t = threading.Thread(target=lambda: (time.sleep(delay), run()))
     t.start()
     return t
+
+
+async def first_pending() -> Any:
+    """The first pending escalation, once there is one (asked from a worker thread)."""
+    client = st.get_client()
+    while not (pending := await asyncio.to_thread(client.list_escalations, status="pending")):
+        await asyncio.sleep(0.02)
+    return pending[0]
+
+
+class LoopTicker:
+    """Counts how often the event loop runs a 10 ms sleeper: if a wait blocks the loop, the
+    count stops growing. ``async with LoopTicker() as ticker: ... ticker.ticks``."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            self.ticks += 1
+
+    async def __aenter__(self) -> LoopTicker:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._task is not None:
+            self._task.cancel()

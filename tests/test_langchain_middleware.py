@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 import staso as st
-from approvers import answer_later
+from approvers import LoopTicker, answer_later, first_pending
 from conftest import make_policy
 from lc_agents import Ledger, agent, calls, say, thread, tool_messages
 from staso_langchain import StasoMiddleware
@@ -146,32 +146,19 @@ def test_wait_async_keeps_the_event_loop_free(home):
     graph = agent([calls(("refund", {"amount": 5000})), say("done")], ledger.tools(),
                   middleware=[StasoMiddleware(wait_for_escalation=True, escalation_timeout=20)])
 
+    async def approver(ticker):
+        pending = await first_pending()
+        before = ticker.ticks
+        await asyncio.sleep(0.3)
+        progressed = ticker.ticks - before
+        await asyncio.to_thread(st.approve, pending.id, by="manager")
+        return progressed
+
     async def main():
-        ticks = 0
-
-        async def ticker():
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        async def approver():
-            client = st.get_client()
-            while not (pending := await asyncio.to_thread(client.list_escalations,
-                                                          status="pending")):
-                await asyncio.sleep(0.02)
-            before = ticks
-            await asyncio.sleep(0.3)
-            progressed = ticks - before
-            await asyncio.to_thread(st.approve, pending[0].id, by="manager")
-            return progressed
-
-        ticking = asyncio.create_task(ticker())
-        result, progressed = await asyncio.gather(
-            graph.ainvoke({"messages": [("user", "refund")]}, config=thread("t-async")),
-            approver())
-        ticking.cancel()
-        return result, progressed
+        async with LoopTicker() as ticker:
+            return await asyncio.gather(
+                graph.ainvoke({"messages": [("user", "refund")]}, config=thread("t-async")),
+                approver(ticker))
 
     started = time.monotonic()
     result, progressed = asyncio.run(main())

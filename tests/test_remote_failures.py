@@ -43,9 +43,9 @@ class DroppingProxy:
     def _serve(self, client: socket.socket, drop: bool) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.target_port))
         if drop:  # forward one request, wait for the server to answer, then cut both ends
-            client.settimeout(5)
-            upstream.sendall(client.recv(65536))
-            upstream.settimeout(5)
+            client.settimeout(10)
+            upstream.sendall(_whole_request(client))
+            upstream.settimeout(10)
             upstream.recv(65536)
             client.close()
             upstream.close()
@@ -67,6 +67,19 @@ class DroppingProxy:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _whole_request(sock: socket.socket) -> bytes:
+    """One HTTP request, headers and body: a client may send them in separate writes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
 
 
 class ScriptedServer:

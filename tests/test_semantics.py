@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 
 import staso as st
+from approvers import LoopTicker, first_pending
 from staso.models import GuardRequest
 
 POLICY = """
@@ -152,32 +153,19 @@ def test_fail_closed_default_and_opt_out(policy_home, monkeypatch):
 
 
 async def test_aguard_waits_without_blocking_the_loop(policy_home):
-    ticks = 0
-
-    async def ticker():
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
     async def approve_soon():
-        while True:
-            pending = await asyncio.to_thread(st.get_client().list_escalations, status="pending")
-            if pending:
-                await asyncio.to_thread(st.approve, pending[0].id, by="m")
-                return
-            await asyncio.sleep(0.05)
+        pending = await first_pending()
+        await asyncio.to_thread(st.approve, pending.id, by="m")
 
-    t = asyncio.create_task(ticker())
-    a = asyncio.create_task(approve_soon())
-    started = time.monotonic()
-    r = await st.aguard("process_refund", {"amount": 5000, "currency": "USD"},
-                        wait_for_escalation=True, escalation_timeout=10)
-    elapsed = time.monotonic() - started
-    t.cancel()
-    await a
+    async with LoopTicker() as ticker:
+        a = asyncio.create_task(approve_soon())
+        started = time.monotonic()
+        r = await st.aguard("process_refund", {"amount": 5000, "currency": "USD"},
+                            wait_for_escalation=True, escalation_timeout=10)
+        elapsed = time.monotonic() - started
+        await a
     assert r.action == "modify" and r.escalation_status == "approved"
-    assert ticks >= int(elapsed / 0.01) // 3, "the event loop was blocked while waiting"
+    assert ticker.ticks >= int(elapsed / 0.01) // 3, "the event loop was blocked while waiting"
 
 
 def test_conversation_context_reaches_decision_log(policy_home):
