@@ -1,0 +1,84 @@
+"""``staso_tool_guardrail()``: staso through the SDK's own tool input guardrails.
+
+A guardrail may let a call through, reject it with a message the model reads, or stop the
+run (``ToolGuardrailTripwireTriggered``). It cannot rewrite arguments, so a decision to
+rewrite is refused too, with a message that says to use ``guard_tools`` / ``guard_agent``.
+A tool that those already guard is left to them: one call, one decision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from agents.tool_guardrails import (
+    ToolGuardrailFunctionOutput,
+    ToolInputGuardrail,
+    ToolInputGuardrailData,
+)
+
+from staso.adapters import ToolGuard
+from staso.outcome import OnBlock
+
+from .calls import openai_agents_context, parse_arguments
+
+if TYPE_CHECKING:
+    from staso.client import Client
+
+
+def _guarded_elsewhere(data: ToolInputGuardrailData) -> bool:
+    name = data.context.tool_name
+    tools = getattr(data.agent, "tools", None) or []
+    return any(getattr(t, "name", None) == name and hasattr(t, "staso_original")
+               for t in tools)
+
+
+def staso_tool_guardrail(*, wait_for_escalation: bool = False,
+                         escalation_poll_interval: float = 3.0,
+                         escalation_timeout: float = 300.0, timeout: float | None = None,
+                         fail_closed: bool | None = None, on_block: OnBlock = "output",
+                         on_escalate: OnBlock = "output",
+                         context: Mapping[str, Any] | None = None,
+                         client: Client | None = None) -> ToolInputGuardrail[Any]:
+    """A tool input guardrail: add it to a tool's ``tool_input_guardrails``.
+
+    allow → the tool runs; block / pending approval / rewrite → the model reads why and the
+    tool does not run (``on_block="raise"`` / ``on_escalate="raise"`` stop the run instead).
+    """
+    guard = ToolGuard(
+        wait_for_escalation=wait_for_escalation,
+        escalation_poll_interval=escalation_poll_interval,
+        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
+        context=context, client=client)  # outputs: the guardrail chooses reject or raise
+
+    async def staso_guard(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
+        if _guarded_elsewhere(data):
+            return ToolGuardrailFunctionOutput.allow({"staso": "guarded by guard_tools"})
+        ctx = data.context
+        tool_input, _ = parse_arguments(ctx.tool_arguments,
+                                        _schema(data.agent, ctx.tool_name))
+        outcome = await guard.acheck(ctx.tool_name, tool_input, openai_agents_context(ctx))
+        result = outcome.result
+        info = {"staso": result.to_dict()}
+        if result.action == "allow":
+            return ToolGuardrailFunctionOutput.allow(info)
+        raises = on_escalate if result.action == "escalate" else on_block
+        if raises == "raise":
+            return ToolGuardrailFunctionOutput.raise_exception(info)
+        if outcome.run:  # a rewrite: the decision log must not say the tool ran
+            guard.record(result, "not_run", time.perf_counter())
+        message = outcome.message or (
+            f"[staso] The call to '{ctx.tool_name}' would run with a rewritten input "
+            f"({result.reason}), which a guardrail cannot pass on; the tool was not run. "
+            "Guard the tool with staso_openai_agents.guard_tools to run it rewritten.")
+        return ToolGuardrailFunctionOutput.reject_content(message, info)
+
+    return ToolInputGuardrail(guardrail_function=staso_guard, name="staso")
+
+
+def _schema(agent: Any, tool_name: str) -> Mapping[str, Any]:
+    for tool in getattr(agent, "tools", None) or []:
+        if getattr(tool, "name", None) == tool_name:
+            return getattr(tool, "params_json_schema", None) or {}
+    return {}

@@ -1,0 +1,123 @@
+"""``guard_tools`` / ``guard_agent``: function tools that ask staso before they run.
+
+The SDK calls ``FunctionTool.on_invoke_tool(ctx, arguments_json)``; a guarded copy's invoker
+decides first, then runs the tool's own invoker with the decided arguments, or returns the
+refusal as the tool output the model reads.
+
+A tool's ``timeout_seconds`` bounds the tool's own run, not the wait for a person: the
+guarded copy applies it (with the tool's ``timeout_behavior``) around the tool alone, and
+``escalation_timeout`` bounds the wait. When the wait ends without an answer the call is
+refused and the escalation is marked timed out, so the tool never runs after staso gave up.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from agents import Agent
+from agents.tool import FunctionTool, invoke_function_tool
+from agents.tool_context import ToolContext
+
+from staso.adapters import ToolGuard
+from staso.outcome import OnBlock
+
+from .calls import decide, openai_agents_context, parse_arguments, rewritten_arguments
+
+if TYPE_CHECKING:
+    from staso.client import Client
+
+log = logging.getLogger("staso")
+Invoker = Callable[[ToolContext[Any], str], Awaitable[Any]]
+
+
+def _body(tool: FunctionTool) -> Invoker:
+    """The tool's own invoker, under its own timeout when it has one."""
+    if tool.timeout_seconds is None:
+        return tool.on_invoke_tool
+    timed = copy.copy(tool)
+
+    async def run(ctx: ToolContext[Any], arguments: str) -> Any:
+        return await invoke_function_tool(function_tool=timed, context=ctx, arguments=arguments)
+    return run
+
+
+def _guarded(tool: FunctionTool, guard: ToolGuard) -> FunctionTool:
+    original: FunctionTool = getattr(tool, "staso_original", tool)  # re-guarding replaces
+    body = _body(original)
+
+    async def on_invoke_tool(ctx: ToolContext[Any], arguments: str) -> Any:
+        tool_input, was_object = parse_arguments(arguments, original.params_json_schema)
+        name = getattr(ctx, "tool_name", None) or original.name
+        outcome = await decide(guard, name, tool_input, openai_agents_context(ctx))
+        if not outcome.run:
+            return outcome.message
+        if outcome.result.action == "modify" and outcome.tool_input is not None:
+            arguments = rewritten_arguments(outcome.tool_input, was_object)
+        with guard.execution(outcome.result) as run:
+            run.output = await body(ctx, arguments)
+        return run.output
+
+    guarded = copy.copy(original)
+    guarded.on_invoke_tool = on_invoke_tool
+    guarded.timeout_seconds = None  # the body keeps its timeout; the wait has its own
+    setattr(guarded, "staso_original", original)  # noqa: B010 - marks it for the guardrail
+    return guarded
+
+
+def guard_tools(tools: Iterable[Any], *, wait_for_escalation: bool = False,
+                escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
+                timeout: float | None = None, fail_closed: bool | None = None,
+                on_block: OnBlock = "output", on_escalate: OnBlock = "output",
+                context: Mapping[str, Any] | None = None, client: Client | None = None
+                ) -> list[Any]:
+    """Guarded copies of the function tools in ``tools`` (the originals are untouched).
+    Hosted tools (web search, file search, code interpreter…) run on OpenAI's side where no
+    guard can reach; they are passed through, with a warning."""
+    guard = ToolGuard(
+        wait_for_escalation=wait_for_escalation,
+        escalation_poll_interval=escalation_poll_interval,
+        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
+        on_block=on_block, on_escalate=on_escalate, context=context, client=client)
+    return _guard_list(tools, guard)
+
+
+def _guard_list(tools: Iterable[Any], guard: ToolGuard) -> list[Any]:
+    guarded = []
+    for tool in tools:
+        if isinstance(tool, FunctionTool):
+            guarded.append(_guarded(tool, guard))
+        else:
+            log.warning("staso: %s %r is not a function tool; it runs where staso cannot "
+                        "guard it", type(tool).__name__, getattr(tool, "name", tool))
+            guarded.append(tool)
+    return guarded
+
+
+def guard_agent(agent: Agent[Any], *, wait_for_escalation: bool = False,
+                escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
+                timeout: float | None = None, fail_closed: bool | None = None,
+                on_block: OnBlock = "output", on_escalate: OnBlock = "output",
+                context: Mapping[str, Any] | None = None, client: Client | None = None
+                ) -> Agent[Any]:
+    """A copy of ``agent`` whose function tools are guarded, and so are those of every agent
+    it can hand off to (each copied once, so handoff cycles stay cycles)."""
+    guard = ToolGuard(
+        wait_for_escalation=wait_for_escalation,
+        escalation_poll_interval=escalation_poll_interval,
+        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
+        on_block=on_block, on_escalate=on_escalate, context=context, client=client)
+    copies: dict[int, Agent[Any]] = {}
+
+    def guarded(original: Agent[Any]) -> Agent[Any]:
+        if id(original) in copies:
+            return copies[id(original)]
+        clone = copies[id(original)] = original.clone(
+            tools=_guard_list(original.tools, guard))
+        clone.handoffs = [guarded(h) if isinstance(h, Agent) else h
+                          for h in original.handoffs]
+        return clone
+
+    return guarded(agent)
