@@ -3,6 +3,8 @@
 - ``guard_agent(agent)`` / ``guard_tools(tools)``: every function tool asks staso first,
   with the whole decision table of SPEC §8 (``on_invoke_tool`` is wrapped).
 - ``staso_tool_guardrail()``: allow/block through the SDK's own tool input guardrails.
+- ``StasoApprovals``: staso escalations as the approval source of the SDK's ``needs_approval``
+  / ``RunState`` human-in-the-loop flow.
 
 Each loads on first use and names the extra to install when the SDK is missing.
 """
@@ -13,10 +15,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {"guard_tools": "tools", "guard_agent": "tools",
-            "staso_tool_guardrail": "guardrail", "openai_agents_context": "calls"}
+            "staso_tool_guardrail": "guardrail", "StasoApprovals": "approvals",
+            "openai_agents_context": "calls"}
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from .approvals import StasoApprovals
     from .calls import openai_agents_context
     from .guardrail import staso_tool_guardrail
     from .tools import guard_agent, guard_tools

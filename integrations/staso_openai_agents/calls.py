@@ -13,6 +13,7 @@ from agents.tracing import get_current_trace
 
 from staso.adapters import ToolGuard
 from staso.errors import EscalationPending, GuardBlocked
+from staso.models import GuardResult
 from staso.outcome import Outcome
 
 
@@ -75,9 +76,12 @@ class EscalationPendingError(EscalationPending, AgentsException):
 
 
 async def decide(guard: ToolGuard, tool_name: str, tool_input: dict[str, Any],
-                 context: Mapping[str, Any]) -> Outcome:
-    """``guard.acheck``, with the raise options raising exceptions the SDK lets through."""
+                 context: Mapping[str, Any], prior: GuardResult | None = None) -> Outcome:
+    """``guard.acheck`` (or the mapping of a ``prior`` decision for this very call), with the
+    raise options raising exceptions the SDK lets through."""
     try:
+        if prior is not None:
+            return guard.outcome(prior, tool_input)
         return await guard.acheck(tool_name, tool_input, context)
     except EscalationPending as exc:
         raise EscalationPendingError(exc.result) from None

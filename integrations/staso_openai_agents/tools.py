@@ -22,6 +22,7 @@ from agents.tool import FunctionTool, invoke_function_tool
 from agents.tool_context import ToolContext
 
 from staso.adapters import ToolGuard
+from staso.models import GuardResult
 from staso.outcome import OnBlock
 
 from .calls import decide, openai_agents_context, parse_arguments, rewritten_arguments
@@ -44,14 +45,18 @@ def _body(tool: FunctionTool) -> Invoker:
     return run
 
 
-def _guarded(tool: FunctionTool, guard: ToolGuard) -> FunctionTool:
+def _guarded(tool: FunctionTool, guard: ToolGuard,
+             decided: dict[str, GuardResult] | None = None) -> FunctionTool:
+    """A copy whose invoker guards first. ``decided`` holds decisions already made for a
+    call id (by ``StasoApprovals``' approval check), so no call is decided twice."""
     original: FunctionTool = getattr(tool, "staso_original", tool)  # re-guarding replaces
     body = _body(original)
 
     async def on_invoke_tool(ctx: ToolContext[Any], arguments: str) -> Any:
         tool_input, was_object = parse_arguments(arguments, original.params_json_schema)
         name = getattr(ctx, "tool_name", None) or original.name
-        outcome = await decide(guard, name, tool_input, openai_agents_context(ctx))
+        prior = decided.pop(ctx.tool_call_id, None) if decided is not None else None
+        outcome = await decide(guard, name, tool_input, openai_agents_context(ctx), prior)
         if not outcome.run:
             return outcome.message
         if outcome.result.action == "modify" and outcome.tool_input is not None:
@@ -84,11 +89,12 @@ def guard_tools(tools: Iterable[Any], *, wait_for_escalation: bool = False,
     return _guard_list(tools, guard)
 
 
-def _guard_list(tools: Iterable[Any], guard: ToolGuard) -> list[Any]:
+def _guard_list(tools: Iterable[Any], guard: ToolGuard,
+                decided: dict[str, GuardResult] | None = None) -> list[Any]:
     guarded = []
     for tool in tools:
         if isinstance(tool, FunctionTool):
-            guarded.append(_guarded(tool, guard))
+            guarded.append(_guarded(tool, guard, decided))
         else:
             log.warning("staso: %s %r is not a function tool; it runs where staso cannot "
                         "guard it", type(tool).__name__, getattr(tool, "name", tool))
@@ -109,15 +115,19 @@ def guard_agent(agent: Agent[Any], *, wait_for_escalation: bool = False,
         escalation_poll_interval=escalation_poll_interval,
         escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
         on_block=on_block, on_escalate=on_escalate, context=context, client=client)
+    return copy_agents(agent, lambda original: _guard_list(original.tools, guard))
+
+
+def copy_agents(agent: Agent[Any], tools: Callable[[Agent[Any]], list[Any]]) -> Agent[Any]:
+    """A copy of ``agent`` with ``tools(agent)`` as its tools, and likewise every agent it
+    can hand off to (each copied once, so handoff cycles stay cycles)."""
     copies: dict[int, Agent[Any]] = {}
 
-    def guarded(original: Agent[Any]) -> Agent[Any]:
+    def copied(original: Agent[Any]) -> Agent[Any]:
         if id(original) in copies:
             return copies[id(original)]
-        clone = copies[id(original)] = original.clone(
-            tools=_guard_list(original.tools, guard))
-        clone.handoffs = [guarded(h) if isinstance(h, Agent) else h
-                          for h in original.handoffs]
+        clone = copies[id(original)] = original.clone(tools=tools(original))
+        clone.handoffs = [copied(h) if isinstance(h, Agent) else h for h in original.handoffs]
         return clone
 
-    return guarded(agent)
+    return copied(agent)

@@ -78,7 +78,8 @@ class ToolGuard:
         if self.context is not None and not isinstance(self.context, Mapping):
             raise TypeError(f"context must be a dict, not {type(self.context).__name__}")
 
-    def _client(self) -> Client:
+    def client_for_call(self) -> Client:
+        """The client this guard uses: its own, else the process-wide one at call time."""
         if self.client is not None:
             return self.client
         from . import api
@@ -96,20 +97,20 @@ class ToolGuard:
               context: Mapping[str, Any] | None = None) -> Outcome:
         """Guard one call and map the decision; blocks while waiting for a person."""
         try:
-            result = self._client().guard(tool_name, tool_input, **self._options(context))
+            result = self.client_for_call().guard(tool_name, tool_input, **self._options(context))
         except InvalidToolInput as exc:
             result = self._unguardable(tool_name, exc)
-        return self._outcome(result, tool_input)
+        return self.outcome(result, tool_input)
 
     async def acheck(self, tool_name: str, tool_input: dict[str, Any],
                      context: Mapping[str, Any] | None = None) -> Outcome:
         """``check`` for asyncio: a wait awaits and the event loop stays free."""
         try:
-            result = await self._client().aguard(tool_name, tool_input,
+            result = await self.client_for_call().aguard(tool_name, tool_input,
                                                  **self._options(context))
         except InvalidToolInput as exc:
             result = self._unguardable(tool_name, exc)
-        return self._outcome(result, tool_input)
+        return self.outcome(result, tool_input)
 
     def _unguardable(self, tool_name: str, exc: InvalidToolInput) -> GuardResult:
         """Input no rule can read (NaN, a non-JSON object from a model or a caller) never
@@ -121,7 +122,8 @@ class ToolGuard:
         return GuardResult(action="block", rule_name="staso/invalid_input", severity="high",
                            reason=f"its input cannot be guarded ({exc})", tool_name=tool_name)
 
-    def _outcome(self, result: GuardResult, tool_input: dict[str, Any]) -> Outcome:
+    def outcome(self, result: GuardResult, tool_input: dict[str, Any]) -> Outcome:
+        """Map a decision already made (e.g. by an approval hook of the framework)."""
         try:
             outcome = decide_outcome(result, tool_input, on_block=self.on_block,
                                      on_escalate=self.on_escalate)
@@ -142,7 +144,7 @@ class ToolGuard:
                output: Any = None, error: BaseException | None = None,
                tool_name: str = "", tool_input: dict[str, Any] | None = None) -> None:
         """Note on the decision whether the tool ran, how long it took and what it returned."""
-        self._client().record_execution(
+        self.client_for_call().record_execution(
             decision_id=result.decision_id if result else None, tool_name=tool_name,
             tool_input=tool_input or {}, fields=execution_fields(status, started, output, error))
 

@@ -214,6 +214,19 @@ class Client:
     def get_escalation(self, escalation_id: str) -> Escalation:
         return self.transport.get_escalation(escalation_id)
 
+    def wait_for_answer(self, escalation_id: str, *, timeout: float = 300.0,
+                        poll_interval: float = 3.0) -> Escalation:
+        """The escalation once a person answers it, or as it is after ``timeout`` seconds.
+        Unlike ``guard(wait_for_escalation=True)`` this uses nothing up: the identical call
+        made afterwards is the one an approval lets through."""
+        return self.transport.wait(escalation_id, time.time() + timeout, poll_interval)
+
+    async def await_answer(self, escalation_id: str, *, timeout: float = 300.0,
+                           poll_interval: float = 3.0) -> Escalation:
+        """``wait_for_answer`` for asyncio; the event loop stays free."""
+        return await self.transport.await_(escalation_id, time.time() + timeout,
+                                           poll_interval)
+
     def list_escalations(self, **filters: Any) -> list[Escalation]:
         return self.transport.list_escalations(**filters)
 
