@@ -71,3 +71,10 @@ def remote(server: Server) -> Iterator[Server]:
     st.init(api_key=server.keys["agent"], base_url=server.url, agent_name="refund-agent")
     yield server
     st.shutdown()
+
+
+def logged(tool: str | None = None, limit: int = 100) -> list[dict]:
+    """The embedded decision log's rows (newest first), after flushing what is queued."""
+    client = st.get_client()
+    client.flush()
+    return client.transport.service.store.list_decisions(tool=tool, limit=limit)

@@ -10,6 +10,7 @@ from langchain_core.tools import tool
 
 import staso as st
 from approvers import answer_later
+from conftest import logged
 from lc_agents import Ledger, agent, calls, say, thread, tool_messages
 from staso_langchain import StasoCallbackHandler, StasoMiddleware, guard_tools
 
@@ -26,12 +27,6 @@ def invoke(script, handler, *, ledger=None, tools=None, middleware=(), mode="syn
     return graph.invoke(payload, config=config), ledger
 
 
-def decisions(tool_name):
-    client = st.get_client()
-    client.flush()
-    return client.transport.service.store.list_decisions(tool=tool_name)
-
-
 MODES = ["sync", "async"]
 
 
@@ -41,7 +36,7 @@ def test_allow_runs_the_tool_and_records_it(home, mode):
                             StasoCallbackHandler(), mode=mode)
     assert ledger.ran == [("refund", {"amount": 50, "order_id": "A1"})]
     assert tool_messages(result)[0].content == "refunded $50 on A1"
-    [row] = decisions("refund")
+    [row] = logged("refund")
     assert row["action"] == "allow" and row["execution_status"] == "ok"
     assert row["context"]["agent_name"] == "refund-agent"
     assert row["context"]["thread_id"] == "t-cb"
@@ -56,7 +51,7 @@ def test_block_raises_before_the_tool_body_runs(home, mode):
                StasoCallbackHandler(), mode=mode, ledger=(ledger := Ledger()))
     assert info.value.rule_name == "builtin/destructive_sql"
     assert ledger.ran == []
-    assert decisions("run_sql")[0]["execution_status"] == "not_run"
+    assert logged("run_sql")[0]["execution_status"] == "not_run"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -126,7 +121,7 @@ def test_with_a_rewriting_layer_the_call_is_guarded_once_and_rewritten(home, lay
            ledger=ledger, tools=tools, middleware=middleware)
     assert ledger.ran == [("send_email", {"to": "bob@example.com",
                                           "body": "SSN [REDACTED:ssn]"})]
-    assert len(decisions("send_email")) == 1
+    assert len(logged("send_email")) == 1
 
 
 def test_any_runnable_not_only_agents(home):

@@ -13,7 +13,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 import staso as st
 from approvers import LoopTicker, answer_later, first_pending
-from conftest import make_policy
+from conftest import logged, make_policy
 from lc_agents import Ledger, agent, calls, say, thread, tool_messages
 from staso_langchain import StasoMiddleware
 
@@ -207,9 +207,7 @@ def test_unknown_tool_is_left_to_the_tool_node(home):
     message = tool_messages(result)[0]
     assert "delete_everything" in message.content and "not a valid tool" in message.content
     assert ledger.ran == []
-    client = st.get_client()
-    client.flush()
-    assert not [r for r in client.transport.service.store.list_decisions()
+    assert not [r for r in logged()
                 if r["tool_name"] == "delete_everything"]
 
 
@@ -229,9 +227,7 @@ rules:
     assert ledger.ran
     call_id = next(m for m in result["messages"] if isinstance(m, AIMessage)
                    and m.tool_calls).tool_calls[0]["id"]
-    client = st.get_client()
-    client.flush()
-    row = client.transport.service.store.list_decisions(tool="refund")[0]
+    row = logged("refund")[0]
     assert row["context"] == {"framework": "langchain", "agent_name": "refund-agent",
                               "thread_id": "t-ctx", "run_id": run_id,
                               "tool_call_id": call_id}
@@ -248,9 +244,7 @@ def test_static_context_and_conversation_are_merged(home):
     with st.conversation("conv-9"):
         run_agent([calls(("refund", {"amount": 5})), say("done")],
                   context={"tenant": "acme"})
-    client = st.get_client()
-    client.flush()
-    row = client.transport.service.store.list_decisions(tool="refund")[0]
+    row = logged("refund")[0]
     assert row["context"]["tenant"] == "acme"
     assert row["context"]["conversation_id"] == "conv-9"
     assert row["context"]["thread_id"] == "t-1"
@@ -269,9 +263,7 @@ def test_a_failing_tool_is_recorded_as_an_error(home):
                   middleware=[StasoMiddleware()])
     with pytest.raises(RuntimeError, match="warehouse offline"):
         graph.invoke({"messages": [("user", "go")]}, config=thread("t-err"))
-    client = st.get_client()
-    client.flush()
-    row = client.transport.service.store.list_decisions(tool="flaky")[0]
+    row = logged("flaky")[0]
     assert row["execution_status"] == "error"
     assert "warehouse offline" in row["execution_error"]
     assert ledger.ran == []

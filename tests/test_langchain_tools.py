@@ -15,6 +15,7 @@ from langgraph.prebuilt import InjectedState, ToolNode
 
 import staso as st
 from approvers import answer_later
+from conftest import logged
 from lc_agents import Ledger, ScriptedModel, agent, calls, say, thread, tool_messages
 from staso_langchain import guard_tools
 
@@ -111,9 +112,7 @@ def test_in_a_langgraph_tool_node_with_injected_arguments(home):
     assert ok.content == "refunded 40"
     assert "needs a person's approval" in pending.content
     assert [(a, n) for a, _, n in seen] == [(40, 2)] and seen[0][1] == ok.tool_call_id
-    client = st.get_client()
-    client.flush()
-    rows = client.transport.service.store.list_decisions(tool="refund")
+    rows = logged("refund")
     assert sorted(r["tool_input"]["amount"] for r in rows) == [40, 4000]
     assert all(set(r["tool_input"]) == {"amount"} for r in rows)
     assert {r["context"]["thread_id"] for r in rows} == {"t-node"}
@@ -164,9 +163,7 @@ def test_guarding_twice_replaces_the_guard_and_decides_once(home):
     twice = by_name(guard_tools(once))  # outputs now, not raises
     assert "blocked" in twice["run_sql"].invoke({"query": "DROP TABLE users"})
     twice["refund"].invoke({"amount": 5})
-    client = st.get_client()
-    client.flush()
-    assert len(client.transport.service.store.list_decisions(tool="refund")) == 1
+    assert len(logged("refund")) == 1
 
 
 def test_what_cannot_be_guarded_is_refused_clearly():

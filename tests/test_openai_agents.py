@@ -18,7 +18,7 @@ from agents.exceptions import ToolInputGuardrailTripwireTriggered
 
 import staso as st
 from approvers import LoopTicker, answer_later, first_pending
-from conftest import make_policy
+from conftest import logged, make_policy
 from oa_agents import Ledger, agent, calls, say, tool_outputs
 from staso_openai_agents import guard_agent, guard_tools, staso_tool_guardrail
 
@@ -31,12 +31,6 @@ def run(turns, *, ledger=None, mode="sync", name="refund-agent", **options):
     else:
         result = Runner.run_sync(guarded, "please help")
     return result, ledger
-
-
-def decisions(tool_name):
-    client = st.get_client()
-    client.flush()
-    return client.transport.service.store.list_decisions(tool=tool_name)
 
 
 MODES = ["sync", "async"]
@@ -232,7 +226,7 @@ rules:
                             "go", run_config=RunConfig(group_id="thread-7"))
     finally:
         set_tracing_disabled(True)
-    [row] = decisions("refund")
+    [row] = logged("refund")
     assert row["context"]["framework"] == "openai-agents"
     assert row["context"]["agent_name"] == "refund-agent"
     assert row["context"]["tool_call_id"].startswith("call_")
@@ -299,7 +293,7 @@ def test_guardrail_defers_to_guard_tools_one_decision(home):
     Runner.run_sync(agent([calls(("send_email", {"to": "a@b.co", "body": "SSN 123-45-6789"})),
                            say("x")], guarded), "go")
     assert ledger.ran == [("send_email", {"to": "a@b.co", "body": "SSN [REDACTED:ssn]"})]
-    assert len(decisions("send_email")) == 1
+    assert len(logged("send_email")) == 1
 
 
 def test_hosted_tools_pass_through_with_a_warning(home, caplog):

@@ -15,14 +15,9 @@ from agents.run_state import RunState
 
 import staso as st
 from approvers import answer_later
+from conftest import logged
 from oa_agents import Ledger, agent, calls, say, tool_outputs
 from staso_openai_agents import StasoApprovals
-
-
-def decisions():
-    client = st.get_client()
-    client.flush()
-    return client.transport.service.store.list_decisions(limit=50)
 
 
 async def run_until_settled(approvals, guarded, text):
@@ -48,7 +43,7 @@ def test_an_escalation_interrupts_the_run_and_an_approval_resumes_it(home):
                           ("refund", {"order_id": "A2", "amount": 5000.0})]
     assert sorted(tool_outputs(result)) == ["refunded $50 on A1", "refunded $5000 on A2"]
     assert result.final_output == "both done"
-    rows = decisions()
+    rows = logged()
     assert sorted(r["action"] for r in rows) == ["allow", "allow", "escalate"]
     [esc] = st.get_client().list_escalations()
     assert esc.status == "approved" and esc.consumed_at is not None
@@ -91,7 +86,7 @@ def test_block_and_modify_are_decided_once_without_interrupting(home):
     blocked, sent = tool_outputs(result)
     assert "'builtin/destructive_sql'" in blocked and sent == "sent to a@b.co"
     assert ledger.ran == [("send_email", {"to": "a@b.co", "body": "SSN [REDACTED:ssn]"})]
-    assert sorted(r["action"] for r in decisions()) == ["block", "modify"]
+    assert sorted(r["action"] for r in logged()) == ["block", "modify"]
 
 
 def test_a_saved_run_state_is_settled_by_another_process(home):

@@ -10,8 +10,9 @@ Each loads on first use, and names the extra to install when LangChain is missin
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from staso.adapters import lazy_exports
 
 _EXPORTS = {"StasoMiddleware": "middleware", "guard_tools": "tools",
             "StasoCallbackHandler": "callbacks", "langchain_context": "calls"}
@@ -25,14 +26,5 @@ if TYPE_CHECKING:
     from .tools import guard_tools
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'staso_langchain' has no attribute {name!r}")
-    from staso.adapters import require
-
-    require(_NEEDS.get(module, "langchain_core.tools"), extra="langchain",
-            feature=f"staso_langchain.{name}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, needs=_NEEDS, default_need="langchain_core.tools",
+                           extra="langchain")

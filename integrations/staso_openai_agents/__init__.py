@@ -11,12 +11,14 @@ Each loads on first use and names the extra to install when the SDK is missing.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from staso.adapters import lazy_exports
 
 _EXPORTS = {"guard_tools": "tools", "guard_agent": "tools",
             "staso_tool_guardrail": "guardrail", "StasoApprovals": "approvals",
             "openai_agents_context": "calls"}
+_NEEDS: dict[str, str] = {}
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
@@ -26,13 +28,5 @@ if TYPE_CHECKING:
     from .tools import guard_agent, guard_tools
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'staso_openai_agents' has no attribute {name!r}")
-    from staso.adapters import require
-
-    require("agents", extra="openai-agents", feature=f"staso_openai_agents.{name}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, needs=_NEEDS, default_need="agents",
+                           extra="openai-agents")

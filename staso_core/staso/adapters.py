@@ -167,3 +167,20 @@ class Execution:
         self.guard.record(self.result, "error" if error is not None else "ok", self.started,
                           output=self.output, error=error, tool_name=self.tool_name,
                           tool_input=self.tool_input)
+
+
+def lazy_exports(package: str, exports: Mapping[str, str], *, needs: Mapping[str, str],
+                 default_need: str, extra: str) -> Any:
+    """A module ``__getattr__`` for an integration package: each name loads on first use,
+    after checking that its framework is installed (``require``), so ``import staso_x``
+    never fails and never imports the framework."""
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        require(needs.get(module, default_need), extra=extra, feature=f"{package}.{name}")
+        package_module = importlib.import_module(package)
+        value = getattr(importlib.import_module(f".{module}", package), name)
+        setattr(package_module, name, value)
+        return value
+    return __getattr__
