@@ -3,7 +3,9 @@ shared machine hits every variant alike) and print each beside the unguarded bas
 
 from __future__ import annotations
 
+import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -38,3 +40,33 @@ def report(title: str, medians: dict[str, float], baseline: str, *, target: floa
         print(f"  {name:<28} median {value:7.0f} µs | ratio {ratio:.2f} "
               f"(target ≤ {target:.2f}) | {'PASS' if ratio <= target else 'MISS'}")
     return ok
+
+
+def start(description: str) -> argparse.Namespace:
+    """Parse ``--rounds``/``--per-round`` and run staso embedded, on a temporary store, with
+    the 50-rule policy of ``embedded_guard.py``."""
+    import tempfile
+
+    from embedded_guard import fifty_rule_policy
+
+    import staso as st
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--per-round", type=int, default=40)
+    args = parser.parse_args()
+    st.init(agent_name="bench-agent", home=tempfile.mkdtemp(prefix="staso-bench-"),
+            policy=fifty_rule_policy())
+    return args
+
+
+def finish(tool_name: str, ok: bool) -> None:
+    """Check the guarded runs really decided (allow, logged), shut staso down, exit 0/1."""
+    import staso as st
+
+    client = st.get_client()
+    client.flush()
+    decided = client.transport.service.store.list_decisions(limit=5, tool=tool_name)
+    assert decided and decided[0]["action"] == "allow", decided
+    st.shutdown()
+    sys.exit(0 if ok else 1)

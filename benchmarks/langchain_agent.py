@@ -6,24 +6,20 @@ Run: .venv/bin/python benchmarks/langchain_agent.py [--rounds N]
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "tests")]
 
-from embedded_guard import fifty_rule_policy  # noqa: E402
-from harness import interleaved, report  # noqa: E402
+from harness import finish, interleaved, report, start  # noqa: E402
 from langchain.agents import create_agent  # noqa: E402
 from langchain.agents.middleware import AgentMiddleware  # noqa: E402
 from langchain_core.messages import AIMessage  # noqa: E402
 from langchain_core.tools import tool  # noqa: E402
 
-import staso as st  # noqa: E402
 from lc_agents import ScriptedModel  # noqa: E402
 from staso_langchain import StasoCallbackHandler, StasoMiddleware, guard_tools  # noqa: E402
 
@@ -72,12 +68,7 @@ def runner(tools: list[Any], middleware: Sequence[Any] = (), callbacks: Sequence
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--per-round", type=int, default=40)
-    args = parser.parse_args()
-    st.init(agent_name="bench-agent", home=tempfile.mkdtemp(prefix="staso-bench-"),
-            policy=fifty_rule_policy())
+    args = start(__doc__ or "")
     variants = {
         "unguarded": runner([tool_3]),
         "StasoMiddleware": runner([tool_3], middleware=[StasoMiddleware()]),
@@ -93,15 +84,10 @@ def main() -> None:
     }
     medians = interleaved(variants, rounds=args.rounds, per_round=args.per_round)
     async_medians = interleaved(async_variants, rounds=args.rounds, per_round=args.per_round)
-    client = st.get_client()
-    client.flush()
-    decided = client.transport.service.store.list_decisions(limit=5, tool="tool_3")
-    assert decided and decided[0]["action"] == "allow"  # the guarded runs really decided
     ok = report("create_agent, one allowed tool call per run, scripted model", medians,
                 "unguarded")
     ok = report("the same with ainvoke", async_medians, "unguarded, ainvoke") and ok
-    st.shutdown()
-    sys.exit(0 if ok else 1)
+    finish("tool_3", ok)
 
 
 if __name__ == "__main__":

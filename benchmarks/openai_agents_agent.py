@@ -7,12 +7,10 @@ Run: .venv/bin/python benchmarks/openai_agents_agent.py [--rounds N]
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib.metadata
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,10 +19,8 @@ os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "tests")]
 
 from agents import Agent, Runner, function_tool  # noqa: E402
-from embedded_guard import fifty_rule_policy  # noqa: E402
-from harness import interleaved, report  # noqa: E402
+from harness import finish, interleaved, report, start  # noqa: E402
 
-import staso as st  # noqa: E402
 from oa_agents import ScriptedModel, calls, say  # noqa: E402
 from staso_openai_agents import guard_tools, staso_tool_guardrail  # noqa: E402
 
@@ -57,27 +53,17 @@ def with_guardrail() -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--per-round", type=int, default=40)
-    args = parser.parse_args()
-    st.init(agent_name="bench-agent", home=tempfile.mkdtemp(prefix="staso-bench-"),
-            policy=fifty_rule_policy())
+    args = start(__doc__ or "")
     variants = {
         "unguarded": runner([tool_3]),
         "guard_tools": runner(guard_tools([tool_3])),
         "staso_tool_guardrail": runner([with_guardrail()]),
     }
     medians = interleaved(variants, rounds=args.rounds, per_round=args.per_round)
-    client = st.get_client()
-    client.flush()
-    decided = client.transport.service.store.list_decisions(limit=5, tool="tool_3")
-    assert decided and decided[0]["action"] == "allow"  # the guarded runs really decided
     version = importlib.metadata.version("openai-agents")
     ok = report(f"Runner.run (openai-agents {version}), one allowed tool call per run, "
                 "scripted model", medians, "unguarded")
-    st.shutdown()
-    sys.exit(0 if ok else 1)
+    finish("tool_3", ok)
 
 
 if __name__ == "__main__":

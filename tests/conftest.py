@@ -78,3 +78,8 @@ def logged(tool: str | None = None, limit: int = 100) -> list[dict]:
     client = st.get_client()
     client.flush()
     return client.transport.service.store.list_decisions(tool=tool, limit=limit)
+
+
+def use_policy(tmp_path: Path, text: str) -> None:
+    """Re-init the embedded staso of the ``home`` fixture with this policy."""
+    st.init(agent_name="refund-agent", home=tmp_path, policy=make_policy(tmp_path, text))

@@ -13,7 +13,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 import staso as st
 from approvers import LoopTicker, answer_later, first_pending
-from conftest import logged, make_policy
+from conftest import logged, use_policy
 from lc_agents import Ledger, agent, calls, say, thread, tool_messages
 from staso_langchain import StasoMiddleware
 
@@ -92,7 +92,7 @@ def test_raise_options_raise_out_of_the_run(home, mode):
 
 def test_strings_and_defaults_are_guarded_as_the_tool_reads_them(home, tmp_path):
     """The guard sees the validated input: a default the model left out and "9000" as 9000."""
-    st.init(agent_name="refund-agent", home=tmp_path, policy=make_policy(tmp_path, """
+    use_policy(tmp_path, """
 version: 1
 rules:
   - name: big_refund
@@ -105,7 +105,7 @@ rules:
     when: tool_input.order_id == "A1"
     action: escalate
     reason: the main order needs a look
-"""))
+""")
     result, ledger = run_agent([calls(("refund", {"amount": "9000", "order_id": "B2"}),
                                       ("refund", {"amount": 10})), say("done")])
     first, second = tool_messages(result)
@@ -212,7 +212,7 @@ def test_unknown_tool_is_left_to_the_tool_node(home):
 
 
 def test_framework_context_reaches_rules_and_the_decision_log(home, tmp_path):
-    st.init(agent_name="refund-agent", home=tmp_path, policy=make_policy(tmp_path, """
+    use_policy(tmp_path, """
 version: 1
 rules:
   - name: frozen_thread
@@ -220,7 +220,7 @@ rules:
     when: context.thread_id == "frozen"
     action: block
     reason: this conversation is frozen
-"""))
+""")
     run_id = "0b9a3c2e-5d41-4e7a-9a8e-3f1c2d4b5a69"
     result, ledger = run_agent([calls(("refund", {"amount": 5})), say("done")],
                                config=thread("t-ctx", run_id=run_id))

@@ -18,7 +18,7 @@ from agents.exceptions import ToolInputGuardrailTripwireTriggered
 
 import staso as st
 from approvers import LoopTicker, answer_later, first_pending
-from conftest import logged, make_policy
+from conftest import logged, use_policy
 from oa_agents import Ledger, agent, calls, say, tool_outputs
 from staso_openai_agents import guard_agent, guard_tools, staso_tool_guardrail
 
@@ -73,7 +73,7 @@ def test_raise_options_fail_the_run(home):
 
 
 def test_a_default_the_model_left_out_is_guarded(home, tmp_path):
-    st.init(agent_name="refund-agent", home=tmp_path, policy=make_policy(tmp_path, """
+    use_policy(tmp_path, """
 version: 1
 rules:
   - name: default_amount
@@ -81,7 +81,7 @@ rules:
     when: tool_input.amount == 10.0
     action: block
     reason: the default amount is never right
-"""))
+""")
     result, ledger = run([calls(("refund", {"order_id": "A1"})), say("x")])
     assert "'default_amount'" in tool_outputs(result)[0] and ledger.ran == []
 
@@ -208,7 +208,7 @@ def test_when_staso_gives_up_the_tool_never_runs(home):
 def test_context_reaches_rules_and_the_decision_log(home, tmp_path):
     from agents import RunConfig, set_trace_processors, set_tracing_disabled, trace
 
-    st.init(agent_name="refund-agent", home=tmp_path, policy=make_policy(tmp_path, """
+    use_policy(tmp_path, """
 version: 1
 rules:
   - name: interns_cannot_refund
@@ -216,7 +216,7 @@ rules:
     when: context.agent_name == "intern"
     action: block
     reason: interns cannot refund
-"""))
+""")
     set_trace_processors([])  # real trace ids, exported nowhere
     set_tracing_disabled(False)
     try:
