@@ -56,3 +56,20 @@ class LoopTicker:
     async def __aexit__(self, *exc: Any) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+async def while_waiting(waiting: Any, pause: float = 0.3) -> tuple[Any, int]:
+    """Run ``waiting`` (a coroutine that waits for a person); once its escalation exists,
+    count the loop's ticks for ``pause`` seconds, then approve it. (its result, the ticks):
+    if the wait blocked the event loop, the count stays near 0."""
+    async def approver(ticker: LoopTicker) -> int:
+        pending = await first_pending()
+        before = ticker.ticks
+        await asyncio.sleep(pause)
+        progressed = ticker.ticks - before
+        await asyncio.to_thread(st.approve, pending.id, by="manager")
+        return progressed
+
+    async with LoopTicker() as ticker:
+        result, progressed = await asyncio.gather(waiting, approver(ticker))
+    return result, progressed

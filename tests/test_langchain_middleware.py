@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 import staso as st
-from approvers import LoopTicker, answer_later, first_pending
+from approvers import answer_later, while_waiting
 from conftest import logged, use_policy
 from lc_agents import Ledger, agent, calls, say, thread, tool_messages
 from staso_langchain import StasoMiddleware
@@ -146,22 +146,9 @@ def test_wait_async_keeps_the_event_loop_free(home):
     graph = agent([calls(("refund", {"amount": 5000})), say("done")], ledger.tools(),
                   middleware=[StasoMiddleware(wait_for_escalation=True, escalation_timeout=20)])
 
-    async def approver(ticker):
-        pending = await first_pending()
-        before = ticker.ticks
-        await asyncio.sleep(0.3)
-        progressed = ticker.ticks - before
-        await asyncio.to_thread(st.approve, pending.id, by="manager")
-        return progressed
-
-    async def main():
-        async with LoopTicker() as ticker:
-            return await asyncio.gather(
-                graph.ainvoke({"messages": [("user", "refund")]}, config=thread("t-async")),
-                approver(ticker))
-
+    waiting = graph.ainvoke({"messages": [("user", "refund")]}, config=thread("t-async"))
     started = time.monotonic()
-    result, progressed = asyncio.run(main())
+    result, progressed = asyncio.run(while_waiting(waiting))
     assert progressed >= 10, f"the loop ticked only {progressed} times in 0.3 s of waiting"
     assert ledger.ran == [("refund", {"amount": 5000, "order_id": "A1"})]
     assert tool_messages(result)[0].content == "refunded $5000 on A1"

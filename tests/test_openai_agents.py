@@ -17,7 +17,7 @@ from agents import Runner, function_tool
 from agents.exceptions import ToolInputGuardrailTripwireTriggered
 
 import staso as st
-from approvers import LoopTicker, answer_later, first_pending
+from approvers import answer_later, while_waiting
 from conftest import logged, use_policy
 from oa_agents import Ledger, agent, calls, say, tool_outputs
 from staso_openai_agents import guard_agent, guard_tools, staso_tool_guardrail
@@ -129,20 +129,8 @@ def test_wait_awaits_without_blocking_the_event_loop(home):
                                  say("done")], ledger.tools()),
                           wait_for_escalation=True, escalation_timeout=20)
 
-    async def approver(ticker):
-        pending = await first_pending()
-        before = ticker.ticks
-        await asyncio.sleep(0.3)
-        progressed = ticker.ticks - before
-        await asyncio.to_thread(st.approve, pending.id, by="manager")
-        return progressed
-
-    async def main():
-        async with LoopTicker() as ticker:
-            return await asyncio.gather(Runner.run(guarded, "refund"), approver(ticker))
-
     started = time.monotonic()
-    result, progressed = asyncio.run(main())
+    result, progressed = asyncio.run(while_waiting(Runner.run(guarded, "refund")))
     assert progressed >= 10, f"the loop ticked only {progressed} times in 0.3 s of waiting"
     assert ledger.ran == [("refund", {"order_id": "A2", "amount": 5000.0})]
     assert time.monotonic() - started < 3.0
