@@ -10,8 +10,8 @@ from typing import Any
 
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, ValidationError
 
+from staso.adapters import validated_input
 from staso.outcome import Outcome
 
 try:  # LangGraph knows the run id given to the graph invocation
@@ -75,30 +75,14 @@ def langchain_context(config: Mapping[str, Any] | None, *, tool_call_id: str | N
     return context
 
 
-def _fields(schema: Any) -> set[str] | None:
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        return set(schema.model_fields)
-    if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
-        return set(schema["properties"])
-    return None
-
-
 def guard_input(tool: BaseTool | None, args: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments as the tool will read them: validated by its schema, defaults filled in,
-    injected ones (state, runtime, store) left out. A rule on ``amount`` must see the default
-    the tool will use, and "5000" as the 5000 the tool gets. Input the schema rejects is
-    guarded as sent; the tool rejects it too."""
+    """The arguments as the tool will read them (``validated_input``), without the injected
+    ones (state, runtime, store), which ToolNode adds and the tool's call schema leaves out."""
     schema = tool.tool_call_schema if tool is not None else None
-    names = _fields(schema)
-    visible = {k: v for k, v in args.items() if names is None or k in names}
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        try:
-            validated = schema.model_validate(visible)
-        except ValidationError:
-            return visible
-        dumped: dict[str, Any] = validated.model_dump(mode="json", by_alias=True)
-        return dumped
-    return visible
+    if isinstance(schema, dict):  # a JSON-schema tool: keep its declared properties
+        names = schema.get("properties")
+        return {k: v for k, v in args.items() if not isinstance(names, dict) or k in names}
+    return validated_input(schema, args)
 
 
 def tool_args(original: Mapping[str, Any], outcome: Outcome,

@@ -184,3 +184,20 @@ def lazy_exports(package: str, exports: Mapping[str, str], *, needs: Mapping[str
         setattr(package_module, name, value)
         return value
     return __getattr__
+
+
+def validated_input(schema: Any, args: Mapping[str, Any]) -> dict[str, Any]:
+    """``args`` as a tool with this pydantic ``schema`` will read them: validated, defaults
+    filled in, as JSON. A rule on ``amount`` must see the default the tool will use, and
+    "5000" as the 5000 the tool gets. Input the schema rejects is guarded as sent: the tool
+    rejects it too. (Duck-typed on ``model_validate``: staso itself needs no pydantic.)"""
+    fields = getattr(schema, "model_fields", None)
+    visible = {k: v for k, v in args.items() if not fields or k in fields}
+    if not hasattr(schema, "model_validate"):
+        return visible
+    try:
+        validated = schema.model_validate(visible)
+    except Exception:  # pydantic.ValidationError, without importing pydantic
+        return visible
+    dumped: dict[str, Any] = validated.model_dump(mode="json", by_alias=True)
+    return dumped
