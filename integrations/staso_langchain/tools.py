@@ -10,7 +10,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_core.tools import tool as as_tool
 
-from staso.adapters import ToolGuard
+from staso.adapters import ToolGuard, guarded_copy
 from staso.outcome import OnBlock, Outcome
 
 from .calls import (
@@ -100,19 +100,6 @@ class _Guarded:
         return run.output
 
 
-def _guarded(tool: BaseTool, guard: ToolGuard, classes: dict[type, type]) -> BaseTool:
-    base = getattr(type(tool), "staso_base", type(tool))  # re-guarding replaces the guard
-    cls = classes.get(base)
-    if cls is None:
-        cls = classes[base] = type(f"Guarded{base.__name__}", (_Guarded, base), {
-            "__module__": base.__module__, "__qualname__": f"Guarded{base.__qualname__}",
-            "staso_guard": guard, "staso_base": base,
-            "__annotations__": {"staso_guard": "ClassVar[Any]", "staso_base": "ClassVar[Any]"}})
-    copy = tool.model_copy()
-    object.__setattr__(copy, "__class__", cls)
-    return copy
-
-
 def guard_tools(tools: Iterable[BaseTool | Callable[..., Any]], *,
                 wait_for_escalation: bool = False, escalation_poll_interval: float = 3.0,
                 escalation_timeout: float = 300.0, timeout: float | None = None,
@@ -137,5 +124,5 @@ def guard_tools(tools: Iterable[BaseTool | Callable[..., Any]], *,
             raise TypeError(f"guard_tools takes LangChain tools or functions, not "
                             f"{type(item).__name__} (a provider's built-in tool runs on the "
                             "provider's side and cannot be guarded here)")
-        guarded.append(_guarded(tool, guard, classes))
+        guarded.append(guarded_copy(tool, _Guarded, guard, classes))
     return guarded

@@ -201,3 +201,20 @@ def validated_input(schema: Any, args: Mapping[str, Any]) -> dict[str, Any]:
         return visible
     dumped: dict[str, Any] = validated.model_dump(mode="json", by_alias=True)
     return dumped
+
+
+def guarded_copy(tool: Any, mixin: type, guard: ToolGuard, classes: dict[type, type]) -> Any:
+    """A copy of a pydantic tool whose class is ``mixin`` + the tool's own class: the copy
+    keeps everything the framework inspects (class, name, schema, fields) while the mixin's
+    methods, which read ``staso_guard``, run first. ``classes`` caches one class per
+    (original class, guard); guarding a guarded copy again replaces its guard."""
+    base = getattr(type(tool), "staso_base", type(tool))
+    cls = classes.get(base)
+    if cls is None:
+        cls = classes[base] = type(f"Guarded{base.__name__}", (mixin, base), {
+            "__module__": base.__module__, "__qualname__": f"Guarded{base.__qualname__}",
+            "staso_guard": guard, "staso_base": base,
+            "__annotations__": {"staso_guard": "ClassVar[Any]", "staso_base": "ClassVar[Any]"}})
+    copy = tool.model_copy()
+    object.__setattr__(copy, "__class__", cls)
+    return copy

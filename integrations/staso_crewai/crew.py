@@ -1,0 +1,121 @@
+"""``guard_crew(crew)``: every tool of every agent in that crew asks staso first.
+
+Two layers, so nothing depends on one of them alone:
+- each agent's tools are replaced by guarded copies (``guard_tools``). That is what scopes
+  the guard to this crew (other crews keep the original tools, and crewai's own copies of
+  the crew, for ``kickoff_for_each`` and the like, carry the guarded tools), and it still
+  guards if the hooks below are cleared.
+- one process-wide pair of crewai tool-call hooks, acting only on guarded tools, decides the
+  call where crewai shows the crew, agent and task: the before-hook rewrites the input in
+  place or blocks it, and the after-hook replaces crewai's reasonless "Tool execution blocked
+  by hook" with staso's message. The guarded tool then uses that decision instead of
+  deciding again.
+
+crewai swallows any exception a hook raises and runs the tool anyway (fail-open), so the
+hooks never raise: if staso cannot decide they block, with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from crewai import Crew
+from crewai.hooks.dispatch import InterceptionPoint, get_hooks, register
+from crewai.hooks.tool_hooks import ToolCallHookContext
+
+from staso.adapters import validated_input
+
+from .calls import crewai_context
+from .tools import decided_calls, guard_of, guard_tools
+
+if TYPE_CHECKING:
+    from staso.client import Client
+
+log = logging.getLogger("staso")
+
+
+class _Hooks:
+    """The before/after pair; state per call is keyed by the call's input dict, which crewai
+    hands to both hooks of one call."""
+
+    def __init__(self) -> None:
+        self._refusals: dict[int, str] = {}
+        self._running: dict[int, tuple[Any, Any, float]] = {}
+
+    def before(self, ctx: ToolCallHookContext) -> bool | None:
+        guard = guard_of(ctx.tool)
+        if guard is None:
+            return None  # not a staso-guarded tool: not ours to decide
+        key = id(ctx.tool_input)
+        try:
+            tool_input = validated_input(getattr(ctx.tool, "args_schema", None),
+                                         ctx.tool_input)
+            outcome = guard.check(ctx.tool_name, tool_input,
+                                  crewai_context(ctx.agent, ctx.task, ctx.crew))
+        except Exception as exc:  # never raise here: crewai would run the tool
+            log.exception("staso: no decision for %r", ctx.tool_name)
+            self._refusals[key] = (f"[staso] The call to '{ctx.tool_name}' was blocked: "
+                                   f"staso could not decide ({type(exc).__name__}: {exc}). "
+                                   "The tool was not run.")
+            return False
+        if not outcome.run:
+            self._refusals[key] = outcome.message or ""
+            return False
+        if outcome.result.action == "modify" and outcome.tool_input is not None:
+            ctx.tool_input.clear()
+            ctx.tool_input.update(outcome.tool_input)
+            tool_input = dict(outcome.tool_input)
+        decided_calls.put(ctx.tool, tool_input, outcome.result)
+        self._running[key] = (guard, outcome.result, time.perf_counter())
+        return None
+
+    def after(self, ctx: ToolCallHookContext) -> str | None:
+        key = id(ctx.tool_input)
+        refusal = self._refusals.pop(key, None)
+        if refusal is not None:
+            return refusal
+        running = self._running.pop(key, None)
+        if running is not None:
+            guard, result, started = running
+            guard.record(result, "ok", started, output=ctx.tool_result)
+        return None
+
+
+_hooks = _Hooks()
+_installed = threading.Lock()
+
+
+def _install_hooks() -> None:
+    with _installed:
+        if _hooks.before not in get_hooks(InterceptionPoint.PRE_TOOL_CALL):
+            register(InterceptionPoint.PRE_TOOL_CALL, _hooks.before)
+        if _hooks.after not in get_hooks(InterceptionPoint.POST_TOOL_CALL):
+            register(InterceptionPoint.POST_TOOL_CALL, _hooks.after)
+
+
+def guard_crew(crew: Crew, *, wait_for_escalation: bool = False,
+               escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
+               timeout: float | None = None, fail_closed: bool | None = None,
+               context: Mapping[str, Any] | None = None, client: Client | None = None
+               ) -> Crew:
+    """Guard every tool of every agent in ``crew`` (in place; returns the crew). Other crews
+    in the process are not affected. Refusals are what the agent reads as the tool's result
+    (crewai hooks cannot raise out of a run, so there is no ``on_block="raise"`` here)."""
+    options: dict[str, Any] = dict(
+        wait_for_escalation=wait_for_escalation,
+        escalation_poll_interval=escalation_poll_interval,
+        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
+        context=context, client=client)
+    agents = [*crew.agents, *([crew.manager_agent] if crew.manager_agent else [])]
+    for agent in agents:
+        if agent.tools:
+            agent.tools = guard_tools(agent.tools, **options)
+    for task in crew.tasks:
+        if task.tools:
+            task.tools = guard_tools(task.tools, **options)
+    _install_hooks()
+    return crew
