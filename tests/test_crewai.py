@@ -6,11 +6,11 @@ import pytest
 
 pytest.importorskip("crewai", reason="crewai is part of the dev extras")
 
-import staso as st  # noqa: E402
-from approvers import answer_later  # noqa: E402
-from conftest import logged, use_policy  # noqa: E402
-from crew_agents import Ledger, act, crew, done, llm_of  # noqa: E402
-from staso_crewai import guard_crew, guard_tools  # noqa: E402
+import staso as st
+from approvers import answer_later
+from conftest import logged, use_policy
+from crew_agents import Ledger, act, crew, done, llm_of
+from staso_crewai import guard_crew, guard_tools
 
 
 def kickoff(replies, *, ledger=None, **options):
@@ -33,7 +33,7 @@ def test_allow_runs_and_modify_rewrites_the_input(home):
 
 
 def test_block_and_pending_are_what_the_agent_reads(home):
-    out, ledger, llm = kickoff([act("run_sql", {"query": "DROP TABLE users"}),
+    _, ledger, llm = kickoff([act("run_sql", {"query": "DROP TABLE users"}),
                                 act("refund", {"order_id": "A2", "amount": 5000}),
                                 done("could not")])
     assert ledger.ran == []
@@ -129,3 +129,19 @@ def test_guard_tools_alone(home):
     assert ledger.ran == [("refund", {"order_id": "A1", "amount": 5.0})]
     with pytest.raises(TypeError, match="crewai tools"):
         guard_tools([lambda: None])
+
+
+def test_task_tools_are_guarded_too(home):
+    from crewai import Task
+
+    from staso_crewai.tools import guard_of
+
+    ledger = Ledger()
+    c = crew([act("run_sql", {"query": "DROP TABLE users"}), done()], [])
+    c.tasks[0] = Task(description="Clean up", expected_output="a sentence",
+                      agent=c.agents[0], tools=ledger.tools(), name="cleanup")
+    guard_crew(c)
+    assert all(guard_of(t) is not None for t in c.tasks[0].tools)
+    c.kickoff()
+    assert ledger.ran == []
+    assert "'builtin/destructive_sql'" in "\n".join(llm_of(c).observations())

@@ -12,7 +12,7 @@ from staso.adapters import IntegrationMissing, lazy_exports, require
 
 
 def test_importing_staso_and_the_packages_imports_no_framework():
-    code = ("import sys, staso, staso_langchain, staso_openai_agents; "
+    code = ("import sys, staso, staso_langchain, staso_openai_agents, staso_crewai; "
             "st = staso.guard; "
             "print(sorted(m for m in ('langchain', 'langchain_core', 'agents', 'crewai') "
             "if m in sys.modules))")

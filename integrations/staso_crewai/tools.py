@@ -150,11 +150,10 @@ def guard_tools(tools: Iterable[BaseTool], *, wait_for_escalation: bool = False,
         escalation_poll_interval=escalation_poll_interval,
         escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
         on_block=on_block, on_escalate=on_escalate, context=context, client=client)
-    classes: dict[type, type] = {}
     guarded = []
     for tool in tools:
         if not isinstance(tool, BaseTool):
             raise TypeError(f"guard_tools takes crewai tools (BaseTool, @tool), not "
                             f"{type(tool).__name__}")
-        guarded.append(guarded_copy(tool, _Guarded, guard, classes))
+        guarded.append(guarded_copy(tool, _Guarded, guard))
     return guarded

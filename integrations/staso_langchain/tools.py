@@ -113,7 +113,6 @@ def guard_tools(tools: Iterable[BaseTool | Callable[..., Any]], *,
         escalation_poll_interval=escalation_poll_interval,
         escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
         on_block=on_block, on_escalate=on_escalate, context=context, client=client)
-    classes: dict[type, type] = {}
     guarded = []
     for item in tools:
         if isinstance(item, BaseTool):
@@ -124,5 +123,5 @@ def guard_tools(tools: Iterable[BaseTool | Callable[..., Any]], *,
             raise TypeError(f"guard_tools takes LangChain tools or functions, not "
                             f"{type(item).__name__} (a provider's built-in tool runs on the "
                             "provider's side and cannot be guarded here)")
-        guarded.append(guarded_copy(tool, _Guarded, guard, classes))
+        guarded.append(guarded_copy(tool, _Guarded, guard))
     return guarded

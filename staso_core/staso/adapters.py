@@ -203,18 +203,23 @@ def validated_input(schema: Any, args: Mapping[str, Any]) -> dict[str, Any]:
     return dumped
 
 
-def guarded_copy(tool: Any, mixin: type, guard: ToolGuard, classes: dict[type, type]) -> Any:
-    """A copy of a pydantic tool whose class is ``mixin`` + the tool's own class: the copy
-    keeps everything the framework inspects (class, name, schema, fields) while the mixin's
-    methods, which read ``staso_guard``, run first. ``classes`` caches one class per
-    (original class, guard); guarding a guarded copy again replaces its guard."""
+_GUARDED_CLASSES: dict[tuple[type, type], type] = {}
+
+
+def guarded_copy(tool: Any, mixin: type, guard: ToolGuard) -> Any:
+    """A copy of a pydantic tool whose class is ``mixin`` + the tool's own class, carrying
+    ``guard`` as ``staso_guard``: the copy keeps everything the framework inspects (class,
+    name, schema, fields) while the mixin's methods run first. One class per (mixin, tool
+    class) for the process (making a class costs ~2 ms); guarding a guarded copy again
+    replaces its guard."""
     base = getattr(type(tool), "staso_base", type(tool))
-    cls = classes.get(base)
+    cls = _GUARDED_CLASSES.get((mixin, base))
     if cls is None:
-        cls = classes[base] = type(f"Guarded{base.__name__}", (mixin, base), {
-            "__module__": base.__module__, "__qualname__": f"Guarded{base.__qualname__}",
-            "staso_guard": guard, "staso_base": base,
-            "__annotations__": {"staso_guard": "ClassVar[Any]", "staso_base": "ClassVar[Any]"}})
+        cls = _GUARDED_CLASSES.setdefault((mixin, base), type(
+            f"Guarded{base.__name__}", (mixin, base), {
+                "__module__": base.__module__, "__qualname__": f"Guarded{base.__qualname__}",
+                "staso_base": base, "__annotations__": {"staso_base": "ClassVar[Any]"}}))
     copy = tool.model_copy()
     object.__setattr__(copy, "__class__", cls)
+    object.__setattr__(copy, "staso_guard", guard)  # in __dict__, not a pydantic field
     return copy
