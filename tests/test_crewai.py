@@ -145,3 +145,35 @@ def test_task_tools_are_guarded_too(home):
     c.kickoff()
     assert ledger.ran == []
     assert "'builtin/destructive_sql'" in "\n".join(llm_of(c).observations())
+
+
+def test_a_basetool_subclass_with_its_own_run(home):
+    from crewai.tools import BaseTool
+    from pydantic import BaseModel
+
+    ran = []
+
+    class WireArgs(BaseModel):
+        account: str
+        amount: float
+
+    class WireTransfer(BaseTool):
+        name: str = "wire_transfer"
+        description: str = "Send money to an account."
+        args_schema: type[BaseModel] = WireArgs
+
+        def _run(self, account: str, amount: float) -> str:
+            ran.append((account, amount))
+            return f"sent {amount:g} to {account}"
+
+    c = guard_crew(crew([act("wire_transfer", {"account": "DE89", "amount": 20}),
+                         act("wire_transfer", {"account": "DE89", "amount": 50000}), done()],
+                        [WireTransfer()]))
+    c.kickoff()
+    assert ran == [("DE89", 20.0)]
+    seen = "\n".join(llm_of(c).observations())
+    assert "sent 20 to DE89" in seen and "needs a person's approval" in seen
+    [direct] = guard_tools([WireTransfer()])
+    assert isinstance(direct, WireTransfer)
+    assert "Nothing was done" in direct.run(account="DE89", amount=9000)
+    assert ran == [("DE89", 20.0)]
