@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from typing import Any
+
+from ledger import BodyLedger
 
 os.environ.update(CREWAI_DISABLE_TELEMETRY="true", OTEL_SDK_DISABLED="true",
                   CREWAI_TRACING_ENABLED="false")
@@ -55,16 +56,8 @@ def done(text: str = "done") -> str:
     return f"Thought: I now know the final answer\nFinal Answer: {text}"
 
 
-class Ledger:
-    """Real crewai tools that write down every time their body runs."""
-
-    def __init__(self) -> None:
-        self.ran: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def note(self, name: str, **args: Any) -> None:
-        with self._lock:
-            self.ran.append((name, args))
+class Ledger(BodyLedger):
+    """Real tools that write down every time their body runs."""
 
     def tools(self) -> list[Any]:
         ledger = self

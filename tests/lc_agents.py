@@ -4,7 +4,6 @@ langchain-core's own fake chat model, real tools, and ``create_agent``."""
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,6 +12,8 @@ from langchain_core.language_models.fake_chat_models import FakeMessagesListChat
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
+
+from ledger import BodyLedger
 
 _ids = itertools.count(1)
 
@@ -35,16 +36,8 @@ def say(text: str) -> AIMessage:
     return AIMessage(content=text)
 
 
-class Ledger:
+class Ledger(BodyLedger):
     """Real tools that write down every time their body runs."""
-
-    def __init__(self) -> None:
-        self.ran: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def _note(self, name: str, **args: Any) -> None:
-        with self._lock:
-            self.ran.append((name, args))
 
     def tools(self) -> list[BaseTool]:
         ledger = self
@@ -52,25 +45,25 @@ class Ledger:
         @tool
         def refund(amount: int, order_id: str = "A1") -> str:
             """Refund an order."""
-            ledger._note("refund", amount=amount, order_id=order_id)
+            ledger.note("refund", amount=amount, order_id=order_id)
             return f"refunded ${amount} on {order_id}"
 
         @tool
         def run_sql(query: str) -> str:
             """Run a SQL statement."""
-            ledger._note("run_sql", query=query)
+            ledger.note("run_sql", query=query)
             return "ok"
 
         @tool
         def send_email(to: str, body: str) -> str:
             """Send an e-mail."""
-            ledger._note("send_email", to=to, body=body)
+            ledger.note("send_email", to=to, body=body)
             return f"sent to {to}"
 
         @tool
         async def slow_lookup(order_id: str) -> str:
             """Look an order up (async tool)."""
-            ledger._note("slow_lookup", order_id=order_id)
+            ledger.note("slow_lookup", order_id=order_id)
             return f"order {order_id}: shipped"
 
         return [refund, run_sql, send_email, slow_lookup]

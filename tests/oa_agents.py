@@ -6,8 +6,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import threading
 from typing import Any
+
+from ledger import BodyLedger
 
 os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
 
@@ -58,16 +59,8 @@ def say(text: str) -> list[Any]:
                                       type="output_text", text=text, annotations=[])])]
 
 
-class Ledger:
-    """Real function tools that write down every time their body runs."""
-
-    def __init__(self) -> None:
-        self.ran: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def note(self, name: str, **args: Any) -> None:
-        with self._lock:
-            self.ran.append((name, args))
+class Ledger(BodyLedger):
+    """Real tools that write down every time their body runs."""
 
     def tools(self) -> list[Any]:
         ledger = self
