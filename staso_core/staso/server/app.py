@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import (
@@ -87,6 +89,12 @@ def _add_error_handlers(app: FastAPI, state: ServerState) -> None:
         where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
         return json_response({"detail": f"invalid request: {where}", "errors": errors}, 422)
     app.add_exception_handler(RequestValidationError, invalid)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        state.metrics.error(exc.status_code)  # 401, 403, 429 …: visible in /metrics
+        return await http_exception_handler(request, exc)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
 
 class BodyLimit:

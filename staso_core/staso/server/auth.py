@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 
 from ..store.keys import ApiKey, key_by_id
+from .guesses import TooManyGuesses
 from .state import ServerState
 
 SESSION_COOKIE = "staso_session"
@@ -55,7 +57,11 @@ async def authenticate(request: Request, *roles: str) -> Principal:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise _denied(401, "missing API key: send 'Authorization: Bearer <key>'")
-    found = await state_of(request).keys.lookup(key.strip())
+    try:
+        found = await state_of(request).keys.lookup(key.strip(), client_address(request))
+    except TooManyGuesses as exc:
+        raise HTTPException(429, str(exc), headers={
+            "Retry-After": str(max(1, math.ceil(exc.retry_after)))}) from None
     if found is None:
         raise _denied(401, "unknown or revoked API key")
     principal = Principal(*found)
@@ -63,6 +69,12 @@ async def authenticate(request: Request, *roles: str) -> Principal:
         raise _denied(403, f"this needs a key with role {' or '.join(sorted(roles))}; "
                            f"yours is {_article(principal.role)} key")
     return principal
+
+
+def client_address(request: Request) -> str:
+    """Whom wrong keys are counted against: the peer address (behind a proxy that is the
+    proxy; run replicas so that the server sees clients, or accept the shared count)."""
+    return request.client.host if request.client else ""
 
 
 def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:

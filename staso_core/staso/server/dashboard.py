@@ -29,11 +29,13 @@ from .auth import (
     SESSION_SECONDS,
     Principal,
     check_csrf,
+    client_address,
     csrf_token,
     make_session,
     session_principal,
     state_of,
 )
+from .guesses import TooManyGuesses
 
 router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
@@ -83,6 +85,7 @@ async def index(request: Request) -> Response:
 
 
 _LOGIN_ERRORS = {"unknown": "Unknown or revoked key.",
+                 "slow": "Too many wrong keys from your address; wait a minute and retry.",
                  "agent": "An agent key cannot answer escalations; use an approver key."}
 
 
@@ -103,7 +106,11 @@ async def login(request: Request) -> Response:
     if not cookie or not secrets.compare_digest(cookie, form.get("csrf_token", "")):
         raise HTTPException(403, "missing or wrong CSRF token; reload the login page")
     key = form.get("api_key", "").strip()
-    found = await state_of(request).keys.lookup(key) if key else None
+    try:
+        found = await state_of(request).keys.lookup(key, client_address(request)) \
+            if key else None
+    except TooManyGuesses:
+        return RedirectResponse("/login?error=slow", status_code=303)
     if found is None:
         return RedirectResponse("/login?error=unknown", status_code=303)
     principal = Principal(*found)

@@ -17,6 +17,7 @@ from ..service import DEFAULT_POLICY, DecisionService, collect_functions, collec
 from ..store import Store
 from ..store.keys import ApiKey, find_key
 from ..store.policies import latest_policy, latest_version, save_policy
+from .guesses import GuessLimiter
 from .metrics import Metrics
 
 log = logging.getLogger("staso.server")
@@ -29,26 +30,32 @@ class ServerConfig:
     max_input_bytes: int = 1024 * 1024
     policy_refresh_seconds: float = 1.0
     key_cache_seconds: float = 5.0
+    key_guess_limit: int = 20  # wrong keys per client address in any key_guess_window
+    key_guess_window: float = 60.0
     long_poll_limit: float = 60.0
     plugins: tuple[Any, ...] = field(default_factory=tuple)
 
 
 class KeyCache:
     """Key lookups without a database read per request; a revoked key stops working within
-    ``ttl`` seconds. Unknown keys are never cached (so guessing costs a read each time)."""
+    ``ttl`` seconds. Unknown keys are never cached, and each one counts against the client's
+    guesses (``GuessLimiter``): over the limit, keys not already known get ``TooManyGuesses``.
+    """
 
-    def __init__(self, store: Store, ttl: float) -> None:
-        self.store, self.ttl = store, ttl
+    def __init__(self, store: Store, ttl: float, guesses: GuessLimiter) -> None:
+        self.store, self.ttl, self.guesses = store, ttl, guesses
         self._known: dict[str, tuple[float, ApiKey, str]] = {}
 
-    async def lookup(self, key: str) -> tuple[ApiKey, str] | None:
+    async def lookup(self, key: str, client: str = "") -> tuple[ApiKey, str] | None:
         hit = self._known.get(key)
         now = time.monotonic()
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1], hit[2]
+        self.guesses.check(client)
         found = await asyncio.to_thread(find_key, self.store, key)
         if found is None:
             self._known.pop(key, None)
+            self.guesses.failed(client)
             return None
         if len(self._known) > 10_000:
             self._known.clear()
@@ -63,7 +70,8 @@ class ServerState:
         self.store = Store(config.database_url)
         self.policy_version, self.policy_source, policy = self._initial_policy()
         self.service = DecisionService(self.store, policy, self.pm)
-        self.keys = KeyCache(self.store, config.key_cache_seconds)
+        self.keys = KeyCache(self.store, config.key_cache_seconds,
+                             GuessLimiter(config.key_guess_limit, config.key_guess_window))
         self.metrics = Metrics()
         self._refresher: asyncio.Task[None] | None = None
 

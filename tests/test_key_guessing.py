@@ -1,0 +1,83 @@
+"""Key brute force is slowed per client address (issue 7), on a real ``staso serve``: after
+20 wrong keys in a minute an address gets 429 for any key the server would have to look up,
+while keys it already knows keep working."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import start_server, stop_server
+from servers import Server
+from staso.server.guesses import GuessLimiter, TooManyGuesses
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[Server]:
+    """Its own server: the guesses below must not spill into other tests' servers."""
+    server = start_server(tmp_path, "sqlite")
+    yield server
+    stop_server(server)
+
+
+def wrong(server: Server, n: int) -> list[int]:
+    return [httpx.get(f"{server.url}/v1/escalations",
+                      headers={"Authorization": f"Bearer staso_approver_guess{i:04d}"}
+                      ).status_code for i in range(n)]
+
+
+def test_wrong_keys_are_refused_after_the_limit(fresh_server: Server) -> None:
+    assert fresh_server.request("GET", "/v1/escalations", role="approver").status_code == 200
+    codes = wrong(fresh_server, 25)
+    assert codes[:20] == [401] * 20 and codes[20:] == [429] * 5
+    refused = httpx.get(f"{fresh_server.url}/v1/escalations",
+                        headers={"Authorization": "Bearer staso_approver_guess9999"})
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert "too many wrong API keys" in refused.json()["detail"]
+    # the key this address already used keeps working; one not yet looked up waits too
+    assert fresh_server.request("GET", "/v1/escalations", role="approver").status_code == 200
+    assert fresh_server.request("GET", "/v1/escalations", role="admin").status_code == 429
+    metrics = fresh_server.request("GET", "/metrics", role=None).text
+    found = re.search(r'staso_http_errors_total\{code="429"\} (\d+)', metrics)
+    assert found and int(found.group(1)) >= 7
+
+
+def test_the_dashboard_login_counts_too(fresh_server: Server) -> None:
+    client = httpx.Client(base_url=fresh_server.url)
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    locations = []
+    for i in range(22):
+        answer = client.post("/login", data={"csrf_token": token,
+                                             "api_key": f"staso_approver_guess{i}"})
+        locations.append(answer.headers.get("location"))
+    assert locations[:20] == ["/login?error=unknown"] * 20
+    assert locations[20:] == ["/login?error=slow"] * 2
+    assert "Too many wrong keys" in client.get("/login?error=slow").text
+    client.close()
+
+
+def test_the_window_passes_and_addresses_are_separate() -> None:
+    import time
+
+    limiter = GuessLimiter(limit=3, window=0.2)
+    for _ in range(3):
+        limiter.check("10.0.0.1")
+        limiter.failed("10.0.0.1")
+    with pytest.raises(TooManyGuesses):
+        limiter.check("10.0.0.1")
+    limiter.check("10.0.0.2")  # another address is not affected
+    time.sleep(0.25)
+    limiter.check("10.0.0.1")  # the window passed
+
+
+def test_memory_stays_bounded() -> None:
+    limiter = GuessLimiter(limit=2, window=60, max_clients=100)
+    for i in range(1000):
+        limiter.failed(f"10.0.{i // 256}.{i % 256}")
+    assert len(limiter._failures) == 100
