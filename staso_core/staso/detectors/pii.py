@@ -10,7 +10,8 @@ Span = tuple[str, int, int]
 
 _SSN = re.compile(
     r"(?<![\d-])(?!000|666|9\d\d)(\d{3})[- ](?!00)(\d{2})[- ](?!0000)(\d{4})(?![\d-])")
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+_DIGIT_RUN = re.compile(r"(?<![\d-])\d+(?:[ -]\d+)*")
+_DIGITS = re.compile(r"\d+")
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}\b")
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-])|"
@@ -38,10 +39,23 @@ def _luhn(digits: str) -> bool:
 
 
 def _cards(text: str) -> Iterable[tuple[int, int]]:
-    for m in _CARD.finditer(text):
-        digits = re.sub(r"[ -]", "", m.group(0))
-        if 13 <= len(digits) <= 19 and len(set(digits)) > 1 and _luhn(digits):
-            yield m.start(), m.end()
+    """Card numbers written as digit groups (``4111 1111 1111 1111``, ``4111-1111…``, or one
+    block): every run of groups is searched from every group on, so a card next to other
+    numbers (an SSN, an order number) is found even when the run as a whole is no card."""
+    for run in _DIGIT_RUN.finditer(text):
+        base = run.start()
+        groups = [(m.start() + base, m.end() + base, m.group())
+                  for m in _DIGITS.finditer(run.group())]
+        for i, (start, _, _) in enumerate(groups):
+            digits, end = "", 0
+            for _, group_end, group in groups[i:i + 19]:
+                digits += group
+                if len(digits) > 19:
+                    break
+                if len(digits) >= 13 and _luhn(digits) and len(set(digits)) > 1:
+                    end = group_end  # the longest valid number from this group on
+            if end:
+                yield start, end
 
 
 def _simple(pattern: re.Pattern[str]) -> Callable[[str], Iterable[tuple[int, int]]]:
@@ -59,7 +73,9 @@ _CHEAP_GATE = re.compile(r"\d{3}|@|-----BEGIN|[A-Za-z0-9_]{20}")
 
 
 def find_pii(text: str, detectors: Iterable[str] | None = None) -> list[Span]:
-    """Return (detector, start, end) for every finding, earliest first, overlaps removed."""
+    """Return (detector, start, end) for every finding, earliest first. Overlapping findings
+    become one span covering both, named ``first+second``: redacting the union never leaves
+    part of a secret in clear."""
     if not text or not _CHEAP_GATE.search(text):
         return []
     spans: list[Span] = []
@@ -69,6 +85,9 @@ def find_pii(text: str, detectors: Iterable[str] | None = None) -> list[Span]:
     merged: list[Span] = []
     for span in spans:
         if merged and span[1] < merged[-1][2]:
+            name, start, end = merged[-1]
+            names = name if span[0] in name.split("+") else f"{name}+{span[0]}"
+            merged[-1] = (names, start, max(end, span[2]))
             continue
         merged.append(span)
     return merged
@@ -90,4 +109,4 @@ def redact_pii(text: str, detectors: Iterable[str] | None = None) -> tuple[str, 
         out.append(f"[REDACTED:{name}]")
         last = end
     out.append(text[last:])
-    return "".join(out), sorted({name for name, _, _ in spans})
+    return "".join(out), sorted({part for name, _, _ in spans for part in name.split("+")})

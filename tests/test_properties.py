@@ -1,0 +1,96 @@
+"""Property-based tests (issue 7: bad input and attack). Tool inputs, policies and conditions
+are attacker- or user-written text: whatever they hold, staso answers with a decision or a
+clear error of its own, never a crash, and redaction leaves nothing it can still find."""
+
+from __future__ import annotations
+
+import json
+import string
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st_
+
+from staso.detectors import find_pii, is_dangerous_shell, is_destructive_sql, is_protected_path
+from staso.detectors.pii import redact_pii
+from staso.errors import PolicyError
+from staso.models import ACTIONS
+from staso.plugins import make_plugin_manager
+from staso.policy import load_policy_text
+from staso.policy.engine import Engine
+from staso.service import DEFAULT_POLICY, collect_functions, collect_packs
+
+PM = make_plugin_manager(())
+PACKS, FUNCTIONS = collect_packs(PM), collect_functions(PM)
+DEFAULT = load_policy_text(DEFAULT_POLICY.read_text(), str(DEFAULT_POLICY), packs=PACKS,
+                           functions=FUNCTIONS)
+ENGINE = Engine(DEFAULT, FUNCTIONS)
+FAST = settings(max_examples=200, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+json_values = st_.recursive(
+    st_.none() | st_.booleans() | st_.integers() | st_.floats(allow_nan=False,
+                                                             allow_infinity=False)
+    | st_.text(max_size=80),
+    lambda inner: st_.lists(inner, max_size=4) | st_.dictionaries(st_.text(max_size=10),
+                                                                  inner, max_size=4),
+    max_leaves=20)
+tool_inputs = st_.dictionaries(st_.text(max_size=12), json_values, max_size=6)
+tool_names = st_.sampled_from(["refund", "wire_transfer", "run_sql", "shell", "send_email",
+                               "read_file"]) | st_.text(max_size=20)
+
+
+@FAST
+@given(tool_names, tool_inputs, st_.dictionaries(st_.text(max_size=8), json_values,
+                                                max_size=3))
+def test_any_json_call_gets_a_decision(tool_name: str, tool_input: dict[str, Any],
+                                       context: dict[str, Any]) -> None:
+    result = ENGINE.evaluate(tool_name, tool_input, context)
+    assert result.action in ACTIONS
+    if result.action == "modify":
+        assert isinstance(result.modified_input, dict)
+
+
+@FAST
+@given(st_.text(max_size=300))
+def test_detectors_never_raise(text: str) -> None:
+    for detector in (is_dangerous_shell, is_destructive_sql, is_protected_path):
+        assert detector(text) in (True, False)
+    for name, start, end in find_pii(text):
+        assert 0 <= start < end <= len(text) and name
+
+
+pii_pieces = st_.sampled_from(["123-45-6789", "4111 1111 1111 1111", "4242424242424242",
+                               "sk-live-abcdefghijklmnopqrstuvwx", "AKIAABCDEFGHIJKLMNOP"])
+
+
+@FAST
+@given(st_.lists(st_.text(alphabet=string.ascii_letters + " .,:;-_/", max_size=20)
+                 | pii_pieces, max_size=8))
+def test_redaction_leaves_nothing_it_can_find(parts: list[str]) -> None:
+    text = " ".join(parts)
+    redacted, _ = redact_pii(text)
+    assert find_pii(redacted) == []
+
+
+@FAST
+@given(st_.text(max_size=400))
+def test_any_policy_text_loads_or_names_its_problem(text: str) -> None:
+    try:
+        load_policy_text(text, "fuzz.yaml", packs=PACKS, functions=FUNCTIONS)
+    except PolicyError as exc:
+        assert str(exc).startswith("fuzz.yaml")
+
+
+@FAST
+@given(st_.text(alphabet=string.printable, max_size=80))
+def test_any_condition_compiles_or_names_its_problem(condition: str) -> None:
+    text = ("version: 1\nrules:\n  - name: fuzzed\n    action: block\n    when: "
+            + json.dumps(condition) + "\n")
+    try:
+        policy = load_policy_text(text, "fuzz.yaml", packs=PACKS, functions=FUNCTIONS)
+    except PolicyError as exc:
+        assert str(exc).startswith("fuzz.yaml")
+        return
+    result = Engine(policy, FUNCTIONS).evaluate("t", {"amount": 5, "name": "x"}, {})
+    assert result.action in ACTIONS
