@@ -119,9 +119,9 @@
     historyBody.replaceChildren(...rows);
   }
 
-  let busy = false;
+  let busy = false, again = false;
   async function refresh() {
-    if (busy) return;
+    if (busy) { again = true; return; }  // one more right after: an answer must show at once
     busy = true;
     try {
       const query = new URLSearchParams(new FormData(filters));
@@ -135,6 +135,7 @@
       flash.className = "error";
     } finally {
       busy = false;
+      if (again) { again = false; refresh(); }
     }
   }
 
