@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +43,6 @@ class _Hooks:
 
     def __init__(self) -> None:
         self._refusals: dict[int, str] = {}
-        self._running: dict[int, tuple[Any, Any, float]] = {}
 
     def before(self, ctx: ToolCallHookContext) -> bool | None:
         guard = guard_of(ctx.tool)
@@ -69,20 +67,12 @@ class _Hooks:
             ctx.tool_input.clear()
             ctx.tool_input.update(outcome.tool_input)
             tool_input = dict(outcome.tool_input)
-        decided_calls.put(ctx.tool, tool_input, outcome.result)
-        self._running[key] = (guard, outcome.result, time.perf_counter())
+        decided_calls.put(ctx.tool, tool_input, outcome.result)  # the tool records its run
         return None
 
     def after(self, ctx: ToolCallHookContext) -> str | None:
-        key = id(ctx.tool_input)
-        refusal = self._refusals.pop(key, None)
-        if refusal is not None:
-            return refusal
-        running = self._running.pop(key, None)
-        if running is not None:
-            guard, result, started = running
-            guard.record(result, "ok", started, output=ctx.tool_result)
-        return None
+        """staso's reason in place of crewai's "Tool execution blocked by hook"."""
+        return self._refusals.pop(id(ctx.tool_input), None)
 
 
 _hooks = _Hooks()

@@ -33,7 +33,7 @@ from agents.tool import FunctionTool
 from staso.adapters import ToolGuard
 from staso.models import Escalation, GuardResult
 
-from .calls import openai_agents_context, parse_arguments
+from .calls import openai_agents_context, with_defaults
 from .tools import _guard_list, copy_agents
 
 if TYPE_CHECKING:
@@ -74,8 +74,7 @@ class StasoApprovals:
     def _needs_approval(self, tool: FunctionTool, agent_name: str) -> Any:
         async def needs_approval(run_context: Any, arguments: dict[str, Any],
                                  call_id: str) -> bool:
-            tool_input, _ = parse_arguments("", tool.params_json_schema)
-            tool_input.update(arguments)
+            tool_input = with_defaults(arguments, tool.params_json_schema)
             context = {**openai_agents_context(None), "agent_name": agent_name,
                        "tool_call_id": call_id}
             result = (await self.guard.acheck(tool.name, tool_input, context)).result

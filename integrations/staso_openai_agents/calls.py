@@ -51,12 +51,18 @@ def parse_arguments(arguments: str, schema: Mapping[str, Any]) -> tuple[dict[str
         return {RAW: arguments}, False
     if not isinstance(args, dict):
         return {RAW: arguments}, False
+    return with_defaults(args, schema), True
+
+
+def with_defaults(args: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``args`` with the JSON schema's defaults for the properties they leave out."""
+    filled = dict(args)
     properties = schema.get("properties") if isinstance(schema, Mapping) else None
     if isinstance(properties, Mapping):
         for name, spec in properties.items():
-            if name not in args and isinstance(spec, Mapping) and "default" in spec:
-                args[name] = spec["default"]
-    return args, True
+            if name not in filled and isinstance(spec, Mapping) and "default" in spec:
+                filled[name] = spec["default"]
+    return filled
 
 
 def rewritten_arguments(tool_input: Mapping[str, Any], was_object: bool) -> str:

@@ -27,11 +27,10 @@ if TYPE_CHECKING:
     from staso.client import Client
 
 
-def _guarded_elsewhere(data: ToolInputGuardrailData) -> bool:
-    name = data.context.tool_name
-    tools = getattr(data.agent, "tools", None) or []
-    return any(getattr(t, "name", None) == name and hasattr(t, "staso_original")
-               for t in tools)
+def _tool_named(agent: Any, tool_name: str) -> Any:
+    """The agent's tool being called (for its schema, and whether guard_tools guards it)."""
+    return next((t for t in getattr(agent, "tools", None) or []
+                 if getattr(t, "name", None) == tool_name), None)
 
 
 def staso_tool_guardrail(*, wait_for_escalation: bool = False,
@@ -53,11 +52,12 @@ def staso_tool_guardrail(*, wait_for_escalation: bool = False,
         context=context, client=client)  # outputs: the guardrail chooses reject or raise
 
     async def staso_guard(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
-        if _guarded_elsewhere(data):
-            return ToolGuardrailFunctionOutput.allow({"staso": "guarded by guard_tools"})
         ctx = data.context
+        tool = _tool_named(data.agent, ctx.tool_name)
+        if hasattr(tool, "staso_original"):
+            return ToolGuardrailFunctionOutput.allow({"staso": "guarded by guard_tools"})
         tool_input, _ = parse_arguments(ctx.tool_arguments,
-                                        _schema(data.agent, ctx.tool_name))
+                                        getattr(tool, "params_json_schema", None) or {})
         outcome = await guard.acheck(ctx.tool_name, tool_input, openai_agents_context(ctx))
         result = outcome.result
         info = {"staso": result.to_dict()}
@@ -76,9 +76,3 @@ def staso_tool_guardrail(*, wait_for_escalation: bool = False,
 
     return ToolInputGuardrail(guardrail_function=staso_guard, name="staso")
 
-
-def _schema(agent: Any, tool_name: str) -> Mapping[str, Any]:
-    for tool in getattr(agent, "tools", None) or []:
-        if getattr(tool, "name", None) == tool_name:
-            return getattr(tool, "params_json_schema", None) or {}
-    return {}

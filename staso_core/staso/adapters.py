@@ -106,8 +106,8 @@ class ToolGuard:
                      context: Mapping[str, Any] | None = None) -> Outcome:
         """``check`` for asyncio: a wait awaits and the event loop stays free."""
         try:
-            result = await self.client_for_call().aguard(tool_name, tool_input,
-                                                 **self._options(context))
+            result = await self.client_for_call().aguard(
+                tool_name, tool_input, **self._options(context))
         except InvalidToolInput as exc:
             result = self._unguardable(tool_name, exc)
         return self.outcome(result, tool_input)
