@@ -6,8 +6,10 @@ import os
 import secrets
 import signal
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,3 +132,52 @@ class Server:
         headers = self.headers(role) if role else {}
         headers.update(kwargs.pop("headers", {}))
         return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own, on its own port, so a test can restart it
+    without touching the shared server. Runs as the ``postgres`` user when started as root."""
+
+    def __init__(self) -> None:
+        versions = sorted(PG_BIN.glob("*/bin/pg_ctl"))
+        if not versions:
+            raise AssertionError("PostgreSQL server binaries not found under /usr/lib/postgresql")
+        self.bin = versions[-1].parent
+        # its own directory under /tmp: the postgres user cannot enter pytest's 0700 tmp_path
+        root = Path(tempfile.mkdtemp(prefix="staso-pg-"))
+        self.root = root
+        self.data = root / "pgdata"
+        self.data.mkdir()
+        self.port = free_port()
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as:
+            subprocess.run(["chown", "-R", "postgres", str(root)], check=True)
+            root.chmod(0o755)
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "--no-sync")
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        result = subprocess.run([*self._as, str(self.bin / tool), *args], capture_output=True,
+                                text=True, timeout=120)
+        if result.returncode != 0:
+            raise AssertionError(f"{tool} failed: {result.stdout}{result.stderr}")
+
+    def _ctl(self, *args: str) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.data / "log"), "-w",
+                  "-o", f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1",
+                  *args)
+
+    def start(self) -> PrivatePostgres:
+        self._ctl("start")
+        return self
+
+    def restart(self, mode: str = "fast") -> None:
+        self._ctl("restart", "-m", mode)
+
+    def stop(self) -> None:
+        self._ctl("stop", "-m", "immediate")
+        shutil.rmtree(self.root, ignore_errors=True)

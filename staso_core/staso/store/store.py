@@ -278,8 +278,6 @@ class Store:
             return
         with self.engine.connect().execution_options(relaxed_sync=True) as conn, \
                 conn.begin():
-            if not self.is_sqlite:  # as SQLite's NORMAL: survives our crash, not the OS's
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             if rows:
                 conn.exec_driver_sql(self._insert_decisions, [
                     tuple(_json_text(row.get(c)) if c in _JSON_COLUMNS else row.get(c)
