@@ -103,6 +103,19 @@ class _Attempts:
                            f"attempt(s): {detail}")
 
 
+_SSL: Any = None
+
+
+def _ssl_context() -> Any:
+    """One TLS context for every client of the process: httpx builds a new one (loading the
+    CA bundle, ~20 ms) for each client otherwise, and a process may hold one client per
+    event loop and per ``st.Client``."""
+    global _SSL
+    if _SSL is None:
+        _SSL = httpx.create_ssl_context()
+    return _SSL
+
+
 def _failure(exc: Exception, call: Call, tries: int) -> GuardFailure:
     if isinstance(exc, httpx.TimeoutException):
         what = f"timed out after {call.budget:g} s"
@@ -163,14 +176,16 @@ class HttpTransport:
     # -- sending --------------------------------------------------------------------------
     def _sync(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(base_url=self.base_url, headers=self.headers)
+            self._client = httpx.Client(base_url=self.base_url, headers=self.headers,
+                                        verify=_ssl_context())
         return self._client
 
     def _async(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         client = self._aclients.get(loop)
         if client is None:
-            client = httpx.AsyncClient(base_url=self.base_url, headers=self.headers)
+            client = httpx.AsyncClient(base_url=self.base_url, headers=self.headers,
+                                       verify=_ssl_context())
             self._aclients[loop] = client
         return client
 
