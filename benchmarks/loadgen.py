@@ -16,33 +16,26 @@ import statistics
 import time
 from urllib.parse import urlsplit
 
+from http1 import Connection
+
 TEMPLATE = '{"tool_name":"process_refund","tool_input":{"customer_id":"c_{n}","amount":{n}}}'
 
 
 async def _worker(host: str, port: int, path: str, key: str, template: str, counter: list[int],
                   limit: int, deadline: float, latencies: list[float], errors: list[str]) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    conn = await Connection.open(host, port, key)
     try:
         while counter[0] < limit and time.monotonic() < deadline:
             counter[0] += 1
-            n = counter[0]
-            body = template.replace("{n}", str(n)).encode()
-            head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                    f"Authorization: Bearer {key}\r\nContent-Length: {len(body)}\r\n\r\n")
+            body = template.replace("{n}", str(counter[0])).encode()
             started = time.perf_counter()
-            writer.write(head.encode() + body)
-            status_line = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode().partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            conn.send("POST", path, body)
+            status, _ = await conn.answer()
             latencies.append(time.perf_counter() - started)
-            if b" 200 " not in status_line:
-                errors.append(status_line.decode().strip())
+            if status != 200:
+                errors.append(f"HTTP {status}")
     finally:
-        writer.close()
+        conn.close()
 
 
 async def run(url: str, path: str, key: str, template: str, connections: int, requests: int,

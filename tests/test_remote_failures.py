@@ -16,6 +16,7 @@ import pytest
 
 import staso as st
 from servers import Server
+from tally import tally
 
 
 class DroppingProxy:
@@ -151,6 +152,9 @@ def test_a_dropped_answer_is_retried_without_a_second_escalation(server: Server)
             if e["tool_input"] == {"customer": "c_drop", "amount": 6100}]
     assert [e["id"] for e in same] == [result.escalation_id]
     assert same[0]["decision_id"] == result.decision_id  # made by the first, lost, request
+    backend = server.database_url.split(":")[0].split("+")[0]
+    tally(f"network drops the answer twice mid-request ({backend})", sent=proxy.connections,
+          escalations=len(same), duplicates=len(same) - 1, lost=0)
 
 
 def test_a_slow_server_fails_closed_within_the_timeout(scripted: list[ScriptedServer]) -> None:
@@ -164,6 +168,8 @@ def test_a_slow_server_fails_closed_within_the_timeout(scripted: list[ScriptedSe
     assert elapsed < 2.0
     opened = st.guard("process_refund", {"amount": 1}, timeout=0.3, fail_closed=False)
     assert opened.action == "allow"  # the caller chose fail-open for this call
+    tally("slow server past the guard timeout", sent=2, failed_closed=1, allowed_by_failure=0,
+          allowed_by_choice=1, lost=0)
 
 
 @pytest.mark.parametrize("status,body,expected", [
@@ -186,6 +192,8 @@ def test_bad_answers_never_allow(scripted: list[ScriptedServer], status: int, bo
     assert expected in result.reason and "failing closed" in result.reason
     if status >= 500:
         assert bad.hits > 1  # retried with the same decision id before giving up
+    tally("5xx, malformed and unknown-action answers", sent=bad.hits, failed_closed=1,
+          allowed_by_failure=0, lost=0)
 
 
 def test_fail_open_still_never_turns_an_escalation_into_allow(
@@ -198,6 +206,8 @@ def test_fail_open_still_never_turns_an_escalation_into_allow(
     waited = st.guard("process_refund", {"amount": 9000}, wait_for_escalation=True,
                       escalation_timeout=1.0, escalation_poll_interval=0.2)
     assert waited.action == "block" and "cannot fall back to allow" in waited.reason
+    tally("server breaks while a fail-open agent waits", sent=flaky.hits, escalations=1,
+          failed_closed=1, allowed_by_failure=0, lost=0)
 
 
 def test_unreachable_server_names_the_failure(scripted: list[ScriptedServer]) -> None:
