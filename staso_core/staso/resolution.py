@@ -8,16 +8,23 @@ from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
 
+from .masking import unmask
 from .models import TIMEOUT_REASON, Escalation, GuardRequest, GuardResult
 
 
-def result_from_escalation(esc: Escalation, base: GuardResult) -> GuardResult:
-    """approved → allow (modify with an edit), denied → block with the comment, timeout → block."""
+def result_from_escalation(esc: Escalation, base: GuardResult,
+                           tool_input: dict[str, Any] | None = None) -> GuardResult:
+    """approved → allow (modify with an edit), denied → block with the comment, timeout → block.
+
+    ``tool_input`` is the caller's own input: secrets masked in the stored escalation are
+    put back into an approved edit from it."""
     common: dict[str, Any] = {"escalation_id": esc.id, "escalation_status": esc.status,
               "rule_name": esc.rule_name or base.rule_name}
     if esc.status == "approved":
         edited = esc.modified_input if esc.modified_input is not None else esc.proposed_input
         if edited is not None:
+            if tool_input is not None:
+                edited = unmask(edited, tool_input)
             how = "edited input" if esc.modified_input is not None else "the policy's changes"
             return replace(base, action="modify", modified_input=edited,
                            reason=f"Approved by {esc.resolved_by} with {how}",
@@ -53,7 +60,7 @@ def escalation_flow(request: GuardRequest, first: GuardResult, deadline: float,
             esc = yield ("expire", esc.id)
         if esc.status in ("approved", "denied"):
             if (yield ("claim", esc.id, request.decision_id)):
-                return result_from_escalation(esc, result)
+                return result_from_escalation(esc, result, request.tool_input)
         elif esc.status == "pending":  # our deadline passed; a longer-lived escalation stays
             return result_from_escalation(replace(esc, status="timeout"), result)
         if time.time() >= deadline:

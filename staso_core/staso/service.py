@@ -20,6 +20,7 @@ import pluggy
 from .decision_log import DecisionLog
 from .errors import EscalationUnavailable, InvalidToolInput, PolicyError
 from .jsonutil import check_json, fingerprint
+from .masking import Masker
 from .models import STRICTNESS, Escalation, GuardRequest, GuardResult, RuleResult
 from .policy import Engine, Policy, load_policy, load_policy_text
 from .policy.model import RulePack
@@ -55,27 +56,27 @@ def load_any_policy(policy: Any, pm: pluggy.PluginManager, **kwargs: Any) -> Pol
     raise PolicyError(f"policy must be a path, YAML text or a Policy, not {type(policy).__name__}")
 
 
-def _decision_row(item: tuple[GuardRequest, GuardResult, float]) -> dict[str, Any]:
-    request, result, created_at = item
+def _decision_row(item: tuple[GuardRequest, GuardResult, float, Masker]) -> dict[str, Any]:
+    request, result, created_at, masker = item
     return {
         "id": request.decision_id, "created_at": created_at, "agent_name": request.agent_name,
         "environment": request.environment, "tool_name": request.tool_name,
-        "tool_input": request.tool_input, "context": request.context,
+        "tool_input": masker.mask(request.tool_input), "context": masker.mask(request.context),
         "action": result.action, "reason": result.reason, "rule_name": result.rule_name,
         "severity": result.severity, "results": [r.to_dict() for r in result.results],
         "rules_triggered": list(result.rules_triggered),
-        "modified_input": result.modified_input, "modifications": result.modifications,
-        "escalation_id": result.escalation_id, "escalation_status": result.escalation_status,
-        "latency_ms": result.latency_ms,
+        "modified_input": masker.mask(result.modified_input),
+        "modifications": result.modifications, "escalation_id": result.escalation_id,
+        "escalation_status": result.escalation_status, "latency_ms": result.latency_ms,
     }
 
 
-def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float]) -> dict[str, Any]:
-    request, fields, created_at = item
+def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float, Masker]) -> dict[str, Any]:
+    request, fields, created_at, masker = item
     return {"id": request.decision_id, "created_at": created_at,
             "agent_name": request.agent_name, "environment": request.environment,
-            "tool_name": request.tool_name, "tool_input": request.tool_input,
-            "context": request.context, "action": None, **fields}
+            "tool_name": request.tool_name, "tool_input": masker.mask(request.tool_input),
+            "context": masker.mask(request.context), "action": None, **fields}
 
 
 class DecisionService:
@@ -140,19 +141,20 @@ class DecisionService:
         now = time.time()
         ttl = self.policy.escalation_ttl
         expires_at = now + (request.escalation_timeout if request.wait else ttl)
+        mask = self.policy.log_masker.mask
         esc, how = self.store.open_escalation(
             fingerprint=fingerprint(request.agent_name, request.tool_name, request.tool_input),
             decision_id=request.decision_id, expires_at=expires_at, claim_window=ttl, now=now,
             values={"agent_name": request.agent_name, "environment": request.environment,
-                    "tool_name": request.tool_name, "tool_input": request.tool_input,
-                    "context": request.context, "rule_name": result.rule_name,
+                    "tool_name": request.tool_name, "tool_input": mask(request.tool_input),
+                    "context": mask(request.context), "rule_name": result.rule_name,
                     "reason": result.reason, "severity": result.severity,
-                    "proposed_input": result.modified_input}, extend=request.wait)
+                    "proposed_input": mask(result.modified_input)}, extend=request.wait)
         if how == "created":
             self.notifier.changed(esc.id)
             self.pm.hook.staso_escalation_created(escalation=esc)
         if how == "claimed":
-            return result_from_escalation(esc, result)
+            return result_from_escalation(esc, result, request.tool_input)
         return replace(result, escalation_id=esc.id, escalation_status=esc.status,
                        modified_input=None)
 
@@ -166,12 +168,13 @@ class DecisionService:
         if logged:
             seq = self.log.update(request.decision_id, {
                 "action": result.action, "reason": result.reason, "rule_name": result.rule_name,
-                "modified_input": result.modified_input, "modifications": result.modifications,
-                "escalation_id": result.escalation_id,
+                "modified_input": self.policy.log_masker.mask(result.modified_input),
+                "modifications": result.modifications, "escalation_id": result.escalation_id,
                 "escalation_status": result.escalation_status, "latency_ms": result.latency_ms},
                 urgent=urgent)
         else:
-            seq = self.log.add(_decision_row, (request, result, time.time()), urgent=urgent)
+            seq = self.log.add(_decision_row, (request, result, time.time(),
+                                               self.policy.log_masker), urgent=urgent)
         if self._after is not None:
             self._after(request=request, result=result)
         return seq
@@ -242,7 +245,8 @@ class DecisionService:
                          fields: dict[str, Any], *, urgent: bool = False) -> int:
         """A tool's execution: on its guard decision, or (with ``request``) an unguarded call."""
         if request is not None:  # an unguarded call: the row is the execution record
-            return self.log.add(_unguarded_row, (request, fields, time.time()), urgent=urgent)
+            return self.log.add(_unguarded_row, (request, fields, time.time(),
+                                                 self.policy.log_masker), urgent=urgent)
         return self.log.update(decision_id, fields, urgent=urgent)
 
     def set_policy(self, policy: Policy) -> None:

@@ -12,11 +12,13 @@ from typing import Any
 import yaml
 
 from ..errors import PolicyError
+from ..masking import Masker
 from ..models import ACTIONS, SEVERITIES
 from .cel_env import ConditionError, compile_condition
 from .model import DEFAULT_SEVERITY, ModifySpec, Policy, PolicyTest, Rule, RulePack
 
-TOP_KEYS = {"version", "escalation_ttl", "rules", "tests", "tools", "description"}
+TOP_KEYS = {"version", "escalation_ttl", "rules", "tests", "tools", "description",
+            "redact_in_log"}
 RULE_KEYS = {"name", "description", "tools", "when", "action", "severity", "reason", "mode",
              "modify"}
 USE_KEYS = {"use", "name", "tools", "when", "action", "severity", "reason", "mode",
@@ -265,6 +267,13 @@ def load_policy_text(text: str, path: str = "<policy>", *,
     except ValueError as exc:
         raise PolicyError(f"escalation_ttl: {exc}", path=path,
                           line=_line(data, "escalation_ttl")) from None
+    masker = Masker()
+    if "redact_in_log" in data:  # field-name globs; [] masks nothing
+        try:
+            patterns = data["redact_in_log"]
+            masker = Masker(() if patterns == [] else _str_list(patterns, "redact_in_log"))
+        except ValueError as exc:
+            raise PolicyError(str(exc), path=path, line=_line(data, "redact_in_log")) from None
     catalogue: tuple[str, ...] | None = None
     if "tools" in data or known_tools:
         try:
@@ -306,7 +315,7 @@ def load_policy_text(text: str, path: str = "<policy>", *,
         rules.append(rule)
     tests = _parse_tests(data["tests"], path) if "tests" in data else []
     return Policy(rules=rules, escalation_ttl=ttl, path=path, source=text, tools=catalogue,
-                  tests=tests)
+                  tests=tests, log_masker=masker)
 
 
 def load_policy(path: str | Path, **kwargs: Any) -> Policy:

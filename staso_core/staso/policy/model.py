@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..masking import Masker
+
 DEFAULT_SEVERITY = {"allow": "low", "modify": "medium", "escalate": "high", "block": "high"}
 
 
@@ -75,3 +77,4 @@ class Policy:
     source: str = ""
     tools: tuple[str, ...] | None = None
     tests: list[PolicyTest] = field(default_factory=list)
+    log_masker: Masker = field(default_factory=Masker)  # redact_in_log

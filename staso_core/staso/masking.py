@@ -1,0 +1,65 @@
+"""Secrets in tool inputs are masked before anything is stored or shown (policy
+``redact_in_log``): the decision log, escalations, the dashboard and the API see
+``[MASKED]`` where a field named like a secret held text. The tool itself still gets the
+real value: masking touches copies, and an approval restores what it masked."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any
+
+MASK = "[MASKED]"
+
+# field names whose text values are secrets unless a policy says otherwise
+DEFAULT_PATTERNS: tuple[str, ...] = (
+    "password", "*password*", "passwd", "pwd", "*secret*", "token", "*_token", "*-token",
+    "api_key", "apikey", "*_api_key", "*-api-key", "private_key", "*_private_key",
+    "authorization", "cookie", "set-cookie", "credential", "credentials", "session_id")
+
+
+class Masker:
+    """Masks the text values of fields whose names match glob patterns (case-insensitive),
+    at any depth of dicts and lists."""
+
+    def __init__(self, patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> None:
+        self.patterns = tuple(patterns)
+        self._match = re.compile("|".join(fnmatch.translate(p.lower()) for p in patterns)
+                                 ).match if patterns else None
+
+    def secret(self, key: Any) -> bool:
+        return self._match is not None and isinstance(key, str) and \
+            self._match(key.lower()) is not None
+
+    def mask(self, value: Any) -> Any:
+        """A copy of ``value`` with secrets masked; ``value`` itself when nothing matched."""
+        if self._match is None:
+            return value
+        return self._mask(value)
+
+    def _mask(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            out, changed = {}, False
+            for k, v in value.items():
+                new = MASK if isinstance(v, str) and v and self.secret(k) else self._mask(v)
+                changed = changed or new is not v
+                out[k] = new
+            return out if changed else value
+        if isinstance(value, list):
+            items = [self._mask(v) for v in value]
+            return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+        return value
+
+
+def unmask(edited: Any, original: Any) -> Any:
+    """``edited`` (an approver's edit of a masked input) with every ``[MASKED]`` put back to
+    the original's value at the same place: the approver never saw the secret, and the tool
+    must still get it."""
+    if edited == MASK and isinstance(original, str):
+        return original
+    if isinstance(edited, dict) and isinstance(original, dict):
+        return {k: unmask(v, original[k]) if k in original else v for k, v in edited.items()}
+    if isinstance(edited, list) and isinstance(original, list):
+        return [unmask(v, original[i]) if i < len(original) else v
+                for i, v in enumerate(edited)]
+    return edited

@@ -1,0 +1,103 @@
+"""Secrets in tool inputs never reach the decision log, the escalations or what approvers
+see (policy ``redact_in_log``), while the tool itself still gets them."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+import staso as st
+from conftest import logged, use_policy
+from servers import Server
+from staso.errors import PolicyError
+from staso.masking import MASK, Masker, unmask
+
+SECRET, KEY = "hunter2-Zq81", "sk-live-4242abcd"
+POLICY = """
+version: 1
+rules:
+  - name: deploys_need_a_person
+    tools: [deploy]
+    action: escalate
+    reason: deploys need a person
+"""
+CALL = {"host": "db-1", "password": SECRET, "auth": {"api_key": KEY, "user": "ops"},
+        "steps": [{"session_token": KEY}], "max_tokens": 5}
+
+
+def stored_bytes(home: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in home.glob("staso.db*"))
+
+
+def test_secrets_are_masked_in_the_log_and_escalation_and_restored_for_the_tool(
+        home: Path) -> None:
+    use_policy(home, POLICY)
+    allowed = st.guard("lookup", {"query": "x", "password": SECRET})
+    assert allowed.action == "allow"
+    first = st.guard("deploy", CALL)
+    esc = st.get_escalation(first.escalation_id)
+    assert esc.tool_input == {"host": "db-1", "password": MASK,
+                              "auth": {"api_key": MASK, "user": "ops"},
+                              "steps": [{"session_token": MASK}], "max_tokens": 5}
+    # the approver edits the masked input they see; the tool still gets the real secrets
+    edit = {**esc.tool_input, "host": "db-2"}
+    threading.Timer(0.2, lambda: st.approve(esc.id, by="alice", modified_input=edit)).start()
+    waited = st.guard("deploy", CALL, wait_for_escalation=True, escalation_timeout=10,
+                      escalation_poll_interval=0.5)
+    assert waited.action == "modify"
+    assert waited.modified_input == {**CALL, "host": "db-2"}
+    rows = logged()
+    assert len(rows) == 3
+    for row in rows:
+        text = json.dumps(row, default=str)
+        assert SECRET not in text and KEY not in text, row
+    assert rows[-1]["tool_input"]["password"] == MASK
+    st.get_client().flush()
+    on_disk = stored_bytes(home)
+    assert SECRET.encode() not in on_disk and KEY.encode() not in on_disk
+
+
+def test_redact_in_log_patterns_replace_the_defaults(home: Path) -> None:
+    use_policy(home, POLICY + "redact_in_log: [ssh_*, pin]\n")
+    st.guard("lookup", {"ssh_key": "AAAA", "PIN": "1234", "password": "visible", "pin": 7})
+    (row,) = logged()
+    assert row["tool_input"] == {"ssh_key": MASK, "PIN": MASK, "password": "visible",
+                                 "pin": 7}  # text values only: a number is never a secret
+    use_policy(home, POLICY + "redact_in_log: []\n")
+    st.guard("lookup", {"password": "kept"})
+    assert logged()[0]["tool_input"] == {"password": "kept"}
+
+
+def test_a_bad_redact_in_log_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "staso.yaml"
+    path.write_text("version: 1\nrules: []\nredact_in_log: 5\n")
+    with pytest.raises(PolicyError) as err:
+        st.init(home=tmp_path, policy=path)
+    assert "redact_in_log" in str(err.value) and ":3" in str(err.value)
+
+
+def test_unmask_only_puts_back_what_was_masked() -> None:
+    masker = Masker(("token",))
+    original = {"token": "t-1", "items": [{"token": "t-2"}, {"token": 3}], "note": MASK}
+    masked = masker.mask(original)
+    assert masked == {"token": MASK, "items": [{"token": MASK}, {"token": 3}], "note": MASK}
+    assert masker.mask({"other": "x"}) == {"other": "x"}
+    edited = {**masked, "items": [{"token": MASK}, {"token": 4}], "extra": MASK}
+    assert unmask(edited, original) == {"token": "t-1", "items": [{"token": "t-2"},
+                                        {"token": 4}], "note": MASK, "extra": MASK}
+
+
+def test_remote_secrets_never_reach_the_server_log_or_approvers(remote: Server) -> None:
+    result = st.guard("process_refund", {"amount": 7777, "card_token": KEY,
+                                         "password": SECRET})
+    assert result.action == "escalate"
+    listed = remote.request("GET", "/v1/escalations?tool=process_refund",
+                            role="approver").json()
+    mine = [e for e in listed if e["id"] == result.escalation_id]
+    assert mine and mine[0]["tool_input"]["card_token"] == MASK
+    assert SECRET not in json.dumps(listed) and KEY not in json.dumps(listed)
+    if remote.database_url.startswith("sqlite"):
+        assert SECRET.encode() not in stored_bytes(remote.home)
