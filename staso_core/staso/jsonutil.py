@@ -28,7 +28,8 @@ def fingerprint(agent_name: str, tool_name: str, tool_input: Any) -> str:
 def check_json(value: Any, where: str = "tool_input", depth: int = 0) -> None:
     """Raise InvalidToolInput naming the first value that JSON cannot carry."""
     if depth > MAX_DEPTH:
-        raise InvalidToolInput(f"{where} is nested deeper than {MAX_DEPTH} levels")
+        head = where if len(where) <= 120 else where[:100] + "…"
+        raise InvalidToolInput(f"{head} is nested deeper than {MAX_DEPTH} levels")
     if value is None or isinstance(value, (str, bool, int)):
         return
     if isinstance(value, float):
@@ -66,7 +67,25 @@ def encoded_size(tool_input: Any) -> int:
     except (TypeError, ValueError, RecursionError):
         check_json(tool_input)
         raise InvalidToolInput("tool_input is not JSON-serialisable") from None
+    # only text this long can hold MAX_DEPTH levels; json.dumps itself allows ~1,000
+    if len(text) > 2 * MAX_DEPTH and _deeper_than(tool_input, MAX_DEPTH):
+        check_json(tool_input)  # names the place
     return len(text.encode())
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` levels; walks containers only, so a big
+    input of long strings costs little."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list)))
+    return False
 
 
 def iter_strings(value: Any) -> Iterator[tuple[str, str]]:
