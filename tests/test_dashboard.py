@@ -194,3 +194,59 @@ def test_screenshots_of_pending_and_history(page: Any, dash_server: Server,
     page.locator("#history tbody tr").first.wait_for()
     page.locator("#history").screenshot(path=str(out / "dashboard-history.png"))
     assert (out / "dashboard-pending.png").stat().st_size > 10_000
+
+
+def test_every_attacker_controlled_field_renders_as_text(page: Any, dash_server: Server
+                                                         ) -> None:
+    payload = '<img src=x onerror="window.__xss=1"><svg onload="window.__xss=2">'
+    r = dash_server.request("POST", "/v1/guard", json={
+        "tool_name": "process_refund", "agent_name": "bot" + payload,
+        "tool_input": {"amount": 9400, payload: "javascript:window.__xss=3"},
+        "context": {"thread_id": payload}})
+    assert r.status_code == 200 and r.json()["action"] == "escalate", r.text
+    login(page, dash_server)
+    box = card(page, r.json()["escalation_id"])
+    box.wait_for()
+    assert payload in box.text_content()  # shown, as text
+    time.sleep(0.5)
+    assert page.locator("img[src=x], svg[onload]").count() == 0
+    assert page.evaluate("typeof window.__xss") == "undefined"
+
+
+def test_a_cross_origin_page_cannot_approve(page: Any, dash_server: Server, tmp_path: Path
+                                            ) -> None:
+    """The approver is logged in and visits an attacker's page on the same host (so
+    SameSite does not help): its auto-submitted form and its fetch carry the session cookie
+    but not the CSRF token, and it cannot read the token from the dashboard."""
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    esc = escalate(dash_server, {"customer": "c_csrf", "amount": 9500})
+    target = f"{dash_server.url}/dashboard/escalations/{esc['escalation_id']}/approve"
+    (tmp_path / "evil.html").write_text(f"""<!doctype html><html><body>
+<form id=f method=post action="{target}" target=sink>
+  <input name=comment value=pwned><input name=csrf_token value=guess></form>
+<iframe name=sink></iframe>
+<script>
+  window.results = [];
+  fetch("{target}", {{method: "POST", credentials: "include", mode: "no-cors",
+        body: new URLSearchParams({{comment: "pwned"}})}}).then(() => results.push("sent"));
+  fetch("{dash_server.url}/dashboard/data", {{credentials: "include"}})
+    .then(r => r.text()).then(t => results.push("read:" + t.length),
+                              e => results.push("blocked"));
+  fetch("{dash_server.url}/", {{credentials: "include"}})
+    .then(r => r.text()).then(t => results.push("read-token"), e => results.push("blocked"));
+  document.getElementById("f").submit();
+</script></body></html>""")
+    handler = lambda *a: SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
+    evil = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        login(page, dash_server)
+        page.goto(f"http://127.0.0.1:{evil.server_address[1]}/evil.html")
+        page.wait_for_function("window.results.length >= 3")
+        time.sleep(0.5)
+        assert sorted(page.evaluate("window.results")) == ["blocked", "blocked", "sent"]
+    finally:
+        evil.shutdown()
+    assert dash_server.request("GET", f"/v1/escalations/{esc['escalation_id']}"
+                               ).json()["status"] == "pending"
