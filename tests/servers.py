@@ -86,6 +86,11 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def backend(self) -> str:
+        """"sqlite" or "postgresql", for test names and tallies."""
+        return self.database_url.split(":")[0].split("+")[0]
+
+    @property
     def env(self) -> dict[str, str]:
         return {"STASO_HOME": str(self.home), "STASO_DATABASE_URL": self.database_url}
 

@@ -135,8 +135,7 @@ def test_agents_waiting_through_a_sigkill_resume_after_restart(killable: Server)
     assert sorted(results) == list(range(agents))
     assert {r.action for r in results.values()} == {"allow"}, [
         r.reason for r in results.values() if r.action != "allow"]
-    backend = server.database_url.split(":")[0].split("+")[0]
-    tally(f"server SIGKILL while {agents} agents wait ({backend})",
+    tally(f"server SIGKILL while {agents} agents wait ({server.backend})",
           sent=load.sent + agents, escalations=len(acknowledged),
           acknowledged=len(load.acknowledged) + len(acknowledged), resumed=len(results),
           allowed_by_failure=0, lost=0)
@@ -172,8 +171,7 @@ def test_agents_fail_closed_when_the_server_stays_down(killable: Server) -> None
         late = server.request("POST", f"/v1/escalations/{escalation_id}/approve",
                               role="approver", json={})
         assert late.status_code == 409 and late.json()["status"] == "timeout"
-    backend = server.database_url.split(":")[0].split("+")[0]
-    tally(f"server killed for good while {agents} agents wait ({backend})", sent=agents,
+    tally(f"server killed for good while {agents} agents wait ({server.backend})", sent=agents,
           escalations=len(acknowledged), failed_closed=len(results), allowed_by_failure=0,
           lost=0)
 

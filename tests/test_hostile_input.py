@@ -82,6 +82,5 @@ def test_server_refuses_deep_and_oversize_bodies_and_keeps_serving(
     refused += 2
     ok = agent_http.post("/v1/guard", json={"tool_name": "run", "tool_input": {"q": "ls"}})
     assert ok.status_code == 200 and ok.json()["action"] == "allow"
-    backend = server.database_url.split(":")[0].split("+")[0]
-    tally(f"deep, oversize and streamed bodies ({backend})", sent=sent + 1, refused=refused,
+    tally(f"deep, oversize and streamed bodies ({server.backend})", sent=sent + 1, refused=refused,
           crashes=0, lost=0)

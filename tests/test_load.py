@@ -7,13 +7,11 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import BACKENDS, start_server, stop_server
 from servers import Server
 from staso.client import Client
 from staso.models import GuardResult
@@ -23,33 +21,21 @@ from staso.store.keys import create_key
 from tally import tally
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Server]:
-    server = start_server(tmp_path_factory.mktemp(f"load-{request.param}"), request.param)
-    yield server
-    stop_server(server)
-
-
-def backend(server: Server) -> str:
-    return server.database_url.split(":")[0].split("+")[0]
-
-
-def test_fifty_approvers_at_once_exactly_one_wins(loaded: Server) -> None:
-    store = Store(loaded.database_url)
+def test_fifty_approvers_at_once_exactly_one_wins(server: Server) -> None:
+    store = Store(server.database_url)
     keys = {f"approver-{i}": create_key(store, role="approver", name=f"approver-{i}")[1]
             for i in range(50)}
     store.close()
-    escalated = loaded.request("POST", "/v1/guard", json={
+    escalated = server.request("POST", "/v1/guard", json={
         "tool_name": "process_refund", "tool_input": {"amount": 50_000, "case": "fifty"}}).json()
-    path = f"{loaded.url}/v1/escalations/{escalated['escalation_id']}"
+    path = f"{server.url}/v1/escalations/{escalated['escalation_id']}"
     start = threading.Barrier(len(keys))
     answers: dict[str, httpx.Response] = {}
 
     def approver(i: int, name: str, key: str) -> None:
         verb = "approve" if i % 2 else "deny"
         with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
-            client.get(loaded.url + "/healthz")  # connected before the race starts
+            client.get(server.url + "/healthz")  # connected before the race starts
             start.wait()
             answers[name] = client.post(f"{path}/{verb}", json={"comment": f"{name} says"})
 
@@ -62,22 +48,22 @@ def test_fifty_approvers_at_once_exactly_one_wins(loaded: Server) -> None:
     statuses = Counter(a.status_code for a in answers.values())
     assert statuses == {200: 1, 409: 49}, statuses
     (winner,) = [name for name, a in answers.items() if a.status_code == 200]
-    final = loaded.request("GET", f"/v1/escalations/{escalated['escalation_id']}").json()
+    final = server.request("GET", f"/v1/escalations/{escalated['escalation_id']}").json()
     assert final["resolved_by"] == winner and final["comment"] == f"{winner} says"
     assert final["status"] == answers[winner].json()["status"]
     for name, answer in answers.items():  # every loser is told who won, not a generic error
         if name != winner:
             assert answer.json()["status"] == final["status"]
-    tally(f"50 approvers answer one escalation at once ({backend(loaded)})", sent=50,
+    tally(f"50 approvers answer one escalation at once ({server.backend})", sent=50,
           escalations=1, won=1, conflicts=49, lost=0)
 
 
-def test_a_thousand_agents_guarding_at_once(loaded: Server) -> None:
+def test_a_thousand_agents_guarding_at_once(server: Server) -> None:
     """1,000 agents, each with its own client, make four calls at once: an allow, a block,
     a modify, and the refund every agent of its fleet of 100 wants (one escalation a fleet,
     however many ask at the same moment)."""
     agents, fleets = 1000, 10
-    clients = [Client(Settings.resolve(api_key=loaded.keys["agent"], base_url=loaded.url,
+    clients = [Client(Settings.resolve(api_key=server.keys["agent"], base_url=server.url,
                                        agent_name=f"fleet-{i % fleets}", guard_timeout=60))
                for i in range(agents)]
     refund = {"amount": 9000, "case": f"thousand-{time.time_ns()}"}
@@ -114,14 +100,14 @@ def test_a_thousand_agents_guarding_at_once(loaded: Server) -> None:
                        "process_refund": {"escalate": agents}}
     escalation_ids = {r.escalation_id for rs in results for r in rs if r.escalation_id}
     assert len(escalation_ids) == fleets  # one per fleet, not one per agent
-    store = Store(loaded.database_url)
+    store = Store(server.database_url)
     try:
         stored = {r.decision_id for r in flat} & {
             d["id"] for d in store.list_decisions(limit=100_000)}
     finally:
         store.close()
     assert len(stored) == 4 * agents  # every decision recorded
-    tally(f"1,000 agents guard at once ({backend(loaded)})", sent=4 * agents,
+    tally(f"1,000 agents guard at once ({server.backend})", sent=4 * agents,
           escalations=len(escalation_ids), recorded=len(stored), errors=0,
           seconds=round(elapsed, 2), lost=0)
 

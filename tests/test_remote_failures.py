@@ -152,8 +152,7 @@ def test_a_dropped_answer_is_retried_without_a_second_escalation(server: Server)
             if e["tool_input"] == {"customer": "c_drop", "amount": 6100}]
     assert [e["id"] for e in same] == [result.escalation_id]
     assert same[0]["decision_id"] == result.decision_id  # made by the first, lost, request
-    backend = server.database_url.split(":")[0].split("+")[0]
-    tally(f"network drops the answer twice mid-request ({backend})", sent=proxy.connections,
+    tally(f"network drops the answer twice mid-request ({server.backend})", sent=proxy.connections,
           escalations=len(same), duplicates=len(same) - 1, lost=0)
 
 
