@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import replace
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -27,8 +27,8 @@ Admin = Annotated[Principal, Depends(require(ADMIN))]
 
 
 def json_response(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data, separators=(",", ":")), status_code=status,
-                    media_type="application/json")
+    # orjson encodes a 50-rule decision several times faster than json: every answer
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 def escalation_json(esc: Escalation) -> dict[str, Any]:
