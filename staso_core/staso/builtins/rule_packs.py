@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..detectors import find_pii, is_dangerous_shell, is_destructive_sql, is_protected_path
+from ..detectors import has_pii, is_dangerous_shell, is_destructive_sql, is_protected_path
 from ..hookspecs import hookimpl
 from ..policy.model import ModifySpec, RulePack
 
 
 def _pii_detector(detectors: tuple[str, ...]) -> Callable[[str], bool]:
-    return lambda text: bool(find_pii(text, detectors))
+    return lambda text: has_pii(text, detectors)
 
 
 @hookimpl
@@ -23,7 +23,7 @@ def staso_rule_packs() -> list[RulePack]:
         RulePack("builtin/destructive_sql", "Destructive SQL", is_destructive_sql,
                  action="block", severity="critical",
                  reason="Destructive SQL (DROP, TRUNCATE, or DELETE/UPDATE without WHERE)"),
-        RulePack("builtin/pii", "Personal data and secrets", lambda t: bool(find_pii(t)),
+        RulePack("builtin/pii", "Personal data and secrets", has_pii,
                  action="modify", severity="medium",
                  reason="Personal data or secrets redacted",
                  modify=ModifySpec(redact=True), detector_factory=_pii_detector),

@@ -26,16 +26,14 @@ _API_KEY = re.compile(
     r"(?i:\bbearer\s+)[A-Za-z0-9._~+/-]{20,}=*")
 
 
+_DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, less 9 when over 9
+
+
 def _luhn(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = ord(ch) - 48
-        if i % 2 == parity:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    """The Luhn check with the digit sums done in C (bytes sums): a long run of digit groups
+    asks for it hundreds of thousands of times."""
+    kept, doubled = digits[-1::-2], digits[-2::-2].translate(_DOUBLED)
+    return (sum(kept.encode()) + sum(doubled.encode()) - 48 * len(digits)) % 10 == 0
 
 
 def _cards(text: str) -> Iterable[tuple[int, int]]:
@@ -93,9 +91,12 @@ def find_pii(text: str, detectors: Iterable[str] | None = None) -> list[Span]:
     return merged
 
 
-def has_pii(text: str) -> bool:
-    """True when ``text`` contains personal data or a secret."""
-    return bool(find_pii(text))
+def has_pii(text: str, detectors: Iterable[str] | None = None) -> bool:
+    """True when ``text`` contains personal data or a secret: stops at the first finding."""
+    if not text or not _CHEAP_GATE.search(text):
+        return False
+    return any(next(iter(PII_DETECTORS[name](text)), None) is not None
+               for name in detectors or PII_DETECTORS)
 
 
 def redact_pii(text: str, detectors: Iterable[str] | None = None) -> tuple[str, list[str]]:
