@@ -7,7 +7,7 @@ server's ``staso_long_polls`` gauge says so), approvers answer: even escalations
 odd ones denied. Every waiter must see its own answer. The server's resident memory is read
 from /proc: at start (the baseline), with every waiter held, and its peak.
 
-Run: .venv/bin/python benchmarks/waiters.py [--waiters N] [--json]
+Run: .venv/bin/python benchmarks/waiters.py [--waiters N] [--database-url URL] [--json]
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--waiters", type=int, default=10_000)
     parser.add_argument("--json", action="store_true", help="print one JSON line only")
+    parser.add_argument("--database-url", default="", help="default: a new SQLite file")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.waiters + 1000)), hard))
@@ -132,7 +133,7 @@ def main() -> None:
     from staso.store.keys import create_key
 
     home = Path(tempfile.mkdtemp(prefix="staso-bench-waiters-"))
-    db = f"sqlite:///{home / 'staso.db'}"
+    db = args.database_url or f"sqlite:///{home / 'staso.db'}"
     store = Store(db)
     _, agent_key = create_key(store, role="agent", name="bench-agent")
     _, approver_key = create_key(store, role="approver", name="bench-approver")
@@ -152,7 +153,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{result['waiters']:,} escalations long-polled at once on one staso serve (SQLite)")
+    print(f"{result['waiters']:,} escalations long-polled at once on one staso serve "
+          f"({db.split(':')[0]})")
     print(f"  held at once: {result['held_at_once']:,}; answered correctly: "
           f"{result['correct']:,}; wrong or lost: {result['wrong']}")
     print(f"  created in {result['create_seconds']} s; all resolved in "
