@@ -52,15 +52,20 @@ def benchmarks(quick: bool, database_url: str) -> list[tuple[str, list[str]]]:
 
 def run_benchmark(title: str, args: list[str]) -> tuple[list[str], int]:
     print(f"\n## {title}: python benchmarks/{' '.join(args)}", flush=True)
-    proc = subprocess.Popen([sys.executable, str(HERE / args[0]), *args[1:]], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
     verdicts = []
-    for line in proc.stdout:
-        print("  " + line.rstrip(), flush=True)
-        if "PASS" in line or "MISS" in line:
-            verdicts.append(line.strip())
-    return verdicts, proc.wait()
+    with tempfile.TemporaryFile(mode="w+") as errors:  # frameworks' warnings: on failure only
+        proc = subprocess.Popen([sys.executable, str(HERE / args[0]), *args[1:]], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=errors, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print("  " + line.rstrip(), flush=True)
+            if "PASS" in line or "MISS" in line:
+                verdicts.append(line.strip())
+        code = proc.wait()
+        if code != 0:
+            errors.seek(0)
+            print(errors.read()[-3000:])
+    return verdicts, code
 
 
 def fault_table(tally_path: Path) -> list[dict[str, object]]:
