@@ -21,7 +21,14 @@ from .decision_log import DecisionLog
 from .errors import EscalationUnavailable, InvalidToolInput, PolicyError
 from .jsonutil import check_json, fingerprint
 from .masking import Masker
-from .models import STRICTNESS, Escalation, GuardRequest, GuardResult, RuleResult
+from .models import (
+    STRICTNESS,
+    Escalation,
+    GuardRequest,
+    GuardResult,
+    RuleResult,
+    results_json,
+)
 from .policy import Engine, Policy, load_policy, load_policy_text
 from .policy.model import RulePack
 from .resolution import result_from_escalation
@@ -63,7 +70,7 @@ def _decision_row(item: tuple[GuardRequest, GuardResult, float, Masker]) -> dict
         "environment": request.environment, "tool_name": request.tool_name,
         "tool_input": masker.mask(request.tool_input), "context": masker.mask(request.context),
         "action": result.action, "reason": result.reason, "rule_name": result.rule_name,
-        "severity": result.severity, "results": [r.to_dict() for r in result.results],
+        "severity": result.severity, "results": results_json(result.results),
         "rules_triggered": list(result.rules_triggered),
         "modified_input": masker.mask(result.modified_input),
         "modifications": result.modifications, "escalation_id": result.escalation_id,

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..errors import EscalationConflict, EscalationNotFound, StoreUnavailable
-from ..models import Escalation
+from ..models import Escalation, RawJSON
 from ..waiting import CHANNEL
 from .engine import make_engine
 from .schema import decisions, escalations, metadata
@@ -25,10 +25,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0001"
 _ESC_COLUMNS = {c.name for c in escalations.columns} - {"consumed_by"}
 _DECISION_COLUMNS = [c.name for c in decisions.columns]
+_DECISION_COLUMN_SET = frozenset(_DECISION_COLUMNS)
 _JSON_COLUMNS = frozenset(c.name for c in decisions.columns if isinstance(c.type, sa.JSON))
 
 
 def _json_text(value: Any) -> str | None:
+    if isinstance(value, RawJSON):
+        return str(value)
     return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
@@ -282,9 +285,26 @@ class Store:
                 conn.exec_driver_sql(self._insert_decisions, [
                     tuple(_json_text(row.get(c)) if c in _JSON_COLUMNS else row.get(c)
                           for c in _DECISION_COLUMNS) for row in rows])
-            for decision_id, fields in updates:
-                conn.execute(decisions.update().where(decisions.c.id == decision_id)
-                             .values(**fields))
+            # consecutive updates of the same columns go in one executemany, in order:
+            # building a SQLAlchemy UPDATE per tool execution cost more than the write
+            start = 0
+            while start < len(updates):
+                names = tuple(updates[start][1])
+                end = start + 1
+                while end < len(updates) and tuple(updates[end][1]) == names:
+                    end += 1
+                conn.exec_driver_sql(self._update_decisions(names), [
+                    (*(_json_text(f[c]) if c in _JSON_COLUMNS else f[c] for c in names), d)
+                    for d, f in updates[start:end]])
+                start = end
+
+    def _update_decisions(self, names: tuple[str, ...]) -> str:
+        unknown = set(names) - _DECISION_COLUMN_SET
+        if unknown or not names:
+            raise ValueError(f"not decision columns: {sorted(unknown) or 'none given'}")
+        mark = "?" if self.is_sqlite else "%s"
+        return (f"UPDATE decisions SET {', '.join(f'{n} = {mark}' for n in names)} "
+                f"WHERE id = {mark}")
 
     @property
     def _insert_decisions(self) -> str:
