@@ -24,8 +24,9 @@ class DroppingProxy:
     the connection before the answer reaches the client: the server acted, the client
     never heard."""
 
-    def __init__(self, target_port: int, drops: int) -> None:
-        self.target_port, self.drops = target_port, drops
+    def __init__(self, target_port: int, drops: int, *, mid_request: bool = False) -> None:
+        # mid_request: cut the connection halfway through sending the request instead
+        self.target_port, self.drops, self.mid_request = target_port, drops, mid_request
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.connections = 0
@@ -45,9 +46,14 @@ class DroppingProxy:
         upstream = socket.create_connection(("127.0.0.1", self.target_port))
         if drop:  # forward one request, wait for the server to answer, then cut both ends
             client.settimeout(10)
-            upstream.sendall(_whole_request(client))
-            upstream.settimeout(10)
-            upstream.recv(65536)
+            request = _whole_request(client)
+            if self.mid_request:  # the server gets half a request, then the line goes dead
+                upstream.sendall(request[:len(request) // 2])
+                time.sleep(0.1)
+            else:
+                upstream.sendall(request)
+                upstream.settimeout(10)
+                upstream.recv(65536)
             client.close()
             upstream.close()
             return
@@ -136,24 +142,29 @@ def _init(url: str, **kwargs: Any) -> None:
     st.init(api_key="staso_agent_test", base_url=url, agent_name="refund-agent", **kwargs)
 
 
-def test_a_dropped_answer_is_retried_without_a_second_escalation(server: Server) -> None:
-    proxy = DroppingProxy(server.port, drops=2)
+@pytest.mark.parametrize("mid_request", [False, True], ids=["answer lost", "request cut"])
+def test_a_dropped_answer_is_retried_without_a_second_escalation(server: Server,
+                                                                 mid_request: bool) -> None:
+    proxy = DroppingProxy(server.port, drops=2, mid_request=mid_request)
     try:
         st.init(api_key=server.keys["agent"], base_url=f"http://127.0.0.1:{proxy.port}",
                 agent_name="refund-agent")
-        result = st.guard("process_refund", {"customer": "c_drop", "amount": 6100})
+        result = st.guard("process_refund", {"customer": "c_drop",
+                                             "amount": 6100 + mid_request})
     finally:
         st.shutdown()
         proxy.close()
     assert proxy.connections == 3  # two answers lost, the third got through
     assert result.action == "escalate"
+    amount = 6100 + mid_request
     same = [e for e in server.request("GET", "/v1/escalations?tool=process_refund",
                                       role="approver").json()
-            if e["tool_input"] == {"customer": "c_drop", "amount": 6100}]
+            if e["tool_input"] == {"customer": "c_drop", "amount": amount}]
     assert [e["id"] for e in same] == [result.escalation_id]
-    assert same[0]["decision_id"] == result.decision_id  # made by the first, lost, request
-    tally(f"network drops the answer twice mid-request ({server.backend})", sent=proxy.connections,
-          escalations=len(same), duplicates=len(same) - 1, lost=0)
+    assert same[0]["decision_id"] == result.decision_id  # one decision id across the retries
+    what = "the request is cut halfway" if mid_request else "the answer is lost"
+    tally(f"network drops twice mid-request: {what} ({server.backend})",
+          sent=proxy.connections, escalations=len(same), duplicates=len(same) - 1, lost=0)
 
 
 def test_a_slow_server_fails_closed_within_the_timeout(scripted: list[ScriptedServer]) -> None:
