@@ -4,6 +4,7 @@ failure ever turns into an allow."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 import time
@@ -99,20 +100,42 @@ def killable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]
     stop_server(server)
 
 
-def test_agents_waiting_through_a_sigkill_resume_after_restart(killable: Server) -> None:
-    server, agents = killable, 20
-    results: dict[int, GuardResult] = {}
+def start_agents(server: Server, agents: int, results: dict[int, GuardResult],
+                 use_async: bool) -> list[threading.Thread]:
+    """Agents waiting for their refund's approval: a thread each, or asyncio tasks (one
+    client each) on one event loop in one thread."""
+    def call(client: Client, i: int) -> Any:
+        return (client.aguard if use_async else client.guard)(
+            "process_refund", {"amount": 5000 + i}, wait_for_escalation=True,
+            escalation_poll_interval=3.0, escalation_timeout=60)
 
     def agent(i: int) -> None:
         client = agent_client(server, f"agent-{i}")
         try:
-            results[i] = client.guard("process_refund", {"amount": 5000 + i},
-                                      wait_for_escalation=True, escalation_poll_interval=3.0,
-                                      escalation_timeout=60)
+            results[i] = call(client, i)
         finally:
             client.shutdown()
 
-    threads = [threading.Thread(target=agent, args=(i,)) for i in range(agents)]
+    async def fleet() -> None:
+        clients = [agent_client(server, f"agent-{i}") for i in range(agents)]
+        try:
+            done = await asyncio.gather(*(call(c, i) for i, c in enumerate(clients)))
+            results.update(enumerate(done))
+        finally:
+            for c in clients:
+                c.shutdown()
+
+    threads = [threading.Thread(target=asyncio.run, args=(fleet(),))] if use_async else [
+        threading.Thread(target=agent, args=(i,)) for i in range(agents)]
+    return threads
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["threads", "asyncio"])
+def test_agents_waiting_through_a_sigkill_resume_after_restart(killable: Server,
+                                                               use_async: bool) -> None:
+    server, agents = killable, 20
+    results: dict[int, GuardResult] = {}
+    threads = start_agents(server, agents, results, use_async)
     with Loader(server) as load:
         for t in threads:
             t.start()
@@ -135,7 +158,8 @@ def test_agents_waiting_through_a_sigkill_resume_after_restart(killable: Server)
     assert sorted(results) == list(range(agents))
     assert {r.action for r in results.values()} == {"allow"}, [
         r.reason for r in results.values() if r.action != "allow"]
-    tally(f"server SIGKILL while {agents} agents wait ({server.backend})",
+    how = "asyncio" if use_async else "threads"
+    tally(f"server SIGKILL while {agents} agents wait, {how} ({server.backend})",
           sent=load.sent + agents, escalations=len(acknowledged),
           acknowledged=len(load.acknowledged) + len(acknowledged), resumed=len(results),
           allowed_by_failure=0, lost=0)
