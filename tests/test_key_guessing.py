@@ -5,6 +5,7 @@ while keys it already knows keep working."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from conftest import start_server, stop_server
-from servers import Server
+from servers import Server, cli
 from staso.server.guesses import GuessLimiter, TooManyGuesses
 from tally import tally
 
@@ -84,3 +85,20 @@ def test_memory_stays_bounded() -> None:
     for i in range(1000):
         limiter.failed(f"10.0.{i // 256}.{i % 256}")
     assert len(limiter._failures) == 100
+
+
+def test_a_revoked_key_stops_working_within_a_second(fresh_server: Server) -> None:
+    assert fresh_server.request("GET", "/v1/escalations", role="approver").status_code == 200
+    listed = cli("keys", "list", env=fresh_server.env).stdout
+    (row,) = [line for line in listed.splitlines() if "alice" in line]
+    key_id = next(part for part in row.replace("│", " ").split() if part.startswith("key_"))
+    assert "approver" in row and "live" in row
+    assert fresh_server.keys["approver"] not in listed  # keys are never shown again
+    cli("keys", "revoke", key_id, env=fresh_server.env)
+    time.sleep(1.2)  # the server's key cache holds a key for at most a second
+    refused = fresh_server.request("GET", "/v1/escalations", role="approver")
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+    assert "revoked" in cli("keys", "list", env=fresh_server.env).stdout
+    again = cli("keys", "revoke", key_id, env=fresh_server.env, check=False)
+    assert again.returncode == 1 and "no live key" in again.stderr
+    assert fresh_server.request("GET", "/v1/escalations", role="admin").status_code == 200

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,7 +20,7 @@ app = typer.Typer(help="staso: guard AI agents' tool calls.", no_args_is_help=Tr
 escalations_app = typer.Typer(help="List, show, approve and deny escalations.",
                               no_args_is_help=True)
 policy_app = typer.Typer(help="Check and test policies.", no_args_is_help=True)
-keys_app = typer.Typer(help="Create API keys for agents, approvers and admins.",
+keys_app = typer.Typer(help="Create, list and revoke API keys for agents, approvers and admins.",
                        no_args_is_help=True)
 app.add_typer(escalations_app, name="escalations")
 app.add_typer(policy_app, name="policy")
@@ -230,27 +232,65 @@ def _safe_url(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
-@keys_app.command("create")
-def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
-                name: str = typer.Option(..., help="who or what uses the key"),
-                database_url: Optional[str] = typer.Option(  # noqa: UP045
-                    None, help="the server's database (default as for staso serve)")) -> None:
-    """Create an API key; prints only the key, once (only its hash is stored)."""
-    from .errors import StasoError
+DATABASE_URL = typer.Option(None, help="the server's database (default as for staso serve)")
+
+
+@contextlib.contextmanager
+def _key_store(database_url: str | None) -> Iterator[Any]:
     from .store import Store
-    from .store.keys import create_key
 
     store = Store(_database_url(database_url))
     try:
-        record, key = create_key(store, role=role, name=name)
-    except StasoError as exc:
-        _fail(str(exc))
-        return
+        yield store
     finally:
         store.close()
+
+
+@keys_app.command("create")
+def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
+                name: str = typer.Option(..., help="who or what uses the key"),
+                database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
+    """Create an API key; prints only the key, once (only its hash is stored)."""
+    from .errors import StasoError
+    from .store.keys import create_key
+
+    with _key_store(database_url) as store:
+        try:
+            record, key = create_key(store, role=role, name=name)
+        except StasoError as exc:
+            _fail(str(exc))
+            return
     typer.echo(f"created {record.role} key {record.id} for {record.name!r}; "
                "it is shown only now", err=True)
     print(key)
+
+
+@keys_app.command("list")
+def keys_list(database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
+    """List keys: id, role, name, age and whether revoked (keys themselves are not stored)."""
+    from .store.keys import list_keys
+
+    with _key_store(database_url) as store:
+        keys = list_keys(store)
+    table = Table("id", "role", "name", "age", "status")
+    now = time.time()
+    for record, revoked_at in keys:
+        table.add_row(record.id, record.role, record.name, _age(now - record.created_at),
+                      "live" if revoked_at is None else f"revoked {_age(now - revoked_at)} ago")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="the key's id (key_...), from keys list"),
+                database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
+    """Revoke a key: every server refuses it within a second."""
+    from .store.keys import revoke_key
+
+    with _key_store(database_url) as store:
+        revoked = revoke_key(store, key_id)
+    if not revoked:
+        _fail(f"no live key {key_id!r} (see staso keys list)")
+    typer.echo(f"revoked {key_id}", err=True)
 
 
 @app.command()

@@ -29,7 +29,7 @@ class ServerConfig:
     policy: str | Path | None = None  # a YAML file; stored as a new version when it changed
     max_input_bytes: int = 1024 * 1024
     policy_refresh_seconds: float = 1.0
-    key_cache_seconds: float = 5.0
+    key_cache_seconds: float = 1.0  # how long a revoked key may still work
     key_guess_limit: int = 20  # wrong keys per client address in any key_guess_window
     key_guess_window: float = 60.0
     long_poll_limit: float = 60.0

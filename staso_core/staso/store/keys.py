@@ -66,6 +66,14 @@ def key_by_id(store: Store, key_id: str) -> tuple[ApiKey, str] | None:
                   created_at=row.created_at), row.key_hash
 
 
+def list_keys(store: Store) -> list[tuple[ApiKey, float | None]]:
+    """Every key with when it was revoked (None: live), oldest first; never the key."""
+    with store.engine.connect().execution_options(readonly=True) as conn:
+        rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).all()
+    return [(ApiKey(id=r.id, name=r.name, role=r.role, created_at=r.created_at),
+             r.revoked_at) for r in rows]
+
+
 def revoke_key(store: Store, key_id: str) -> bool:
     with store.engine.begin() as conn:
         return bool(conn.execute(api_keys.update().where(
