@@ -102,3 +102,16 @@ def test_a_revoked_key_stops_working_within_a_second(fresh_server: Server) -> No
     again = cli("keys", "revoke", key_id, env=fresh_server.env, check=False)
     assert again.returncode == 1 and "no live key" in again.stderr
     assert fresh_server.request("GET", "/v1/escalations", role="admin").status_code == 200
+
+
+def test_behind_a_local_reverse_proxy_each_client_is_counted_apart(fresh_server: Server
+                                                                    ) -> None:
+    """uvicorn trusts X-Forwarded-For from 127.0.0.1 (FORWARDED_ALLOW_IPS widens that): one
+    guesser behind the proxy does not slow the proxy's other clients."""
+    def guess(client: str, i: int) -> int:
+        return httpx.get(f"{fresh_server.url}/v1/escalations", headers={
+            "Authorization": f"Bearer staso_approver_proxied{i:04d}",
+            "X-Forwarded-For": client}).status_code
+
+    assert [guess("10.0.0.1", i) for i in range(22)][-2:] == [429, 429]
+    assert guess("10.0.0.2", 99) == 401  # another client behind the same proxy
