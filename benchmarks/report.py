@@ -30,9 +30,10 @@ ROOT = HERE.parent
 TESTS = ["tests/test_faults.py", "tests/test_load.py", "tests/test_remote_failures.py",
          "tests/test_hostile_input.py", "tests/test_schemathesis.py",
          "tests/test_key_guessing.py", "tests/test_masking.py"]
-COLUMNS = ["sent", "escalations", "acknowledged", "recorded", "resumed", "failed_closed",
+COLUMNS = ["sent", "escalations", "acknowledged", "recorded", "resumed", "answered",
+           "failed_closed",
            "refused", "rate_limited", "conflicts", "allowed_by_failure", "duplicates",
-           "server_errors", "secrets_shown", "lost"]
+           "wrong", "server_errors", "secrets_shown", "lost"]
 
 
 def benchmarks(quick: bool, database_url: str) -> list[tuple[str, list[str]]]:

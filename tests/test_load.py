@@ -114,3 +114,21 @@ def test_a_thousand_agents_guarding_at_once(server: Server) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([str(Path(__file__))])
+
+
+def test_a_thousand_long_poll_waiters_all_get_their_answer() -> None:
+    """benchmarks/waiters.py at a tenth of its size (the report runs 10,000): every waiter
+    sees its own answer, and the server stays far inside its memory bound."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "benchmarks" / "waiters.py"
+    out = subprocess.run([sys.executable, str(script), "--waiters", "1000", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert result["held_at_once"] == 1000 and result["correct"] == 1000, result
+    assert result["rss_peak_mb"] < 250, result  # ~0.03 MB a waiter over an idle server
+    tally("1,000 long-poll waiters (SQLite)", sent=1000, escalations=1000,
+          answered=result["correct"], wrong=result["wrong"], lost=result["wrong"])
