@@ -65,6 +65,14 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     stop_server(running)
 
 
+@pytest.fixture(scope="module")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A running staso serve on SQLite, shared by one test module."""
+    running = start_server(tmp_path_factory.mktemp("serve-sqlite"), "sqlite")
+    yield running
+    stop_server(running)
+
+
 @pytest.fixture
 def remote(server: Server) -> Iterator[Server]:
     """st.init in remote mode against ``server`` with an agent key."""

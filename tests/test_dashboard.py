@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 import staso as st
-from conftest import start_server, stop_server
 from servers import Server
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -25,10 +24,8 @@ IMAGES = Path(__file__).parent.parent / "docs" / "images"
 
 
 @pytest.fixture(scope="module")
-def dash_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(tmp_path_factory.mktemp("dashboard"), "sqlite")
-    yield server
-    stop_server(server)
+def dash_server(sqlite_server: Server) -> Server:
+    return sqlite_server
 
 
 @pytest.fixture(scope="module")

@@ -3,23 +3,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from conftest import start_server, stop_server
 from servers import Server
 from tally import tally
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(tmp_path_factory.mktemp("fuzzed"), "sqlite")
-    yield server
-    stop_server(server)
+def fuzzed(sqlite_server: Server) -> Server:
+    return sqlite_server
 
 
 @pytest.fixture(scope="module")
