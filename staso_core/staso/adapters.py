@@ -8,6 +8,7 @@ means LangChain, the OpenAI Agents SDK, CrewAI and ``@st.tool`` cannot drift apa
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import time
@@ -39,6 +40,14 @@ def require(module: str, *, extra: str, feature: str) -> ModuleType:
         raise IntegrationMissing(
             f"{feature} needs the '{module.split('.')[0]}' package, which is not installed: "
             f"pip install 'staso[{extra}]' ({exc})") from exc
+
+
+@functools.cache
+def _api() -> Any:
+    """``staso.api``, imported once on first use (it imports this module)."""
+    from . import api
+
+    return api
 
 
 def execution_fields(status: str, started: float, output: Any = None,
@@ -82,9 +91,7 @@ class ToolGuard:
         """The client this guard uses: its own, else the process-wide one at call time."""
         if self.client is not None:
             return self.client
-        from . import api
-
-        return api.get_client()
+        return _api().get_client()
 
     def _options(self, context: Mapping[str, Any] | None) -> dict[str, Any]:
         merged = {**(context or {}), **(self.context or {})}  # the user's own keys win

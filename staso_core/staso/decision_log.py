@@ -65,8 +65,8 @@ class DecisionLog:
                     self._thread = threading.Thread(target=self._run, name="staso-decision-log",
                                                     daemon=True)
                     self._thread.start()
-        if urgent or len(self._queue) >= self._batch:
-            self._wake.set()
+        if (urgent or len(self._queue) >= self._batch) and not self._wake.is_set():
+            self._wake.set()  # set() takes a lock: under load every push would pay it
         return seq
 
     async def committed(self, seq: int) -> None:

@@ -41,10 +41,14 @@ def check_json(value: Any, where: str = "tool_input", depth: int = 0) -> None:
             if not isinstance(key, str):
                 raise InvalidToolInput(
                     f"{where} has a key {key!r} of type {type(key).__name__}; keys must be str")
+            if item is None or isinstance(item, (str, bool, int)):
+                continue  # valid as it is: no path built for it (this runs on every call)
             check_json(item, f"{where}[{key!r}]", depth + 1)
         return
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
+            if item is None or isinstance(item, (str, bool, int)):
+                continue
             check_json(item, f"{where}[{i}]", depth + 1)
         return
     raise InvalidToolInput(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from copy import copy as _shallow_copy
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal
@@ -117,9 +116,8 @@ class GuardResult(_Dictable):
     def stamped(self, decision_id: str, latency_ms: float) -> GuardResult:
         """A copy with the call's id and latency: on every decision, where
         ``dataclasses.replace`` (a full ``__init__``) cost more than the copy."""
-        copy = _shallow_copy(self)
-        object.__setattr__(copy, "decision_id", decision_id)
-        object.__setattr__(copy, "latency_ms", latency_ms)
+        copy = object.__new__(GuardResult)  # copy.copy's reduce protocol costs 3x this
+        copy.__dict__.update(self.__dict__, decision_id=decision_id, latency_ms=latency_ms)
         return copy
 
     @property
