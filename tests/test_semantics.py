@@ -102,6 +102,31 @@ def test_expired_escalation_refuses_late_approval(policy_home):
     assert st.get_escalation(r.escalation_id).status == "timeout"
 
 
+def test_no_approval_lands_after_a_waiting_call_gave_up(tmp_path):
+    """The escalation is stored a moment after the caller's deadline was taken (here 0.3 s,
+    by a slow plugin): the call waits out the escalation's own expiry before it answers
+    "timeout", so a person approving right after that is refused, not recorded as approved
+    for a call that never ran."""
+    from staso.hookspecs import hookimpl
+
+    class Slow:
+        @hookimpl
+        def staso_before_guard(self, request):
+            time.sleep(0.3)
+
+    st.init(agent_name="refund-agent", home=tmp_path, policy=POLICY, plugins=[Slow()])
+    try:
+        r = st.guard("process_refund", {"amount": 5000, "currency": "USD"},
+                     wait_for_escalation=True, escalation_timeout=0.5,
+                     escalation_poll_interval=0.05)
+        assert r.reason == "Escalation poll timeout"
+        with pytest.raises(st.EscalationConflict, match="expired"):
+            st.approve(r.escalation_id, by="late")
+        assert st.get_escalation(r.escalation_id).status == "timeout"
+    finally:
+        st.shutdown()
+
+
 def test_concurrent_approvers_exactly_one_wins(policy_home):
     esc = st.guard("process_refund", {"amount": 5000, "currency": "USD"}).escalation_id
     outcomes, barrier = [], threading.Barrier(8)
