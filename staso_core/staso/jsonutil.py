@@ -71,8 +71,9 @@ def encoded_size(tool_input: Any) -> int:
     except (TypeError, ValueError, RecursionError):
         check_json(tool_input)
         raise InvalidToolInput("tool_input is not JSON-serialisable") from None
-    # only text this long can hold MAX_DEPTH levels; json.dumps itself allows ~1,000
-    if len(text) > 2 * MAX_DEPTH and _deeper_than(tool_input, MAX_DEPTH):
+    # MAX_DEPTH levels need that many opening brackets (json.dumps itself allows ~1,000);
+    # counting them in C spares the walk for nearly every input, large ones included
+    if text.count("{") + text.count("[") > MAX_DEPTH and _deeper_than(tool_input, MAX_DEPTH):
         check_json(tool_input)  # names the place
     return len(text.encode())
 

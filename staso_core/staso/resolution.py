@@ -57,15 +57,13 @@ def escalation_flow(request: GuardRequest, first: GuardResult, deadline: float,
     while True:
         assert result.escalation_id is not None
         esc = yield ("wait", result.escalation_id, deadline, poll_interval)
-        if esc.status == "pending":
-            esc = yield ("expire", esc.id)
         if esc.status == "pending" and esc.expires_at - deadline < _OWN_EXPIRY:
             # this wait set the expiry, a moment after our deadline (it was stored after the
             # deadline was taken): let it pass and record the timeout, so no approval can
             # land on an escalation this call has already given up on
             esc = yield ("wait", esc.id, esc.expires_at + 0.01, poll_interval)
-            if esc.status == "pending":
-                esc = yield ("expire", esc.id)
+        if esc.status == "pending":
+            esc = yield ("expire", esc.id)
         if esc.status in ("approved", "denied"):
             if (yield ("claim", esc.id, request.decision_id)):
                 return result_from_escalation(esc, result, request.tool_input)

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -22,6 +23,10 @@ class ApiKey:
     name: str
     role: str
     created_at: float
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(id=row.id, name=row.name, role=row.role, created_at=row.created_at)
 
 
 def hash_key(key: str) -> str:
@@ -53,7 +58,7 @@ def find_key(store: Store, key: str) -> tuple[ApiKey, str] | None:
             api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))).first()
     if row is None:
         return None
-    return ApiKey(id=row.id, name=row.name, role=row.role, created_at=row.created_at), digest
+    return _api_key(row), digest
 
 
 def key_by_id(store: Store, key_id: str) -> tuple[ApiKey, str] | None:
@@ -62,16 +67,14 @@ def key_by_id(store: Store, key_id: str) -> tuple[ApiKey, str] | None:
             api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))).first()
     if row is None:
         return None
-    return ApiKey(id=row.id, name=row.name, role=row.role,
-                  created_at=row.created_at), row.key_hash
+    return _api_key(row), row.key_hash
 
 
 def list_keys(store: Store) -> list[tuple[ApiKey, float | None]]:
     """Every key with when it was revoked (None: live), oldest first; never the key."""
     with store.engine.connect().execution_options(readonly=True) as conn:
         rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).all()
-    return [(ApiKey(id=r.id, name=r.name, role=r.role, created_at=r.created_at),
-             r.revoked_at) for r in rows]
+    return [(_api_key(r), r.revoked_at) for r in rows]
 
 
 def revoke_key(store: Store, key_id: str) -> bool:

@@ -35,6 +35,11 @@ def _json_text(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
+def _decision_value(column: str, value: Any) -> Any:
+    """A decision column's value as the driver takes it: JSON columns as JSON text."""
+    return _json_text(value) if column in _JSON_COLUMNS else value
+
+
 def sqlite_url(home: str | Path) -> str:
     return f"sqlite:///{Path(home).expanduser() / 'staso.db'}"
 
@@ -283,8 +288,8 @@ class Store:
                 conn.begin():
             if rows:
                 conn.exec_driver_sql(self._insert_decisions, [
-                    tuple(_json_text(row.get(c)) if c in _JSON_COLUMNS else row.get(c)
-                          for c in _DECISION_COLUMNS) for row in rows])
+                    tuple(_decision_value(c, row.get(c)) for c in _DECISION_COLUMNS)
+                    for row in rows])
             # consecutive updates of the same columns go in one executemany, in order:
             # building a SQLAlchemy UPDATE per tool execution cost more than the write
             start = 0
@@ -294,7 +299,7 @@ class Store:
                 while end < len(updates) and tuple(updates[end][1]) == names:
                     end += 1
                 conn.exec_driver_sql(self._update_decisions(names), [
-                    (*(_json_text(f[c]) if c in _JSON_COLUMNS else f[c] for c in names), d)
+                    (*(_decision_value(c, f[c]) for c in names), d)
                     for d, f in updates[start:end]])
                 start = end
 

@@ -10,6 +10,7 @@ answer gets the first answer and never a second escalation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import weakref
@@ -103,17 +104,12 @@ class _Attempts:
                            f"attempt(s): {detail}")
 
 
-_SSL: Any = None
-
-
+@functools.cache
 def _ssl_context() -> Any:
     """One TLS context for every client of the process: httpx builds a new one (loading the
     CA bundle, ~20 ms) for each client otherwise, and a process may hold one client per
     event loop and per ``st.Client``."""
-    global _SSL
-    if _SSL is None:
-        _SSL = httpx.create_ssl_context()
-    return _SSL
+    return httpx.create_ssl_context()
 
 
 def _failure(exc: Exception, call: Call, tries: int) -> GuardFailure:
