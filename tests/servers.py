@@ -13,9 +13,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from staso.client import Client
 
 PG_ADMIN_URL = os.environ.get("STASO_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 STASO = [sys.executable, "-m", "staso.cli"]
@@ -131,6 +134,25 @@ class Server:
 
     def headers(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    def agent_client(self, agent_name: str, **settings: Any) -> Client:
+        """A remote ``staso.Client`` of its own with the agent key, as one agent has."""
+        from staso.client import Client
+        from staso.settings import Settings
+
+        return Client(Settings.resolve(api_key=self.keys["agent"], base_url=self.url,
+                                       agent_name=agent_name, **settings))
+
+    def stored_ids(self, table: str) -> set[str]:
+        """The ids in one of the server's tables, read from its database directly."""
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.database_url)
+        try:
+            with engine.connect() as conn:
+                return {r[0] for r in conn.execute(sa.text(f"SELECT id FROM {table}"))}
+        finally:
+            engine.dispose()
 
     def request(self, method: str, path: str, role: str | None = "agent",
                 **kwargs: Any) -> httpx.Response:

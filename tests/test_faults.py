@@ -14,19 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from conftest import BACKENDS, start_server, stop_server
 from servers import PrivatePostgres, Server
 from staso.client import Client
 from staso.models import GuardResult
-from staso.settings import Settings
 from tally import tally
-
-
-def agent_client(server: Server, name: str, **settings: Any) -> Client:
-    return Client(Settings.resolve(api_key=server.keys["agent"], base_url=server.url,
-                                   agent_name=name, **settings))
 
 
 def pending_ids(server: Server, expected: int, timeout: float = 20.0) -> set[str]:
@@ -39,15 +32,6 @@ def pending_ids(server: Server, expected: int, timeout: float = 20.0) -> set[str
             return {e["id"] for e in listed}
         time.sleep(0.05)
     raise AssertionError(f"only {len(listed)} of {expected} escalations appeared")
-
-
-def stored_ids(database_url: str, table: str) -> set[str]:
-    engine = sa.create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return {r[0] for r in conn.execute(sa.text(f"SELECT id FROM {table}"))}
-    finally:
-        engine.dispose()
 
 
 class Loader:
@@ -110,14 +94,14 @@ def start_agents(server: Server, agents: int, results: dict[int, GuardResult],
             escalation_poll_interval=3.0, escalation_timeout=60)
 
     def agent(i: int) -> None:
-        client = agent_client(server, f"agent-{i}")
+        client = server.agent_client(f"agent-{i}")
         try:
             results[i] = call(client, i)
         finally:
             client.shutdown()
 
     async def fleet() -> None:
-        clients = [agent_client(server, f"agent-{i}") for i in range(agents)]
+        clients = [server.agent_client(f"agent-{i}") for i in range(agents)]
         try:
             done = await asyncio.gather(*(call(c, i) for i, c in enumerate(clients)))
             results.update(enumerate(done))
@@ -147,8 +131,7 @@ def test_agents_waiting_through_a_sigkill_resume_after_restart(killable: Server,
         time.sleep(0.3)
     # nothing acknowledged before the kill is lost
     assert pending_ids(server, agents) == acknowledged
-    assert load.acknowledged and load.acknowledged <= stored_ids(server.database_url,
-                                                                 "decisions")
+    assert load.acknowledged and load.acknowledged <= server.stored_ids("decisions")
     for escalation_id in acknowledged:
         answer = server.request("POST", f"/v1/escalations/{escalation_id}/approve",
                                 role="approver", json={"comment": "after the crash"})
@@ -170,7 +153,7 @@ def test_agents_fail_closed_when_the_server_stays_down(killable: Server) -> None
     results: dict[int, tuple[GuardResult, float]] = {}
 
     def agent(i: int) -> None:
-        client = agent_client(server, f"waiter-{i}", guard_timeout=1.0)
+        client = server.agent_client(f"waiter-{i}", guard_timeout=1.0)
         started = time.monotonic()
         try:
             result = client.guard("process_refund", {"amount": 7000 + i},
@@ -213,7 +196,7 @@ def test_database_restart_under_load(tmp_path: Path) -> None:
         lock = threading.Lock()
 
         def agent(n: int) -> None:
-            client = agent_client(server, f"fleet-{n}", guard_timeout=15.0)
+            client = server.agent_client(f"fleet-{n}", guard_timeout=15.0)
             i = 0
             try:
                 while not stop.is_set():
@@ -242,7 +225,7 @@ def test_database_restart_under_load(tmp_path: Path) -> None:
         acknowledged = [r for r in results if r.rule_name != "staso/unavailable"]
         assert all(r.action == "block" for r in failed)  # a failure never allows
         assert before > 0 and after > 0  # it served before the restart and again after it
-        stored = stored_ids(pg.url, "decisions")
+        stored = server.stored_ids("decisions")
         missing = [r.decision_id for r in acknowledged if r.decision_id not in stored]
         assert not missing, f"{len(missing)} acknowledged decisions are not stored"
         escalations = server.request("GET", "/v1/escalations?tool=process_refund&limit=1000",

@@ -15,7 +15,6 @@ import pytest
 from servers import Server
 from staso.client import Client
 from staso.models import GuardResult
-from staso.settings import Settings
 from staso.store import Store
 from staso.store.keys import create_key
 from tally import tally
@@ -63,8 +62,7 @@ def test_a_thousand_agents_guarding_at_once(server: Server) -> None:
     a modify, and the refund every agent of its fleet of 100 wants (one escalation a fleet,
     however many ask at the same moment)."""
     agents, fleets = 1000, 10
-    clients = [Client(Settings.resolve(api_key=server.keys["agent"], base_url=server.url,
-                                       agent_name=f"fleet-{i % fleets}", guard_timeout=60))
+    clients = [server.agent_client(f"fleet-{i % fleets}", guard_timeout=60)
                for i in range(agents)]
     refund = {"amount": 9000, "case": f"thousand-{time.time_ns()}"}
 
@@ -100,12 +98,7 @@ def test_a_thousand_agents_guarding_at_once(server: Server) -> None:
                        "process_refund": {"escalate": agents}}
     escalation_ids = {r.escalation_id for rs in results for r in rs if r.escalation_id}
     assert len(escalation_ids) == fleets  # one per fleet, not one per agent
-    store = Store(server.database_url)
-    try:
-        stored = {r.decision_id for r in flat} & {
-            d["id"] for d in store.list_decisions(limit=100_000)}
-    finally:
-        store.close()
+    stored = {r.decision_id for r in flat} & server.stored_ids("decisions")
     assert len(stored) == 4 * agents  # every decision recorded
     tally(f"1,000 agents guard at once ({server.backend})", sent=4 * agents,
           escalations=len(escalation_ids), recorded=len(stored), errors=0,
