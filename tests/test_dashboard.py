@@ -247,3 +247,16 @@ def test_a_cross_origin_page_cannot_approve(page: Any, dash_server: Server, tmp_
         evil.shutdown()
     assert dash_server.request("GET", f"/v1/escalations/{esc['escalation_id']}"
                                ).json()["status"] == "pending"
+
+
+def test_secrets_in_a_tool_input_are_masked_on_the_dashboard(page: Any, dash_server: Server
+                                                              ) -> None:
+    secret = "hunter2-dash-77"
+    esc = escalate(dash_server, {"customer": "c_mask", "amount": 9600, "password": secret,
+                                 "auth": {"api_key": secret}})
+    login(page, dash_server)
+    box = card(page, esc["escalation_id"])
+    box.wait_for()
+    shown = box.locator("pre.input").text_content()
+    assert "[MASKED]" in shown and "c_mask" in shown
+    assert secret not in page.content()
