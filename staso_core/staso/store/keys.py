@@ -52,13 +52,23 @@ def create_key(store: Store, *, role: str, name: str) -> tuple[ApiKey, str]:
 
 def find_key(store: Store, key: str) -> tuple[ApiKey, str] | None:
     """The live key record and its stored hash, or None."""
-    digest = hash_key(key)
+    return key_by_hash(store, hash_key(key))
+
+
+def key_by_hash(store: Store, digest: str) -> tuple[ApiKey, str] | None:
+    """The live key whose hash is ``digest`` (one indexed read), or None."""
     with store.engine.connect().execution_options(readonly=True) as conn:
         row = conn.execute(sa.select(api_keys).where(
             api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))).first()
-    if row is None:
-        return None
-    return _api_key(row), digest
+    return None if row is None else (_api_key(row), digest)
+
+
+def live_keys(store: Store) -> dict[str, tuple[ApiKey, str]]:
+    """Every live key by its hash: the server's whole key table in one read, small enough
+    to hold in memory (one entry per key an operator created)."""
+    with store.engine.connect().execution_options(readonly=True) as conn:
+        rows = conn.execute(sa.select(api_keys).where(api_keys.c.revoked_at.is_(None))).all()
+    return {r.key_hash: (_api_key(r), r.key_hash) for r in rows}
 
 
 def key_by_id(store: Store, key_id: str) -> tuple[ApiKey, str] | None:
