@@ -1,55 +1,475 @@
-"""Destructive SQL: DROP and TRUNCATE, and DELETE or UPDATE without a WHERE clause.
+"""Destructive SQL, judged by PostgreSQL's own parser (pglast / libpg_query).
 
-Comments and string literals are removed first, so `DELETE FROM t -- WHERE id = 1` is caught
-and `SELECT 'DROP TABLE x'` is not; only statement starts count, so prose that merely
-mentions "drop table" is left alone.
+Only text that parses as SQL is SQL: "Delete my account please" fails the grammar and is
+prose. Destructive means any DROP statement, TRUNCATE, ALTER TABLE ... DROP COLUMN or
+CONSTRAINT, and a DELETE or UPDATE (or MERGE ... THEN DELETE/UPDATE) whose WHERE is absent or
+always true (``WHERE TRUE``, ``1=1``, ``'a'='a'``, ``x = x``, ``x LIKE '%'``, an OR with such a
+branch, a row-independent condition the detector cannot evaluate). Data-modifying CTEs,
+``EXPLAIN ANALYZE`` (which runs its statement; plain ``EXPLAIN`` does not and is left alone),
+``COPY (DELETE ...)``, rules, ``DO`` blocks and function bodies (SQL and PL/pgSQL, including
+``EXECUTE 'DROP ...' || name``) are looked into.
+
+When the whole text does not parse, it is cut into statements the way psql sends them and
+each is parsed on its own; a statement that still fails is retried once with MySQL/T-SQL
+spellings (backticks, ``[brackets]``, ``TOP (n)``, ``LIMIT n``, ``GO``) rewritten.
+
+Speed: a case-insensitive keyword gate lets ordinary strings through for the cost of a
+``lower()``. Parsing is C; the JSON parse tree is searched with regexes in C (an unescaped
+``"DropStmt":{`` can only be a key), the common ``... WHERE column op constant`` form is
+recognised in bulk, and only the remaining statements are decoded and walked in Python.
+
+Budgets (fail closed): the parser sees at most ``PARSE_BUDGET`` characters of SQL in total
+(failed parses are charged up to their error position, so prose costs next to nothing),
+at most ``MAX_PARSES`` separate parses, and at most ``DECODE_BUDGET`` characters of parse
+tree are decoded into Python. Text that needs more than that to be judged -- in practice only
+a script of hundreds of kilobytes of valid SQL that mentions DELETE/UPDATE/DROP/ALTER/TRUNCATE
+-- is judged destructive. Giving up never allows.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
-_LEXEMES = re.compile(
-    r"""--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)|\$\$.*?(?:\$\$|\Z)""",
-    re.DOTALL,
-)
-_STATEMENT = re.compile(
-    r"""^\s*(?:with\b.*?\)\s*)?(?P<verb>drop|truncate|delete|update|alter)\b(?P<rest>.*)$""",
-    re.IGNORECASE | re.DOTALL,
-)
-_DROP_OBJECTS = re.compile(
-    r"^\s*(?:table|database|schema|view|index|materialized\s+view|user|role|sequence|"
-    r"function|procedure|trigger|type|collection|keyspace|tablespace)\b", re.IGNORECASE)
-_WHERE = re.compile(r"\bwhere\b", re.IGNORECASE)
-_ALTER_DROP = re.compile(r"^\s*table\b.*\bdrop\s+(?:column|constraint|partition)?\b",
-                         re.IGNORECASE | re.DOTALL)
-_DELETE_FROM = re.compile(r"^\s*(?:from\s+)?[\w.\"`\[\]]+", re.IGNORECASE)
-_UPDATE_SET = re.compile(r"^\s*[\w.\"`\[\]]+(?:\s+(?:as\s+)?\w+)?\s+set\b", re.IGNORECASE)
+from .sql_lex import normalise_dialect, split_statements
+
+PARSE_BUDGET = 256 * 1024
+MAX_PARSES = 2000
+DECODE_BUDGET = 512 * 1024
+_MAX_DEPTH = 4  # nesting of function bodies / DO blocks / EXECUTE strings judged recursively
+
+_KEYWORDS = ("drop", "truncate", "delete", "update", "alter")
+_DECODER = json.JSONDecoder()
+
+# Keys in the JSON parse tree. A key is always written `"Name":{`; inside a JSON string every
+# quote is escaped, so these patterns cannot match text taken from the input.
+_ALWAYS = re.compile(
+    r'"(?:Drop[A-Za-z]*Stmt|TruncateStmt)":\{'
+    r'|"AlterTableCmd":\{"subtype":"AT_Drop(?:Column|Constraint)"')
+_NEEDS_LOOK = ("\"DeleteStmt\":{", "\"UpdateStmt\":{", "\"MergeStmt\":{", "\"DoStmt\":{",
+               "\"CreateFunctionStmt\":{", "\"ExplainStmt\":{")
+
+# Bulk recognition of the everyday safe form: UPDATE/DELETE of a plain table whose WHERE is
+# `column op constant` (or an AND whose first term is): such a WHERE can never be always true.
+_STR = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
 
 
-def _strip(text: str) -> str:
-    return _LEXEMES.sub(lambda m: " " if m.group(0)[:2] in ("--", "/*") else "''", text)
+def _obj(depth: int) -> str:
+    inner = r'[^{}"]++|' + _STR + ("|" + _obj(depth - 1) if depth else "")
+    return r"\{(?:" + inner + r")*+\}"
 
 
-def _is_destructive(statement: str) -> bool:
-    m = _STATEMENT.match(statement)
-    if not m:
+_OBJ = _obj(6)
+_COLUMN = r'\{"ColumnRef":\{"fields":\[\{"String":\{"sval":' + _STR + r'\}\}(?:,\{"String":\{"sval":' \
+    + _STR + r'\}\})*+\],"location":\d++\}\}'
+_CONST = r'\{"(?:A_Const|ParamRef)":' + _obj(2) + r"\}"
+_COMPARE = (r'\{"A_Expr":\{"kind":"AEXPR_OP","name":\[\{"String":\{"sval":"(?:=|<>|!=|<|>|<=|>=)"\}\}\],'
+            r'"lexpr":' + _COLUMN + r',"rexpr":' + _CONST + r',"location":\d++\}\}')
+_SAFE_WHERE = r'"whereClause":(?:' + _COMPARE + r'|\{"BoolExpr":\{"boolop":"AND_EXPR","args":\[' \
+    + _COMPARE + ")"
+_RELATION = r'"relation":' + _obj(2)
+_SAFE_DELETE = re.compile(r'"DeleteStmt":\{' + _RELATION + "," + _SAFE_WHERE)
+_SAFE_UPDATE = re.compile(r'"UpdateStmt":\{' + _RELATION + r',"targetList":\[' + _OBJ
+                          + r"(?:," + _OBJ + r")*+\]," + _SAFE_WHERE)
+
+
+class _OverBudget(Exception):
+    """The text needs more work than the budgets allow: judged destructive."""
+
+
+class _Judge:
+    def __init__(self) -> None:
+        self.parsed = 0
+        self.parses = 0
+        self.decoded = 0
+
+    # -- parsing -----------------------------------------------------------------------------
+    def parse(self, sql: str) -> str | None:
+        """The JSON parse tree of ``sql``, or None when PostgreSQL's grammar rejects it.
+
+        Text longer than the budget left is parsed up to the budget: an error well before the
+        cut is the error of the whole text (prose fails in its first words); a prefix that
+        parses, or fails at the cut, cannot be judged within the budget.
+        """
+        from pglast import parser
+
+        self.parses += 1
+        if self.parses > MAX_PARSES:
+            raise _OverBudget
+        cut = PARSE_BUDGET - self.parsed
+        try:
+            tree: str = parser.parse_sql_json(sql if len(sql) <= cut else sql[:cut])
+        except parser.ParseError as exc:
+            where = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else len(sql)
+            if len(sql) > cut and (where + 64 >= cut or "unterminated" in str(exc.args[0])
+                                   or "end of input" in str(exc.args[0])):
+                raise _OverBudget from None
+            self.charge(min(where, len(sql)))
+            return None
+        if len(sql) > cut:
+            raise _OverBudget
+        self.charge(len(sql))
+        return tree
+
+    def charge(self, n: int) -> None:
+        self.parsed += n
+        if self.parsed > PARSE_BUDGET:
+            raise _OverBudget
+
+    # -- text ----------------------------------------------------------------------------------
+    def text(self, text: str, depth: int = 0) -> bool:
+        low = text.lower()
+        if not any(k in low for k in _KEYWORDS):
+            return False
+        if depth > _MAX_DEPTH:
+            raise _OverBudget
+        try:
+            tree = self.parse(text)
+        except _OverBudget:  # too much valid SQL to parse at once: judge statement by statement
+            tree = None
+        if tree is not None:
+            return self.tree(tree, depth)
+        return any(self.statement(s, depth) for s in split_statements(text)
+                   if any(k in s.lower() for k in _KEYWORDS))
+
+    def statement(self, sql: str, depth: int) -> bool:
+        tree = self.parse(sql)
+        if tree is None and "*/" in sql:  # a nested /* /* */ */ comment the splitter cut short
+            tree = self.parse(sql[sql.rfind("*/") + 2:])
+        if tree is None:
+            normal = normalise_dialect(sql)
+            if normal != sql:
+                tree = self.parse(normal)
+        return tree is not None and self.tree(tree, depth)
+
+    # -- parse tree ----------------------------------------------------------------------------
+    def tree(self, tree: str, depth: int) -> bool:
+        if _ALWAYS.search(tree):
+            return True
+        if not any(k in tree for k in _NEEDS_LOOK):
+            return False
+        if "\"DoStmt\":{" not in tree and "\"CreateFunctionStmt\":{" not in tree \
+                and "\"ExplainStmt\":{" not in tree and "\"MergeStmt\":{" not in tree:
+            dml = tree.count("\"DeleteStmt\":{") + tree.count("\"UpdateStmt\":{")
+            if len(_SAFE_DELETE.findall(tree)) + len(_SAFE_UPDATE.findall(tree)) == dml:
+                return False
+        for stmt in self.statements(tree):
+            if self.node(stmt, depth):
+                return True
         return False
-    verb, rest = m.group("verb").lower(), m.group("rest")
-    if verb == "drop":
-        return bool(_DROP_OBJECTS.match(rest))
-    if verb == "truncate":
+
+    def statements(self, tree: str) -> Any:
+        """The top-level statements that need a closer look, decoded one at a time."""
+        pos = tree.find("{\"stmt\":")
+        while pos >= 0:
+            nxt = tree.find("{\"stmt\":", pos + 8)
+            segment_end = nxt if nxt >= 0 else len(tree)
+            if any(tree.find(k, pos, segment_end) >= 0 for k in _NEEDS_LOOK):
+                self.decoded += segment_end - pos
+                if self.decoded > DECODE_BUDGET:
+                    raise _OverBudget
+                yield _DECODER.raw_decode(tree, pos)[0]
+            pos = nxt
+
+    def node(self, root: Any, depth: int) -> bool:
+        """Walk a decoded tree (iteratively: trees can be deep) for a destructive statement."""
+        stack = [root]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(item)
+                continue
+            if not isinstance(item, dict):
+                continue
+            for key, value in item.items():
+                if not isinstance(value, (dict, list)):
+                    continue
+                if key == "ExplainStmt":
+                    if _explain_runs(value):
+                        stack.append(value.get("query"))
+                    continue
+                if key in ("DeleteStmt", "UpdateStmt") and _unbounded(value.get("whereClause")):
+                    return True
+                if key == "MergeStmt" and _merge_unbounded(value):
+                    return True
+                if key in ("DoStmt", "CreateFunctionStmt") and self.body(value, depth):
+                    return True
+                stack.append(value)
+        return False
+
+    def body(self, stmt: dict[str, Any], depth: int) -> bool:
+        """A DO block or function body: SQL is judged as SQL, PL/pgSQL through its own parser."""
+        options = {o["DefElem"].get("defname"): o["DefElem"].get("arg")
+                   for o in stmt.get("args", []) + stmt.get("options", [])
+                   if isinstance(o, dict) and "DefElem" in o}
+        language = _sval(options.get("language")) or "plpgsql"
+        source = options.get("as")
+        if isinstance(source, dict) and "List" in source:
+            items = source["List"].get("items", [])
+            source = items[0] if items else None
+        body = _sval(source)
+        if body is None:
+            return False
+        if language.lower() == "sql":
+            return self.text(body, depth + 1)
+        if language.lower() != "plpgsql":
+            return False
+        low = body.lower()
+        if not any(k in low for k in _KEYWORDS):
+            return False
+        return self.plpgsql(body, depth)
+
+    def plpgsql(self, body: str, depth: int) -> bool:
+        from pglast import parser
+
+        tag = "$staso$"
+        while tag in body:
+            tag = tag[:-1] + "x$"
+        source = f"CREATE FUNCTION staso_body() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}"
+        self.charge(len(source))
+        try:
+            functions = json.loads(parser.parse_plpgsql_json(source))
+        except (parser.ParseError, ValueError):
+            return self.text(body, depth + 1)  # not PL/pgSQL: judge the statements it holds
+        stack: list[Any] = [functions]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                for key, value in item.items():
+                    if key == "PLpgSQL_stmt_dynexecute" and self.dynamic(value, depth):
+                        return True
+                    if key == "PLpgSQL_expr" and isinstance(value, dict) \
+                            and isinstance(value.get("query"), str) \
+                            and self.text(value["query"], depth + 1):
+                        return True
+                    stack.append(value)
+        return False
+
+    def dynamic(self, stmt: Any, depth: int) -> bool:
+        """``EXECUTE 'DROP TABLE ' || name``: the string constants, joined, are judged as SQL."""
+        expr = stmt.get("query", {}).get("PLpgSQL_expr", {}) if isinstance(stmt, dict) else {}
+        query = expr.get("query") if isinstance(expr, dict) else None
+        if not isinstance(query, str):
+            return False
+        tree = self.parse("SELECT " + query)
+        if tree is None:
+            return False
+        constants = re.findall(r'"A_Const":\{"sval":\{"sval":(' + _STR + ")", tree)
+        pieces = [json.loads(c) for c in constants]
+        return bool(pieces) and self.text(" x ".join(pieces) + " x", depth + 1)
+
+
+def _sval(node: Any) -> str | None:
+    if isinstance(node, dict):
+        value = node.get("String", {}).get("sval")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _explain_runs(explain: dict[str, Any]) -> bool:
+    """EXPLAIN ANALYZE executes its statement; plain EXPLAIN only plans it."""
+    for option in explain.get("options") or []:
+        elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
+        if elem.get("defname") == "analyze":
+            return _truthy_option(elem.get("arg"))
+    return False
+
+
+def _truthy_option(arg: Any) -> bool:
+    if not isinstance(arg, dict):
+        return True  # bare ANALYZE
+    if "Boolean" in arg:
+        return bool(arg["Boolean"].get("boolval"))
+    if "Integer" in arg:
+        return bool(arg["Integer"].get("ival"))
+    value = _sval(arg)
+    return value is None or value.lower() not in ("false", "off", "0", "no")
+
+
+def _merge_unbounded(merge: dict[str, Any]) -> bool:
+    """MERGE that deletes or rewrites every row: an always-true join and an unconditional action."""
+    if not _unbounded(merge.get("joinCondition")):
+        return False
+    for clause in merge.get("mergeWhenClauses") or []:
+        when = clause.get("MergeWhenClause", {}) if isinstance(clause, dict) else {}
+        if when.get("commandType") in ("CMD_DELETE", "CMD_UPDATE") \
+                and when.get("matchKind") == "MERGE_WHEN_MATCHED" \
+                and _unbounded(when.get("condition")):
+            return True
+    return False
+
+
+# -- WHERE clauses ----------------------------------------------------------------------------
+
+_TRUE_WHEN_EQUAL = {"=", "<=", ">=", "~~", "~~*"}  # x = x, x <= x, x LIKE x, ...
+_UNKNOWN = object()
+
+
+def _unbounded(where: Any) -> bool:
+    """True when a WHERE clause (None: absent) selects every row, judged from the parse tree."""
+    if where is None:
         return True
-    if verb == "alter":
-        return bool(_ALTER_DROP.match(rest))
-    if verb == "delete":
-        return bool(_DELETE_FROM.match(rest)) and not _WHERE.search(rest)
-    return bool(_UPDATE_SET.match(rest)) and not _WHERE.search(rest)  # update
+    return _always_true(where)
+
+
+def _always_true(expr: Any) -> bool:
+    if not isinstance(expr, dict) or len(expr) != 1:
+        return False
+    (kind, node), = expr.items()
+    if not isinstance(node, dict):
+        return False
+    if kind == "BoolExpr":
+        args = node.get("args") or []
+        if node.get("boolop") == "OR_EXPR":
+            return any(_always_true(a) for a in args) or _covers_null(args)
+        if node.get("boolop") == "AND_EXPR":
+            return bool(args) and all(_always_true(a) for a in args)
+    if kind == "A_Expr" and node.get("kind") in ("AEXPR_OP", "AEXPR_LIKE", "AEXPR_ILIKE",
+                                                 "AEXPR_NOT_DISTINCT"):
+        op = _operator(node)
+        left, right = node.get("lexpr"), node.get("rexpr")
+        if (op in _TRUE_WHEN_EQUAL or node.get("kind") == "AEXPR_NOT_DISTINCT") \
+                and left is not None and _same(left, right):
+            return True
+        if node.get("kind") in ("AEXPR_LIKE", "AEXPR_ILIKE") and op in ("~~", "~~*"):
+            pattern = _constant(right)
+            if isinstance(pattern, str) and pattern and set(pattern) == {"%"}:
+                return True
+    if _has_row_reference(expr):
+        return False
+    value = _evaluate(expr)
+    return value is _UNKNOWN or bool(value)  # row-independent: true, or unknown (fail closed)
+
+
+def _operator(node: dict[str, Any]) -> str | None:
+    names = node.get("name") or []
+    return _sval(names[-1]) if names else None
+
+
+def _covers_null(args: list[Any]) -> bool:
+    """``x IS NULL OR x IS NOT NULL``."""
+    seen: dict[str, set[str]] = {}
+    for arg in args:
+        test = arg.get("NullTest") if isinstance(arg, dict) else None
+        if isinstance(test, dict):
+            key = json.dumps(_without_location(test.get("arg")), sort_keys=True)
+            seen.setdefault(key, set()).add(str(test.get("nulltesttype")))
+    return any(len(kinds) == 2 for kinds in seen.values())
+
+
+def _same(a: Any, b: Any) -> bool:
+    return _without_location(a) == _without_location(b)
+
+
+def _without_location(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_location(v) for k, v in node.items() if "location" not in k}
+    if isinstance(node, list):
+        return [_without_location(v) for v in node]
+    return node
+
+
+def _has_row_reference(expr: Any) -> bool:
+    """Column references, parameters, subqueries and function calls make a clause row-dependent."""
+    stack = [expr]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if key in ("ColumnRef", "ParamRef", "SubLink", "FuncCall", "CurrentOfExpr"):
+                    return True
+                stack.append(value)
+    return False
+
+
+def _constant(expr: Any) -> Any:
+    """The Python value of a constant node, or _UNKNOWN."""
+    if not isinstance(expr, dict):
+        return _UNKNOWN
+    if "TypeCast" in expr:
+        return _constant(expr["TypeCast"].get("arg"))
+    const = expr.get("A_Const")
+    if not isinstance(const, dict):
+        return _UNKNOWN
+    if const.get("isnull"):
+        return None
+    for key, field in (("ival", "ival"), ("fval", "fval"), ("sval", "sval"), ("boolval", "boolval"),
+                       ("bsval", "bsval")):
+        if key in const:
+            value = const[key].get(field, 0 if key == "ival" else False if key == "boolval" else "")
+            if key == "fval":
+                try:
+                    return float(value)
+                except ValueError:
+                    return _UNKNOWN
+            return value
+    return _UNKNOWN
+
+
+def _evaluate(expr: Any) -> Any:
+    """Evaluate a row-independent expression: True/False/None (NULL), or _UNKNOWN."""
+    if not isinstance(expr, dict) or len(expr) != 1:
+        return _UNKNOWN
+    (kind, node), = expr.items()
+    if kind in ("A_Const", "TypeCast"):
+        value = _constant(expr)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value != 0  # MySQL's WHERE 1
+        if isinstance(value, str):
+            return {"t": True, "true": True, "f": False, "false": False}.get(value.lower(), _UNKNOWN)
+        return value
+    if kind == "BoolExpr":
+        values = [_evaluate(a) for a in node.get("args") or []]
+        if node.get("boolop") == "NOT_EXPR":
+            return _UNKNOWN if not values or values[0] is _UNKNOWN else (
+                None if values[0] is None else not values[0])
+        if any(v is _UNKNOWN for v in values):
+            return _UNKNOWN
+        if node.get("boolop") == "AND_EXPR":
+            return all(values)
+        return any(values)
+    if kind == "A_Expr" and node.get("kind") == "AEXPR_OP":
+        left, right = _constant(node.get("lexpr")), _constant(node.get("rexpr"))
+        if left is _UNKNOWN or right is _UNKNOWN:
+            return _UNKNOWN
+        if left is None or right is None:
+            return None
+        if isinstance(left, str) != isinstance(right, str):
+            try:
+                left, right = float(left), float(right)
+            except (TypeError, ValueError):
+                return _UNKNOWN
+        compare = {"=": lambda a, b: a == b, "<>": lambda a, b: a != b, "!=": lambda a, b: a != b,
+                   "<": lambda a, b: a < b, ">": lambda a, b: a > b,
+                   "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}.get(_operator(node) or "")
+        if compare is None:
+            return _UNKNOWN
+        try:
+            return bool(compare(left, right))
+        except TypeError:
+            return _UNKNOWN
+    return _UNKNOWN
 
 
 def is_destructive_sql(text: str) -> bool:
-    """True when ``text`` holds a SQL statement that drops, truncates or rewrites a whole table."""
-    if not text or not any(k in text.lower() for k in ("drop", "truncate", "delete", "update",
-                                                       "alter")):
+    """True when ``text`` holds a SQL statement that drops, truncates or rewrites a whole table.
+
+    Never raises: text that would take more than the budgets to judge, or that trips an
+    unexpected error in the parser, is judged destructive.
+    """
+    if not isinstance(text, str) or not text:
         return False
-    return any(_is_destructive(stmt) for stmt in _strip(text).split(";"))
+    low = text.lower()
+    if not any(k in low for k in _KEYWORDS):
+        return False
+    try:
+        return _Judge().text(text)
+    except (_OverBudget, RecursionError, MemoryError):
+        return True
+    except Exception:  # noqa: BLE001 - a detector must never raise; failing closed is the safe side
+        return True
