@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable
 from typing import Any
 
 from ..jsonutil import iter_strings
 from ..models import STRICTNESS, GuardResult, RuleResult
 from .cel_env import ConditionRunner
-from .model import Policy, Rule
+from .model import Policy, Rule, tool_matcher
 from .modify import ModifyError, apply_modify
 
 _TOOL_CACHE_LIMIT = 4096
@@ -22,6 +21,7 @@ class Engine:
         self.policy = policy
         self._runner = ConditionRunner(functions)
         self._by_tool: dict[str, tuple[list[Rule], frozenset[str]]] = {}
+        self._tool_matchers = [(r, tool_matcher(r.tools)) for r in policy.rules]
         # a rule that did not match always reports the same thing: build that once
         self._passed = {id(r): RuleResult(r.name, True, r.action, r.mode, "", r.severity)
                         for r in policy.rules}
@@ -29,8 +29,7 @@ class Engine:
     def _rules_for(self, tool_name: str) -> tuple[list[Rule], frozenset[str]]:
         hit = self._by_tool.get(tool_name)
         if hit is None:
-            rules = [r for r in self.policy.rules
-                     if any(fnmatch.fnmatchcase(tool_name, g) for g in r.tools)]
+            rules = [r for r, matches in self._tool_matchers if matches(tool_name)]
             variables = frozenset(v for r in rules if r.program is not None
                                   for v in r.program.variables())
             if len(self._by_tool) >= _TOOL_CACHE_LIMIT:

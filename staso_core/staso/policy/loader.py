@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,7 +14,7 @@ from ..errors import PolicyError
 from ..masking import Masker
 from ..models import ACTIONS, SEVERITIES
 from .cel_env import ConditionError, compile_condition
-from .model import DEFAULT_SEVERITY, ModifySpec, Policy, PolicyTest, Rule, RulePack
+from .model import DEFAULT_SEVERITY, ModifySpec, Policy, PolicyTest, Rule, RulePack, tool_matcher
 
 TOP_KEYS = {"version", "escalation_ttl", "rules", "tests", "tools", "description",
             "redact_in_log"}
@@ -307,7 +306,8 @@ def load_policy_text(text: str, path: str = "<policy>", *,
         rule.line = line
         if catalogue is not None:
             for pattern in rule.tools:
-                if not any(fnmatch.fnmatchcase(t, pattern) for t in catalogue):
+                matches = tool_matcher((pattern,))
+                if not any(matches(t) for t in catalogue):
                     raise PolicyError(
                         f"tool {pattern!r} matches no known tool (known: "
                         f"{', '.join(catalogue) or 'none'})", path=path,

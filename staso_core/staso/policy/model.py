@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fnmatch
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..masking import Masker
+
+_WORD_EDGE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SEPARATORS = re.compile(r"[-_.\s]+")
+
+
+def normalize_tool_name(name: str) -> str:
+    """A tool name (or a glob over tool names) in one naming style: words split at camelCase
+    and PascalCase edges and at ``-``, ``_``, ``.`` and spaces, joined by ``_``, lower case.
+
+    Agents and frameworks spell one tool many ways (``processRefund``, ``ProcessRefund``,
+    ``process-refund``, ``PROCESS_REFUND``); a policy's ``*refund*`` must catch them all.
+    Glob characters (``*``, ``?``, ``[``, ``]``) pass through.
+    """
+    return _SEPARATORS.sub("_", _WORD_EDGE.sub("_", name)).lower()
+
+
+def tool_matcher(globs: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a tool name matches any of ``globs``, both normalised (``normalize_tool_name``);
+    the globs are compiled once."""
+    globs = tuple(globs)
+    if not globs:
+        return lambda tool_name: False
+    pattern = re.compile("|".join(fnmatch.translate(normalize_tool_name(g)) for g in globs))
+    return lambda tool_name: pattern.match(normalize_tool_name(tool_name)) is not None
+
 
 DEFAULT_SEVERITY = {"allow": "low", "modify": "medium", "escalate": "high", "block": "high"}
 
