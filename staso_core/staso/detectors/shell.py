@@ -1,80 +1,298 @@
-"""Dangerous shell commands: wiping the filesystem, writing to disks, fork bombs, piping
-downloads into a shell, opening up permissions on system trees."""
+"""Dangerous shell commands, judged on tree-sitter-bash's parse tree.
+
+Caught: recursive rm of /, ~, $HOME or a top-level system tree (and any --no-preserve-root);
+find over those with -delete or -exec rm; dd, mkfs, shred, wipefs, cp, tee or a redirection
+onto a block device; recursive chmod to a world-writable mode or chown of those trees; fork
+bombs; a download or a decoder piped into a shell or interpreter, ``bash <(curl ...)``,
+``sh -c "$(curl ...)"``; psql/mysql/sqlite3 given destructive SQL (judged by the SQL
+detector). Wrappers are peeled off recursively (sudo, doas, env, nice, nohup, timeout, time,
+exec, command, xargs, stdbuf, ionice, chroot, ...), and code held in strings is parsed again:
+``bash -c``, ``eval``, ``su -c``, ``ssh host '...'``, ``watch``, ``python -c "os.system(...)"``,
+heredocs and ``echo ... |`` into a shell or SQL client. Quotes and backslashes inside command
+names (``r''m``, ``\\rm``) are resolved as the shell would.
+
+Not caught: commands assembled at run time from variables the text does not assign
+(``$a$b -rf /``), or fetched and run in two separate steps. Text that mentions a command
+inside a sentence ("never run rm -rf / at work") is prose; a line that *starts* with the
+command is a command, wherever it appears.
+
+Linear time: a C-level search for the command names that can be dangerous (allowing quotes
+and backslashes between their letters) skips almost every string without parsing. Text that
+has one is cut into pieces of at most ``PIECE`` characters at line ends; only pieces holding
+a candidate are parsed, and a piece that does not start the text is also parsed as if it
+began inside a single- or double-quoted string, since its real quoting state is unknown.
+Every parse shares one work budget (parser operations and a clock backstop), and so does
+every string parsed again inside (``bash -c``), nested at most ``MAX_DEPTH`` deep. When the
+budget runs out, or nesting goes deeper, before a verdict is reached, the text is judged
+dangerous: the detector fails closed, it never allows by giving up. Any internal error also
+answers dangerous.
+"""
 
 from __future__ import annotations
 
+import codecs
 import re
-import shlex
+from typing import TYPE_CHECKING
 
-# Paths whose recursive removal or chmod wrecks a machine. `./build`, `/tmp/x` are fine.
-_CRITICAL = re.compile(
-    r"""^(?:/|/\*|~|~/|~/\*|\$HOME|\$HOME/|\$\{HOME\}|/(?:bin|boot|dev|etc|home|lib|lib64|opt|
-    proc|root|sbin|srv|sys|usr|var)(?:/\*?)?|/\.\*|\.\.?/?\*?)$""",
-    re.VERBOSE,
+from . import shell_parse
+from .shell_rules import DYNAMIC, Cmd, Dangerous, is_block_device, judge_argv
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+PIECE = 8192
+MAX_DEPTH = 12
+
+_NOISE = "['\"\\\\]*"
+
+
+def _word(name: str) -> str:
+    return _NOISE.join(re.escape(c) for c in name)
+
+
+_NAMES = ["rm", "find", "dd", "shred", "wipefs", "blkdiscard", "mke2fs", "mkswap", "chmod",
+          "chown", "chgrp", "curl", "wget", "fetch", "aria2c", "base64", "xxd", "psql", "mysql",
+          "mariadb", "sqlite3", "sqlite", "duckdb", "sfdisk", "sgdisk", "fdisk", "parted"]
+# Every dangerous construct needs one of these; anything else is skipped unparsed.
+_TRIGGER = re.compile(
+    r"(?<![\w-])(?:" + "|".join(_word(n) for n in _NAMES) + "|" + _word("mkfs") + r")(?![\w-])"
+    r"|" + _word("mkfs") + r"\.|/dev/|\(\s*\)\s*\{|\bfunction\s|\$'"
+    r"|(?<!\S)-[a-zA-Z]*[rR][a-zA-Z]*\s+['\"]*[/~$]"  # rm-like flags at a run-time command
 )
-_SEPARATORS = re.compile(r"&&|\|\||;|\n|`|\$\(")
-_FORK_BOMB = re.compile(r":\s*\(\s*\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:|"
-                        r"(\w+)\(\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}")
-_PIPE_TO_SHELL = re.compile(
-    r"\b(?:curl|wget|fetch)\b[^|\n]*\|\s*(?:sudo\s+)?(?:ba|z|k|da)?sh\b|"
-    r"\b(?:ba|z)?sh\s+<\s*\(\s*(?:curl|wget)\b")
-_DISK_WRITE = re.compile(
-    r"\bdd\b[^|;\n]*\bof=/dev/(?!null\b|zero\b|stdout\b|stderr\b)\w|"
-    r"\bmkfs(?:\.\w+)?\s+(?:-\S+\s+)*/dev/|"
-    r">\s*/dev/(?:sd|hd|nvme|vd|xvd|mmcblk|disk)\w*|"
-    r"\bshred\b[^|;\n]*/dev/|\bwipefs\b")
-
-
-# Every pattern below needs one of these tokens; text without any is skipped in one search.
-_GATE = re.compile(r"rm|ch(?:mod|own|grp)|\bdd\b|mkfs|/dev/|shred|wipefs|curl|wget|fetch|"
-                   r"\(\s*\)")
-
-
-def _commands(text: str) -> list[list[str]]:
-    parts = []
-    for chunk in _SEPARATORS.split(text):
-        for piece in chunk.split("|"):
-            try:
-                words = shlex.split(piece, comments=True)
-            except ValueError:
-                words = piece.split()
-            while words and (words[0] in ("sudo", "doas", "nohup", "time", "exec", "command")
-                             or ("=" in words[0] and not words[0].startswith("-"))):
-                words = words[1:]
-            if words:
-                parts.append(words)
-    return parts
-
-
-def _is_rm_root(words: list[str]) -> bool:
-    if words[0].rsplit("/", 1)[-1] != "rm":
-        return False
-    flags = "".join(w[1:] for w in words[1:] if w.startswith("-") and not w.startswith("--"))
-    long_flags = {w for w in words[1:] if w.startswith("--")}
-    recursive = "r" in flags or "R" in flags or "--recursive" in long_flags
-    if "--no-preserve-root" in long_flags:
-        return True
-    targets = [w for w in words[1:] if not w.startswith("-")]
-    return recursive and any(_CRITICAL.match(t) for t in targets)
-
-
-def _is_open_permissions(words: list[str]) -> bool:
-    name = words[0].rsplit("/", 1)[-1]
-    if name not in ("chmod", "chown", "chgrp"):
-        return False
-    recursive = any(w.startswith("-") and not w.startswith("--") and "R" in w
-                    for w in words[1:]) or "--recursive" in words
-    targets = [w for w in words[1:] if not w.startswith("-")][1:]
-    mode_world = name != "chmod" or any(m in words for m in ("777", "a+rwx", "o+w", "a+w", "666"))
-    return recursive and mode_world and any(_CRITICAL.match(t) for t in targets)
+_WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 
 
 def is_dangerous_shell(text: str) -> bool:
     """True when ``text`` holds a shell command that can destroy or open up a machine."""
-    if not text or len(text) < 4 or not _GATE.search(text):
+    if not isinstance(text, str) or len(text) < 2 or not _TRIGGER.search(text):
         return False
-    if _FORK_BOMB.search(text) or _PIPE_TO_SHELL.search(text) or _DISK_WRITE.search(text):
+    try:
+        _Judge(shell_parse.Budget()).text(text, 0)
+    except Dangerous:
         return True
-    if "rm" not in text and "chmod" not in text and "chown" not in text and "chgrp" not in text:
-        return False
-    return any(_is_rm_root(w) or _is_open_permissions(w) for w in _commands(text))
+    except Exception:  # noqa: BLE001 - any failure to judge blocks rather than allows
+        return True
+    return False
+
+
+class _Judge:
+    __slots__ = ("budget",)
+
+    def __init__(self, budget: shell_parse.Budget) -> None:
+        self.budget = budget
+
+    def text(self, text: str, depth: int) -> None:
+        """Raise Dangerous if any command in ``text`` is dangerous."""
+        if not _TRIGGER.search(text):
+            return
+        if depth > MAX_DEPTH:
+            raise Dangerous
+        start = 0
+        while start < len(text):
+            end = _piece_end(text, start)
+            if _TRIGGER.search(text, start, end):
+                piece = text[start:end]
+                for prefix in ("",) if start == 0 else ("", "'", '"'):
+                    source = (prefix + piece).encode("utf-8", "surrogatepass")
+                    root = shell_parse.parse(source, self.budget)
+                    if root is None:
+                        raise Dangerous
+                    cut = len(source.rstrip(b" \t\n;")) if end < len(text) else None
+                    _Walk(self, depth, cut).run(root)
+            start = end
+
+    def sql(self, sql: str) -> None:
+        from . import sql as sql_detector
+
+        if sql_detector.is_destructive_sql(sql):
+            raise Dangerous
+
+
+def _piece_end(text: str, start: int) -> int:
+    end = start + PIECE
+    if end >= len(text):
+        return len(text)
+    cut = text.rfind("\n", start + PIECE // 2, end)
+    if cut == -1:
+        cut = max(text.rfind(" ", start + PIECE // 2, end), text.rfind(";", start + PIECE // 2, end))
+    return cut + 1 if cut != -1 else end
+
+
+class _R:
+    """A finished node: its word value (DYNAMIC where run-time), whether a download runs inside
+    it, and the command it stands for (commands, pipelines, redirected statements)."""
+
+    __slots__ = ("cmd", "dl", "kind", "names", "text")
+
+    def __init__(self, kind: str, text: str = "", dl: bool = False, cmd: Cmd | None = None,
+                 names: tuple[str, ...] = ()) -> None:
+        self.kind, self.text, self.dl, self.cmd, self.names = kind, text, dl, cmd, names
+
+
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_DQ_ESCAPE = re.compile(r"\\([$`\"\\\n])")
+_DYNAMIC_NODES = frozenset({"command_substitution", "process_substitution",
+                            "arithmetic_expansion"})
+_CONTAINERS = frozenset({"program", "list", "compound_statement", "subshell", "ERROR",
+                         "do_group", "if_statement", "while_statement", "for_statement",
+                         "else_clause", "elif_clause", "case_item", "negated_command"})
+
+
+class _Walk:
+    """One post-order pass over a parse tree, iterative so depth costs no recursion."""
+
+    __slots__ = ("counter", "cut_at", "depth", "env", "judge", "spawns")
+
+    def __init__(self, judge: _Judge, depth: int, cut_at: int | None) -> None:
+        self.judge, self.depth, self.cut_at = judge, depth, cut_at
+        self.env: dict[str, str] = {}
+        self.spawns: dict[str, int] = {}  # command name -> when it was last run in the background
+        self.counter = 0
+
+    def run(self, root: Node) -> None:
+        stack: list[tuple[Node, list[Node], list[_R], int]] = [(root, root.children, [], 0)]
+        index = [0]
+        while stack:
+            node, kids, results, seq = stack[-1]
+            i = index[-1]
+            if i < len(kids):
+                index[-1] = i + 1
+                child = kids[i]
+                stack.append((child, child.children, [], self.counter))
+                index.append(0)
+                continue
+            stack.pop()
+            index.pop()
+            result = self.finish(node, results, seq)
+            if stack:
+                stack[-1][2].append(result)
+
+    def _spawn(self, names: tuple[str, ...]) -> None:
+        for n in names:
+            self.counter += 1
+            self.spawns[n] = self.counter
+
+    def finish(self, node: Node, kids: list[_R], seq: int) -> _R:
+        kind = node.type
+        if not kids:
+            raw = (node.text or b"").decode("utf-8", "replace")
+            if kind == "word":
+                return _R(kind, _ESCAPE.sub(r"\1", raw))
+            if kind == "raw_string":
+                return _R(kind, raw[1:-1])
+            if kind == "string_content":
+                return _R(kind, _DQ_ESCAPE.sub(r"\1", raw))
+            if kind == "ansi_c_string":
+                return _R(kind, _ansi_c(raw[2:-1]))
+            return _R(kind, raw)
+        dl = any(k.dl for k in kids)
+        if kind in ("string", "translated_string", "concatenation"):
+            return _R(kind, "".join(k.text for k in kids if k.kind not in ('"', '$"')), dl)
+        if kind in ("simple_expansion", "expansion"):
+            name = next((k.text for k in kids if k.kind in ("variable_name",
+                                                            "special_variable_name")), "")
+            value = "~" if name == "HOME" else self.env.get(name, DYNAMIC)
+            return _R(kind, value, dl)
+        if kind in _DYNAMIC_NODES:
+            dl = dl or any(k.cmd is not None and k.cmd.download for k in kids)
+            return _R(kind, DYNAMIC, dl)
+        if kind == "variable_assignment":
+            if len(kids) >= 3 and kids[1].kind == "=":
+                self.env[kids[0].text] = kids[2].text
+            return _R(kind, "", dl)
+        if kind == "command_name":
+            return _R(kind, kids[0].text, dl)
+        if kind == "command":
+            return self.command(node, kids)
+        if kind == "file_redirect":
+            op = next((k.kind for k in kids if k.kind in _WRITES), None)
+            if op and is_block_device(kids[-1].text):
+                raise Dangerous
+            return _R(kind, "", dl)
+        if kind == "heredoc_redirect":
+            body = next((k.text for k in kids if k.kind == "heredoc_body"), "")
+            return _R(kind, body, dl)
+        if kind == "herestring_redirect":
+            return _R(kind, kids[-1].text, dl)
+        if kind == "heredoc_body":
+            return _R(kind, "".join(k.text for k in kids), dl)
+        if kind == "redirected_statement":
+            body = kids[0]
+            for k in kids[1:]:
+                if k.kind in ("heredoc_redirect", "herestring_redirect") and body.cmd:
+                    self.feed(body.cmd, k.text)
+            return _R(kind, "", dl, body.cmd, body.names)
+        if kind == "pipeline":
+            return self.pipeline(kids)
+        if kind == "function_definition":
+            name = kids[0].text if kids else ""
+            if name and self.spawns.get(name, -1) > seq:  # runs itself in a pipe or with &
+                raise Dangerous
+            return _R(kind)
+        if kind in _CONTAINERS:
+            for n, k in enumerate(kids):
+                if k.kind == "&" and n:
+                    self._spawn(kids[n - 1].names)
+            last = kids[-1]
+            return _R(kind, "", dl, last.cmd if len(kids) == 1 else None,
+                      last.names if len(kids) == 1 else ())
+        return _R(kind, "".join(k.text for k in kids), dl)
+
+    def command(self, node: Node, kids: list[_R]) -> _R:
+        words = [k for k in kids if k.kind not in ("variable_assignment", "file_redirect",
+                                                    "herestring_redirect", "heredoc_redirect")]
+        if not words:
+            return _R("command")
+        argv = [w.text for w in words]
+        dls = [w.dl for w in words]
+        cmd = judge_argv(argv, dls, self.sub_text, self.judge.sql)
+        for k in kids:
+            if k.kind == "herestring_redirect":
+                self.feed(cmd, k.text)
+        if self.cut_at is not None and node.end_byte >= self.cut_at and cmd.argv and \
+                _TRIGGER.match(cmd.argv[0].rsplit("/", 1)[-1]):
+            raise Dangerous  # its arguments may go on past the piece: fail closed
+        name = argv[0].rsplit("/", 1)[-1]
+        return _R("command", "", False, cmd, (name,))
+
+    def pipeline(self, kids: list[_R]) -> _R:
+        stages = [k for k in kids if k.cmd is not None or k.kind in ("command",
+                                                                       "redirected_statement")]
+        names: list[str] = []
+        source = False
+        prev: Cmd | None = None
+        for stage in stages:
+            names.extend(stage.names)
+            cmd = stage.cmd
+            if cmd is None:
+                prev = None
+                continue
+            if cmd.stdin_code is not None and source:
+                raise Dangerous
+            if prev is not None and prev.emits is not None:
+                self.feed(cmd, prev.emits)
+            if prev is not None and cmd.xargs is not None:
+                extra = [a for a in prev.argv[1:] if not a.startswith("-")]
+                judge_argv(cmd.xargs + extra, [False] * (len(cmd.xargs) + len(extra)),
+                           self.sub_text, self.judge.sql)
+            source = source or cmd.download or cmd.decoder
+            prev = cmd
+        self._spawn(tuple(names))
+        return _R("pipeline", "", any(k.dl for k in kids), prev, tuple(names))
+
+    def feed(self, cmd: Cmd, text: str) -> None:
+        """Judge ``text`` arriving on the standard input of ``cmd``."""
+        if cmd.stdin_code in ("sh", "code"):
+            self.sub_text(text)
+        elif cmd.stdin_code == "sql":
+            self.judge.sql(text)
+
+    def sub_text(self, text: str) -> None:
+        self.judge.text(text, self.depth + 1)
+
+
+def _ansi_c(body: str) -> str:
+    try:
+        return codecs.decode(body.encode("latin-1", "backslashreplace"), "unicode_escape")
+    except (UnicodeDecodeError, ValueError):
+        return DYNAMIC

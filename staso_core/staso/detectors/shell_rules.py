@@ -1,0 +1,413 @@
+"""What makes one command dangerous, once the parser has turned it into words.
+
+``judge_argv`` peels wrappers (sudo, env, timeout, xargs, ...) off an argument vector, one
+per step, and either raises :class:`Dangerous` or returns what the command does with its
+standard input, so a pipeline can tell ``curl ... | sh`` from ``curl ... | jq``. Strings that
+are themselves code (``bash -c``, ``eval``, ``su -c``, ``ssh host cmd``, ``psql -c``) are
+handed back to the caller's ``judge_text``/``judge_sql`` callbacks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+DYNAMIC = "\x00"  # stands for text only known at run time ($VAR, $(...))
+
+
+class Dangerous(Exception):
+    """Raised as soon as one dangerous construct is found; the answer is then known."""
+
+
+@dataclass(slots=True)
+class Cmd:
+    """What a command does, as far as pipelines and redirections care."""
+
+    argv: list[str] = field(default_factory=list)
+    download: bool = False        # fetches from the network (curl, wget, ...)
+    decoder: bool = False         # turns encoded text into code (base64 -d, xxd -r)
+    stdin_code: str | None = None  # "sh" or "sql" when it runs what it reads on stdin
+    emits: str | None = None       # static text it writes (echo, printf)
+    xargs: list[str] | None = None  # argv that xargs completes with stdin words
+
+
+_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "yash", "fish", "csh",
+                     "tcsh", "rbash", "pdksh", "oksh", "loksh"})
+_INTERPRETER = re.compile(r"(?:python|pypy|perl|ruby|node|nodejs|php|lua|deno|bun|tclsh)"
+                          r"[\d.]*")
+_DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "lwp-request",
+                          "GET", "wget2", "curlie", "xh"})
+_SQL_CLIENTS = frozenset({"psql", "mysql", "mariadb", "sqlite3", "sqlite", "duckdb"})
+_STDIN_NAMES = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
+# Directories under / whose removal or world-writable permissions wreck a machine.
+_SYSTEM = frozenset({
+    "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "opt", "proc",
+    "root", "sbin", "srv", "sys", "usr", "var", "snap", "mnt", "media", "run", "Users",
+    "System", "Library", "Applications", "private", "Volumes", "nix",
+})
+_SAFE_DEVICES = re.compile(r"/dev/(?:null|zero|full|random|urandom|stdout|stderr|stdin|tty\w*|"
+                           r"pts/\d+|fd/\d+|shm/.*)\Z")
+_GLOB = re.compile(r"[*?\[]")
+_MULTISLASH = re.compile(r"/{2,}")
+# Options of wrappers that take a value, so the value is not mistaken for the command.
+_WRAPPER_OPTS: dict[str, frozenset[str]] = {
+    "sudo": frozenset("ugpCDrtUThR") | {"--user", "--group", "--prompt", "--close-from",
+                                         "--chdir", "--role", "--type", "--other-user",
+                                         "--host", "--command-timeout", "--chroot"},
+    "doas": frozenset("uC"),
+    "env": frozenset("uCS") | {"--unset", "--chdir", "--split-string"},
+    "nice": frozenset("n") | {"--adjustment"},
+    "ionice": frozenset("cnp") | {"--class", "--classdata", "--pid"},
+    "timeout": frozenset("sk") | {"--signal", "--kill-after"},
+    "time": frozenset("fo") | {"--format", "--output"},
+    "exec": frozenset("a"),
+    "stdbuf": frozenset("ioe") | {"--input", "--output", "--error"},
+    "xargs": frozenset("ILnPsdEa") | {"--arg-file", "--delimiter", "--max-args",
+                                     "--max-procs", "--max-chars", "--replace", "--eof"},
+    "chroot": frozenset() | {"--userspec", "--groups"},
+    "setsid": frozenset(), "nohup": frozenset(), "builtin": frozenset(), "command": frozenset(),
+    "caffeinate": frozenset("tw"), "unbuffer": frozenset(), "busybox": frozenset(),
+    "flock": frozenset("wEn") | {"--timeout", "--conflict-exit-code"},
+    "runuser": frozenset("ugG") | {"--user", "--group"},
+    "torsocks": frozenset(), "proxychains": frozenset("f"), "proxychains4": frozenset("f"),
+    "sg": frozenset(), "taskset": frozenset(), "chrt": frozenset(),
+}
+_SSH_OPTS = frozenset("BbcDEeFIiJLlmOoPpQRSWw")
+
+
+def basename(word: str) -> str:
+    return word.rsplit("/", 1)[-1]
+
+
+def is_critical(path: str) -> bool:
+    """True for /, the home directory, a top-level system tree, or a glob over one of them."""
+    p = path.strip()
+    if not p or DYNAMIC in p:
+        return False
+    if p[0] == "~":
+        _, _, rest = p.partition("/")
+        return _rel_parts(rest) in ([], ["*"], [".*"])
+    if p[0] != "/":
+        return False
+    parts = _rel_parts(p)
+    if not parts:
+        return True
+    if len(parts) == 1:
+        return parts[0] in _SYSTEM or bool(_GLOB.search(parts[0]))
+    return len(parts) == 2 and (parts[0] in _SYSTEM or bool(_GLOB.search(parts[0]))) and \
+        bool(_GLOB.fullmatch(parts[1]) or parts[1] in ("*", ".*"))
+
+
+def _rel_parts(path: str) -> list[str]:
+    out: list[str] = []
+    for part in _MULTISLASH.sub("/", path).split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(part)
+    return out
+
+
+def is_block_device(path: str) -> bool:
+    p = _MULTISLASH.sub("/", path.strip())
+    return p.startswith("/dev/") and len(p) > 5 and not _SAFE_DEVICES.match(p)
+
+
+def _short_flags(args: list[str]) -> tuple[str, set[str]]:
+    """Letters of every -abc cluster and the set of --long options, up to a bare ``--``."""
+    letters, longs = [], set()
+    for a in args:
+        if a == "--":
+            break
+        if a.startswith("--"):
+            longs.add(a.split("=", 1)[0])
+        elif a.startswith("-") and len(a) > 1:
+            letters.append(a[1:])
+    return "".join(letters), longs
+
+
+def _operands(args: list[str]) -> list[str]:
+    out, after = [], False
+    for a in args:
+        if after or not a.startswith("-") or a == "-":
+            out.append(a)
+        elif a == "--":
+            after = True
+    return out
+
+
+def _world_mode(mode: str) -> bool:
+    if mode.isdigit():
+        return len(mode) >= 3 and (int(mode[-1]) & 2 == 2 or set(mode) == {"0"})
+    for clause in mode.split(","):
+        m = re.fullmatch(r"([ugoa]*)([-+=])([rwxXst]*)", clause)
+        if m and ("o" in m[1] or "a" in m[1] or not m[1]) and m[2] != "-" and "w" in m[3]:
+            return True
+    return False
+
+
+def _unwrap(name: str, argv: list[str], i: int) -> int | None:
+    """Index of the wrapped command in ``argv`` (the wrapper is at ``i``), or None."""
+    opts = _WRAPPER_OPTS[name]
+    j = i + 1
+    if name == "timeout" or name == "taskset" or name == "chrt" or name == "sg":
+        need_positional = 1
+    elif name == "chroot" or name == "flock":
+        need_positional = 1
+    else:
+        need_positional = 0
+    while j < len(argv):
+        a = argv[j]
+        if a == "--":
+            j += 1
+            break
+        if a.startswith("--"):
+            j += 2 if a in opts else 1
+            continue
+        if a.startswith("-") and len(a) > 1 and not (name == "nice" and a[1:].isdigit()):
+            k = next((n for n, c in enumerate(a[1:], 1) if c in opts), None)
+            j += 2 if k is not None and k == len(a) - 1 else 1
+            continue
+        if name == "nice" and a.startswith("-"):
+            j += 1
+            continue
+        if "=" in a and name in ("env", "sudo", "doas") and not a.startswith("="):
+            j += 1
+            continue
+        if need_positional:
+            need_positional -= 1
+            j += 1
+            continue
+        break
+    return j if j < len(argv) else None
+
+
+def judge_argv(argv: list[str], dls: list[bool], judge_text: Callable[[str], None],
+               judge_sql: Callable[[str], None]) -> Cmd:
+    """Raise Dangerous if ``argv`` (with per-word "runs a download" flags) is dangerous."""
+    i = 0
+    while i < len(argv):
+        name = basename(argv[i])
+        args = argv[i + 1:]
+        if name in ("sudo", "doas") and any(a in ("-s", "-i") for a in args) and \
+                _unwrap(name, argv, i) is None:
+            return Cmd(argv[i:], stdin_code="sh")
+        if name == "env" and "-S" in args or any(a.startswith("--split-string") for a in args):
+            for k, a in enumerate(args):
+                if a == "-S" and k + 1 < len(args):
+                    judge_text(args[k + 1])
+                elif a.startswith("--split-string="):
+                    judge_text(a.split("=", 1)[1])
+        if name == "xargs":
+            j = _unwrap(name, argv, i)
+            if j is None:
+                return Cmd(argv[i:], emits=None)
+            inner = judge_argv(argv[j:], dls[j:], judge_text, judge_sql)
+            inner.xargs = argv[j:]
+            return inner
+        if name in _WRAPPER_OPTS:
+            j = _unwrap(name, argv, i)
+            if name == "command" and any(a in ("-v", "-V") for a in args[:2]):
+                return Cmd(argv[i:])
+            if j is None:
+                return Cmd(argv[i:])
+            if name == "busybox" and basename(argv[j]) == "sh":
+                pass
+            i = j
+            continue
+        return _judge_command(name, argv[i:], dls[i:], judge_text, judge_sql)
+    return Cmd(argv[i:])
+
+
+def _judge_command(name: str, argv: list[str], dls: list[bool],
+                   judge_text: Callable[[str], None], judge_sql: Callable[[str], None]) -> Cmd:
+    args = argv[1:]
+    if name == "rm":
+        letters, longs = _short_flags(args)
+        if "--no-preserve-root" in longs:
+            raise Dangerous
+        if ("r" in letters or "R" in letters or "--recursive" in longs) and \
+                any(is_critical(t) for t in _operands(args)):
+            raise Dangerous
+        return Cmd(argv)
+    if name in ("chmod", "chown", "chgrp"):
+        letters, longs = _short_flags(args)
+        ops = _operands(args)
+        if ("R" in letters or "--recursive" in longs) and len(ops) >= 2 and \
+                (name != "chmod" or _world_mode(ops[0])) and any(is_critical(t) for t in ops[1:]):
+            raise Dangerous
+        return Cmd(argv)
+    if name == "find":
+        _judge_find(args, judge_text, judge_sql)
+        return Cmd(argv)
+    if name == "dd":
+        if any(a.startswith("of=") and is_block_device(a[3:]) for a in args):
+            raise Dangerous
+        return Cmd(argv)
+    if name.startswith("mkfs") or name in ("mke2fs", "mkswap", "shred", "wipefs", "blkdiscard",
+                                            "sfdisk", "sgdisk", "fdisk", "parted", "cp", "tee",
+                                            "badblocks"):
+        if name in ("fdisk", "parted") and any(a in ("-l", "--list") for a in args):
+            return Cmd(argv)
+        if name == "badblocks" and "-w" not in args:
+            return Cmd(argv)
+        if any(is_block_device(a) for a in _operands(args)):
+            raise Dangerous
+        return Cmd(argv)
+    if name == "eval":
+        judge_text(" ".join(args))
+        if any(dls[1:]):
+            raise Dangerous
+        return Cmd(argv, stdin_code=None)
+    if name in ("source", "."):
+        ops = _operands(args)
+        if any(dls[1:]):
+            raise Dangerous
+        if not ops or ops[0] in _STDIN_NAMES:
+            return Cmd(argv, stdin_code="sh")
+        return Cmd(argv)
+    if name in _SHELLS or name == "su":
+        return _judge_shell(name, argv, dls, judge_text)
+    if _INTERPRETER.fullmatch(name):
+        return _judge_interpreter(argv, dls, judge_text)
+    if name == "ssh":
+        return _judge_ssh(args, judge_text)
+    if name in ("watch",):
+        ops = [a for a in args if not a.startswith("-")]
+        if ops:
+            judge_text(" ".join(ops))
+        return Cmd(argv)
+    if name in _SQL_CLIENTS:
+        return _judge_sql_client(name, argv, judge_sql)
+    if name in _DOWNLOADERS:
+        return Cmd(argv, download=True)
+    if name in ("base64", "xxd", "openssl", "uudecode", "gunzip", "zcat", "gzip"):
+        decode = (name == "base64" and any(a in ("-d", "--decode", "-D") for a in args)) or \
+                 (name == "xxd" and "-r" in args) or name == "uudecode" or \
+                 (name == "openssl" and "-d" in args)
+        return Cmd(argv, decoder=decode)
+    if name in ("echo", "printf"):
+        return Cmd(argv, emits=" ".join(a for a in args if not a.startswith("-")))
+    if DYNAMIC in argv[0]:  # command name only known at run time: judge it as rm would be
+        letters, longs = _short_flags(args)
+        if ("r" in letters or "R" in letters) and any(is_critical(t) for t in _operands(args)):
+            raise Dangerous
+    return Cmd(argv)
+
+
+def _judge_find(args: list[str], judge_text: Callable[[str], None],
+                judge_sql: Callable[[str], None]) -> None:
+    paths = []
+    k = 0
+    while k < len(args) and args[k] in ("-H", "-L", "-P") or (k < len(args) and
+                                                                args[k].startswith("-O")):
+        k += 1
+    while k < len(args) and not args[k].startswith("-") and args[k] not in ("(", "!"):
+        paths.append(args[k])
+        k += 1
+    critical = any(is_critical(p) for p in paths)
+    expr = args[k:]
+    for n, a in enumerate(expr):
+        if a == "-delete" and critical:
+            raise Dangerous
+        if a in ("-exec", "-execdir", "-ok", "-okdir") and n + 1 < len(expr):
+            end = next((m for m in range(n + 1, len(expr)) if expr[m] in (";", "+")), len(expr))
+            inner = expr[n + 1:end]
+            if critical and basename(inner[0]) in ("rm", "shred", "unlink", "chmod", "chown",
+                                                   "chgrp", "mv", "truncate", "wipe"):
+                raise Dangerous
+            judge_argv(inner, [False] * len(inner), judge_text, judge_sql)
+
+
+def _judge_shell(name: str, argv: list[str], dls: list[bool],
+                 judge_text: Callable[[str], None]) -> Cmd:
+    args = argv[1:]
+    k = 0
+    command_string = stdin = False
+    while k < len(args):
+        a = args[k]
+        if a == "--" or a == "-":
+            k += 1
+            break
+        if a.startswith("--"):
+            if a.startswith("--command="):
+                judge_text(a.split("=", 1)[1])
+                return Cmd(argv)
+            if a == "--command":
+                command_string = True
+            k += 2 if a in ("--rcfile", "--init-file") else 1
+            continue
+        if a[:1] in ("-", "+") and len(a) > 1:
+            command_string |= "c" in a[1:]
+            stdin |= "s" in a[1:] and name != "su"
+            k += 2 if a[-1] in "oO" or (name == "su" and a[-1] in "sgGw") else 1
+            continue
+        if name == "su" and not command_string:  # the user name
+            k += 1
+            continue
+        break
+    if any(dls[1:]):
+        raise Dangerous
+    rest = args[k:]
+    if command_string:
+        if rest:
+            judge_text(rest[0])
+        return Cmd(argv)
+    if stdin or not rest or rest[0] in _STDIN_NAMES:
+        return Cmd(argv, stdin_code="sh" if name != "su" or not rest else None)
+    return Cmd(argv)
+
+
+_LITERAL = re.compile(r"""'((?:[^'\\\n]|\\.)*)'|"((?:[^"\\\n]|\\.)*)"|`([^`]*)`""")
+
+
+def _judge_interpreter(argv: list[str], dls: list[bool], judge_text: Callable[[str], None]) -> Cmd:
+    args = argv[1:]
+    if any(dls[1:]):
+        raise Dangerous
+    for k, a in enumerate(args):
+        if a in ("-c", "-e", "-E", "-r", "--eval", "-p", "--print") and k + 1 < len(args):
+            for m in _LITERAL.finditer(args[k + 1]):  # system("rm -rf /"), os.system('...')
+                judge_text(m[1] or m[2] or m[3] or "")
+            return Cmd(argv)
+        if not a.startswith("-") or a in _STDIN_NAMES:
+            return Cmd(argv, stdin_code="code" if a in _STDIN_NAMES else None)
+    return Cmd(argv, stdin_code="code")
+
+
+def _judge_ssh(args: list[str], judge_text: Callable[[str], None]) -> Cmd:
+    k = 0
+    while k < len(args) and args[k].startswith("-"):
+        k += 2 if args[k][-1] in _SSH_OPTS and len(args[k]) == 2 else 1
+    if k + 1 < len(args):
+        judge_text(" ".join(args[k + 1:]))
+    return Cmd(["ssh", *args])
+
+
+def _judge_sql_client(name: str, argv: list[str], judge_sql: Callable[[str], None]) -> Cmd:
+    args = argv[1:]
+    flag = {"psql": ("-c", "--command"), "mysql": ("-e", "--execute"),
+            "mariadb": ("-e", "--execute")}.get(name, ("-cmd", "-c"))
+    found = False
+    for k, a in enumerate(args):
+        if a in flag and k + 1 < len(args):
+            judge_sql(args[k + 1])
+            found = True
+        elif a.startswith(flag[1] + "="):
+            judge_sql(a.split("=", 1)[1])
+            found = True
+        elif a.startswith(flag[0]) and len(a) > len(flag[0]) and name != "sqlite3":
+            judge_sql(a[len(flag[0]):])
+            found = True
+        elif a in ("-f", "--file"):
+            found = True
+    if name in ("sqlite3", "sqlite", "duckdb"):
+        ops = [a for a in args if not a.startswith("-")]
+        for sql in ops[1:]:
+            judge_sql(sql)
+            found = True
+    return Cmd(argv, stdin_code=None if found else "sql")
