@@ -32,9 +32,9 @@ import json
 import re
 from typing import Any
 
-from .sql_lex import normalise_dialect, split_statements
+from .sql_lex import candidate_statements, normalise_dialect
 
-PARSE_BUDGET = 256 * 1024
+PARSE_BUDGET = 128 * 1024
 MAX_PARSES = 2000
 DECODE_BUDGET = 512 * 1024
 _MAX_DEPTH = 4  # nesting of function bodies / DO blocks / EXECUTE strings judged recursively
@@ -42,13 +42,14 @@ _MAX_DEPTH = 4  # nesting of function bodies / DO blocks / EXECUTE strings judge
 _KEYWORDS = ("drop", "truncate", "delete", "update", "alter")
 _DECODER = json.JSONDecoder()
 
-# Keys in the JSON parse tree. A key is always written `"Name":{`; inside a JSON string every
-# quote is escaped, so these patterns cannot match text taken from the input.
-_ALWAYS = re.compile(
-    r'"(?:Drop[A-Za-z]*Stmt|TruncateStmt)":\{'
-    r'|"AlterTableCmd":\{"subtype":"AT_Drop(?:Column|Constraint)"')
-_NEEDS_LOOK = ("\"DeleteStmt\":{", "\"UpdateStmt\":{", "\"MergeStmt\":{", "\"DoStmt\":{",
-               "\"CreateFunctionStmt\":{", "\"ExplainStmt\":{")
+# Keys in the JSON parse tree. A node is always written `{"Name":{`; inside a JSON string
+# every quote is escaped, so these substrings cannot come from text in the input. Node names
+# are capitalised and field names are not, so `{"Drop` is exactly the DROP statements.
+_ALWAYS = ('{"Drop', '{"TruncateStmt":{', '"subtype":"AT_DropColumn"',
+           '"subtype":"AT_DropConstraint"')
+_DML = ('{"DeleteStmt":{', '{"UpdateStmt":{')
+_SPECIAL = ('{"MergeStmt":{', '{"DoStmt":{', '{"CreateFunctionStmt":{')
+_NEEDS_LOOK = _DML + _SPECIAL
 
 # Bulk recognition of the everyday safe form: UPDATE/DELETE of a plain table whose WHERE is
 # `column op constant` (or an AND whose first term is): such a WHERE can never be always true.
@@ -60,17 +61,18 @@ def _obj(depth: int) -> str:
     return r"\{(?:" + inner + r")*+\}"
 
 
-_OBJ = _obj(6)
-_COLUMN = r'\{"ColumnRef":\{"fields":\[\{"String":\{"sval":' + _STR + r'\}\}(?:,\{"String":\{"sval":' \
-    + _STR + r'\}\})*+\],"location":\d++\}\}'
+_OBJ = _obj(12)
+_NAME = r'\{"String":\{"sval":' + _STR + r"\}\}"
+_COLUMN = r'\{"ColumnRef":\{"fields":\[' + _NAME + "(?:," + _NAME + r')*+\],"location":\d++\}\}'
 _CONST = r'\{"(?:A_Const|ParamRef)":' + _obj(2) + r"\}"
-_COMPARE = (r'\{"A_Expr":\{"kind":"AEXPR_OP","name":\[\{"String":\{"sval":"(?:=|<>|!=|<|>|<=|>=)"\}\}\],'
+_COMPARE = (r'\{"A_Expr":\{"kind":"AEXPR_OP",'
+            r'"name":\[\{"String":\{"sval":"(?:=|<>|!=|<|>|<=|>=)"\}\}\],'
             r'"lexpr":' + _COLUMN + r',"rexpr":' + _CONST + r',"location":\d++\}\}')
 _SAFE_WHERE = r'"whereClause":(?:' + _COMPARE + r'|\{"BoolExpr":\{"boolop":"AND_EXPR","args":\[' \
     + _COMPARE + ")"
 _RELATION = r'"relation":' + _obj(2)
-_SAFE_DELETE = re.compile(r'"DeleteStmt":\{' + _RELATION + "," + _SAFE_WHERE)
-_SAFE_UPDATE = re.compile(r'"UpdateStmt":\{' + _RELATION + r',"targetList":\[' + _OBJ
+_SAFE_DELETE = re.compile(r'\{"DeleteStmt":\{' + _RELATION + "," + _SAFE_WHERE)
+_SAFE_UPDATE = re.compile(r'\{"UpdateStmt":\{' + _RELATION + r',"targetList":\[' + _OBJ
                           + r"(?:," + _OBJ + r")*+\]," + _SAFE_WHERE)
 
 
@@ -124,17 +126,24 @@ class _Judge:
             return False
         if depth > _MAX_DEPTH:
             raise _OverBudget
+        failed = over = False
         try:
             tree = self.parse(text)
+            failed = tree is None
         except _OverBudget:  # too much valid SQL to parse at once: judge statement by statement
-            tree = None
+            tree, over = None, True
         if tree is not None:
             return self.tree(tree, depth)
-        return any(self.statement(s, depth) for s in split_statements(text)
-                   if any(k in s.lower() for k in _KEYWORDS))
+        for sql in candidate_statements(text):
+            if over and len(sql) > PARSE_BUDGET - self.parsed:
+                raise _OverBudget  # the statement that made the whole text too big to parse
+            if any(k in sql.lower() for k in _KEYWORDS) and self.statement(
+                    sql, depth, known_bad=failed and len(sql) == len(text)):
+                return True
+        return False
 
-    def statement(self, sql: str, depth: int) -> bool:
-        tree = self.parse(sql)
+    def statement(self, sql: str, depth: int, known_bad: bool = False) -> bool:
+        tree = None if known_bad else self.parse(sql)
         if tree is None and "*/" in sql:  # a nested /* /* */ */ comment the splitter cut short
             tree = self.parse(sql[sql.rfind("*/") + 2:])
         if tree is None:
@@ -145,19 +154,15 @@ class _Judge:
 
     # -- parse tree ----------------------------------------------------------------------------
     def tree(self, tree: str, depth: int) -> bool:
-        if _ALWAYS.search(tree):
+        if any(k in tree for k in _ALWAYS):
             return True
-        if not any(k in tree for k in _NEEDS_LOOK):
+        special = any(k in tree for k in _SPECIAL)
+        dml = sum(tree.count(k) for k in _DML)
+        if not dml and not special:
             return False
-        if "\"DoStmt\":{" not in tree and "\"CreateFunctionStmt\":{" not in tree \
-                and "\"ExplainStmt\":{" not in tree and "\"MergeStmt\":{" not in tree:
-            dml = tree.count("\"DeleteStmt\":{") + tree.count("\"UpdateStmt\":{")
-            if len(_SAFE_DELETE.findall(tree)) + len(_SAFE_UPDATE.findall(tree)) == dml:
-                return False
-        for stmt in self.statements(tree):
-            if self.node(stmt, depth):
-                return True
-        return False
+        if not special and dml == len(_SAFE_DELETE.findall(tree)) + len(_SAFE_UPDATE.findall(tree)):
+            return False  # every DELETE/UPDATE has a `column op constant` WHERE
+        return any(self.node(stmt, depth) for stmt in self.statements(tree))
 
     def statements(self, tree: str) -> Any:
         """The top-level statements that need a closer look, decoded one at a time."""
@@ -183,7 +188,10 @@ class _Judge:
             if not isinstance(item, dict):
                 continue
             for key, value in item.items():
-                if not isinstance(value, (dict, list)):
+                if isinstance(value, list):
+                    stack.append(value)
+                    continue
+                if not isinstance(value, dict):
                     continue
                 if key == "ExplainStmt":
                     if _explain_runs(value):
@@ -306,6 +314,7 @@ def _merge_unbounded(merge: dict[str, Any]) -> bool:
 
 _TRUE_WHEN_EQUAL = {"=", "<=", ">=", "~~", "~~*"}  # x = x, x <= x, x LIKE x, ...
 _UNKNOWN = object()
+_BOOL_WORDS = {"t": True, "true": True, "f": False, "false": False}
 
 
 def _unbounded(where: Any) -> bool:
@@ -421,7 +430,7 @@ def _evaluate(expr: Any) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value != 0  # MySQL's WHERE 1
         if isinstance(value, str):
-            return {"t": True, "true": True, "f": False, "false": False}.get(value.lower(), _UNKNOWN)
+            return _BOOL_WORDS.get(value.lower(), _UNKNOWN)
         return value
     if kind == "BoolExpr":
         values = [_evaluate(a) for a in node.get("args") or []]
@@ -471,5 +480,5 @@ def is_destructive_sql(text: str) -> bool:
         return _Judge().text(text)
     except (_OverBudget, RecursionError, MemoryError):
         return True
-    except Exception:  # noqa: BLE001 - a detector must never raise; failing closed is the safe side
+    except Exception:
         return True

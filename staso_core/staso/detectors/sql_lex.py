@@ -10,22 +10,47 @@ regex engine never backtracks: time is linear in the input.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 _STRING = r"'[^']*+(?:''[^']*+)*+'?"
-_ESTRING = r"(?<![\w$])[eE]'[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'?"
 _IDENT = r'"[^"]*+(?:""[^"]*+)*+"?'
 _LINE_COMMENT = r"--[^\n]*+"
-_BLOCK_COMMENT = r"/\*[^*]*+(?:\*(?!/)[^*]*+)*+(?:\*/)?"
-_DOLLAR = r"(?<![\w$])\$(?P<tag>[A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*+)?\$(?:.*?\$(?P=tag)\$|.*+)"
-_FRAGMENT = re.compile(
-    r"(?:[^;'\"$/\-eE]++|" + "|".join(
-        (_ESTRING, _STRING, _IDENT, _LINE_COMMENT, _BLOCK_COMMENT, _DOLLAR)) + r"|[$/\-eE])++",
-    re.DOTALL)
 
 
-def split_statements(text: str) -> list[str]:
-    """The ``;``-separated statements of ``text``; a ``;`` inside a literal or comment does not cut."""
-    return [m.group(0) for m in _FRAGMENT.finditer(text)]
+def _block_comment(depth: int) -> str:
+    """A /* comment */, nested as PostgreSQL nests them (to ``depth`` levels), or unterminated."""
+    inner = r"[^*/]++|\*(?!/)|/(?!\*)" + ("|" + _block_comment(depth - 1) if depth else "")
+    return r"/\*(?:" + inner + r")*+(?:\*/)?"
+
+
+_BLOCK_COMMENT = _block_comment(4)
+_DOLLAR = (r"(?<![\w$])\$(?P<TAG>[A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*+)?\$"
+           r"(?:.*?\$(?P=TAG)\$|.*+)")
+
+
+def _body(tag: str) -> str:
+    """Text up to the ``;`` that ends a statement (``tag``: the dollar-quote group's name)."""
+    return r"(?:[^;'\"$/\-]++|" + "|".join(
+        (_STRING, _IDENT, _LINE_COMMENT, _BLOCK_COMMENT, _DOLLAR.replace("TAG", tag))
+    ) + r"|[$/\-])*+"
+
+
+_LEAD = r"(?:\s++|" + _LINE_COMMENT + "|" + _BLOCK_COMMENT + r"|\()*+"
+# Words a statement that can destroy data starts with (GO: T-SQL batches without semicolons).
+_START = (r"(?i:drop|truncate|delete|update|alter|with|explain|do|create|merge|copy|prepare|go)\b")
+# One match: any number of statements that cannot be destructive, then (group 1) one that may
+# be. The skipped statements are consumed inside the regex engine, never in a Python loop.
+_CANDIDATE = re.compile(r"(?:(?!" + _LEAD + _START + ")" + _body("skipped") + r"(?:;|\Z))*+"
+                        r"(?P<statement>" + _LEAD + _START + _body("tag") + ")?", re.DOTALL)
+
+
+def candidate_statements(text: str) -> Iterator[str]:
+    """The statements of ``text`` that start like one that can destroy data.
+
+    Statements are cut the way psql cuts them: a ``;`` inside a string, quoted identifier,
+    comment or dollar quote does not end one.
+    """
+    return (m["statement"] for m in _CANDIDATE.finditer(text) if m["statement"])
 
 
 # MySQL and T-SQL spellings that PostgreSQL's grammar rejects, rewritten to what it accepts.
@@ -33,8 +58,9 @@ def split_statements(text: str) -> list[str]:
 _BACKTICK = re.compile(r"`([^`\n]*+)`")
 _BRACKET = re.compile(r"\[([^\[\]\n]*+)\]")
 _TOP = re.compile(r"\btop\s*+(?:\(\s*+\d++\s*+\)|\d++)(?:\s*+percent\b)?", re.IGNORECASE)
-_MODIFIERS = re.compile(r"\b(delete|update)(?:\s++(?:low_priority|quick|ignore)\b)++", re.IGNORECASE)
-_DELETE_ALIAS = re.compile(r"\bdelete\s++(?!from\b)[\w\".]++\s++(?=from\b)", re.IGNORECASE)
+_MODIFIERS = re.compile(r"\b(delete|update)(?:\s++(?:low_priority|quick|ignore)\b)++",
+                        re.IGNORECASE)
+_DELETE_ALIAS = re.compile(r"^(\s*+delete)\s++(?!from\b)[\w\".]++\s++(?=from\b)", re.IGNORECASE)
 _DELETE_NO_FROM = re.compile(r"^(\s*+delete)\s++(?!from\b)", re.IGNORECASE)
 _LIMIT = re.compile(r"(?<!\s)\s++limit\s++\d++\s*+$", re.IGNORECASE)
 _ORDER_BY = re.compile(r"\border\s++by\b", re.IGNORECASE)
@@ -48,15 +74,24 @@ def _quote(m: re.Match[str]) -> str:
 
 def normalise_dialect(statement: str) -> str:
     """``statement`` with MySQL/T-SQL quoting, TOP, LIMIT, modifiers and GO in PostgreSQL form."""
-    s = _GO.sub(";", _HASH_COMMENT.sub("", statement))
-    s = _BRACKET.sub(_quote, _BACKTICK.sub(_quote, s))
-    s = _MODIFIERS.sub(r"\1", _TOP.sub("", s))
-    s = _DELETE_NO_FROM.sub(r"\1 from ", _DELETE_ALIAS.sub("delete ", s))
-    if re.match(r"\s*+(?:delete|update)\b", s, re.IGNORECASE):
+    s, low = statement, statement.lower()
+    if "#" in s:
+        s = _HASH_COMMENT.sub("", s)
+    if "go" in low:
+        s = _GO.sub(";", s)
+    if "`" in s:
+        s = _BACKTICK.sub(_quote, s)
+    if "[" in s:
+        s = _BRACKET.sub(_quote, s)
+    if "top" in low:
+        s = _TOP.sub("", s)
+    if "low_priority" in low or "quick" in low or "ignore" in low:
+        s = _MODIFIERS.sub(r"\1", s)
+    if re.match(r"\s*+delete\b", s, re.IGNORECASE):
+        s = _DELETE_NO_FROM.sub(r"\1 from ", _DELETE_ALIAS.sub(r"\1 ", s, count=1), count=1)
+    if "limit" in low and re.match(r"\s*+(?:delete|update)\b", s, re.IGNORECASE):
         s, limited = _LIMIT.subn("", s)
-        last = None
-        for last in _ORDER_BY.finditer(s):
-            pass
-        if limited and last and not any(c in s[last.end():] for c in "()'\""):
-            s = s[:last.start()]
+        orders = list(_ORDER_BY.finditer(s)) if limited else []
+        if orders and not any(c in s[orders[-1].end():] for c in "()'\""):
+            s = s[:orders[-1].start()]
     return s
