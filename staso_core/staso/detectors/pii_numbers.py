@@ -1,0 +1,152 @@
+"""Numbers that identify a person or an account: US SSNs, payment card numbers, IBANs.
+
+Each finder takes attacker-controlled text and yields (start, end) spans. A regular
+expression without nested quantifiers proposes candidates (bounded by non-alphanumerics, so
+a digit run inside a hex id or a UUID is never one); the checksum then decides. IBANs are
+confirmed by python-stdnum (imported on first use, so ``import staso`` stays cheap).
+
+Work is bounded: a finder checks at most ``MAX_CHECKS`` candidates per call. Past that the
+rest of the string, from the next candidate on, counts as one finding. A string crafted
+with hundreds of thousands of near-misses is treated as holding the data (redacted, never
+allowed by giving up), and no string can make the check slow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import cache
+
+MAX_CHECKS = 10_000
+
+# Area 000, 666 and 900-999, group 00 and serial 0000 were never issued.
+_SSN = re.compile(
+    r"(?<![\d-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d-])")
+
+
+def ssns(text: str) -> Iterator[tuple[int, int]]:
+    """US social security numbers written 123-45-6789 or 123 45 6789."""
+    return map(re.Match.span, _SSN.finditer(text))
+
+
+# --- payment cards ------------------------------------------------------------------------
+
+# A card number as people write it: 4-4-4-4 (optionally -3 more for 19-digit cards), Amex and
+# Diners 4-6-5 / 4-6-4, with one kind of separator (space, dash or dot) throughout, or one
+# block of digits. Not the fraction or integer part of a decimal number (0.4111111111111111).
+_CARD = re.compile(
+    r"(?<![0-9A-Za-z_])(?<!\d[.,])"
+    r"(?:[2-6]\d{3}([ .-])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?"
+    r"|3\d{3}([ .-])\d{6}\2\d{4,5}"
+    r"|[2-6]\d{12,18})"
+    r"(?![0-9A-Za-z_])(?![.,]\d)")
+_SEPARATORS = str.maketrans("", "", " .-")
+_DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, less 9 when over 9
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn check (as ``stdnum.luhn.is_valid``; the tests compare the two) with the digit
+    sums done in C: crafted input asks for it ten thousand times."""
+    kept, doubled = digits[-1::-2], digits[-2::-2].translate(_DOUBLED)
+    return (sum(kept.encode()) + sum(doubled.encode()) - 48 * len(digits)) % 10 == 0
+
+
+def _issued(digits: str) -> bool:
+    """True when the number starts with a card network's issuer prefix and has one of that
+    network's lengths (Visa, Mastercard, Amex, Discover, UnionPay, JCB, Diners, Mir,
+    Maestro): a Luhn-valid timestamp or database id usually does not."""
+    n, p2, p3, p4 = len(digits), int(digits[:2]), int(digits[:3]), int(digits[:4])
+    if digits[0] == "4":
+        return n in (13, 16, 19)
+    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:
+        return n == 16
+    if p2 in (34, 37):
+        return n == 15
+    if 300 <= p3 <= 305 or p2 in (36, 38, 39) or p4 == 3095:
+        return 14 <= n <= 19
+    if 3528 <= p4 <= 3589 or 2200 <= p4 <= 2204:
+        return 16 <= n <= 19
+    if digits[0] == "6" or p2 in (50, 56, 57, 58):
+        return 12 <= n <= 19
+    return False
+
+
+def _card_ok(digits: str) -> bool:
+    return _issued(digits) and luhn_ok(digits) and digits.count(digits[0]) != len(digits)
+
+
+def cards(text: str) -> Iterator[tuple[int, int]]:
+    """Payment card numbers that pass the issuer-prefix and Luhn checks. A candidate that
+    fails is searched again from its next character, so a card right after other digit
+    groups (an SSN, an order number) is still found."""
+    pos, checks, search = 0, 0, _CARD.search
+    while (m := search(text, pos)) is not None:
+        checks += 1
+        if checks > MAX_CHECKS:
+            yield m.start(), len(text)
+            return
+        digits = m.group().translate(_SEPARATORS)
+        if _card_ok(digits) or (len(digits) == 19 and m.group(1) and _card_ok(digits[:16])):
+            yield m.span()
+            pos = m.end()
+        else:
+            pos = m.start() + 1
+
+
+# --- IBANs --------------------------------------------------------------------------------
+
+# Country code, check digits, then the account part in groups of four or as one block.
+_IBAN = re.compile(r"(?<![0-9A-Za-z])[A-Z]{2}\d{2}[ 0-9A-Z]{11,41}")
+_ALNUM = re.compile(r"[0-9A-Za-z]")
+_LETTER_VALUES = str.maketrans({chr(c): str(c - 55) for c in range(65, 91)})
+
+
+@cache
+def _iban_lengths() -> dict[str, int]:
+    """IBAN length per country, from python-stdnum's copy of the SWIFT IBAN registry."""
+    from stdnum import numdb
+
+    struct = re.compile(r"(\d+)!")
+    return {low: 4 + sum(int(n) for n in struct.findall(props.get("bban", "")))
+            for _, low, _, props, _ in numdb.get("iban").prefixes}
+
+
+def _iban_valid(compact: str) -> bool:
+    """ISO 7064 mod 97-10 in one big-integer step, then python-stdnum's full check (registry
+    structure and national check digits) for the ones that pass."""
+    if int((compact[4:] + compact[:4]).translate(_LETTER_VALUES)) % 97 != 1:
+        return False
+    from stdnum import iban
+
+    return bool(iban.is_valid(compact))
+
+
+def ibans(text: str) -> Iterator[tuple[int, int]]:
+    """IBANs written in groups of four (``DE89 3704 0044 0532 0130 00``) or as one block
+    (``GB82WEST12345698765432``), for every country in the registry."""
+    lengths = None
+    pos, checks, search = 0, 0, _IBAN.search
+    while (m := search(text, pos)) is not None:
+        checks += 1
+        if checks > MAX_CHECKS:
+            yield m.start(), len(text)
+            return
+        lengths = lengths or _iban_lengths()
+        cand = m.group()
+        want = lengths.get(cand[:2], 0)
+        compact = cand.replace(" ", "")[:want]
+        end = 0
+        if want and len(compact) == want:
+            # Printed as one block or in groups of four; the number must end the token.
+            grouped = " ".join(compact[i:i + 4] for i in range(0, want, 4))
+            for form in (compact, grouped):
+                if cand.startswith(form):
+                    end = m.start() + len(form)
+                    break
+            if end < len(text) and _ALNUM.match(text, end):
+                end = 0
+        if end and _iban_valid(compact):
+            yield m.start(), end
+            pos = end
+        else:
+            pos = m.start() + 1
