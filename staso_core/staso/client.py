@@ -48,13 +48,17 @@ def _build_transport(settings: Settings) -> Transport:
     pm = make_plugin_manager(settings.plugins)
     policy = load_any_policy(settings.policy, pm)
     store = Store(sqlite_url(settings.home))
-    return EmbeddedTransport(DecisionService(store, policy, pm))
+    return EmbeddedTransport(DecisionService(store, policy, pm),
+                             workers=settings.eval_workers)
 
 
 class Client:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.resolve()
         self.transport = _build_transport(self.settings)
+        # an embedded transport uses the input's size (known here) to choose inline or a
+        # worker thread; a remote one only takes the request
+        self._sized = bool(getattr(self.transport, "takes_size", False))
         self._closed = False
         self._lock = threading.Lock()
         atexit.register(self.shutdown)
@@ -101,8 +105,8 @@ class Client:
 
     # -- the flow -------------------------------------------------------------------------
     @staticmethod
-    def _flow(request: GuardRequest, deadline: float, poll: float) -> Flow:
-        result = yield ("decide", request)
+    def _flow(request: GuardRequest, deadline: float, poll: float, size: int) -> Flow:
+        result = yield ("decide", request, size)
         if result.action != "escalate" or not request.wait:
             return result, False
         yield ("finish", request, result, False)  # the pending decision is logged at once
@@ -110,12 +114,16 @@ class Client:
         return result, True
 
     def _step(self, op: tuple[Any, ...]) -> Any:
+        if op[0] == "decide" and not self._sized:
+            op = op[:2]
         return getattr(self.transport, op[0])(*op[1:])
 
     async def _astep(self, op: tuple[Any, ...]) -> Any:
         name = _ASYNC_STEPS.get(op[0])
         if name is None:
             return self._step(op)
+        if op[0] == "decide" and not self._sized:
+            op = op[:2]
         return await getattr(self.transport, name)(*op[1:])
 
     def _prepare(self, tool_name: str, tool_input: Any, context: dict[str, Any] | None,
@@ -136,7 +144,7 @@ class Client:
             truncated = replace(request, tool_input={"_truncated": f"{size} bytes"})
             return truncated, self._too_large(request, size), None
         deadline = time.time() + escalation_timeout
-        return request, None, self._flow(request, deadline, poll)
+        return request, None, self._flow(request, deadline, poll, size)
 
     def _complete(self, request: GuardRequest, result: GuardResult, logged: bool,
                   started: float) -> GuardResult:

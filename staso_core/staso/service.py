@@ -29,6 +29,7 @@ from .models import (
     RuleResult,
     results_json,
 )
+from .plugins import BUILTIN_PLUGINS
 from .policy import Engine, Policy, load_policy, load_policy_text
 from .policy.model import RulePack
 from .resolution import result_from_escalation
@@ -46,6 +47,17 @@ def collect_packs(pm: pluggy.PluginManager) -> dict[str, RulePack]:
 
 def collect_functions(pm: pluggy.PluginManager) -> dict[str, Callable[..., Any]]:
     return {k: v for funcs in pm.hook.staso_cel_functions() for k, v in (funcs or {}).items()}
+
+
+def runs_foreign_code(pm: pluggy.PluginManager) -> bool:
+    """Whether evaluation calls code staso does not ship (a plugin's CEL functions,
+    ``staso_before_guard`` or ``staso_evaluate``). Its cost is unknown, so such a call is
+    never evaluated on a thread that must stay responsive."""
+    hooks = pm.hook
+    return any(impl.plugin_name not in BUILTIN_PLUGINS
+               for hook in (hooks.staso_cel_functions, hooks.staso_before_guard,
+                            hooks.staso_evaluate)
+               for impl in hook.get_hookimpls())
 
 
 def load_any_policy(policy: Any, pm: pluggy.PluginManager, **kwargs: Any) -> Policy:
@@ -102,6 +114,13 @@ class DecisionService:
             else None
         self._after = hooks.staso_after_guard if hooks.staso_after_guard.get_hookimpls() else None
         self._evaluate = hooks.staso_evaluate if hooks.staso_evaluate.get_hookimpls() else None
+        self.foreign_code = runs_foreign_code(pm)
+
+    def may_evaluate_inline(self, size: int, limit: int) -> bool:
+        """Whether a call of ``size`` bytes of JSON is cheap enough to evaluate on a thread
+        that must stay responsive: staso's own detectors are linear in their input, so a
+        small input bounds their time; foreign code has no such bound."""
+        return size <= limit and not self.foreign_code
 
     # -- deciding -----------------------------------------------------------------------
     def evaluate(self, request: GuardRequest) -> GuardResult:

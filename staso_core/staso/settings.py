@@ -28,6 +28,20 @@ def _env_float(name: str, default: float) -> float:
         raise StasoError(f"{name}={value!r} is not a number of seconds") from None
 
 
+def env_int(name: str, default: int, minimum: int = 1) -> int:
+    """A whole number (at least ``minimum``) from the environment, or ``default``."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise StasoError(f"{name}={value!r} is not a whole number") from None
+    if number < minimum:
+        raise StasoError(f"{name}={value!r} must be at least {minimum}")
+    return number
+
+
 def default_home() -> Path:
     """Where the embedded store lives: ``STASO_HOME``, else ``~/.staso``."""
     return Path(os.environ.get("STASO_HOME") or "~/.staso").expanduser()
@@ -46,6 +60,7 @@ class Settings:
     enabled: bool = True
     plugins: tuple[Any, ...] = ()
     max_input_bytes: int = 1024 * 1024
+    eval_workers: int = 4  # embedded: threads that evaluate large inputs under a timeout
 
     @property
     def remote(self) -> bool:
@@ -79,4 +94,5 @@ class Settings:
             else _env_float("STASO_GUARD_TIMEOUT", 10.0),
             enabled=env.get("STASO_GUARD_ENABLED", "").strip().lower() != "false",
             plugins=tuple(plugins),
+            eval_workers=env_int("STASO_EVAL_WORKERS", 4),
         )

@@ -77,7 +77,11 @@ async def guard(request: Request) -> Response:
     service = state.service
     result = service.recent(call.decision_id)
     if result is None:
-        result = service.evaluate(call)
+        if service.may_evaluate_inline(size, state.config.inline_eval_bytes):
+            result = service.evaluate(call)
+        else:  # off the event loop: a slow evaluation delays no one else
+            result = await asyncio.get_running_loop().run_in_executor(
+                state.evaluator, service.evaluate, call)
         if result.action == "escalate":
             result = await asyncio.to_thread(service.escalate, call, result)
         elapsed = time.perf_counter() - started

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from ..errors import StasoError
 from ..plugins import make_plugin_manager
 from ..policy import Policy, load_policy_text
 from ..service import DEFAULT_POLICY, DecisionService, collect_functions, collect_packs
+from ..settings import env_int
 from ..store import Store
 from ..store.keys import ApiKey, find_key
 from ..store.policies import latest_policy, latest_version, save_policy
@@ -21,6 +24,24 @@ from .guesses import GuessLimiter
 from .metrics import Metrics
 
 log = logging.getLogger("staso.server")
+
+
+# Why 8 evaluation threads: evaluation is CPU work under one GIL, so threads add no
+# throughput; what they buy is room. A slow evaluation (a crafted input, a slow plugin)
+# holds its thread until it finishes, and every other call queues behind the busy ones.
+# Eight leaves a free thread for ordinary calls while up to seven slow ones are in flight,
+# for a few MB of idle stacks. STASO_EVAL_WORKERS changes it.
+DEFAULT_EVAL_WORKERS = 8
+# Inputs up to this many bytes of JSON are evaluated on the event loop itself: the hop to
+# a worker thread cost ~15 % of decisions/s (measured with benchmarks/server.py), and the
+# built-in detectors are linear, so a few KB take well under a millisecond. A policy that
+# calls code staso does not ship (a plugin's CEL function or staso_evaluate) is never
+# evaluated on the loop, whatever the size: its cost is unknown.
+DEFAULT_INLINE_BYTES = 4096
+# A worker thread running pure Python gives up the GIL every switch interval when another
+# thread asks for it; the default 5 ms, paid several times per request by the event loop
+# while slow evaluations run, would put other agents' answers near 50 ms.
+SWITCH_INTERVAL = 0.001
 
 
 @dataclass
@@ -33,6 +54,10 @@ class ServerConfig:
     key_guess_limit: int = 20  # wrong keys per client address in any key_guess_window
     key_guess_window: float = 60.0
     long_poll_limit: float = 60.0
+    eval_workers: int = field(default_factory=lambda: env_int("STASO_EVAL_WORKERS",
+                                                               DEFAULT_EVAL_WORKERS))
+    inline_eval_bytes: int = field(default_factory=lambda: env_int("STASO_INLINE_EVAL_BYTES",
+                                                                    DEFAULT_INLINE_BYTES, 0))
     plugins: tuple[Any, ...] = field(default_factory=tuple)
 
 
@@ -73,6 +98,12 @@ class ServerState:
         self.keys = KeyCache(self.store, config.key_cache_seconds,
                              GuessLimiter(config.key_guess_limit, config.key_guess_window))
         self.metrics = Metrics()
+        if config.eval_workers < 1:
+            raise StasoError(f"eval_workers must be at least 1, not {config.eval_workers}")
+        # policy evaluation only: database reads use asyncio's default pool, so a pool full
+        # of slow evaluations never delays /healthz, long-polls or approvals
+        self.evaluator = ThreadPoolExecutor(config.eval_workers,
+                                            thread_name_prefix="staso-eval")
         self._refresher: asyncio.Task[None] | None = None
 
     # -- policy versions ----------------------------------------------------------------
@@ -127,6 +158,7 @@ class ServerState:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_policy())
 
     async def stop(self) -> None:
@@ -134,4 +166,5 @@ class ServerState:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        self.evaluator.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(self.service.close)

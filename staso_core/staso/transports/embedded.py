@@ -1,34 +1,122 @@
 """In-process transport: the decision service runs inside the agent, on a local SQLite file.
 
-Async methods evaluate policy inline (microseconds of CPU) and move every database touch
-to a worker thread, so the event loop is never blocked on disk.
+A small input on staso's own detectors is evaluated inline (tens of microseconds; a thread
+hop would double that). A large input, or a policy that calls plugin code, is evaluated on
+a few worker threads instead, so the caller can stop waiting at its ``timeout`` and an
+async caller's event loop keeps running meanwhile. Every database touch of an async call
+runs in a worker thread, so the event loop is never blocked on disk.
+
+A call that gives up at its timeout leaves nothing behind but the answer it was given: the
+escalation is stored only after the evaluation came back in time, so a late evaluation
+(which runs to its end in its thread; threads cannot be stopped) is discarded and never
+escalates, and the decision log records the failure decision the caller received.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from ..errors import GuardFailure
+from ..jsonutil import encoded_size
 from ..models import Escalation, GuardRequest, GuardResult
 from ..service import DecisionService
 
+log = logging.getLogger("staso")
+
+# Why 4 threads: each one can be held by a slow evaluation until it ends, so the pool
+# bounds the threads a flood of slow calls can occupy; calls beyond it wait in the queue
+# (a queued call whose caller timed out is cancelled, never run). Evaluation is CPU work
+# under one GIL, so more threads would not decide faster.
+DEFAULT_WORKERS = 4
+# Up to this many bytes of JSON, staso's own (linear) detectors take well under a
+# millisecond, far below any sensible timeout: evaluated on the caller's thread.
+DEFAULT_INLINE_BYTES = 4096
+
 
 class EmbeddedTransport:
-    def __init__(self, service: DecisionService) -> None:
+    takes_size = True  # the client passes the input's size to decide/adecide
+
+    def __init__(self, service: DecisionService, *, workers: int = DEFAULT_WORKERS,
+                 inline_bytes: int = DEFAULT_INLINE_BYTES) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
         self.service = service
+        self.workers, self.inline_bytes = workers, inline_bytes
+        self._pool: ThreadPoolExecutor | None = None  # started on first use
+        self._pool_lock = threading.Lock()
 
-    def decide(self, request: GuardRequest) -> GuardResult:
-        return self.service.decide(request)
-
-    async def adecide(self, request: GuardRequest) -> GuardResult:
+    # -- deciding -------------------------------------------------------------------------
+    def decide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
         previous = self.service.recent(request.decision_id)
         if previous is not None:
             return previous
-        result = self.service.evaluate(request)
+        if request.timeout is None or self._small(request, size):  # no deadline: no hop
+            result = self.service.evaluate(request)
+        else:
+            future = self._submit(request)
+            try:
+                result = future.result(request.timeout)
+            except TimeoutError:
+                if future.done():  # the evaluation itself raised TimeoutError
+                    raise
+                raise self._gave_up(request, future) from None
+        if result.action == "escalate":
+            result = self.service.escalate(request, result)
+        return result
+
+    async def adecide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
+        previous = self.service.recent(request.decision_id)
+        if previous is not None:
+            return previous
+        if self._small(request, size):
+            result = self.service.evaluate(request)
+        else:  # even without a deadline: the event loop must keep running meanwhile
+            future = self._submit(request)
+            try:
+                # wait_for cancels the wrapper on timeout, which cancels a queued evaluation
+                result = await asyncio.wait_for(asyncio.wrap_future(future), request.timeout)
+            except TimeoutError:
+                if future.done() and not future.cancelled():
+                    raise
+                raise self._gave_up(request, future) from None
         if result.action == "escalate":
             result = await asyncio.to_thread(self.service.escalate, request, result)
         return result
 
+    def _small(self, request: GuardRequest, size: int | None) -> bool:
+        """Cheap enough to evaluate on the caller's thread (or event loop)."""
+        if size is None:  # a step of the escalation flow: sized again
+            size = encoded_size(request.tool_input)
+            size = encoded_size(request.tool_input)
+        return self.service.may_evaluate_inline(size, self.inline_bytes)
+
+    def _submit(self, request: GuardRequest) -> Future[GuardResult]:
+        pool = self._pool
+        if pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.workers,
+                                                    thread_name_prefix="staso-eval")
+                pool = self._pool
+        return pool.submit(self.service.evaluate, request)
+
+    @staticmethod
+    def _gave_up(request: GuardRequest, future: Future[GuardResult]) -> GuardFailure:
+        if not future.cancel():  # running: let it finish, and drop what it returns
+            name = request.tool_name
+
+            def discard(done: Future[GuardResult]) -> None:
+                log.warning("staso: the evaluation of %r finished after its caller's "
+                            "timeout; its result was discarded", name)
+            future.add_done_callback(discard)
+        return GuardFailure(f"policy evaluation did not finish within the "
+                            f"{request.timeout:g} s timeout")
+
+    # -- the rest of the flow ---------------------------------------------------------------
     def wait(self, escalation_id: str, deadline: float, poll_interval: float) -> Escalation:
         return self.service.wait(escalation_id, deadline, poll_interval)
 
@@ -70,5 +158,6 @@ class EmbeddedTransport:
         self.service.log.flush()
 
     def close(self) -> None:
+        if self._pool is not None:  # a slow evaluation still running is not waited for
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self.service.close()
-

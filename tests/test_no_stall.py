@@ -1,0 +1,290 @@
+"""Nothing stalls: a slow evaluation delays no one else's answer, and a guard call with a
+timeout returns on time, failing per fail_closed.
+
+The slow evaluation comes from a plugin's CEL function that burns CPU in pure Python for a
+set time, so it stays slow whatever the detectors become. The bounds are generous (a busy
+2-core CI machine), but each is far below the slow calls' own duration, and each fast call
+is checked to have answered while the slow ones were still in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import staso as st
+from conftest import start_server, stop_server
+from servers import Server
+from tally import tally
+
+SLOW_SECONDS = 3.0  # how long each crafted request holds its evaluation thread
+FAST_BOUND = 0.75  # seconds: far below SLOW_SECONDS, far above the target 50 ms
+
+PLUGIN = '''
+import time
+
+import staso
+
+
+def slow(seconds):
+    """Burn CPU for ``seconds`` of wall time in pure Python, as a slow detector would."""
+    end = time.perf_counter() + float(seconds)
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return True
+
+
+@staso.hookimpl
+def staso_cel_functions():
+    return {"slow": slow}
+'''
+
+POLICY = """version: 1
+rules:
+  - name: slow_check
+    tools: [slow_tool]
+    when: slow(tool_input.seconds)
+    action: block
+    reason: crafted slow input
+  - use: builtin/destructive_sql
+"""
+
+
+def plugin_site(root: Path) -> Path:
+    """A directory that, on PYTHONPATH, installs the slow plugin through the ``staso``
+    entry-point group (as a pip-installed plugin would be)."""
+    site = root / "site"
+    info = site / "staso_slowplugin-0.1.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (site / "staso_slowplugin.py").write_text(PLUGIN)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: staso-slowplugin\n"
+                                   "Version: 0.1\n")
+    (info / "entry_points.txt").write_text("[staso]\nslowplugin = staso_slowplugin\n")
+    return site
+
+
+def slow_server(tmp: Path, workers: int | None = None) -> Iterator[Server]:
+    site = plugin_site(tmp)
+    policy = tmp / "staso.yaml"
+    policy.write_text(POLICY)
+    with pytest.MonkeyPatch.context() as mp:  # the server process (and keys CLI) see it
+        mp.setenv("PYTHONPATH", str(site))
+        if workers is not None:
+            mp.setenv("STASO_EVAL_WORKERS", str(workers))
+        server = start_server(tmp, "sqlite", policy)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def stall_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from slow_server(tmp_path_factory.mktemp("stall"))
+
+
+class SlowRequests:
+    """``count`` crafted guard requests sent at once, each from its own thread."""
+
+    def __init__(self, server: Server, count: int, seconds: float = SLOW_SECONDS) -> None:
+        self.results: list[dict[str, Any]] = []
+        self.finished: list[float] = []
+        self.threads = [threading.Thread(target=self._send, args=(server, seconds, i))
+                        for i in range(count)]
+        self.started = time.monotonic()
+        for t in self.threads:
+            t.start()
+        time.sleep(0.3)  # let them reach the server's evaluation threads
+
+    def _send(self, server: Server, seconds: float, i: int) -> None:
+        r = httpx.post(server.url + "/v1/guard", headers=server.headers("agent"), timeout=60,
+                       json={"tool_name": "slow_tool", "tool_input": {"seconds": seconds,
+                                                                       "n": i}})
+        self.finished.append(time.monotonic())
+        self.results.append(r.json())
+
+    def in_flight(self) -> bool:
+        return not self.finished
+
+    def join(self) -> None:
+        for t in self.threads:
+            t.join(60)
+
+
+def timed(func: Any) -> tuple[float, Any]:
+    t = time.perf_counter()
+    value = func()
+    return time.perf_counter() - t, value
+
+
+def test_slow_requests_delay_no_other_agent_nor_healthz(stall_server: Server) -> None:
+    agent = stall_server.agent_client("other-agent")
+    health = httpx.Client(base_url=stall_server.url, timeout=10)
+    try:
+        for _ in range(20):  # warm the connection and the key cache
+            agent.guard("refund", {"amount": 5})
+        slow = SlowRequests(stall_server, 4)
+        guard_times, health_times, answered_in_flight = [], [], 0
+        while len(guard_times) < 40 and slow.in_flight():
+            took, result = timed(lambda: agent.guard("run_sql", {"query": "DROP TABLE users"}))
+            assert result.action == "block" and result.rule_name != "staso/unavailable"
+            guard_times.append(took)
+            took, r = timed(lambda: health.get("/healthz"))
+            assert r.status_code == 200
+            health_times.append(took)
+            answered_in_flight += slow.in_flight()
+        still_in_flight = slow.in_flight()
+        slow.join()
+    finally:
+        agent.shutdown()
+        health.close()
+    slow_took = min(slow.finished) - slow.started
+    # the crafted requests really were slow, and really were evaluated
+    assert slow_took >= SLOW_SECONDS * 0.9
+    assert [r["rule_name"] for r in slow.results] == ["slow_check"] * 4
+    # the fast calls were answered while the slow ones ran, each far faster than them
+    assert still_in_flight and answered_in_flight == len(guard_times) >= 10
+    guard_p99 = statistics.quantiles(guard_times, n=100)[98]
+    health_p99 = statistics.quantiles(health_times, n=100)[98]
+    assert max(guard_times) < FAST_BOUND, guard_times
+    assert max(health_times) < FAST_BOUND, health_times
+    tally("stall: 4 slow requests in flight", sent=len(guard_times) + len(health_times) + 4,
+          answered=len(guard_times) + len(health_times),
+          guard_p99_ms=round(guard_p99 * 1000, 1), healthz_p99_ms=round(health_p99 * 1000, 1))
+
+
+def test_a_saturated_pool_keeps_healthz_answering(tmp_path: Path) -> None:
+    """With every evaluation thread busy, routes that evaluate nothing stay on time."""
+    for server in slow_server(tmp_path, workers=1):
+        slow = SlowRequests(server, 2)
+        times = []
+        while len(times) < 10 and slow.in_flight():
+            took, r = timed(lambda: httpx.get(server.url + "/healthz", timeout=10))
+            assert r.status_code == 200
+            times.append(took)
+            took, r = timed(lambda: server.request("GET", "/v1/policy"))
+            assert r.status_code == 200
+            times.append(took)
+        assert slow.in_flight()
+        slow.join()
+        # the second slow request waited for the only thread: the pool really was full
+        assert max(slow.finished) - slow.started >= 2 * SLOW_SECONDS * 0.9
+        assert len(times) == 10 and max(times) < FAST_BOUND, times
+
+
+# -- embedded --------------------------------------------------------------------------------
+EMBEDDED_POLICY = """version: 1
+rules:
+  - name: slow_review
+    tools: [slow_tool]
+    when: slow(tool_input.seconds)
+    action: escalate
+    reason: needs a person
+"""
+LATE = 1.5  # seconds the embedded slow evaluation takes: longer than every timeout below
+TIMEOUT = 0.3
+MARGIN = 0.5  # seconds a busy machine may add to a timeout
+
+
+class SlowPlugin:
+    @st.hookimpl
+    def staso_cel_functions(self) -> dict[str, Any]:
+        namespace: dict[str, Any] = {}
+        exec(textwrap.dedent(PLUGIN).replace("@staso.hookimpl", ""), namespace)  # noqa: S102
+        return {"slow": namespace["slow"]}
+
+
+@pytest.fixture
+def slow_embedded(tmp_path: Path) -> Iterator[st.Client]:
+    client = st.init(agent_name="a", home=tmp_path, policy=EMBEDDED_POLICY,
+                     plugins=[SlowPlugin()])
+    yield client
+    st.shutdown()
+
+
+def logged_row(client: st.Client, decision_id: str) -> dict[str, Any]:
+    client.flush()
+    rows = client.transport.service.store.list_decisions(limit=1000)  # type: ignore[attr-defined]
+    return next(r for r in rows if r["id"] == decision_id)
+
+
+def test_sync_guard_returns_at_its_timeout_failing_closed(slow_embedded: st.Client) -> None:
+    took, result = timed(lambda: st.guard("slow_tool", {"seconds": LATE}, timeout=TIMEOUT))
+    assert took < TIMEOUT + MARGIN
+    assert (result.action, result.rule_name) == ("block", "staso/unavailable")
+    assert "timeout" in result.reason and "failing closed" in result.reason
+    # the log records what the caller was told, and the late evaluation (an escalate)
+    # never stores an escalation nobody asked about
+    time.sleep(LATE + 0.3)
+    row = logged_row(slow_embedded, result.decision_id)
+    assert (row["action"], row["rule_name"]) == ("block", "staso/unavailable")
+    assert st.get_client().list_escalations() == []
+    # given time, the same call is decided by the policy
+    assert st.guard("slow_tool", {"seconds": 0.05}).action == "escalate"
+
+
+def test_sync_guard_timeout_fails_open_when_asked(slow_embedded: st.Client) -> None:
+    took, result = timed(lambda: st.guard("slow_tool", {"seconds": LATE}, timeout=TIMEOUT,
+                                          fail_closed=False))
+    assert took < TIMEOUT + MARGIN
+    assert result.action == "allow"
+    assert logged_row(slow_embedded, result.decision_id)["action"] == "allow"
+
+
+def test_aguard_times_out_and_never_holds_the_event_loop(slow_embedded: st.Client) -> None:
+    async def main() -> tuple[float, st.GuardResult, list[float]]:
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0.05)
+        t = time.perf_counter()
+        result = await st.aguard("slow_tool", {"seconds": LATE}, timeout=TIMEOUT)
+        took = time.perf_counter() - t
+        # no timeout given this time: the evaluation still runs off the loop
+        await st.aguard("slow_tool", {"seconds": 0.6}, timeout=None)
+        done.set()
+        await task
+        return took, result, gaps
+
+    took, result, gaps = asyncio.run(main())
+    assert took < TIMEOUT + MARGIN
+    assert result.action == "block" and "timeout" in result.reason
+    # the ticker kept its 10 ms rhythm through 0.9 s of slow evaluation
+    assert len(gaps) >= 15 and max(gaps) < 0.25, max(gaps)
+
+
+def test_a_flood_of_slow_calls_uses_a_bounded_number_of_threads(
+        slow_embedded: st.Client) -> None:
+    async def flood() -> list[tuple[float, st.GuardResult]]:
+        async def one(i: int) -> tuple[float, st.GuardResult]:
+            t = time.perf_counter()
+            r = await st.aguard("slow_tool", {"seconds": LATE, "i": i}, timeout=TIMEOUT)
+            return time.perf_counter() - t, r
+        return await asyncio.gather(*(one(i) for i in range(20)))
+
+    answers = asyncio.run(flood())
+    workers = slow_embedded.transport.workers  # type: ignore[attr-defined]
+    evaluating = [t for t in threading.enumerate() if t.name.startswith("staso-eval")]
+    assert len(evaluating) == workers  # 20 slow calls, only this many threads
+    assert all(took < TIMEOUT + MARGIN and r.action == "block" for took, r in answers)
+    time.sleep(LATE + 0.3)  # the few that ran finish; the queued ones were cancelled
+    assert st.get_client().list_escalations() == []
