@@ -18,7 +18,8 @@ DESTRUCTIVE = [
     "DELETE FROM users", "UPDATE accounts SET balance = 0", 'UPDATE "t" SET x=1',
     "ALTER TABLE users DROP COLUMN email", "ALTER TABLE t DROP CONSTRAINT c",
     # tautological WHERE, judged from the tree's constants
-    "DELETE FROM users WHERE 1=1", "DELETE FROM users WHERE TRUE", "DELETE FROM users WHERE 'a'='a'",
+    "DELETE FROM users WHERE 1=1", "DELETE FROM users WHERE TRUE",
+    "DELETE FROM users WHERE 'a'='a'",
     "DELETE FROM users WHERE id = id", "DELETE FROM users WHERE id = 5 OR 1 = 1",
     "UPDATE t SET a = 1 WHERE NOT FALSE", "DELETE FROM t WHERE 2 > 1",
     "DELETE FROM t WHERE '1'::int = 1", "DELETE FROM t WHERE name LIKE '%'",
@@ -132,7 +133,8 @@ CRAFTED = {
     "drop x;": _fill("drop x;"),
     "updates with where": _statements(lambda i: f"UPDATE t SET a=1 WHERE id={i}"),
     "explain deletes": _statements(lambda i: f"EXPLAIN DELETE FROM t WHERE id={i}"),
-    "one huge SET list": "UPDATE t SET " + ",".join(f"a{i}=1" for i in range(100_000)) + " WHERE id=1",
+    "one huge SET list": "UPDATE t SET " + ",".join(f"a{i}=1" for i in range(100_000))
+    + " WHERE id=1",
     "delete using many": "DELETE FROM t USING " + ",".join(f"t{i}" for i in range(150_000))
     + " WHERE t.id=1",
     "parens": "(" * (1 << 20),
