@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import json
 import string
+import time
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st_
 
-from staso.detectors import find_pii, is_dangerous_shell, is_destructive_sql, is_protected_path
+from staso.detectors import (
+    PII_DETECTORS,
+    find_pii,
+    has_pii,
+    is_dangerous_shell,
+    is_destructive_sql,
+    is_protected_path,
+)
 from staso.detectors.pii import redact_pii
 from staso.errors import PolicyError
 from staso.models import ACTIONS
@@ -94,3 +103,57 @@ def test_any_condition_compiles_or_names_its_problem(condition: str) -> None:
         return
     result = Engine(policy, FUNCTIONS).evaluate("t", {"amount": 5, "name": "x"}, {})
     assert result.action in ACTIONS
+
+
+# Issue 13: every detector answers any text without raising, in time linear in its length.
+DETECTOR_FUNCS: dict[str, Callable[[str], Any]] = {
+    "is_destructive_sql": is_destructive_sql, "is_dangerous_shell": is_dangerous_shell,
+    "is_protected_path": is_protected_path, "find_pii": find_pii,
+    "redact_pii": redact_pii,
+}
+
+
+def _one_pii_detector(name: str) -> Callable[[str], Any]:
+    return lambda text: has_pii(text, (name,))
+
+
+DETECTOR_FUNCS.update({f"has_pii[{name}]": _one_pii_detector(name) for name in PII_DETECTORS})
+hostile_units = st_.sampled_from([
+    ",a/", "curl ", "(", "$(", "`", "1 ", "1-", "a@", "%2F", "%25", "../", "-----BEGIN ",
+    "'", '"', "\\", "4242 ", "123-45-6789 ", "DE89 ", "AKIA", "sudo ", "DROP TABLE t; ",
+    "DELETE FROM t WHERE id IN (1, ", '{"q": "', "bash -c '"]) | st_.text(min_size=1, max_size=24)
+
+
+@FAST
+@given(st_.text(max_size=300))
+def test_every_detector_answers_any_text(text: str) -> None:
+    for name, detector in DETECTOR_FUNCS.items():
+        try:
+            detector(text)
+        except Exception as exc:  # the message names the detector and the input
+            raise AssertionError(f"{name} raised {exc!r} on {text!r}") from exc
+
+
+def _cpu_seconds(func: Any, text: str) -> float:
+    """Least process CPU time over three runs: a busy machine only ever adds time."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        func(text)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st_.lists(hostile_units, min_size=1, max_size=3))
+def test_detectors_run_in_linear_time(units: list[str]) -> None:
+    """The same text repeated k and 4k times (k making ~4,000 characters): 4x the input may
+    cost at most 12x the time plus 50 ms, generous for noise yet failed by anything quadratic."""
+    unit = "".join(units)
+    k = max(4000 // len(unit), 1)
+    small, large = unit * k, unit * (4 * k)
+    for name, detector in DETECTOR_FUNCS.items():
+        t_small, t_large = _cpu_seconds(detector, small), _cpu_seconds(detector, large)
+        assert t_large <= 12 * t_small + 0.05, (
+            f"{name}: {len(small):,} chars {t_small * 1000:.1f} ms, {len(large):,} chars "
+            f"{t_large * 1000:.1f} ms on {unit!r} repeated")
