@@ -89,7 +89,7 @@ def in_list(prefix: str, suffix: str) -> str:
 
 INPUTS: dict[str, Callable[[], str]] = {
     "semicolons ';'": lambda: fill(";"),
-    "pipes '| '": lambda: fill("| "),
+    "pipe signs + spaces": lambda: fill("| "),
     "ampersands '&& '": lambda: fill("&& "),
     "newlines": lambda: fill("\n"),
     "double quotes": lambda: fill('"'),
