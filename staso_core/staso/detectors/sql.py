@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from .sql_lex import candidate_statements, normalise_dialect
@@ -134,13 +135,23 @@ class _Judge:
             tree, over = None, True
         if tree is not None:
             return self.tree(tree, depth)
-        for sql in candidate_statements(text):
-            if over and len(sql) > PARSE_BUDGET - self.parsed:
-                raise _OverBudget  # the statement that made the whole text too big to parse
-            if any(k in sql.lower() for k in _KEYWORDS) and self.statement(
-                    sql, depth, known_bad=failed and len(sql) == len(text)):
-                return True
-        return False
+        candidates: Iterator[str] = (sql for sql in candidate_statements(text)
+                                     if any(k in sql.lower() for k in _KEYWORDS))
+        if over:
+            # Valid SQL too long to parse whole: parse the statements that may be destructive
+            # together, if they fit in the budget (else no verdict is possible: fail closed).
+            batch, size = [], 0
+            for sql in candidates:
+                size += len(sql) + 2
+                if size > PARSE_BUDGET - self.parsed:
+                    raise _OverBudget
+                batch.append(sql)
+            tree = self.parse(";\n".join(batch)) if batch else None
+            if tree is not None:
+                return self.tree(tree, depth)
+            candidates = iter(batch)
+        return any(self.statement(sql, depth, known_bad=failed and len(sql) == len(text))
+                   for sql in candidates)
 
     def statement(self, sql: str, depth: int, known_bad: bool = False) -> bool:
         tree = None if known_bad else self.parse(sql)
@@ -164,7 +175,7 @@ class _Judge:
             return False  # every DELETE/UPDATE has a `column op constant` WHERE
         return any(self.node(stmt, depth) for stmt in self.statements(tree))
 
-    def statements(self, tree: str) -> Any:
+    def statements(self, tree: str) -> Iterator[Any]:
         """The top-level statements that need a closer look, decoded one at a time."""
         pos = tree.find("{\"stmt\":")
         while pos >= 0:
