@@ -9,21 +9,30 @@ branch, a row-independent condition the detector cannot evaluate). Data-modifyin
 ``COPY (DELETE ...)``, rules, ``DO`` blocks and function bodies (SQL and PL/pgSQL, including
 ``EXECUTE 'DROP ...' || name``) are looked into.
 
-When the whole text does not parse, it is cut into statements the way psql sends them and
-each is parsed on its own; a statement that still fails is retried once with MySQL/T-SQL
-spellings (backticks, ``[brackets]``, ``TOP (n)``, ``LIMIT n``, ``GO``) rewritten.
+When the whole text does not parse, it is cut into statements the way psql sends them, and
+each statement that starts like one that can destroy data (DROP, TRUNCATE, DELETE, UPDATE,
+ALTER, WITH, EXPLAIN, DO, CREATE, MERGE, COPY, PREPARE, GO) is parsed on its own; one that
+still fails is retried once with MySQL/T-SQL spellings (backticks, ``[brackets]``,
+``TOP (n)``, ``LIMIT n``, ``GO``, ``#`` comments) rewritten. The verdict is always the parser's.
 
-Speed: a case-insensitive keyword gate lets ordinary strings through for the cost of a
-``lower()``. Parsing is C; the JSON parse tree is searched with regexes in C (an unescaped
-``"DropStmt":{`` can only be a key), the common ``... WHERE column op constant`` form is
-recognised in bulk, and only the remaining statements are decoded and walked in Python.
+Speed: a keyword gate lets ordinary strings through for the cost of a ``lower()``. Parsing
+is C; the JSON parse tree is searched with substring counts and regexes in C (``{"DropStmt":{``
+can only be a node: quotes inside JSON strings are escaped), the everyday
+``... WHERE column op constant`` form is recognised in bulk, and only the remaining statements
+are decoded and walked in Python.
 
-Budgets (fail closed): the parser sees at most ``PARSE_BUDGET`` characters of SQL in total
-(failed parses are charged up to their error position, so prose costs next to nothing),
-at most ``MAX_PARSES`` separate parses, and at most ``DECODE_BUDGET`` characters of parse
-tree are decoded into Python. Text that needs more than that to be judged -- in practice only
-a script of hundreds of kilobytes of valid SQL that mentions DELETE/UPDATE/DROP/ALTER/TRUNCATE
--- is judged destructive. Giving up never allows.
+Budgets -- where the detector gives up, it blocks (judges destructive), never allows:
+``PARSE_BUDGET`` characters of SQL reach the parser in total (a failed parse is charged up to
+its error position, so prose costs next to nothing); ``MAX_PARSES`` separate parses;
+``DECODE_BUDGET`` characters of parse tree decoded into Python. In practice they bite on
+more than 128 KiB of valid SQL whose statements start with the words above (a large migration
+script, a single 1 MiB UPDATE), on a statement whose parse tree is too big to decode (a
+hundreds-of-kilobytes DELETE/UPDATE whose WHERE is not ``column op constant``), and on more
+than 2000 fragments that start like SQL but do not parse (``"drop x;" * 150000``).
+
+Not caught: statements run indirectly (``EXECUTE`` of a prepared name, ``CALL`` of a
+procedure, dynamic SQL built from values other than string constants), and dialect syntax
+that stays outside PostgreSQL's grammar after the rewrites above.
 """
 
 from __future__ import annotations
