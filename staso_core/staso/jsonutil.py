@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,18 +94,152 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def iter_strings(value: Any) -> Iterator[tuple[str, str]]:
-    """Yield (path, string) for every string value at any depth (dict keys excluded).
+Location = tuple[str | int, ...]
+"""Where a value sits in a tool input: dict keys (any str, "" and dots included) and list
+indexes, outermost first. Redaction works on these, never on path strings."""
+
+# the digit strings of integers in this range are judged too (card numbers sent as ints):
+# fewer than 9 digits hold nothing the packs look for (an SSN has 9, a phone 10, a card 12+)
+_INT_MIN, _INT_MAX = 10**8, 10**21
+# strings that hold JSON are decoded at most this many layers deep ...
+MAX_JSON_LAYERS = 3
+# ... and at most this many times the input's string characters in total (linear time)
+JSON_DECODE_FACTOR = 2
+_LOOKS_LIKE_JSON = re.compile(r"\s*[\[{\"]")
+_PLAIN_KEY = re.compile(r"[^.\[\]'\"\\$\s]+")
+_FIELD_PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
+NOT_JSON = object()
+
+
+def format_location(location: Location) -> str:
+    """A location as people read it in ``modifications[].field``: the dotted form
+    ``customer.ssn``, ``items[0].card`` when every key is plain (printable, no ``.``, ``[``,
+    ``]``, quote, backslash, ``$`` or space); otherwise the JSONPath form for the whole path,
+    ``$['customer.ssn']``, ``$['']``, ``$['a b'][0]``. ``$`` is the input itself.
+    ``parse_field`` reads both forms back."""
+    if not location:
+        return "$"
+    if all(isinstance(p, int) or (_PLAIN_KEY.fullmatch(p) and p.isprintable())
+           for p in location) and isinstance(location[0], str):
+        return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in location)[1:]
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else
+                         "['" + p.replace("\\", "\\\\").replace("'", "\\'") + "']"
+                         for p in location)
+
+
+def parse_field(field: str) -> Location | None:
+    """A field as a policy author writes it (``body``, ``customer.email``, ``items[0]``) or
+    as ``format_location`` prints it (``$['customer.ssn']``); None if it is neither."""
+    text = field[1:] if field.startswith("$") else field
+    parts: list[str | int] = []
+    pos = 0
+    while pos < len(text):
+        m = _FIELD_PART.match(text, pos)
+        if m is None or (m.group(1) is not None and m.group(0)[0] != "." and pos):
+            return None
+        if m.group(1) is not None:
+            parts.append(m.group(1))
+        elif m.group(2) is not None:
+            parts.append(int(m.group(2)))
+        else:
+            parts.append(re.sub(r"\\(.)", r"\1", m.group(3)))
+        pos = m.end()
+    return tuple(parts) if parts or field == "$" else None
+
+
+def locate(data: Any, field: str) -> Location | None:
+    """Where the field a policy names sits in ``data``: a top-level key spelled exactly so
+    (dots and all) wins, else the parsed path; None if nothing is there."""
+    if isinstance(data, dict) and field in data:
+        return (field,)
+    location = parse_field(field)
+    if location is None:
+        return None
+    node = data
+    resolved: list[str | int] = []
+    for part in location:
+        if isinstance(node, list):
+            index = int(part) if isinstance(part, str) and part.isdigit() else part
+            if not isinstance(index, int) or index >= len(node):
+                return None
+            node, part = node[index], index
+        elif isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+        else:
+            return None
+        resolved.append(part)
+    return tuple(resolved)
+
+
+def iter_strings(value: Any) -> Iterator[tuple[Location, str]]:
+    """Yield (location, string) for every string value at any depth (dict keys excluded).
 
     Iterative, so attacker-controlled nesting cannot exhaust the Python stack.
     """
-    stack: list[tuple[str, Any]] = [("", value)]
+    stack: list[tuple[Location, Any]] = [((), value)]
     while stack:
-        path, item = stack.pop()
+        location, item = stack.pop()
         if isinstance(item, str):
-            yield path, item
+            yield location, item
         elif isinstance(item, dict):
-            stack.extend((f"{path}.{k}" if path else str(k), v)
-                         for k, v in reversed(item.items()))
+            stack.extend(((*location, k), v) for k, v in reversed(item.items()))
         elif isinstance(item, list):
-            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(item))))
+            stack.extend(((*location, i), v) for i, v in reversed(list(enumerate(item))))
+
+
+def int_digits(value: Any) -> str | None:
+    """The digit string of an integer the detectors should see (a card number sent as a
+    JSON number), or None for anything else (bools, floats, short or huge numbers)."""
+    if type(value) is int and _INT_MIN <= abs(value) < _INT_MAX:
+        return str(value)
+    return None
+
+
+class DecodeBudget:
+    """How much embedded JSON one evaluation may still decode, in characters."""
+
+    def __init__(self, value: Any) -> None:
+        self.left = JSON_DECODE_FACTOR * sum(len(s) for _, s in iter_strings(value))
+
+
+def decode_embedded_json(text: str, budget: DecodeBudget) -> Any:
+    """The value a string holds as JSON (an object, array or string), or ``NOT_JSON``.
+
+    Only text that starts with ``{``, ``[`` or ``"`` after whitespace is tried, and only
+    while ``budget`` lasts (each try spends the text's length), so decoding stays linear.
+    """
+    if not _LOOKS_LIKE_JSON.match(text) or len(text) > budget.left:
+        return NOT_JSON
+    budget.left -= len(text)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return NOT_JSON
+
+
+def inspected_texts(value: Any) -> list[str]:
+    """Every text the rule packs judge in a tool input: each string value at any depth, the
+    digit string of each integer, and the same inside strings that hold JSON (decoded up to
+    ``MAX_JSON_LAYERS`` deep, within a ``DecodeBudget``), so ``{"payload": "{\"query\":
+    \"DROP TABLE users\"}"}`` is judged like ``{"query": "DROP TABLE users"}``."""
+    texts: list[str] = []
+    budget: DecodeBudget | None = None
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, layer = stack.pop()
+        if isinstance(item, str):
+            texts.append(item)
+            if layer < MAX_JSON_LAYERS and _LOOKS_LIKE_JSON.match(item):
+                budget = budget or DecodeBudget(value)
+                inner = decode_embedded_json(item, budget)
+                if inner is not NOT_JSON:
+                    stack.append((inner, layer + 1))
+        elif isinstance(item, dict):
+            stack.extend((v, layer) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, layer) for v in item)
+        else:
+            digits = int_digits(item)
+            if digits is not None:
+                texts.append(digits)
+    return texts

@@ -5,13 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..jsonutil import iter_strings
+from ..jsonutil import inspected_texts
 from ..models import STRICTNESS, GuardResult, RuleResult
 from .cel_env import ConditionRunner
 from .model import Policy, Rule, tool_matcher
 from .modify import ModifyError, apply_modify
 
 _TOOL_CACHE_LIMIT = 4096
+
+
+def _unredacted(modifiers: list[Rule], modified: dict[str, Any]) -> Rule | None:
+    """The first redacting rule whose detector still fires on the modified input: what a
+    detector finds but redaction cannot mask blocks the call, it is never let through."""
+    checks = [r for r in modifiers if r.detect is not None and r.modify is not None
+              and r.modify.redact]
+    if not checks:
+        return None
+    texts = inspected_texts(modified)
+    return next((r for r in checks if r.detect is not None and any(r.detect(t) for t in texts)),
+                None)
 
 
 class Engine:
@@ -70,7 +82,7 @@ class Engine:
         if variables:
             values = {"tool_name": tool_name, "tool_input": tool_input, "context": context}
             cel_ctx = self._runner.context({v: values[v] for v in variables if v in values})
-        strings = [text for _, text in iter_strings(tool_input)] if any(
+        strings = inspected_texts(tool_input) if any(
             r.detect is not None for r in rules) else []
         decider: Rule | None = None
         modifiers: list[Rule] = []
@@ -107,9 +119,17 @@ class Engine:
                     assert rule.modify is not None
                     current, changes = apply_modify(current, rule.modify, rule.name)
                     modifications.extend(changes)
-            except ModifyError as exc:
-                return GuardResult(action="block", reason=str(exc), rule_name=rule.name,
+            except Exception as exc:  # a modification that fails must not let the call run
+                reason = str(exc) if isinstance(exc, ModifyError) else \
+                    f"could not apply the modification ({type(exc).__name__}: {exc})"
+                return GuardResult(action="block", reason=reason, rule_name=rule.name,
                                    severity="high", modifications=modifications, **common)
+            left = _unredacted(modifiers, current)
+            if left is not None:
+                return GuardResult(
+                    action="block", rule_name=left.name, severity="high",
+                    reason=f"{left.reason} [a finding could not be redacted; blocked]",
+                    modifications=modifications, **common)
             modified_input = current
             if action == "modify" and not modifications:
                 # the modify rules matched but found nothing to change: the call runs as is

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from ..detectors import redact_pii
-from ..jsonutil import iter_strings
+from ..jsonutil import (
+    MAX_JSON_LAYERS,
+    NOT_JSON,
+    DecodeBudget,
+    Location,
+    decode_embedded_json,
+    format_location,
+    int_digits,
+    locate,
+    parse_field,
+)
 from .model import ModifySpec
 
 
@@ -14,45 +25,77 @@ class ModifyError(ValueError):
     """A modification cannot be applied safely (the call is then blocked)."""
 
 
-def _split(path: str) -> list[str]:
-    return [p for p in path.split(".") if p]
-
-
-def _get_parent(data: dict[str, Any], path: str, create: bool) -> tuple[Any, str] | None:
-    parts = _split(path)
-    node: Any = data
-    for part in parts[:-1]:
-        if isinstance(node, dict):
-            if part not in node:
-                if not create:
-                    return None
-                node[part] = {}
+def _parent(data: dict[str, Any], field: str, create: bool) -> tuple[Any, str | int] | None:
+    """The container holding ``field`` and its key there, or None. With ``create``, missing
+    objects on the way are made (``set``); the last key need not exist."""
+    found = locate(data, field)
+    if found:
+        node: Any = data
+        for part in found[:-1]:
             node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
+        return node, found[-1]
+    location = parse_field(field)
+    if not create or not location or not all(isinstance(p, str) for p in location):
+        return None
+    node = data
+    for part in location[:-1]:
+        if not isinstance(node, dict):
             return None
-    return node, parts[-1]
+        node = node.setdefault(part, {})
+    return (node, location[-1]) if isinstance(node, dict) else None
 
 
-def _redact_value(value: Any, detectors: tuple[str, ...] | None) -> tuple[Any, list[str]]:
-    if isinstance(value, str):
-        return redact_pii(value, detectors)
+def redact_text(text: str, detectors: tuple[str, ...] | None, budget: DecodeBudget,
+                layer: int = 0) -> tuple[str, list[str]]:
+    """``text`` with every finding masked, and the detectors that hit. A string that holds
+    JSON is decoded, redacted inside and encoded again, then masked as text too."""
     hits: set[str] = set()
-    if isinstance(value, dict):
-        out_d = {}
-        for k, v in value.items():
-            out_d[k], found = _redact_value(v, detectors)
-            hits.update(found)
-        return out_d, sorted(hits)
-    if isinstance(value, list):
-        out_l = []
-        for v in value:
-            new, found = _redact_value(v, detectors)
-            out_l.append(new)
-            hits.update(found)
-        return out_l, sorted(hits)
-    return value, []
+    if layer < MAX_JSON_LAYERS:
+        inner = decode_embedded_json(text, budget)
+        if inner is not NOT_JSON:
+            holder = [inner]
+            found = redact_tree(holder, 0, detectors, budget, layer + 1)
+            if found:
+                text = json.dumps(holder[0], ensure_ascii=False)
+                hits.update(h for _, names in found for h in names)
+    text, names = redact_pii(text, detectors)
+    hits.update(names)
+    return text, sorted(hits)
+
+
+def redact_tree(parent: Any, key: str | int, detectors: tuple[str, ...] | None,
+                budget: DecodeBudget, layer: int = 0) -> list[tuple[Location, list[str]]]:
+    """Redact, in place, every string and integer under ``parent[key]`` at any depth, by
+    location: any key works (dots, brackets, "", unicode). Returns (location relative to
+    ``parent[key]``, detectors that hit) for each value changed. An integer that holds a
+    finding becomes the redacted string (``4111111111111111`` → ``"[REDACTED:credit_card]"``).
+    """
+    changes: list[tuple[Location, list[str]]] = []
+    # a location is built only for a value that changes: (enclosing link, key) pairs
+    stack: list[tuple[Any, str | int, Any]] = [(parent, key, None)]
+    while stack:
+        holder, k, link = stack.pop()
+        item = holder[k]
+        if isinstance(item, dict):
+            stack.extend((item, child, (link, child)) for child in item)
+        elif isinstance(item, list):
+            stack.extend((item, i, (link, i)) for i in range(len(item)))
+        else:
+            if isinstance(item, str):
+                new, hits = redact_text(item, detectors, budget, layer)
+            else:
+                digits = int_digits(item)
+                if digits is None:
+                    continue
+                new, hits = redact_pii(digits, detectors)
+            if hits:
+                holder[k] = new
+                parts: list[str | int] = []
+                while link is not None:
+                    link, part = link
+                    parts.append(part)
+                changes.append((tuple(reversed(parts)), hits))
+    return changes
 
 
 def apply_modify(data: dict[str, Any], spec: ModifySpec, rule_name: str
@@ -61,26 +104,23 @@ def apply_modify(data: dict[str, Any], spec: ModifySpec, rule_name: str
     data = copy.deepcopy(data)
     changes: list[dict[str, str]] = []
     if spec.redact:
+        budget = DecodeBudget(data)
         if spec.redact_fields is None:
-            targets = [path for path, _ in iter_strings(data)]
+            roots: list[Location] = [()]
         else:
-            targets = list(spec.redact_fields)
-        for path in targets:
-            found = _get_parent(data, path.replace("[", ".").replace("]", ""), create=False)
-            if found is None:
-                continue
-            parent, key = found
-            index: Any = int(key) if isinstance(parent, list) and key.isdigit() else key
-            if isinstance(parent, dict) and key not in parent:
-                continue
-            new, hits = _redact_value(parent[index], spec.redact_detectors)
-            if hits:
-                parent[index] = new
-                changes.append({"field": path,
+            roots = [loc for loc in (locate(data, f) for f in spec.redact_fields)
+                     if loc is not None]
+        for root in roots:
+            parent: Any = [data]
+            key: str | int = 0
+            for part in root:
+                parent, key = parent[key], part
+            for where, hits in redact_tree(parent, key, spec.redact_detectors, budget):
+                changes.append({"field": format_location(root + where),
                                 "reason": f"redacted {', '.join(hits)} ({rule_name})"})
     for path, limit in spec.cap.items():
-        found = _get_parent(data, path, create=False)
-        if found is None or not isinstance(found[0], dict) or found[1] not in found[0]:
+        found = _parent(data, path, create=False)
+        if found is None:
             continue
         parent, key = found
         value = parent[key]
@@ -91,7 +131,7 @@ def apply_modify(data: dict[str, Any], spec: ModifySpec, rule_name: str
             parent[key] = int(limit) if keep_int else limit
             changes.append({"field": path, "reason": f"capped {value} to {limit} ({rule_name})"})
     for path, value in spec.set.items():
-        found = _get_parent(data, path, create=True)
+        found = _parent(data, path, create=True)
         if found is None or not isinstance(found[0], dict):
             raise ModifyError(f"cannot set {path!r}: a part of that path is not an object")
         parent, key = found
@@ -99,8 +139,8 @@ def apply_modify(data: dict[str, Any], spec: ModifySpec, rule_name: str
             parent[key] = copy.deepcopy(value)
             changes.append({"field": path, "reason": f"set to {value!r} ({rule_name})"})
     for path in spec.drop:
-        found = _get_parent(data, path, create=False)
-        if found and isinstance(found[0], dict) and found[1] in found[0]:
+        found = _parent(data, path, create=False)
+        if found and isinstance(found[0], dict):
             del found[0][found[1]]
             changes.append({"field": path, "reason": f"dropped ({rule_name})"})
     return data, changes
