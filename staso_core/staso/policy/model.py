@@ -54,7 +54,9 @@ class ModifySpec:
 class RulePack:
     """A named, reusable rule (``use: builtin/pii``) contributed through a plugin hook.
 
-    ``detect`` is called with every string value of the tool input, at any depth.
+    ``detect`` is called with every text ``jsonutil.inspected_texts`` finds in the tool
+    input: string values at any depth, integers' digit strings, and strings held as JSON
+    inside strings.
     """
 
     name: str

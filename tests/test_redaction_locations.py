@@ -1,0 +1,174 @@
+"""Redaction works on locations, not on dotted path strings: a value is redacted whatever its
+key is called; a finding is never dropped to allow; strings that hold JSON are judged and
+redacted inside."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import staso as st
+from staso.jsonutil import (
+    NOT_JSON,
+    DecodeBudget,
+    decode_embedded_json,
+    format_location,
+    inspected_texts,
+    locate,
+    parse_field,
+)
+from staso.plugins import make_plugin_manager
+from staso.policy.engine import Engine
+from staso.policy.model import ModifySpec, Policy, Rule
+from staso.service import collect_functions, load_any_policy
+
+SSN, CARD = "123-45-6789", "4111 1111 1111 1111"
+
+
+def engine(policy: Any = None) -> Engine:
+    pm = make_plugin_manager()
+    return Engine(load_any_policy(policy, pm), collect_functions(pm))
+
+
+def in_clear(value: Any) -> bool:
+    text = json.dumps(value, ensure_ascii=False)
+    return "6789" in text or "1111" in text
+
+
+@pytest.mark.parametrize("key", ["customer.ssn", "billing.card", "x[0]", "", "a]b[", "$",
+                                 "it's", "naïve ключ 日本", "k" * 10_000, " ", "a\nb"])
+@pytest.mark.parametrize("fail_closed", [True, False])
+def test_any_key_is_redacted(key: str, fail_closed: bool, tmp_path: Path) -> None:
+    st.init(agent_name="a", home=tmp_path, fail_closed=fail_closed)
+    try:
+        for tool_input in ({key: f"ssn {SSN}"}, {"outer": {key: [{key: CARD}]}}):
+            result = st.guard("send_email", tool_input)
+            assert result.action == "modify", result
+            assert result.modified_input is not None and not in_clear(result.modified_input)
+            assert "[REDACTED:" in json.dumps(result.modified_input)
+            (change,) = result.modifications
+            assert locate(result.modified_input, change["field"]) is not None
+            assert in_clear(tool_input)  # the caller's input is untouched
+    finally:
+        st.shutdown()
+
+
+def test_field_names_stay_readable() -> None:
+    guard = engine()
+    result = guard.evaluate("send_email", {"customer": {"ssn": SSN}, "items": [{"card": CARD}],
+                                           "customer.ssn": SSN, "": SSN})
+    assert sorted(m["field"] for m in result.modifications) == [
+        "$['']", "$['customer.ssn']", "customer.ssn", "items[0].card"]
+    assert result.modified_input == {
+        "customer": {"ssn": "[REDACTED:ssn]"}, "items": [{"card": "[REDACTED:credit_card]"}],
+        "customer.ssn": "[REDACTED:ssn]", "": "[REDACTED:ssn]"}
+
+
+@pytest.mark.parametrize("location", [
+    (), ("a",), ("a", "b", 0), ("a.b",), ("",), ("x[0]",), ("it's", 3), ("back\\slash",),
+    ("$",), ("a b", "c"), (0,), ("naïve",)])
+def test_printed_fields_read_back(location: tuple[str | int, ...]) -> None:
+    assert parse_field(format_location(location)) == location
+
+
+def test_integers_holding_card_numbers_are_redacted() -> None:
+    result = engine().evaluate("charge", {"card": 4111111111111111, "amount": 50,
+                                          "cards": [5555555555554444, 42]})
+    assert result.action == "modify"
+    assert result.modified_input == {"card": "[REDACTED:credit_card]", "amount": 50,
+                                     "cards": ["[REDACTED:credit_card]", 42]}
+    # an integer that is no card number (Luhn fails) stays an integer
+    assert engine().evaluate("charge", {"order": 4111111111111112}).action == "allow"
+
+
+def test_strings_holding_json_are_judged_inside() -> None:
+    guard = engine()
+    sql = json.dumps({"query": "DROP TABLE users"})
+    assert guard.evaluate("run", {"payload": sql}).action == "block"
+    twice = json.dumps({"payload": json.dumps(["x", {"q": "DROP TABLE users"}])})
+    assert guard.evaluate("run", {"body": twice}).action == "block"
+    assert guard.evaluate("run", {"s": json.dumps("DROP TABLE users")}).action == "block"
+    # ... and only there: the same words as data in a JSON string are no statement
+    assert guard.evaluate("run", {"payload": json.dumps({"note": "hello"})}).action == "allow"
+
+
+def test_pii_inside_a_json_string_is_redacted_and_re_encoded() -> None:
+    inner = {"customer": {"ssn": SSN}, "cards": [4111111111111111], "n": 1}
+    result = engine().evaluate("send", {"payload": json.dumps(inner),
+                                        "escaped": json.dumps({"s": SSN}, ensure_ascii=True)
+                                        .replace("1", "\\u0031")})
+    assert result.action == "modify" and result.modified_input is not None
+    assert json.loads(result.modified_input["payload"]) == {
+        "customer": {"ssn": "[REDACTED:ssn]"}, "cards": ["[REDACTED:credit_card]"], "n": 1}
+    assert json.loads(result.modified_input["escaped"]) == {"s": "[REDACTED:ssn]"}
+    assert {m["field"] for m in result.modifications} == {"payload", "escaped"}
+
+
+def test_decoding_is_bounded() -> None:
+    deep = "DROP TABLE users"
+    for _ in range(6):
+        deep = json.dumps([deep])
+    texts = inspected_texts({"x": deep})
+    assert len(texts) == 4  # the raw string and three decoded layers, no more
+    assert "DROP TABLE users" not in texts
+    budget = DecodeBudget({"x": "[1]" * 10})  # 30 characters: 60 may be decoded
+    long = "[" + "1," * 20 + "1]"  # 43 characters
+    assert decode_embedded_json(long, budget) == [1] * 21
+    assert decode_embedded_json(' \n {"a": [2]}', budget) == {"a": [2]}
+    assert budget.left == 60 - 43 - 13
+    assert decode_embedded_json(long, budget) is NOT_JSON  # over the budget: not decoded
+    assert decode_embedded_json("[1]", budget) == [1]
+    assert decode_embedded_json("hello {}", DecodeBudget({"x": "y" * 99})) is NOT_JSON
+    assert decode_embedded_json("{broken", DecodeBudget({"x": "y" * 99})) is NOT_JSON
+
+
+def test_a_finding_that_cannot_be_redacted_blocks() -> None:
+    """A pack's detector fired but redaction could not mask it: the call is blocked."""
+    rule = Rule(name="keys_in_clear", action="modify", severity="medium",
+                reason="Secret found", detect=lambda text: "hunter2" in text,
+                modify=ModifySpec(redact=True), pack="test/secrets")
+    guard = Engine(Policy(rules=[rule]), {})
+    result = guard.evaluate("send", {"a.b": {"": "password hunter2"}})
+    assert result.action == "block" and result.rule_name == "keys_in_clear"
+    assert "could not be redacted" in result.reason
+    assert guard.evaluate("send", {"a.b": "nothing"}).action == "allow"
+
+
+def test_explicit_redact_fields_keep_working() -> None:
+    guard = engine("""
+version: 1
+rules:
+  - name: redact_mail
+    tools: [send_email]
+    action: modify
+    modify: {redact: {fields: [body, customer.email, "items[0]", "odd.key"],
+                      detectors: [ssn, email]}}
+""")
+    tool_input = {"body": f"ssn {SSN}", "subject": f"ssn {SSN}",
+                  "customer": {"email": "a@example.com", "ssn": SSN},
+                  "items": [f"ssn {SSN}", f"ssn {SSN}"], "odd.key": SSN}
+    result = guard.evaluate("send_email", tool_input)
+    assert result.action == "modify" and result.modified_input is not None
+    out = result.modified_input
+    assert out["body"] == "ssn [REDACTED:ssn]" and out["subject"] == tool_input["subject"]
+    assert out["customer"] == {"email": "[REDACTED:email]", "ssn": SSN}
+    assert out["items"] == ["ssn [REDACTED:ssn]", f"ssn {SSN}"]
+    assert out["odd.key"] == "[REDACTED:ssn]"
+    assert [m["field"] for m in result.modifications] == [
+        "body", "customer.email", "items[0]", "$['odd.key']"]
+
+
+def test_cap_set_drop_take_any_key_without_crashing() -> None:
+    guard = engine("""
+version: 1
+rules:
+  - name: tidy
+    action: modify
+    modify: {cap: {amount: 100, "": 1}, set: {currency: USD}, drop: ["x.y"]}
+""")
+    result = guard.evaluate("pay", {"amount": 500, "": 7, "x.y": 1, "x": {"y": 2}})
+    assert result.action == "modify"
+    assert result.modified_input == {"amount": 100, "": 1, "currency": "USD", "x": {"y": 2}}
