@@ -10,23 +10,22 @@ every repeat is bounded or cannot re-scan, so the work is linear in the input.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Iterator
 
-# Token shapes with a fixed prefix. The look-behind sits after the prefix (the regex engine
-# then skips quickly to where the prefix occurs) and says the prefix starts a token.
-_PREFIXED = re.compile("|".join((
+# Token shapes, each led by a literal prefix: the regex engine skips to where the prefix
+# occurs, and the look-behind right after it says the prefix starts a token.
+_TOKENS = tuple(re.compile(p) for p in (
     r"sk-(?<![A-Za-z0-9_-]sk-)[A-Za-z0-9_-]{20,}",                      # OpenAI, Anthropic
-    r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)(?<![A-Za-z0-9].{4})[0-9A-Z]{16}(?![A-Za-z0-9])",
     r"gh[pousr]_(?<![A-Za-z0-9_].{4})[A-Za-z0-9_]{36,}",               # GitHub
     r"github_pat_(?<![A-Za-z0-9_]github_pat_)[A-Za-z0-9_]{22,}",
     r"xox[abposr]-(?<![A-Za-z0-9-].{5})[A-Za-z0-9-]{10,}",             # Slack
     r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]{1,40}/B[A-Za-z0-9_]{1,40}"
     r"/[A-Za-z0-9_]{1,80}",
     r"AIza(?<![A-Za-z0-9_-]AIza)[0-9A-Za-z_-]{35}",                     # Google
-    r"[sr]k_live_(?<![A-Za-z0-9_].{8})[0-9A-Za-z]{16,}",            # Stripe
-    r"gl(?<![A-Za-z0-9_-]gl)(?:pat|dt|ft|soat|rt|cbt|imt|ptt|oas|agent)-"
-    r"[A-Za-z0-9_-]{20,}",                                              # GitLab
+    r"[sr]k_live_(?<![A-Za-z0-9_].{8})[0-9A-Za-z]{16,}",              # Stripe
+    r"gl(?<![A-Za-z0-9_-]gl)(?:pat|dt|ft|soat|rt|cbt|imt|ptt|oas|agent)-[A-Za-z0-9_-]{20,}",
     r"ak_(?<![A-Za-z0-9_]ak_)[A-Za-z0-9]{20,}",                         # staso keys
     r"hf_(?<![A-Za-z0-9_]hf_)[A-Za-z0-9]{34,}",                         # Hugging Face
     r"npm_(?<![A-Za-z0-9_]npm_)[A-Za-z0-9]{36}",
@@ -36,14 +35,26 @@ _PREFIXED = re.compile("|".join((
     r"SK(?<![A-Za-z0-9]SK)[0-9a-f]{32}(?![A-Za-z0-9])",                 # Twilio
     r"AccountKey=[A-Za-z0-9+/=]{88}",                                   # Azure storage
     r"eyJ(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-    r"(?i:bearer)(?<![A-Za-z0-9].{6})[ \t]{1,8}[A-Za-z0-9._~+/-]{20,}=*",
-)))
-# Shapes that start with a digit or hex run: only at a token start.
-_UNPREFIXED = re.compile(
-    r"(?<![A-Za-z0-9])(?:[0-9a-f]{32}-us\d{1,2}"                         # Mailchimp
-    r"|\d{8,10}:[0-9A-Za-z_-]{35}"                                      # Telegram
-    r"|[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27})"  # Discord
-    r"(?![A-Za-z0-9_-])")
+))
+# Led by their middle part: ``<32 hex>-us<n>`` (Mailchimp), ``<8-10 digits>:<35>`` (Telegram).
+_MAILCHIMP = re.compile(r"-us(?<![A-Za-z0-9][0-9a-f]{32}-us)(?<=[0-9a-f]{32}-us)\d{1,2}"
+                        r"(?![A-Za-z0-9_-])")
+_TELEGRAM = re.compile(r":(?<=\d{8}:)[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")
+_DIGITS_BEFORE = re.compile(r"(?<![A-Za-z0-9])\d{8,10}:")
+
+# AWS access key ids (detect-secrets' AWSKeyDetector), and the secret access key when it
+# follows the id (``'AKIA…', 'wJalr…'`` or the console's CSV).
+_AWS_VALUE = r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+_AWS_KEY_ID = re.compile(
+    r"A(?:3T[A-Z0-9]|BIA|CCA|KIA|SIA)(?<![A-Za-z0-9].{4})[0-9A-Z]{16}(?![A-Za-z0-9])"
+    r"(?:[\s\"'`:=,;|()]{1,12}+" + _AWS_VALUE + ")?")
+# Matched on ASCII-lowercased bytes (same offsets): a secret access key after a name that
+# says so, as detect-secrets' ``aws.{0,20}?(key|pwd|pw|password|pass|token)`` rule.
+_AWS_NAMED = tuple(re.compile(p.encode() + rb"[a-z0-9_]{0,10}+[\s\"'`:=>,(\]]{1,12}+"
+                              + _AWS_VALUE.replace("A-Z", "").encode())
+                   for p in (r"aws[a-z0-9_. -]{0,20}?(?:key|pwd|pw|password|pass|token)",
+                             r"secret[_. -]?access[_. -]?key"))
+_BEARER = re.compile(rb"bearer(?<![a-z0-9]bearer)[ \t]{1,8}[a-z0-9._~+/-]{20,}=*")
 
 # Private key blocks (PEM, OpenSSH, PGP, SSH2) and PuTTY key files: masked from the header
 # to the matching end line, or to the end of the text when it has none.
@@ -52,22 +63,18 @@ _KEY_BEGIN = re.compile(
 _KEY_END = re.compile(r"-{4,5} ?END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)? ?-{4,5}")
 _PUTTY_END = re.compile(r"Private-MAC: ?[0-9a-fA-F]{1,128}")
 
-# AWS secret access keys: 40 characters of base64 next to a name that says so, or right after
-# an access key id (``'AKIA…', 'wJalr…'`` or the console's CSV), as in detect-secrets.
-_AWS_VALUE = r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
-_AWS_SECRET = re.compile(
-    r"(?i:aws[A-Za-z0-9_. -]{0,20}?(?:key|pwd|pw|password|pass|token)|"
-    r"secret[_. -]?access[_. -]?key)[A-Za-z0-9_]{0,10}[\s\"'`:=>,(\]]{1,12}" + _AWS_VALUE
-    + r"|(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}[\s\"'`:=,;|()]{1,12}" + _AWS_VALUE)
-
-# ``password = "…"``, ``api_key: …``, ``DB_PASS=…``: detect-secrets' keyword list.
+# ``password = "…"``, ``api_key: …``, ``DB_PASS=…``: detect-secrets' keyword list, matched on
+# ASCII-lowercased bytes. The first-letter class lets the engine skip most positions; the
+# look-behind after it keeps matches to word starts.
 _KEYWORD = re.compile(
-    r"(?i)(?<![A-Za-z0-9])(?:api_?key|apikey|auth_?key|service_?key|account_?key|db_?key|"
-    r"database_?key|priv_?key|private_?key|client_?key|client_?secret|db_?pass|"
-    r"database_?pass|key_?pass|password|passwd|pwd|secret|access_?token|auth_?token|"
-    r"api_?token|contraseña|contrasena)"
-    r"[A-Za-z0-9_]{0,20}[\"'\]]{0,2}[ \t]{0,5}(?::=|=>|==|[:=])[ \t]{0,5}"
-    r"([\"'`]?)([^\s\"'`,;]{8,200})")
+    rb"(?:a(?<![a-z0-9]a)(?:pi_?key|pikey|uth_?key|ccount_?key|ccess_?token|uth_?token|pi_?token)"
+    rb"|c(?<![a-z0-9]c)(?:lient_?key|lient_?secret|ontrase\?a|ontrasena)"
+    rb"|d(?<![a-z0-9]d)(?:b_?key|atabase_?key|b_?pass|atabase_?pass)"
+    rb"|k(?<![a-z0-9]k)ey_?pass"
+    rb"|p(?<![a-z0-9]p)(?:riv_?key|rivate_?key|assword|asswd|wd)"
+    rb"|s(?<![a-z0-9]s)(?:ervice_?key|ecret))"
+    rb"[a-z0-9_]{0,20}+[\"'\]]{0,2}+[ \t]{0,5}+(?::=|=>|==|[:=])[ \t]{0,5}+"
+    rb"([\"'`]?)([^\s\"'`,;]{8,200}+)")
 # A password inside a URL: ``postgres://user:p4ss@host``.
 _URL_PASSWORD = re.compile(r"://[^\s:/?#@\[\]\"'<>]{1,256}:([^\s/?#@\[\]\"'<>]{1,256})@")
 
@@ -106,16 +113,56 @@ def _private_keys(text: str) -> Iterator[tuple[int, int]]:
 
 def secrets(text: str) -> Iterator[tuple[int, int]]:
     """Spans of API keys, tokens, AWS secret keys, private key blocks and keyword secrets."""
-    yield from map(re.Match.span, _PREFIXED.finditer(text))
-    yield from map(re.Match.span, _UNPREFIXED.finditer(text))
-    yield from _private_keys(text)
-    for m in _AWS_SECRET.finditer(text):
-        group = 1 if m.group(1) else 2
-        if _aws_value_ok(m.group(group)):
-            yield m.span(group)
-    for m in _KEYWORD.finditer(text):
-        if _looks_secret(m.group(2), bool(m.group(1))):
-            yield m.span(2)
-    for m in _URL_PASSWORD.finditer(text):
-        if _looks_secret(m.group(1), True):
+    for pattern in _TOKENS:
+        yield from map(re.Match.span, pattern.finditer(text))
+    for m in _MAILCHIMP.finditer(text):
+        yield m.start() - 32, m.end()
+    for m in _TELEGRAM.finditer(text):
+        bot = _DIGITS_BEFORE.search(text, max(0, m.start() - 10), m.start() + 1)
+        if bot is not None and bot.end() == m.start() + 1:
+            yield bot.start(), m.end()
+    for m in _AWS_KEY_ID.finditer(text):
+        yield m.start(), m.start() + 20
+        if m.group(1) and _aws_value_ok(m.group(1)):
             yield m.span(1)
+    yield from _private_keys(text)
+    yield from _checked_values(text)
+
+
+MAX_VALUE_CHECKS = 2_000
+
+
+def _checked_values(text: str) -> Iterator[tuple[int, int]]:
+    """Values judged in Python (keyword, AWS-name and URL-password matches). Past
+    ``MAX_VALUE_CHECKS`` of them the rest of the string counts as one secret: a crafted
+    string of ``password=…`` pairs cannot make the check slow, nor get a secret through."""
+    low = text.encode("ascii", "replace").lower()  # one byte per character: same offsets
+    yield from map(re.Match.span, _BEARER.finditer(low))
+    candidates = heapq.merge(
+        ((m.start(), m.span(1), _url_password) for m in _URL_PASSWORD.finditer(text)),
+        *(((m.start(), m.span(1), _aws_value) for m in named.finditer(low))
+          for named in _AWS_NAMED),
+        ((m.start(), m.span(2), _quoted_value if m.group(1) else _bare_value)
+         for m in _KEYWORD.finditer(low)), key=lambda candidate: candidate[0])
+    for checks, (start, (vstart, vend), judge) in enumerate(candidates):
+        if checks >= MAX_VALUE_CHECKS:
+            yield start, len(text)
+            return
+        if judge(text[vstart:vend]):
+            yield vstart, vend
+
+
+def _url_password(value: str) -> bool:
+    return _looks_secret(value, quoted=True)
+
+
+def _quoted_value(value: str) -> bool:
+    return _looks_secret(value, quoted=True)
+
+
+def _bare_value(value: str) -> bool:
+    return _looks_secret(value, quoted=False)
+
+
+def _aws_value(value: str) -> bool:
+    return _aws_value_ok(value)
