@@ -107,6 +107,13 @@ def test_pii_inside_a_json_string_is_redacted_and_re_encoded() -> None:
     assert {m["field"] for m in result.modifications} == {"payload", "escaped"}
 
 
+def test_padding_cannot_spend_the_decoding_budget() -> None:
+    padding = [json.dumps([json.dumps([json.dumps(["x" * 50])])])] * 200
+    tool_input = {"pad": padding, "payload": json.dumps({"query": "DROP TABLE users"})}
+    assert "DROP TABLE users" in inspected_texts(tool_input)
+    assert engine().evaluate("run", tool_input).action == "block"
+
+
 def test_decoding_is_bounded() -> None:
     deep = "DROP TABLE users"
     for _ in range(6):
@@ -114,13 +121,14 @@ def test_decoding_is_bounded() -> None:
     texts = inspected_texts({"x": deep})
     assert len(texts) == 4  # the raw string and three decoded layers, no more
     assert "DROP TABLE users" not in texts
-    budget = DecodeBudget({"x": "[1]" * 10})  # 30 characters: 60 may be decoded
-    long = "[" + "1," * 20 + "1]"  # 43 characters
-    assert decode_embedded_json(long, budget) == [1] * 21
+    budget = DecodeBudget({"x": "[1]" * 10})  # 30 characters: 90 may be decoded
+    long = '["' + "1," * 30 + '1"]'  # 65 characters
+    assert decode_embedded_json(long, budget) == ["1," * 30 + "1"]
     assert decode_embedded_json(' \n {"a": [2]}', budget) == {"a": [2]}
-    assert budget.left == 60 - 43 - 13
+    assert budget.left == 90 - 65 - 13
     assert decode_embedded_json(long, budget) is NOT_JSON  # over the budget: not decoded
-    assert decode_embedded_json("[1]", budget) == [1]
+    assert decode_embedded_json('["1"]', budget) == ["1"]
+    assert decode_embedded_json("[1]", budget) is NOT_JSON  # no string inside: as it is
     assert decode_embedded_json("hello {}", DecodeBudget({"x": "y" * 99})) is NOT_JSON
     assert decode_embedded_json("{broken", DecodeBudget({"x": "y" * 99})) is NOT_JSON
 

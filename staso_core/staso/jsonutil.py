@@ -103,8 +103,10 @@ indexes, outermost first. Redaction works on these, never on path strings."""
 _INT_MIN, _INT_MAX = 10**8, 10**21
 # strings that hold JSON are decoded at most this many layers deep ...
 MAX_JSON_LAYERS = 3
-# ... and at most this many times the input's string characters in total (linear time)
-JSON_DECODE_FACTOR = 2
+# ... and at most this many times the input's string characters in total (linear time).
+# Each layer's strings are no longer in total than the layer holding them, so within
+# MAX_JSON_LAYERS the budget never runs out: padding cannot spend it before a payload.
+JSON_DECODE_FACTOR = MAX_JSON_LAYERS
 _LOOKS_LIKE_JSON = re.compile(r"\s*[\[{\"]")
 _PLAIN_KEY = re.compile(r"[^.\[\]'\"\\$\s]+")
 _FIELD_PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
@@ -205,10 +207,12 @@ class DecodeBudget:
 def decode_embedded_json(text: str, budget: DecodeBudget) -> Any:
     """The value a string holds as JSON (an object, array or string), or ``NOT_JSON``.
 
-    Only text that starts with ``{``, ``[`` or ``"`` after whitespace is tried, and only
-    while ``budget`` lasts (each try spends the text's length), so decoding stays linear.
+    Only text that starts with ``{``, ``[`` or ``"`` after whitespace and has a further
+    ``"`` is tried (JSON without strings shows all it holds as it is), and only while
+    ``budget`` lasts (each try spends the text's length), so decoding stays linear.
     """
-    if not _LOOKS_LIKE_JSON.match(text) or len(text) > budget.left:
+    start = _LOOKS_LIKE_JSON.match(text)
+    if start is None or len(text) > budget.left or text.find('"', start.end()) < 0:
         return NOT_JSON
     budget.left -= len(text)
     try:
