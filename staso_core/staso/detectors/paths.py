@@ -8,9 +8,9 @@ Windows environment variables expanded, ``//``, ``/./`` and ``..`` resolved with
 root), ``/private/etc`` (macOS) and ``/mnt/c`` (WSL) mapped, Windows case folded.
 
 Only tokens that name something protected-looking are normalised: one linear regex pass
-finds such names, and each token around them is judged once. At most ``MAX_TOKENS`` tokens
-are judged per string; a string with more counts as naming a protected path (blocked, never
-allowed by giving up), so no input can make the check slow.
+finds such names, and each distinct token around them is judged once. At most
+``MAX_TOKENS`` such tokens are looked at per string; a string with more counts as naming a
+protected path (blocked, never allowed by giving up), so no input can make the check slow.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import posixpath
 import re
 from urllib.parse import unquote, urlsplit
 
-MAX_TOKENS = 4_000
+MAX_TOKENS = 20_000
 DECODE_ROUNDS = 4
 
 # Characters that end a path in free text, a command line or a JSON/YAML document.
@@ -68,19 +68,23 @@ def is_protected_path(text: str) -> bool:
 
 def _scan(text: str, budget: list[int], depth: int) -> bool:
     low = text.encode("ascii", "replace").lower()  # one byte per character: same offsets
-    pos = 0
+    pos, seen = 0, set()
     while (m := _MARKER.search(low, pos)) is not None:
         before = _LAST_DELIM.match(low, pos, m.start())
         start = before.end() if before else pos
         after = _TOKEN_END.search(low, m.end())
         end = after.start() if after else len(low)
         start, url = _with_prefix(low, start)
+        pos = end
         budget[0] -= 1
         if budget[0] < 0:
             return True
-        if _token_protected(text[start:end].lower(), url, budget, depth):
+        token = text[start:end].lower()
+        if token in seen:  # a repeated token is judged once
+            continue
+        seen.add(token)
+        if _token_protected(token, url, budget, depth):
             return True
-        pos = end
     return False
 
 
