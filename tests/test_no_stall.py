@@ -10,8 +10,8 @@ is checked to have answered while the slow ones were still in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -56,6 +56,11 @@ rules:
     when: slow(tool_input.seconds)
     action: block
     reason: crafted slow input
+  - name: slow_review
+    tools: [slow_review]
+    when: slow(tool_input.seconds)
+    action: escalate
+    reason: needs a person
   - use: builtin/destructive_sql
 """
 
@@ -73,6 +78,7 @@ def plugin_site(root: Path) -> Path:
     return site
 
 
+@contextlib.contextmanager
 def slow_server(tmp: Path, workers: int | None = None) -> Iterator[Server]:
     site = plugin_site(tmp)
     policy = tmp / "staso.yaml"
@@ -90,7 +96,8 @@ def slow_server(tmp: Path, workers: int | None = None) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def stall_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from slow_server(tmp_path_factory.mktemp("stall"))
+    with slow_server(tmp_path_factory.mktemp("stall")) as server:
+        yield server
 
 
 class SlowRequests:
@@ -143,7 +150,6 @@ def test_slow_requests_delay_no_other_agent_nor_healthz(stall_server: Server) ->
             assert r.status_code == 200
             health_times.append(took)
             answered_in_flight += slow.in_flight()
-        still_in_flight = slow.in_flight()
         slow.join()
     finally:
         agent.shutdown()
@@ -153,7 +159,7 @@ def test_slow_requests_delay_no_other_agent_nor_healthz(stall_server: Server) ->
     assert slow_took >= SLOW_SECONDS * 0.9
     assert [r["rule_name"] for r in slow.results] == ["slow_check"] * 4
     # the fast calls were answered while the slow ones ran, each far faster than them
-    assert still_in_flight and answered_in_flight == len(guard_times) >= 10
+    assert answered_in_flight >= 10, (guard_times, health_times)
     guard_p99 = statistics.quantiles(guard_times, n=100)[98]
     health_p99 = statistics.quantiles(health_times, n=100)[98]
     assert max(guard_times) < FAST_BOUND, guard_times
@@ -163,9 +169,29 @@ def test_slow_requests_delay_no_other_agent_nor_healthz(stall_server: Server) ->
           guard_p99_ms=round(guard_p99 * 1000, 1), healthz_p99_ms=round(health_p99 * 1000, 1))
 
 
+def test_a_caller_that_gave_up_gets_no_escalation_it_never_heard_of(
+        stall_server: Server) -> None:
+    decision_id = f"gone_{time.monotonic_ns()}"
+    with pytest.raises(httpx.ReadTimeout):  # the agent's timeout: it fails per fail_closed
+        httpx.post(stall_server.url + "/v1/guard", headers=stall_server.headers("agent"),
+                   timeout=0.5, json={"tool_name": "slow_review", "decision_id": decision_id,
+                                      "tool_input": {"seconds": 1.5}})
+    deadline = time.monotonic() + 20
+    while decision_id not in stall_server.stored_ids("decisions"):
+        assert time.monotonic() < deadline, "the late decision was never recorded"
+        time.sleep(0.1)
+    pending = stall_server.request("GET", "/v1/escalations?tool=slow_review",
+                                   role="approver").json()
+    assert pending == []
+    # the same call with time to wait is escalated as the policy says
+    r = stall_server.request("POST", "/v1/guard", json={
+        "tool_name": "slow_review", "tool_input": {"seconds": 0.1}}).json()
+    assert r["action"] == "escalate" and r["escalation_id"]
+
+
 def test_a_saturated_pool_keeps_healthz_answering(tmp_path: Path) -> None:
     """With every evaluation thread busy, routes that evaluate nothing stay on time."""
-    for server in slow_server(tmp_path, workers=1):
+    with slow_server(tmp_path, workers=1) as server:
         slow = SlowRequests(server, 2)
         times = []
         while len(times) < 10 and slow.in_flight():
@@ -196,12 +222,18 @@ TIMEOUT = 0.3
 MARGIN = 0.5  # seconds a busy machine may add to a timeout
 
 
+def burn(seconds: float) -> bool:
+    """The embedded twin of the plugin's ``slow``: pure-Python CPU for ``seconds``."""
+    end = time.perf_counter() + float(seconds)
+    while time.perf_counter() < end:
+        pass
+    return True
+
+
 class SlowPlugin:
     @st.hookimpl
     def staso_cel_functions(self) -> dict[str, Any]:
-        namespace: dict[str, Any] = {}
-        exec(textwrap.dedent(PLUGIN).replace("@staso.hookimpl", ""), namespace)  # noqa: S102
-        return {"slow": namespace["slow"]}
+        return {"slow": burn}
 
 
 @pytest.fixture
@@ -260,7 +292,7 @@ def test_aguard_times_out_and_never_holds_the_event_loop(slow_embedded: st.Clien
         result = await st.aguard("slow_tool", {"seconds": LATE}, timeout=TIMEOUT)
         took = time.perf_counter() - t
         # no timeout given this time: the evaluation still runs off the loop
-        await st.aguard("slow_tool", {"seconds": 0.6}, timeout=None)
+        await st.aguard("slow_tool", {"seconds": 1.0}, timeout=None)
         done.set()
         await task
         return took, result, gaps
@@ -268,8 +300,9 @@ def test_aguard_times_out_and_never_holds_the_event_loop(slow_embedded: st.Clien
     took, result, gaps = asyncio.run(main())
     assert took < TIMEOUT + MARGIN
     assert result.action == "block" and "timeout" in result.reason
-    # the ticker kept its 10 ms rhythm through 0.9 s of slow evaluation
-    assert len(gaps) >= 15 and max(gaps) < 0.25, max(gaps)
+    # the ticker kept running through 1.3 s of slow evaluation: held, the loop would have
+    # stopped for as long as each evaluation (1.5 s, then 1 s)
+    assert len(gaps) >= 20 and max(gaps) < 0.5, max(gaps)
 
 
 def test_a_flood_of_slow_calls_uses_a_bounded_number_of_threads(
@@ -285,6 +318,7 @@ def test_a_flood_of_slow_calls_uses_a_bounded_number_of_threads(
     workers = slow_embedded.transport.workers  # type: ignore[attr-defined]
     evaluating = [t for t in threading.enumerate() if t.name.startswith("staso-eval")]
     assert len(evaluating) == workers  # 20 slow calls, only this many threads
-    assert all(took < TIMEOUT + MARGIN and r.action == "block" for took, r in answers)
+    assert all(r.action == "block" for _, r in answers)
+    assert max(took for took, _ in answers) < TIMEOUT + MARGIN, sorted(t for t, _ in answers)
     time.sleep(LATE + 0.3)  # the few that ran finish; the queued ones were cancelled
     assert st.get_client().list_escalations() == []

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from ..client import new_decision_id
 from ..errors import InvalidToolInput
 from ..jsonutil import check_json, encoded_size
-from ..models import Escalation, GuardRequest
+from ..models import Escalation, GuardRequest, GuardResult
 from .auth import ADMIN, AGENT, APPROVER, Principal, authenticate, require, state_of
 from .schemas import ApproveBody, ClaimBody, DenyBody, ExecutionBatch, GuardBody, PolicyBody
 
@@ -82,6 +82,8 @@ async def guard(request: Request) -> Response:
         else:  # off the event loop: a slow evaluation delays no one else
             result = await asyncio.get_running_loop().run_in_executor(
                 state.evaluator, service.evaluate, call)
+            if result.action == "escalate" and await request.is_disconnected():
+                result = _caller_gone(result)
         if result.action == "escalate":
             result = await asyncio.to_thread(service.escalate, call, result)
         elapsed = time.perf_counter() - started
@@ -91,6 +93,15 @@ async def guard(request: Request) -> Response:
         await service.log.committed(seq)  # acknowledged only once it is on disk
         state.metrics.decided(result.action, elapsed)
     return json_response(result.to_dict())
+
+
+def _caller_gone(result: GuardResult) -> GuardResult:
+    """A slow evaluation ended after its caller hung up (its timeout passed): the caller
+    was told its own failure decision, so no escalation is stored for approvers to answer
+    in vain. The decision log records a block that says why."""
+    return replace(result, action="block", escalation_status=None, modified_input=None,
+                   reason=f"not escalated: the caller disconnected before the decision was "
+                          f"ready (the policy said escalate: {result.reason})")
 
 
 @router.get("/escalations/{escalation_id}", summary="One escalation; ?wait= long-polls")

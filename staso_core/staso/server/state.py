@@ -28,7 +28,9 @@ log = logging.getLogger("staso.server")
 # throughput; what they buy is room. A slow evaluation (a crafted input, a slow plugin)
 # holds its thread until it finishes, and every other call queues behind the busy ones.
 # Eight leaves a free thread for ordinary calls while up to seven slow ones are in flight,
-# for a few MB of idle stacks. STASO_EVAL_WORKERS changes it.
+# for a few MB of idle stacks. STASO_EVAL_WORKERS changes it. (Threads share the GIL: a
+# detector stuck in one C call that keeps it, such as a regular expression, still stalls
+# the loop; the detectors' linear time is what bounds that.)
 DEFAULT_EVAL_WORKERS = 8
 # Inputs up to this many bytes of JSON are evaluated on the event loop itself. Measured
 # with the 50-rule benchmark policy on 2 busy cores, the hop to a worker thread cost about
