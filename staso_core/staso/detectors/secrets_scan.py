@@ -47,10 +47,10 @@ _DIGITS_BEFORE = re.compile(r"(?<![A-Za-z0-9])\d{8,10}:")
 _AWS_VALUE = r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
 _AWS_KEY_ID = re.compile(
     r"A(?:3T[A-Z0-9]|BIA|CCA|KIA|SIA)(?<![A-Za-z0-9].{4})[0-9A-Z]{16}(?![A-Za-z0-9])"
-    r"(?:[\s\"'`:=,;|()]{1,12}+" + _AWS_VALUE + ")?")
+    r"(?:[\s\"'`:=,;|()]{1,12}" + _AWS_VALUE + ")?")
 # Matched on ASCII-lowercased bytes (same offsets): a secret access key after a name that
 # says so, as detect-secrets' ``aws.{0,20}?(key|pwd|pw|password|pass|token)`` rule.
-_AWS_NAMED = tuple(re.compile(p.encode() + rb"[a-z0-9_]{0,10}+[\s\"'`:=>,(\]]{1,12}+"
+_AWS_NAMED = tuple(re.compile(p.encode() + rb"[a-z0-9_]{0,10}[\s\"'`:=>,(\]]{1,12}"
                               + _AWS_VALUE.replace("A-Z", "").encode())
                    for p in (r"aws[a-z0-9_. -]{0,20}?(?:key|pwd|pw|password|pass|token)",
                              r"secret[_. -]?access[_. -]?key"))
@@ -73,8 +73,8 @@ _KEYWORD = re.compile(
     rb"|k(?<![a-z0-9]k)ey_?pass"
     rb"|p(?<![a-z0-9]p)(?:riv_?key|rivate_?key|assword|asswd|wd)"
     rb"|s(?<![a-z0-9]s)(?:ervice_?key|ecret))"
-    rb"[a-z0-9_]{0,20}+[\"'\]]{0,2}+[ \t]{0,5}+(?::=|=>|==|[:=])[ \t]{0,5}+"
-    rb"([\"'`]?)([^\s\"'`,;]{8,200}+)")
+    rb"[a-z0-9_]{0,20}[\"'\]]{0,2}[ \t]{0,5}(?::=|=>|==|[:=])[ \t]{0,5}"
+    rb"([\"'`]?)([^\s\"'`,;]{8,200})")
 # A password inside a URL: ``postgres://user:p4ss@host``.
 _URL_PASSWORD = re.compile(r"://[^\s:/?#@\[\]\"'<>]{1,256}:([^\s/?#@\[\]\"'<>]{1,256})@")
 
