@@ -21,11 +21,13 @@ Span = tuple[str, int, int]
 Finder = Callable[[str], Iterable[tuple[int, int]]]
 
 MAX_FINDINGS = 5_000
+LARGE = 64 * 1024  # texts from this length on share one search between has_pii and redact
+_last: tuple[str, tuple[str, ...], list[Span]] | None = None  # the last large text's findings
 
 # The local part starts where a run of local-part characters starts (never re-scanned from
 # inside a long run), and each domain label is bounded.
 _EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}"
+    r"[A-Za-z0-9._%+-](?<![A-Za-z0-9._%+-].)[A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.){1,8}"
     r"[A-Za-z]{2,24}(?![A-Za-z0-9-])")
 # Each branch is led by its first character, the look-behind after it keeping matches to
 # where a number starts (the engine then skips most positions quickly).
@@ -63,27 +65,38 @@ def find_pii(text: str, detectors: Iterable[str] | None = None) -> list[Span]:
     """Return (detector, start, end) for every finding, earliest first. Overlapping findings
     become one span covering both, named ``first+second``: redacting the union never leaves
     part of a secret in clear."""
+    global _last
     if not text:
         return []
+    names = tuple(detectors or PII_DETECTORS)
+    last = _last
+    if last is not None and last[1] == names and (last[0] is text or last[0] == text):
+        return list(last[2])
     spans: list[Span] = []
-    for name in detectors or PII_DETECTORS:
+    for name in names:
         spans.extend(_bounded(name, text))
     spans.sort(key=lambda span: (span[1], -span[2]))
     merged: list[Span] = []
     for span in spans:
         if merged and span[1] < merged[-1][2]:
             name, start, end = merged[-1]
-            names = name if span[0] in name.split("+") else f"{name}+{span[0]}"
-            merged[-1] = (names, start, max(end, span[2]))
+            names_ = name if span[0] in name.split("+") else f"{name}+{span[0]}"
+            merged[-1] = (names_, start, max(end, span[2]))
             continue
         merged.append(span)
-    return merged
+    if len(text) >= LARGE:
+        _last = (text, names, merged)
+    return list(merged)
 
 
 def has_pii(text: str, detectors: Iterable[str] | None = None) -> bool:
-    """True when ``text`` contains personal data or a secret: stops at the first finding."""
+    """True when ``text`` contains personal data or a secret: stops at the first finding.
+    A large text is searched in full instead, and the findings kept for the redaction that
+    usually follows (the rule pack asks, then redacts), so it is searched once, not twice."""
     if not text:
         return False
+    if len(text) >= LARGE:
+        return bool(find_pii(text, detectors))
     return any(next(iter(PII_DETECTORS[name](text)), None) is not None
                for name in detectors or PII_DETECTORS)
 

@@ -37,10 +37,10 @@ def ssns(text: str) -> Iterator[tuple[int, int]]:
 # Diners 4-6-5 / 4-6-4, with one kind of separator (space, dash or dot) throughout, or one
 # block of digits. Not the fraction or integer part of a decimal number (0.4111111111111111).
 _CARD = re.compile(
-    r"(?<![0-9A-Za-z_])(?<!\d[.,])"
-    r"(?:[2-6]\d{3}([ .-])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?"
-    r"|3\d{3}([ .-])\d{6}\2\d{4,5}"
-    r"|[2-6]\d{12,18})"
+    r"[2-6](?<![0-9A-Za-z_].)(?<!\d[.,].)"  # led by a digit class: the engine skips the rest
+    r"(?:\d{3}([ .-])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?"
+    r"|(?<=3)\d{3}([ .-])\d{6}\2\d{4,5}"
+    r"|\d{12,18})"
     r"(?![0-9A-Za-z_])(?![.,]\d)")
 _SEPARATORS = str.maketrans("", "", " .-")
 _DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, less 9 when over 9
@@ -98,7 +98,7 @@ def cards(text: str) -> Iterator[tuple[int, int]]:
 # --- IBANs --------------------------------------------------------------------------------
 
 # Country code, check digits, then the account part in groups of four or as one block.
-_IBAN = re.compile(r"(?<![0-9A-Za-z])[A-Z]{2}\d{2}[ 0-9A-Z]{11,41}")
+_IBAN = re.compile(r"[A-Z](?<![0-9A-Za-z].)[A-Z]\d{2}[ 0-9A-Z]{11,41}")
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 _LETTER_VALUES = str.maketrans({chr(c): str(c - 55) for c in range(65, 91)})
 

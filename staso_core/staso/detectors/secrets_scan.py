@@ -78,9 +78,9 @@ _KEYWORD = re.compile(
 # A password inside a URL: ``postgres://user:p4ss@host``.
 _URL_PASSWORD = re.compile(r"://[^\s:/?#@\[\]\"'<>]{1,256}:([^\s/?#@\[\]\"'<>]{1,256})@")
 
-_PLACEHOLDER = re.compile(
-    r"^[$%{<(\[/~*]|\(|://|xxxx|\*\*\*|\.\.\.|changeme|example|placeholder|your[_-]|redacted",
-    re.IGNORECASE)
+_REFERENCE_STARTS = tuple("$%{<([/~*")
+_PLACEHOLDER_PARTS = ("(", "://", "xxxx", "***", "...", "changeme", "example", "placeholder",
+                      "your_", "your-", "redacted")
 _HAS_DIGIT = re.compile(r"\d")
 _HAS_LETTER = re.compile(r"[A-Za-z]")
 _NOT_A_VALUE = frozenset({"true", "false", "null", "none", "undefined", "required", "optional"})
@@ -90,7 +90,9 @@ def _looks_secret(value: str, quoted: bool) -> bool:
     """A value given to a secret-sounding name is a secret unless it is a placeholder, a
     reference (``$VAR``, ``{{x}}``, ``os.environ[...]``, a call, a path, a URL) or a plain
     word: unquoted values need a digit and a letter, as real passwords and keys have."""
-    if value.lower() in _NOT_A_VALUE or _PLACEHOLDER.search(value):
+    low = value.lower()
+    if low in _NOT_A_VALUE or value.startswith(_REFERENCE_STARTS) or any(
+            part in low for part in _PLACEHOLDER_PARTS):
         return False
     if value.isupper() and not _HAS_DIGIT.search(value):
         return False  # YOUR_API_KEY, SECRET_KEY
