@@ -25,6 +25,7 @@ from staso.detectors.paths import MAX_TOKENS, _unquote
     # URL-decoding, repeated
     "%2Fetc%2Fshadow", "%252Fetc%252Fshadow", "%25252Fetc%25252Fpasswd",
     "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "..%2F..%2F..%2Fetc%2Fpasswd", "x%00/etc/passwd",
+    "/%65%74%63/passwd", "/%65tc/shadow", "%7e/.ssh/id_rsa", "/etc%252fpasswd",
     # file URLs
     "file:///etc/passwd", "file://localhost/etc/shadow", "FILE:///ETC/PASSWD",
     "url=file:///etc/hosts", "file:///C:/Windows/win.ini",

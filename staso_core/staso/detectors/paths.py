@@ -34,7 +34,7 @@ _MARKER = re.compile(
     rb"|\.(?:ssh|aws|gnupg|kube|docker|netrc|pgpass|npmrc|pypirc|git-credentials|azure|"
     rb"config/gcloud|env)"
     rb"|id_(?:rsa|dsa|ecdsa|ed25519)"
-    rb"|%(?:2f|5c|2e|25|5f|systemroot%|windir%)"
+    rb"|%(?:[0-9a-f]{2}|systemroot%|windir%)"  # any escape: %65tc is etc
     rb"|~root|physicaldrive|harddisk")
 _SCHEME_BEFORE = re.compile(rb"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{1,30}:\Z")
 _DRIVE = re.compile(r"[a-z]:(?:[\\/]|$)")
