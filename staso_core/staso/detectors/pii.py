@@ -25,10 +25,10 @@ LARGE = 64 * 1024  # texts from this length on share one search between has_pii 
 _last: tuple[str, tuple[str, ...], list[Span]] | None = None  # the last large text's findings
 
 # The local part starts where a run of local-part characters starts (never re-scanned from
-# inside a long run), and each domain label is bounded.
+# inside a long run); the domain is one bounded run holding a dot and ending in two letters.
 _EMAIL = re.compile(
-    r"[A-Za-z0-9._%+-](?<![A-Za-z0-9._%+-].)[A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.){1,8}"
-    r"[A-Za-z]{2,24}(?![A-Za-z0-9-])")
+    r"[A-Za-z0-9._%+-](?<![A-Za-z0-9._%+-].)[A-Za-z0-9._%+-]{0,63}"
+    r"@[A-Za-z0-9-]{1,63}\.[A-Za-z0-9.-]{1,190}(?<=[A-Za-z]{2})(?![A-Za-z0-9-])")
 # Each branch is led by its first character, the look-behind after it keeping matches to
 # where a number starts (the engine then skips most positions quickly).
 _PHONE = re.compile(
