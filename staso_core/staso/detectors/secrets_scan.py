@@ -3,9 +3,11 @@ to names like ``password`` or ``api_key``.
 
 The token shapes and the AWS and private-key rules follow Yelp's detect-secrets plugins
 (``detect_secrets/plugins/*.py``, Apache-2.0; keyword list from its KeywordDetector, itself
-from PyCQA bandit), rewritten so each pattern only starts where a token starts: every
-pattern is anchored on a literal or guarded by a look-behind on its own character class, and
-every repeat is bounded or cannot re-scan, so the work is linear in the input.
+from PyCQA bandit), rewritten for attacker-controlled text: each pattern is led by a literal
+or a one-character class, so the regex engine skips quickly to where it could start, and a
+look-behind right after that says a token starts there; every repeat is bounded or stops at
+the first character outside its class, so the work is linear in the input. Values judged in
+Python (is ``password=…`` a real secret?) are bounded per call (``MAX_VALUE_CHECKS``).
 """
 
 from __future__ import annotations
