@@ -14,12 +14,13 @@ Run: .venv/bin/python benchmarks/stall.py [--slow SECONDS] [--calls N]
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,9 @@ rules:
   - use: builtin/protected_paths
   - use: builtin/pii
 """
-CRAFTED = [{"text": ",a/" * 16000}, {"command": "curl " * 32000}] * 2
+# each pack's worst case found so far, ~1 MB of JSON each (the limit is 1 MiB)
+CRAFTED = [{"text": ",a/" * 333_000}, {"command": "curl " * 200_000},
+           {"note": "4111 " * 200_000}, {"query": "DELETE '" * 125_000}]
 FAST_INPUT = {"query": "DROP TABLE users"}
 
 
@@ -79,15 +82,14 @@ def p99(samples: list[float]) -> float:
         else samples[0] * 1000
 
 
-def measure(url: str, agent: Any, calls: int, busy: threading.Event | None
+def measure(url: str, agent: Any, calls: int = 10**6, seconds: float = 10**6
             ) -> tuple[list[float], list[float]]:
-    """Guard calls from one agent and /healthz from another client, alternating; with
-    ``busy``, only while it is set (the slow requests are in flight)."""
+    """Guard calls from one agent and /healthz from another client, alternating, for
+    ``calls`` pairs or ``seconds``."""
     guards, healths = [], []
     health = httpx.Client(timeout=120)
-    for _ in range(calls):
-        if busy is not None and not busy.is_set():
-            break
+    end = time.monotonic() + seconds
+    while len(guards) < calls and time.monotonic() < end:
         t = time.perf_counter()
         result = agent.guard("run_sql", FAST_INPUT)
         guards.append(time.perf_counter() - t)
@@ -100,37 +102,56 @@ def measure(url: str, agent: Any, calls: int, busy: threading.Event | None
     return guards, healths
 
 
-def in_flight(url: str, key: str, bodies: list[dict[str, Any]]) -> tuple[threading.Event,
-                                                                        list[float]]:
-    """Send ``bodies`` at once; the event is set until the first of them is answered."""
-    busy, took = threading.Event(), []
-    busy.set()
-
-    def send(body: dict[str, Any]) -> None:
+def _send_forever(url: str, key: str, body: bytes, took: Any, running: Any) -> None:
+    """One slow request after another, in a process of its own: encoding and reading 1 MB
+    bodies must not slow the measuring process."""
+    client = httpx.Client(headers={"Authorization": f"Bearer {key}",
+                                   "Content-Type": "application/json"}, timeout=600)
+    while running.value:
         t = time.perf_counter()
-        httpx.post(url + "/v1/guard", headers={"Authorization": f"Bearer {key}"}, json=body,
-                   timeout=600)
-        took.append(time.perf_counter() - t)
-        busy.clear()
+        assert client.post(url + "/v1/guard", content=body).status_code == 200
+        took.put(time.perf_counter() - t)
+    client.close()
 
-    for body in bodies:
-        threading.Thread(target=send, args=(body,), daemon=True).start()
-    time.sleep(0.3)  # let them reach the evaluation threads
-    return busy, took
+
+class InFlight:
+    """Slow requests kept in flight, each sent again as soon as it is answered, from
+    processes of their own, until ``stop``."""
+
+    def __init__(self, url: str, key: str, bodies: list[dict[str, Any]]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.queue: Any = ctx.Queue()
+        self.running: Any = ctx.Value("b", 1)
+        self.took: list[float] = []
+        self.procs = [ctx.Process(target=_send_forever, args=(
+            url, key, json.dumps(body).encode(), self.queue, self.running), daemon=True)
+            for body in bodies]
+        for p in self.procs:
+            p.start()
+        time.sleep(2.0)  # the processes start (imports) and reach the server
+
+    def stop(self) -> None:
+        self.running.value = 0
+        for p in self.procs:
+            p.join(600)
+        while not self.queue.empty():
+            self.took.append(self.queue.get())
 
 
 def figure(name: str, busy: list[float], idle: list[float], slow: list[float]) -> None:
     value, base = p99(busy), p99(idle)
     report(name, f"p99 {value:.1f} ms", f"idle p99 {base:.1f} ms", f"{value / base:.1f}x",
            ("PASS" if value <= 50 else "MISS") + " (target <= 50 ms)")
-    print(f"    {len(busy)} calls while in flight; the slow requests took "
-          f"{min(slow, default=0):.1f}-{max(slow, default=0):.1f} s", flush=True)
+    print(f"    {len(busy)} calls while in flight; {len(slow)} slow requests answered, "
+          f"each in {min(slow, default=0):.2f}-{max(slow, default=0):.2f} s", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--slow", type=float, default=3.0)
+    parser.add_argument("--slow", type=float, default=6.0)
     parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--seconds", type=float, default=5.0,
+                        help="how long the crafted inputs are kept in flight")
     parser.add_argument("--skip-crafted", action="store_true")
     args = parser.parse_args()
 
@@ -158,29 +179,30 @@ def main() -> None:
         print(f"staso serve on sqlite; four slow guard requests in flight; another agent's "
               f"guard() and /healthz, alternating; {os.cpu_count()} cores\n")
         print(f"{'figure':<46} {'staso':>14} {'baseline':>22} {'ratio':>10}  target")
-        measure(url, agent, 50, None)  # warm up
-        idle_guard, idle_health = measure(url, agent, args.calls // 2, None)
+        measure(url, agent, calls=50)  # warm up
+        idle_guard, idle_health = measure(url, agent, calls=args.calls // 2)
 
-        slow_bodies = [{"tool_name": "slow_tool", "tool_input": {"seconds": args.slow, "n": i}}
-                       for i in range(4)]
-        busy, took = in_flight(url, key, slow_bodies)
-        guards, healths = measure(url, agent, args.calls, busy)
-        while len(took) < 4:
-            time.sleep(0.05)
-        figure("guard() p99, 4 slow plugin requests in flight", guards, idle_guard, took)
-        figure("/healthz p99, 4 slow plugin requests in flight", healths, idle_health, took)
+        plugin = InFlight(url, key, [{"tool_name": "slow_tool",
+                                      "tool_input": {"seconds": args.slow, "n": i}}
+                                     for i in range(4)])
+        guards, healths = measure(url, agent, calls=args.calls,
+                                  seconds=args.slow - 2.2)  # the first four still running
+        plugin.stop()
+        figure("guard() p99, 4 slow plugin requests in flight", guards, idle_guard,
+               plugin.took)
+        figure("/healthz p99, 4 slow plugin requests in flight", healths, idle_health,
+               plugin.took)
 
         if not args.skip_crafted:
-            bodies = [{"tool_name": "write_file", "tool_input": body} for body in CRAFTED]
-            busy, took = in_flight(url, key, bodies)
-            guards, healths = measure(url, agent, args.calls, busy)
-            while len(took) < 4:
-                time.sleep(0.05)
-            if not guards:
-                print("    (the crafted requests finished before the first fast call)")
-                guards, healths = idle_guard, idle_health
-            figure("guard() p99, 4 crafted detector inputs", guards, idle_guard, took)
-            figure("/healthz p99, 4 crafted detector inputs", healths, idle_health, took)
+            crafted = InFlight(url, key, [{"tool_name": "write_file", "tool_input": body}
+                                          for body in CRAFTED])
+            guards, healths = measure(url, agent, calls=args.calls,
+                                      seconds=args.seconds)
+            crafted.stop()
+            figure("guard() p99, 4 crafted 1 MB inputs in flight", guards, idle_guard,
+                   crafted.took)
+            figure("/healthz p99, 4 crafted 1 MB inputs in flight", healths, idle_health,
+                   crafted.took)
     finally:
         st.shutdown()
         server.terminate()

@@ -123,12 +123,19 @@ class DecisionService:
         return size <= limit and not self.foreign_code
 
     # -- deciding -----------------------------------------------------------------------
-    def evaluate(self, request: GuardRequest) -> GuardResult:
-        """The policy's (and plugins') decision, before any escalation is stored."""
+    def evaluate(self, request: GuardRequest,
+                 policy: Callable[[GuardRequest], GuardResult] | None = None) -> GuardResult:
+        """The policy's (and plugins') decision, before any escalation is stored.
+
+        ``policy`` evaluates the policy elsewhere (a server's worker process); the plugin
+        hooks still run here, where plugins keep their state."""
         if self._before is not None:
             self._before(request=request)
-        result = self.engine.evaluate(request.tool_name, request.tool_input, request.context,
-                                      request.decision_id)
+        if policy is not None:
+            result = policy(request)
+        else:
+            result = self.engine.evaluate(request.tool_name, request.tool_input,
+                                          request.context, request.decision_id)
         if self._evaluate is not None:
             verdict = self._evaluate(request=request)
             if verdict is not None:

@@ -18,6 +18,7 @@ from ..jsonutil import check_json, encoded_size
 from ..models import Escalation, GuardRequest, GuardResult
 from .auth import ADMIN, AGENT, APPROVER, Principal, authenticate, require, state_of
 from .schemas import ApproveBody, ClaimBody, DenyBody, ExecutionBatch, GuardBody, PolicyBody
+from .state import LARGE_INPUT_BYTES
 
 router = APIRouter(prefix="/v1")
 Agent = Annotated[Principal, Depends(require(AGENT, ADMIN))]
@@ -55,33 +56,25 @@ async def guard(request: Request) -> Response:
     principal = await authenticate(request, AGENT, ADMIN)
     state = state_of(request)
     started = time.perf_counter()
-    try:
-        body = GuardBody.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])}
-             for e in exc.errors(include_url=False, include_context=False)]) from None
-    try:
-        size = encoded_size(body.tool_input)
-        check_json(body.context, "context")
-    except InvalidToolInput as exc:
-        raise HTTPException(422, str(exc)) from exc
-    if size > state.config.max_input_bytes:
-        raise HTTPException(413, f"tool_input is {size:,} bytes of JSON, over the "
-                                 f"{state.config.max_input_bytes:,}-byte limit")
-    call = GuardRequest(
-        tool_name=body.tool_name, tool_input=body.tool_input,
-        decision_id=body.decision_id or new_decision_id(),
-        agent_name=body.agent_name or principal.name, environment=body.environment,
-        context=body.context, wait=body.wait, escalation_timeout=body.escalation_timeout)
+    raw = await request.body()
+    loop = asyncio.get_running_loop()
+    # a large body is parsed, checked, evaluated and encoded on the large-input threads:
+    # parsing and encoding 1 MB alone hold the loop for milliseconds
+    large = len(raw) > LARGE_INPUT_BYTES
+    limit = state.config.max_input_bytes
+    if large:
+        call, size = await loop.run_in_executor(state.large_evaluator, _guard_request, raw,
+                                                principal.name, limit)
+    else:
+        call, size = _guard_request(raw, principal.name, limit)
     service = state.service
     result = service.recent(call.decision_id)
     if result is None:
         if service.may_evaluate_inline(size, state.config.inline_eval_bytes):
             result = service.evaluate(call)
         else:  # off the event loop: a slow evaluation delays no one else
-            result = await asyncio.get_running_loop().run_in_executor(
-                state.evaluator, service.evaluate, call)
+            evaluate = state.evaluate_large if size > LARGE_INPUT_BYTES else service.evaluate
+            result = await loop.run_in_executor(state.evaluator_for(size), evaluate, call)
             if result.action == "escalate" and await request.is_disconnected():
                 result = _caller_gone(result)
         if result.action == "escalate":
@@ -92,7 +85,37 @@ async def guard(request: Request) -> Response:
         seq = service.finish(call, result, urgent=True)
         await service.log.committed(seq)  # acknowledged only once it is on disk
         state.metrics.decided(result.action, elapsed)
+    if large:
+        answer = await loop.run_in_executor(state.large_evaluator, _encode, result)
+        return Response(answer, media_type="application/json")
     return json_response(result.to_dict())
+
+
+def _guard_request(raw: bytes, agent_name: str, limit: int) -> tuple[GuardRequest, int]:
+    """The call a guard body asks about, and its tool input's size; 413/422 if bad."""
+    try:
+        body = GuardBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])}
+             for e in exc.errors(include_url=False, include_context=False)]) from None
+    try:
+        size = encoded_size(body.tool_input)
+        check_json(body.context, "context")
+    except InvalidToolInput as exc:
+        raise HTTPException(422, str(exc)) from exc
+    if size > limit:
+        raise HTTPException(413, f"tool_input is {size:,} bytes of JSON, over the "
+                                 f"{limit:,}-byte limit")
+    return GuardRequest(
+        tool_name=body.tool_name, tool_input=body.tool_input,
+        decision_id=body.decision_id or new_decision_id(),
+        agent_name=body.agent_name or agent_name, environment=body.environment,
+        context=body.context, wait=body.wait, escalation_timeout=body.escalation_timeout), size
+
+
+def _encode(result: GuardResult) -> bytes:
+    return orjson.dumps(result.to_dict())
 
 
 def _caller_gone(result: GuardResult) -> GuardResult:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import StasoError
+from ..errors import StasoError, StoreUnavailable
+from ..models import GuardRequest, GuardResult
 from ..plugins import make_plugin_manager
-from ..policy import Policy, load_policy_text
+from ..policy import Engine, Policy, load_policy_text
 from ..service import DEFAULT_POLICY, DecisionService, collect_functions, collect_packs
 from ..settings import env_int
 from ..store import Store
@@ -40,6 +44,22 @@ DEFAULT_EVAL_WORKERS = 8
 # function, staso_before_guard or staso_evaluate) is never evaluated on the loop, whatever
 # the size: its cost is unknown. STASO_INLINE_EVAL_BYTES=0 sends every call to the pool.
 DEFAULT_INLINE_BYTES = 4096
+# Inputs over this size (where crafted slowness lives: detectors' time grows with the text)
+# get a lane of their own, 2 threads. Threads share one GIL, so each CPU-bound evaluation
+# running at once is one more thread the event loop must win the GIL from: four pure-Python
+# evaluations at once put other agents' p99 at ~150 ms (benchmarks/stall.py). Two large
+# evaluations at a time keep the loop's share, yet one stuck large call does not hold up
+# every other large one. Small calls never wait behind large ones.
+LARGE_INPUT_BYTES = 64 * 1024
+DEFAULT_LARGE_EVAL_WORKERS = 2
+# The policy part of a large call's evaluation runs in worker processes (as many as the
+# large-input threads, which wait on them). Threads share the GIL, and the detectors spend
+# single C calls of up to ~40 ms on a crafted 1 MB input (a regular expression keeps the
+# GIL throughout): on threads, four such requests in flight put other agents' p99 near
+# 200 ms; in processes the event loop never waits for them. Small calls stay in-process:
+# the hop to a process (pickling, a pipe) would cost more than their evaluation.
+# STASO_LARGE_EVAL_PROCESSES=0 keeps large calls on the threads.
+DEFAULT_LARGE_EVAL_PROCESSES = 2
 # A worker thread running pure Python gives up the GIL every switch interval when another
 # thread asks for it; the default 5 ms, paid several times per request by the event loop
 # while slow evaluations run, would put other agents' answers near 50 ms.
@@ -60,6 +80,10 @@ class ServerConfig:
                                                                DEFAULT_EVAL_WORKERS))
     inline_eval_bytes: int = field(default_factory=lambda: env_int("STASO_INLINE_EVAL_BYTES",
                                                                     DEFAULT_INLINE_BYTES, 0))
+    large_eval_workers: int = field(default_factory=lambda: env_int(
+        "STASO_LARGE_EVAL_WORKERS", DEFAULT_LARGE_EVAL_WORKERS))
+    large_eval_processes: int = field(default_factory=lambda: env_int(
+        "STASO_LARGE_EVAL_PROCESSES", DEFAULT_LARGE_EVAL_PROCESSES, 0))
     plugins: tuple[Any, ...] = field(default_factory=tuple)
 
 
@@ -79,6 +103,9 @@ class ServerState:
         # of slow evaluations never delays /healthz, long-polls or approvals
         self.evaluator = ThreadPoolExecutor(config.eval_workers,
                                             thread_name_prefix="staso-eval")
+        self.large_evaluator = ThreadPoolExecutor(max(config.large_eval_workers, 1),
+                                                  thread_name_prefix="staso-eval-large")
+        self.isolated = _IsolatedPolicy(self, config) if config.large_eval_processes else None
         self._refresher: asyncio.Task[None] | None = None
 
     # -- policy versions ----------------------------------------------------------------
@@ -132,7 +159,20 @@ class ServerState:
                 log.warning("staso: could not refresh the policy: %s", exc)
 
     # -- lifecycle ----------------------------------------------------------------------
+    def evaluator_for(self, size: int) -> ThreadPoolExecutor:
+        """The pool for a call of ``size`` bytes of JSON: large inputs have their own."""
+        return self.large_evaluator if size > LARGE_INPUT_BYTES else self.evaluator
+
+    def evaluate_large(self, call: GuardRequest) -> GuardResult:
+        """A large call's decision, its policy part in a worker process when there is one
+        (run on a large-input thread, which waits for it)."""
+        if self.isolated is None:
+            return self.service.evaluate(call)
+        return self.service.evaluate(call, self.isolated.evaluate)
+
     def start(self) -> None:
+        if self.isolated is not None:
+            self.isolated.start()
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_policy())
 
@@ -141,5 +181,65 @@ class ServerState:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
-        self.evaluator.shutdown(wait=False, cancel_futures=True)
+        for pool in (self.evaluator, self.large_evaluator):
+            pool.shutdown(wait=False, cancel_futures=True)
+        if self.isolated is not None:
+            self.isolated.close()
         await asyncio.to_thread(self.service.close)
+
+
+class _IsolatedPolicy:
+    """The policy in force, evaluated in worker processes (spawned, so no lock held by a
+    server thread is copied into them). Each worker loads a policy version once and keeps
+    it; the source travels with each call, so a new version reaches them at once."""
+
+    def __init__(self, state: ServerState, config: ServerConfig) -> None:
+        names = tuple(p for p in config.plugins if isinstance(p, str))
+        self.state, self.workers, self.plugins = state, config.large_eval_processes, names
+        self._lock = threading.Lock()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_start, initargs=(self.plugins,))
+
+    def start(self) -> None:
+        self._pool.submit(_worker_ready)  # spawn and import now, not on the first call
+
+    def evaluate(self, call: GuardRequest) -> GuardResult:
+        version, source = self.state.policy_version, self.state.policy_source
+        pool = self._pool
+        try:
+            return pool.submit(_worker_evaluate, version, source, call).result()
+        except BrokenProcessPool as exc:  # a worker died (killed, out of memory)
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = self._new_pool()
+            raise StoreUnavailable(f"the policy worker process stopped ({exc}); "
+                                   "the next call gets a new one") from exc
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+_worker: dict[str, Any] = {}
+
+
+def _worker_start(plugins: tuple[str, ...]) -> None:
+    _worker["pm"] = make_plugin_manager(plugins)
+
+
+def _worker_ready() -> bool:
+    return True
+
+
+def _worker_evaluate(version: int, source: str, call: GuardRequest) -> GuardResult:
+    pm = _worker["pm"]
+    if _worker.get("version") != version:
+        functions = collect_functions(pm)
+        policy = load_policy_text(source, f"<policy v{version}>", packs=collect_packs(pm),
+                                  functions=functions)
+        _worker["engine"], _worker["version"] = Engine(policy, functions), version
+    result: GuardResult = _worker["engine"].evaluate(call.tool_name, call.tool_input,
+                                                     call.context, call.decision_id)
+    return result
