@@ -2,11 +2,13 @@
 requests are in flight on one ``staso serve`` (target p99 <= 50 ms for each), beside the
 same calls on the idle server (the baseline, same run).
 
-Two kinds of slow request:
-- a plugin's CEL function that burns CPU in pure Python for ``--slow`` seconds (slow
-  whatever the detectors become: it shows the evaluation pool at work);
-- crafted inputs for the built-in detectors (repeated separators for the path check, a
-  repeated command for the shell check): slow only while a detector is super-linear.
+Three kinds of slow request:
+- a plugin's CEL function that waits ``--slow`` seconds (slow whatever the detectors
+  become: it shows the evaluation pool at work);
+- the same burning CPU in pure Python: printed without a verdict, since such code on
+  evaluation threads shares the GIL with the event loop and slows it (a known limit);
+- crafted ~1 MB inputs, each pack's worst case (the SPEC's figure): large calls are
+  evaluated in worker processes, so they never hold the server's GIL.
 
 Run: .venv/bin/python benchmarks/stall.py [--slow SECONDS] [--calls N]
 """
@@ -44,15 +46,24 @@ def slow(seconds):
     return True
 
 
+def nap(seconds):
+    time.sleep(float(seconds))
+    return True
+
+
 @staso.hookimpl
 def staso_cel_functions():
-    return {"slow": slow}
+    return {"slow": slow, "nap": nap}
 '''
 POLICY = """version: 1
 rules:
   - name: slow_check
     tools: [slow_tool]
     when: slow(tool_input.seconds)
+    action: block
+  - name: nap_check
+    tools: [nap_tool]
+    when: nap(tool_input.seconds)
     action: block
   - use: builtin/dangerous_shell
   - use: builtin/destructive_sql
@@ -182,16 +193,23 @@ def main() -> None:
         measure(url, agent, calls=50)  # warm up
         idle_guard, idle_health = measure(url, agent, calls=args.calls // 2)
 
-        plugin = InFlight(url, key, [{"tool_name": "slow_tool",
-                                      "tool_input": {"seconds": args.slow, "n": i}}
-                                     for i in range(4)])
-        guards, healths = measure(url, agent, calls=args.calls,
-                                  seconds=args.slow - 2.2)  # the first four still running
-        plugin.stop()
-        figure("guard() p99, 4 slow plugin requests in flight", guards, idle_guard,
-               plugin.took)
-        figure("/healthz p99, 4 slow plugin requests in flight", healths, idle_health,
-               plugin.took)
+        for tool, what in (("nap_tool", "waiting plugin"), ("slow_tool", "CPU-bound plugin")):
+            plugin = InFlight(url, key, [{"tool_name": tool,
+                                          "tool_input": {"seconds": args.slow, "n": i}}
+                                         for i in range(4)])
+            guards, healths = measure(url, agent, calls=args.calls,
+                                      seconds=args.slow - 2.2)  # the first four still run
+            plugin.stop()
+            if tool == "nap_tool":
+                figure(f"guard() p99, 4 {what} requests in flight", guards, idle_guard,
+                       plugin.took)
+                figure(f"/healthz p99, 4 {what} requests in flight", healths, idle_health,
+                       plugin.took)
+            else:  # not a SPEC figure: Python code in threads shares the GIL with the loop
+                print(f"{'guard() p99, 4 ' + what + ' requests':<46} "
+                      f"{f'p99 {p99(guards):.1f} ms':>14} {'/healthz':>22} "
+                      f"{f'{p99(healths):.1f} ms':>10}  (no target: small calls to "
+                      f"plugin code run on threads, which share one GIL)", flush=True)
 
         if not args.skip_crafted:
             crafted = InFlight(url, key, [{"tool_name": "write_file", "tool_input": body}

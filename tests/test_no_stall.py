@@ -103,7 +103,9 @@ def stall_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 class SlowRequests:
     """``count`` crafted guard requests sent at once, each from its own thread."""
 
-    def __init__(self, server: Server, count: int, seconds: float = SLOW_SECONDS) -> None:
+    def __init__(self, server: Server, count: int, seconds: float = SLOW_SECONDS,
+                 pad: int = 0) -> None:
+        self.pad = "x" * pad
         self.results: list[dict[str, Any]] = []
         self.finished: list[float] = []
         self.threads = [threading.Thread(target=self._send, args=(server, seconds, i))
@@ -115,8 +117,8 @@ class SlowRequests:
 
     def _send(self, server: Server, seconds: float, i: int) -> None:
         r = httpx.post(server.url + "/v1/guard", headers=server.headers("agent"), timeout=60,
-                       json={"tool_name": "slow_tool", "tool_input": {"seconds": seconds,
-                                                                       "n": i}})
+                       json={"tool_name": "slow_tool", "tool_input": {
+                           "seconds": seconds, "n": i, "pad": self.pad}})
         self.finished.append(time.monotonic())
         self.results.append(r.json())
 
@@ -167,6 +169,27 @@ def test_slow_requests_delay_no_other_agent_nor_healthz(stall_server: Server) ->
     tally("stall: 4 slow requests in flight", sent=len(guard_times) + len(health_times) + 4,
           answered=len(guard_times) + len(health_times),
           guard_p99_ms=round(guard_p99 * 1000, 1), healthz_p99_ms=round(health_p99 * 1000, 1))
+
+
+def test_large_slow_requests_are_evaluated_in_worker_processes(stall_server: Server) -> None:
+    """Over 64 KB, the policy runs in worker processes: CPU-bound work there shares no GIL
+    with the server's event loop, so the bound here is tighter than for threads."""
+    agent = stall_server.agent_client("large-neighbour")
+    try:
+        for _ in range(20):
+            agent.guard("refund", {"amount": 5})
+        slow = SlowRequests(stall_server, 4, pad=100_000)
+        times = []
+        while len(times) < 40 and slow.in_flight():
+            took, result = timed(lambda: agent.guard("run_sql", {"query": "DROP TABLE t"}))
+            assert result.action == "block" and result.rule_name != "staso/unavailable"
+            times.append(took)
+        slow.join()
+    finally:
+        agent.shutdown()
+    # the plugin was loaded by the worker processes and decided there
+    assert [r["rule_name"] for r in slow.results] == ["slow_check"] * 4
+    assert len(times) >= 10 and max(times) < 0.25, times
 
 
 def test_a_caller_that_gave_up_gets_no_escalation_it_never_heard_of(
