@@ -43,28 +43,60 @@ if TYPE_CHECKING:
 PIECE = 8192
 MAX_DEPTH = 12
 
-_NOISE = "['\"\\\\]*"
 
 
-def _word(name: str) -> str:
-    return _NOISE.join(re.escape(c) for c in name)
+def _word(name: str) -> re.Pattern[str]:
+    # Starts with the literal so the regex engine scans for it at C speed; the lookbehind
+    # after it checks the word boundary (``git-rm`` and ``form`` are not ``rm``).
+    return re.compile(re.escape(name) + r"(?<![\w-]" + re.escape(name) + r")(?![\w-])")
 
 
-_NAMES = ["rm", "find", "dd", "shred", "wipefs", "blkdiscard", "mke2fs", "mkswap", "chmod",
-          "chown", "chgrp", "curl", "wget", "fetch", "aria2c", "base64", "xxd", "psql", "mysql",
-          "mariadb", "sqlite3", "sqlite", "duckdb", "sfdisk", "sgdisk", "fdisk", "parted"]
-# Every dangerous construct needs one of these; anything else is skipped unparsed.
-_TRIGGER = re.compile(
-    r"(?<![\w-])(?:" + "|".join(_word(n) for n in _NAMES) + "|" + _word("mkfs") + r")(?![\w-])"
-    r"|" + _word("mkfs") + r"\.|/dev/|\(\s*\)\s*\{|\bfunction\s|\$'"
-    r"|(?<!\S)-[a-zA-Z]*[rR][a-zA-Z]*\s+['\"]*[/~$]"  # rm-like flags at a run-time command
-)
+def _words(*names: str) -> tuple[re.Pattern[str], ...]:
+    return tuple(_word(n) for n in names)
+
+
+_RECURSIVE = _words("rm", "chmod", "chown", "chgrp")
+_FIND = _word("find")
+_PIPED = _words("curl", "wget", "fetch", "aria2c", "http", "https", "lwp-request", "GET",
+                "wget2", "xh", "curlie", "base64", "xxd", "openssl", "uudecode")
+_SQL = _words("psql", "mysql", "mariadb", "sqlite3", "sqlite", "duckdb")
+_FLAG_R = re.compile(r"-[a-zA-Z]*[rR]")
+_DYNAMIC_NAME = re.compile(r"\$\S*\s+(?:-\S+\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+[/~$]")
+_FUNCTION = re.compile(r"\(\s*\)\s*\{")
+
+
+def _suspicious(text: str) -> bool:
+    """Cheap test that ``text`` may hold a dangerous command; every check is a C-level scan.
+
+    Quotes and backslashes are dropped first, as the shell drops them from ``r''m``.
+    """
+    if "$'" in text:  # ANSI-C quoting can spell any name
+        return True
+    n = text.replace("'", "").replace('"', "").replace("\\", "")
+    if "/dev/" in n:
+        return True
+    if ("sql" in n or "mariadb" in n or "duckdb" in n) and any(w.search(n) for w in _SQL):
+        return True
+    if _FLAG_R.search(n) and (any(w.search(n) for w in _RECURSIVE)
+                              or ("$" in n and _DYNAMIC_NAME.search(n) is not None)):
+        return True
+    if ("-delete" in n or "-exec" in n or "-ok" in n) and _FIND.search(n):
+        return True
+    if ("|" in n or "`" in n or "<(" in n or "$(" in n or "<<" in n) and \
+            any(w.search(n) for w in _PIPED):
+        return True
+    return "(" in n and ("|" in n or "&" in n) and _FUNCTION.search(n) is not None
+
+
+# A command of these cut off at the end of a piece may have had a dangerous argument after it.
+_CUT_NAMES = frozenset({"rm", "chmod", "chown", "chgrp", "find", "dd", "shred", "wipefs", "cp",
+                        "tee", "mkfs", "psql", "mysql", "mariadb", "sqlite3", "duckdb"})
 _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 
 
 def is_dangerous_shell(text: str) -> bool:
     """True when ``text`` holds a shell command that can destroy or open up a machine."""
-    if not isinstance(text, str) or len(text) < 2 or not _TRIGGER.search(text):
+    if not isinstance(text, str) or len(text) < 4:
         return False
     try:
         _Judge(shell_parse.Budget()).text(text, 0)
@@ -83,15 +115,13 @@ class _Judge:
 
     def text(self, text: str, depth: int) -> None:
         """Raise Dangerous if any command in ``text`` is dangerous."""
-        if not _TRIGGER.search(text):
-            return
-        if depth > MAX_DEPTH:
-            raise Dangerous
         start = 0
         while start < len(text):
             end = _piece_end(text, start)
-            if _TRIGGER.search(text, start, end):
-                piece = text[start:end]
+            piece = text[start:end]
+            if _suspicious(piece):
+                if depth > MAX_DEPTH:
+                    raise Dangerous
                 for prefix in ("",) if start == 0 else ("", "'", '"'):
                     source = (prefix + piece).encode("utf-8", "surrogatepass")
                     root = shell_parse.parse(source, self.budget)
@@ -99,6 +129,9 @@ class _Judge:
                         raise Dangerous
                     cut = len(source.rstrip(b" \t\n;")) if end < len(text) else None
                     _Walk(self, depth, cut).run(root)
+                    if cut is not None and root.has_error and \
+                            _suspicious(piece[piece.rfind("\n", 0, len(piece) - 1) + 1:]):
+                        raise Dangerous  # a construct left open at the cut may hide one
             start = end
 
     def sql(self, sql: str) -> None:
@@ -194,7 +227,6 @@ class _Walk:
             value = "~" if name == "HOME" else self.env.get(name, DYNAMIC)
             return _R(kind, value, dl)
         if kind in _DYNAMIC_NODES:
-            dl = dl or any(k.cmd is not None and k.cmd.download for k in kids)
             return _R(kind, DYNAMIC, dl)
         if kind == "variable_assignment":
             if len(kids) >= 3 and kids[1].kind == "=":
@@ -250,10 +282,10 @@ class _Walk:
             if k.kind == "herestring_redirect":
                 self.feed(cmd, k.text)
         if self.cut_at is not None and node.end_byte >= self.cut_at and cmd.argv and \
-                _TRIGGER.match(cmd.argv[0].rsplit("/", 1)[-1]):
+                (argv[0].rsplit("/", 1)[-1] in _CUT_NAMES or _suspicious(" ".join(argv))):
             raise Dangerous  # its arguments may go on past the piece: fail closed
         name = argv[0].rsplit("/", 1)[-1]
-        return _R("command", "", False, cmd, (name,))
+        return _R("command", "", any(dls) or cmd.download or cmd.decoder, cmd, (name,))
 
     def pipeline(self, kids: list[_R]) -> _R:
         stages = [k for k in kids if k.cmd is not None or k.kind in ("command",
@@ -278,7 +310,7 @@ class _Walk:
             source = source or cmd.download or cmd.decoder
             prev = cmd
         self._spawn(tuple(names))
-        return _R("pipeline", "", any(k.dl for k in kids), prev, tuple(names))
+        return _R("pipeline", "", source or any(k.dl for k in kids), prev, tuple(names))
 
     def feed(self, cmd: Cmd, text: str) -> None:
         """Judge ``text`` arriving on the standard input of ``cmd``."""

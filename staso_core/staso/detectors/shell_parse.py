@@ -56,8 +56,10 @@ def parse(source: bytes, budget: Budget) -> Node | None:
         budget.ops += 1
         return budget.spent()
 
+    parser = _parser()
     try:
-        tree = _parser().parse(read, progress_callback=progress)
+        tree = parser.parse(read, progress_callback=progress)
     except ValueError:  # cancelled by the progress callback
+        parser.reset()  # else the next parse would resume this one
         return None
     return tree.root_node if tree is not None else None
