@@ -40,7 +40,7 @@ from .shell_rules import DYNAMIC, Cmd, Dangerous, is_block_device, judge_argv
 if TYPE_CHECKING:
     from tree_sitter import Node
 
-PIECE = 8192
+PIECE = 4096
 MAX_DEPTH = 12
 
 
@@ -102,7 +102,7 @@ def is_dangerous_shell(text: str) -> bool:
         _Judge(shell_parse.Budget()).text(text, 0)
     except Dangerous:
         return True
-    except Exception:  # noqa: BLE001 - any failure to judge blocks rather than allows
+    except Exception:
         return True
     return False
 
@@ -147,7 +147,8 @@ def _piece_end(text: str, start: int) -> int:
         return len(text)
     cut = text.rfind("\n", start + PIECE // 2, end)
     if cut == -1:
-        cut = max(text.rfind(" ", start + PIECE // 2, end), text.rfind(";", start + PIECE // 2, end))
+        half = start + PIECE // 2
+        cut = max(text.rfind(" ", half, end), text.rfind(";", half, end))
     return cut + 1 if cut != -1 else end
 
 
@@ -185,7 +186,11 @@ class _Walk:
     def run(self, root: Node) -> None:
         stack: list[tuple[Node, list[Node], list[_R], int]] = [(root, root.children, [], 0)]
         index = [0]
+        steps = 0
         while stack:
+            steps += 1
+            if steps & 1023 == 0 and self.judge.budget.spent():
+                raise Dangerous  # out of budget before a verdict: fail closed
             node, kids, results, seq = stack[-1]
             i = index[-1]
             if i < len(kids):
@@ -249,11 +254,11 @@ class _Walk:
         if kind == "heredoc_body":
             return _R(kind, "".join(k.text for k in kids), dl)
         if kind == "redirected_statement":
-            body = kids[0]
+            stmt = kids[0]
             for k in kids[1:]:
-                if k.kind in ("heredoc_redirect", "herestring_redirect") and body.cmd:
-                    self.feed(body.cmd, k.text)
-            return _R(kind, "", dl, body.cmd, body.names)
+                if k.kind in ("heredoc_redirect", "herestring_redirect") and stmt.cmd:
+                    self.feed(stmt.cmd, k.text)
+            return _R(kind, "", dl, stmt.cmd, stmt.names)
         if kind == "pipeline":
             return self.pipeline(kids)
         if kind == "function_definition":

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # Progress callbacks are ~20-50 µs of parser work apart on ordinary shell text; the clock is
 # a backstop for inputs where the lexer (not counted as operations) does the work.
 MAX_OPS = 1500
-MAX_SECONDS = 0.045
+MAX_SECONDS = 0.03
 
 _PARSER: list[Parser] = []
 

@@ -154,12 +154,8 @@ def _unwrap(name: str, argv: list[str], i: int) -> int | None:
     """Index of the wrapped command in ``argv`` (the wrapper is at ``i``), or None."""
     opts = _WRAPPER_OPTS[name]
     j = i + 1
-    if name == "timeout" or name == "taskset" or name == "chrt" or name == "sg":
-        need_positional = 1
-    elif name == "chroot" or name == "flock":
-        need_positional = 1
-    else:
-        need_positional = 0
+    # the duration, mask, priority, group, new root or lock file before the command
+    need_positional = int(name in ("timeout", "taskset", "chrt", "sg", "chroot", "flock"))
     while j < len(argv):
         a = argv[j]
         if a == "--":
@@ -196,7 +192,7 @@ def judge_argv(argv: list[str], dls: list[bool], judge_text: Callable[[str], Non
         if name in ("sudo", "doas") and any(a in ("-s", "-i") for a in args) and \
                 _unwrap(name, argv, i) is None:
             return Cmd(argv[i:], stdin_code="sh")
-        if name == "env" and "-S" in args or any(a.startswith("--split-string") for a in args):
+        if (name == "env" and "-S" in args) or any(a.startswith("--split-string") for a in args):
             for k, a in enumerate(args):
                 if a == "-S" and k + 1 < len(args):
                     judge_text(args[k + 1])
@@ -215,8 +211,6 @@ def judge_argv(argv: list[str], dls: list[bool], judge_text: Callable[[str], Non
                 return Cmd(argv[i:])
             if j is None:
                 return Cmd(argv[i:])
-            if name == "busybox" and basename(argv[j]) == "sh":
-                pass
             i = j
             continue
         return _judge_command(name, argv[i:], dls[i:], judge_text, judge_sql)
@@ -303,7 +297,7 @@ def _judge_find(args: list[str], judge_text: Callable[[str], None],
                 judge_sql: Callable[[str], None]) -> None:
     paths = []
     k = 0
-    while k < len(args) and args[k] in ("-H", "-L", "-P") or (k < len(args) and
+    while (k < len(args) and args[k] in ("-H", "-L", "-P")) or (k < len(args) and
                                                                 args[k].startswith("-O")):
         k += 1
     while k < len(args) and not args[k].startswith("-") and args[k] not in ("(", "!"):
@@ -365,7 +359,8 @@ def _judge_shell(name: str, argv: list[str], dls: list[bool],
 _LITERAL = re.compile(r"""'((?:[^'\\\n]|\\.)*)'|"((?:[^"\\\n]|\\.)*)"|`([^`]*)`""")
 
 
-def _judge_interpreter(argv: list[str], dls: list[bool], judge_text: Callable[[str], None]) -> Cmd:
+def _judge_interpreter(argv: list[str], dls: list[bool],
+                       judge_text: Callable[[str], None]) -> Cmd:
     args = argv[1:]
     if any(dls[1:]):
         raise Dangerous

