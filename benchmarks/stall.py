@@ -55,6 +55,11 @@ def nap(seconds):
 def staso_cel_functions():
     return {"slow": slow, "nap": nap}
 '''
+PACKS = """  - use: builtin/dangerous_shell
+  - use: builtin/destructive_sql
+  - use: builtin/protected_paths
+  - use: builtin/pii
+"""
 POLICY = """version: 1
 rules:
   - name: slow_check
@@ -65,11 +70,7 @@ rules:
     tools: [nap_tool]
     when: nap(tool_input.seconds)
     action: block
-  - use: builtin/dangerous_shell
-  - use: builtin/destructive_sql
-  - use: builtin/protected_paths
-  - use: builtin/pii
-"""
+""" + PACKS
 # each pack's worst case found so far, ~1 MB of JSON each (the limit is 1 MiB)
 CRAFTED = [{"text": ",a/" * 333_000}, {"command": "curl " * 200_000},
            {"note": "4111 " * 200_000}, {"query": "DELETE '" * 125_000}]
@@ -172,27 +173,37 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="staso-bench-stall-"))
     site = plugin_site(home)
-    (home / "staso.yaml").write_text(POLICY)
-    db = f"sqlite:///{home / 'staso.db'}"
-    store = Store(db)
-    _, key = create_key(store, role="agent", name="stall-agent")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "STASO_DATABASE_URL": db, "STASO_HOME": str(home),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(site),
-                                                       os.environ.get("PYTHONPATH")]))}
-    server = subprocess.Popen([sys.executable, "-m", "staso.cli", "serve", "--port", str(port),
-                               "--policy", str(home / "staso.yaml")], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (home / "plugin.yaml").write_text(POLICY)
+    (home / "plain.yaml").write_text("version: 1\nrules:\n" + PACKS)
+    servers: list[subprocess.Popen[bytes]] = []
+
+    def serve(name: str, plugin: bool) -> tuple[str, str]:
+        """A staso serve on its own SQLite file, with or without the slow plugin."""
+        db = f"sqlite:///{home / (name + '.db')}"
+        store = Store(db)
+        _, key = create_key(store, role="agent", name="stall-agent")
+        store.close()
+        port = free_port()
+        env = {**os.environ, "STASO_DATABASE_URL": db, "STASO_HOME": str(home)}
+        if plugin:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site),
+                                                              os.environ.get("PYTHONPATH")]))
+        servers.append(subprocess.Popen(
+            [sys.executable, "-m", "staso.cli", "serve", "--port", str(port),
+             "--policy", str(home / (name + ".yaml"))], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, servers[-1])
+        return url, key
+
     try:
-        wait_healthy(url, server)
-        agent = st.init(api_key=key, base_url=url, agent_name="other-agent")
         print(f"staso serve on sqlite; four slow guard requests in flight; another agent's "
               f"guard() and /healthz, alternating; {os.cpu_count()} cores\n")
         print(f"{'figure':<46} {'staso':>14} {'baseline':>22} {'ratio':>10}  target")
+        url, key = serve("plugin", plugin=True)
+        agent = st.init(api_key=key, base_url=url, agent_name="other-agent")
         measure(url, agent, calls=50)  # warm up
         idle_guard, idle_health = measure(url, agent, calls=args.calls // 2)
-
         for tool, what in (("nap_tool", "waiting plugin"), ("slow_tool", "CPU-bound plugin")):
             plugin = InFlight(url, key, [{"tool_name": tool,
                                           "tool_input": {"seconds": args.slow, "n": i}}
@@ -210,12 +221,16 @@ def main() -> None:
                       f"{f'p99 {p99(guards):.1f} ms':>14} {'/healthz':>22} "
                       f"{f'{p99(healths):.1f} ms':>10}  (no target: small calls to "
                       f"plugin code run on threads, which share one GIL)", flush=True)
+        st.shutdown()
 
-        if not args.skip_crafted:
+        if not args.skip_crafted:  # the SPEC's case: the built-in packs, no plugin
+            url, key = serve("plain", plugin=False)
+            agent = st.init(api_key=key, base_url=url, agent_name="other-agent")
+            measure(url, agent, calls=50)
+            idle_guard, idle_health = measure(url, agent, calls=args.calls // 2)
             crafted = InFlight(url, key, [{"tool_name": "write_file", "tool_input": body}
                                           for body in CRAFTED])
-            guards, healths = measure(url, agent, calls=args.calls,
-                                      seconds=args.seconds)
+            guards, healths = measure(url, agent, calls=args.calls, seconds=args.seconds)
             crafted.stop()
             figure("guard() p99, 4 crafted 1 MB inputs in flight", guards, idle_guard,
                    crafted.took)
@@ -223,10 +238,9 @@ def main() -> None:
                    crafted.took)
     finally:
         st.shutdown()
-        server.terminate()
-        server.wait(10)
-        store.close()
-
+        for server in servers:
+            server.terminate()
+            server.wait(10)
 
 if __name__ == "__main__":
     main()

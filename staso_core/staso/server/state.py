@@ -171,8 +171,6 @@ class ServerState:
         return self.service.evaluate(call, self.isolated.evaluate)
 
     def start(self) -> None:
-        if self.isolated is not None:
-            self.isolated.start()
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_policy())
 
@@ -191,7 +189,9 @@ class ServerState:
 class _IsolatedPolicy:
     """The policy in force, evaluated in worker processes (spawned, so no lock held by a
     server thread is copied into them). Each worker loads a policy version once and keeps
-    it; the source travels with each call, so a new version reaches them at once."""
+    it; the source travels with each call, so a new version reaches them at once. Workers
+    start on the first large call (about a second once): a server that never gets one
+    never pays for them."""
 
     def __init__(self, state: ServerState, config: ServerConfig) -> None:
         names = tuple(p for p in config.plugins if isinstance(p, str))
@@ -202,9 +202,6 @@ class _IsolatedPolicy:
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_worker_start, initargs=(self.plugins,))
-
-    def start(self) -> None:
-        self._pool.submit(_worker_ready)  # spawn and import now, not on the first call
 
     def evaluate(self, call: GuardRequest) -> GuardResult:
         version, source = self.state.policy_version, self.state.policy_source
@@ -227,10 +224,6 @@ _worker: dict[str, Any] = {}
 
 def _worker_start(plugins: tuple[str, ...]) -> None:
     _worker["pm"] = make_plugin_manager(plugins)
-
-
-def _worker_ready() -> bool:
-    return True
 
 
 def _worker_evaluate(version: int, source: str, call: GuardRequest) -> GuardResult:
