@@ -105,7 +105,10 @@ class ServerState:
                                             thread_name_prefix="staso-eval")
         self.large_evaluator = ThreadPoolExecutor(max(config.large_eval_workers, 1),
                                                   thread_name_prefix="staso-eval-large")
-        self.isolated = _IsolatedPolicy(self, config) if config.large_eval_processes else None
+        # a plugin given as an object cannot be loaded by a worker process: threads then
+        importable = all(isinstance(p, str) for p in config.plugins)
+        self.isolated = _IsolatedPolicy(self, config) \
+            if config.large_eval_processes and importable else None
         self._refresher: asyncio.Task[None] | None = None
 
     # -- policy versions ----------------------------------------------------------------
@@ -194,8 +197,8 @@ class _IsolatedPolicy:
     never pays for them."""
 
     def __init__(self, state: ServerState, config: ServerConfig) -> None:
-        names = tuple(p for p in config.plugins if isinstance(p, str))
-        self.state, self.workers, self.plugins = state, config.large_eval_processes, names
+        self.state, self.workers = state, config.large_eval_processes
+        self.plugins = tuple(str(p) for p in config.plugins)
         self._lock = threading.Lock()
         self._pool = self._new_pool()
 
