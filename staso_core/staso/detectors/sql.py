@@ -159,8 +159,14 @@ class _Judge:
             if tree is not None:
                 return self.tree(tree, depth)
             candidates = iter(batch)
-        return any(self.statement(sql, depth, known_bad=failed and len(sql) == len(text))
-                   for sql in candidates)
+        if any(self.statement(sql, depth, known_bad=failed and len(sql) == len(text))
+               for sql in candidates):
+            return True
+        # An injected fragment (`x'; DROP TABLE users; --`) starts inside the application's
+        # string literal: read it that way too, so the quote it closes ends that string.
+        return failed and not over and "'" in text and any(
+            self.statement(sql, depth) for sql in candidate_statements("'" + text)
+            if any(k in sql.lower() for k in _KEYWORDS))
 
     def statement(self, sql: str, depth: int, known_bad: bool = False) -> bool:
         tree = None if known_bad else self.parse(sql)
@@ -412,6 +418,9 @@ def _has_row_reference(expr: Any) -> bool:
             for key, value in item.items():
                 if key in ("ColumnRef", "ParamRef", "SubLink", "FuncCall", "CurrentOfExpr"):
                     return True
+                if key == "SQLValueFunction" and isinstance(value, dict) and \
+                        value.get("op") in ("SVFOP_USER", "SVFOP_CURRENT_USER"):
+                    return True  # `WHERE user = 'x'`: a column named user in MySQL
                 stack.append(value)
     return False
 

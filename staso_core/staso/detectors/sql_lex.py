@@ -60,8 +60,9 @@ _BRACKET = re.compile(r"\[([^\[\]\n]*+)\]")
 _TOP = re.compile(r"\btop\s*+(?:\(\s*+\d++\s*+\)|\d++)(?:\s*+percent\b)?", re.IGNORECASE)
 _MODIFIERS = re.compile(r"\b(delete|update)(?:\s++(?:low_priority|quick|ignore)\b)++",
                         re.IGNORECASE)
+_DELETE_NO_FROM = re.compile(r"^(\s*+delete)\s++(?!from\b)(?=[\w\".]++\s++where\b)",
+                             re.IGNORECASE)
 _DELETE_ALIAS = re.compile(r"^(\s*+delete)\s++(?!from\b)[\w\".]++\s++(?=from\b)", re.IGNORECASE)
-_DELETE_NO_FROM = re.compile(r"^(\s*+delete)\s++(?!from\b)", re.IGNORECASE)
 _LIMIT = re.compile(r"(?<!\s)\s++limit\s++\d++\s*+$", re.IGNORECASE)
 _ORDER_BY = re.compile(r"\border\s++by\b", re.IGNORECASE)
 _HASH_COMMENT = re.compile(r"#[^\n]*+")
@@ -88,6 +89,8 @@ def normalise_dialect(statement: str) -> str:
     if "low_priority" in low or "quick" in low or "ignore" in low:
         s = _MODIFIERS.sub(r"\1", s)
     if re.match(r"\s*+delete\b", s, re.IGNORECASE):
+        # `DELETE t1 FROM t1 ...` (MySQL), `DELETE users WHERE ...` (T-SQL). A bare
+        # `DELETE users` is not rewritten: "Delete unused imports" would read as a DELETE
         s = _DELETE_NO_FROM.sub(r"\1 from ", _DELETE_ALIAS.sub(r"\1 ", s, count=1), count=1)
     if "limit" in low and re.match(r"\s*+(?:delete|update)\b", s, re.IGNORECASE):
         s, limited = _LIMIT.subn("", s)
