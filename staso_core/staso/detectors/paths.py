@@ -64,6 +64,8 @@ def is_protected_path(text: str) -> bool:
     """True when ``text`` names (or contains) a path to system config, keys or secrets."""
     if not text:
         return False
+    if not any(c in text for c in "/\\.%~") and "id_" not in text.lower():
+        return False  # every protected name holds one of these (see _MARKER)
     return _scan(text, [MAX_TOKENS], 0)
 
 

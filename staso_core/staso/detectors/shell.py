@@ -81,21 +81,27 @@ def _suspicious(text: str) -> bool:
     """
     if "$'" in text:  # ANSI-C quoting can spell any name
         return True
-    n = text.replace("'", "").replace('"', "").replace("\\", "")
+    n = text
+    if "'" in n or '"' in n or "\\" in n:
+        n = n.replace("'", "").replace('"', "").replace("\\", "")
     if "/dev/" in n:
         return True
     if ("sql" in n or "mariadb" in n or "duckdb" in n) and any(w.search(n) for w in _SQL):
         return True
-    if _FLAG_R.search(n) and (any(w.search(n) for w in _RECURSIVE)
-                              or ("$" in n and _DYNAMIC_NAME.search(n) is not None)):
-        return True
-    if ("-delete" in n or "-exec" in n or "-ok" in n) and _FIND.search(n):
-        return True
-    if ("c" in n or "telnet" in n) and any(w.search(n) for w in _NETWORK):
-        return True
+    if "-" in n:
+        if _FLAG_R.search(n) and (any(w.search(n) for w in _RECURSIVE)
+                                  or ("$" in n and _DYNAMIC_NAME.search(n) is not None)):
+            return True
+        if ("-delete" in n or "-exec" in n or "-ok" in n) and _FIND.search(n):
+            return True
+        if ("-e" in n or "-c" in n) and any(w.search(n) for w in _NETWORK):
+            return True  # nc -e /bin/sh host port
     if ("|" in n or "`" in n or "<(" in n or "$(" in n or "<<" in n) and \
-            any(w.search(n) for w in _PIPED):
+            any(w.search(n) for w in _PIPED + _NETWORK):
         return True
+    if ":" in n and ("xec:" in n or "ystem:" in n or "XEC:" in n or "YSTEM:" in n) and \
+            any(w.search(n) for w in _NETWORK):
+        return True  # socat TCP:host:4444 EXEC:/bin/bash
     return "(" in n and ("|" in n or "&" in n) and _FUNCTION.search(n) is not None
 
 
@@ -107,8 +113,8 @@ _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 
 def is_dangerous_shell(text: str) -> bool:
     """True when ``text`` holds a shell command that can destroy or open up a machine."""
-    if not isinstance(text, str) or len(text) < 4:
-        return False
+    if not isinstance(text, str) or len(text) < 4 or not _suspicious(text):
+        return False  # no piece of a text can be suspicious when the whole is not
     try:
         _Judge(shell_parse.Budget()).text(text, 0)
     except Dangerous:
