@@ -12,6 +12,8 @@ import pytest
 
 import staso as st
 from staso.jsonutil import (
+    JSON_DECODE_FACTOR,
+    MAX_JSON_LAYERS,
     NOT_JSON,
     DecodeBudget,
     decode_embedded_json,
@@ -116,12 +118,15 @@ def test_padding_cannot_spend_the_decoding_budget() -> None:
 
 def test_decoding_is_bounded() -> None:
     deep = "DROP TABLE users"
-    for _ in range(6):
+    for _ in range(MAX_JSON_LAYERS + 2):
         deep = json.dumps([deep])
     texts = inspected_texts({"x": deep})
-    assert len(texts) == 4  # the raw string and three decoded layers, no more
+    assert len(texts) == MAX_JSON_LAYERS + 1  # the raw string and the decoded layers, no more
     assert "DROP TABLE users" not in texts
-    budget = DecodeBudget({"x": "[1]" * 10})  # 30 characters: 90 may be decoded
+    assert texts.too_deep  # ... and it says so
+    budget = DecodeBudget({"x": "[1]" * 4})  # 12 characters: 12 x JSON_DECODE_FACTOR
+    assert budget.left == 12 * JSON_DECODE_FACTOR
+    budget.left = 90
     long = '["' + "1," * 30 + '1"]'  # 65 characters
     assert decode_embedded_json(long, budget) == ["1," * 30 + "1"]
     assert decode_embedded_json(' \n {"a": [2]}', budget) == {"a": [2]}
@@ -131,6 +136,19 @@ def test_decoding_is_bounded() -> None:
     assert decode_embedded_json("[1]", budget) is NOT_JSON  # no string inside: as it is
     assert decode_embedded_json("hello {}", DecodeBudget({"x": "y" * 99})) is NOT_JSON
     assert decode_embedded_json("{broken", DecodeBudget({"x": "y" * 99})) is NOT_JSON
+
+
+@pytest.mark.parametrize("payload", ["DROP TABLE users", "hello"])
+def test_json_nested_too_deep_to_inspect_is_blocked_not_let_through(payload: str) -> None:
+    """Wrapping a payload in more layers of JSON than are decoded never gets it through:
+    what cannot be inspected counts as a finding (the benign one too: nobody sends that)."""
+    for layers in range(1, MAX_JSON_LAYERS + 4):
+        payload = json.dumps({"q": payload})
+        result = engine().evaluate("send", {"payload": payload})
+        deep = layers > MAX_JSON_LAYERS
+        assert result.action == ("block" if deep or "DROP" in payload else "allow"), layers
+        notes = " ".join(r.reason for r in result.results)
+        assert ("too deep to inspect" in notes) == deep, layers
 
 
 def test_a_finding_that_cannot_be_redacted_blocks() -> None:

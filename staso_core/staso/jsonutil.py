@@ -102,7 +102,7 @@ indexes, outermost first. Redaction works on these, never on path strings."""
 # fewer than 9 digits hold nothing the packs look for (an SSN has 9, a phone 10, a card 12+)
 _INT_MIN, _INT_MAX = 10**8, 10**21
 # strings that hold JSON are decoded at most this many layers deep ...
-MAX_JSON_LAYERS = 3
+MAX_JSON_LAYERS = 6
 # ... and at most this many times the input's string characters in total (linear time).
 # Each layer's strings are no longer in total than the layer holding them, so within
 # MAX_JSON_LAYERS the budget never runs out: padding cannot spend it before a payload.
@@ -221,12 +221,20 @@ def decode_embedded_json(text: str, budget: DecodeBudget) -> Any:
         return NOT_JSON
 
 
-def inspected_texts(value: Any) -> list[str]:
+class Texts(list[str]):
+    """The texts of a tool input; ``too_deep`` when a string still held JSON with text in it
+    past ``MAX_JSON_LAYERS``: what is inside was not inspected, and every pack counts that
+    as a finding (the engine blocks; wrapping a payload deeper never lets it through)."""
+
+    too_deep = False
+
+
+def inspected_texts(value: Any) -> Texts:
     """Every text the rule packs judge in a tool input: each string value at any depth, the
     digit string of each integer, and the same inside strings that hold JSON (decoded up to
     ``MAX_JSON_LAYERS`` deep, within a ``DecodeBudget``), so ``{"payload": "{\"query\":
     \"DROP TABLE users\"}"}`` is judged like ``{"query": "DROP TABLE users"}``."""
-    texts: list[str] = []
+    texts = Texts()
     budget: DecodeBudget | None = None
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
@@ -238,6 +246,10 @@ def inspected_texts(value: Any) -> list[str]:
                 inner = decode_embedded_json(item, budget)
                 if inner is not NOT_JSON:
                     stack.append((inner, layer + 1))
+            elif layer >= MAX_JSON_LAYERS and not texts.too_deep and \
+                    _LOOKS_LIKE_JSON.match(item) and item.count('"') >= 2:
+                budget = budget or DecodeBudget(value)
+                texts.too_deep = decode_embedded_json(item, budget) is not NOT_JSON
         elif isinstance(item, dict):
             stack.extend((v, layer) for v in item.values())
         elif isinstance(item, list):

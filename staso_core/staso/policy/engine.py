@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..jsonutil import inspected_texts
+from ..jsonutil import MAX_JSON_LAYERS, inspected_texts
 from ..models import STRICTNESS, GuardResult, RuleResult
 from .cel_env import ConditionRunner
 from .model import Policy, Rule, tool_matcher
@@ -22,8 +22,8 @@ def _unredacted(modifiers: list[Rule], modified: dict[str, Any]) -> Rule | None:
     if not checks:
         return None
     texts = inspected_texts(modified)
-    return next((r for r in checks if r.detect is not None and any(r.detect(t) for t in texts)),
-                None)
+    return next((r for r in checks if r.detect is not None and (
+        texts.too_deep or any(r.detect(t) for t in texts))), None)
 
 
 class Engine:
@@ -52,6 +52,9 @@ class Engine:
     def _matches(self, rule: Rule, strings: list[str], cel_ctx: Any) -> tuple[bool, str]:
         """Return (triggered, note). A condition that cannot be evaluated counts as a match."""
         if rule.detect is not None:
+            if getattr(strings, "too_deep", False):
+                return True, (f"a string holds JSON nested over {MAX_JSON_LAYERS} layers deep, "
+                              "too deep to inspect; treated as a match")
             detect = rule.detect
             if not any(detect(text) for text in strings):
                 return False, ""
