@@ -9,6 +9,9 @@ parse returns None and the caller fails closed.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,6 +21,10 @@ if TYPE_CHECKING:
 # a backstop for inputs where the lexer (not counted as operations) does the work.
 MAX_OPS = 1500
 MAX_SECONDS = 0.03
+# ... and for all the strings of one tool input together (a megabyte split into thousands of
+# short commands would otherwise cost thousands of parses): see ``evaluation``.
+MAX_EVALUATION_OPS = 6000
+MAX_EVALUATION_SECONDS = 0.1
 
 _PARSER: list[Parser] = []
 
@@ -32,16 +39,41 @@ def _parser() -> Parser:
 
 
 class Budget:
-    """Parser work shared by every parse made for one call, nested strings included."""
+    """Parser work shared by every parse made for one call, nested strings included, and
+    counted against the evaluation's budget too when one is open."""
 
-    __slots__ = ("deadline", "ops")
+    __slots__ = ("deadline", "ops", "outer")
 
-    def __init__(self) -> None:
-        self.ops = 0
-        self.deadline = time.perf_counter() + MAX_SECONDS
+    def __init__(self, ops: int = MAX_OPS, seconds: float = MAX_SECONDS) -> None:
+        self.ops = ops
+        self.deadline = time.perf_counter() + seconds
+        self.outer = _EVALUATION.get()
+
+    def spend(self) -> bool:
+        """Count one parser operation; True once this budget or the evaluation's is spent."""
+        self.ops -= 1
+        if self.outer is not None:
+            self.outer.ops -= 1
+        return self.spent()
 
     def spent(self) -> bool:
-        return self.ops > MAX_OPS or time.perf_counter() > self.deadline
+        outer = self.outer
+        return self.ops < 0 or time.perf_counter() > self.deadline or \
+            (outer is not None and outer.spent())
+
+
+_EVALUATION: ContextVar[Budget | None] = ContextVar("staso_shell_evaluation", default=None)
+
+
+@contextmanager
+def evaluation() -> Iterator[None]:
+    """One budget for every shell parse of one policy evaluation, whatever number of strings
+    the tool input is split into; past it, the detector fails closed (judges dangerous)."""
+    token = _EVALUATION.set(Budget(MAX_EVALUATION_OPS, MAX_EVALUATION_SECONDS))
+    try:
+        yield
+    finally:
+        _EVALUATION.reset(token)
 
 
 def parse(source: bytes, budget: Budget) -> Node | None:
@@ -53,8 +85,7 @@ def parse(source: bytes, budget: Budget) -> Node | None:
         return source[offset:offset + 65536]
 
     def progress(*_: Any) -> bool:
-        budget.ops += 1
-        return budget.spent()
+        return budget.spend()
 
     parser = _parser()
     try:

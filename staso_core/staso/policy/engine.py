@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..detectors import evaluation as detector_evaluation
 from ..jsonutil import MAX_JSON_LAYERS, inspected_texts
 from ..models import STRICTNESS, GuardResult, RuleResult
 from .cel_env import ConditionRunner
@@ -73,7 +74,11 @@ class Engine:
 
     def evaluate(self, tool_name: str, tool_input: dict[str, Any],
                  context: dict[str, Any] | None = None, decision_id: str = "") -> GuardResult:
-        context = context or {}
+        with detector_evaluation():  # one work budget for every string of this input
+            return self._evaluate(tool_name, tool_input, context or {}, decision_id)
+
+    def _evaluate(self, tool_name: str, tool_input: dict[str, Any], context: dict[str, Any],
+                  decision_id: str) -> GuardResult:
         rules, variables = self._rules_for(tool_name)
         results: list[RuleResult] = []
         triggered_names: list[str] = []
