@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import re
+import shlex
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,7 +77,7 @@ def encoded_size(tool_input: Any) -> int:
     # counting them in C spares the walk for nearly every input, large ones included
     if text.count("{") + text.count("[") > MAX_DEPTH and _deeper_than(tool_input, MAX_DEPTH):
         check_json(tool_input)  # names the place
-    return len(text.encode())
+    return len(text.encode("utf-8", "surrogatepass"))  # a lone surrogate is data too
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -221,6 +222,20 @@ def decode_embedded_json(text: str, budget: DecodeBudget) -> Any:
         return NOT_JSON
 
 
+_COMMAND_WORD = re.compile(r"[A-Za-z/.~$][\w./~$+-]*")
+MAX_ARGV = 1000
+
+
+def command_line(items: list[Any]) -> str | None:
+    """A list of strings that starts with a command word (``["rm", "-rf", "/"]``, ``["DROP",
+    "TABLE", "users"]``) as the one line a shell or a database would read: tools take argv
+    lists too, and a command split into items must be judged whole."""
+    if not 2 <= len(items) <= MAX_ARGV or not isinstance(items[0], str) or \
+            not _COMMAND_WORD.fullmatch(items[0]) or not all(isinstance(i, str) for i in items):
+        return None
+    return shlex.join(items)
+
+
 class Texts(list[str]):
     """The texts of a tool input; ``too_deep`` when a string still held JSON with text in it
     past ``MAX_JSON_LAYERS``: what is inside was not inspected, and every pack counts that
@@ -254,6 +269,9 @@ def inspected_texts(value: Any) -> Texts:
             stack.extend((v, layer) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, layer) for v in item)
+            argv = command_line(item)
+            if argv is not None:
+                texts.append(argv)
         else:
             digits = int_digits(item)
             if digits is not None:
