@@ -198,3 +198,83 @@ rules:
     result = guard.evaluate("pay", {"amount": 500, "": 7, "x.y": 1, "x": {"y": 2}})
     assert result.action == "modify"
     assert result.modified_input == {"amount": 100, "": 1, "currency": "USD", "x": {"y": 2}}
+
+
+KEYED_SECRETS = [
+    ({"password": "hunter2hunter2"}, ("password",)),
+    ({"api_key": "AbC123dEf456GhI789"}, ("api_key",)),
+    ({"aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+     ("aws_secret_access_key",)),
+    ({"env": {"DB_PASSWORD": "abc123xyz"}}, ("env", "DB_PASSWORD")),
+    ({"headers": {"x-api-key": "0123456789abcdef"}}, ("headers", "x-api-key")),
+    ({"apiKey": "letmein99"}, ("apiKey",)),
+    ({"PGPASSWORD": "abc123xyz"}, ("PGPASSWORD",)),
+    ({"cookie": "sessionid=abc123def456"}, ("cookie",)),
+    ({"ssn": 123456789}, ("ssn",)),
+    ({"customer": {"SSN": "123456789"}}, ("customer", "SSN")),
+    ({"social_security_number": "123 45 6789"}, ("social_security_number",)),
+]
+
+
+@pytest.mark.parametrize(("tool_input", "where"), KEYED_SECRETS)
+def test_values_are_judged_with_their_key(tool_input: dict[str, Any],
+                                          where: tuple[str, ...]) -> None:
+    """The same secret written ``password=...`` in text is caught; in structured input the key
+    says what the value is. Redaction masks the value; nothing of it stays."""
+    result = engine().evaluate("send_email", tool_input)
+    assert result.action == "modify", result
+    node: Any = result.modified_input
+    for part in where:
+        node = node[part]
+    assert isinstance(node, str) and node.startswith("[REDACTED:"), node
+    assert [m["field"] for m in result.modifications] == [format_location(where)]
+
+
+@pytest.mark.parametrize("tool_input", [
+    {"password_hash": "bcrypt12rounds"}, {"secret_arn": "arn:aws:secretsmanager:x"},
+    {"max_tokens": "1000"}, {"token_type": "bearer"}, {"passenger": "Alice Smith"},
+    {"password": "required"}, {"password": "********"}, {"token": "YOUR_TOKEN"},
+    {"api_key": "${API_KEY}"}, {"ssn_verified": "123456789"}, {"note": "123456789"},
+    {"keyboard": "qwerty12345"}, {"compass": "north123"}, {"password": True},
+])
+def test_key_near_misses_are_left_alone(tool_input: dict[str, Any]) -> None:
+    assert engine().evaluate("send_email", tool_input).action == "allow"
+
+
+@pytest.mark.parametrize("tool_input", [
+    {"4111111111111111": "x"}, {"files": {"ssn 123-45-6789": "x"}},
+    {"sk-abcdefghijklmnopqrstuvwxyz0123": 1},
+])
+def test_pii_in_a_key_blocks(tool_input: dict[str, Any]) -> None:
+    """A key cannot be masked in place without changing the call's shape: blocked."""
+    assert engine().evaluate("send_email", tool_input).action == "block"
+
+
+def test_plain_keys_are_not_texts() -> None:
+    texts = inspected_texts({"customer_id": "c_17", "amount": 50, "x-api-key": "k"})
+    assert sorted(texts) == ["c_17", "k"]
+    assert "4111111111111111" in inspected_texts({"4111111111111111": "x"})
+
+
+PEM_LINES = ["-----BEGIN RSA PRIVATE KEY-----",
+             "MIIEpAIBAAKCAQEA1c7+9z5Pad7OejecsQ0bu3aozN3tihPmljnnudb9G3HECdnH",
+             "lWu2/a1gB9JW5TBQ+AVpum9Okx7KfqkfBKL9mcHgSVwYBDS/VTGGUC+8wpNH4Ukq",
+             "-----END RSA PRIVATE KEY-----"]
+
+
+@pytest.mark.parametrize("tool_input", [
+    {"lines": [*PEM_LINES, "after"]},
+    {"a": PEM_LINES[0], "b": PEM_LINES[1], "c": PEM_LINES[2], "d": PEM_LINES[3], "e": "after"},
+])
+def test_a_private_key_split_across_values_is_masked_whole(tool_input: dict[str, Any]) -> None:
+    result = engine().evaluate("send_email", tool_input)
+    assert result.action == "modify" and result.modified_input is not None
+    text = json.dumps(result.modified_input)
+    assert "MIIE" not in text and "lWu2" not in text and "after" in text, text
+
+
+def test_lines_beside_a_whole_private_key_stay() -> None:
+    tool_input = {"lines": ["\n".join(PEM_LINES), "MIIE is a prefix people grep for"]}
+    result = engine().evaluate("send_email", tool_input)
+    assert result.modified_input is not None
+    assert result.modified_input["lines"][1] == tool_input["lines"][1]

@@ -10,6 +10,7 @@ import shlex
 from collections.abc import Iterator
 from typing import Any
 
+from .detectors.secrets_scan import KEY_INSPECT, key_kind, keyed
 from .errors import InvalidToolInput
 
 DEFAULT_MAX_INPUT_BYTES = 1024 * 1024
@@ -248,7 +249,12 @@ def inspected_texts(value: Any) -> Texts:
     """Every text the rule packs judge in a tool input: each string value at any depth, the
     digit string of each integer, and the same inside strings that hold JSON (decoded up to
     ``MAX_JSON_LAYERS`` deep, within a ``DecodeBudget``), so ``{"payload": "{\"query\":
-    \"DROP TABLE users\"}"}`` is judged like ``{"query": "DROP TABLE users"}``."""
+    \"DROP TABLE users\"}"}`` is judged like ``{"query": "DROP TABLE users"}``.
+
+    A value whose key names a secret or an SSN comes as a ``Keyed`` string (judged with its
+    key: ``{"password": "hunter2hunter2"}``), and a key that could itself hold something a
+    pack looks for (``secrets_scan.key_kind``: not a short plain name) is a text too: a key
+    cannot be redacted in place, so a finding there blocks."""
     texts = Texts()
     budget: DecodeBudget | None = None
     stack: list[tuple[Any, int]] = [(value, 0)]
@@ -266,7 +272,16 @@ def inspected_texts(value: Any) -> Texts:
                 budget = budget or DecodeBudget(value)
                 texts.too_deep = decode_embedded_json(item, budget) is not NOT_JSON
         elif isinstance(item, dict):
-            stack.extend((v, layer) for v in item.values())
+            for k, v in item.items():
+                kind = key_kind(k)
+                if kind:
+                    if kind & KEY_INSPECT:
+                        texts.append(k)  # a key cannot be redacted: a finding there blocks
+                    if not isinstance(v, str) and (digits := int_digits(v)) is not None:
+                        v = digits
+                    if isinstance(v, str):
+                        v = keyed(v, k)
+                stack.append((v, layer))
         elif isinstance(item, list):
             stack.extend((v, layer) for v in item)
             argv = command_line(item)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
+from typing import TypeVar
 
 from .pii_numbers import cards, ibans, ssns
-from .secrets_scan import secrets
+from .secrets_scan import Keyed, keyed_findings, secrets
 
 Span = tuple[str, int, int]
+_T = TypeVar("_T")
 Finder = Callable[[str], Iterable[tuple[int, int]]]
 
 MAX_FINDINGS = 5_000
@@ -25,7 +27,7 @@ MAX_FINDINGS = 5_000
 # are remembered, so it is searched once. Findings depend only on the text and the detector
 # names, so a remembered entry is never stale; the memo is emptied past this many characters.
 MEMO_CHARS = 4 * 1024 * 1024
-_memo: dict[tuple[tuple[str, ...], str], list[Span]] = {}
+_memo: dict[tuple[tuple[str, ...], str, str | None], list[Span]] = {}
 _memo_chars = [0]
 
 # The local part starts where a run of local-part characters starts (never re-scanned from
@@ -82,17 +84,22 @@ def _bounded(name: str, text: str) -> Iterator[Span]:
         yield name, rest[0], len(text)
 
 
-def find_pii(text: str, detectors: Iterable[str] | None = None) -> list[Span]:
+def find_pii(text: object, detectors: Iterable[str] | None = None) -> list[Span]:
     """Return (detector, start, end) for every finding, earliest first. Overlapping findings
     become one span covering both, named ``first+second``: redacting the union never leaves
-    part of a secret in clear."""
-    if not text or not _gate(text):
+    part of a secret in clear. A ``Keyed`` text (a value with the key it was given under,
+    ``{"password": "hunter2hunter2"}``) is judged with its key too. Anything but a string
+    holds nothing: ``[]``."""
+    if not isinstance(text, str) or not text:
+        return []
+    key = text.key if type(text) is Keyed else None
+    if key is None and not _gate(text):
         return []
     names = tuple(detectors or PII_DETECTORS)
-    known = _memo.get((names, text))
+    known = _memo.get((names, text, key))
     if known is not None:
         return list(known)
-    spans: list[Span] = []
+    spans: list[Span] = keyed_findings(text, names) if isinstance(text, Keyed) else []
     for name in names:
         spans.extend(_bounded(name, text))
     spans.sort(key=lambda span: (span[1], -span[2]))
@@ -107,22 +114,23 @@ def find_pii(text: str, detectors: Iterable[str] | None = None) -> list[Span]:
     if _memo_chars[0] + len(text) > MEMO_CHARS:
         _memo.clear()
         _memo_chars[0] = 0
-    _memo[(names, text)] = merged
+    _memo[(names, text, key)] = merged
     _memo_chars[0] += len(text)
     return list(merged)
 
 
-def has_pii(text: str, detectors: Iterable[str] | None = None) -> bool:
+def has_pii(text: object, detectors: Iterable[str] | None = None) -> bool:
     """True when ``text`` contains personal data or a secret. Text without a finding costs a
     full search anyway, so the search is the whole one, remembered for the redaction that
     usually follows (the rule pack asks, then redacts)."""
     return bool(find_pii(text, detectors))
 
 
-def redact_pii(text: str, detectors: Iterable[str] | None = None) -> tuple[str, list[str]]:
-    """Mask every finding as ``[REDACTED:<detector>]``; return the text and detectors that hit."""
+def redact_pii(text: _T, detectors: Iterable[str] | None = None) -> tuple[_T | str, list[str]]:
+    """Mask every finding as ``[REDACTED:<detector>]``; return the text and detectors that hit.
+    Anything but a string comes back as it is, with no detectors."""
     spans = find_pii(text, detectors)
-    if not spans:
+    if not spans or not isinstance(text, str):
         return text, []
     out, last = [], 0
     for name, start, end in spans:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 
 # Token shapes, each led by a literal prefix: the regex engine skips to where the prefix
 # occurs, and the look-behind right after it says the prefix starts a token.
@@ -211,3 +212,123 @@ def _bare_value(value: str) -> bool:
 
 def _aws_value(value: str) -> bool:
     return _aws_value_ok(value)
+
+
+# --- values judged with their key ---------------------------------------------------------
+# A structured input says what a value is by its key: ``{"password": "hunter2hunter2"}``
+# holds a password as surely as ``password=hunter2hunter2`` does. The key names are
+# detect-secrets' keyword list and staso's masking patterns (``masking.DEFAULT_PATTERNS``),
+# judged word by word (``DB_PASSWORD``, ``apiKey``, ``x-api-key`` and ``PGPASSWORD`` alike).
+
+class Keyed(str):
+    """A string value together with the key it was given under (``jsonutil`` and the
+    redaction hand these to the detectors). Equal to, and hashed as, the value itself."""
+
+    key: str
+
+
+KEY_SECRET, KEY_SSN, KEY_INSPECT = 1, 2, 4
+_KEY_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|[^\W\d_]+")
+_SECRET_WORDS = frozenset({
+    "password", "passwd", "pwd", "pass", "pw", "passphrase", "secret", "token", "credential",
+    "credentials", "cookie", "authorization", "apikey", "contrasena", "contraseña",
+    "privatekey", "passcode", "sessionid"})
+_SECRET_ENDINGS = ("password", "passwd", "pwd", "secret", "token", "apikey", "cookie",
+                   "credentials", "privatekey")  # pgpassword, accesstoken, xapikey
+_SECRET_PAIRS = frozenset({
+    ("api", "key"), ("private", "key"), ("priv", "key"), ("auth", "key"), ("access", "key"),
+    ("client", "key"), ("service", "key"), ("account", "key"), ("db", "key"),
+    ("database", "key"), ("session", "id"), ("session", "key"), ("signing", "key"),
+    ("encryption", "key"), ("master", "key")})
+# ``password_hash``, ``secret_arn``, ``token_type``, ``max_tokens``: about a secret, not one
+_NOT_SECRET_LAST = frozenset({
+    "hash", "hashed", "digest", "arn", "name", "type", "url", "uri", "path", "file", "length",
+    "len", "count", "policy", "field", "label", "hint", "format", "version", "expires",
+    "expiry", "expiration", "ttl", "min", "max", "strength", "enabled", "required", "prompt",
+    "reset", "rotation", "header", "at", "set", "changed", "updated", "created", "limit"})
+# A key that cannot hold a finding of any pack: letters, ``_`` and ``-`` with no run of three
+# digits, shorter than every token shape (20): such keys are not inspected as text.
+_PLAIN_KEY = re.compile(r"(?:[A-Za-z_-]|\d(?!\d\d)){1,19}")
+_KEY_CACHE: dict[str, int] = {}
+
+
+def key_kind(key: str) -> int:
+    """``KEY_SECRET`` when the key names a secret, ``KEY_SSN`` when it names an SSN, and
+    ``KEY_INSPECT`` when the key itself could hold something a pack looks for (then it is
+    judged as text: a key cannot be redacted in place, so a finding there blocks)."""
+    kind = _KEY_CACHE.get(key)
+    if kind is None:
+        kind = _key_kind(key)
+        if len(_KEY_CACHE) >= 4096:
+            _KEY_CACHE.clear()  # keys can be model-made: keep the cache bounded
+        if len(key) <= 256:
+            _KEY_CACHE[key] = kind
+    return kind
+
+
+def _key_kind(key: str) -> int:
+    kind = 0 if _PLAIN_KEY.fullmatch(key) else KEY_INSPECT
+    words = [w.lower() for w in _KEY_WORDS.findall(key[:256])]
+    if not words or words[-1] in _NOT_SECRET_LAST:
+        return kind
+    if words[-1] == "ssn" or ("social", "security") in pairwise(words):
+        return kind | KEY_SSN
+    if any(w in _SECRET_WORDS or w.endswith(_SECRET_ENDINGS) for w in words) or \
+            not _SECRET_PAIRS.isdisjoint(pairwise(words)):
+        return kind | KEY_SECRET
+    return kind
+
+
+def keyed(value: str, key: str) -> str:
+    """``value`` as the detectors should see it under ``key``: a ``Keyed`` string when the
+    key names a secret or an SSN, else ``value`` itself."""
+    if not key_kind(key) & (KEY_SECRET | KEY_SSN):
+        return value
+    text = Keyed(value)
+    text.key = key
+    return text
+
+
+_KEYED_SSN = re.compile(r"\s*(\d\d\d(?<!000)(?<!666)(?<!9\d\d))[-\u2013. ]?(?!00)(\d\d)[-\u2013. ]?"
+                        r"(?!0000)(\d{4})\s*")
+
+
+def keyed_findings(text: Keyed, names: tuple[str, ...]) -> list[tuple[str, int, int]]:
+    """The whole value as a finding when its key names a secret (``api_key``) and the value
+    looks like one (not a placeholder, reference or boolean), or its key names an SSN
+    (``ssn``) and it holds nine digits."""
+    kind, end = key_kind(text.key), len(text)
+    if kind & KEY_SECRET and "api_key" in names and _keyed_secret(text.strip()):
+        return [("api_key", 0, end)]
+    if kind & KEY_SSN and "ssn" in names and _KEYED_SSN.fullmatch(text):
+        return [("ssn", 0, end)]
+    return []
+
+
+# the value of a named field is delimited: only whole-value placeholders are let off (the
+# AWS documentation's key ends in EXAMPLEKEY and is a secret's shape all the same)
+_KEYED_PLACEHOLDER_PARTS = tuple(p for p in _PLACEHOLDER_PARTS if p not in ("example", "("))
+_KEYED_NOT_A_VALUE = _NOT_A_VALUE | {"example", "sample", "test", "secret", "password",
+                                     "token", "none given", "n/a", "tbd", "todo"}
+
+
+def _keyed_secret(value: str) -> bool:
+    low = value.lower()
+    if len(value) < 4 or low in _KEYED_NOT_A_VALUE or value.startswith(_REFERENCE_STARTS) \
+            or any(part in low for part in _KEYED_PLACEHOLDER_PARTS):
+        return False
+    return not (value.isupper() and not _HAS_DIGIT.search(value))
+
+
+def opens_private_key(text: str) -> bool:
+    """Whether ``text`` holds a private key header whose end line is not in it: a key split
+    across values (``["-----BEGIN RSA PRIVATE KEY-----", "MIIE...", ...]``), whose body the
+    values after it hold."""
+    if "PRIVATE KEY" not in text and "PuTTY-User-Key-File" not in text:
+        return False
+    return bool(_KEY_BEGIN.search(text)) and not closes_private_key(text)
+
+
+def closes_private_key(text: str) -> bool:
+    """Whether ``text`` holds a private key's end line."""
+    return bool(_KEY_END.search(text) or _PUTTY_END.search(text))

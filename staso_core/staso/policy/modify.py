@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..detectors import redact_pii
+from ..detectors.secrets_scan import closes_private_key, keyed, opens_private_key
 from ..jsonutil import (
     MAX_JSON_LAYERS,
     NOT_JSON,
@@ -19,6 +20,8 @@ from ..jsonutil import (
     parse_field,
 )
 from .model import ModifySpec
+
+MASKED_KEY = "[REDACTED:api_key]"
 
 
 class ModifyError(ValueError):
@@ -46,9 +49,10 @@ def _parent(data: dict[str, Any], field: str, create: bool) -> tuple[Any, str | 
 
 
 def redact_text(text: str, detectors: tuple[str, ...] | None, budget: DecodeBudget,
-                layer: int = 0) -> tuple[str, list[str]]:
+                layer: int = 0, key: str | None = None) -> tuple[str, list[str]]:
     """``text`` with every finding masked, and the detectors that hit. A string that holds
-    JSON is decoded, redacted inside and encoded again, then masked as text too."""
+    JSON is decoded, redacted inside and encoded again, then masked as text too. ``key`` is
+    the dict key the text was given under: ``{"password": "hunter2"}`` is judged with it."""
     hits: set[str] = set()
     if layer < MAX_JSON_LAYERS:
         inner = decode_embedded_json(text, budget)
@@ -58,9 +62,9 @@ def redact_text(text: str, detectors: tuple[str, ...] | None, budget: DecodeBudg
             if found:
                 text = json.dumps(holder[0], ensure_ascii=False)
                 hits.update(h for _, names in found for h in names)
-    text, names = redact_pii(text, detectors)
+    text, names = redact_pii(keyed(text, key) if key is not None else text, detectors)
     hits.update(names)
-    return text, sorted(hits)
+    return str(text), sorted(hits)
 
 
 def redact_tree(parent: Any, key: str | int, detectors: tuple[str, ...] | None,
@@ -73,6 +77,7 @@ def redact_tree(parent: Any, key: str | int, detectors: tuple[str, ...] | None,
     changes: list[tuple[Location, list[str]]] = []
     # a location is built only for a value that changes: (enclosing link, key) pairs
     stack: list[tuple[Any, str | int, Any]] = [(parent, key, None)]
+    opened: list[tuple[Any, str | int, Any]] = []  # private key headers without their end
     while stack:
         holder, k, link = stack.pop()
         item = holder[k]
@@ -81,20 +86,51 @@ def redact_tree(parent: Any, key: str | int, detectors: tuple[str, ...] | None,
         elif isinstance(item, list):
             stack.extend((item, i, (link, i)) for i in range(len(item)))
         else:
+            name = k if isinstance(holder, dict) and isinstance(k, str) else None
             if isinstance(item, str):
-                new, hits = redact_text(item, detectors, budget, layer)
+                if ("PRIVATE KEY" in item or "PuTTY" in item) and opens_private_key(item) \
+                        and (detectors is None or "api_key" in detectors):
+                    opened.append((holder, k, link))
+                new, hits = redact_text(item, detectors, budget, layer, name)
             else:
                 digits = int_digits(item)
                 if digits is None:
                     continue
-                new, hits = redact_pii(digits, detectors)
+                new, hits = redact_pii(keyed(digits, name) if name is not None else digits,
+                                       detectors)
+                new = str(new)
             if hits:
                 holder[k] = new
-                parts: list[str | int] = []
-                while link is not None:
-                    link, part = link
-                    parts.append(part)
-                changes.append((tuple(reversed(parts)), hits))
+                changes.append((_location(link), hits))
+    for holder, k, link in opened:
+        changes.extend(_mask_key_body(holder, k, link[0] if link else None))
+    return changes
+
+
+def _location(link: Any) -> Location:
+    parts: list[str | int] = []
+    while link is not None:
+        link, part = link
+        parts.append(part)
+    return tuple(reversed(parts))
+
+
+def _mask_key_body(holder: Any, k: str | int, up: Any) -> list[tuple[Location, list[str]]]:
+    """A private key split across values: its header's value was masked; the string values
+    after it in the same list or object (the key's body) are masked whole, up to and
+    including the one holding the end line."""
+    after = list(holder)[list(holder).index(k) + 1:] if isinstance(holder, dict) else \
+        range(int(k) + 1, len(holder))
+    changes: list[tuple[Location, list[str]]] = []
+    for sibling in after:
+        value = holder[sibling]
+        if not isinstance(value, str):
+            break
+        if value != MASKED_KEY:
+            holder[sibling] = MASKED_KEY
+            changes.append((_location((up, sibling)), ["api_key"]))
+        if closes_private_key(value):
+            break
     return changes
 
 
