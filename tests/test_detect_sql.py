@@ -146,6 +146,18 @@ CRAFTED = {
     "prose": _fill("Please delete my account and update the ticket; then drop it. "),
     "selects of drop_log": _statements(lambda i: f"SELECT * FROM drop_log WHERE id={i}"),
     "or chain": "DELETE FROM t WHERE " + " OR ".join(f"id={i}" for i in range(90_000)),
+    # operator-character runs the PostgreSQL lexer re-reads from every cut point (quadratic)
+    "nested comment opens": "delete " + "/*" * 524_278,
+    "comment opens, no keyword gate": "drop " + _fill("/*x"),
+    "comment closes": "delete " + _fill("*/"),
+    "opens and closes": "delete " + _fill("/*/**/"),
+    "plus run": "delete from t where a " + _fill("+"),
+    "plus minus run": "update t set a = 1 " + _fill("+-"),
+    "minus spaced": "delete from t where a " + _fill("- "),
+    "E strings": "delete " + _fill("E'\\'"),
+    "dollar quotes": "delete " + _fill("$a$ "),
+    "long identifier": "delete from " + "a" * (1 << 20),
+    "unary minus": "delete from t where " + _fill("-") + "1",
 }
 
 
@@ -156,6 +168,26 @@ def test_crafted_megabyte_inputs_are_judged_quickly(name: str) -> None:
     start = time.perf_counter()
     is_destructive_sql(text)
     assert time.perf_counter() - start < 1.0, name
+
+
+@pytest.mark.parametrize("unit", ["/*", "*/", "/*/**/", "+", "+-", "/*x"])
+def test_operator_runs_are_linear(unit: str) -> None:
+    """libpg_query re-reads a run of operator characters from each cut point: ``delete /*/*/*``
+    of 1 MiB took 14 s. The detector bounds that work (beyond it: judged destructive)."""
+    is_destructive_sql("DROP TABLE warm_up")
+    for size in (32 << 10, 1 << 20):
+        text = "delete " + _fill(unit, size)
+        start = time.perf_counter()
+        is_destructive_sql(text)
+        assert time.perf_counter() - start < 0.2, (unit, size)
+
+
+def test_short_operator_runs_are_still_judged() -> None:
+    assert is_destructive_sql("/*/*/* nested */ */ */ DROP TABLE x")
+    assert not is_destructive_sql("/*/*/* nested */ */ */ DELETE FROM t WHERE id = 1")
+    banner = "/" + "*" * 78 + "/\n-- " + "-" * 76 + "\n"
+    assert not is_destructive_sql(banner * 200 + "DELETE FROM t WHERE id = 1")
+    assert is_destructive_sql(banner * 200 + "DELETE FROM t")
 
 
 def test_prose_megabyte_is_not_destructive() -> None:

@@ -42,11 +42,14 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from .sql_lex import candidate_statements, normalise_dialect
+from .sql_lex import candidate_statements, lexer_rereads, normalise_dialect
 
 PARSE_BUDGET = 128 * 1024
 MAX_PARSES = 2000
 DECODE_BUDGET = 512 * 1024
+# Characters PostgreSQL's lexer may re-read in runs of operator characters (``/*/*/*...``,
+# ``+++...``): ~1.7 ns each, so 4M is ~7 ms. Only such runs can make the parser super-linear.
+REREAD_BUDGET = 4_000_000
 _MAX_DEPTH = 4  # nesting of function bodies / DO blocks / EXECUTE strings judged recursively
 
 _KEYWORDS = ("drop", "truncate", "delete", "update", "alter")
@@ -95,6 +98,7 @@ class _Judge:
         self.parsed = 0
         self.parses = 0
         self.decoded = 0
+        self.rereads = 0
 
     # -- parsing -----------------------------------------------------------------------------
     def parse(self, sql: str) -> str | None:
@@ -110,8 +114,10 @@ class _Judge:
         if self.parses > MAX_PARSES:
             raise _OverBudget
         cut = PARSE_BUDGET - self.parsed
+        head = sql if len(sql) <= cut else sql[:cut]
+        self.lex(head)
         try:
-            tree: str = parser.parse_sql_json(sql if len(sql) <= cut else sql[:cut])
+            tree: str = parser.parse_sql_json(head)
         except parser.ParseError as exc:
             where = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else len(sql)
             if len(sql) > cut and (where + 64 >= cut or "unterminated" in str(exc.args[0])
@@ -123,6 +129,12 @@ class _Judge:
             raise _OverBudget
         self.charge(len(sql))
         return tree
+
+    def lex(self, sql: str) -> None:
+        """Charge the lexer's re-reading of operator runs (``delete /*/*/*...`` is quadratic)."""
+        self.rereads += lexer_rereads(sql)
+        if self.rereads > REREAD_BUDGET:
+            raise _OverBudget
 
     def charge(self, n: int) -> None:
         self.parsed += n
@@ -141,6 +153,8 @@ class _Judge:
             tree = self.parse(text)
             failed = tree is None
         except _OverBudget:  # too much valid SQL to parse at once: judge statement by statement
+            if self.rereads > REREAD_BUDGET:
+                raise
             tree, over = None, True
         if tree is not None:
             return self.tree(tree, depth)
@@ -262,6 +276,7 @@ class _Judge:
             tag = tag[:-1] + "x$"
         source = f"CREATE FUNCTION staso_body() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}"
         self.charge(len(source))
+        self.lex(source)
         try:
             functions = json.loads(parser.parse_plpgsql_json(source))
         except (parser.ParseError, ValueError):

@@ -9,6 +9,7 @@ regex engine never backtracks: time is linear in the input.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterator
 
@@ -30,9 +31,9 @@ _DOLLAR = (r"(?<![\w$])\$(?P<TAG>[A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*+)?
 
 def _body(tag: str) -> str:
     """Text up to the ``;`` that ends a statement (``tag``: the dollar-quote group's name)."""
-    return r"(?:[^;'\"$/\-]++|" + "|".join(
+    return r"(?:[^;'\"$/\-]++|-(?!-)|/(?!\*)|" + "|".join(
         (_STRING, _IDENT, _LINE_COMMENT, _BLOCK_COMMENT, _DOLLAR.replace("TAG", tag))
-    ) + r"|[$/\-])*+"
+    ) + r"|\$)*+"
 
 
 _LEAD = r"(?:\s++|" + _LINE_COMMENT + "|" + _BLOCK_COMMENT + r"|\()*+"
@@ -98,3 +99,25 @@ def normalise_dialect(statement: str) -> str:
         if orders and not any(c in s[orders[-1].end():] for c in "()'\""):
             s = s[:orders[-1].start()]
     return s
+
+
+# PostgreSQL's lexer re-reads a run of operator characters (``+-*/<>=~!@#%^&|`?``) from a cut
+# point to its end each time it cuts it: at ``/*`` (a comment start: its rule reads every
+# operator character after the ``/*`` and then puts them back), at ``*/`` and at a trailing
+# ``+``/``-`` (``+++`` is read as ``+`` then ``++`` again). A run of n such cut points costs
+# n * len(run): ``/*`` * 500,000 takes minutes. Real SQL has short runs or runs with one or two
+# cut points (``/*****/``, ``-- -----``).
+_OP_RUN = re.compile(r"[~!@#^&|`?+\-*/%<>=]{16,}")
+_CUT_POINT = re.compile(r"/\*|\*/|\+|-(?!-)")
+
+
+def lexer_rereads(sql: str) -> int:
+    """An upper bound of the characters PostgreSQL's lexer re-reads in ``sql``'s operator runs.
+
+    Runs shorter than 16 characters are not counted (they cost at most 16 times their length);
+    the count is done in C (``findall`` and ``map``), one pass over the text.
+    """
+    runs = _OP_RUN.findall(sql)
+    if not runs:
+        return 0
+    return sum(map(operator.mul, map(len, runs), map(len, map(_CUT_POINT.findall, runs))))
