@@ -18,6 +18,8 @@ from __future__ import annotations
 import ntpath
 import posixpath
 import re
+from fnmatch import fnmatchcase
+from itertools import product
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -32,25 +34,38 @@ _LAST_DELIM = re.compile(rb"(?s:.*)[" + _DELIMS + rb"]")
 # literal character, so the engine skips quickly over text without one.
 _MARKER = re.compile(
     rb"[/\\](?:etc|boot|sys|proc|root|dev|windows|winnt|var|run)(?![a-z0-9_-])"
+    rb"|[/\\][a-z0-9_]{1,6}~\d"  # an 8.3 short name: C:\WINDOW~1
     rb"|\.(?:ssh|aws|gnupg|kube|docker|netrc|pgpass|npmrc|pypirc|git-credentials|azure|"
-    rb"config/gcloud|env)"
+    rb"config/gcloud|env|htpasswd|[a-z]{0,6}_history|git[/\\]config|tfstate)"
     rb"|id_(?:rsa|dsa|ecdsa|ed25519)"
     rb"|%(?:[0-9a-f]{2}|systemroot%|windir%)"  # any escape: %65tc is etc
-    rb"|~root|physicaldrive|harddisk")
+    rb"|~root|physicaldrive|harddisk|globalroot")
 _SCHEME_BEFORE = re.compile(rb"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{1,30}:\Z")
 _DRIVE = re.compile(r"[a-z]:(?:[\\/]|$)")
+# An administrative share, on this machine or another: the whole drive (\\host\c$\Windows)
+_ADMIN_SHARE = re.compile(r"[\\/]{2}[^\\/]{1,255}[\\/]([a-z])\$(?=[\\/]|$)")
+_TRAILING_DOTS = re.compile(r"(?<=[^/.])[. ]+(?:/|$)")
+_SHORT_NAME = re.compile(r"([a-z0-9_]{1,6})~\d{1,3}")
 _CLIMB = re.compile(r"(?:\.\.(?:/|\Z))*")
 
 _ROOT_DIRS = frozenset({"etc", "boot", "sys", "proc", "root", "windows", "winnt"})
 _SAFE_DEVICES = frozenset({"null", "zero", "stdin", "stdout", "stderr", "tty", "random",
                            "urandom", "fd", "full"})
 _SERVICE_DIRS = (("var", "run", "secrets"), ("run", "secrets"), ("var", "lib", "postgresql"),
-                 ("var", "lib", "mysql"))
+                 ("var", "lib", "mysql"), ("var", "run", "docker.sock"), ("run", "docker.sock"))
 _SECRET_NAMES = frozenset({".ssh", ".aws", ".gnupg", ".netrc", ".pgpass", ".git-credentials",
                            "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_rsa.pub",
-                           "id_dsa.pub", "id_ecdsa.pub", "id_ed25519.pub"})
+                           "id_dsa.pub", "id_ecdsa.pub", "id_ed25519.pub", ".htpasswd",
+                           ".bash_history", ".zsh_history", ".sh_history", ".psql_history",
+                           ".mysql_history", ".python_history", "terraform.tfstate",
+                           "terraform.tfstate.backup"})
 _HOME_SECRET_NAMES = frozenset({".kube", ".docker", ".npmrc", ".pypirc", ".azure", ".config"})
 _HOME_PARENTS = frozenset({"home", "users"})
+_ROOT_NAMES = _ROOT_DIRS | {"dev", "var", "run"}
+# the names a glob is matched against: every name the judgement below looks at
+_GLOB_NAMES = tuple(sorted(_ROOT_NAMES | _SECRET_NAMES | _HOME_SECRET_NAMES | _HOME_PARENTS | {
+    "secrets", "lib", "postgresql", "mysql", "docker.sock", "private", "mnt", ".env", ".git",
+    "config", "gcloud"}))
 _ENV_TEMPLATES = frozenset({"example", "sample", "template", "dist", "tmpl", "defaults"})
 _WINDOWS_VARS = (("%systemroot%", "c:\\windows"), ("%windir%", "c:\\windows"),
                  ("%systemdrive%", "c:"), ("%userprofile%", "c:\\users\\~"),
@@ -60,16 +75,107 @@ _WINDOWS_VARS = (("%systemroot%", "c:\\windows"), ("%windir%", "c:\\windows"),
 _HOME_VARS = ("${home}", "$home")
 
 
-def is_protected_path(text: str) -> bool:
-    """True when ``text`` names (or contains) a path to system config, keys or secrets."""
-    if not text:
+def is_protected_path(text: object) -> bool:
+    """True when ``text`` names (or contains) a path to system config, keys or secrets.
+    Anything but a string names no path: False."""
+    if not isinstance(text, str) or not text:
         return False
     if not any(c in text for c in "/\\.%~") and "id_" not in text.lower():
         return False  # every protected name holds one of these (see _MARKER)
-    return _scan(text, [MAX_TOKENS], 0)
+    budget = [MAX_TOKENS]
+    if _scan(text, budget, 0):
+        return True
+    # what a shell would read: quotes and escapes inside a word taken out (/et''c, /"etc",
+    # /et\c), globs matched against the protected names (/e?c, /[e]tc, /{etc,x}, .en?), and
+    # relative names after ``cd /`` (cd /; cat etc/shadow); never read as prose
+    if any(c in text for c in "'\"\\"):
+        unquoted = text.translate(_QUOTES)
+        if "\\" in unquoted:
+            unquoted = _ESCAPE.sub("", unquoted)
+        if unquoted != text and _scan(unquoted, budget, 0, prose=False):
+            return True
+        text = unquoted
+    if any(c in text for c in "?*[{") and _globbed(text, budget):
+        return True
+    return _after_cd_root(text, budget) if "cd" in text or "CD" in text else False
 
 
-def _scan(text: str, budget: list[int], depth: int) -> bool:
+# quotes anywhere, and a backslash between two name characters
+_QUOTES = str.maketrans("", "", "'\"")
+_ESCAPE = re.compile(r"\\(?<=[A-Za-z0-9._-]\\)(?=[A-Za-z0-9._-])")
+_WORD = re.compile(r"[^\s;|&<>()`'\"=,]+")
+_GLOB_WORD = re.compile(r"[^\s;|&<>()`'\"=]+")
+_GLOB_CHARS = re.compile(r"[?*\[{]")
+# a name holding a glob, found from its start only (linear)
+_GLOB_PART = re.compile(r"(?<![^/\\])[^/\\]*[?*\[{][^/\\]*")
+_BRACES = re.compile(r"\{([^{}]*)\}")
+_CD_ROOT = re.compile(r"[cC](?<![\w-].)[dD][ \t]+/+[ \t]*(?=[;&|)\n]|$)")
+MAX_GLOB_CHOICES = 64
+
+
+def _globbed(text: str, budget: list[int]) -> bool:
+    """Whether a word with shell globs in it could name a protected path: each globbed name
+    is replaced by the protected names it matches (a leading ``*`` or ``?`` skips dot files,
+    as the shell does). A name of only ``*`` and ``?`` right under ``/`` with more after it
+    (``/*/shadow``) spans every root directory, ``/etc`` among them: protected; elsewhere
+    it is left as it is (``/tmp/*``, ``src/**/*.ts``).
+    More than ``MAX_GLOB_CHOICES`` combinations in one word count as protected."""
+    for m in _GLOB_WORD.finditer(text):
+        word = m.group().lower()
+        if not _GLOB_CHARS.search(word) or not (word[0] in ".~" or "/" in word or "\\" in word):
+            continue
+        spans: list[tuple[int, int, list[str]]] = []  # globbed names and what they match
+        total = 1
+        for part in _GLOB_PART.finditer(word):
+            glob = part.group()
+            if not glob.strip("*?"):
+                if part.start() == 1 and word[0] == "/" and part.end() < len(word):
+                    return True  # /*/shadow: every root directory, /etc among them
+                continue
+            budget[0] -= 1
+            if budget[0] < 0:
+                return True
+            found = sorted({name for alt in _brace_alternatives(glob) for name in _GLOB_NAMES
+                            if fnmatchcase(name, alt) and (alt[:1] == "." or name[:1] != ".")})
+            if found:
+                spans.append((part.start(), part.end(), found))
+                total *= len(found)
+                if total > MAX_GLOB_CHOICES:
+                    return True
+        for combo in product(*(found for _, _, found in spans)) if spans else ():
+            pieces, last = [], 0
+            for (start, end, _), name in zip(spans, combo, strict=True):
+                pieces += [word[last:start], name]
+                last = end
+            pieces.append(word[last:])
+            if _path_protected("".join(pieces)):
+                return True
+    return False
+
+
+def _brace_alternatives(part: str) -> list[str]:
+    """``{etc,x}`` as the shell expands it (the first brace group; the rest stay globs)."""
+    m = _BRACES.search(part)
+    if m is None or "," not in m.group(1):
+        return [part]
+    return [part[:m.start()] + alt + part[m.end():] for alt in m.group(1).split(",")[:16]]
+
+
+def _after_cd_root(text: str, budget: list[int]) -> bool:
+    """After ``cd /``, a relative ``etc/shadow`` is ``/etc/shadow``."""
+    cd = _CD_ROOT.search(text)
+    if cd is None:
+        return False
+    for m in _WORD.finditer(text, cd.end()):
+        word = m.group().lower()
+        if word.split("/", 1)[0] in _ROOT_NAMES:
+            budget[0] -= 1
+            if budget[0] < 0 or _path_protected("/" + word):
+                return True
+    return False
+
+
+def _scan(text: str, budget: list[int], depth: int, prose: bool = True) -> bool:
     low = text.encode("ascii", "replace").lower()  # one byte per character: same offsets
     pos, seen, line = 0, set(), [-1, -1, False]  # line: see _in_prose
     while (m := _MARKER.search(low, pos)) is not None:
@@ -87,27 +193,60 @@ def _scan(text: str, budget: list[int], depth: int) -> bool:
             continue
         seen.add(token)
         if _token_protected(token, url, budget, depth) and (
-                "/" in token or "\\" in token or "%" in token or not _in_prose(text, start, line)):
+                not prose or "%" in token or not _mention(text, start, end, line)):
             return True
     return False
 
 
-def _in_prose(text: str, start: int, line: list[Any]) -> bool:
-    """Whether the line holding ``start`` reads as a sentence ("Put your settings in a .env
-    file.") rather than a value or a command line (".env", "cat .env"). Only a bare name
-    without any directory (``.env``, ``id_rsa``) is let off in prose; a path never is.
-    ``line`` caches the last line's bounds and verdict: the scan moves forward, so each line
-    is looked at once."""
+_DETERMINERS = frozenset((
+    "a", "an", "the", "your", "my", "our", "their", "this", "that", "these", "those",
+    "each", "every", "any", "no", "its", "his", "her"))
+_MENTION_NOUNS = frozenset((
+    "file", "files", "key", "keys", "pair", "format", "syntax", "variable", "variables",
+    "support", "entry", "entries", "template", "templates", "convention", "pattern",
+    "loader", "parser", "section", "directory", "folder", "setup", "approach", "docs",
+    "documentation", "page", "example", "examples"))
+# a line that starts with one of these is a command line (it reads or sends files)
+_COMMAND_WORDS = frozenset((
+    "cat", "less", "more", "head", "tail", "cp", "mv", "scp", "rsync", "curl", "wget", "nc",
+    "ncat", "socat", "base64", "xxd", "od", "hexdump", "strings", "grep", "egrep", "fgrep",
+    "rg", "sed", "awk", "tar", "zip", "gzip", "source", "vi", "vim", "nano", "emacs",
+    "type", "get-content", "gc", "tee", "dd", "python", "python3", "node", "ruby", "perl",
+    "php", "sh", "bash", "zsh", "sudo", "env", "xargs", "eval", "exec", "cut", "tr", "nl",
+    "tac", "sftp", "ftp", "diff"))
+_SHELL_OPERATORS = re.compile(r"[;|&`$<>]")
+_NEXT_WORD = re.compile(r"[ \t]+([A-Za-z]+)")
+_PREV_WORD = re.compile(r"([A-Za-z]+)[ \t]+\Z")
+
+
+def _mention(text: str, start: int, end: int, line: list[Any]) -> bool:
+    """Whether the name at ``text[start:end]`` is mentioned in a sentence rather than used:
+    it sits in a noun phrase, after a determiner and before a noun ("a .env file", "your
+    id_rsa key", "the /etc/hosts section"), on a line that is not a command line (does not
+    start with a command that reads or sends files, holds no shell operator). Anything else
+    counts: "cat .env", "Show me .env", "Read id_rsa please.", "cat the .env file"."""
+    after = _NEXT_WORD.match(text, end)
+    if after is None or after.group(1).lower() not in _MENTION_NOUNS:
+        return False
+    before = _PREV_WORD.search(text, max(0, start - 40), start)
+    if before is None or before.group(1).lower() not in _DETERMINERS:
+        return False
+    return not _command_line(text, start, line)
+
+
+def _command_line(text: str, start: int, line: list[Any]) -> bool:
+    """Whether the line holding ``start`` reads as a command line. ``line`` caches the last
+    line's bounds and verdict: the scan moves forward, so each line is looked at once."""
     if line[0] <= start < line[1]:
         return bool(line[2])
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", start)
     line_end = line_end if line_end >= 0 else len(text)
-    words = text[line_start:line_end].strip()
-    prose = any(c.isspace() for c in words) and (
-        words[:1].isupper() or words.endswith((".", "?", "!")))
-    line[:] = [line_start, line_end, prose]
-    return prose
+    words = text[line_start:line_end].split(None, 1)
+    command = bool(words) and (words[0].lower().lstrip("$#>(") in _COMMAND_WORDS
+                               or bool(_SHELL_OPERATORS.search(text, line_start, line_end)))
+    line[:] = [line_start, line_end, command]
+    return command
 
 
 def _with_prefix(low: bytes, start: int) -> tuple[int, bytes]:
@@ -162,6 +301,10 @@ def _path_protected(path: str) -> bool:
         if path.startswith(var):
             path = "~" + path[len(var):]
     remote = False
+    if "globalroot" in path or "harddiskvolume" in path:  # \\?\GLOBALROOT\Device\..., shadow copies
+        return True
+    if (share := _ADMIN_SHARE.match(path)) is not None:  # \\localhost\c$\..., //host/c$/...
+        path = share.group(1) + ":" + path[share.end():]
     if "\\" in path or _DRIVE.match(path):
         if path.startswith(("\\\\.\\", "//./")):  # device namespace: \\.\PhysicalDrive0
             return True
@@ -169,7 +312,8 @@ def _path_protected(path: str) -> bool:
         remote = drive.startswith(("\\\\", "//")) and drive[2:3] not in ("?", ".")
         if drive[2:3] == "?" and rest.lstrip("\\/")[:2].endswith(":"):  # \\?\C:\…
             drive, rest = ntpath.splitdrive(rest.lstrip("\\/"))
-        path = rest.replace("\\", "/")
+        # Windows ignores trailing dots and spaces in every name: C:\Windows.\System32
+        path = _TRAILING_DOTS.sub("/", rest.replace("\\", "/"))
         if drive and not remote:
             path = "/" + path.lstrip("/")
     if path.startswith("~"):
@@ -189,6 +333,8 @@ def _path_protected(path: str) -> bool:
 
 
 def _names_protected(comps: list[str], absolute: bool) -> bool:
+    if "~" in "".join(comps):  # 8.3 short names: WINDOW~1 is windows
+        comps = [_long_name(c) for c in comps]
     if absolute and len(comps) > 1:
         first = comps[1]
         if first in _ROOT_DIRS:
@@ -204,6 +350,22 @@ def _names_protected(comps: list[str], absolute: bool) -> bool:
         in_home = (i >= 2 and comps[i - 2] in _HOME_PARENTS) or (i >= 1 and comps[i - 1] == "root")
         if in_home and (name != ".config" or comps[i + 1:i + 2] == ["gcloud"]):
             return True
+    if ".git" in comps and comps[comps.index(".git") + 1:comps.index(".git") + 2] == ["config"]:
+        return True  # remote URLs there may hold credentials (https://user:token@host)
     base = comps[-1]
-    return base == ".env" or (base.startswith(".env.")
-                              and _ENV_TEMPLATES.isdisjoint(base.split(".")[2:]))
+    return base == ".env" or base.endswith((".tfstate", ".tfstate.backup")) or (
+        base.startswith(".env.") and _ENV_TEMPLATES.isdisjoint(base.split(".")[2:]))
+
+
+_LONG_NAMES = ("windows", "winnt", "program files", "programdata", "documents and settings",
+               "system32", "users")
+
+
+def _long_name(comp: str) -> str:
+    """The long name an 8.3 short name stands for, when it is one of the protected ones."""
+    m = _SHORT_NAME.fullmatch(comp)
+    if m is None:
+        return comp
+    prefix = m.group(1)
+    return next((name for name in _LONG_NAMES if name.replace(" ", "").startswith(prefix)),
+                comp)
