@@ -143,3 +143,42 @@ def test_import_does_not_load_tree_sitter() -> None:
     code = "import sys, staso; print('tree_sitter' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# Long honest scripts: pieces are cut where bash is back at the top level (a linear scan of
+# the quoting state), so nothing is parsed "as if inside a quote" and honest text passes.
+LONG_SAFE = {
+    "rm ./build": "rm -rf ./build\n" * 400, "chmod 755": "chmod -R 755 ./www\n" * 400,
+    "find -delete": "find . -name x -delete\n" * 200,
+    "curl | jq": "curl -s https://x | jq .\n" * 300,
+    "/dev/null": "make >/dev/null 2>&1\n" * 500,
+    "long string": 'echo "' + "rm -rf ./x\n" * 800 + '"\nrm -rf ./y\n' * 2,
+    "heredoc data": "cat > notes.md <<'EOF'\n" + "never run rm -rf / here\n" * 600 + "EOF\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LONG_SAFE))
+def test_long_honest_script_is_not_blocked(name: str) -> None:
+    assert not is_dangerous_shell(LONG_SAFE[name])
+
+
+def test_real_python_file_is_not_blocked() -> None:
+    import PIL.EpsImagePlugin
+
+    with open(PIL.EpsImagePlugin.__file__, encoding="utf-8") as f:
+        source = f.read()
+    assert len(source) > 8000
+    assert not is_dangerous_shell(source)
+
+
+@pytest.mark.parametrize("cmd", [
+    "rm -rf ./build\n" * 400 + "rm -rf /\n",
+    "rm -rf ./build\n" * 200 + "rm -rf /\n" + "rm -rf ./build\n" * 200,
+    'echo "' + "x\n" * 3000 + '"\nrm -rf /\n',
+    "bash <<'EOF'\n" + "echo hi\n" * 1000 + "rm -rf /\nEOF\n",
+    "cat > notes.md <<'EOF'\n" + "ok\n" * 3000 + "EOF\nrm -rf /\n",
+    "bash -c '" + "echo hi\n" * 1000 + "rm -rf /\n'",
+    "curl -s https://x | jq .\n" * 300 + "curl x |\nsh\n",
+])
+def test_long_script_still_judged_everywhere(cmd: str) -> None:
+    assert is_dangerous_shell(cmd)

@@ -145,24 +145,40 @@ class _Judge:
 
     def text(self, text: str, depth: int) -> None:
         """Raise Dangerous if any command in ``text`` is dangerous."""
-        start = 0
-        while start < len(text):
-            end = _piece_end(text, start)
-            piece = text[start:end]
-            if _suspicious(piece):
-                if depth > MAX_DEPTH:
-                    raise Dangerous
-                for prefix in ("",) if start == 0 else ("", "'", '"'):
-                    source = (prefix + piece).encode("utf-8", "surrogatepass")
-                    root = shell_parse.parse(source, self.budget)
-                    if root is None:
-                        raise Dangerous
-                    cut = len(source.rstrip(b" \t\n;")) if end < len(text) else None
-                    _Walk(self, depth, cut).run(root)
-                    if cut is not None and root.has_error and \
-                            _suspicious(piece[piece.rfind("\n", 0, len(piece) - 1) + 1:]):
-                        raise Dangerous  # a construct left open at the cut may hide one
-            start = end
+        if depth > MAX_DEPTH and _suspicious(text):
+            raise Dangerous
+        if len(text) <= PIECE:
+            if _suspicious(text):
+                self.piece(text, depth, None)
+            return
+        quoting = shell_parse.Quoting(text)
+        start, head = 0, ""
+        try:
+            while start < len(text):
+                end, tail, next_head, cut_hazard = _cut(quoting, start)
+                piece = text[start:end]
+                if _suspicious(piece) or (head and _suspicious(head + piece)):
+                    self.piece(head + piece + tail, depth,
+                               len(head) + len(piece.rstrip(" \t\n;")) if cut_hazard else None)
+                start, head = end, next_head
+        except shell_parse.ScanBudgetSpent:
+            raise Dangerous from None
+
+    def piece(self, source_text: str, depth: int, cut: int | None) -> None:
+        """Parse and judge one piece; ``cut`` is where it was cut off inside a command line
+        (a command reaching there may have had more arguments after it: fail closed)."""
+        if shell_parse.dense(source_text):
+            raise Dangerous  # where tree-sitter-bash turns quadratic
+        source = source_text.encode("utf-8", "surrogatepass")
+        root = shell_parse.parse(source, self.budget)
+        if root is None:
+            raise Dangerous
+        if cut is not None:
+            cut = len(source_text[:cut].encode("utf-8", "surrogatepass"))
+        _Walk(self, depth, cut).run(root)
+        if cut is not None and root.has_error and \
+                _suspicious(source_text[source_text.rfind("\n", 0, len(source_text) - 1) + 1:]):
+            raise Dangerous  # a construct left open at the cut may hide one
 
     def sql(self, sql: str) -> None:
         from . import sql as sql_detector
@@ -171,15 +187,34 @@ class _Judge:
             raise Dangerous
 
 
-def _piece_end(text: str, start: int) -> int:
-    end = start + PIECE
-    if end >= len(text):
-        return len(text)
-    cut = text.rfind("\n", start + PIECE // 2, end)
-    if cut == -1:
-        half = start + PIECE // 2
-        cut = max(text.rfind(" ", half, end), text.rfind(";", half, end))
-    return cut + 1 if cut != -1 else end
+def _cut(quoting: shell_parse.Quoting, start: int) -> tuple[int, str, str, bool]:
+    """Where the piece starting at ``start`` ends, text closing what is open there, text
+    reopening it before the next piece, and whether the cut may split a command.
+
+    A piece ends at the last line end in its second half where bash is at the top level; when
+    there is none (a quoted string or heredoc longer than that), at a line end (else a space)
+    inside the open construct, which the next piece reopens with the line that opened it."""
+    text = quoting.text
+    hi = start + PIECE
+    if hi >= len(text):
+        return len(text), "", "", False
+    lo = start + PIECE // 2
+    quoting.advance(hi, lo)
+    if quoting.last_clean >= lo:
+        return quoting.last_clean + 1, "", "", False
+    nl, stack = quoting.snap
+    hazard = not stack  # a top-level line that goes on (``|`` at its end)
+    if nl < lo:  # no line end in the window: cut at a space inside a line
+        stack, hazard = tuple(quoting.stack), True
+        if quoting.gap >= hi:  # a comment or heredoc word running past hi
+            nl = quoting.gap - 1
+        else:
+            lo = max(quoting.gap, lo)
+            nl = max(text.rfind(" ", lo, hi), text.rfind(";", lo, hi))
+            nl = hi - 1 if nl == -1 else nl
+    cut = nl + 1
+    head, tail = quoting.reopen(stack)
+    return cut, tail, head, hazard
 
 
 class _R:
