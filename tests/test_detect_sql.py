@@ -70,6 +70,54 @@ SAFE = [
 ]
 
 
+# red-team review of issue 13: evasions that were allowed
+EVASIONS = [
+    "DO $$ BEGIN EXECUTE 'DROP TABLE users'; END $$",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'DROP TABLE ' || 'x';"
+    " END $$",
+    "DROP TABLE users PURGE", "DROP TABLE users CASCADE CONSTRAINTS",
+    "USE prod\nGO\nDROP TABLE users\nGO", "EXEC('DROP TABLE users')",
+    "EXECUTE IMMEDIATE 'DROP TABLE users'", "EXEC sp_executesql N'DROP TABLE users'",
+    "PREPARE s FROM 'DELETE FROM users'",
+    "DELETE FROM users WHERE (SELECT true)", "DELETE FROM users WHERE now() IS NOT NULL",
+    "DELETE FROM users WHERE random() < 2", "DELETE FROM users WHERE length('a')=1",
+    "DELETE FROM users WHERE EXISTS (SELECT 1)", "DELETE FROM users WHERE $1",
+    "DELETE FROM users WHERE ? = ?", "DELETE FROM users WHERE id != 0 OR id = 0",
+    "UPDATE t SET a = 1 WHERE x < 5 OR x >= 5",
+    "{'q': 'DROP TABLE users'}", "q: DROP TABLE users", '{"q": "DROP TABLE users"} trailing',
+    "DELETE t1, t2 FROM t1 INNER JOIN t2 INNER JOIN t3 WHERE t1.id=t2.id OR 1=1;",
+    "DELETE t1, t2 FROM t1, t2",
+]
+
+# benign text that parses as SQL: UI labels and sentences (see the module docstring)
+LABELS = ["Delete from cart", "Delete from favorites", "DELETE FROM the queue", "Truncate text",
+          "Truncate Logs", "Delete From Saved Items", "Delete from my list"]
+
+STILL_SQL = ["DELETE FROM users", "delete from cart", "TRUNCATE orders", "truncate logs",
+             "Delete from users;", "DELETE FROM cart", "Delete FROM users",
+             "Delete from users where 1=1", "TRUNCATE TABLE logs"]
+
+SAFE_WHERE = [
+    "DELETE FROM t WHERE id IN (SELECT id FROM s WHERE s.x = t.y)",
+    "DELETE FROM t WHERE EXISTS (SELECT 1 FROM s WHERE s.id = t.id)",
+    "DELETE FROM t WHERE id = (SELECT max(id) FROM s)", "DELETE FROM t WHERE lower(name) = 'x'",
+    "DELETE FROM t WHERE id = ?", "DELETE FROM t WHERE id = $1",
+    "DELETE FROM t WHERE deleted_at IS NOT NULL", "DELETE FROM t WHERE id = 0 OR id = 1",
+    "DELETE t1 FROM t1 JOIN t2 ON t1.id = t2.id", "EXEC('SELECT 1')",
+    "Note: drop the old badge", "a: 'update the ticket'", "SELECT 'x::drop table'",
+]
+
+
+@pytest.mark.parametrize("sql", EVASIONS + STILL_SQL)
+def test_red_team_evasions_are_caught(sql: str) -> None:
+    assert is_destructive_sql(sql)
+
+
+@pytest.mark.parametrize("text", LABELS + SAFE_WHERE)
+def test_labels_and_row_dependent_wheres_are_not_destructive(text: str) -> None:
+    assert not is_destructive_sql(text)
+
+
 @pytest.mark.parametrize("sql", DESTRUCTIVE)
 def test_destructive(sql: str) -> None:
     assert is_destructive_sql(sql)

@@ -42,7 +42,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from .sql_lex import candidate_statements, lexer_rereads, normalise_dialect
+from .sql_lex import candidate_statements, dynamic_sql_strings, lexer_rereads, normalise_dialect
 
 PARSE_BUDGET = 128 * 1024
 MAX_PARSES = 2000
@@ -87,6 +87,42 @@ _RELATION = r'"relation":' + _obj(2)
 _SAFE_DELETE = re.compile(r'\{"DeleteStmt":\{' + _RELATION + "," + _SAFE_WHERE)
 _SAFE_UPDATE = re.compile(r'\{"UpdateStmt":\{' + _RELATION + r',"targetList":\[' + _OBJ
                           + r"(?:," + _OBJ + r")*+\]," + _SAFE_WHERE)
+
+
+_GO_LINE = re.compile(r"^[ \t]*+go[ \t]*+\r?$", re.IGNORECASE | re.MULTILINE)
+# `key: value` (quoted or not) in text that is not JSON: the value is judged
+_KEYED = re.compile(r""":(?<!::)(?!:)[ \t]*+(?:(?P<q>['"])(?P<quoted>(?:\\.|(?!(?P=q))[^\\\n])*+)"""
+                    r"""|(?P<bare>(?i:drop|truncate|delete|update|alter)\b[^\n]*+))""")
+
+
+def _keyed_values(text: str) -> Iterator[str]:
+    for m in _KEYED.finditer(text):
+        value = m["bare"] if m["quoted"] is None else m["quoted"]
+        low = value.lower()
+        if any(k in low for k in _KEYWORDS):
+            yield value.replace("\\" + (m["q"] or ""), m["q"] or "") if m["q"] else value
+
+
+# A UI label or a sentence, not a statement: 'Delete from cart', 'Truncate Logs', 'DELETE FROM
+# the queue'. The whole text is DELETE FROM / TRUNCATE [TABLE] and one or two plain words,
+# with no `;`, written in sentence or title case (SQL keywords are written in capitals or all in
+# lower case), or naming a table that is an English determiner.
+_LABEL = re.compile(r"\s*+(?:(?i:delete)\s++(?i:from)|(?i:truncate)(?:\s++(?i:table))?)"
+                    r"\s++([A-Za-z]++)(?:\s++([A-Za-z]++))?\s*+")
+_DETERMINERS = {"the", "a", "an", "my", "your", "our", "their", "his", "her", "its", "this",
+                "that", "these", "those", "all", "every", "some", "any", "each"}
+
+
+def _is_label(text: str) -> bool:
+    m = _LABEL.fullmatch(text) if len(text) < 80 else None
+    if m is None:
+        return False
+    words = text.split()
+    if m[1].lower() in _DETERMINERS:
+        return True
+    sentence_case = words[0][0].isupper() and words[0][1:].islower()
+    return sentence_case and all(w.islower() or (w[0].isupper() and w[1:].islower())
+                                 for w in words[1:])
 
 
 class _OverBudget(Exception):
@@ -148,6 +184,10 @@ class _Judge:
             return False
         if depth > _MAX_DEPTH:
             raise _OverBudget
+        if depth == 0 and _is_label(text):
+            return False
+        if _GO_LINE.search(text):  # T-SQL batches: `GO` on its own line ends a statement
+            text = _GO_LINE.sub(";", text)
         failed = over = False
         try:
             tree = self.parse(text)
@@ -176,21 +216,36 @@ class _Judge:
         if any(self.statement(sql, depth, known_bad=failed and len(sql) == len(text))
                for sql in candidates):
             return True
+        if not failed or over:
+            return False
         # An injected fragment (`x'; DROP TABLE users; --`) starts inside the application's
         # string literal: read it that way too, so the quote it closes ends that string.
-        return failed and not over and "'" in text and any(
-            self.statement(sql, depth) for sql in candidate_statements("'" + text)
-            if any(k in sql.lower() for k in _KEYWORDS))
+        if "'" in text and any(self.statement(sql, depth)
+                               for sql in candidate_statements("'" + text)
+                               if any(k in sql.lower() for k in _KEYWORDS)):
+            return True
+        # SQL as the value of a key in text that is not JSON: `{'q': 'DROP TABLE users'}`,
+        # `q: DROP TABLE users`, `{"q": "DROP TABLE users"} trailing`.
+        return depth == 0 and any(self.text(value, depth + 1) for value in _keyed_values(text))
 
     def statement(self, sql: str, depth: int, known_bad: bool = False) -> bool:
         tree = None if known_bad else self.parse(sql)
         if tree is None and "*/" in sql:  # a nested /* /* */ */ comment the splitter cut short
             tree = self.parse(sql[sql.rfind("*/") + 2:])
         if tree is None:
-            normal = normalise_dialect(sql)
+            # only what the parse budget can still take is rewritten (the rest is kept as it is:
+            # the parser is never handed more than the budget)
+            keep = max(PARSE_BUDGET - self.parsed + 1, 0)
+            normal = normalise_dialect(sql[:keep]) + sql[keep:] if len(sql) > keep \
+                else normalise_dialect(sql)
             if normal != sql:
                 tree = self.parse(normal)
-        return tree is not None and self.tree(tree, depth)
+        if tree is None:
+            # T-SQL / Oracle / MySQL dynamic SQL: EXEC('...'), EXECUTE IMMEDIATE '...',
+            # EXEC sp_executesql N'...', PREPARE s FROM '...': the string is judged as SQL
+            strings = dynamic_sql_strings(sql)
+            return any(self.text(s, depth + 1) for s in strings)
+        return self.tree(tree, depth)
 
     # -- parse tree ----------------------------------------------------------------------------
     def tree(self, tree: str, depth: int) -> bool:
@@ -308,7 +363,10 @@ class _Judge:
             return False
         constants = re.findall(r'"A_Const":\{"sval":\{"sval":(' + _STR + ")", tree)
         pieces = [json.loads(c) for c in constants]
-        return bool(pieces) and self.text(" x ".join(pieces) + " x", depth + 1)
+        # 'DROP TABLE users' and 'DROP TABLE ' || 'x' are the constants joined; 'DROP TABLE ' ||
+        # name needs a stand-in for the name
+        return bool(pieces) and any(self.text(sql, depth + 1) for sql in dict.fromkeys(
+            ("".join(pieces), " x ".join(pieces) + " x")))
 
 
 def _sval(node: Any) -> str | None:
@@ -374,7 +432,8 @@ def _always_true(expr: Any) -> bool:
     if kind == "BoolExpr":
         args = node.get("args") or []
         if node.get("boolop") == "OR_EXPR":
-            return any(_always_true(a) for a in args) or _covers_null(args)
+            return any(_always_true(a) for a in args) or _covers_null(args) \
+                or _complementary(args)
         if node.get("boolop") == "AND_EXPR":
             return bool(args) and all(_always_true(a) for a in args)
     if kind == "A_Expr" and node.get("kind") in ("AEXPR_OP", "AEXPR_LIKE", "AEXPR_ILIKE",
@@ -410,6 +469,28 @@ def _covers_null(args: list[Any]) -> bool:
     return any(len(kinds) == 2 for kinds in seen.values())
 
 
+_COMPLEMENT = {"=": {"<>", "!="}, "<>": {"="}, "!=": {"="}, "<": {">="}, ">=": {"<"},
+               ">": {"<="}, "<=": {">"}}
+
+
+def _complementary(args: list[Any]) -> bool:
+    """``x = 0 OR x <> 0``, ``x < 5 OR x >= 5``: every row whose x is not NULL."""
+    seen: dict[str, set[str]] = {}
+    for arg in args:
+        node = arg.get("A_Expr") if isinstance(arg, dict) else None
+        if not isinstance(node, dict) or node.get("kind") != "AEXPR_OP":
+            continue
+        op = _operator(node)
+        if op not in _COMPLEMENT:
+            continue
+        key = json.dumps([_without_location(node.get("lexpr")),
+                          _without_location(node.get("rexpr"))], sort_keys=True)
+        if seen.get(key, set()) & _COMPLEMENT[op]:
+            return True
+        seen.setdefault(key, set()).add(op)
+    return False
+
+
 def _same(a: Any, b: Any) -> bool:
     return _without_location(a) == _without_location(b)
 
@@ -423,7 +504,10 @@ def _without_location(node: Any) -> Any:
 
 
 def _has_row_reference(expr: Any) -> bool:
-    """Column references, parameters, subqueries and function calls make a clause row-dependent."""
+    """A column reference (anywhere, subqueries included) or ``CURRENT OF`` makes a clause
+    row-dependent. Functions of constants (``now()``, ``random() < 2``, ``length('a') = 1``),
+    subqueries that name no column (``(SELECT true)``, ``EXISTS (SELECT 1)``) and parameters
+    (``WHERE $1``) do not: they are the same for every row, so they select all rows or none."""
     stack = [expr]
     while stack:
         item = stack.pop()
@@ -431,7 +515,7 @@ def _has_row_reference(expr: Any) -> bool:
             stack.extend(item)
         elif isinstance(item, dict):
             for key, value in item.items():
-                if key in ("ColumnRef", "ParamRef", "SubLink", "FuncCall", "CurrentOfExpr"):
+                if key in ("ColumnRef", "CurrentOfExpr"):
                     return True
                 if key == "SQLValueFunction" and isinstance(value, dict) and \
                         value.get("op") in ("SVFOP_USER", "SVFOP_CURRENT_USER"):

@@ -38,7 +38,8 @@ def _body(tag: str) -> str:
 
 _LEAD = r"(?:\s++|" + _LINE_COMMENT + "|" + _BLOCK_COMMENT + r"|\()*+"
 # Words a statement that can destroy data starts with (GO: T-SQL batches without semicolons).
-_START = (r"(?i:drop|truncate|delete|update|alter|with|explain|do|create|merge|copy|prepare|go)\b")
+_START = (r"(?i:drop|truncate|delete|update|alter|with|explain|do|create|merge|copy|prepare|go"
+          r"|exec(?:ute)?)\b")
 # One match: any number of statements that cannot be destructive, then (group 1) one that may
 # be. The skipped statements are consumed inside the regex engine, never in a Python loop.
 _CANDIDATE = re.compile(r"(?:(?!" + _LEAD + _START + ")" + _body("skipped") + r"(?:;|\Z))*+"
@@ -68,6 +69,25 @@ _LIMIT = re.compile(r"(?<!\s)\s++limit\s++\d++\s*+$", re.IGNORECASE)
 _ORDER_BY = re.compile(r"\border\s++by\b", re.IGNORECASE)
 _HASH_COMMENT = re.compile(r"#[^\n]*+")
 _GO = re.compile(r"^\s*+go\s*+$", re.IGNORECASE | re.MULTILINE)
+# Oracle: DROP TABLE t PURGE, DROP TABLE t CASCADE CONSTRAINTS
+_ORACLE_DROP = re.compile(r"^(\s*+drop\s++table\s++[\w\".$]++)\s++(?:cascade\s++constraints"
+                          r"(?:\s++purge)?|purge)\s*+$", re.IGNORECASE)
+# MySQL multi-table DELETE: DELETE t1, t2 FROM t1 JOIN t2 ... [WHERE ...]
+_MULTI_DELETE = re.compile(r"\s*+delete\s++[\w\".]++(?:\s*+,\s*+[\w\".]++)++\s++from\s++"
+                           r"([\w\".]++)", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"(?<=[\s=<>(,])\?(?=[\s)=<>,;]|$)")
+_WHERE = re.compile(r"\bwhere\b", re.IGNORECASE)
+_ON = re.compile(r"\b(?:on|using)\b", re.IGNORECASE)
+# Dynamic SQL in other dialects: EXEC('...'), EXECUTE IMMEDIATE '...', EXEC sp_executesql N'...',
+# PREPARE s FROM '...'
+_DYNAMIC = re.compile(r"\s*+(?:exec(?:ute)?\s*+(?:\(\s*+|immediate\s++|sp_executesql\s++)"
+                      r"|prepare\s++\w++\s++from\s++)n?'((?:[^']|'')*+)'", re.IGNORECASE)
+
+
+def dynamic_sql_strings(statement: str) -> list[str]:
+    """The SQL a T-SQL/Oracle/MySQL dynamic-SQL statement runs (its string constant), if any."""
+    m = _DYNAMIC.match(statement)
+    return [m.group(1).replace("''", "'")] if m else []
 
 
 def _quote(m: re.Match[str]) -> str:
@@ -93,6 +113,17 @@ def normalise_dialect(statement: str) -> str:
         # `DELETE t1 FROM t1 ...` (MySQL), `DELETE users WHERE ...` (T-SQL). A bare
         # `DELETE users` is not rewritten: "Delete unused imports" would read as a DELETE
         s = _DELETE_NO_FROM.sub(r"\1 from ", _DELETE_ALIAS.sub(r"\1 ", s, count=1), count=1)
+    if "purge" in low or "constraints" in low:
+        s = _ORACLE_DROP.sub(r"\1", s)
+    multi = _MULTI_DELETE.match(s) if "," in s else None
+    if multi:
+        where = _WHERE.search(s, multi.end())
+        if where:
+            s = "DELETE FROM " + multi.group(1) + " " + s[where.start():]
+        elif not _ON.search(s, multi.end()):
+            s = "DELETE FROM " + multi.group(1)
+    if "?" in s:  # JDBC/MySQL placeholders: WHERE id = ? (a parameter, like $1)
+        s = _PLACEHOLDER.sub(" $1 ", s)
     if "limit" in low and re.match(r"\s*+(?:delete|update)\b", s, re.IGNORECASE):
         s, limited = _LIMIT.subn("", s)
         orders = list(_ORDER_BY.finditer(s)) if limited else []
