@@ -3,8 +3,11 @@
 Only text that parses as SQL is SQL: "Delete my account please" fails the grammar and is
 prose. Destructive means any DROP statement, TRUNCATE, ALTER TABLE ... DROP COLUMN or
 CONSTRAINT, and a DELETE or UPDATE (or MERGE ... THEN DELETE/UPDATE) whose WHERE is absent or
-always true (``WHERE TRUE``, ``1=1``, ``'a'='a'``, ``x = x``, ``x LIKE '%'``, an OR with such a
-branch, a row-independent condition the detector cannot evaluate). Data-modifying CTEs,
+always true (``WHERE TRUE``, ``1=1``, ``'a'='a'``, ``x = x``, ``x LIKE '%'``, ``x = 0 OR x <> 0``,
+an OR with such a branch) or does not depend on the row: a condition that names no column
+(``now() IS NOT NULL``, ``random() < 2``, ``EXISTS (SELECT 1)``, ``(SELECT true)``, a parameter
+``$1`` or ``?`` alone) is the same for every row, so unless it evaluates to false it is judged
+destructive. A subquery that names any column counts as row-dependent. Data-modifying CTEs,
 ``EXPLAIN ANALYZE`` (which runs its statement; plain ``EXPLAIN`` does not and is left alone),
 ``COPY (DELETE ...)``, rules, ``DO`` blocks and function bodies (SQL and PL/pgSQL, including
 ``EXECUTE 'DROP ...' || name``) are looked into.
@@ -13,7 +16,19 @@ When the whole text does not parse, it is cut into statements the way psql sends
 each statement that starts like one that can destroy data (DROP, TRUNCATE, DELETE, UPDATE,
 ALTER, WITH, EXPLAIN, DO, CREATE, MERGE, COPY, PREPARE, GO) is parsed on its own; one that
 still fails is retried once with MySQL/T-SQL spellings (backticks, ``[brackets]``,
-``TOP (n)``, ``LIMIT n``, ``GO``, ``#`` comments) rewritten. The verdict is always the parser's.
+``TOP (n)``, ``LIMIT n``, ``GO``, ``#`` comments, Oracle ``PURGE``/``CASCADE CONSTRAINTS``,
+``?`` placeholders, MySQL ``DELETE t1, t2 FROM ...``) rewritten; the string of ``EXEC('...')``,
+``EXECUTE IMMEDIATE '...'``, ``EXEC sp_executesql N'...'`` or ``PREPARE s FROM '...'`` is judged
+as SQL. The verdict is always the parser's. Text that still fails is searched for SQL given as
+the value of a key (``{'q': 'DROP TABLE users'}``, ``q: DROP TABLE users``, JSON with trailing
+text): a ``:`` followed by a quoted string or by a statement word.
+
+Labels are not statements: a text that is only ``DELETE FROM`` or ``TRUNCATE [TABLE]`` and one or
+two plain words, without ``;``, is prose when written in sentence or title case (``Delete from
+cart``, ``Truncate Logs``: how buttons and sentences are written, while SQL keywords are written
+in capitals or all in lower case), or when its table is an English determiner (``DELETE FROM the
+queue``). ``DELETE FROM users``, ``delete from cart``, ``TRUNCATE orders`` and ``Delete from
+users;`` stay destructive. The price: an agent sending exactly ``Delete from users`` is allowed.
 
 Speed: a keyword gate lets ordinary strings through for the cost of a ``lower()``. Parsing
 is C; the JSON parse tree is searched with substring counts and regexes in C (``{"DropStmt":{``
@@ -24,15 +39,22 @@ are decoded and walked in Python.
 Budgets -- where the detector gives up, it blocks (judges destructive), never allows:
 ``PARSE_BUDGET`` characters of SQL reach the parser in total (a failed parse is charged up to
 its error position, so prose costs next to nothing); ``MAX_PARSES`` separate parses;
-``DECODE_BUDGET`` characters of parse tree decoded into Python. In practice they bite on
+``DECODE_BUDGET`` characters of parse tree decoded into Python; ``REREAD_BUDGET`` characters
+PostgreSQL's lexer may re-read in runs of operator characters (it re-reads a run such as
+``/*/*/*`` or ``+++`` from every cut point: 1 MiB of ``delete /*/*...`` took 14 s; every run of
+16 or more such characters is costed, in C, before a parse). In practice they bite on
 more than 128 KiB of valid SQL whose statements start with the words above (a large migration
 script, a single 1 MiB UPDATE), on a statement whose parse tree is too big to decode (a
 hundreds-of-kilobytes DELETE/UPDATE whose WHERE is not ``column op constant``), and on more
-than 2000 fragments that start like SQL but do not parse (``"drop x;" * 150000``).
+than 2000 fragments that start like SQL but do not parse (``"drop x;" * 150000``), and on
+thousands of ``/*`` or ``+`` in a row (nonsense in any real text).
 
 Not caught: statements run indirectly (``EXECUTE`` of a prepared name, ``CALL`` of a
-procedure, dynamic SQL built from values other than string constants), and dialect syntax
-that stays outside PostgreSQL's grammar after the rewrites above.
+procedure, dynamic SQL built from values other than string constants), column conditions
+that happen to hold for every row (``WHERE id IS NOT NULL``: ``deleted_at IS NOT NULL`` is an
+everyday cleanup), uncorrelated subqueries that name a column (``WHERE EXISTS (SELECT 1 FROM s
+WHERE s.flag)``), sentence-case labels (above), and dialect syntax that stays outside
+PostgreSQL's grammar after the rewrites above.
 """
 
 from __future__ import annotations
