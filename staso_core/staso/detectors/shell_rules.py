@@ -34,8 +34,8 @@ class Cmd:
 
 _SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "yash", "fish", "csh",
                      "tcsh", "rbash", "pdksh", "oksh", "loksh"})
-_INTERPRETER = re.compile(r"(?:python|pypy|perl|ruby|node|nodejs|php|lua|deno|bun|tclsh)"
-                          r"[\d.]*")
+_INTERPRETER = re.compile(r"(?:python|pypy|perl|ruby|node|nodejs|php|lua|deno|bun|tclsh|"
+                          r"ipython|pwsh|powershell|osascript|irb|Rscript|julia)[\d.]*")
 _DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "lwp-request",
                           "GET", "wget2", "curlie", "xh"})
 # Network clients: what they read can be a remote command stream, and what they write leaves
@@ -93,7 +93,9 @@ def is_critical(path: str) -> bool:
         _, _, rest = p.partition("/")
         return _rel_parts(rest) in ([], ["*"], [".*"])
     if p[0] != "/":
-        return False
+        # ../../../../..: from any working directory this climbs to / or close to it
+        return p.replace("\\", "/").rstrip("/*").split("/").count("..") >= 4 and \
+            not _rel_parts("/" + p.replace("..", ""))
     parts = _rel_parts(p)
     if not parts:
         return True
@@ -274,11 +276,18 @@ def _judge_command(name: str, argv: list[str], dls: list[bool],
         return _judge_interpreter(argv, dls, judge_text)
     if name == "ssh":
         return _judge_ssh(args, judge_text)
-    if name in ("watch",):
-        ops = [a for a in args if not a.startswith("-")]
-        if ops:
-            judge_text(" ".join(ops))
+    if name == "watch":
+        k = 0
+        while k < len(args) and args[k].startswith("-"):
+            k += 2 if args[k] in ("-n", "-d", "--interval", "-q", "--equexit") else 1
+        if k < len(args):
+            judge_text(" ".join(args[k:]))
         return Cmd(argv)
+    if name in ("dropdb", "dropuser") or (name == "mysqladmin" and "drop" in args):
+        raise Dangerous  # drops a whole database
+    if name == "rsync" and any(a.startswith("--delete") for a in args) and \
+            is_critical(_operands(args)[-1] if _operands(args) else ""):
+        raise Dangerous  # rsync --delete /empty/ /: mirrors nothing onto /
     if name in _SQL_CLIENTS:
         return _judge_sql_client(name, argv, judge_sql)
     if name in _DOWNLOADERS:
@@ -297,12 +306,37 @@ def _judge_command(name: str, argv: list[str], dls: list[bool],
                  (name == "openssl" and "-d" in args)
         return Cmd(argv, decoder=decode)
     if name in ("echo", "printf"):
-        return Cmd(argv, emits=" ".join(a for a in args if not a.startswith("-")))
+        k = 0  # echo's own options come first; every later word is printed, dashes and all
+        while name == "echo" and k < len(args) and args[k] in ("-n", "-e", "-E", "-ne", "-en"):
+            k += 1
+        return Cmd(argv, emits=" ".join(args[k:]))
     if DYNAMIC in argv[0]:  # command name only known at run time: judge it as rm would be
         letters, longs = _short_flags(args)
         if ("r" in letters or "R" in letters) and any(is_critical(t) for t in _operands(args)):
             raise Dangerous
+        return Cmd(argv, stdin_code="sh")  # curl x | $SHELL
+    # Any other command whose argument tail is itself a dangerous command line
+    # (docker exec c rm -rf /, kubectl exec pod -- rm -rf /, strace rm -rf /, nsenter ...):
+    # judged as that command. A tail is whole words; a quoted "rm -rf" is one word, not a tail.
+    if name not in _NOT_RUNNERS and _COMMAND_NAME.fullmatch(name):
+        tails = 0
+        for k in range(1, len(argv)):
+            if basename(argv[k]) in _TAIL_NAMES:
+                judge_argv(argv[k:], dls[k:], judge_text, judge_sql)
+                tails += 1
+                if tails == 4:
+                    break
     return Cmd(argv)
+
+
+_COMMAND_NAME = re.compile(r"[a-z0-9][a-z0-9._+-]*")  # not "Please", not "Fix:"
+# Names that start a dangerous argument tail; commands whose arguments are never run.
+_TAIL_NAMES = frozenset({"rm", "dd", "mkfs", "shred", "wipefs", "chmod", "chown", "find",
+                         "psql", "mysql", "sqlite3", "sh", "bash", "zsh", "dash", "eval",
+                         "sudo", "env", "xargs", "dropdb", "rsync", "python", "python3", "perl"})
+_NOT_RUNNERS = frozenset({"git", "grep", "egrep", "fgrep", "rg", "ag", "ack", "man", "which",
+                          "type", "whereis", "apropos", "help", "info", "tldr", "apt", "apt-get",
+                          "brew", "yum", "dnf", "pip", "npm", "cargo", "ls", "cat", "less"})
 
 
 def _judge_find(args: list[str], judge_text: Callable[[str], None],
