@@ -126,7 +126,7 @@ def parse(source: bytes, budget: Budget) -> Node | None:
 # C-level searches and costs one Python step per quote or substitution, not per character.
 
 _CODE_TOKEN = re.compile(r"""'[^']*'|"[^"\\`$]*"|['"`()]|\\[\s\S]?|\$[('{]|<<<|<<-?"""
-                         r"""|(?<![^\s;&|()<>])#""")
+                         r"""|#(?<![^\s;&|()<>]#)""")
 _CODE_TOKEN_NL = re.compile(_CODE_TOKEN.pattern + r"|\n")
 _DQ_TOKEN = re.compile(r"""["`]|\\[\s\S]?|\$[({]""")
 _ANSI_TOKEN = re.compile(r"\\[\s\S]?|'")
@@ -266,6 +266,8 @@ class Quoting:
             if kind in ("$(", "("):
                 stack.pop()
             return
+        if len(stack) >= 64:
+            raise ScanBudgetSpent  # no honest text nests so deep
         stack.append((tok, at, "", tok))
 
     def _open_heredoc(self, body: int) -> None:
