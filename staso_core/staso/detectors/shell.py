@@ -18,10 +18,12 @@ command is a command, wherever it appears.
 
 Linear time: a C-level search for the command names that can be dangerous (allowing quotes
 and backslashes between their letters) skips almost every string without parsing. Text that
-has one is cut into pieces of at most ``PIECE`` characters at line ends; only pieces holding
-a candidate are parsed, and a piece that does not start the text is also parsed as if it
-began inside a single- or double-quoted string, since its real quoting state is unknown.
-Every parse shares one work budget (parser operations and a clock backstop), and so does
+has one is cut into pieces of about ``PIECE`` characters at line ends where a linear scan of
+bash's quoting state (``shell_parse.Quoting``) says the shell is back at the top level; a
+construct longer than a piece is cut inside and reopened with the line that opened it. Only
+pieces holding a candidate are parsed.
+Every parse shares one work budget (parser operations and bytes; a clock only as a far
+backstop), and so does
 every string parsed again inside (``bash -c``), nested at most ``MAX_DEPTH`` deep. When the
 budget runs out, or nesting goes deeper, before a verdict is reached, the text is judged
 dangerous: the detector fails closed, it never allows by giving up. Any internal error also
