@@ -23,7 +23,7 @@ MAX_STDNUM = 200  # full python-stdnum IBAN checks per call (about 17 us each)
 
 # Area 000, 666 and 900-999, group 00 and serial 0000 were never issued.
 _SSN = re.compile(
-    r"\d(?<![\d-]\d)\d\d(?<!000)(?<!666)(?<!9\d\d)[- ](?!00)\d\d[- ](?!0000)\d{4}(?![\d-])")
+    r"\d(?<![\d-]\d)\d\d(?<!000)(?<!666)(?<!9\d\d)([- \u2013.])(?!00)\d\d\1(?!0000)\d{4}(?![\d-])")
 
 
 # Nine digits in one block are an SSN only right after a word that says so ("SSN: 536904399").
@@ -45,13 +45,17 @@ def ssns(text: str) -> Iterator[tuple[int, int]]:
 # A card number as people write it: 4-4-4-4 (optionally -3 more for 19-digit cards), Amex and
 # Diners 4-6-5 / 4-6-4, with one kind of separator (space, dash or dot) throughout, or one
 # block of digits. Not the fraction or integer part of a decimal number (0.4111111111111111).
+_SEP = r"(?:[ \t\xa0\u2007\u202f_-]{1,2}|\.)"  # spaces of any kind, tabs, dashes, dots
 _CARD = re.compile(
-    r"[2-6](?<![0-9A-Za-z_].)(?<!\d[.,].)"  # led by a digit class: the engine skips the rest
-    r"(?:\d{3}([ .-])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?"
-    r"|(?<=3)\d{3}([ .-])\d{6}\2\d{4,5}"
-    r"|\d{12,18})"
-    r"(?![0-9A-Za-z_])(?![.,]\d)")
-_SEPARATORS = str.maketrans("", "", " .-")
+    # led by a digit class: the engine skips the rest; ``CC4111…`` is a card after ``CC``
+    r"[2-6](?:(?<![0-9A-Za-z_].)|(?<=(?<![0-9A-Za-z_])[Cc][Cc].))(?<!\d[.,].)"
+    r"(?:\d{3}(S)\d{4}S\d{4}S\d{4}(?:S\d{3})?"
+    r"|(?<=3)\d{3}S\d{6}S\d{4,5}"
+    r"|\d{12,18})".replace("(S)", "(" + _SEP + ")").replace("S", _SEP)
+    + r"(?![0-9A-Za-z_])(?![.,]\d)")
+_SEPARATORS = str.maketrans("", "", " .-_\t\xa0\u2007\u202f")
+# full-width digits (U+FF10-FF19) read as digits, one character for one: offsets stay
+_WIDE_DIGITS = str.maketrans({0xFF10 + i: str(i) for i in range(10)})
 _DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, less 9 when over 9
 
 
@@ -91,13 +95,16 @@ def cards(text: str) -> Iterator[tuple[int, int]]:
     fails is searched again from its next character, so a card right after other digit
     groups (an SSN, an order number) is still found."""
     pos, checks, search = 0, 0, _CARD.search
+    if max(text, default="0") >= "\uff10":  # any character at or past the full-width digits
+        text = text.translate(_WIDE_DIGITS)
     while (m := search(text, pos)) is not None:
         checks += 1
         if checks > MAX_CHECKS:
             yield m.start(), len(text)
             return
         digits = m.group().translate(_SEPARATORS)
-        if _card_ok(digits) or (len(digits) == 19 and m.group(1) and _card_ok(digits[:16])):
+        if _card_ok(digits) or (len(digits) == 19 and m.group(1) is not None
+                                and _card_ok(digits[:16])):
             yield m.span()
             pos = m.end()
         else:
@@ -107,7 +114,9 @@ def cards(text: str) -> Iterator[tuple[int, int]]:
 # --- IBANs --------------------------------------------------------------------------------
 
 # Country code, check digits, then the account part in groups of four or as one block.
-_IBAN = re.compile(r"[A-Z](?<![0-9A-Za-z].)[A-Z]\d{2}[ 0-9A-Z]{11,41}")
+# Spaces anywhere (``DE89 3704 ...``, ``DE 89 3704 ...``), or dashes between groups of four.
+_IBAN = re.compile(r"[A-Z](?<![0-9A-Za-z].)[A-Z]"
+                   r"(?: ?\d{2}[ 0-9A-Z]{11,41}|-?\d{2}(?:-[0-9A-Z]{4}){2,8}(?:-[0-9A-Z]{1,4})?)")
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 _LETTER_VALUES = str.maketrans({chr(c): str(c - 55) for c in range(65, 91)})
 # ASCII letters only, so offsets stay the same ("ß".upper() is two characters)
@@ -141,6 +150,21 @@ def _iban_ok(compact: str, confirmed: int) -> bool:
     return _iban_valid(compact)
 
 
+def _iban_end(cand: str, want: int) -> int:
+    """Where the ``want`` characters of an IBAN end in ``cand``, when no two separators
+    stand together; 0 when they do."""
+    seen = 0
+    for i, c in enumerate(cand):
+        if c in " -":
+            if i and cand[i - 1] in " -":
+                return 0
+            continue
+        seen += 1
+        if seen == want:
+            return i + 1
+    return 0
+
+
 def ibans(text: str) -> Iterator[tuple[int, int]]:
     """IBANs written in groups of four (``DE89 3704 0044 0532 0130 00``) or as one block
     (``GB82WEST12345698765432``), for every country in the registry."""
@@ -155,16 +179,14 @@ def ibans(text: str) -> Iterator[tuple[int, int]]:
         lengths = lengths or _iban_lengths()
         cand = m.group()
         want = lengths.get(cand[:2], 0)
-        compact = cand.replace(" ", "")[:want]
+        compact = cand.replace(" ", "").replace("-", "")[:want]
         end = 0
         if want and len(compact) == want:
-            # Printed as one block or in groups of four; the number must end the token.
-            grouped = " ".join(compact[i:i + 4] for i in range(0, want, 4))
-            for form in (compact, grouped):
-                if cand.startswith(form):
-                    end = m.start() + len(form)
-                    break
-            if end < len(text) and _ALNUM.match(text, end):
+            # One block, or groups split by one space or dash (``DE89 3704 ...``,
+            # ``DE89-3704-...``, ``DE 89 3704 ...``); the number must end the token.
+            end = _iban_end(cand, want)
+            end = m.start() + end if end else 0
+            if end and end < len(text) and _ALNUM.match(text, end):
                 end = 0
         if end and _iban_ok(compact, found):
             found += 1

@@ -12,9 +12,10 @@ Python (is ``password=…`` a real secret?) are bounded per call (``MAX_VALUE_CH
 
 from __future__ import annotations
 
+import base64
 import heapq
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 
 # Token shapes, each led by a literal prefix: the regex engine skips to where the prefix
@@ -26,14 +27,22 @@ _TOKENS = tuple(re.compile(p) for p in (
     r"xox[abposr]-(?<![A-Za-z0-9-].{5})[A-Za-z0-9-]{10,}",             # Slack
     r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]{1,40}/B[A-Za-z0-9_]{1,40}"
     r"/[A-Za-z0-9_]{1,80}",
-    r"AIza(?<![A-Za-z0-9_-]AIza)[0-9A-Za-z_-]{35}",                     # Google
+    r"AIza(?<![A-Za-z0-9_-]AIza)[0-9A-Za-z_-]{35,}",  # Google (an over-long one masked whole)
+    r"ya29\.(?<![A-Za-z0-9_.-]ya29\.)[0-9A-Za-z_-]{20,}",              # Google OAuth token
+    r"GOCSPX-(?<![A-Za-z0-9_-]GOCSPX-)[0-9A-Za-z_-]{20,}",              # Google client secret
+    r"hv[sbr]\.(?<![A-Za-z0-9_.-]hv.\.)[0-9A-Za-z_-]{24,}",             # HashiCorp Vault
+    r"shp(?<![A-Za-z0-9_]shp)(?:at|ca|pa|ss)_[a-fA-F0-9]{32,}",          # Shopify
+    r"do(?<![A-Za-z0-9_]do)[por]_v1_[a-f0-9]{64,}",                      # DigitalOcean
+    r"xapp-(?<![A-Za-z0-9-]xapp-)\d-[A-Za-z0-9-]{10,}",                  # Slack app token
+    r"EAA(?<![A-Za-z0-9]EAA)[A-Z][A-Za-z0-9]{30,}",                      # Facebook / Meta
+    r"AGE-SECRET-KEY-1(?<![A-Za-z0-9-]AGE-SECRET-KEY-1)[0-9A-Z]{58}",    # age
     r"[sr]k_live_(?<![A-Za-z0-9_].{8})[0-9A-Za-z]{16,}",              # Stripe
     r"gl(?<![A-Za-z0-9_-]gl)(?:pat|dt|ft|soat|rt|cbt|imt|ptt|oas|agent)-[A-Za-z0-9_-]{20,}",
     r"ak_(?<![A-Za-z0-9_]ak_)[A-Za-z0-9]{20,}",                         # staso keys
     r"hf_(?<![A-Za-z0-9_]hf_)[A-Za-z0-9]{34,}",                         # Hugging Face
-    r"npm_(?<![A-Za-z0-9_]npm_)[A-Za-z0-9]{36}",
+    r"npm_(?<![A-Za-z0-9_]npm_)[A-Za-z0-9]{36,}",
     r"pypi-AgE(?<![A-Za-z0-9_-]pypi-AgE)[A-Za-z0-9_-]{50,}",
-    r"SG\.(?<![A-Za-z0-9_.-]SG\.)[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}",  # SendGrid
+    r"SG\.(?<![A-Za-z0-9_.-]SG\.)[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43,}",  # SendGrid
     r"sq0(?<![A-Za-z0-9_-]sq0)(?:csp|atp)-[0-9A-Za-z_-]{22,43}",         # Square
     r"SK(?<![A-Za-z0-9]SK)[0-9a-f]{32}(?![A-Za-z0-9])",                 # Twilio
     r"AccountKey=[A-Za-z0-9+/=]{88}",                                   # Azure storage
@@ -60,7 +69,7 @@ _AWS_NAMED = tuple(re.compile(p.encode() + rb"[a-z0-9_]{0,10}[\s\"'`:=>,(\]]{1,1
                              # ``key: wJalr…``: any key, secret or token given a value of
                              # exactly an AWS secret key's shape (40 base64, mixed case)
                              r"(?:k(?<![a-z0-9]k)ey|s(?<![a-z0-9]s)ecret|t(?<![a-z0-9]t)oken)"))
-_BEARER = re.compile(rb"bearer(?<![a-z0-9]bearer)[ \t]{1,8}[a-z0-9._~+/-]{20,}=*")
+_BEARER = re.compile(rb"bearer(?<![a-z0-9]bearer)[ \t]{1,8}([a-z0-9._~+/-]{20,}=*)")
 
 # Private key blocks (PEM, OpenSSH, PGP, SSH2) and PuTTY key files: masked from the header
 # to the matching end line, or to the end of the text when it has none.
@@ -72,21 +81,31 @@ _PUTTY_END = re.compile(r"Private-MAC: ?[0-9a-fA-F]{1,128}")
 # ``password = "…"``, ``api_key: …``, ``DB_PASS=…``: detect-secrets' keyword list, matched on
 # ASCII-lowercased bytes. The first-letter class lets the engine skip most positions; the
 # look-behind after it keeps matches to word starts.
+_SEP = rb"[_-]?"
+_VALUE_AFTER = (rb"[\"'\]]{0,2}(?:[ \t]{0,5}(?::=|=>|==|[:=])[ \t]{0,5}"
+                rb"|[ \t]{1,5}(?:is|was)[ \t]{1,5})([\"'`]?)([^\s\"'`,;]{8,200})")
+_NAME = re.compile(rb"[a-z0-9_-]+")
 _KEYWORD = re.compile(
     rb"(?:a(?<![a-z0-9]a)(?:pi_?key|pikey|uth_?key|ccount_?key|ccess_?token|uth_?token|pi_?token)"
-    rb"|c(?<![a-z0-9]c)(?:lient_?key|lient_?secret|ontrase\?a|ontrasena)"
+    rb"|c(?<![a-z0-9]c)(?:lient_?key|lient_?secret|ontrase\?a|ontrasena|ookie)"
     rb"|d(?<![a-z0-9]d)(?:b_?key|atabase_?key|b_?pass|atabase_?pass)"
     rb"|k(?<![a-z0-9]k)ey_?pass"
-    rb"|p(?<![a-z0-9]p)(?:riv_?key|rivate_?key|assword|asswd|wd)"
-    rb"|s(?<![a-z0-9]s)(?:ervice_?key|ecret))"
-    rb"[a-z0-9_]{0,20}[\"'\]]{0,2}[ \t]{0,5}(?::=|=>|==|[:=])[ \t]{0,5}"
-    rb"([\"'`]?)([^\s\"'`,;]{8,200})")
+    rb"|p(?<![a-z0-9]p)(?:riv_?key|rivate_?key|assword|asswd|wd|ass(?![a-z])|w(?![a-z]))"
+    rb"|s(?<![a-z0-9]s)(?:ervice_?key|ecret))".replace(b"_?", _SEP)
+    + rb"[a-z0-9_-]{0,20}" + _VALUE_AFTER)
+# The same names inside a longer one (``PGPASSWORD``, ``SMTP_PASSWORD``, ``refresh_token``,
+# ``x-api-key``): led by the name, the look-behind after it says a name runs on before it.
+_KEYWORD_INNER = re.compile(
+    rb"(?:p(?<=[a-z0-9_-]p)ass(?:word|wd)|s(?<=[a-z0-9_-]s)ecret(?![a-z])"
+    rb"|t(?<=[a-z0-9_-]t)oken(?![a-z])|a(?<=[a-z0-9_-]a)pi[_-]?key)[a-z0-9_-]{0,20}" + _VALUE_AFTER)
+# ``Authorization: Basic <base64 of user:password>``
+_BASIC = re.compile(rb"basic(?<![a-z0-9]basic)[ \t]{1,8}([a-z0-9+/]{8,400}={0,2})(?![a-z0-9+/=])")
 # A password inside a URL: ``postgres://user:p4ss@host``.
 _URL_PASSWORD = re.compile(r"://[^\s:/?#@\[\]\"'<>]{1,256}:([^\s/?#@\[\]\"'<>]{1,256})@")
 
 _REFERENCE_STARTS = tuple("$%{<([/~*")
 _PLACEHOLDER_PARTS = ("(", "://", "xxxx", "***", "...", "changeme", "example", "placeholder",
-                      "your_", "your-", "redacted")
+                      "your_", "your-", "redacted", "arn:", "_here")
 _HAS_DIGIT = re.compile(r"\d")
 _HAS_LETTER = re.compile(r"[A-Za-z]")
 _NOT_A_VALUE = frozenset({"true", "false", "null", "none", "undefined", "required", "optional"})
@@ -147,7 +166,7 @@ _TOKEN_LEADS = tuple((_lead(p.pattern), p) for p in _TOKENS)
 _AWS_LEADS = ("A3T", "ABIA", "ACCA", "AKIA", "ASIA")
 # Every value judged in ``_checked_values`` follows one of these (lower-cased) words or a URL.
 _VALUE_LEADS = ("://", "bearer", "aws", "secret", "key", "token", "pass", "pwd", "pw",
-                "contras", "auth", "cookie")
+                "contras", "auth", "cookie", "basic")
 
 
 def secrets(text: str) -> Iterator[tuple[int, int]]:
@@ -183,19 +202,47 @@ def _checked_values(text: str) -> Iterator[tuple[int, int]]:
     ``MAX_VALUE_CHECKS`` of them the rest of the string counts as one secret: a crafted
     string of ``password=…`` pairs cannot make the check slow, nor get a secret through."""
     low = text.encode("ascii", "replace").lower()  # one byte per character: same offsets
-    yield from map(re.Match.span, _BEARER.finditer(low))
     candidates = heapq.merge(
         ((m.start(), m.span(1), _url_password) for m in _URL_PASSWORD.finditer(text)),
         *(((m.start(), m.span(1), _aws_value) for m in named.finditer(low))
           for named in _AWS_NAMED),
-        ((m.start(), m.span(2), _quoted_value if m.group(1) else _bare_value)
-         for m in _KEYWORD.finditer(low)), key=lambda candidate: candidate[0])
+        ((m.start(), m.span(1), _bearer_value) for m in _BEARER.finditer(low)),
+        ((m.start(), m.span(1), _basic_value) for m in _BASIC.finditer(low)),
+        *(((m.start(), m.span(2), _named_judge(low, m)) for m in keyword.finditer(low))
+          for keyword in (_KEYWORD, _KEYWORD_INNER)), key=lambda candidate: candidate[0])
     for checks, (start, (vstart, vend), judge) in enumerate(candidates):
         if checks >= MAX_VALUE_CHECKS:
             yield start, len(text)
             return
         if judge(text[vstart:vend]):
-            yield vstart, vend
+            yield (start if judge is _bearer_value else vstart), vend
+
+
+def _named_judge(low: bytes, m: re.Match[bytes]) -> Callable[[str], bool]:
+    """The judge for a keyword match: none when the name is about a secret rather than one
+    (``password_hash``, ``secret_arn``, ``token_type``)."""
+    name = _NAME.match(low, m.start())
+    last = re.split(rb"[_-]+", name.group())[-1] if name else b""
+    if last.decode() in _NOT_SECRET_LAST:
+        return _never
+    return _quoted_value if m.group(1) else _bare_value
+
+
+def _never(value: str) -> bool:
+    return False
+
+
+def _bearer_value(value: str) -> bool:
+    """A bearer token, unless a placeholder (``Bearer YOUR_TOKEN_HERE``, ``<token>``)."""
+    return _looks_secret(value, quoted=True)
+
+
+def _basic_value(value: str) -> bool:
+    """``Basic`` credentials: base64 of ``user:password``."""
+    try:
+        return b":" in base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except ValueError:
+        return False
 
 
 def _url_password(value: str) -> bool:
