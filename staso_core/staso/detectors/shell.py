@@ -44,7 +44,9 @@ from .shell_rules import (
     Dangerous,
     basename,
     is_block_device,
+    is_critical,
     judge_argv,
+    judge_windows,
 )
 
 if TYPE_CHECKING:
@@ -69,7 +71,8 @@ _RECURSIVE = _words("rm", "chmod", "chown", "chgrp")
 _FIND = _word("find")
 _PIPED = _words("curl", "wget", "fetch", "aria2c", "http", "https", "lwp-request", "GET",
                 "wget2", "xh", "curlie", "base64", "xxd", "openssl", "uudecode")
-_SQL = _words("psql", "mysql", "mariadb", "sqlite3", "sqlite", "duckdb")
+_SQL = _words("psql", "mysql", "mariadb", "sqlite3", "sqlite", "duckdb", "clickhouse-client",
+              "clickhouse", "sqlcmd", "pgcli", "mycli", "litecli")
 _NETWORK = _words("nc", "ncat", "netcat", "socat", "telnet")
 _FLAG_R = re.compile(r"-[a-zA-Z]*[rR]")
 _DYNAMIC_NAME = re.compile(r"\$\S*\s+(?:-\S+\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+[/~$]")
@@ -88,7 +91,10 @@ def _suspicious(text: str) -> bool:
         n = n.replace("'", "").replace('"', "").replace("\\", "")
     if "/dev/" in n or "dropdb" in n or "mysqladmin" in n or ("--delete" in n and "rsync" in n):
         return True
-    if ("sql" in n or "mariadb" in n or "duckdb" in n) and any(w.search(n) for w in _SQL):
+    if "rmtree" in n or "remove_tree" in n or "RemoveAll" in n or "rmSync" in n or "rm_rf" in n:
+        return True  # shutil.rmtree('/') and its kin in an interpreter's -c
+    if ("sql" in n or "mariadb" in n or "duckdb" in n or "clickhouse" in n or "pgcli" in n) \
+            and any(w.search(n) for w in _SQL):
         return True
     if "-" in n:
         if _FLAG_R.search(n) and (any(w.search(n) for w in _RECURSIVE)
@@ -115,7 +121,14 @@ _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 
 def is_dangerous_shell(text: str) -> bool:
     """True when ``text`` holds a shell command that can destroy or open up a machine."""
-    if not isinstance(text, str) or len(text) < 4 or not _suspicious(text):
+    if not isinstance(text, str) or len(text) < 4:
+        return False
+    try:  # PowerShell and cmd.exe: a small judge of its own for a handful of verbs
+        if judge_windows(text):
+            return True
+    except Exception:
+        return True
+    if not _suspicious(text):
         return False  # no piece of a text can be suspicious when the whole is not
     if "\x00" in text:  # bash -c stops reading at a NUL: what comes before it still runs
         text = text.replace("\x00", "\n")
@@ -147,28 +160,31 @@ class _Judge:
     def __init__(self, budget: shell_parse.Budget) -> None:
         self.budget = budget
 
-    def text(self, text: str, depth: int) -> None:
-        """Raise Dangerous if any command in ``text`` is dangerous."""
+    def text(self, text: str, depth: int) -> bool:
+        """Raise Dangerous if any command in ``text`` is dangerous; else whether ``text`` runs
+        what arrives on its standard input as code (``cat | bash``)."""
         if depth > MAX_DEPTH and _suspicious(text):
             raise Dangerous
         if len(text) <= PIECE:
-            if _suspicious(text):
-                self.piece(text, depth, None)
-            return
+            if _suspicious(text) or (depth and _READER.search(text) is not None):
+                return self.piece(text, depth, None)
+            return False
         quoting = shell_parse.Quoting(text)
         start, head = 0, ""
+        reads = False
         try:
             while start < len(text):
                 end, tail, next_head, cut_hazard = _cut(quoting, start)
                 piece = text[start:end]
                 if _suspicious(piece) or (head and _suspicious(head + piece)):
-                    self.piece(head + piece + tail, depth,
-                               len(head) + len(piece.rstrip(" \t\n;")) if cut_hazard else None)
+                    reads |= self.piece(head + piece + tail, depth, len(head) + len(
+                        piece.rstrip(" \t\n;")) if cut_hazard else None)
                 start, head = end, next_head
         except shell_parse.ScanBudgetSpent:
             raise Dangerous from None
+        return reads
 
-    def piece(self, source_text: str, depth: int, cut: int | None) -> None:
+    def piece(self, source_text: str, depth: int, cut: int | None) -> bool:
         """Parse and judge one piece; ``cut`` is where it was cut off inside a command line
         (a command reaching there may have had more arguments after it: fail closed)."""
         if shell_parse.dense(source_text):
@@ -179,10 +195,16 @@ class _Judge:
             raise Dangerous
         if cut is not None:
             cut = len(source_text[:cut].encode("utf-8", "surrogatepass"))
-        _Walk(self, depth, cut).run(root)
+        walk = _Walk(self, depth, cut)
+        walk.run(root)
         if cut is not None and root.has_error and \
                 _suspicious(source_text[source_text.rfind("\n", 0, len(source_text) - 1) + 1:]):
             raise Dangerous  # a construct left open at the cut may hide one
+        if "{" in source_text and "," in source_text and depth <= MAX_DEPTH:
+            expanded = _expand_braces(source_text)  # {rm,-rf,/}: bash's brace expansion
+            if expanded != source_text and _suspicious(expanded):
+                self.piece(expanded, depth + 1, None)
+        return bool(walk.readers)
 
     def sql(self, sql: str) -> None:
         from . import sql as sql_detector
@@ -244,11 +266,14 @@ _CONTAINERS = frozenset({"program", "list", "compound_statement", "subshell", "E
 class _Walk:
     """One post-order pass over a parse tree, iterative so depth costs no recursion."""
 
-    __slots__ = ("counter", "cut_at", "depth", "env", "judge", "spawns")
+    __slots__ = ("counter", "cut_at", "cwd", "depth", "env", "judge", "readers", "spawns")
 
     def __init__(self, judge: _Judge, depth: int, cut_at: int | None) -> None:
         self.judge, self.depth, self.cut_at = judge, depth, cut_at
-        self.env: dict[str, str] = {}
+        self.env: dict[str, str] = {"IFS": " "}
+        self.cwd: str | None = None  # where the last cd went, when known (/, ~, /etc, ...)
+        # commands reading code on the standard input the text itself was given
+        self.readers: dict[int, Cmd] = {}
         self.spawns: dict[str, int] = {}  # command name -> when it was last run in the background
         self.counter = 0
 
@@ -294,12 +319,32 @@ class _Walk:
             return _R(kind, raw)
         dl = any(k.dl for k in kids)
         if kind in ("string", "translated_string", "concatenation"):
-            return _R(kind, "".join(k.text for k in kids if k.kind not in ('"', '$"')), dl)
+            # an unquoted expansion (or "${a[@]}") is split into words when the command runs
+            split = any(k.kind == "@split" for k in kids) or \
+                (kind == "concatenation" and any(k.kind == "split" for k in kids))
+            return _R("split" if split else kind,
+                      "".join(k.text for k in kids if k.kind not in ('"', '$"')), dl)
         if kind in ("simple_expansion", "expansion"):
             name = next((k.text for k in kids if k.kind in ("variable_name",
                                                             "special_variable_name")), "")
+            sub = next((k.text for k in kids if k.kind == "subscript"), "")
+            if sub and not name:  # ${a[@]}, ${a[0]}: the array's words
+                name = sub.split("[", 1)[0]
             value = "~" if name == "HOME" else self.env.get(name, DYNAMIC)
-            return _R(kind, value, dl)
+            if len(kids) > 3 and kind == "expansion" and not sub:
+                value = DYNAMIC  # ${x:-...}, ${x#...}: an operator changes the value
+            if sub.endswith(("[@]", "[*]")) and value != DYNAMIC:
+                return _R("@split", value, dl)
+            return _R("split" if value != DYNAMIC and _SPACE.search(value) else kind, value, dl)
+        if kind == "command_substitution":
+            # $(echo rm -rf /): the text it prints is known, and split into words
+            inner = [k for k in kids if k.cmd is not None]
+            if len(inner) == 1 and inner[0].cmd is not None and \
+                    inner[0].cmd.emits is not None and not dl:
+                return _R("split", inner[0].cmd.emits)
+            return _R(kind, DYNAMIC, dl)
+        if kind == "array":
+            return _R(kind, " ".join(k.text for k in kids if k.kind not in ("(", ")")), dl)
         if kind in _DYNAMIC_NODES:
             return _R(kind, DYNAMIC, dl)
         if kind == "variable_assignment":
@@ -307,7 +352,8 @@ class _Walk:
                 self.env[kids[0].text] = kids[2].text
             return _R(kind, "", dl)
         if kind == "command_name":
-            return _R(kind, kids[0].text, dl)
+            return _R(kids[0].kind if kids[0].kind in ("split", "@split") else kind,
+                      kids[0].text, dl)
         if kind == "command":
             return self.command(node, kids)
         if kind == "file_redirect":
@@ -316,6 +362,8 @@ class _Walk:
                 raise Dangerous
             if any(k.text.startswith(("/dev/tcp/", "/dev/udp/")) for k in kids):
                 raise Dangerous  # bash -i >& /dev/tcp/host/port: a shell on a socket
+            if dl and kids[0].kind == "<":
+                return _R("stdin_dl", "", dl)  # sh < <(curl x): a download on stdin
             return _R(kind, "", dl)
         if kind == "heredoc_redirect":
             body = next((k.text for k in kids if k.kind == "heredoc_body"), "")
@@ -329,6 +377,11 @@ class _Walk:
             for k in kids[1:]:
                 if k.kind in ("heredoc_redirect", "herestring_redirect") and stmt.cmd:
                     self.feed(stmt.cmd, k.text)
+                if k.kind in ("heredoc_redirect", "herestring_redirect", "stdin_dl",
+                              "file_redirect") and stmt.cmd:
+                    self.readers.pop(id(stmt.cmd), None)
+                if k.kind == "stdin_dl" and stmt.cmd and stmt.cmd.stdin_code is not None:
+                    raise Dangerous
             return _R(kind, "", dl, stmt.cmd, stmt.names)
         if kind == "pipeline":
             return self.pipeline(kids)
@@ -342,8 +395,15 @@ class _Walk:
                 if k.kind == "&" and n:
                     self._spawn(kids[n - 1].names)
             last = kids[-1]
-            return _R(kind, "", dl, last.cmd if len(kids) == 1 else None,
-                      last.names if len(kids) == 1 else ())
+            if len(kids) == 1:
+                return _R(kind, "", dl, last.cmd, last.names)
+            if kind in ("subshell", "compound_statement"):
+                # curl x | (sh), curl x | { sh; }: the group's stdin goes to its commands
+                reader = next((k for k in kids if k.cmd is not None and
+                               k.cmd.stdin_code is not None), None)
+                if reader is not None:
+                    return _R(kind, "", dl, reader.cmd, reader.names)
+            return _R(kind, "", dl)
         return _R(kind, "".join(k.text for k in kids), dl)
 
     def command(self, node: Node, kids: list[_R]) -> _R:
@@ -351,10 +411,35 @@ class _Walk:
                                                     "herestring_redirect", "heredoc_redirect")]
         if not words:
             return _R("command")
-        argv = [w.text for w in words]
-        dls = [w.dl for w in words]
+        argv: list[str] = []
+        dls: list[bool] = []
+        for w in words:
+            if w.kind in ("split", "@split") and DYNAMIC not in w.text:
+                parts = w.text.split()  # word splitting on the default IFS
+                argv.extend(parts)
+                dls.extend([w.dl] * len(parts))
+            else:
+                argv.append(w.text)
+                dls.append(w.dl)
+        if not argv:
+            return _R("command")
+        if argv[0] in ("cd", "pushd"):
+            self.cwd = _cd(self.cwd, [a for a in argv[1:] if not a.startswith("-")])
+            return _R("command", "", False, Cmd(argv), ("cd",))
+        if self.cwd is not None:  # cd / && rm -rf *: relative words resolve against it
+            base = self.cwd.rstrip("/") + "/"
+            for n in range(1, len(argv)):
+                a = argv[n]
+                if a and a[0] not in "-/~$" and DYNAMIC not in a and is_critical(base + a):
+                    argv[n] = base + a
         cmd = judge_argv(argv, dls, self.sub_text, self.judge.sql)
+        if cmd.stdin_code in ("sh", "code"):
+            self.readers[id(cmd)] = cmd
         for k in kids:
+            if k.kind in ("herestring_redirect", "heredoc_redirect", "file_redirect", "stdin_dl"):
+                self.readers.pop(id(cmd), None)
+            if k.kind == "stdin_dl" and cmd.stdin_code is not None:
+                raise Dangerous
             if k.kind == "herestring_redirect":
                 self.feed(cmd, k.text)
         if self.cut_at is not None and node.end_byte >= self.cut_at and cmd.argv and \
@@ -380,12 +465,18 @@ class _Walk:
             if shell_before and cmd.argv and basename(cmd.argv[0]) in NETWORK_CLIENTS:
                 raise Dangerous  # ... | sh -i | nc host port: a shell's output to the network
             shell_before = shell_before or cmd.stdin_code == "sh"
+            if prev is not None:
+                passthrough = prev.argv[:1] in (["cat"], ["tee"]) and all(
+                    a.startswith("-") for a in prev.argv[1:])
+                if passthrough and prev is stages[0].cmd and cmd.stdin_code in ("sh", "code"):
+                    self.readers[id(prev)] = prev  # cat | bash: the text's stdin runs
+                else:
+                    self.readers.pop(id(cmd), None)
             if prev is not None and prev.emits is not None:
                 self.feed(cmd, prev.emits)
             if prev is not None and cmd.xargs is not None:
                 extra = [a for a in prev.argv[1:] if not a.startswith("-")]
-                judge_argv(cmd.xargs + extra, [False] * (len(cmd.xargs) + len(extra)),
-                           self.sub_text, self.judge.sql)
+                self.xargs(cmd, extra)
             source = source or cmd.download or cmd.decoder
             prev = cmd
         self._spawn(tuple(names))
@@ -397,9 +488,70 @@ class _Walk:
             self.sub_text(text)
         elif cmd.stdin_code == "sql":
             self.judge.sql(text)
+        if cmd.xargs is not None and DYNAMIC not in text:
+            self.xargs(cmd, text.split()[:64])
 
-    def sub_text(self, text: str) -> None:
-        self.judge.text(text, self.depth + 1)
+    def xargs(self, cmd: Cmd, words: list[str]) -> None:
+        """Judge the command xargs builds from ``words`` (``-I{}`` replaced, else appended)."""
+        base = cmd.xargs or []
+        if words and any("{}" in a for a in base):
+            argv = [a.replace("{}", words[0]) for a in base]
+        else:
+            argv = base + words
+        judge_argv(argv, [False] * len(argv), self.sub_text, self.judge.sql)
+
+    def sub_text(self, text: str) -> bool:
+        return self.judge.text(text, self.depth + 1)
+
+
+def _cd(cwd: str | None, args: list[str]) -> str | None:
+    """Where ``cd args`` goes from ``cwd``, when known."""
+    if not args or args[0] in ("~", "$HOME"):
+        return "~"
+    t = args[0]
+    if DYNAMIC in t or t == "-":
+        return None
+    if t.startswith(("/", "~/")):
+        return t
+    return None if cwd is None else cwd.rstrip("/") + "/" + t
+
+
+_SPACE = re.compile(r"\s")
+# A word that can run code it reads (sh, bash, python, source ...): parsed to learn whether a
+# ``bash -c`` string runs its standard input (``curl x | bash -c 'cat | bash'``).
+_READER = re.compile(r"(?:sh|bash|zsh|dash|ksh|python\d*|perl|ruby|node|php|source)\b")
+# One brace group {a,b,...} with its word's prefix and suffix, no quotes or nesting inside.
+_BRACE_WORD = re.compile(r"[^\s{}'\"`;|&()<>$\\]*\{([^\s{}'\"`;|&()<>$\\]*,"
+                         r"[^\s{}'\"`;|&()<>$\\]*)\}[^\s{}'\"`;|&()<>]*")
+
+
+def _expand_braces(text: str) -> str:
+    """``text`` with each simple brace word expanded as bash does (``/{,}`` -> ``/ /``), at most
+    64 of them; the prefix is found by walking back from each ``{``, so the cost is linear."""
+    out: list[str] = []
+    pos = done = 0
+    while done < 64:
+        brace = text.find("{", pos)
+        if brace == -1:
+            break
+        start = brace
+        while start > pos and start > brace - 256 and text[start - 1] not in \
+                " \t\n{}'\"`;|&()<>$\\":
+            start -= 1
+        m = _BRACE_WORD.match(text, start, min(len(text), brace + 512))
+        if m is None or m.start(1) != brace + 1:
+            out.append(text[pos:brace + 1])
+            pos = brace + 1
+            continue
+        prefix = text[start:brace]
+        suffix = text[m.end(1) + 1:m.end()]
+        words = [prefix + alt + suffix for alt in m[1].split(",")]
+        out.append(text[pos:start])
+        out.append(" ".join(w for w in words if w))
+        pos = m.end()
+        done += 1
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _ansi_c(body: str) -> str:

