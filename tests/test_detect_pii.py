@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st_
 from stdnum import luhn
 
-from staso.detectors import PII_DETECTORS, find_pii, has_pii, redact_pii
+from staso.detectors import PII_DETECTORS, find_pii, has_pii, pii, redact_pii
 from staso.detectors.pii_numbers import MAX_CHECKS, luhn_ok
 from staso.errors import PolicyError
 from staso.plugins import make_plugin_manager
@@ -332,3 +332,22 @@ def test_number_shaped_ids_are_redacted_anyway(text: str) -> None:
     """A Luhn- and issuer-valid card number, or an SSN-shaped number, is masked whatever word
     stands before it (docs/detectors.md: a label is no proof, redaction is cheap)."""
     assert has_pii(text)
+
+
+# -- many texts searched joined ---------------------------------------------------------------
+
+_PIECES = st_.sampled_from([
+    "4111 1111 1111 1111", "123-45-6789", "DE89 3704 0044 0532 0130 00", "password=hunter2abc",
+    "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", "ghp_" + "a" * 36,
+    "AKIAIOSFODNN7EXAMPLE", "\n", " ", "x", "4111", "1111", "@", "key: ", "(415)", "555-0132"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st_.lists(st_.lists(_PIECES, max_size=6).map("".join), max_size=12))
+def test_many_texts_joined_find_what_each_text_alone_holds(texts: list[str]) -> None:
+    """The joined search hands every text exactly the findings a search of it alone gives."""
+    names = ("ssn", "credit_card", "iban", "api_key", "email", "phone")
+    alone = [pii._search(t, names) if t and pii._gate(t) else [] for t in texts]
+    pii._memo.clear()
+    assert pii.has_pii_in_any(texts, names) == any(alone)
+    assert [pii.find_pii(t, names) for t in texts] == alone

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..detectors import has_pii, is_dangerous_shell, is_destructive_sql, is_protected_path
+from ..detectors.pii import has_pii_in_any
 from ..detectors.shell import runs_destructive_sql
 from ..hookspecs import hookimpl
 from ..policy.model import ModifySpec, RulePack
@@ -15,8 +16,22 @@ def _destructive_sql_anywhere(text: str) -> bool:
     return is_destructive_sql(text) or runs_destructive_sql(text)
 
 
+class _PiiDetector:
+    """``has_pii`` with the pack's detectors; ``many`` judges all the texts of a call in a
+    few joined passes (the engine uses it when a detector has one)."""
+
+    def __init__(self, detectors: tuple[str, ...] | None) -> None:
+        self.detectors = detectors
+
+    def __call__(self, text: str) -> bool:
+        return has_pii(text, self.detectors)
+
+    def many(self, texts: Sequence[str]) -> bool:
+        return has_pii_in_any(texts, self.detectors)
+
+
 def _pii_detector(detectors: tuple[str, ...]) -> Callable[[str], bool]:
-    return lambda text: has_pii(text, detectors)
+    return _PiiDetector(detectors)
 
 
 @hookimpl
@@ -29,7 +44,7 @@ def staso_rule_packs() -> list[RulePack]:
         RulePack("builtin/destructive_sql", "Destructive SQL", _destructive_sql_anywhere,
                  action="block", severity="critical",
                  reason="Destructive SQL (DROP, TRUNCATE, or DELETE/UPDATE without WHERE)"),
-        RulePack("builtin/pii", "Personal data and secrets", has_pii,
+        RulePack("builtin/pii", "Personal data and secrets", _PiiDetector(None),
                  action="modify", severity="medium",
                  reason="Personal data or secrets redacted",
                  modify=ModifySpec(redact=True), detector_factory=_pii_detector),

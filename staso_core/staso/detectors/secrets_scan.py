@@ -293,10 +293,19 @@ _NOT_SECRET_LAST = frozenset({
     "len", "count", "policy", "field", "label", "hint", "format", "version", "expires",
     "expiry", "expiration", "ttl", "min", "max", "strength", "enabled", "required", "prompt",
     "reset", "rotation", "header", "at", "set", "changed", "updated", "created", "limit"})
-# A key that cannot hold a finding of any pack: letters, ``_`` and ``-`` with no run of three
-# digits, shorter than every token shape (20): such keys are not inspected as text.
-_PLAIN_KEY = re.compile(r"(?:[A-Za-z_-]|\d(?!\d\d)){1,19}")
+# A key that cannot hold a finding of any pack: letters, digits, ``_`` and ``-``, shorter
+# than every token shape (20) and with fewer digits than the shortest number a pack looks for
+# (an SSN's 9; ``item_1234`` is plain): such keys are not inspected as text.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,19}")
+
+
+def _plain_key(key: str) -> bool:
+    return _PLAIN_KEY.fullmatch(key) is not None and sum(map(str.isdigit, key)) < 9
 _KEY_CACHE: dict[str, int] = {}
+# Every secret or SSN key name holds one of these (see the word lists above).
+_KEY_HINTS = ("pass", "pw", "secret", "token", "key", "cookie", "auth", "cred", "ssn",
+              "social", "session", "sid", "contras", "priv", "passcode")
+_KEY_HINT = re.compile("|".join(_KEY_HINTS), re.IGNORECASE)
 
 
 def key_kind(key: str) -> int:
@@ -305,6 +314,8 @@ def key_kind(key: str) -> int:
     judged as text: a key cannot be redacted in place, so a finding there blocks)."""
     kind = _KEY_CACHE.get(key)
     if kind is None:
+        if _plain_key(key) and _KEY_HINT.search(key) is None:
+            return 0  # most keys: plain, and no word of a secret or an SSN in them
         kind = _key_kind(key)
         if len(_KEY_CACHE) >= 4096:
             _KEY_CACHE.clear()  # keys can be model-made: keep the cache bounded
@@ -314,7 +325,7 @@ def key_kind(key: str) -> int:
 
 
 def _key_kind(key: str) -> int:
-    kind = 0 if _PLAIN_KEY.fullmatch(key) else KEY_INSPECT
+    kind = 0 if _plain_key(key) else KEY_INSPECT
     words = [w.lower() for w in _KEY_WORDS.findall(key[:256])]
     if not words or words[-1] in _NOT_SECRET_LAST:
         return kind

@@ -24,7 +24,16 @@ def _unredacted(modifiers: list[Rule], modified: dict[str, Any]) -> Rule | None:
         return None
     texts = inspected_texts(modified)
     return next((r for r in checks if r.detect is not None and (
-        texts.too_deep or any(r.detect(t) for t in texts))), None)
+        texts.too_deep or detects_any(r.detect, texts))), None)
+
+
+def detects_any(detect: Callable[[str], bool], texts: list[str]) -> bool:
+    """Whether ``detect`` fires on any text; a detector with a ``many`` method judges them
+    all at once (the PII finders search many short texts joined, a chunk at a time)."""
+    many = getattr(detect, "many", None)
+    if many is not None:
+        return bool(many(texts))
+    return any(detect(text) for text in texts)
 
 
 class Engine:
@@ -56,8 +65,7 @@ class Engine:
             if getattr(strings, "too_deep", False):
                 return True, (f"a string holds JSON nested over {MAX_JSON_LAYERS} layers deep, "
                               "too deep to inspect; treated as a match")
-            detect = rule.detect
-            if not any(detect(text) for text in strings):
+            if not detects_any(rule.detect, strings):
                 return False, ""
         if rule.program is None:
             return True, ""
