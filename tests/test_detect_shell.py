@@ -240,6 +240,7 @@ def test_reviewed_evasion(dangerous: str, near_miss: str) -> None:
     # containers mounting the host's / and more SQL clients
     ("docker run --rm -v /:/host alpine rm -rf /host", "docker run --rm -v /:/host alpine ls"),
     ("docker run -v /:/mnt alpine rm -rf /mnt/etc", "docker run -v /data:/data x rm -rf /data/t"),
+    ('docker run -v /:/h x sh -c "rm -rf /h/*"', 'docker run -v /d:/h x sh -c "rm -rf /h/*"'),
     ('clickhouse-client -q "DROP TABLE users"', 'clickhouse-client -q "SELECT 1"'),
     ('sqlcmd -Q "DROP TABLE users"', 'sqlcmd -Q "SELECT 1"'),
     ('pgcli -e "DROP TABLE users"', 'pgcli -e "SELECT 1"'),

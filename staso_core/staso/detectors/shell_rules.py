@@ -411,9 +411,12 @@ def _mounts(args: list[str]) -> dict[str, str]:
 
 
 def _host_path(word: str, mounts: dict[str, str]) -> str:
+    """``word`` with each container path under a mount (also inside ``sh -c "..."``) spelled
+    as the host path it is."""
     for dst, src in mounts.items():
-        if dst != "/" and (word == dst or word.startswith(dst + "/")):
-            return src.rstrip("/") + "/" + word[len(dst):].lstrip("/")
+        if dst != "/" and dst in word:
+            host = src.rstrip("/").replace("\\", "\\\\") + "/"
+            word = re.sub(r"(?<![\w./-])" + re.escape(dst) + r"(?:/|(?![\w.-]))", host, word)
     return word
 
 
