@@ -144,31 +144,41 @@ def has_pii_in_any(texts: Sequence[object], detectors: Iterable[str] | None = No
     findings are remembered for the redaction that follows."""
     names = tuple(detectors or PII_DETECTORS)
     batch: list[str] = []
-    size = 0
+    alone: list[object] = []  # Keyed texts, and texts a joined search sent back
+    size, found = 0, False
     for text in texts:
-        if type(text) is not str or not text or (names, text, None) in _memo or \
-                not _gate(text):
-            continue  # Keyed texts, and the ones already known, are judged alone below
+        if type(text) is not str:
+            alone.append(text)
+            continue
+        if not text:
+            continue
+        known = _memo.get((names, text, None))
+        if known is not None:
+            found = found or bool(known)
+            continue
+        if not _gate(text):
+            continue
         batch.append(text)
         size += len(text) + len(_SEPARATOR)
         if size >= JOIN_CHARS:
-            _search_joined(batch, names)
+            found = _search_joined(batch, names, alone) or found
             batch, size = [], 0
     if batch:
-        _search_joined(batch, names)
-    return any(find_pii(text, names) for text in texts)
+        found = _search_joined(batch, names, alone) or found
+    return found or any(find_pii(text, names) for text in alone)
 
 
-def _search_joined(batch: list[str], names: tuple[str, ...]) -> None:
+def _search_joined(batch: list[str], names: tuple[str, ...], alone: list[object]) -> bool:
+    """Search ``batch`` joined and remember each text's findings; texts a finding ran past
+    go to ``alone``. Returns whether any remembered text holds a finding."""
     if len(batch) == 1:
-        find_pii(batch[0], names)
-        return
+        return bool(find_pii(batch[0], names))
     starts, pos = [], 0
     for text in batch:
         starts.append(pos)
         pos += len(text) + len(_SEPARATOR)
     found: list[list[Span]] = [[] for _ in batch]
-    alone: set[int] = set()
+    sent_back: set[int] = set()
     i = 0
     for name, start, end in _search(_SEPARATOR.join(batch), names):
         while i + 1 < len(batch) and starts[i + 1] <= start:
@@ -176,13 +186,18 @@ def _search_joined(batch: list[str], names: tuple[str, ...]) -> None:
         if end - starts[i] > len(batch[i]):  # runs past its text: search those alone
             j = i
             while j < len(batch) and starts[j] < end:
-                alone.add(j)
+                sent_back.add(j)
                 j += 1
             continue
         found[i].append((name, start - starts[i], end - starts[i]))
+    any_found = False
     for k, text in enumerate(batch):
-        if k not in alone:
+        if k in sent_back:
+            alone.append(text)
+        else:
             _remember(names, text, None, found[k])
+            any_found = any_found or bool(found[k])
+    return any_found
 
 
 def has_pii(text: object, detectors: Iterable[str] | None = None) -> bool:

@@ -90,12 +90,15 @@ def _card_ok(digits: str) -> bool:
     return _issued(digits) and luhn_ok(digits) and digits.count(digits[0]) != len(digits)
 
 
+_WIDE_DIGIT = re.compile("[\uff10-\uff19]")
+
+
 def cards(text: str) -> Iterator[tuple[int, int]]:
     """Payment card numbers that pass the issuer-prefix and Luhn checks. A candidate that
     fails is searched again from its next character, so a card right after other digit
     groups (an SSN, an order number) is still found."""
     pos, checks, search = 0, 0, _CARD.search
-    if max(text, default="0") >= "\uff10":  # any character at or past the full-width digits
+    if not text.isascii() and _WIDE_DIGIT.search(text):  # isascii: a flag, no scan
         text = text.translate(_WIDE_DIGITS)
     while (m := search(text, pos)) is not None:
         checks += 1
