@@ -9,7 +9,10 @@ detector). Wrappers are peeled off recursively (sudo, doas, env, nice, nohup, ti
 exec, command, xargs, stdbuf, ionice, chroot, ...), and code held in strings is parsed again:
 ``bash -c``, ``eval``, ``su -c``, ``ssh host '...'``, ``watch``, ``python -c "os.system(...)"``,
 heredocs and ``echo ... |`` into a shell or SQL client. Quotes and backslashes inside command
-names (``r''m``, ``\\rm``) are resolved as the shell would.
+names (``r''m``, ``\\rm``) are resolved as the shell would. Words whose value the text gives
+(``c='rm -rf /'; $c``, ``"${a[@]}"``, ``${IFS}``, ``$(echo ...)``) are split as bash splits them,
+brace words are expanded (``{rm,-rf,/}``), and ``cd`` is followed (``cd / && rm -rf *``).
+PowerShell and cmd.exe get a small judge of their own (``shell_rules.judge_windows``).
 
 Not caught: commands assembled at run time from variables the text does not assign
 (``$a$b -rf /``), or fetched and run in two separate steps. Text that mentions a command
@@ -539,7 +542,7 @@ def _expand_braces(text: str) -> str:
                 " \t\n{}'\"`;|&()<>$\\":
             start -= 1
         m = _BRACE_WORD.match(text, start, min(len(text), brace + 512))
-        if m is None or m.start(1) != brace + 1:
+        if m is None or m.start(1) != brace + 1 or text[brace - 1:brace] == "$":  # ${a,b}
             out.append(text[pos:brace + 1])
             pos = brace + 1
             continue
