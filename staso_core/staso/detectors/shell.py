@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import warnings
 from typing import TYPE_CHECKING
 
 from . import shell_parse
@@ -558,7 +559,11 @@ def _expand_braces(text: str) -> str:
 
 
 def _ansi_c(body: str) -> str:
+    """The text of ``$'...'``; an escape bash keeps as it is (``\\q``) makes the codec warn,
+    and a warning on attacker text is noise, not news."""
     try:
-        return codecs.decode(body.encode("latin-1", "backslashreplace"), "unicode_escape")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return codecs.decode(body.encode("latin-1", "backslashreplace"), "unicode_escape")
     except (UnicodeDecodeError, ValueError):
         return DYNAMIC
