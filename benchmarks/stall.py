@@ -7,7 +7,7 @@ Three kinds of slow request:
   become: it shows the evaluation pool at work);
 - the same burning CPU in pure Python: printed without a verdict, since such code on
   evaluation threads shares the GIL with the event loop and slows it (a known limit);
-- crafted ~1 MB inputs, each pack's worst case (the SPEC's figure): large calls are
+- crafted ~1 MB inputs, each pack's worst case (the figure the README reports): large calls are
   evaluated in worker processes, so they never hold the server's GIL.
 
 Run: .venv/bin/python benchmarks/stall.py [--slow SECONDS] [--calls N]
@@ -216,14 +216,14 @@ def main() -> None:
                        plugin.took)
                 figure(f"/healthz p99, 4 {what} requests in flight", healths, idle_health,
                        plugin.took)
-            else:  # not a SPEC figure: Python code in threads shares the GIL with the loop
+            else:  # not a reported figure: Python code in threads shares the GIL with the loop
                 print(f"{'guard() p99, 4 ' + what + ' requests':<46} "
                       f"{f'p99 {p99(guards):.1f} ms':>14} {'/healthz':>22} "
                       f"{f'{p99(healths):.1f} ms':>10}  (no target: small calls to "
                       f"plugin code run on threads, which share one GIL)", flush=True)
         st.shutdown()
 
-        if not args.skip_crafted:  # the SPEC's case: the built-in packs, no plugin
+        if not args.skip_crafted:  # the reported case: the built-in packs, no plugin
             url, key = serve("plain", plugin=False)
             agent = st.init(api_key=key, base_url=url, agent_name="other-agent")
             measure(url, agent, calls=50)
