@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -227,6 +229,16 @@ _worker: dict[str, Any] = {}
 
 def _worker_start(plugins: tuple[str, ...]) -> None:
     _worker["pm"] = make_plugin_manager(plugins)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="staso-parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker outlives a server killed with SIGKILL (it holds its own end of the call
+    queue, so it never sees the queue close): it leaves once its parent is gone."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _worker_evaluate(version: int, source: str, call: GuardRequest) -> GuardResult:
