@@ -25,9 +25,12 @@ if TYPE_CHECKING:
     from tree_sitter import Node, Parser
 
 # Work units: one per parser progress callback (~12 µs of parser work on ordinary shell
-# text) and one per BYTES_PER_OP bytes parsed.
+# text), one per BYTES_PER_OP bytes parsed, and PARSE_OPS for starting a parse at all (a
+# short string's parse costs ~50 µs before the parser reports any progress: without this
+# charge, thousands of short strings would pass the evaluation's budget almost free).
 MAX_OPS = 2000
 BYTES_PER_OP = 256
+PARSE_OPS = 4
 # ... and for all the strings of one tool input together (a megabyte split into thousands of
 # short commands would otherwise cost thousands of parses): see ``evaluation``.
 MAX_EVALUATION_OPS = 3000
@@ -102,7 +105,7 @@ def dense(source: str) -> bool:
 
 def parse(source: bytes, budget: Budget) -> Node | None:
     """Root node of ``source``, or None when the budget ran out before the parse finished."""
-    if budget.spend(len(source) // BYTES_PER_OP):
+    if budget.spend(PARSE_OPS + len(source) // BYTES_PER_OP):
         return None
 
     def read(offset: int, _point: Any) -> bytes:

@@ -62,12 +62,29 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from .sql_lex import candidate_statements, dynamic_sql_strings, lexer_rereads, normalise_dialect
 
 PARSE_BUDGET = 128 * 1024
 MAX_PARSES = 2000
+# ... and parses for all the strings of one tool input together (see ``evaluation``): a
+# megabyte split into tens of thousands of short statements would otherwise cost tens of
+# thousands of parses. Past it the input is judged destructive.
+MAX_EVALUATION_PARSES = 4000
+_EVALUATION: ContextVar[list[int] | None] = ContextVar("staso_sql_evaluation", default=None)
+
+
+@contextmanager
+def evaluation() -> Iterator[None]:
+    """One parse budget for every string of one policy evaluation."""
+    token = _EVALUATION.set([MAX_EVALUATION_PARSES])
+    try:
+        yield
+    finally:
+        _EVALUATION.reset(token)
 DECODE_BUDGET = 512 * 1024
 # Characters PostgreSQL's lexer may re-read in runs of operator characters (``/*/*/*...``,
 # ``+++...``): ~1.7 ns each, so 4M is ~7 ms. Only such runs can make the parser super-linear.
@@ -169,6 +186,11 @@ class _Judge:
         from pglast import parser
 
         self.parses += 1
+        left = _EVALUATION.get()
+        if left is not None:
+            left[0] -= 1
+            if left[0] < 0:
+                raise _OverBudget
         if self.parses > MAX_PARSES:
             raise _OverBudget
         cut = PARSE_BUDGET - self.parsed
