@@ -351,3 +351,22 @@ def test_many_texts_joined_find_what_each_text_alone_holds(texts: list[str]) -> 
     pii._memo.clear()
     assert pii.has_pii_in_any(texts, names) == any(alone)
     assert [pii.find_pii(t, names) for t in texts] == alone
+
+
+@settings(max_examples=300, deadline=None)
+@given(st_.lists(_PIECES, max_size=80).map("".join))
+def test_a_redacted_text_searched_near_its_markers_finds_what_a_full_search_finds(
+        text: str) -> None:
+    """The engine's re-check of a large redacted text searches only around the markers; what
+    it remembers must be what a search of the whole redacted text gives."""
+    names = ("ssn", "credit_card", "iban", "api_key", "email", "phone")
+    original = pii.WINDOWED, pii.WINDOW
+    pii.WINDOWED, pii.WINDOW = 0, 160  # every redacted text, with windows it can leave
+    try:
+        pii._memo.clear()
+        redacted, _ = redact_pii(text, names)
+        remembered = pii._memo.get((names, redacted, None))
+        if remembered is not None:
+            assert remembered == pii._search(redacted, names)
+    finally:
+        pii.WINDOWED, pii.WINDOW = original

@@ -213,10 +213,47 @@ def redact_pii(text: _T, detectors: Iterable[str] | None = None) -> tuple[_T | s
     spans = find_pii(text, detectors)
     if not spans or not isinstance(text, str):
         return text, []
-    out, last = [], 0
+    out, last, pos, markers = [], 0, 0, []
     for name, start, end in spans:
         out.append(text[last:start])
-        out.append(f"[REDACTED:{name}]")
+        pos += start - last
+        marker = f"[REDACTED:{name}]"
+        out.append(marker)
+        markers.append((pos, pos + len(marker)))
+        pos += len(marker)
         last = end
     out.append(text[last:])
-    return "".join(out), sorted({part for name, _, _ in spans for part in name.split("+")})
+    redacted = "".join(out)
+    if len(redacted) >= WINDOWED and type(text) is str:
+        _recheck_near(redacted, tuple(detectors or PII_DETECTORS), markers)
+    return redacted, sorted({part for name, _, _ in spans for part in name.split("+")})
+
+
+# The engine checks a redacted input again (a finding redaction could not mask blocks). In a
+# large redacted text, whatever was not found before redaction can only be found where the
+# text changed: every pattern that can reach into a ``[REDACTED:...]`` marker is shorter than
+# WINDOW (unbounded tokens cannot hold its ``[``, ``:`` or ``]``), so only the neighbourhood
+# of each marker is searched again, and the result is remembered for the re-check.
+WINDOWED = 64 * 1024
+WINDOW = 1024
+
+
+def _recheck_near(text: str, names: tuple[str, ...], markers: list[tuple[int, int]]) -> None:
+    found: list[Span] = []
+    window_start = window_end = -1
+    windows: list[tuple[int, int]] = []
+    for start, end in markers:
+        lo, hi = max(0, start - WINDOW), min(len(text), end + WINDOW)
+        if lo <= window_end:
+            window_end = hi
+        else:
+            if window_end >= 0:
+                windows.append((window_start, window_end))
+            window_start, window_end = lo, hi
+    windows.append((window_start, window_end))
+    for lo, hi in windows:
+        for name, start, end in _search(text[lo:hi], names):
+            if (start == 0 and lo > 0) or (end == hi - lo and hi < len(text)):
+                return  # a finding touching the window's edge may be longer: search it all
+            found.append((name, start + lo, end + lo))
+    _remember(names, text, None, found)
