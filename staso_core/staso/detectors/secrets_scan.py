@@ -314,9 +314,9 @@ def key_kind(key: str) -> int:
     judged as text: a key cannot be redacted in place, so a finding there blocks)."""
     kind = _KEY_CACHE.get(key)
     if kind is None:
-        if _plain_key(key) and _KEY_HINT.search(key) is None:
-            return 0  # most keys: plain, and no word of a secret or an SSN in them
-        kind = _key_kind(key)
+        # most keys: plain, and no word of a secret or an SSN in them
+        plain = _plain_key(key) and _KEY_HINT.search(key) is None
+        kind = 0 if plain else _key_kind(key)
         if len(_KEY_CACHE) >= 4096:
             _KEY_CACHE.clear()  # keys can be model-made: keep the cache bounded
         if len(key) <= 256:

@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -77,6 +77,15 @@ class Budget:
 
 
 _EVALUATION: ContextVar[Budget | None] = ContextVar("staso_shell_evaluation", default=None)
+
+
+def open_evaluation() -> Token[Budget | None]:
+    """Open the evaluation's budget (see ``evaluation``); close it with the token."""
+    return _EVALUATION.set(Budget(MAX_EVALUATION_OPS, MAX_EVALUATION_SECONDS))
+
+
+def close_evaluation(token: Token[Budget | None]) -> None:
+    _EVALUATION.reset(token)
 
 
 @contextmanager

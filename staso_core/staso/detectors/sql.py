@@ -63,7 +63,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from .sql_lex import candidate_statements, dynamic_sql_strings, lexer_rereads, normalise_dialect
@@ -75,6 +75,15 @@ MAX_PARSES = 2000
 # thousands of parses. Past it the input is judged destructive.
 MAX_EVALUATION_PARSES = 4000
 _EVALUATION: ContextVar[list[int] | None] = ContextVar("staso_sql_evaluation", default=None)
+
+
+def open_evaluation() -> Token[list[int] | None]:
+    """Open the evaluation's parse budget (see ``evaluation``); close it with the token."""
+    return _EVALUATION.set([MAX_EVALUATION_PARSES])
+
+
+def close_evaluation(token: Token[list[int] | None]) -> None:
+    _EVALUATION.reset(token)
 
 
 @contextmanager
