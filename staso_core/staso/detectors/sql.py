@@ -389,20 +389,13 @@ class _Judge:
             functions = json.loads(parser.parse_plpgsql_json(source))
         except (parser.ParseError, ValueError):
             return self.text(body, depth + 1)  # not PL/pgSQL: judge the statements it holds
-        stack: list[Any] = [functions]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, list):
-                stack.extend(item)
-            elif isinstance(item, dict):
-                for key, value in item.items():
-                    if key == "PLpgSQL_stmt_dynexecute" and self.dynamic(value, depth):
-                        return True
-                    if key == "PLpgSQL_expr" and isinstance(value, dict) \
-                            and isinstance(value.get("query"), str) \
-                            and self.text(value["query"], depth + 1):
-                        return True
-                    stack.append(value)
+        for key, value in _pairs(functions):
+            if key == "PLpgSQL_stmt_dynexecute" and self.dynamic(value, depth):
+                return True
+            if key == "PLpgSQL_expr" and isinstance(value, dict) \
+                    and isinstance(value.get("query"), str) \
+                    and self.text(value["query"], depth + 1):
+                return True
         return False
 
     def dynamic(self, stmt: Any, depth: int) -> bool:
@@ -561,20 +554,27 @@ def _has_row_reference(expr: Any) -> bool:
     row-dependent. Functions of constants (``now()``, ``random() < 2``, ``length('a') = 1``),
     subqueries that name no column (``(SELECT true)``, ``EXISTS (SELECT 1)``) and parameters
     (``WHERE $1``) do not: they are the same for every row, so they select all rows or none."""
-    stack = [expr]
+    for key, value in _pairs(expr):
+        if key in ("ColumnRef", "CurrentOfExpr"):
+            return True
+        if key == "SQLValueFunction" and isinstance(value, dict) and \
+                value.get("op") in ("SVFOP_USER", "SVFOP_CURRENT_USER"):
+            return True  # `WHERE user = 'x'`: a column named user in MySQL
+    return False
+
+
+def _pairs(tree: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) of every object in a decoded parse tree, walked iteratively (trees
+    can be deep), each value looked into after it is yielded."""
+    stack = [tree]
     while stack:
         item = stack.pop()
         if isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, dict):
             for key, value in item.items():
-                if key in ("ColumnRef", "CurrentOfExpr"):
-                    return True
-                if key == "SQLValueFunction" and isinstance(value, dict) and \
-                        value.get("op") in ("SVFOP_USER", "SVFOP_CURRENT_USER"):
-                    return True  # `WHERE user = 'x'`: a column named user in MySQL
+                yield key, value
                 stack.append(value)
-    return False
 
 
 def _constant(expr: Any) -> Any:
