@@ -186,7 +186,7 @@ def worker(conn: Connection) -> None:
             conn.send((time.perf_counter() - t, ""))
         else:
             tool_input = {"text": text} if target == "policy" else split_values(text)
-            pii_findings._memo.clear()  # the pii row above searched this text: start cold
+            pii_findings.forget()  # the pii row above searched this text: start cold
             t = time.perf_counter()
             result = st.guard("hostile_tool", tool_input, timeout=600)
             seconds = time.perf_counter() - t

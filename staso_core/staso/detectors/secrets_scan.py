@@ -302,6 +302,7 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,19}")
 def _plain_key(key: str) -> bool:
     return _PLAIN_KEY.fullmatch(key) is not None and sum(map(str.isdigit, key)) < 9
 _KEY_CACHE: dict[str, int] = {}
+_KEY_CACHE_SIZE = 32768  # keys of up to 256 characters: 8 MB at most
 # Every secret or SSN key name holds one of these (see the word lists above).
 _KEY_HINTS = ("pass", "pw", "secret", "token", "key", "cookie", "auth", "cred", "ssn",
               "social", "session", "sid", "contras", "priv", "passcode")
@@ -317,7 +318,7 @@ def key_kind(key: str) -> int:
         # most keys: plain, and no word of a secret or an SSN in them
         plain = _plain_key(key) and _KEY_HINT.search(key) is None
         kind = 0 if plain else _key_kind(key)
-        if len(_KEY_CACHE) >= 4096:
+        if len(_KEY_CACHE) >= _KEY_CACHE_SIZE:
             _KEY_CACHE.clear()  # keys can be model-made: keep the cache bounded
         if len(key) <= 256:
             _KEY_CACHE[key] = kind
