@@ -370,3 +370,14 @@ def test_a_redacted_text_searched_near_its_markers_finds_what_a_full_search_find
             assert remembered == pii._search(redacted, names)
     finally:
         pii.WINDOWED, pii.WINDOW = original
+
+
+_SSN_SPELLED_OUT = re.compile(  # the straightforward form of the SSN pattern, led by a digit
+    r"\d(?<![\d-]\d)\d\d(?<!000)(?<!666)(?<!9\d\d)([- \u2013.])(?!00)\d\d\1(?!0000)\d{4}(?![\d-])")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st_.text(alphabet="0123456789-- .\u2013a96", max_size=60))
+def test_the_separator_led_ssn_pattern_finds_what_the_plain_one_does(text: str) -> None:
+    # no "s" in the alphabet: the labelled nine-digit form never applies here
+    assert list(PII_DETECTORS["ssn"](text)) == [m.span() for m in _SSN_SPELLED_OUT.finditer(text)]
