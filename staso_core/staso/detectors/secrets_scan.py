@@ -328,7 +328,7 @@ def key_kind(key: str) -> int:
 def _key_kind(key: str) -> int:
     kind = 0 if _plain_key(key) else KEY_INSPECT
     words = [w.lower() for w in _KEY_WORDS.findall(key[:256])]
-    if not words or words[-1] in _NOT_SECRET_LAST:
+    if not words or words[-1] in _NOT_SECRET_LAST or "page" in words:  # next_page_token: a cursor
         return kind
     if words[-1] == "ssn" or ("social", "security") in pairwise(words):
         return kind | KEY_SSN

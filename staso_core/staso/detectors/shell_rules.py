@@ -293,6 +293,9 @@ def _judge_command(name: str, argv: list[str], dls: list[bool],
         if k < len(args):
             judge_text(" ".join(args[k:]))
         return Cmd(argv)
+    if name == "trap" and args and not args[0].startswith("-"):
+        judge_text(args[0])  # trap 'rm -rf /' EXIT: the handler runs on the signal
+        return Cmd(argv)
     if name == "alias":  # alias x='rm -rf /': judged as its expansion, when defined
         for a in args:
             if "=" in a:

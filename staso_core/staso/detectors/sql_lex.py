@@ -76,6 +76,13 @@ _ORACLE_DROP = re.compile(r"^(\s*+drop\s++table\s++[\w\".$]++)\s++(?:cascade\s++
 _MULTI_DELETE = re.compile(r"\s*+delete\s++[\w\".]++(?:\s*+,\s*+[\w\".]++)++\s++from\s++"
                            r"([\w\".]++)", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"(?<=[\s=<>(,])\?(?=[\s)=<>,;]|$)")
+# Driver placeholders (psycopg/MySQLdb %s and %(name)s, named :name) in a value's place.
+_DRIVER_PLACEHOLDER = re.compile(r"(?<=[\s=<>(,])(?:%(?:\(\w{1,64}\))?s|:[A-Za-z_]\w{0,63})"
+                                 r"(?=[\s)=<>,;]|$)")
+# psql's \g (and \gx, \gset ...) ends a statement and runs it; ClickHouse's ON CLUSTER and
+# a trailing SYNC change where and when a DROP runs, not what it drops.
+_PSQL_GO = re.compile(r"\\g\w{0,8}(?=\s|$)")
+_CLICKHOUSE = re.compile(r"\s++on\s++cluster\s++[\w.\"`{}-]{1,128}|\s++sync\s*+$", re.IGNORECASE)
 _WHERE = re.compile(r"\bwhere\b", re.IGNORECASE)
 _ON = re.compile(r"\b(?:on|using)\b", re.IGNORECASE)
 # Dynamic SQL in other dialects: EXEC('...'), EXECUTE IMMEDIATE '...', EXEC sp_executesql N'...',
@@ -124,6 +131,12 @@ def normalise_dialect(statement: str) -> str:
             s = "DELETE FROM " + multi.group(1)
     if "?" in s:  # JDBC/MySQL placeholders: WHERE id = ? (a parameter, like $1)
         s = _PLACEHOLDER.sub(" $1 ", s)
+    if "%" in s or ":" in s:  # WHERE id = %s / %(id)s / :id
+        s = _DRIVER_PLACEHOLDER.sub(" $1 ", s)
+    if "\\g" in s:
+        s = _PSQL_GO.sub(";", s)
+    if "cluster" in low or "sync" in low:
+        s = _CLICKHOUSE.sub("", s)
     if "limit" in low and re.match(r"\s*+(?:delete|update)\b", s, re.IGNORECASE):
         s, limited = _LIMIT.subn("", s)
         orders = list(_ORDER_BY.finditer(s)) if limited else []
