@@ -396,3 +396,11 @@ def test_page_tokens_are_cursors_not_secrets() -> None:
     for key in ("next_page_token", "nextPageToken", "pageToken", "page_token"):
         assert not key_kind(key) & KEY_SECRET, key
     assert key_kind("api_token") & KEY_SECRET
+
+
+def test_iban_with_no_break_spaces_and_url_password_without_user() -> None:
+    """Text copied from PDFs holds no-break spaces; redis URLs carry only a password."""
+    assert find_pii("IBAN DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000", ("iban",))
+    assert redact_pii("redis://:S3cr3tPass@redis:6379", ("api_key",))[0] == \
+        "redis://:[REDACTED:api_key]@redis:6379"
+    assert not find_pii("see https://example.com:8080/x and redis://redis:6379/0", ("api_key",))

@@ -295,3 +295,10 @@ def test_threads_judging_at_once_get_their_own_verdicts() -> None:
 def test_trap_handlers_are_judged_as_code(cmd: str, dangerous: bool) -> None:
     """A trap handler runs on the signal (second outside review)."""
     assert is_dangerous_shell(cmd) is dangerous
+
+
+def test_an_unset_check_keeps_the_value() -> None:
+    """``${HOME:?}`` only stops when HOME is unset: the value is HOME's (second review)."""
+    assert is_dangerous_shell("rm -rf ${HOME:?}/")
+    assert is_dangerous_shell("rm -rf ${HOME:?not set}/*")
+    assert not is_dangerous_shell("rm -rf ${BUILD_DIR:?}/")

@@ -127,7 +127,8 @@ _IBAN = re.compile(r"[A-Z](?<![0-9A-Za-z].)[A-Z]"
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 _LETTER_VALUES = str.maketrans({chr(c): str(c - 55) for c in range(65, 91)})
 # ASCII letters only, so offsets stay the same ("ß".upper() is two characters)
-_ASCII_UPPER = str.maketrans({chr(c): chr(c - 32) for c in range(97, 123)})
+_ASCII_UPPER = str.maketrans({**{chr(c): chr(c - 32) for c in range(97, 123)},
+                              "\xa0": " ", "\u2007": " ", "\u202f": " "})  # no-break spaces
 
 
 @cache
@@ -176,7 +177,7 @@ def ibans(text: str) -> Iterator[tuple[int, int]]:
     """IBANs written in groups of four (``DE89 3704 0044 0532 0130 00``) or as one block
     (``GB82WEST12345698765432``), for every country in the registry."""
     lengths = None
-    text = text.translate(_ASCII_UPPER)  # people write gb29 nwbk ... too
+    text = text.translate(_ASCII_UPPER)  # people write gb29 nwbk ..., and copy from PDFs
     pos, checks, found, search = 0, 0, 0, _IBAN.search
     while (m := search(text, pos)) is not None:
         checks += 1

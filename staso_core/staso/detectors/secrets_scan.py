@@ -101,7 +101,7 @@ _KEYWORD_INNER = re.compile(
 # ``Authorization: Basic <base64 of user:password>``
 _BASIC = re.compile(rb"basic(?<![a-z0-9]basic)[ \t]{1,8}([a-z0-9+/]{8,400}={0,2})(?![a-z0-9+/=])")
 # A password inside a URL: ``postgres://user:p4ss@host``.
-_URL_PASSWORD = re.compile(r"://[^\s:/?#@\[\]\"'<>]{1,256}:([^\s/?#@\[\]\"'<>]{1,256})@")
+_URL_PASSWORD = re.compile(r"://[^\s:/?#@\[\]\"'<>]{0,256}:([^\s/?#@\[\]\"'<>]{1,256})@")
 
 _REFERENCE_STARTS = tuple("$%{<([/~*")
 _PLACEHOLDER_PARTS = ("(", "://", "xxxx", "***", "...", "changeme", "example", "placeholder",

@@ -335,8 +335,10 @@ class _Walk:
             if sub and not name:  # ${a[@]}, ${a[0]}: the array's words
                 name = sub.split("[", 1)[0]
             value = "~" if name == "HOME" else self.env.get(name, DYNAMIC)
-            if len(kids) > 3 and kind == "expansion" and not sub:
+            if len(kids) > 3 and kind == "expansion" and not sub and \
+                    not any(k.kind in (":?", "?") for k in kids):
                 value = DYNAMIC  # ${x:-...}, ${x#...}: an operator changes the value
+                # (${x:?} and ${x?msg} only stop when x is unset: the value is x's)
             if sub.endswith(("[@]", "[*]")) and value != DYNAMIC:
                 return _R("@split", value, dl)
             return _R("split" if value != DYNAMIC and _SPACE.search(value) else kind, value, dl)
