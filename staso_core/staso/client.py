@@ -113,18 +113,18 @@ class Client:
         result = yield from escalation_flow(request, result, deadline, poll)
         return result, True
 
+    def _args(self, op: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A step's arguments for this transport (only an embedded one takes the size)."""
+        return op[1:2] if op[0] == "decide" and not self._sized else op[1:]
+
     def _step(self, op: tuple[Any, ...]) -> Any:
-        if op[0] == "decide" and not self._sized:
-            op = op[:2]
-        return getattr(self.transport, op[0])(*op[1:])
+        return getattr(self.transport, op[0])(*self._args(op))
 
     async def _astep(self, op: tuple[Any, ...]) -> Any:
         name = _ASYNC_STEPS.get(op[0])
         if name is None:
             return self._step(op)
-        if op[0] == "decide" and not self._sized:
-            op = op[:2]
-        return await getattr(self.transport, name)(*op[1:])
+        return await getattr(self.transport, name)(*self._args(op))
 
     def _prepare(self, tool_name: str, tool_input: Any, context: dict[str, Any] | None,
                  wait: bool, poll: float, escalation_timeout: float, timeout: float | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ..detectors import has_pii, is_dangerous_shell, is_destructive_sql, is_protected_path
 from ..detectors.pii import has_pii_in_any
@@ -30,10 +30,6 @@ class _PiiDetector:
         return has_pii_in_any(texts, self.detectors)
 
 
-def _pii_detector(detectors: tuple[str, ...]) -> Callable[[str], bool]:
-    return _PiiDetector(detectors)
-
-
 @hookimpl
 def staso_rule_packs() -> list[RulePack]:
     return [
@@ -47,7 +43,7 @@ def staso_rule_packs() -> list[RulePack]:
         RulePack("builtin/pii", "Personal data and secrets", _PiiDetector(None),
                  action="modify", severity="medium",
                  reason="Personal data or secrets redacted",
-                 modify=ModifySpec(redact=True), detector_factory=_pii_detector),
+                 modify=ModifySpec(redact=True), detector_factory=_PiiDetector),
         RulePack("builtin/protected_paths", "Protected paths", is_protected_path,
                  action="block", severity="high",
                  reason="Access to a protected path (system config, keys or secrets)"),

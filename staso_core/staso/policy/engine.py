@@ -18,13 +18,13 @@ _TOOL_CACHE_LIMIT = 4096
 def _unredacted(modifiers: list[Rule], modified: dict[str, Any]) -> Rule | None:
     """The first redacting rule whose detector still fires on the modified input: what a
     detector finds but redaction cannot mask blocks the call, it is never let through."""
-    checks = [r for r in modifiers if r.detect is not None and r.modify is not None
+    checks = [(r, r.detect) for r in modifiers if r.detect is not None and r.modify is not None
               and r.modify.redact]
     if not checks:
         return None
     texts = inspected_texts(modified)
-    return next((r for r in checks if r.detect is not None and (
-        texts.too_deep or detects_any(r.detect, texts))), None)
+    return next((r for r, detect in checks if texts.too_deep or detects_any(detect, texts)),
+                None)
 
 
 def detects_any(detect: Callable[[str], bool], texts: list[str]) -> bool:

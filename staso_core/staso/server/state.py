@@ -7,7 +7,6 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -20,7 +19,13 @@ from ..errors import StasoError, StoreUnavailable
 from ..models import GuardRequest, GuardResult
 from ..plugins import make_plugin_manager
 from ..policy import Engine, Policy, load_policy_text
-from ..service import DEFAULT_POLICY, DecisionService, collect_functions, collect_packs
+from ..service import (
+    DEFAULT_POLICY,
+    DecisionService,
+    collect_functions,
+    collect_packs,
+    shorten_gil_slices,
+)
 from ..settings import env_int
 from ..store import Store
 from ..store.policies import latest_policy, latest_version, save_policy
@@ -62,10 +67,6 @@ DEFAULT_LARGE_EVAL_WORKERS = 2
 # the hop to a process (pickling, a pipe) would cost more than their evaluation.
 # STASO_LARGE_EVAL_PROCESSES=0 keeps large calls on the threads.
 DEFAULT_LARGE_EVAL_PROCESSES = 2
-# A worker thread running pure Python gives up the GIL every switch interval when another
-# thread asks for it; the default 5 ms, paid several times per request by the event loop
-# while slow evaluations run, would put other agents' answers near 50 ms.
-SWITCH_INTERVAL = 0.001
 
 
 @dataclass
@@ -176,7 +177,7 @@ class ServerState:
         return self.service.evaluate(call, self.isolated.evaluate)
 
     def start(self) -> None:
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+        shorten_gil_slices()  # the event loop gets the GIL back from busy evaluations
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_policy())
 
     async def stop(self) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 from ..errors import GuardFailure
 from ..jsonutil import encoded_size
 from ..models import Escalation, GuardRequest, GuardResult
-from ..service import DecisionService
+from ..service import DecisionService, shorten_gil_slices
 
 log = logging.getLogger("staso")
 
@@ -42,7 +41,6 @@ DEFAULT_WORKERS = 4
 # millisecond, far below any sensible timeout: evaluated on the caller's thread. The hop to
 # a worker thread measured +40 µs on a ~60 µs guard() median (50-rule policy, 2 busy cores).
 DEFAULT_INLINE_BYTES = 4096
-SWITCH_INTERVAL = 0.001  # seconds
 
 
 class EmbeddedTransport:
@@ -99,7 +97,6 @@ class EmbeddedTransport:
         """Cheap enough to evaluate on the caller's thread (or event loop)."""
         if size is None:  # a step of the escalation flow: sized again
             size = encoded_size(request.tool_input)
-            size = encoded_size(request.tool_input)
         return self.service.may_evaluate_inline(size, self.inline_bytes)
 
     def _submit(self, request: GuardRequest) -> Future[GuardResult]:
@@ -107,12 +104,7 @@ class EmbeddedTransport:
         if pool is None:
             with self._pool_lock:
                 if self._pool is None:
-                    # a worker running Python hands the GIL back only every switch
-                    # interval; the default 5 ms, paid at each of the caller's (or its event
-                    # loop's) wake-ups while slow evaluations run, made a timed-out call
-                    # return half a second late. 1 ms costs CPU-bound threads nothing
-                    # measurable when only one runs (no one asks for the GIL).
-                    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+                    shorten_gil_slices()  # a timed-out caller gets the GIL back promptly
                     self._pool = ThreadPoolExecutor(self.workers,
                                                     thread_name_prefix="staso-eval")
                 pool = self._pool
