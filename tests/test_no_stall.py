@@ -24,6 +24,7 @@ import pytest
 import staso as st
 from conftest import start_server, stop_server
 from servers import Server
+from staso.errors import GuardFailure
 from tally import tally
 
 SLOW_SECONDS = 3.0  # how long each crafted request holds its evaluation thread
@@ -53,12 +54,12 @@ POLICY = """version: 1
 rules:
   - name: slow_check
     tools: [slow_tool]
-    when: slow(tool_input.seconds)
+    when: "has(tool_input.pause) ? pause(tool_input.seconds) : slow(tool_input.seconds)"
     action: block
     reason: crafted slow input
   - name: slow_review
     tools: [slow_review]
-    when: slow(tool_input.seconds)
+    when: "has(tool_input.pause) ? pause(tool_input.seconds) : slow(tool_input.seconds)"
     action: escalate
     reason: needs a person
   - use: builtin/destructive_sql
@@ -236,7 +237,7 @@ EMBEDDED_POLICY = """version: 1
 rules:
   - name: slow_review
     tools: [slow_tool]
-    when: slow(tool_input.seconds)
+    when: "has(tool_input.pause) ? pause(tool_input.seconds) : slow(tool_input.seconds)"
     action: escalate
     reason: needs a person
 """
@@ -253,10 +254,20 @@ def burn(seconds: float) -> bool:
     return True
 
 
+PAUSES: list[float] = []
+
+
+def pause(seconds: float) -> bool:
+    """Slow plugin code that waits (on a remote service, say) and so leaves the GIL free."""
+    PAUSES.append(float(seconds))
+    time.sleep(float(seconds))
+    return True
+
+
 class SlowPlugin:
     @st.hookimpl
     def staso_cel_functions(self) -> dict[str, Any]:
-        return {"slow": burn}
+        return {"slow": burn, "pause": pause}
 
 
 @pytest.fixture
@@ -330,10 +341,15 @@ def test_aguard_times_out_and_never_holds_the_event_loop(slow_embedded: st.Clien
 
 def test_a_flood_of_slow_calls_uses_a_bounded_number_of_threads(
         slow_embedded: st.Client) -> None:
+    # The slow plugin code here waits rather than computes. Four threads computing in pure
+    # Python share one GIL with the caller's event loop, and how CPython hands it round
+    # (not staso) then decides how late a timed-out caller returns; one computing
+    # evaluation is the test above.
     async def flood() -> list[tuple[float, st.GuardResult]]:
         async def one(i: int) -> tuple[float, st.GuardResult]:
             t = time.perf_counter()
-            r = await st.aguard("slow_tool", {"seconds": LATE, "i": i}, timeout=TIMEOUT)
+            r = await st.aguard("slow_tool", {"seconds": LATE, "pause": True, "i": i},
+                                timeout=TIMEOUT)
             return time.perf_counter() - t, r
         return await asyncio.gather(*(one(i) for i in range(20)))
 
@@ -345,3 +361,24 @@ def test_a_flood_of_slow_calls_uses_a_bounded_number_of_threads(
     assert max(took for took, _ in answers) < TIMEOUT + MARGIN, sorted(t for t, _ in answers)
     time.sleep(LATE + 0.3)  # the few that ran finish; the queued ones were cancelled
     assert st.get_client().list_escalations() == []
+
+
+def test_a_queued_evaluation_past_its_callers_timeout_is_never_run(tmp_path: Path) -> None:
+    # A caller starved of the GIL cannot cancel its queued evaluation when it gives up; the
+    # worker that reaches it later must drop it rather than run it.
+    client = st.init(agent_name="a", home=tmp_path, policy=EMBEDDED_POLICY,
+                     plugins=[SlowPlugin()])
+    try:
+        transport = client.transport
+        transport.workers = 1  # type: ignore[attr-defined]
+        PAUSES.clear()
+        busy = st.guard("slow_tool", {"seconds": 0.6, "pause": True}, timeout=0.1)
+        assert busy.action == "block"  # gave up; its evaluation holds the only thread
+        request, _ = client._request("slow_tool", {"seconds": 0.01, "pause": True},
+                                     None, False, 300.0, 0.1)
+        queued = transport._submit(request)  # type: ignore[attr-defined]  # nobody cancels
+        with pytest.raises(GuardFailure, match="timeout passed before"):
+            queued.result(timeout=5)
+        assert PAUSES == [0.6]  # the queued evaluation's plugin code never ran
+    finally:
+        st.shutdown()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -108,7 +109,18 @@ class EmbeddedTransport:
                     self._pool = ThreadPoolExecutor(self.workers,
                                                     thread_name_prefix="staso-eval")
                 pool = self._pool
-        return pool.submit(self.service.evaluate, request)
+        if request.timeout is None:
+            return pool.submit(self.service.evaluate, request)
+        return pool.submit(self._evaluate_in_time, request,
+                           time.monotonic() + request.timeout)
+
+    def _evaluate_in_time(self, request: GuardRequest, deadline: float) -> GuardResult:
+        """A queued evaluation whose caller is past its timeout is not run. The caller
+        cancels it when it gives up, but a caller starved of the GIL by busy evaluations
+        cannot, and running the whole queue would keep it starved until the queue is empty."""
+        if time.monotonic() >= deadline:
+            raise GuardFailure("the caller's timeout passed before the evaluation started")
+        return self.service.evaluate(request)
 
     @staticmethod
     def _gave_up(request: GuardRequest, future: Future[GuardResult]) -> GuardFailure:
@@ -116,8 +128,9 @@ class EmbeddedTransport:
             name = request.tool_name
 
             def discard(done: Future[GuardResult]) -> None:
-                log.warning("staso: the evaluation of %r finished after its caller's "
-                            "timeout; its result was discarded", name)
+                if done.exception() is None:  # (a skipped one raised GuardFailure)
+                    log.warning("staso: the evaluation of %r finished after its caller's "
+                                "timeout; its result was discarded", name)
             future.add_done_callback(discard)
         return GuardFailure(f"policy evaluation did not finish within the "
                             f"{request.timeout:g} s timeout")
