@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st_
 
 from staso.detectors import is_protected_path
-from staso.detectors.paths import MAX_TOKENS, _unquote
+from staso.detectors.paths import MAX_TOKENS, _unquote, protected_path_in_any
 
 
 @pytest.mark.parametrize("text", [
@@ -152,3 +152,32 @@ def test_evasion_near_misses(text: str) -> None:
 @pytest.mark.parametrize("value", [5, 1.5, b"/etc/passwd", ["/etc/passwd"], None, {"a": 1}])
 def test_non_strings_name_no_path(value: object) -> None:
     assert is_protected_path(value) is False
+
+
+def test_a_mention_in_prose_does_not_hide_a_later_use_of_the_same_name() -> None:
+    # each name is judged once, but where it stands is looked at every time it appears
+    assert not is_protected_path("Edit the .env file first.")
+    assert is_protected_path("Edit the .env file first. Then: cat .env")
+    assert is_protected_path("See the /etc/shadow file.\ncat /etc/shadow")
+
+
+# pieces a path check reads: names, separators, quotes, globs, escapes, prose, cd
+_PIECES = ["/etc", "/shadow", "etc/passwd", ".env", " file", "the ", "cat ", "cd /", "; ",
+           "'", '"', "\\", "*", "?", "[e]", "{etc,x}", "%2F", "%25", "..", "/", "~", "id_rsa",
+           " key", "\n", "x", " ", "C:", "\\Windows", "file://", "/dev/sda", "/tmp/a"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st_.lists(st_.lists(st_.sampled_from(_PIECES), max_size=8).map("".join), max_size=12))
+def test_judging_many_texts_at_once_agrees_with_judging_each(texts: list[str]) -> None:
+    assert protected_path_in_any(texts) == any(is_protected_path(t) for t in texts)
+
+
+def test_texts_judged_together_do_not_complete_each_other() -> None:
+    # joined for speed, but a value never lends its neighbour a "cd /", a determiner or a line
+    assert not protected_path_in_any(["cd /", "etc/shadow"])
+    assert not protected_path_in_any(["/et", "c/passwd"])
+    assert protected_path_in_any(["the .env file", "hello", "cat .env"])
+    many = [f"plain words {i}" for i in range(20_000)]
+    assert not protected_path_in_any(many)
+    assert protected_path_in_any([*many, "~/.ssh/id_rsa"])
