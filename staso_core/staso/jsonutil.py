@@ -7,7 +7,6 @@ import json
 import math
 import re
 import shlex
-from collections.abc import Iterator
 from typing import Any
 
 from .detectors.secrets_scan import KEY_INSPECT, key_kind, keyed
@@ -123,12 +122,18 @@ def format_location(location: Location) -> str:
     ``parse_field`` reads both forms back."""
     if not location:
         return "$"
-    if all(isinstance(p, int) or (_PLAIN_KEY.fullmatch(p) and p.isprintable())
-           for p in location) and isinstance(location[0], str):
+    first = location[0]
+    if len(location) == 1 and isinstance(first, str) and _plain(first):  # the common case
+        return first
+    if all(isinstance(p, int) or _plain(p) for p in location) and isinstance(first, str):
         return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in location)[1:]
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else
                          "['" + p.replace("\\", "\\\\").replace("'", "\\'") + "']"
                          for p in location)
+
+
+def _plain(key: str) -> bool:
+    return _PLAIN_KEY.fullmatch(key) is not None and key.isprintable()
 
 
 def parse_field(field: str) -> Location | None:
@@ -175,22 +180,6 @@ def locate(data: Any, field: str) -> Location | None:
     return tuple(resolved)
 
 
-def iter_strings(value: Any) -> Iterator[tuple[Location, str]]:
-    """Yield (location, string) for every string value at any depth (dict keys excluded).
-
-    Iterative, so attacker-controlled nesting cannot exhaust the Python stack.
-    """
-    stack: list[tuple[Location, Any]] = [((), value)]
-    while stack:
-        location, item = stack.pop()
-        if isinstance(item, str):
-            yield location, item
-        elif isinstance(item, dict):
-            stack.extend(((*location, k), v) for k, v in reversed(item.items()))
-        elif isinstance(item, list):
-            stack.extend(((*location, i), v) for i, v in reversed(list(enumerate(item))))
-
-
 def int_digits(value: Any) -> str | None:
     """The digit string of an integer the detectors should see (a card number sent as a
     JSON number), or None for anything else (bools, floats, short or huge numbers)."""
@@ -203,7 +192,22 @@ class DecodeBudget:
     """How much embedded JSON one evaluation may still decode, in characters."""
 
     def __init__(self, value: Any) -> None:
-        self.left = JSON_DECODE_FACTOR * sum(len(s) for _, s in iter_strings(value))
+        self.left = JSON_DECODE_FACTOR * _string_chars(value)
+
+
+def _string_chars(value: Any) -> int:
+    """The characters of every string value at any depth (iterative: attacker-controlled
+    nesting cannot exhaust the Python stack)."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
 
 
 def decode_embedded_json(text: str, budget: DecodeBudget) -> Any:
