@@ -181,3 +181,20 @@ def test_texts_judged_together_do_not_complete_each_other() -> None:
     many = [f"plain words {i}" for i in range(20_000)]
     assert not protected_path_in_any(many)
     assert protected_path_in_any([*many, "~/.ssh/id_rsa"])
+
+
+@pytest.mark.parametrize("text", ["cat /[^a]tc/shadow", "cat $'\\x2fetc/shadow'",
+                                  "cat $'\\057etc\\057passwd'", "less /e[^x]c/passwd"])
+def test_shell_spellings_of_a_path_are_read_as_bash_reads_them(text: str) -> None:
+    assert is_protected_path(text)
+
+
+def test_many_ansi_c_strings_stay_fast_and_fail_closed() -> None:
+    # each $'...' with escapes is decoded; past MAX_ANSI_C of them the text counts as naming
+    # a protected path rather than costing microseconds each
+    from staso.detectors.paths import MAX_ANSI_C
+    assert not is_protected_path("printf $'a\\tb\\n'")
+    assert is_protected_path("printf $'a\\tb\\n' " * (MAX_ANSI_C + 1))
+    started = time.perf_counter()
+    is_protected_path("$'\\" * 300_000)
+    assert time.perf_counter() - started < 5  # ~0.01 s; quadratic would take minutes

@@ -15,9 +15,11 @@ protected path (blocked, never allowed by giving up), so no input can make the c
 
 from __future__ import annotations
 
+import codecs
 import ntpath
 import posixpath
 import re
+import warnings
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from itertools import product
@@ -142,13 +144,41 @@ def _stages(texts: list[str], budget: list[int]) -> bool:
 
 
 def _unquoted(text: str) -> str:
-    """``text`` with quotes and escapes inside words taken out; ``text`` itself if none."""
+    """``text`` with quotes and escapes inside words taken out (``$'\\x2fetc'`` decoded to
+    ``/etc``); ``text`` itself if none."""
     if not any(c in text for c in "'\"\\"):
         return text
-    unquoted = text.replace("'", "").replace('"', "")  # (str.translate: 5x slower)
+    unquoted = _decode_ansi_c(text) if "$'" in text else text
+    unquoted = unquoted.replace("'", "").replace('"', "")  # (str.translate: 5x slower)
     if "\\" in unquoted:
         unquoted = _ESCAPE.sub("", unquoted)
     return text if unquoted == text else unquoted
+
+
+_ANSI_C = re.compile(r"\$'((?:[^'\\]|\\.)*)'", re.DOTALL)
+# ``$'...'`` strings with escapes decoded per text, at most; a text with more is judged as
+# naming a protected path (decoding each costs microseconds: no input may make it slow)
+MAX_ANSI_C = 2000
+_TOO_MANY = "/etc/ (more $'...' strings than are decoded)"
+
+
+def _decode_ansi_c(text: str) -> str:
+    """The text bash reads in each ``$'...'`` (``$'\\x2fetc'`` is ``/etc``)."""
+    if text.count("$'") > MAX_ANSI_C:
+        return _TOO_MANY
+    with warnings.catch_warnings():  # an escape bash keeps as it is (\\q) makes the codec
+        warnings.simplefilter("ignore", DeprecationWarning)  # warn: noise on attacker text
+        return _ANSI_C.sub(_ansi_c, text)
+
+
+def _ansi_c(m: re.Match[str]) -> str:
+    body = m[1]
+    if "\\" not in body:
+        return body
+    try:
+        return codecs.decode(body.encode("latin-1", "backslashreplace"), "unicode_escape")
+    except (UnicodeDecodeError, ValueError):
+        return body
 
 
 # a backslash between two name characters (quotes go anywhere)
@@ -177,7 +207,7 @@ def _globbed(text: str, budget: list[int]) -> bool:
         spans: list[tuple[int, int, list[str]]] = []  # globbed names and what they match
         total = 1
         for part in _GLOB_PART.finditer(word):
-            glob = part.group()
+            glob = part.group().replace("[^", "[!")  # bash negates a class with either
             if not glob.strip("*?"):
                 if part.start() == 1 and word[0] == "/" and part.end() < len(word):
                     return True  # /*/shadow: every root directory, /etc among them

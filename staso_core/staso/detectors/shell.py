@@ -298,6 +298,8 @@ class _Walk:
             if i < len(kids):
                 index[-1] = i + 1
                 child = kids[i]
+                if child.type == "do_group" and node.type == "for_statement":
+                    self._loop_variable(results)
                 stack.append((child, child.children, [], self.counter))
                 index.append(0)
                 continue
@@ -306,6 +308,21 @@ class _Walk:
             result = self.finish(node, results, seq)
             if stack:
                 stack[-1][2].append(result)
+
+    def _loop_variable(self, parts: list[_R]) -> None:
+        """``for d in /tmp /; do rm -rf $d; done``: in the loop the variable holds each value
+        in turn, so it is judged as the most dangerous of them (a critical path first)."""
+        name = next((p.text for p in parts if p.kind == "variable_name"), None)
+        if name is None:
+            return
+        kinds = [p.kind for p in parts]
+        listed = parts[kinds.index("in") + 1:] if "in" in kinds else []
+        values = [w for p in listed if p.kind not in (";", "\n")
+                  for w in (p.text.split() if p.kind in ("split", "@split") else [p.text])]
+        if not values or any(DYNAMIC in v for v in values):  # for d; ... (the arguments)
+            self.env.pop(name, None)
+            return
+        self.env[name] = next((v for v in values if is_critical(v)), values[0])
 
     def _spawn(self, names: tuple[str, ...]) -> None:
         for n in names:

@@ -523,13 +523,29 @@ _RMTREE = re.compile(r"""(?:rmtree|remove_tree|rm_rf|rm_r|rmSync|rmdirSync|Remov
                      r"""\s*\(\s*(?:r|Path\(\s*)?(['"])([^'"\n]*)\1""")
 
 
+# a list of string literals: an argv (subprocess.run(['rm', '-rf', '/']), spawn('rm', [...]))
+_ARGV_ITEM = r"""(?:'[^'\\\n]*+'|"[^"\\\n]*+")"""
+_ARGV_ITEMS = _ARGV_ITEM + r"(?:\s*+,\s*+" + _ARGV_ITEM + r")*+"
+_ARGV = re.compile(r"[\[(]\s*+(" + _ARGV_ITEMS + r")\s*+,?\s*+[\])]")
+# a program and its arguments' list: spawnSync('rm', ['-rf', '/']), Popen('rm', ...)
+_SPAWN = re.compile(r"\(\s*+(" + _ARGV_ITEM + r")\s*+,\s*+\[\s*+(" + _ARGV_ITEMS + r")\s*+,?\s*+\]")
+
+
 def _judge_code(code: str, judge_text: Callable[[str], bool]) -> None:
     """Judge a program given on an interpreter's command line."""
     for m in _LITERAL.finditer(code):  # system("rm -rf /"), os.system('...')
         judge_text(m[1] or m[2] or m[3] or "")
+    for m in _ARGV.finditer(code):  # subprocess.run(["rm", "-rf", "/"]): one command line
+        judge_text(shlex.join(item[1:-1] for item in _split_items(m[1])))
+    for m in _SPAWN.finditer(code):
+        judge_text(shlex.join(item[1:-1] for item in _split_items(m[1] + "," + m[2])))
     for m in _RMTREE.finditer(code):
         if is_critical(m[2]):
             raise Dangerous
+
+
+def _split_items(items: str) -> list[str]:
+    return re.findall(_ARGV_ITEM, items)
 
 
 def _judge_ssh(args: list[str], judge_text: Callable[[str], bool]) -> Cmd:

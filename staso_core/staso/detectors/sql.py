@@ -110,7 +110,12 @@ _ALWAYS = ('{"Drop', '{"TruncateStmt":{', '"subtype":"AT_DropColumn"',
            '"subtype":"AT_DropConstraint"')
 _DML = ('{"DeleteStmt":{', '{"UpdateStmt":{')
 _SPECIAL = ('{"MergeStmt":{', '{"DoStmt":{', '{"CreateFunctionStmt":{')
-_NEEDS_LOOK = _DML + _SPECIAL
+# Functions that run the SQL they are given as a string (dblink_exec('dbname=prod', 'DROP
+# TABLE users'), query_to_xml('DELETE ...', ...)): their string arguments are judged as SQL.
+_SQL_RUNNERS = frozenset(("dblink_exec", "dblink", "dblink_send_query", "dblink_open",
+                          "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema"))
+_RUNNER_KEYS = tuple(f'{{"String":{{"sval":"{name}"}}}}' for name in sorted(_SQL_RUNNERS))
+_NEEDS_LOOK = _DML + _SPECIAL + _RUNNER_KEYS
 
 # Bulk recognition of the everyday safe form: UPDATE/DELETE of a plain table whose WHERE is
 # `column op constant` (or an AND whose first term is): such a WHERE can never be always true.
@@ -304,7 +309,7 @@ class _Judge:
     def tree(self, tree: str, depth: int) -> bool:
         if any(k in tree for k in _ALWAYS):
             return True
-        special = any(k in tree for k in _SPECIAL)
+        special = any(k in tree for k in _SPECIAL) or any(k in tree for k in _RUNNER_KEYS)
         dml = sum(tree.count(k) for k in _DML)
         if not dml and not special:
             return False
@@ -351,8 +356,18 @@ class _Judge:
                     return True
                 if key in ("DoStmt", "CreateFunctionStmt") and self.body(value, depth):
                     return True
+                if key == "FuncCall" and self.runs(value, depth):
+                    return True
                 stack.append(value)
         return False
+
+    def runs(self, call: dict[str, Any], depth: int) -> bool:
+        """A call of a function that runs SQL given as a string: its string arguments."""
+        names = call.get("funcname") or []
+        if not names or (_sval(names[-1]) or "").lower() not in _SQL_RUNNERS:
+            return False
+        strings = (_constant(arg) for arg in call.get("args") or [])
+        return any(self.text(sql, depth + 1) for sql in strings if isinstance(sql, str))
 
     def body(self, stmt: dict[str, Any], depth: int) -> bool:
         """A DO block or function body: SQL is judged as SQL, PL/pgSQL through its own parser."""
@@ -482,6 +497,15 @@ def _always_true(expr: Any) -> bool:
                 or _complementary(args)
         if node.get("boolop") == "AND_EXPR":
             return bool(args) and all(_always_true(a) for a in args)
+        if node.get("boolop") == "NOT_EXPR":
+            return len(args) == 1 and _never_true(args[0])
+    if kind == "A_Expr" and node.get("kind") == "AEXPR_BETWEEN":
+        bounds = node.get("rexpr")
+        bounds = bounds.get("List", {}).get("items") if isinstance(bounds, dict) else bounds
+        left = node.get("lexpr")
+        if isinstance(bounds, list) and len(bounds) == 2 and left is not None \
+                and all(_same(left, b) for b in bounds):
+            return True  # x BETWEEN x AND x
     if kind == "A_Expr" and node.get("kind") in ("AEXPR_OP", "AEXPR_LIKE", "AEXPR_ILIKE",
                                                  "AEXPR_NOT_DISTINCT"):
         op = _operator(node)
@@ -499,6 +523,38 @@ def _always_true(expr: Any) -> bool:
     return value is _UNKNOWN or bool(value)  # row-independent: true, or unknown (fail closed)
 
 
+_FALSE_WHEN_EQUAL = {"<>", "!=", "<", ">"}  # x <> x, x < x: false (or NULL) for every row
+
+
+def _never_true(expr: Any) -> bool:
+    """True when ``expr`` holds for no row (``x <> x``, ``1 = 0``, ``x = 1 AND x <> 1``), so
+    ``NOT expr`` holds for every row whose values are not NULL. Fails closed like
+    ``_always_true``: a row-independent expression of unknown value counts."""
+    if not isinstance(expr, dict) or len(expr) != 1:
+        return False
+    (kind, node), = expr.items()
+    if not isinstance(node, dict):
+        return False
+    if kind == "BoolExpr":
+        args = node.get("args") or []
+        if node.get("boolop") == "AND_EXPR":
+            return any(_never_true(a) for a in args) or _complementary(args)
+        if node.get("boolop") == "OR_EXPR":
+            return bool(args) and all(_never_true(a) for a in args)
+        if node.get("boolop") == "NOT_EXPR":
+            return len(args) == 1 and _always_true(args[0])
+    if kind == "A_Expr":
+        left, right = node.get("lexpr"), node.get("rexpr")
+        same = left is not None and _same(left, right)
+        if same and (node.get("kind") == "AEXPR_DISTINCT" or
+                     (node.get("kind") == "AEXPR_OP" and _operator(node) in _FALSE_WHEN_EQUAL)):
+            return True
+    if _has_row_reference(expr):
+        return False
+    value = _evaluate(expr)
+    return value is _UNKNOWN or not value  # false, NULL, or unknown (fail closed)
+
+
 def _operator(node: dict[str, Any]) -> str | None:
     names = node.get("name") or []
     return _sval(names[-1]) if names else None
@@ -508,11 +564,29 @@ def _covers_null(args: list[Any]) -> bool:
     """``x IS NULL OR x IS NOT NULL``."""
     seen: dict[str, set[str]] = {}
     for arg in args:
-        test = arg.get("NullTest") if isinstance(arg, dict) else None
-        if isinstance(test, dict):
-            key = json.dumps(_without_location(test.get("arg")), sort_keys=True)
-            seen.setdefault(key, set()).add(str(test.get("nulltesttype")))
+        tested = _null_test(arg)
+        if tested is not None:
+            key = json.dumps(_without_location(tested[0]), sort_keys=True)
+            seen.setdefault(key, set()).add(tested[1])
     return any(len(kinds) == 2 for kinds in seen.values())
+
+
+def _null_test(expr: Any) -> tuple[Any, str] | None:
+    """(x, IS_NULL or IS_NOT_NULL) for ``x IS [NOT] NULL`` and ``x IS [NOT] DISTINCT FROM
+    NULL`` (the same tests, spelt another way)."""
+    if not isinstance(expr, dict):
+        return None
+    test = expr.get("NullTest")
+    if isinstance(test, dict):
+        return test.get("arg"), str(test.get("nulltesttype"))
+    node = expr.get("A_Expr")
+    if isinstance(node, dict) and node.get("kind") in ("AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT"):
+        for value, other in ((node.get("rexpr"), node.get("lexpr")),
+                             (node.get("lexpr"), node.get("rexpr"))):
+            if _constant(value) is None:  # compared with NULL
+                kind = "IS_NOT_NULL" if node["kind"] == "AEXPR_DISTINCT" else "IS_NULL"
+                return other, kind
+    return None
 
 
 _COMPLEMENT = {"=": {"<>", "!="}, "<>": {"="}, "!=": {"="}, "<": {">="}, ">=": {"<"},
@@ -523,12 +597,19 @@ def _complementary(args: list[Any]) -> bool:
     """``x = 0 OR x <> 0``, ``x < 5 OR x >= 5``: every row whose x is not NULL."""
     seen: dict[str, set[str]] = {}
     for arg in args:
+        negated = False
+        inner = arg.get("BoolExpr") if isinstance(arg, dict) else None
+        if isinstance(inner, dict) and inner.get("boolop") == "NOT_EXPR" \
+                and len(inner.get("args") or []) == 1:
+            arg, negated = inner["args"][0], True  # NOT (x = 0) is x <> 0
         node = arg.get("A_Expr") if isinstance(arg, dict) else None
         if not isinstance(node, dict) or node.get("kind") != "AEXPR_OP":
             continue
         op = _operator(node)
         if op not in _COMPLEMENT:
             continue
+        if negated:
+            op = min(_COMPLEMENT[op])
         key = json.dumps([_without_location(node.get("lexpr")),
                           _without_location(node.get("rexpr"))], sort_keys=True)
         if seen.get(key, set()) & _COMPLEMENT[op]:
