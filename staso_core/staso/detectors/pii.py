@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import TypeVar
 
-from .pii_numbers import cards, ibans, ssns
-from .secrets_scan import Keyed, keyed_findings, secrets
+from .pii_numbers import cards, ibans, leftmost, ssns
+from .secrets_scan import Keyed, holds, keyed_findings, secrets
 
 Span = tuple[str, int, int]
 _T = TypeVar("_T")
@@ -30,47 +30,86 @@ MEMO_CHARS = 4 * 1024 * 1024
 _memo: dict[tuple[tuple[str, ...], str, str | None], list[Span]] = {}
 _memo_chars = [0]
 
-# The local part starts where a run of local-part characters starts (never re-scanned from
-# inside a long run); the domain is one bounded run holding a dot and ending in two letters.
-_EMAIL = re.compile(
-    r"[A-Za-z0-9._%+-](?<![A-Za-z0-9._%+-].)[A-Za-z0-9._%+-]{0,63}"
-    r"@[A-Za-z0-9-]{1,63}\.[A-Za-z0-9.-]{1,190}(?<=[A-Za-z]{2})(?![A-Za-z0-9-])")
-# Each branch is led by its first character, the look-behind after it keeping matches to
-# where a number starts (the engine then skips most positions quickly).
-_PHONE = re.compile(
-    r"\+(?<![\w+]\+)(?:\d{7,15}(?!\w)|"
-    r"\d{1,3}[ .-]?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]))"
-    r"|\((?<![\w+]\()\d{3}\)\s?\d{3}[ .-]\d{4}(?![\w-])"
-    r"|\d(?<![\w+]\d)\d\d[ .-]\d{3}[ .-]\d{4}(?![\w-])")
+# An e-mail address is found from its "@": a pattern led by a literal is searched fast (the
+# regex engine skips to each "@" in C), one led by the local part's character class was tried
+# at nearly every position. The look-behinds right after the "@" say the run of local-part
+# characters before it is 1 to 64 long; ``_email_start`` then finds where that run starts.
+# The domain is one bounded run holding a dot and ending in two letters.
+_LOCAL_CHARS = "A-Za-z0-9._%+-"
+_EMAIL_AT = re.compile(
+    rf"@(?<=[{_LOCAL_CHARS}]@)(?<![{_LOCAL_CHARS}]{{65}}@)"
+    r"[A-Za-z0-9-]{1,63}\.[A-Za-z0-9.-]{1,190}(?<=[A-Za-z]{2})(?![A-Za-z0-9-])")
+# the last character before an "@" that cannot be in a local part, at most 64 back
+_BEFORE_LOCAL = re.compile(rf"[\s\S]*[^{_LOCAL_CHARS}]")
+
+
+def _email_start(text: str, at: int) -> int:
+    """Where the local part of the address whose "@" is at ``at`` starts: the whole run of
+    local-part characters before it (the look-behinds said it is at most 64 long)."""
+    lo = max(0, at - 64)
+    before = _BEFORE_LOCAL.match(text, lo, at)
+    return lo if before is None else before.end()
+
+
+def emails(text: str) -> Iterator[tuple[int, int]]:
+    """E-mail addresses, earliest first, none overlapping the one before it."""
+    last = 0
+    for m in _EMAIL_AT.finditer(text):
+        start = _email_start(text, m.start())
+        if start >= last:
+            yield start, m.end()
+            last = m.end()
+
+
+# Phone numbers: +<country> ..., (555) 123-4567, 555-123-4567. Each form is its own pattern,
+# led by its own first character ("+", "(") so the regex engine skips to it; the plain form
+# is led by the separator after its first three digits (three characters into the number):
+# led by a digit, a megabyte of digits was tried at every position. ``leftmost`` merges the
+# three as the alternation of them would match.
+_PHONE_FORMS = (
+    (re.compile(r"\+(?<![\w+]\+)(?:\d{7,15}(?!\w)|"
+                r"\d{1,3}[ .-]?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]))"), 0),
+    (re.compile(r"\((?<![\w+]\()\d{3}\)\s?\d{3}[ .-]\d{4}(?![\w-])"), 0),
+    (re.compile(r"[ .-](?<=(?<![\w+])\d\d\d.)\d{3}[ .-]\d{4}(?![\w-])"), 3),
+)
+
+
+def phones(text: str) -> Iterator[tuple[int, int]]:
+    """Phone numbers, earliest first, none overlapping the one before it."""
+    return ((start, m.end()) for start, m in leftmost(_PHONE_FORMS, text))
 
 
 # Every finding of every detector above holds one of these (an @, a key header, three digits
 # or a letter and two, a long word, or a secret-sounding word): ordinary text (most tool
 # inputs) is let through without running ~30 patterns. Simple patterns and substring tests,
 # not one alternation: the regex engine scans a single-branch pattern several times faster.
-_GATE_DIGITS = re.compile(r"[A-Za-z0-9\uff10-\uff19]\d\d")
-_GATE_WORD = re.compile(r"[A-Za-z0-9_]{20}")
+# Led by the digits (not by the letter or digit before them): the engine skips to digits.
+_GATE_DIGITS = re.compile(r"\d\d(?<=[A-Za-z0-9\uff10-\uff19]\d\d)")
 _GATE_WORDS = ("key", "token", "secret", "pass", "pw", "contras", "bearer", "xox", "eyj",
                "hooks.slack", "cookie", "auth", "basic")
+# Word characters to "w", all else (non-ASCII too, encoded as "?") to " ": a long word is
+# then a substring test, where a pattern tried every letter.
+_WORD_SHAPE = bytes(119 if chr(c).isascii() and (chr(c).isalnum() or c == 95) else 32
+                    for c in range(256))
+_LONG_WORD = b"w" * 20
 
 
 def _gate(text: str) -> bool:
-    if "@" in text or "-----" in text or _GATE_DIGITS.search(text) or _GATE_WORD.search(text):
+    if "@" in text or "-----" in text:
         return True
-    low = text.lower()
-    return any(word in low for word in _GATE_WORDS)
-
-
-def _simple(pattern: re.Pattern[str]) -> Finder:
-    return lambda text: map(re.Match.span, pattern.finditer(text))
+    if _LONG_WORD in text.encode("ascii", "replace").translate(_WORD_SHAPE):
+        return True
+    low, chars = text.lower(), dict[str, bool]()
+    return any(holds(low, word, chars) for word in _GATE_WORDS) or \
+        _GATE_DIGITS.search(text) is not None
 
 
 PII_DETECTORS: dict[str, Finder] = {
     "ssn": ssns,
     "credit_card": cards,
     "iban": ibans,
-    "email": _simple(_EMAIL),
-    "phone": _simple(_PHONE),
+    "email": emails,
+    "phone": phones,
     "api_key": secrets,
 }
 

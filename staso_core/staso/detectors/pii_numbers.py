@@ -14,9 +14,11 @@ confirmed by python-stdnum in one string, the registry length and mod-97 checksu
 
 from __future__ import annotations
 
+import heapq
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cache
+from typing import AnyStr
 
 MAX_CHECKS = 10_000
 MAX_STDNUM = 200  # full python-stdnum IBAN checks per call (about 17 us each)
@@ -30,8 +32,11 @@ _SSN = re.compile(
 
 
 # Nine digits in one block are an SSN only right after a word that says so ("SSN: 536904399").
+# The first letter is a class of the three characters a case-blind "s" matches (s, S and the
+# long s): a case-blind pattern has no first character the engine can skip to, so it would
+# try the whole pattern at every position.
 _SSN_LABELLED = re.compile(
-    r"(?i:s(?<![A-Za-z]s)sn|ss#|social security(?: number| no\.?)?)[\s:#=\"'-]{0,4}+"
+    r"[sS\u017f](?i:(?<![A-Za-z]s)sn|s#|ocial security(?: number| no\.?)?)[\s:#=\"'-]{0,4}+"
     r"(\d(?<![\d-]\d)\d\d(?<!000)(?<!666)(?<!9\d\d)(?!00)\d\d(?!0000)\d{4})(?![\d-])")
 
 
@@ -43,6 +48,17 @@ def ssns(text: str) -> Iterator[tuple[int, int]]:
         yield from (m.span(1) for m in _SSN_LABELLED.finditer(text))
 
 
+def _search_led(at_start: re.Pattern[str], led: re.Pattern[str], text: str,
+                pos: int) -> tuple[int, re.Match[str]] | None:
+    """The leftmost candidate starting at or after ``pos``, and where it starts: ``at_start``
+    matched at the start of the text, or ``led`` (one character before the candidate, then
+    the same pattern) searched for from the character before ``pos``."""
+    if pos == 0 and (m := at_start.match(text)) is not None:
+        return 0, m
+    m = led.search(text, max(pos - 1, 0))
+    return None if m is None else (m.start() + 1, m)
+
+
 # --- payment cards ------------------------------------------------------------------------
 
 # A card number as people write it: 4-4-4-4 (optionally -3 more for 19-digit cards), Amex and
@@ -50,13 +66,21 @@ def ssns(text: str) -> Iterator[tuple[int, int]]:
 # block of digits. Not the fraction or integer part of a decimal number (0.4111111111111111).
 # spaces of any kind, tabs, dashes (ASCII and Unicode: hyphens, en dash, minus), dots
 _SEP = r"(?:[ \t\xa0\u2007\u202f_\u2010-\u2013\u2212-]{1,2}|\.)"
-_CARD = re.compile(
-    # led by a digit class: the engine skips the rest; ``CC4111…`` is a card after ``CC``
-    r"[2-6](?:(?<![0-9A-Za-z_].)|(?<=(?<![0-9A-Za-z_])[Cc][Cc].))(?<!\d[.,].)"
+_CARD_BODY = (
     r"(?:\d{3}(S)\d{4}S\d{4}S\d{4}(?:S\d{3})?"
     r"|(?<=3)\d{3}S\d{6}S\d{4,5}"
     r"|\d{12,18})".replace("(S)", "(" + _SEP + ")").replace("S", _SEP)
     + r"(?![0-9A-Za-z_])(?![.,]\d)")
+# A card starts at the start of the text or right after a character that is not a letter, a
+# digit or "_" (``CC4111…`` is a card after ``CC``), and not after a decimal point
+# (0.4111111111111111). ``_CARD`` is led by its first digit: the regex engine skips in C to
+# the next 2-6. In a text dense with those (a megabyte of digits, of ``%25``) it would try
+# nearly every position, so there ``_CARD_LED`` is searched instead, led by the character
+# before the card (one class: an alternation has no class the engine can skip by; a "C"
+# leads only as the second of a "CC" that follows no letter or digit).
+_CARD_START = r"(?:(?<![0-9A-Za-z_].)|(?<=(?<![0-9A-Za-z_])[Cc][Cc].))(?<!\d[.,].)"
+_CARD = re.compile(r"[2-6]" + _CARD_START + _CARD_BODY)
+_CARD_LED = re.compile(r"[^0-9ABD-Zabd-z_][2-6]" + _CARD_START + _CARD_BODY)
 _SEPARATORS = str.maketrans("", "", " .-_\t\xa0\u2007\u202f\u2010\u2011\u2012\u2013\u2212")
 # full-width digits (U+FF10-FF19) read as digits, one character for one: offsets stay
 _WIDE_DIGITS = str.maketrans({0xFF10 + i: str(i) for i in range(10)})
@@ -97,33 +121,47 @@ def _card_ok(digits: str) -> bool:
 _WIDE_DIGIT = re.compile("[\uff10-\uff19]")
 
 
+def _next_card(text: str, pos: int, dense: bool) -> tuple[int, re.Match[str]] | None:
+    """The first candidate at or after ``pos``, and where it starts."""
+    if dense:
+        return _search_led(_CARD, _CARD_LED, text, pos)
+    m = _CARD.search(text, pos)
+    return None if m is None else (m.start(), m)
+
+
 def cards(text: str) -> Iterator[tuple[int, int]]:
     """Payment card numbers that pass the issuer-prefix and Luhn checks. A candidate that
     fails is searched again from its next character, so a card right after other digit
     groups (an SSN, an order number) is still found."""
-    pos, checks, search = 0, 0, _CARD.search
+    pos, checks = 0, 0
     if not text.isascii() and _WIDE_DIGIT.search(text):  # isascii: a flag, no scan
         text = text.translate(_WIDE_DIGITS)
-    while (m := search(text, pos)) is not None:
+    dense = sum(map(text.count, "23456")) * 8 > len(text)
+    while (found := _next_card(text, pos, dense)) is not None:
+        start, m = found
         checks += 1
         if checks > MAX_CHECKS:
-            yield m.start(), len(text)
+            yield start, len(text)
             return
-        digits = m.group().translate(_SEPARATORS)
+        digits = text[start:m.end()].translate(_SEPARATORS)
         if _card_ok(digits) or (len(digits) == 19 and m.group(1) is not None
                                 and _card_ok(digits[:16])):
-            yield m.span()
+            yield start, m.end()
             pos = m.end()
         else:
-            pos = m.start() + 1
+            pos = start + 1
 
 
 # --- IBANs --------------------------------------------------------------------------------
 
 # Country code, check digits, then the account part in groups of four or as one block.
 # Spaces anywhere (``DE89 3704 ...``, ``DE 89 3704 ...``), or dashes between groups of four.
-_IBAN = re.compile(r"[A-Z](?<![0-9A-Za-z].)[A-Z]"
-                   r"(?: ?\d{2}[ 0-9A-Z]{11,41}|-?\d{2}(?:-[0-9A-Z]{4}){2,8}(?:-[0-9A-Z]{1,4})?)")
+# Led by the character before the country code (as card numbers are): an upper-cased text is
+# mostly capital letters, and a search led by one tried nearly every position.
+_IBAN_BODY = (r"[A-Z][A-Z]"
+              r"(?: ?\d{2}[ 0-9A-Z]{11,41}|-?\d{2}(?:-[0-9A-Z]{4}){2,8}(?:-[0-9A-Z]{1,4})?)")
+_IBAN = re.compile(r"[^0-9A-Za-z]" + _IBAN_BODY)
+_IBAN_AT_START = re.compile(_IBAN_BODY)
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 _LETTER_VALUES = str.maketrans({chr(c): str(c - 55) for c in range(65, 91)})
 # ASCII letters only, so offsets stay the same ("ß".upper() is two characters)
@@ -178,14 +216,15 @@ def ibans(text: str) -> Iterator[tuple[int, int]]:
     (``GB82WEST12345698765432``), for every country in the registry."""
     lengths = None
     text = text.translate(_ASCII_UPPER)  # people write gb29 nwbk ..., and copy from PDFs
-    pos, checks, found, search = 0, 0, 0, _IBAN.search
-    while (m := search(text, pos)) is not None:
+    pos, checks, found = 0, 0, 0
+    while (led := _search_led(_IBAN_AT_START, _IBAN, text, pos)) is not None:
+        start, m = led
         checks += 1
         if checks > MAX_CHECKS:
-            yield m.start(), len(text)
+            yield start, len(text)
             return
         lengths = lengths or _iban_lengths()
-        cand = m.group()
+        cand = text[start:m.end()]
         want = lengths.get(cand[:2], 0)
         compact = cand.replace(" ", "").replace("-", "")[:want]
         end = 0
@@ -193,12 +232,36 @@ def ibans(text: str) -> Iterator[tuple[int, int]]:
             # One block, or groups split by one space or dash (``DE89 3704 ...``,
             # ``DE89-3704-...``, ``DE 89 3704 ...``); the number must end the token.
             end = _iban_end(cand, want)
-            end = m.start() + end if end else 0
+            end = start + end if end else 0
             if end and end < len(text) and _ALNUM.match(text, end):
                 end = 0
         if end and _iban_ok(compact, found):
             found += 1
-            yield m.start(), end
+            yield start, end
             pos = end
         else:
-            pos = m.start() + 1
+            pos = start + 1
+
+
+def leftmost(scans: Sequence[tuple[re.Pattern[AnyStr], int]],
+             text: AnyStr) -> Iterator[tuple[int, re.Match[AnyStr]]]:
+    """The findings ``finditer`` would give for the alternation of the patterns (tried in
+    order), with where each starts, found by one search per pattern. An alternation of
+    branches led by different characters has no first character the regex engine can skip
+    to, so it is tried at every position; each branch alone is led by its own character and
+    searched fast. A pattern given with ``back`` > 0 matches that many characters after its
+    finding starts (it is led by a character inside the finding, rarer than its first)."""
+    heads: list[tuple[int, int, re.Match[AnyStr]]] = []
+    for i, (pattern, back) in enumerate(scans):
+        if (m := pattern.search(text, back)) is not None:
+            heads.append((m.start() - back, i, m))
+    heapq.heapify(heads)
+    while heads:
+        start, _, m = heads[0]
+        yield start, m
+        end = m.end()
+        while heads and heads[0][0] < end:  # findings overlapping this one are not findings
+            _, i, _ = heapq.heappop(heads)
+            pattern, back = scans[i]
+            if (m := pattern.search(text, end + back)) is not None:
+                heapq.heappush(heads, (m.start() - back, i, m))
