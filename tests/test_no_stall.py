@@ -54,12 +54,12 @@ POLICY = """version: 1
 rules:
   - name: slow_check
     tools: [slow_tool]
-    when: "has(tool_input.pause) ? pause(tool_input.seconds) : slow(tool_input.seconds)"
+    when: slow(tool_input.seconds)
     action: block
     reason: crafted slow input
   - name: slow_review
     tools: [slow_review]
-    when: "has(tool_input.pause) ? pause(tool_input.seconds) : slow(tool_input.seconds)"
+    when: slow(tool_input.seconds)
     action: escalate
     reason: needs a person
   - use: builtin/destructive_sql
