@@ -9,7 +9,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from staso.detectors import pii
+from staso.detectors import pii, secrets_scan
 from staso.detectors.pii_numbers import leftmost
 
 _EMAIL = re.compile(
@@ -59,3 +59,30 @@ def test_dense_and_sparse_card_searches_agree(text: str) -> None:
         return out
 
     assert spans(True) == spans(False)
+
+
+_KEY_PIECES = ["password", "pass", "pw", "pwd", "api_key", "api-key", "apikey", "db_pass",
+               "database_pass", "client_secret", "secret", "token", "access_token", "key",
+               "cookie", "contrasena", "pgpassword", "smtp_password", "x-api-key", "aws",
+               "_", "-", " ", "=", ":", ": ", " is ", "\"", "'", "hunter2hunter2",
+               "s3cr3tvalue99", "wjalrxutnfemi/k7mdeng/bpxrficyexamplekey", "a", "1", "\n"]
+key_texts = st.lists(st.sampled_from(_KEY_PIECES), max_size=16).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(key_texts, st.sampled_from([secrets_scan.MAX_LEADS, 3]))
+def test_keyword_patterns_tried_near_their_words_find_what_a_scan_finds(
+        text: str, max_leads: int) -> None:
+    # each pattern is tried only just before the words it needs (or, past MAX_LEADS words,
+    # scanned): the matches must be the scan's
+    low = text.encode("ascii", "replace").lower()
+    saved, secrets_scan.MAX_LEADS = secrets_scan.MAX_LEADS, max_leads
+    try:
+        for pattern, leads in ((secrets_scan._KEYWORD, secrets_scan._KEYWORD_LEADS),
+                               (secrets_scan._KEYWORD_INNER, secrets_scan._KEYWORD_LEADS),
+                               *zip(secrets_scan._AWS_NAMED, secrets_scan._AWS_NAMED_LEADS,
+                                    strict=True)):
+            assert [m.span(0) for m in secrets_scan._near(pattern, low, leads)] == \
+                [m.span(0) for m in pattern.finditer(low)]
+    finally:
+        secrets_scan.MAX_LEADS = saved
