@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from ..detectors import redact_pii
@@ -69,40 +70,49 @@ def redact_text(text: str, detectors: tuple[str, ...] | None, budget: DecodeBudg
 
 
 def redact_tree(parent: Any, key: str | int, detectors: tuple[str, ...] | None,
-                budget: DecodeBudget, layer: int = 0) -> list[tuple[Location, list[str]]]:
+                budget: DecodeBudget, layer: int = 0) -> list[tuple[Location, tuple[str, ...]]]:
     """Redact, in place, every string and integer under ``parent[key]`` at any depth, by
     location: any key works (dots, brackets, "", unicode). Returns (location relative to
-    ``parent[key]``, detectors that hit) for each value changed. An integer that holds a
-    finding becomes the redacted string (``4111111111111111`` → ``"[REDACTED:credit_card]"``).
-    """
-    changes: list[tuple[Location, list[str]]] = []
-    # a location is built only for a value that changes: (enclosing link, key) pairs
-    stack: list[tuple[Any, str | int, Any]] = [(parent, key, None)]
+    ``parent[key]``, detectors that hit) for each value changed, in document order. An
+    integer that holds a finding becomes the redacted string (``4111111111111111`` →
+    ``"[REDACTED:credit_card]"``).
+
+    Walked with one iterator per open container (the stack is as deep as the input, not as
+    long): values are judged as they come, and a location is built only for one that
+    changes, from (enclosing link, key) pairs."""
+    changes: list[tuple[Location, tuple[str, ...]]] = []
     opened: list[tuple[Any, str | int, Any]] = []  # private key headers without their end
+    stack: list[tuple[Any, Iterator[str | int], Any]] = [(parent, iter((key,)), None)]
     while stack:
-        holder, k, link = stack.pop()
+        holder, keys, link = stack[-1]
+        k = next(keys, None)  # (keys are str or int, never None)
+        if k is None:
+            stack.pop()
+            continue
         item = holder[k]
+        here = (link, k) if len(stack) > 1 else None  # the root value's location is ()
         if isinstance(item, dict):
-            stack.extend((item, child, (link, child)) for child in item)
-        elif isinstance(item, list):
-            stack.extend((item, i, (link, i)) for i in range(len(item)))
+            stack.append((item, iter(item), here))
+            continue
+        if isinstance(item, list):
+            stack.append((item, iter(range(len(item))), here))
+            continue
+        name = k if isinstance(holder, dict) and isinstance(k, str) else None
+        if isinstance(item, str):
+            if ("PRIVATE KEY" in item or "PuTTY" in item) and opens_private_key(item) \
+                    and (detectors is None or "api_key" in detectors):
+                opened.append((holder, k, here))
+            new, hits = redact_text(item, detectors, budget, layer, name)
         else:
-            name = k if isinstance(holder, dict) and isinstance(k, str) else None
-            if isinstance(item, str):
-                if ("PRIVATE KEY" in item or "PuTTY" in item) and opens_private_key(item) \
-                        and (detectors is None or "api_key" in detectors):
-                    opened.append((holder, k, link))
-                new, hits = redact_text(item, detectors, budget, layer, name)
-            else:
-                digits = int_digits(item)
-                if digits is None:
-                    continue
-                new, hits = redact_pii(keyed(digits, name) if name is not None else digits,
-                                       detectors)
-                new = str(new)
-            if hits:
-                holder[k] = new
-                changes.append((_location(link), hits))
+            digits = int_digits(item)
+            if digits is None:
+                continue
+            new, hits = redact_pii(keyed(digits, name) if name is not None else digits,
+                                   detectors)
+            new = str(new)
+        if hits:
+            holder[k] = new
+            changes.append((_location(here), tuple(hits)))
     for holder, k, link in opened:
         changes.extend(_mask_key_body(holder, k, link[0] if link else None))
     return changes
@@ -116,20 +126,20 @@ def _location(link: Any) -> Location:
     return tuple(reversed(parts))
 
 
-def _mask_key_body(holder: Any, k: str | int, up: Any) -> list[tuple[Location, list[str]]]:
+def _mask_key_body(holder: Any, k: str | int, up: Any) -> list[tuple[Location, tuple[str, ...]]]:
     """A private key split across values: its header's value was masked; the string values
     after it in the same list or object (the key's body) are masked whole, up to and
     including the one holding the end line."""
     after = list(holder)[list(holder).index(k) + 1:] if isinstance(holder, dict) else \
         range(int(k) + 1, len(holder))
-    changes: list[tuple[Location, list[str]]] = []
+    changes: list[tuple[Location, tuple[str, ...]]] = []
     for sibling in after:
         value = holder[sibling]
         if not isinstance(value, str):
             break
         if value != MASKED_KEY:
             holder[sibling] = MASKED_KEY
-            changes.append((_location((up, sibling)), ["api_key"]))
+            changes.append((_location((up, sibling)), ("api_key",)))
         if closes_private_key(value):
             break
     return changes
