@@ -2,8 +2,10 @@
 separators, quotes, digit groups, JSON strings nested in JSON strings, long words, nested
 parentheses and command substitutions, huge IN lists... Each goes to every detector and to
 the built-in default policy through embedded ``staso.guard`` (as one tool_input string, and
-split over many values). Prints one row per input and the worst default-policy time against
-the target (<= 250 ms).
+split over many values). Prints one row per input (each figure the median of three runs, each
+run from rest: the previous call's decision row written first) and the worst default-policy
+time against the target (<= 250 ms), and the longest decision-row write the log's thread did
+afterwards.
 
 Run: .venv/bin/python benchmarks/hostile_inputs.py [--timeout 20] [--only NAME ...]
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import statistics
 import string
 import sys
 import time
@@ -29,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 LIMIT = 1_048_576  # bytes of JSON-encoded tool_input
 TARGET_MS = 250.0
+RUNS = 3  # each measurement is the median of this many (a garbage collection or a busy
+# moment of the machine lands on one run; the question is how the work grows)
 DETECTORS = ("sql", "shell", "paths", "pii")
 POLICY = ("policy", "policy_split")
 
@@ -168,8 +173,8 @@ def worker(conn: Connection) -> None:
     funcs: dict[str, Callable[[str], Any]] = {
         "sql": detectors.is_destructive_sql, "shell": detectors.is_dangerous_shell,
         "paths": detectors.is_protected_path, "pii": lambda t: detectors.has_pii(t, pii)}
-    st.init(agent_name="hostile", home=tempfile.mkdtemp(prefix="staso-hostile-"),
-            policy=DEFAULT_POLICY)
+    client = st.init(agent_name="hostile", home=tempfile.mkdtemp(prefix="staso-hostile-"),
+                     policy=DEFAULT_POLICY)
     for f in funcs.values():  # load lazy parsers before timing
         f("DELETE FROM t; rm -rf /tmp/x /etc/passwd 4242424242424242")
     st.guard("warm_up", {"text": "hello"}, timeout=60)
@@ -181,17 +186,32 @@ def worker(conn: Connection) -> None:
             cache.clear()
             text = cache[name] = build(name)
         if target in funcs:
-            t = time.perf_counter()
-            funcs[target](text)
-            conn.send((time.perf_counter() - t, ""))
+            times = []
+            for _ in range(RUNS):
+                pii_findings.forget()
+                t = time.perf_counter()
+                funcs[target](text)
+                times.append(time.perf_counter() - t)
+            conn.send((statistics.median(times), "", 0.0))
         else:
             tool_input = {"text": text} if target == "policy" else split_values(text)
-            pii_findings.forget()  # the pii row above searched this text: start cold
+            times, failed, reason = [], False, ""
+            for _ in range(RUNS):
+                # each run from rest: the previous call's decision row (written off the
+                # caller's path, by the log's thread) is written first, and the PII row
+                # above searched this text: its remembered findings are dropped
+                client.flush()
+                pii_findings.forget()
+                t = time.perf_counter()
+                result = st.guard("hostile_tool", tool_input, timeout=600)
+                times.append(time.perf_counter() - t)
+                failed = failed or (result.action == "block" and not result.rules_triggered)
+                reason = result.reason
             t = time.perf_counter()
-            result = st.guard("hostile_tool", tool_input, timeout=600)
-            seconds = time.perf_counter() - t
-            failed = result.action == "block" and not result.rules_triggered
-            conn.send((seconds, f"no decision: {result.reason}" if failed else ""))
+            client.flush()  # the last run's decision row, written by the log's thread
+            written = time.perf_counter() - t
+            conn.send((statistics.median(times), f"no decision: {reason}" if failed else "",
+                       written))
 
 
 class Pool:
@@ -211,20 +231,21 @@ class Pool:
         self.conn = parent
         return parent
 
-    def measure(self, name: str, target: str) -> tuple[float | None, str]:
-        """Seconds (None when over the time limit or the worker died) and a failure note."""
+    def measure(self, name: str, target: str) -> tuple[float | None, str, float]:
+        """Seconds (None when over the time limit or the worker died), a failure note, and
+        the seconds the log's thread took to write the decision row afterwards."""
         conn = self.conn or self._start()
         conn.send((name, target))
         # the first request also pays for the worker's start and the input's build
         if conn.poll(self.timeout + (30 if self.fresh else 5)):
             try:
-                seconds, note = conn.recv()
+                seconds, note, written = conn.recv()
                 self.fresh = False
-                return float(seconds), note
+                return float(seconds), note, float(written)
             except EOFError:
                 pass
         self.stop()
-        return None, ""
+        return None, "", 0.0
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -249,13 +270,15 @@ def main() -> None:
     print("|" + "---|" * len(head))
     worst_policy: tuple[float, str] = (0.0, "")
     worst_detector: tuple[float, str] = (0.0, "")
+    worst_write: tuple[float, str] = (0.0, "")
     failures: list[str] = []
     try:
         for name in names:
             size = encoded_size({"text": build(name)})
             cells = []
             for target in (*DETECTORS, *POLICY):
-                seconds, note = pool.measure(name, target)
+                seconds, note, written = pool.measure(name, target)
+                worst_write = max(worst_write, (written, f"{name}, {target}"))
                 cells.append(cell(seconds, args.timeout) + (" (no decision)" if note else ""))
                 if note:
                     failures.append(f"{name}, {target}: {note[:120]}")
@@ -273,6 +296,8 @@ def main() -> None:
         return f"> {args.timeout * 1000:.0f}" if value == float("inf") else f"{value * 1000:.0f}"
 
     print(f"worst detector time: {ms(worst_detector[0])} ms ({worst_detector[1]})")
+    print(f"worst decision-row write, off the caller's path: {ms(worst_write[0])} ms "
+          f"({worst_write[1]})")
     for failure in failures:  # a guard that failed closed measured nothing
         print(f"    guard gave no decision on {failure}")
     verdict = "PASS" if worst_policy[0] * 1000 <= TARGET_MS and not failures else "MISS"

@@ -192,10 +192,10 @@ class DecodeBudget:
     """How much embedded JSON one evaluation may still decode, in characters."""
 
     def __init__(self, value: Any) -> None:
-        self.left = JSON_DECODE_FACTOR * _string_chars(value)
+        self.left = JSON_DECODE_FACTOR * string_chars(value)
 
 
-def _string_chars(value: Any) -> int:
+def string_chars(value: Any) -> int:
     """The characters of every string value at any depth (iterative: attacker-controlled
     nesting cannot exhaust the Python stack)."""
     total, stack = 0, [value]

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -33,13 +31,13 @@ from .models import (
 from .plugins import BUILTIN_PLUGINS
 from .policy import Engine, Policy, load_policy, load_policy_text
 from .policy.model import RulePack
+from .recent import RecentResults
 from .resolution import result_from_escalation
 from .store import Store
 from .waiting import ChangeNotifier
 
 log = logging.getLogger("staso")
 DEFAULT_POLICY = Path(__file__).parent / "policy" / "default.yaml"
-_RECENT_LIMIT = 10_000
 
 
 def collect_packs(pm: pluggy.PluginManager) -> dict[str, RulePack]:
@@ -119,8 +117,7 @@ class DecisionService:
         self.engine = Engine(policy, collect_functions(pm))
         self.log = DecisionLog(store)
         self.notifier = ChangeNotifier(store.sqlite_path, postgres_dsn=store.postgres_dsn)
-        self._recent: OrderedDict[str, GuardResult] = OrderedDict()
-        self._recent_lock = threading.Lock()
+        self._recent = RecentResults()
         hooks = pm.hook
         # only call hooks someone implements: an empty hook call still costs microseconds
         self._before = hooks.staso_before_guard if hooks.staso_before_guard.get_hookimpls() \
@@ -173,8 +170,7 @@ class DecisionService:
                        escalation_status="pending" if verdict.action == "escalate" else None)
 
     def recent(self, decision_id: str) -> GuardResult | None:
-        with self._recent_lock:
-            return self._recent.get(decision_id)
+        return self._recent.get(decision_id)
 
     def escalate(self, request: GuardRequest, result: GuardResult) -> GuardResult:
         """Store (or join, or use up) the escalation for an escalate decision. Durable on return."""
@@ -207,10 +203,7 @@ class DecisionService:
     def finish(self, request: GuardRequest, result: GuardResult, *, logged: bool = False,
                urgent: bool = False) -> int:
         """Remember, log and announce a decision; return its log sequence number."""
-        with self._recent_lock:
-            self._recent[request.decision_id] = result
-            if len(self._recent) > _RECENT_LIMIT:
-                self._recent.popitem(last=False)
+        self._recent.put(request.decision_id, result)
         if logged:
             seq = self.log.update(request.decision_id, {
                 "action": result.action, "reason": result.reason, "rule_name": result.rule_name,
