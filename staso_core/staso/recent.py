@@ -41,3 +41,8 @@ class RecentResults:
                     (self._held > self._chars and len(self._items) > 1):
                 _, (_, dropped) = self._items.popitem(last=False)
                 self._held -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._held = 0
