@@ -122,7 +122,9 @@ def _chunk_protected(chunk: list[str]) -> bool:
 
 def _may_name(text: str) -> bool:
     """Every protected name holds one of these (see _MARKER)."""
-    return bool(text) and (any(c in text for c in "/\\.%~") or "id_" in text.lower())
+    # (plain tests, not a generator: this runs once per value, thousands of times a call)
+    return "/" in text or "." in text or "\\" in text or "%" in text or "~" in text or \
+        ("id_" in text.lower() if text else False)
 
 
 def _stages(texts: list[str], budget: list[int]) -> bool:
@@ -136,7 +138,7 @@ def _stages(texts: list[str], budget: list[int]) -> bool:
     changed = [r for r, text in zip(read, texts, strict=True) if r is not text]
     if changed and _scan("\n".join(changed), budget, 0, prose=False):
         return True
-    globbed = [r for r in read if any(c in r for c in "?*[{")]
+    globbed = [r for r in read if "*" in r or "?" in r or "[" in r or "{" in r]
     if globbed and _globbed("\n".join(globbed), budget):
         return True
     # ``cd /`` reaches every word after it in its own text only: judged text by text
@@ -146,7 +148,7 @@ def _stages(texts: list[str], budget: list[int]) -> bool:
 def _unquoted(text: str) -> str:
     """``text`` with quotes and escapes inside words taken out (``$'\\x2fetc'`` decoded to
     ``/etc``); ``text`` itself if none."""
-    if not any(c in text for c in "'\"\\"):
+    if not ("'" in text or '"' in text or "\\" in text):
         return text
     unquoted = _decode_ansi_c(text) if "$'" in text else text
     unquoted = unquoted.replace("'", "").replace('"', "")  # (str.translate: 5x slower)
