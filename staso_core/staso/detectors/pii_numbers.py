@@ -136,7 +136,7 @@ def cards(text: str) -> Iterator[tuple[int, int]]:
     pos, checks = 0, 0
     if not text.isascii() and _WIDE_DIGIT.search(text):  # isascii: a flag, no scan
         text = text.translate(_WIDE_DIGITS)
-    dense = sum(map(text.count, "23456")) * 8 > len(text)
+    dense = len(text) > 256 and sum(map(text.count, "23456")) * 8 > len(text)
     while (found := _next_card(text, pos, dense)) is not None:
         start, m = found
         checks += 1

@@ -183,17 +183,16 @@ _VALUE_LEADS = ("://", "bearer", "aws", "secret", "key", "token", "pass", "pwd",
                 "contras", "auth", "cookie", "basic")
 
 
-_HOLDS_FROM = 4096
+HOLDS_FROM = 4096
 
 
 def holds(text: str, lead: str, chars: dict[str, bool]) -> bool:
     """``lead in text``, answered at once when a character of ``lead`` is not in ``text``.
     Whether a character is in it is one fast scan, remembered in ``chars``; a multi-character
     substring test scans the whole text when absent, and ~40 of them cost more than the
-    patterns they spare on crafted text of a few distinct characters. A short text (one of
-    thousands of values) is tested directly: remembering characters costs more there."""
-    if len(text) < _HOLDS_FROM:
-        return lead in text
+    patterns they spare on crafted text of a few distinct characters. Below ``HOLDS_FROM``
+    characters a plain ``in`` is cheaper (and callers write it inline: a call per lead costs
+    more than the test)."""
     for c in lead:
         present = chars.get(c)
         if present is None:
@@ -205,10 +204,14 @@ def holds(text: str, lead: str, chars: dict[str, bool]) -> bool:
 
 def secrets(text: str) -> Iterator[tuple[int, int]]:
     """Spans of API keys, tokens, AWS secret keys, private key blocks and keyword secrets."""
-    chars: dict[str, bool] = {}
-    for lead, pattern in _TOKEN_LEADS:
-        if holds(text, lead, chars):
-            yield from map(re.Match.span, pattern.finditer(text))
+    short = len(text) < HOLDS_FROM
+    if short:
+        tokens = [pattern for lead, pattern in _TOKEN_LEADS if lead in text]
+    else:
+        chars: dict[str, bool] = {}
+        tokens = [pattern for lead, pattern in _TOKEN_LEADS if holds(text, lead, chars)]
+    for pattern in tokens:
+        yield from map(re.Match.span, pattern.finditer(text))
     if "-us" in text:
         for m in _MAILCHIMP.finditer(text):
             yield m.start() - 32, m.end()
@@ -224,8 +227,9 @@ def secrets(text: str) -> Iterator[tuple[int, int]]:
                 yield m.span(1)
     if "BEGIN" in text or "PuTTY" in text:
         yield from _private_keys(text)
-    low, low_chars = text.lower(), dict[str, bool]()
-    if any(holds(low, lead, low_chars) for lead in _VALUE_LEADS):
+    low = text.lower()
+    if any(lead in low for lead in _VALUE_LEADS) if short else \
+            any(holds(low, lead, {}) for lead in _VALUE_LEADS):
         yield from _checked_values(text)
 
 
