@@ -85,6 +85,7 @@ _NETWORK = _words(*_NETWORK_NAMES)
 _FLAG_R = re.compile(r"-[a-zA-Z]*[rR]")
 _DYNAMIC_NAME = re.compile(r"\$\S*\s+(?:-\S+\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+[/~$]")
 _FUNCTION = re.compile(r"\(\s*\)\s*\{")
+_ANSI_C_ESCAPE = re.compile(r"\$'[^'\\]*+\\")
 
 
 def _suspicious(text: str) -> bool:
@@ -92,8 +93,8 @@ def _suspicious(text: str) -> bool:
 
     Quotes and backslashes are dropped first, as the shell drops them from ``r''m``.
     """
-    if "$'" in text:  # ANSI-C quoting can spell any name
-        return True
+    if "$'" in text and _ANSI_C_ESCAPE.search(text):  # ANSI-C quoting can spell any name
+        return True  # (with an escape in it; without, it is a quoted string like any other)
     n = text
     if "'" in n or '"' in n or "\\" in n:
         n = n.replace("'", "").replace('"', "").replace("\\", "")
