@@ -104,3 +104,14 @@ def test_remote_secrets_never_reach_the_server_log_or_approvers(remote: Server) 
         assert SECRET.encode() not in stored_bytes(remote.home)
     tally(f"secrets in a tool input, remote ({remote.backend})", sent=1, escalations=1,
           secrets_shown=0, lost=0)
+
+
+def test_a_name_value_pair_is_masked_by_its_name() -> None:
+    # Kubernetes env, AWS tags: {"name": "DB_PASSWORD", "value": ...} holds the password as
+    # plainly as {"DB_PASSWORD": ...}; the log must not show it
+    masked = Masker().mask({"env": [{"name": "DB_PASSWORD", "value": "S3cretPass99"},
+                                    {"name": "LOG_LEVEL", "value": "debug"}],
+                            "Tags": [{"Key": "api_token", "Value": "tok_1"}]})
+    assert masked == {"env": [{"name": "DB_PASSWORD", "value": MASK},
+                              {"name": "LOG_LEVEL", "value": "debug"}],
+                      "Tags": [{"Key": "api_token", "Value": MASK}]}

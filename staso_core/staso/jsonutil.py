@@ -180,6 +180,22 @@ def locate(data: Any, field: str) -> Location | None:
     return tuple(resolved)
 
 
+_NAME_FIELDS = ("name", "Name", "key", "Key")
+_VALUE_FIELDS = frozenset(("value", "Value"))
+
+
+def value_key(holder: dict[str, Any], key: str) -> str:
+    """The name a value is given under: its key, or in a name/value pair (Kubernetes and ECS
+    ``env``, AWS tags and parameters: ``{"name": "DB_PASSWORD", "value": "..."}``) the
+    pair's name. A secret there is as plain as under ``{"DB_PASSWORD": "..."}``."""
+    if key in _VALUE_FIELDS:
+        for field in _NAME_FIELDS:
+            name = holder.get(field)
+            if isinstance(name, str):
+                return name
+    return key
+
+
 def int_digits(value: Any) -> str | None:
     """The digit string of an integer the detectors should see (a card number sent as a
     JSON number), or None for anything else (bools, floats, short or huge numbers)."""
@@ -277,14 +293,16 @@ def inspected_texts(value: Any) -> Texts:
                 texts.too_deep = decode_embedded_json(item, budget) is not NOT_JSON
         elif isinstance(item, dict):
             for k, v in item.items():
-                kind = key_kind(k)
+                kind, name = key_kind(k), k
+                if k in _VALUE_FIELDS and (name := value_key(item, k)) is not k:
+                    kind = (kind & KEY_INSPECT) | (key_kind(name) & ~KEY_INSPECT)
                 if kind:
                     if kind & KEY_INSPECT:
                         texts.append(k)  # a key cannot be redacted: a finding there blocks
                     if not isinstance(v, str) and (digits := int_digits(v)) is not None:
                         v = digits
                     if isinstance(v, str):
-                        v = keyed(v, k)
+                        v = keyed(v, name)
                 stack.append((v, layer))
         elif isinstance(item, list):
             stack.extend((v, layer) for v in item)

@@ -9,6 +9,8 @@ import fnmatch
 import re
 from typing import Any
 
+from .jsonutil import value_key
+
 MASK = "[MASKED]"
 
 # field names whose text values are secrets unless a policy says otherwise
@@ -41,7 +43,8 @@ class Masker:
         if isinstance(value, dict):
             out, changed = {}, False
             for k, v in value.items():
-                new = MASK if isinstance(v, str) and v and self.secret(k) else self._mask(v)
+                new = MASK if isinstance(v, str) and v and self.secret(value_key(value, k)) \
+                    else self._mask(v)
                 changed = changed or new is not v
                 out[k] = new
             return out if changed else value

@@ -88,7 +88,7 @@ def phones(text: str) -> Iterator[tuple[int, int]]:
 # Led by the digits (not by the letter or digit before them): the engine skips to digits.
 _GATE_DIGITS = re.compile(r"\d\d(?<=[A-Za-z0-9\uff10-\uff19]\d\d)")
 _GATE_WORDS = ("key", "token", "secret", "pass", "pw", "contras", "bearer", "xox", "eyj",
-               "hooks.slack", "cookie", "auth", "basic")
+               "hooks.slack", "cookie", "auth", "basic", "cred", "mysql", "mariadb", "curl")
 # Word characters to "w", all else (non-ASCII too, encoded as "?") to " ": a long word is
 # then a substring test, where a pattern tried every letter.
 _WORD_SHAPE = bytes(119 if chr(c).isascii() and (chr(c).isalnum() or c == 95) else 32

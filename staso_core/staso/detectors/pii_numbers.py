@@ -37,6 +37,7 @@ _SSN = re.compile(
 # try the whole pattern at every position.
 _SSN_LABELLED = re.compile(
     r"[sS\u017f](?i:(?<![A-Za-z]s)sn|s#|ocial security(?: number| no\.?)?)[\s:#=\"'-]{0,4}+"
+    r"(?:(?i:is|was)[\s:#=\"'-]{1,4}+)?"  # "My SSN is 078051120"
     r"(\d(?<![\d-]\d)\d\d(?<!000)(?<!666)(?<!9\d\d)(?!00)\d\d(?!0000)\d{4})(?![\d-])")
 
 
@@ -44,7 +45,8 @@ def ssns(text: str) -> Iterator[tuple[int, int]]:
     """US social security numbers written 123-45-6789 or 123 45 6789, or as nine digits
     right after "SSN" or "social security number"."""
     yield from ((m.start() - 3, m.end()) for m in _SSN.finditer(text))
-    if "ss" in text.lower():
+    folded = text.casefold()  # (the long s folds to s; lower() keeps it)
+    if "ssn" in folded or "ss#" in folded or "social security" in folded:
         yield from (m.span(1) for m in _SSN_LABELLED.finditer(text))
 
 

@@ -103,6 +103,22 @@ _KEYWORD_INNER = re.compile(
     rb"|t(?<=[a-z0-9_-]t)oken(?![a-z])|a(?<=[a-z0-9_-]a)pi[_-]?key)[a-z0-9_-]{0,20}" + _VALUE_AFTER)
 # ``Authorization: Basic <base64 of user:password>``
 _BASIC = re.compile(rb"basic(?<![a-z0-9]basic)[ \t]{1,8}([a-z0-9+/]{8,400}={0,2})(?![a-z0-9+/=])")
+# A password on a command line: ``mysql -u root -pS3cret``, ``sshpass -p S3cret ssh host``,
+# ``curl -u user:S3cret`` / ``--user user:S3cret`` (``--password=...`` is a keyword above;
+# ``docker run -u 1000:1000`` is a user and a group).
+# Each led by a literal; the stretch between a client and its ``-p`` is bounded.
+# Led by the flag (a client's name led the pattern and cost 200 steps at each one); the
+# client is looked for earlier in the same command (``_flag_judge``).
+_COMMAND_PASSWORD = re.compile(
+    r"-(?<![\w-]-)(?:p([^\s\"'`]{4,200})|(?:u|-user)[ \t=]+['\"]?[^\s:'\"@/]{1,100}"
+    r":([^\s'\"@]{4,200}))")
+_FLAG_CLIENTS = {1: ("mysql", "mariadb", "mysqldump", "mysqladmin"), 2: ("curl",)}
+_SSHPASS = re.compile(r"sshpass(?<![\w-]sshpass)[ \t]+-p[ \t]*['\"]?([^\s\"'`]{4,200})")
+_COMMAND_END = re.compile(r"[\n|;&]")
+# A value in an element named like a secret: ``<password>S3cret</password>``, ``<db:token>``.
+# Tried only just before the words such names hold (the name runs up to 40 characters).
+_TAGGED = re.compile(rb"<([a-z0-9_.:-]{1,40})>([^<>\n]{4,200})</\1>")
+_TAG_LEADS = (b"pass", b"pw", b"secret", b"token", b"key", b"auth", b"cred", b"cookie")
 # A password inside a URL: ``postgres://user:p4ss@host``.
 _URL_PASSWORD = re.compile(r"://[^\s:/?#@\[\]\"'<>]{0,256}:([^\s/?#@\[\]\"'<>]{1,256})@")
 
@@ -180,6 +196,7 @@ _TOKEN_LEADS = tuple((_lead(p.pattern), p) for p in _TOKENS)
 _AWS_LEADS = ("A3T", "ABIA", "ACCA", "AKIA", "ASIA")
 # Every value judged in ``_checked_values`` follows one of these (lower-cased) words or a URL.
 _VALUE_LEADS = ("://", "bearer", "aws", "secret", "key", "token", "pass", "pwd", "pw",
+                "mysql", "mariadb", "curl", "<",
                 "contras", "auth", "cookie", "basic")
 
 
@@ -243,12 +260,19 @@ def _checked_values(text: str) -> Iterator[tuple[int, int]]:
     low = text.encode("ascii", "replace").lower()  # one byte per character: same offsets
     candidates = heapq.merge(
         ((m.start(), m.span(1), _url_password) for m in _URL_PASSWORD.finditer(text)),
+        ((m.start(), m.span(1), _url_password) for m in _SSHPASS.finditer(text)),
+        ((m.start(), m.span(m.lastindex or 1), _flag_judge(text, m))
+         for m in _COMMAND_PASSWORD.finditer(text)),
+        ((m.start(), m.span(2), _keyed_secret) for m in (
+            _near(_TAGGED, low, _TAG_LEADS, 41) if b"</" in low else ())
+         if key_kind(m.group(1).decode()) & KEY_SECRET),
         *(((m.start(), m.span(1), _aws_value) for m in _near(named, low, leads))
           for named, leads in zip(_AWS_NAMED, _AWS_NAMED_LEADS, strict=True)),
         ((m.start(), m.span(1), _bearer_value) for m in _BEARER.finditer(low)),
         ((m.start(), m.span(1), _basic_value) for m in _BASIC.finditer(low)),
         *(((m.start(), m.span(2), _named_judge(low, m)) for m in _near(keyword, low, leads))
-          for keyword, leads in ((_KEYWORD, _KEYWORD_LEADS), (_KEYWORD_INNER, _KEYWORD_LEADS))),
+          for keyword, leads in ((_KEYWORD, _KEYWORD_LEADS), (_KEYWORD_INNER, _KEYWORD_LEADS))
+          if _gives_values(low)),
         key=lambda candidate: candidate[0])
     for checks, (start, (vstart, vend), judge) in enumerate(candidates):
         if checks >= MAX_VALUE_CHECKS:
@@ -270,9 +294,9 @@ _REACH = 12
 MAX_LEADS = 4096
 
 
-def _near(pattern: re.Pattern[bytes], low: bytes,
-          leads: tuple[bytes, ...] | None) -> Iterator[re.Match[bytes]]:
-    """``pattern.finditer(low)``, trying only the positions up to ``_REACH`` before a lead
+def _near(pattern: re.Pattern[bytes], low: bytes, leads: tuple[bytes, ...] | None,
+          reach: int = _REACH) -> Iterator[re.Match[bytes]]:
+    """``pattern.finditer(low)``, trying only the positions up to ``reach`` before a lead
     word (found by ``bytes.find``, in C). A pattern led by a letter class is otherwise tried
     at every such letter: ~15 ms a megabyte each for three of them on random text. Positions
     are tried in order, each once, and a match is never overlapped: finditer's matches."""
@@ -290,7 +314,7 @@ def _near(pattern: re.Pattern[bytes], low: bytes,
             i = low.find(lead, i + 1)
     tried = 0  # every position below this was tried, or lies inside a match
     for q in sorted(hits):
-        pos = max(tried, q - _REACH)
+        pos = max(tried, q - reach)
         while pos <= q:
             m = pattern.match(low, pos)
             if m is None:
@@ -326,6 +350,28 @@ def _basic_value(value: str) -> bool:
         return b":" in base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
     except ValueError:
         return False
+
+
+def _gives_values(low: bytes) -> bool:
+    """Whether a keyword can be given a value here at all (``_VALUE_AFTER``: a ``:`` or
+    ``=``, or "is"/"was" after a space or tab): text of keywords alone costs no scan."""
+    return b":" in low or b"=" in low or b" is" in low or b" was" in low or \
+        b"\tis" in low or b"\twas" in low
+
+
+def _flag_judge(text: str, m: re.Match[str]) -> Callable[[str], bool]:
+    """``-pS3cret`` is a password after mysql (mariadb, mysqldump, mysqladmin), ``-u
+    user:S3cret`` after curl: the flag's own client, earlier in the same command (at most
+    200 characters back). Elsewhere (``docker run -p8080:80``, ``-u 1000:1000``) it is not.
+    Each flag is one of the bounded value checks."""
+    start = m.start()
+    lo = max(0, start - 200)
+    for name in _FLAG_CLIENTS[m.lastindex or 1]:
+        at = text.rfind(name, lo, start)
+        if at >= 0 and (at == 0 or not (text[at - 1].isalnum() or text[at - 1] in "_-")) \
+                and _COMMAND_END.search(text, at, start) is None:
+            return _url_password
+    return _never
 
 
 def _url_password(value: str) -> bool:

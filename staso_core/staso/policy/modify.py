@@ -19,6 +19,7 @@ from ..jsonutil import (
     int_digits,
     locate,
     parse_field,
+    value_key,
 )
 from .model import ModifySpec
 
@@ -97,7 +98,8 @@ def redact_tree(parent: Any, key: str | int, detectors: tuple[str, ...] | None,
         if isinstance(item, list):
             stack.append((item, iter(range(len(item))), here))
             continue
-        name = k if isinstance(holder, dict) and isinstance(k, str) else None
+        name = value_key(holder, k) if isinstance(holder, dict) and isinstance(k, str) \
+            else None
         if isinstance(item, str):
             if ("PRIVATE KEY" in item or "PuTTY" in item) and opens_private_key(item) \
                     and (detectors is None or "api_key" in detectors):
