@@ -38,3 +38,14 @@ def make_plugin_manager(extra: Iterable[Any] = (), *, entry_points: bool = True
         if not pm.is_registered(plugin):
             pm.register(plugin)
     return pm
+
+
+def runs_foreign_code(pm: pluggy.PluginManager) -> bool:
+    """Whether evaluation calls code staso does not ship (a plugin's CEL functions,
+    ``staso_before_guard`` or ``staso_evaluate``). Its cost is unknown, so such a call is
+    never evaluated on a thread that must stay responsive."""
+    hooks = pm.hook
+    return any(impl.plugin_name not in BUILTIN_PLUGINS
+               for hook in (hooks.staso_cel_functions, hooks.staso_before_guard,
+                            hooks.staso_evaluate)
+               for impl in hook.get_hookimpls())

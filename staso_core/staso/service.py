@@ -11,13 +11,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pluggy
 
 from .decision_log import DecisionLog
-from .errors import EscalationUnavailable, InvalidToolInput, PolicyError
+from .errors import EscalationUnavailable, InvalidToolInput
 from .jsonutil import check_json, fingerprint
 from .masking import Masker
 from .models import (
@@ -28,24 +27,17 @@ from .models import (
     RuleResult,
     results_json,
 )
-from .plugins import BUILTIN_PLUGINS
-from .policy import Engine, Policy, load_policy, load_policy_text
-from .policy.model import RulePack
+from .plugins import runs_foreign_code
+from .policy import Engine, Policy
+from .policy.discovery import DEFAULT_POLICY as DEFAULT_POLICY  # re-export: client.py, tests
+from .policy.discovery import collect_functions
+from .policy.discovery import collect_packs as collect_packs
+from .policy.discovery import load_any_policy as load_any_policy
 from .recent import RecentResults
 from .resolution import result_from_escalation
-from .store import Store
-from .waiting import ChangeNotifier
+from .store import StoreBackend as Store  # the service needs only the store's interface
 
 log = logging.getLogger("staso")
-DEFAULT_POLICY = Path(__file__).parent / "policy" / "default.yaml"
-
-
-def collect_packs(pm: pluggy.PluginManager) -> dict[str, RulePack]:
-    return {pack.name: pack for packs in pm.hook.staso_rule_packs() for pack in packs or ()}
-
-
-def collect_functions(pm: pluggy.PluginManager) -> dict[str, Callable[..., Any]]:
-    return {k: v for funcs in pm.hook.staso_cel_functions() for k, v in (funcs or {}).items()}
 
 
 SWITCH_INTERVAL = 0.001  # seconds
@@ -58,32 +50,6 @@ def shorten_gil_slices() -> None:
     near 50 ms on a server and made timed-out embedded calls return half a second late.
     1 ms costs a CPU-bound thread nothing measurable when no one else asks for the GIL."""
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
-
-
-def runs_foreign_code(pm: pluggy.PluginManager) -> bool:
-    """Whether evaluation calls code staso does not ship (a plugin's CEL functions,
-    ``staso_before_guard`` or ``staso_evaluate``). Its cost is unknown, so such a call is
-    never evaluated on a thread that must stay responsive."""
-    hooks = pm.hook
-    return any(impl.plugin_name not in BUILTIN_PLUGINS
-               for hook in (hooks.staso_cel_functions, hooks.staso_before_guard,
-                            hooks.staso_evaluate)
-               for impl in hook.get_hookimpls())
-
-
-def load_any_policy(policy: Any, pm: pluggy.PluginManager, **kwargs: Any) -> Policy:
-    """A Policy, a path to YAML, YAML text, or None (the built-in default)."""
-    if isinstance(policy, Policy):
-        return policy
-    packs, functions = collect_packs(pm), collect_functions(pm)
-    if policy is None:
-        return load_policy(DEFAULT_POLICY, packs=packs, functions=functions, **kwargs)
-    if isinstance(policy, Path) or (isinstance(policy, str) and "\n" not in policy
-                                    and policy.strip().endswith((".yaml", ".yml"))):
-        return load_policy(policy, packs=packs, functions=functions, **kwargs)
-    if isinstance(policy, str):
-        return load_policy_text(policy, packs=packs, functions=functions, **kwargs)
-    raise PolicyError(f"policy must be a path, YAML text or a Policy, not {type(policy).__name__}")
 
 
 def _decision_row(item: tuple[GuardRequest, GuardResult, float, Masker]) -> dict[str, Any]:
@@ -116,7 +82,7 @@ class DecisionService:
         self.policy = policy
         self.engine = Engine(policy, collect_functions(pm))
         self.log = DecisionLog(store)
-        self.notifier = ChangeNotifier(store.sqlite_path, postgres_dsn=store.postgres_dsn)
+        self.notifier = store.changes()
         self._recent = RecentResults()
         hooks = pm.hook
         # only call hooks someone implements: an empty hook call still costs microseconds

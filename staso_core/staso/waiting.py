@@ -1,14 +1,11 @@
 """Wake waiting agents as soon as the escalation they wait on may have changed.
 
 Waiters wait on one escalation id. In-process resolutions call ``changed(id)`` directly.
-Resolutions by another process are seen two ways:
-
-- SQLite: ``PRAGMA data_version`` changes whenever another connection commits. A watcher
-  thread checks it every ``interval`` seconds while anyone waits, and on a change looks up
-  only the escalations being waited on, waking the waiters of those no longer pending.
-- PostgreSQL: the store sends ``NOTIFY staso_escalations, '<id>'`` inside every transaction
-  that changes an escalation; a listener thread turns each into ``changed(id)``. This is how
-  a resolution on one ``staso serve`` replica wakes long-polls on every other one.
+How resolutions by another process are seen depends on the database, so each store backend
+hands out its own ``ChangeFeed`` (``store.changes()``): a subclass whose ``_watch()`` runs on
+a thread while anyone waits and calls ``changed`` for what it learns (the SQL store's feeds,
+polling SQLite and listening on PostgreSQL, are in ``staso.store.changes``). This module is
+the part every backend shares: tokens, waiters, wake-ups.
 
 A token (``token(id)``) taken before reading the escalation makes the wait race-free: a
 change between the read and the wait ends the wait at once.
@@ -18,30 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import sqlite3
 import threading
-import time
 from collections import defaultdict
-from typing import Any
-
-log = logging.getLogger("staso")
-CHANNEL = "staso_escalations"
-_CHUNK = 500
 
 
-class ChangeNotifier:
-    def __init__(self, sqlite_path: str | None = None, interval: float = 0.02,
-                 postgres_dsn: str | None = None) -> None:
+class ChangeFeed:
+    """Waiters and wake-ups within one process; alone, it sees only in-process changes."""
+
+    def __init__(self) -> None:
         self._cond = threading.Condition()
         self._all = 0  # bumped by changed(None): every waiter re-checks
         self._versions: dict[str, int] = {}
         self._async: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = \
             defaultdict(set)
         self._waiting: dict[str, int] = defaultdict(int)  # id → number of waiters
-        self._sqlite_path = sqlite_path
-        self._postgres_dsn = postgres_dsn
-        self._interval = interval
         self._watcher: threading.Thread | None = None
         self._closed = False
 
@@ -102,11 +89,10 @@ class ChangeNotifier:
     def _enter(self, key: str) -> None:
         with self._cond:
             self._waiting[key] += 1
-            if (self._sqlite_path or self._postgres_dsn) and not self._closed and (
+            if self.watches and not self._closed and (
                     self._watcher is None or not self._watcher.is_alive()):
-                target = self._watch_sqlite if self._sqlite_path else self._listen_postgres
-                self._watcher = threading.Thread(target=target, name="staso-watcher",
-                                                 daemon=True)
+                self._watcher = threading.Thread(target=self._run_watcher,
+                                                 name="staso-watcher", daemon=True)
                 self._watcher.start()
 
     def _leave(self, key: str) -> None:
@@ -118,62 +104,36 @@ class ChangeNotifier:
     def close(self) -> None:
         self._closed = True
 
-    # -- other processes ----------------------------------------------------------------
-    def _watch_sqlite(self) -> None:
-        assert self._sqlite_path is not None
-        conn: Any = sqlite3.connect(self._sqlite_path, timeout=5, check_same_thread=False)
-        try:
-            last = conn.execute("PRAGMA data_version").fetchone()[0]
-            idle = threading.Event()
-            while not self._closed:
-                with self._cond:
-                    if not self._waiting:
-                        self._watcher = None
-                        return
-                idle.wait(self._interval)
-                current = conn.execute("PRAGMA data_version").fetchone()[0]
-                if current != last:
-                    last = current
-                    for key in self._answered(conn):
-                        self.changed(key)
-        except sqlite3.Error as exc:
-            log.warning("staso: escalation watcher stopped: %s", exc)
-            with self._cond:
-                self._watcher = None
+    # -- other processes: what a backend's feed overrides --------------------------------
+    watches = False  # True where _watch() learns of other processes' changes
 
-    def _answered(self, conn: Any) -> list[str]:
-        """The waited-on escalations that are no longer pending."""
+    def _watch(self) -> None:
+        """Call ``changed`` for changes made elsewhere until ``closed``, or until
+        ``_idle()`` says no one waits. Runs on its own thread, started by the first
+        waiter."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _waited_on(self) -> list[str]:
+        """The escalation ids someone waits on now."""
         with self._cond:
-            keys = list(self._waiting)
-        found: list[str] = []
-        for i in range(0, len(keys), _CHUNK):
-            chunk = keys[i:i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            try:
-                found += [r[0] for r in conn.execute(
-                    f"SELECT id FROM escalations WHERE status != 'pending' AND id IN ({marks})",
-                    chunk)]
-            except sqlite3.OperationalError:  # no table yet
-                return []
-        return found
+            return list(self._waiting)
 
-    def _listen_postgres(self) -> None:
-        import psycopg
+    def _idle(self) -> bool:
+        """Whether no one waits; if so the watcher is forgotten at once (under the same
+        lock a new waiter takes), so the next waiter starts a fresh one."""
+        with self._cond:
+            if self._waiting:
+                return False
+            self._watcher = None
+            return True
 
-        assert self._postgres_dsn is not None
-        delay = 0.1
-        while not self._closed:
-            try:
-                with psycopg.connect(self._postgres_dsn, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self.changed(None)  # anything missed while (re)connecting
-                    delay = 0.1
-                    while not self._closed:
-                        for note in conn.notifies(timeout=1.0):
-                            self.changed(note.payload or None)
-            except Exception as exc:
-                log.warning("staso: lost the PostgreSQL notification connection (%s); "
-                            "retrying in %.1f s", exc, delay)
-                self.changed(None)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    def _run_watcher(self) -> None:
+        try:
+            self._watch()
+        finally:
+            with self._cond:
+                if self._watcher is threading.current_thread():
+                    self._watcher = None

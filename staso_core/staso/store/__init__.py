@@ -1,5 +1,10 @@
-"""Durable state: escalations and the decision log, on SQLite or PostgreSQL."""
+"""Durable state: escalations and the decision log.
 
+``StoreBackend`` is what the rest of staso relies on; ``Store`` is its SQLAlchemy
+implementation, on SQLite or PostgreSQL by URL.
+"""
+
+from .base import StoreBackend
 from .store import Store, sqlite_url
 
-__all__ = ["Store", "sqlite_url"]
+__all__ = ["Store", "StoreBackend", "sqlite_url"]

@@ -1,4 +1,7 @@
-"""One store API for escalations and the decision log (SPEC §6)."""
+"""The SQLAlchemy store: escalations and the decision log on SQLite or PostgreSQL.
+
+What differs between the two lives in ``dialects.py``; this file is written once for both.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..errors import EscalationConflict, EscalationNotFound, StoreUnavailable
 from ..models import Escalation, RawJSON
-from ..waiting import CHANNEL
-from .engine import make_engine
+from ..waiting import ChangeFeed
+from .dialects import dialect_for
 from .schema import decisions, escalations, metadata
 
 log = logging.getLogger("staso")
@@ -58,30 +61,20 @@ class Store:
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.dialect = dialect_for(url)
+        self.engine = self.dialect.engine(url)
+        self._mark = self.dialect.mark
         if migrate:
             self.migrate()
 
-    @property
-    def sqlite_path(self) -> str | None:
-        return self.engine.url.database if self.is_sqlite else None
-
-    @property
-    def postgres_dsn(self) -> str | None:
-        """A libpq connection string for LISTEN (PostgreSQL only)."""
-        if self.is_sqlite:
-            return None
-        return self.engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False)
+    def changes(self) -> ChangeFeed:
+        """A change feed that hears of other processes' changes the way this database
+        allows (see ``changes.py``)."""
+        return self.dialect.changes(self.engine)
 
     def _announce(self, conn: sa.Connection, ids: Iterable[str]) -> None:
-        """Tell every replica's waiters, when this transaction commits (PostgreSQL)."""
-        if self.is_sqlite:
-            return  # other processes see SQLite commits through PRAGMA data_version
-        for escalation_id in ids:
-            conn.execute(sa.text("SELECT pg_notify(:channel, :id)"),
-                         {"channel": CHANNEL, "id": escalation_id})
+        """Tell other processes' waiters, when this transaction commits."""
+        self.dialect.announce(conn, ids)
 
     # -- schema -------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -307,13 +300,13 @@ class Store:
         unknown = set(names) - _DECISION_COLUMN_SET
         if unknown or not names:
             raise ValueError(f"not decision columns: {sorted(unknown) or 'none given'}")
-        mark = "?" if self.is_sqlite else "%s"
+        mark = self._mark
         return (f"UPDATE decisions SET {', '.join(f'{n} = {mark}' for n in names)} "
                 f"WHERE id = {mark}")
 
     @property
     def _insert_decisions(self) -> str:
-        mark = "?" if self.is_sqlite else "%s"
+        mark = self._mark
         return (f"INSERT INTO decisions ({', '.join(_DECISION_COLUMNS)}) VALUES "
                 f"({', '.join([mark] * len(_DECISION_COLUMNS))}) ON CONFLICT DO NOTHING")
 

@@ -1,0 +1,76 @@
+"""What a store backend provides: the interface the decision service, the server and the
+waiting code use, so none of them knows which database is underneath.
+
+The SQLAlchemy store (``staso.store.Store``: SQLite and PostgreSQL) is the one backend
+today; another implements these methods and its own change feed (a
+``staso.waiting.ChangeFeed`` subclass) in a folder of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from ..models import Escalation
+from ..waiting import ChangeFeed
+
+
+class StoreBackend(Protocol):
+    # -- escalations --------------------------------------------------------------------
+    def get_escalation(self, escalation_id: str) -> Escalation:
+        """The escalation as it stands (timed out once past its expiry); raises
+        EscalationNotFound."""
+        ...
+
+    def list_escalations(self, *, status: str | None = None, agent: str | None = None,
+                         tool: str | None = None, rule: str | None = None,
+                         limit: int = 100) -> list[Escalation]:
+        """Newest first, after timing out those past their expiry."""
+        ...
+
+    def count_escalations(self, status: str) -> int: ...
+
+    def open_escalation(self, *, fingerprint: str, decision_id: str, values: dict[str, Any],
+                        expires_at: float, claim_window: float, extend: bool = False,
+                        now: float | None = None) -> tuple[Escalation, str]:
+        """Find or create a call's escalation atomically; how is ``existing``, ``claimed``,
+        ``pending`` or ``created``."""
+        ...
+
+    def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
+                modified_input: dict[str, Any] | None = None,
+                now: float | None = None) -> Escalation:
+        """Approve or deny exactly once; raises EscalationNotFound or EscalationConflict."""
+        ...
+
+    def expire(self, escalation_id: str, now: float | None = None
+               ) -> tuple[Escalation, bool]:
+        """Time out one escalation if due; True if this call timed it out."""
+        ...
+
+    def claim(self, escalation_id: str, decision_id: str, now: float | None = None) -> bool:
+        """Use up an answered escalation for one call; False if another call used it."""
+        ...
+
+    def changes(self) -> ChangeFeed:
+        """A new change feed: it wakes waiters when an escalation changes, here or in any
+        other process using the same database."""
+        ...
+
+    # -- decision log -------------------------------------------------------------------
+    def write_decisions(self, rows: Iterable[dict[str, Any]],
+                        updates: Iterable[tuple[str, dict[str, Any]]] = ()) -> None:
+        """Insert rows (a retried one changes nothing) and apply updates, all or none."""
+        ...
+
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None: ...
+
+    def list_decisions(self, *, limit: int = 100, tool: str | None = None
+                       ) -> list[dict[str, Any]]: ...
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,97 @@
+"""What differs between the databases the SQL store runs on, in one place: how an engine
+is set up, the driver's parameter marks, how other processes hear of a change.
+
+SQLite runs in WAL mode with immediate write locks; PostgreSQL (any URL that is not
+SQLite) gets a connection pool and NOTIFY on every escalation change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from ..waiting import ChangeFeed
+from .changes import PostgresChanges, SqliteChanges, announce
+
+
+class Dialect:
+    name = ""
+    mark = "%s"  # the driver's parameter placeholder, for SQL handed to it directly
+
+    def engine(self, url: str) -> sa.Engine:
+        raise NotImplementedError
+
+    def announce(self, conn: sa.Connection, ids: Iterable[str]) -> None:
+        """Tell other processes, inside ``conn``'s transaction, that escalations changed."""
+
+    def changes(self, engine: sa.Engine) -> ChangeFeed:
+        """A change feed that also hears of other processes' changes."""
+        raise NotImplementedError
+
+
+class SQLite(Dialect):
+    name, mark = "sqlite", "?"
+
+    def engine(self, url: str) -> sa.Engine:
+        return _sqlite_engine(url)
+
+    # announce: nothing to send; other processes see commits through PRAGMA data_version
+
+    def changes(self, engine: sa.Engine) -> ChangeFeed:
+        path = engine.url.database
+        return SqliteChanges(path) if path else ChangeFeed()
+
+
+class PostgreSQL(Dialect):
+    name = "postgresql"
+
+    def engine(self, url: str) -> sa.Engine:
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+    def announce(self, conn: sa.Connection, ids: Iterable[str]) -> None:
+        announce(conn, ids)
+
+    def changes(self, engine: sa.Engine) -> ChangeFeed:
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return PostgresChanges(dsn)
+
+
+def dialect_for(url: str) -> Dialect:
+    return SQLite() if url.startswith("sqlite") else PostgreSQL()
+
+
+def _sqlite_engine(url: str) -> sa.Engine:
+    path = sa.engine.make_url(url).database
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")  # an acknowledged escalation survives a crash
+        record.info["synchronous"] = "FULL"
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        options = conn.get_execution_options()
+        # FULL syncs each commit to disk (survives power loss); NORMAL in WAL mode survives
+        # any crash of the process (kill -9) but not of the machine. The decision log uses
+        # NORMAL so a server can acknowledge decisions without an fsync each.
+        sync = "NORMAL" if options.get("relaxed_sync") else "FULL"
+        info = conn.connection.info
+        if info.get("synchronous") != sync:
+            conn.exec_driver_sql(f"PRAGMA synchronous={sync}")
+            info["synchronous"] = sync
+        # writers take the lock up front, so two writers never deadlock on lock upgrade
+        conn.exec_driver_sql("BEGIN" if options.get("readonly") else "BEGIN IMMEDIATE")
+
+    return engine
