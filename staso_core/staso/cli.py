@@ -156,7 +156,7 @@ def escalations_deny(escalation_id: str, by: str = typer.Option(..., help="who d
 def _load(file: Path) -> Any:
     from .errors import PolicyError
     from .plugins import make_plugin_manager
-    from .service import load_any_policy
+    from .policy.discovery import load_any_policy
 
     try:
         return load_any_policy(file, make_plugin_manager())

@@ -13,6 +13,8 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from fastapi import APIRouter
+
     from .models import Escalation, GuardRequest, GuardResult, RuleResult
     from .policy.model import RulePack
 
@@ -57,3 +59,20 @@ def staso_escalation_created(escalation: Escalation) -> None:
 @hookspec
 def staso_escalation_resolved(escalation: Escalation) -> None:
     """An escalation was approved, denied or timed out."""
+
+
+@hookspec
+def staso_http_routes() -> list[APIRouter]:
+    """Routers ``staso serve`` mounts at startup, e.g. a Slack interactivity endpoint.
+
+    Called only by the server, so a plugin imports FastAPI inside the function and stays
+    importable without the server extra. A route that clashes with one already mounted
+    (the same method and path) stops the server from starting. Routes answer without any
+    staso key: each checks its callers itself (a Slack signature, a signed link).
+    """
+
+
+@hookspec
+def staso_dashboard_links() -> list[tuple[str, str]]:
+    """(label, href) pairs the dashboard's header shows; href is a path on this server
+    (``/...``) or an ``http(s)://`` address."""

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import StasoError
 
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
 BUILTIN_PLUGINS = (
     "staso.builtins.rule_packs",
     "staso.builtins.cel_functions",
     "staso.builtins.notifiers",
+    "staso.builtins.server",
 )
+_LINK_SCHEMES = ("/", "http://", "https://")
 
 
 def make_plugin_manager(extra: Iterable[Any] = (), *, entry_points: bool = True
@@ -49,3 +54,28 @@ def runs_foreign_code(pm: pluggy.PluginManager) -> bool:
                for hook in (hooks.staso_cel_functions, hooks.staso_before_guard,
                             hooks.staso_evaluate)
                for impl in hook.get_hookimpls())
+
+
+def http_routes(pm: pluggy.PluginManager) -> list[APIRouter]:
+    """The routers to mount, the server's own first (``tryfirst``), then plugins'."""
+    from fastapi import APIRouter
+
+    routers = [router for routers in pm.hook.staso_http_routes() for router in routers or ()]
+    for router in routers:
+        if not isinstance(router, APIRouter):
+            raise StasoError(f"staso_http_routes must return FastAPI APIRouters, not "
+                             f"{type(router).__name__}")
+    return routers
+
+
+def dashboard_links(pm: pluggy.PluginManager) -> list[tuple[str, str]]:
+    """(label, href) pairs for the dashboard's header, checked once at startup: a link
+    that could run script (``javascript:``) or is not a pair stops the server."""
+    links = [link for found in pm.hook.staso_dashboard_links() for link in found or ()]
+    for link in links:
+        if not (isinstance(link, (tuple, list)) and len(link) == 2
+                and all(isinstance(part, str) and part for part in link)
+                and link[1].startswith(_LINK_SCHEMES)):
+            raise StasoError(f"a dashboard link must be a (label, href) pair of text with an "
+                             f"href starting with /, http:// or https://, not {link!r}")
+    return [(label, href) for label, href in links]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .discovery import collect_functions
 from .engine import Engine
 from .loader import sibling_tests
 from .model import Policy, PolicyTest
@@ -20,7 +21,6 @@ class TestOutcome:
 def run_policy_tests(policy: Policy, path: str | Path | None = None,
                      functions: dict | None = None) -> list[TestOutcome]:
     from ..plugins import make_plugin_manager
-    from ..service import collect_functions
 
     engine = Engine(policy, functions if functions is not None
                     else collect_functions(make_plugin_manager()))

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
@@ -22,7 +22,7 @@ from ..errors import (
     StasoError,
     StoreUnavailable,
 )
-from . import api, dashboard
+from ..plugins import http_routes
 from .api import json_response
 from .state import ServerConfig, ServerState
 
@@ -44,8 +44,6 @@ def create_app(config: ServerConfig) -> FastAPI:
                   description="Guard AI agents' tool calls: allow, block, modify or escalate.",
                   docs_url="/docs", redoc_url=None)
     app.state.staso = state
-    app.include_router(api.router)
-    app.include_router(dashboard.router)
     _add_error_handlers(app, state)
 
     @app.get("/healthz", summary="Liveness and database reachability")
@@ -66,9 +64,33 @@ def create_app(config: ServerConfig) -> FastAPI:
         return PlainTextResponse(state.metrics.render(pending, state.policy_version),
                                  media_type="text/plain; version=0.0.4")
 
+    _mount(app, http_routes(state.pm))  # the API and dashboard, then plugins' routes
     app.add_middleware(BodyLimit, limit=config.max_input_bytes * 2 + 64 * 1024,
                        metrics=state.metrics)
     return app
+
+
+def _mount(app: FastAPI, routers: list[APIRouter]) -> None:
+    """Include each router, refusing a route whose method and path are taken: the first
+    mounted would answer and the other would never run, silently."""
+    taken = {(method, path): "staso" for method, path in _keys(app.routes)}
+    for router in routers:
+        owner = next((getattr(r, "endpoint", None) for r in router.routes), None)
+        where = getattr(owner, "__module__", "a plugin")
+        for key in _keys(router.routes):
+            if key in taken:
+                raise StasoError(f"{where} adds the route {' '.join(key)}, which "
+                                 f"{taken[key]} already has")
+            taken[key] = where
+        app.include_router(router)
+
+
+def _keys(routes: list[Any]) -> list[tuple[str, str]]:
+    """(method, path) of each route declared directly on a router (routers included into
+    it are not looked into: FastAPI keeps those as wrappers whose shape varies by version)."""
+    return [(method, route.path) for route in routes
+            if isinstance(getattr(route, "path", None), str)
+            for method in sorted(getattr(route, "methods", None) or {"*"})]
 
 
 def _add_error_handlers(app: FastAPI, state: ServerState) -> None:

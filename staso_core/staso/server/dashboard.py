@@ -51,11 +51,24 @@ _HEADERS = {
 _ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 
 
-def _page(name: str, **values: str) -> Response:
+def _page(name: str, markup: dict[str, str] | None = None, **values: str) -> Response:
+    """A static page with ``{{name}}`` filled in: ``values`` as escaped text, ``markup``
+    as HTML built here from escaped parts."""
     text = (STATIC / name).read_text()
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", html.escape(value, quote=True))
+    for key, value in (markup or {}).items():
+        text = text.replace("{{" + key + "}}", value)
     return Response(text, media_type="text/html; charset=utf-8", headers=_HEADERS)
+
+
+def _links(links: list[tuple[str, str]]) -> str:
+    """Plugins' dashboard links (staso_dashboard_links) as the header's nav."""
+    if not links:
+        return ""
+    items = "".join(f'<a href="{html.escape(href, quote=True)}">{html.escape(label)}</a>'
+                    for label, href in links)
+    return f'<nav class="links">{items}</nav>'
 
 
 def _secure(request: Request) -> bool:
@@ -80,8 +93,8 @@ async def index(request: Request) -> Response:
     if found is None:
         return RedirectResponse("/login", status_code=303)
     principal, session = found
-    return _page("dashboard.html", csrf=csrf_token(principal, session), user=principal.name,
-                 role=principal.role)
+    return _page("dashboard.html", {"links": _links(state_of(request).dashboard_links)},
+                 csrf=csrf_token(principal, session), user=principal.name, role=principal.role)
 
 
 _LOGIN_ERRORS = {"unknown": "Unknown or revoked key.",

@@ -17,15 +17,10 @@ from typing import Any
 
 from ..errors import StasoError, StoreUnavailable
 from ..models import GuardRequest, GuardResult
-from ..plugins import make_plugin_manager
-from ..policy import Engine, Policy, load_policy_text
-from ..service import (
-    DEFAULT_POLICY,
-    DecisionService,
-    collect_functions,
-    collect_packs,
-    shorten_gil_slices,
-)
+from ..plugins import dashboard_links, make_plugin_manager
+from ..policy import Engine, Policy
+from ..policy.discovery import DEFAULT_POLICY, collect_functions, load_policy_source
+from ..service import DecisionService, shorten_gil_slices
 from ..settings import env_int
 from ..store import Store
 from ..store.policies import latest_policy, latest_version, save_policy
@@ -94,6 +89,7 @@ class ServerState:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.pm = make_plugin_manager(config.plugins)
+        self.dashboard_links = dashboard_links(self.pm)  # a bad link stops the server here
         self.store = Store(config.database_url)
         self.policy_version, self.policy_source, policy = self._initial_policy()
         self.service = DecisionService(self.store, policy, self.pm)
@@ -116,8 +112,7 @@ class ServerState:
 
     # -- policy versions ----------------------------------------------------------------
     def load(self, source: str, path: str) -> Policy:
-        return load_policy_text(source, path, packs=collect_packs(self.pm),
-                                functions=collect_functions(self.pm))
+        return load_policy_source(source, path, self.pm)
 
     def _initial_policy(self) -> tuple[int, str, Policy]:
         if self.config.policy is not None:
@@ -245,10 +240,8 @@ def _exit_with_parent(parent: int) -> None:
 def _worker_evaluate(version: int, source: str, call: GuardRequest) -> GuardResult:
     pm = _worker["pm"]
     if _worker.get("version") != version:
-        functions = collect_functions(pm)
-        policy = load_policy_text(source, f"<policy v{version}>", packs=collect_packs(pm),
-                                  functions=functions)
-        _worker["engine"], _worker["version"] = Engine(policy, functions), version
+        policy = load_policy_source(source, f"<policy v{version}>", pm)
+        _worker["engine"], _worker["version"] = Engine(policy, collect_functions(pm)), version
     result: GuardResult = _worker["engine"].evaluate(call.tool_name, call.tool_input,
                                                      call.context, call.decision_id)
     return result
