@@ -1,0 +1,188 @@
+"""The store interface (``StoreBackend``) and change feeds: the decision service runs on a
+backend written from the interface alone, and each SQL dialect's feed wakes a waiter when
+another connection answers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import BACKENDS
+from servers import drop_pg_database, new_pg_database, postgres_available
+from staso.errors import EscalationConflict, EscalationNotFound
+from staso.models import Escalation, GuardRequest
+from staso.plugins import make_plugin_manager
+from staso.policy.discovery import load_any_policy
+from staso.service import DecisionService
+from staso.store import Store, StoreBackend
+from staso.store.changes import PostgresChanges, SqliteChanges
+from staso.waiting import ChangeFeed
+
+
+class MemoryStore:
+    """A whole backend in one class, held in memory: what a new store implements."""
+
+    def __init__(self) -> None:
+        self.escalations: dict[str, Escalation] = {}
+        self.decisions: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def get_escalation(self, escalation_id: str) -> Escalation:
+        esc = self.escalations.get(escalation_id)
+        if esc is None:
+            raise EscalationNotFound(escalation_id)
+        return replace(esc, status=esc.effective_status())
+
+    def list_escalations(self, *, status: str | None = None, agent: str | None = None,
+                         tool: str | None = None, rule: str | None = None,
+                         limit: int = 100) -> list[Escalation]:
+        found = [self.get_escalation(i) for i in self.escalations]
+        return [e for e in found if status in (None, e.status)][:limit]
+
+    def count_escalations(self, status: str) -> int:
+        return len(self.list_escalations(status=status))
+
+    def open_escalation(self, *, fingerprint: str, decision_id: str, values: dict[str, Any],
+                        expires_at: float, claim_window: float, extend: bool = False,
+                        now: float | None = None) -> tuple[Escalation, str]:
+        now = now or time.time()
+        with self.lock:
+            for esc in self.escalations.values():
+                if esc.fingerprint != fingerprint:
+                    continue
+                if esc.status in ("approved", "denied") and esc.consumed_at is None:
+                    self.escalations[esc.id] = replace(esc, consumed_at=now)
+                    return self.escalations[esc.id], "claimed"
+                if esc.effective_status(now) == "pending":
+                    return esc, "pending"
+            esc = Escalation(id=f"esc_{len(self.escalations)}", status="pending",
+                             fingerprint=fingerprint, decision_id=decision_id, created_at=now,
+                             expires_at=expires_at, **values)
+            self.escalations[esc.id] = esc
+            return esc, "created"
+
+    def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
+                modified_input: dict[str, Any] | None = None,
+                now: float | None = None) -> Escalation:
+        with self.lock:
+            esc = self.get_escalation(escalation_id)
+            if esc.status != "pending":
+                raise EscalationConflict(f"already {esc.status}", status=esc.status)
+            self.escalations[esc.id] = replace(esc, status=status, resolved_by=by,
+                                               resolved_at=now or time.time(), comment=comment,
+                                               modified_input=modified_input)
+            return self.escalations[esc.id]
+
+    def expire(self, escalation_id: str, now: float | None = None) -> tuple[Escalation, bool]:
+        esc = self.get_escalation(escalation_id)
+        changed = self.escalations[escalation_id].status != esc.status
+        self.escalations[escalation_id] = esc
+        return esc, changed
+
+    def claim(self, escalation_id: str, decision_id: str, now: float | None = None) -> bool:
+        with self.lock:
+            esc = self.get_escalation(escalation_id)
+            if esc.consumed_at is not None or esc.status not in ("approved", "denied"):
+                return False
+            self.escalations[escalation_id] = replace(esc, consumed_at=now or time.time())
+            return True
+
+    def changes(self) -> ChangeFeed:
+        return ChangeFeed()  # one process: in-process changes are all there are
+
+    def write_decisions(self, rows: Iterable[dict[str, Any]],
+                        updates: Iterable[tuple[str, dict[str, Any]]] = ()) -> None:
+        with self.lock:
+            for row in rows:
+                self.decisions.setdefault(row["id"], dict(row))
+            for decision_id, fields in updates:
+                self.decisions[decision_id].update(fields)
+
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
+        return self.decisions.get(decision_id)
+
+    def list_decisions(self, *, limit: int = 100, tool: str | None = None
+                       ) -> list[dict[str, Any]]:
+        rows = [r for r in self.decisions.values() if tool in (None, r["tool_name"])]
+        return sorted(rows, key=lambda r: -r["created_at"])[:limit]
+
+    def ping(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_service_runs_on_a_backend_written_from_the_interface() -> None:
+    store: StoreBackend = MemoryStore()  # mypy checks it against the protocol
+    pm = make_plugin_manager(entry_points=False)
+    service = DecisionService(store, load_any_policy(None, pm), pm)
+    try:
+        request = GuardRequest("process_refund", {"amount": 5000}, "dec_mem_1",
+                               agent_name="refund-agent")
+        first = service.decide(request)
+        assert (first.action, first.escalation_status) == ("escalate", "pending")
+        service.finish(request, first)
+
+        def approve() -> None:
+            time.sleep(0.1)
+            service.resolve(first.escalation_id, status="approved", by="alice")
+
+        threading.Thread(target=approve).start()
+        started = time.monotonic()
+        answered = service.wait(first.escalation_id, time.time() + 5, poll_interval=3.0)
+        assert answered.status == "approved"
+        assert time.monotonic() - started < 1.0  # woken by the feed, not the 3 s poll
+        retry = service.decide(replace(request, decision_id="dec_mem_2"))
+        assert (retry.action, retry.escalation_id) == ("allow", first.escalation_id)
+        service.log.flush()
+        assert (store.get_decision("dec_mem_1") or {}).get("action") == "escalate"
+    finally:
+        service.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'staso.db'}"
+        return
+    if not postgres_available():
+        pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432 (.ci/run starts it)")
+    url = new_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+def test_each_dialect_feeds_other_connections_answers(database_url: str) -> None:
+    """Two stores on one database stand for two processes: an answer given through one
+    wakes a waiter on the other's feed (SQLite: data_version; PostgreSQL: NOTIFY)."""
+    waiter_side, answer_side = Store(database_url), Store(database_url)
+    feed = waiter_side.changes()
+    assert isinstance(feed, SqliteChanges if database_url.startswith("sqlite")
+                      else PostgresChanges)
+    try:
+        esc, how = answer_side.open_escalation(
+            fingerprint="f", decision_id="dec_1", expires_at=time.time() + 60,
+            claim_window=60, values={"tool_name": "t", "tool_input": {}, "context": {}})
+        assert how == "created"
+        threading.Timer(0.3, lambda: answer_side.resolve(esc.id, status="denied",
+                                                         by="bob")).start()
+        started = time.monotonic()
+        while True:  # as DecisionService.wait does: a wake-up is a reason to look again
+            token = feed.token(esc.id)
+            if waiter_side.get_escalation(esc.id).status != "pending":
+                break
+            assert time.monotonic() - started < 2.0, "the answer was not seen"
+            feed.wait(esc.id, token, timeout=5.0)
+        assert time.monotonic() - started < 2.0  # far under the 5 s a missed wake-up costs
+        assert waiter_side.get_escalation(esc.id).status == "denied"
+    finally:
+        feed.close()
+        waiter_side.close()
+        answer_side.close()
