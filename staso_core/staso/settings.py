@@ -1,4 +1,4 @@
-"""Settings from ``st.init`` arguments, falling back to STASO_* variables (SPEC §11)."""
+"""Settings from ``st.init`` arguments, falling back to STASO_* variables."""
 
 from __future__ import annotations
 

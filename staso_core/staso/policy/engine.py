@@ -1,4 +1,4 @@
-"""Evaluates a loaded policy against one call: the strictest action wins (SPEC §4)."""
+"""Evaluates a loaded policy against one call: the strictest action wins."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The approval dashboard (SPEC §7): log in with an approver key, answer escalations.
+"""The approval dashboard: log in with an approver key, answer escalations.
 
 Pages are static HTML; the script renders data with ``textContent`` only, so a tool input
 like ``<script>`` shows as text. A Content-Security-Policy forbids inline script as a second

@@ -1,4 +1,4 @@
-"""API keys (SPEC §7): random keys handed out once; only their SHA-256 hashes are stored."""
+"""API keys: random keys handed out once; only their SHA-256 hashes are stored."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Policy versions (SPEC §6): every policy a server ran is kept, newest wins."""
+"""Policy versions: every policy a server ran is kept, newest wins."""
 
 from __future__ import annotations
 

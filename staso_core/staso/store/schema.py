@@ -1,4 +1,4 @@
-"""Tables (SPEC §6). Times are epoch seconds (float) so SQLite and PostgreSQL agree."""
+"""Tables. Times are epoch seconds (float) so SQLite and PostgreSQL agree."""
 
 from __future__ import annotations
 
