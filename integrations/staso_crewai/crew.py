@@ -19,20 +19,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from crewai import Crew
 from crewai.hooks.dispatch import InterceptionPoint, get_hooks, register
 from crewai.hooks.tool_hooks import ToolCallHookContext
 
-from staso.adapters import validated_input
+from staso.adapters import CallKwargs, validated_input
 
 from .calls import crewai_context
 from .tools import decided_calls, guard_of, guard_tools
 
 if TYPE_CHECKING:
-    from staso.client import Client
+    from typing_extensions import Unpack
+
+    pass
 
 log = logging.getLogger("staso")
 
@@ -87,19 +88,10 @@ def _install_hooks() -> None:
             register(InterceptionPoint.POST_TOOL_CALL, _hooks.after)
 
 
-def guard_crew(crew: Crew, *, wait_for_escalation: bool = False,
-               escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
-               timeout: float | None = None, fail_closed: bool | None = None,
-               context: Mapping[str, Any] | None = None, client: Client | None = None
-               ) -> Crew:
+def guard_crew(crew: Crew, **options: Unpack[CallKwargs]) -> Crew:
     """Guard every tool of every agent in ``crew`` (in place; returns the crew). Other crews
     in the process are not affected. Refusals are what the agent reads as the tool's result
     (crewai hooks cannot raise out of a run, so there is no ``on_block="raise"`` here)."""
-    options: dict[str, Any] = dict(
-        wait_for_escalation=wait_for_escalation,
-        escalation_poll_interval=escalation_poll_interval,
-        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
-        context=context, client=client)
     agents = [*crew.agents, *([crew.manager_agent] if crew.manager_agent else [])]
     for agent in agents:
         if agent.tools:

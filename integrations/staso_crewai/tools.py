@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from crewai.tools import BaseTool
 
-from staso.adapters import ToolGuard, guarded_copy, validated_input
+from staso.adapters import GuardKwargs, Outcome, ToolGuard, guarded_copy, validated_input
 from staso.models import GuardResult
-from staso.outcome import OnBlock, Outcome
 
 from .calls import crewai_context
 
 if TYPE_CHECKING:
-    from staso.client import Client
+    from typing_extensions import Unpack
+
+    pass
 
 
 def _named(tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -137,19 +138,11 @@ class _Guarded:
         return await self._aguarded(super()._arun, args, kwargs)  # type: ignore[misc]
 
 
-def guard_tools(tools: Iterable[BaseTool], *, wait_for_escalation: bool = False,
-                escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
-                timeout: float | None = None, fail_closed: bool | None = None,
-                on_block: OnBlock = "output", on_escalate: OnBlock = "output",
-                context: Mapping[str, Any] | None = None, client: Client | None = None
-                ) -> list[BaseTool]:
+def guard_tools(tools: Iterable[BaseTool], **options: Unpack[GuardKwargs]) -> list[BaseTool]:
     """Guarded copies of ``tools`` (the originals are untouched), of the same classes, with
-    the same names and schemas."""
-    guard = ToolGuard(
-        wait_for_escalation=wait_for_escalation,
-        escalation_poll_interval=escalation_poll_interval,
-        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
-        on_block=on_block, on_escalate=on_escalate, context=context, client=client)
+    the same names and schemas. ``options``: the guard options (``staso.GuardOptions``) and
+    ``on_block``, ``on_escalate``, ``context``, ``client``."""
+    guard = ToolGuard.of(**options)
     guarded = []
     for tool in tools:
         if not isinstance(tool, BaseTool):

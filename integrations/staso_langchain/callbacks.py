@@ -10,21 +10,22 @@ can rewrite it. For the full table of SPEC §8 use those.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from staso.adapters import ToolGuard
+from staso.adapters import CallKwargs, ToolGuard
 from staso.errors import GuardBlocked
 from staso.models import GuardResult
 
 from .calls import already_guarded, langchain_context
 
 if TYPE_CHECKING:
-    from staso.client import Client
+    from typing_extensions import Unpack
+
+    pass
 
 
 def _cannot_rewrite(result: GuardResult) -> GuardResult:
@@ -44,16 +45,9 @@ class StasoCallbackHandler(BaseCallbackHandler):
     ignore_llm = ignore_chain = ignore_retriever = True  # (tool events come under "agent")
     ignore_chat_model = ignore_retry = ignore_custom_event = True
 
-    def __init__(self, *, wait_for_escalation: bool = False,
-                 escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
-                 timeout: float | None = None, fail_closed: bool | None = None,
-                 context: Mapping[str, Any] | None = None, client: Client | None = None
-                 ) -> None:
-        self.guard = ToolGuard(
-            wait_for_escalation=wait_for_escalation,
-            escalation_poll_interval=escalation_poll_interval,
-            escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
-            on_block="raise", on_escalate="raise", context=context, client=client)
+    def __init__(self, **options: Unpack[CallKwargs]) -> None:
+        # a callback cannot answer the model: a block or a pending escalation stops the tool
+        self.guard = ToolGuard.of(**options, on_block="raise", on_escalate="raise")
         self._running: dict[UUID, tuple[GuardResult, float]] = {}
 
     def on_tool_start(self, serialized: dict[str, Any] | None, input_str: str, *,

@@ -11,8 +11,7 @@ from typing import Any
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 
-from staso.adapters import validated_input
-from staso.outcome import Outcome
+from staso.adapters import Outcome, validated_input
 
 try:  # LangGraph knows the run id given to the graph invocation
     from langgraph.runtime import get_runtime

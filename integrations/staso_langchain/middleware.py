@@ -3,14 +3,13 @@ with the whole decision table of SPEC §8, for ``invoke`` and ``ainvoke``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from langchain.agents.middleware import AgentMiddleware
 from langchain_core.messages import ToolMessage
 
-from staso.adapters import ToolGuard
-from staso.outcome import OnBlock, Outcome
+from staso.adapters import GuardKwargs, Outcome, ToolGuard
 
 from .calls import (
     already_guarded,
@@ -23,8 +22,8 @@ from .calls import (
 
 if TYPE_CHECKING:
     from langgraph.prebuilt.tool_node import ToolCallRequest
+    from typing_extensions import Unpack
 
-    from staso.client import Client
 
 
 class StasoMiddleware(AgentMiddleware):
@@ -37,18 +36,9 @@ class StasoMiddleware(AgentMiddleware):
     so the event loop stays free).
     """
 
-    def __init__(self, *, wait_for_escalation: bool = False,
-                 escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
-                 timeout: float | None = None, fail_closed: bool | None = None,
-                 on_block: OnBlock = "output", on_escalate: OnBlock = "output",
-                 context: Mapping[str, Any] | None = None, client: Client | None = None
-                 ) -> None:
+    def __init__(self, **options: Unpack[GuardKwargs]) -> None:
         super().__init__()
-        self.guard = ToolGuard(
-            wait_for_escalation=wait_for_escalation,
-            escalation_poll_interval=escalation_poll_interval,
-            escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
-            on_block=on_block, on_escalate=on_escalate, context=context, client=client)
+        self.guard = ToolGuard.of(**options)
 
     @staticmethod
     def _call(request: ToolCallRequest) -> tuple[str, str | None, dict[str, Any]] | None:

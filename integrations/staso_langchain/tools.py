@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_core.tools import tool as as_tool
 
-from staso.adapters import ToolGuard, guarded_copy
-from staso.outcome import OnBlock, Outcome
+from staso.adapters import GuardKwargs, Outcome, ToolGuard, guarded_copy
 
 from .calls import (
     already_guarded,
@@ -23,7 +22,9 @@ from .calls import (
 )
 
 if TYPE_CHECKING:
-    from staso.client import Client
+    from typing_extensions import Unpack
+
+    pass
 
 
 class _Call:
@@ -100,19 +101,11 @@ class _Guarded:
         return run.output
 
 
-def guard_tools(tools: Iterable[BaseTool | Callable[..., Any]], *,
-                wait_for_escalation: bool = False, escalation_poll_interval: float = 3.0,
-                escalation_timeout: float = 300.0, timeout: float | None = None,
-                fail_closed: bool | None = None, on_block: OnBlock = "output",
-                on_escalate: OnBlock = "output", context: Mapping[str, Any] | None = None,
-                client: Client | None = None) -> list[BaseTool]:
+def guard_tools(tools: Iterable[BaseTool | Callable[..., Any]],
+                **options: Unpack[GuardKwargs]) -> list[BaseTool]:
     """Guarded copies of ``tools`` (the originals are untouched), of the same classes, with
     the same names, schemas and injected arguments. A plain function becomes a tool first."""
-    guard = ToolGuard(
-        wait_for_escalation=wait_for_escalation,
-        escalation_poll_interval=escalation_poll_interval,
-        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
-        on_block=on_block, on_escalate=on_escalate, context=context, client=client)
+    guard = ToolGuard.of(**options)
     guarded = []
     for item in tools:
         if isinstance(item, BaseTool):

@@ -11,10 +11,9 @@ from agents.exceptions import AgentsException
 from agents.tool_context import ToolContext
 from agents.tracing import get_current_trace
 
-from staso.adapters import ToolGuard
+from staso.adapters import Outcome, ToolGuard
 from staso.errors import EscalationPending, GuardBlocked
 from staso.models import GuardResult
-from staso.outcome import Outcome
 
 
 def openai_agents_context(ctx: ToolContext[Any] | None) -> dict[str, Any]:

@@ -9,7 +9,6 @@ A tool that those already guard is left to them: one call, one decision.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agents.tool_guardrails import (
@@ -18,13 +17,14 @@ from agents.tool_guardrails import (
     ToolInputGuardrailData,
 )
 
-from staso.adapters import ToolGuard
-from staso.outcome import OnBlock
+from staso.adapters import CallKwargs, OnBlock, ToolGuard
 
 from .calls import openai_agents_context, parse_arguments
 
 if TYPE_CHECKING:
-    from staso.client import Client
+    from typing_extensions import Unpack
+
+    pass
 
 
 def _tool_named(agent: Any, tool_name: str) -> Any:
@@ -33,23 +33,14 @@ def _tool_named(agent: Any, tool_name: str) -> Any:
                  if getattr(t, "name", None) == tool_name), None)
 
 
-def staso_tool_guardrail(*, wait_for_escalation: bool = False,
-                         escalation_poll_interval: float = 3.0,
-                         escalation_timeout: float = 300.0, timeout: float | None = None,
-                         fail_closed: bool | None = None, on_block: OnBlock = "output",
-                         on_escalate: OnBlock = "output",
-                         context: Mapping[str, Any] | None = None,
-                         client: Client | None = None) -> ToolInputGuardrail[Any]:
+def staso_tool_guardrail(*, on_block: OnBlock = "output", on_escalate: OnBlock = "output",
+                         **options: Unpack[CallKwargs]) -> ToolInputGuardrail[Any]:
     """A tool input guardrail: add it to a tool's ``tool_input_guardrails``.
 
     allow → the tool runs; block / pending approval / rewrite → the model reads why and the
     tool does not run (``on_block="raise"`` / ``on_escalate="raise"`` stop the run instead).
     """
-    guard = ToolGuard(
-        wait_for_escalation=wait_for_escalation,
-        escalation_poll_interval=escalation_poll_interval,
-        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
-        context=context, client=client)  # outputs: the guardrail chooses reject or raise
+    guard = ToolGuard.of(**options)  # outputs: the guardrail chooses reject or raise
 
     async def staso_guard(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
         ctx = data.context

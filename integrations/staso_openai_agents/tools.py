@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from agents import Agent
 from agents.tool import FunctionTool, invoke_function_tool
 from agents.tool_context import ToolContext
 
-from staso.adapters import ToolGuard
+from staso.adapters import GuardKwargs, ToolGuard
 from staso.models import GuardResult
-from staso.outcome import OnBlock
 
 from .calls import decide, openai_agents_context, parse_arguments, rewritten_arguments
 
 if TYPE_CHECKING:
-    from staso.client import Client
+    from typing_extensions import Unpack
+
+    pass
 
 log = logging.getLogger("staso")
 Invoker = Callable[[ToolContext[Any], str], Awaitable[Any]]
@@ -72,21 +73,11 @@ def _guarded(tool: FunctionTool, guard: ToolGuard,
     return guarded
 
 
-def guard_tools(tools: Iterable[Any], *, wait_for_escalation: bool = False,
-                escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
-                timeout: float | None = None, fail_closed: bool | None = None,
-                on_block: OnBlock = "output", on_escalate: OnBlock = "output",
-                context: Mapping[str, Any] | None = None, client: Client | None = None
-                ) -> list[Any]:
+def guard_tools(tools: Iterable[Any], **options: Unpack[GuardKwargs]) -> list[Any]:
     """Guarded copies of the function tools in ``tools`` (the originals are untouched).
     Hosted tools (web search, file search, code interpreter…) run on OpenAI's side where no
     guard can reach; they are passed through, with a warning."""
-    guard = ToolGuard(
-        wait_for_escalation=wait_for_escalation,
-        escalation_poll_interval=escalation_poll_interval,
-        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
-        on_block=on_block, on_escalate=on_escalate, context=context, client=client)
-    return _guard_list(tools, guard)
+    return _guard_list(tools, ToolGuard.of(**options))
 
 
 def _guard_list(tools: Iterable[Any], guard: ToolGuard,
@@ -102,19 +93,10 @@ def _guard_list(tools: Iterable[Any], guard: ToolGuard,
     return guarded
 
 
-def guard_agent(agent: Agent[Any], *, wait_for_escalation: bool = False,
-                escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
-                timeout: float | None = None, fail_closed: bool | None = None,
-                on_block: OnBlock = "output", on_escalate: OnBlock = "output",
-                context: Mapping[str, Any] | None = None, client: Client | None = None
-                ) -> Agent[Any]:
+def guard_agent(agent: Agent[Any], **options: Unpack[GuardKwargs]) -> Agent[Any]:
     """A copy of ``agent`` whose function tools are guarded, and so are those of every agent
     it can hand off to (each copied once, so handoff cycles stay cycles)."""
-    guard = ToolGuard(
-        wait_for_escalation=wait_for_escalation,
-        escalation_poll_interval=escalation_poll_interval,
-        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed,
-        on_block=on_block, on_escalate=on_escalate, context=context, client=client)
+    guard = ToolGuard.of(**options)
     return copy_agents(agent, lambda original: _guard_list(original.tools, guard))
 
 

@@ -23,7 +23,7 @@ _EXPORTS = {
     "EscalationUnavailable": "errors", "StoreUnavailable": "errors", "GuardFailure": "errors",
     "AccessDenied": "errors",
     "hookimpl": "hookspecs", "hookspec": "hookspecs",
-    "Outcome": "outcome", "decide_outcome": "outcome",
+    "Outcome": "outcome", "decide_outcome": "outcome", "GuardOptions": "options",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     )
     from .hookspecs import hookimpl, hookspec
     from .models import Escalation, GuardRequest, GuardResult, RuleResult
+    from .options import GuardOptions
     from .outcome import Outcome, decide_outcome
     from .settings import Settings
     from .tools import tool

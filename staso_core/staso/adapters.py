@@ -1,8 +1,12 @@
-"""What every framework adapter shares: its options, guard → outcome, the execution record.
+"""The adapter kit: what every framework adapter shares, and the only part of core (besides
+the public API) that integrations import.
 
 An adapter turns a framework's tool call into ``(tool_name, tool_input, context)``, asks a
-``ToolGuard`` for the outcome (the one mapping of SPEC §8, in ``outcome.py``), then runs the
-tool with ``outcome.tool_input`` or hands ``outcome.message`` to the model. Keeping that here
+``ToolGuard`` (built from the shared keywords: ``ToolGuard.of(**options)``) for the outcome
+(the one decision → outcome mapping, in ``outcome.py``), then runs the tool with
+``outcome.tool_input`` or hands ``outcome.message`` to the model, and records how the tool
+ran (``execution``). ``guarded_copy`` makes a guarded copy of a pydantic tool; ``require``
+and ``lazy_exports`` make a missing framework a clear error on first use. Keeping that here
 means LangChain, the OpenAI Agents SDK, CrewAI and ``@st.tool`` cannot drift apart.
 """
 
@@ -20,9 +24,16 @@ from typing import TYPE_CHECKING, Any
 from .decision_log import truncate
 from .errors import InvalidToolInput, StasoError
 from .models import GuardResult
+from .options import DEFAULT_OPTIONS, CallKwargs, GuardKwargs, GuardOptions, guard_options
 from .outcome import OnBlock, Outcome, decide_outcome
 
+__all__ = ["CallKwargs", "Execution", "GuardKwargs", "GuardOptions", "IntegrationMissing",
+           "OnBlock", "Outcome", "ToolGuard", "execution_fields", "guarded_copy",
+           "lazy_exports", "require", "validated_input"]
+
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .client import Client
 
 log = logging.getLogger("staso")
@@ -60,30 +71,33 @@ def execution_fields(status: str, started: float, output: Any = None,
                 f"{type(error).__name__}: {error}")}
 
 
+_ADAPTER_KEYWORDS = ("on_block", "on_escalate", "context", "client")
+
+
 @dataclass(frozen=True)
 class ToolGuard:
-    """How an adapter guards calls: SPEC §3's guard options plus SPEC §8's ``on_block`` /
-    ``on_escalate`` ("output": the model reads a message; "raise": the exception)."""
+    """How an adapter guards calls: the guard options, and what the model gets for a block
+    or a pending escalation (``on_block`` / ``on_escalate``: "output", a message it reads;
+    "raise", the exception), context added to every call, and the client to use."""
 
-    wait_for_escalation: bool = False
-    escalation_poll_interval: float = 3.0
-    escalation_timeout: float = 300.0
-    timeout: float | None = None
-    fail_closed: bool | None = None
+    options: GuardOptions = DEFAULT_OPTIONS
     on_block: OnBlock = "output"
     on_escalate: OnBlock = "output"
     context: Mapping[str, Any] | None = None
     client: Client | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, **kwargs: Unpack[GuardKwargs]) -> ToolGuard:
+        """The guard an adapter's keywords describe (every adapter takes the same ones)."""
+        options: dict[str, Any] = {k: v for k, v in kwargs.items() if k not in _ADAPTER_KEYWORDS}
+        own: dict[str, Any] = {k: v for k, v in kwargs.items() if k in _ADAPTER_KEYWORDS}
+        return cls(guard_options(options), **own)
 
     def __post_init__(self) -> None:
         for name in ("on_block", "on_escalate"):
             if getattr(self, name) not in ("output", "raise"):
                 raise ValueError(f"{name} must be 'output' or 'raise', not "
                                  f"{getattr(self, name)!r}")
-        if self.escalation_poll_interval <= 0 or self.escalation_timeout <= 0:
-            raise ValueError("escalation_poll_interval and escalation_timeout must be > 0")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ValueError("timeout must be > 0 seconds")
         if self.context is not None and not isinstance(self.context, Mapping):
             raise TypeError(f"context must be a dict, not {type(self.context).__name__}")
 
@@ -93,18 +107,15 @@ class ToolGuard:
             return self.client
         return _api().get_client()
 
-    def _options(self, context: Mapping[str, Any] | None) -> dict[str, Any]:
-        merged = {**(context or {}), **(self.context or {})}  # the user's own keys win
-        return {"context": merged, "wait_for_escalation": self.wait_for_escalation,
-                "escalation_poll_interval": self.escalation_poll_interval,
-                "escalation_timeout": self.escalation_timeout, "timeout": self.timeout,
-                "fail_closed": self.fail_closed}
+    def _context(self, context: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {**(context or {}), **(self.context or {})}  # the user's own keys win
 
     def check(self, tool_name: str, tool_input: dict[str, Any],
               context: Mapping[str, Any] | None = None) -> Outcome:
         """Guard one call and map the decision; blocks while waiting for a person."""
         try:
-            result = self.client_for_call().guard(tool_name, tool_input, **self._options(context))
+            result = self.client_for_call().guard_with(tool_name, tool_input, self.options,
+                                                       self._context(context))
         except InvalidToolInput as exc:
             result = self._unguardable(tool_name, exc)
         return self.outcome(result, tool_input)
@@ -113,8 +124,8 @@ class ToolGuard:
                      context: Mapping[str, Any] | None = None) -> Outcome:
         """``check`` for asyncio: a wait awaits and the event loop stays free."""
         try:
-            result = await self.client_for_call().aguard(
-                tool_name, tool_input, **self._options(context))
+            result = await self.client_for_call().aguard_with(
+                tool_name, tool_input, self.options, self._context(context))
         except InvalidToolInput as exc:
             result = self._unguardable(tool_name, exc)
         return self.outcome(result, tool_input)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .client import Client
 from .models import Escalation, GuardResult
+from .options import GuardOptionKwargs, guard_options
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _client: Client | None = None
 _lock = threading.Lock()
@@ -44,25 +48,19 @@ def get_client() -> Client:
 
 
 def guard(tool_name: str, tool_input: dict[str, Any], *, context: dict[str, Any] | None = None,
-          wait_for_escalation: bool = False, escalation_poll_interval: float = 3.0,
-          escalation_timeout: float = 300.0, timeout: float | None = None,
-          fail_closed: bool | None = None) -> GuardResult:
-    """Decide on a tool call before it runs: allow, block, modify or escalate."""
-    return get_client().guard(
-        tool_name, tool_input, context=context, wait_for_escalation=wait_for_escalation,
-        escalation_poll_interval=escalation_poll_interval,
-        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed)
+          **options: Unpack[GuardOptionKwargs]) -> GuardResult:
+    """Decide on a tool call before it runs: allow, block, modify or escalate. The options
+    (``wait_for_escalation``, ``escalation_poll_interval``, ``escalation_timeout``,
+    ``timeout``, ``fail_closed``) are ``GuardOptions``' fields, with its defaults."""
+    return get_client().guard_with(tool_name, tool_input, guard_options(options), context)
 
 
 async def aguard(tool_name: str, tool_input: dict[str, Any], *,
-                 context: dict[str, Any] | None = None, wait_for_escalation: bool = False,
-                 escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
-                 timeout: float | None = None, fail_closed: bool | None = None) -> GuardResult:
+                 context: dict[str, Any] | None = None,
+                 **options: Unpack[GuardOptionKwargs]) -> GuardResult:
     """``guard`` for asyncio code; never blocks the event loop."""
-    return await get_client().aguard(
-        tool_name, tool_input, context=context, wait_for_escalation=wait_for_escalation,
-        escalation_poll_interval=escalation_poll_interval,
-        escalation_timeout=escalation_timeout, timeout=timeout, fail_closed=fail_closed)
+    return await get_client().aguard_with(tool_name, tool_input, guard_options(options),
+                                          context)
 
 
 def get_escalation(escalation_id: str) -> Escalation:

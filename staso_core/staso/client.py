@@ -11,15 +11,19 @@ import threading
 import time
 from collections.abc import Generator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .conversations import current_context
 from .errors import EscalationUnavailable, InvalidToolInput, StasoError
 from .jsonutil import check_json, encoded_size
 from .models import Escalation, GuardRequest, GuardResult
+from .options import GuardOptionKwargs, GuardOptions, guard_options
 from .resolution import escalation_flow
 from .settings import Settings
 from .transports.base import Transport
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger("staso")
 Flow = Generator[tuple[Any, ...], Any, tuple[GuardResult, bool]]
@@ -127,16 +131,13 @@ class Client:
         return await getattr(self.transport, name)(*self._args(op))
 
     def _prepare(self, tool_name: str, tool_input: Any, context: dict[str, Any] | None,
-                 wait: bool, poll: float, escalation_timeout: float, timeout: float | None
+                 options: GuardOptions
                  ) -> tuple[GuardRequest, GuardResult | None, Flow | None]:
         if self._closed:
             raise StasoError("this staso client was shut down; call st.init() again")
-        if wait and (poll <= 0 or escalation_timeout <= 0):
-            raise ValueError("escalation_poll_interval and escalation_timeout must be > 0")
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be > 0 seconds")
+        wait, escalation_timeout = options.wait_for_escalation, options.escalation_timeout
         request, size = self._request(tool_name, tool_input, context, wait, escalation_timeout,
-                                      timeout)
+                                      options.timeout)
         if not self.settings.enabled:
             return request, GuardResult(action="allow", decision_id=request.decision_id,
                                         tool_name=tool_name), None
@@ -144,7 +145,8 @@ class Client:
             truncated = replace(request, tool_input={"_truncated": f"{size} bytes"})
             return truncated, self._too_large(request, size), None
         deadline = time.time() + escalation_timeout
-        return request, None, self._flow(request, deadline, poll, size)
+        return request, None, self._flow(request, deadline, options.escalation_poll_interval,
+                                         size)
 
     def _complete(self, request: GuardRequest, result: GuardResult, logged: bool,
                   started: float) -> GuardResult:
@@ -154,12 +156,21 @@ class Client:
         return result
 
     def guard(self, tool_name: str, tool_input: dict[str, Any], *,
-              context: dict[str, Any] | None = None, wait_for_escalation: bool = False,
-              escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
-              timeout: float | None = None, fail_closed: bool | None = None) -> GuardResult:
-        """Decide on one tool call before it runs (SPEC §3 and §4)."""
-        run = self._start(tool_name, tool_input, context, wait_for_escalation,
-                          escalation_poll_interval, escalation_timeout, timeout, fail_closed)
+              context: dict[str, Any] | None = None,
+              **options: Unpack[GuardOptionKwargs]) -> GuardResult:
+        """Decide on one tool call before it runs (the options: ``GuardOptions``)."""
+        return self.guard_with(tool_name, tool_input, guard_options(options), context)
+
+    async def aguard(self, tool_name: str, tool_input: dict[str, Any], *,
+                     context: dict[str, Any] | None = None,
+                     **options: Unpack[GuardOptionKwargs]) -> GuardResult:
+        """``guard`` for asyncio: waits await, and no disk I/O runs on the event loop."""
+        return await self.aguard_with(tool_name, tool_input, guard_options(options), context)
+
+    def guard_with(self, tool_name: str, tool_input: dict[str, Any], options: GuardOptions,
+                   context: dict[str, Any] | None = None) -> GuardResult:
+        """``guard`` with options built (and checked) once, as adapters hold them."""
+        run = self._start(tool_name, tool_input, context, options)
         try:
             op = run.step(None)
             while op is not None:
@@ -168,14 +179,11 @@ class Client:
             run.failed(exc)
         return self._finish(run)
 
-    async def aguard(self, tool_name: str, tool_input: dict[str, Any], *,
-                     context: dict[str, Any] | None = None, wait_for_escalation: bool = False,
-                     escalation_poll_interval: float = 3.0, escalation_timeout: float = 300.0,
-                     timeout: float | None = None, fail_closed: bool | None = None
-                     ) -> GuardResult:
-        """``guard`` for asyncio: waits await, and no disk I/O runs on the event loop."""
-        run = self._start(tool_name, tool_input, context, wait_for_escalation,
-                          escalation_poll_interval, escalation_timeout, timeout, fail_closed)
+    async def aguard_with(self, tool_name: str, tool_input: dict[str, Any],
+                          options: GuardOptions, context: dict[str, Any] | None = None
+                          ) -> GuardResult:
+        """``guard_with`` for asyncio."""
+        run = self._start(tool_name, tool_input, context, options)
         try:
             op = run.step(None)
             while op is not None:
@@ -185,12 +193,10 @@ class Client:
         return self._finish(run)
 
     def _start(self, tool_name: str, tool_input: Any, context: dict[str, Any] | None,
-               wait: bool, poll: float, escalation_timeout: float, timeout: float | None,
-               fail_closed: bool | None) -> _Run:
+               options: GuardOptions) -> _Run:
         started = time.perf_counter()
-        request, ready, flow = self._prepare(tool_name, tool_input, context, wait, poll,
-                                             escalation_timeout, timeout)
-        return _Run(request, flow, ready, started, self._fail_closed(fail_closed))
+        request, ready, flow = self._prepare(tool_name, tool_input, context, options)
+        return _Run(request, flow, ready, started, self._fail_closed(options.fail_closed))
 
     def _finish(self, run: _Run) -> GuardResult:
         if run.error is not None:

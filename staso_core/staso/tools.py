@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .adapters import Execution, ToolGuard
+from .adapters import CallKwargs, Execution, ToolGuard
 from .outcome import Outcome
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,21 +53,18 @@ def _rebind(sig: inspect.Signature, bound: inspect.BoundArguments,
 
 
 def tool(name: str | Callable[..., Any] | None = None, *, guard: bool = False,
-         wait_for_escalation: bool = False, escalation_poll_interval: float = 3.0,
-         escalation_timeout: float = 300.0, context: dict[str, Any] | None = None) -> Any:
+         **options: Unpack[CallKwargs]) -> Any:
     """Record every call of the function in the decision log; with ``guard=True`` guard its
     bound arguments first: allow runs, modify runs with the modified input, block raises
-    ``GuardBlocked``, escalate raises ``EscalationPending`` (or waits)."""
+    ``GuardBlocked``, escalate raises ``EscalationPending`` (or waits). ``options``: the
+    guard options (``GuardOptions``), ``context`` and ``client``."""
     if callable(name):  # used bare: @st.tool
         return tool()(name)
 
     def decorate(func: F) -> F:
         tool_name = name or func.__name__
         sig = inspect.signature(func)
-        guarding = ToolGuard(wait_for_escalation=wait_for_escalation, context=context,
-                             escalation_poll_interval=escalation_poll_interval,
-                             escalation_timeout=escalation_timeout,
-                             on_block="raise", on_escalate="raise")
+        guarding = ToolGuard.of(**options, on_block="raise", on_escalate="raise")
 
         def arguments(outcome: Outcome | None, bound: inspect.BoundArguments,
                       args: tuple[Any, ...], kwargs: dict[str, Any]
