@@ -136,7 +136,7 @@ def test_the_service_runs_on_a_backend_written_from_the_interface() -> None:
 
         threading.Thread(target=approve).start()
         started = time.monotonic()
-        answered = service.wait(first.escalation_id, time.time() + 5, poll_interval=3.0)
+        answered = service.wait_answer(first.escalation_id, time.time() + 5, poll_interval=3.0)
         assert answered.status == "approved"
         assert time.monotonic() - started < 1.0  # woken by the feed, not the 3 s poll
         retry = service.decide(replace(request, decision_id="dec_mem_2"))

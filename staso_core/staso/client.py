@@ -9,7 +9,6 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Generator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +19,13 @@ from .models import Escalation, GuardRequest, GuardResult
 from .options import GuardOptionKwargs, GuardOptions, guard_options
 from .resolution import escalation_flow
 from .settings import Settings
+from .steps import Decide, Flow, Record, Step, WaitAnswer
 from .transports.base import Transport
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 log = logging.getLogger("staso")
-Flow = Generator[tuple[Any, ...], Any, tuple[GuardResult, bool]]
-_ASYNC_STEPS = {"decide": "adecide", "wait": "await_", "expire": "aexpire", "claim": "aclaim"}
 
 
 _ID_PREFIX = secrets.token_hex(6)
@@ -60,9 +58,6 @@ class Client:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.resolve()
         self.transport = _build_transport(self.settings)
-        # an embedded transport uses the input's size (known here) to choose inline or a
-        # worker thread; a remote one only takes the request
-        self._sized = bool(getattr(self.transport, "takes_size", False))
         self._closed = False
         self._lock = threading.Lock()
         atexit.register(self.shutdown)
@@ -110,25 +105,13 @@ class Client:
     # -- the flow -------------------------------------------------------------------------
     @staticmethod
     def _flow(request: GuardRequest, deadline: float, poll: float, size: int) -> Flow:
-        result = yield ("decide", request, size)
+        # (the embedded transport uses the size, known here, to choose inline or a thread)
+        result = yield Decide(request, size)
         if result.action != "escalate" or not request.wait:
             return result, False
-        yield ("finish", request, result, False)  # the pending decision is logged at once
+        yield Record(request, result)  # the pending decision is logged at once
         result = yield from escalation_flow(request, result, deadline, poll)
         return result, True
-
-    def _args(self, op: tuple[Any, ...]) -> tuple[Any, ...]:
-        """A step's arguments for this transport (only an embedded one takes the size)."""
-        return op[1:2] if op[0] == "decide" and not self._sized else op[1:]
-
-    def _step(self, op: tuple[Any, ...]) -> Any:
-        return getattr(self.transport, op[0])(*self._args(op))
-
-    async def _astep(self, op: tuple[Any, ...]) -> Any:
-        name = _ASYNC_STEPS.get(op[0])
-        if name is None:
-            return self._step(op)
-        return await getattr(self.transport, name)(*self._args(op))
 
     def _prepare(self, tool_name: str, tool_input: Any, context: dict[str, Any] | None,
                  options: GuardOptions
@@ -172,9 +155,9 @@ class Client:
         """``guard`` with options built (and checked) once, as adapters hold them."""
         run = self._start(tool_name, tool_input, context, options)
         try:
-            op = run.step(None)
-            while op is not None:
-                op = run.step(self._step(op))
+            step = run.step(None)
+            while step is not None:
+                step = run.step(step.run(self.transport))
         except Exception as exc:
             run.failed(exc)
         return self._finish(run)
@@ -185,9 +168,9 @@ class Client:
         """``guard_with`` for asyncio."""
         run = self._start(tool_name, tool_input, context, options)
         try:
-            op = run.step(None)
-            while op is not None:
-                op = run.step(await self._astep(op))
+            step = run.step(None)
+            while step is not None:
+                step = run.step(await step.arun(self.transport))
         except Exception as exc:
             run.failed(exc)
         return self._finish(run)
@@ -233,12 +216,12 @@ class Client:
         """The escalation once a person answers it, or as it is after ``timeout`` seconds.
         Unlike ``guard(wait_for_escalation=True)`` this uses nothing up: the identical call
         made afterwards is the one an approval lets through."""
-        return self.transport.wait(escalation_id, time.time() + timeout, poll_interval)
+        return self.transport.wait_answer(escalation_id, time.time() + timeout, poll_interval)
 
     async def await_answer(self, escalation_id: str, *, timeout: float = 300.0,
                            poll_interval: float = 3.0) -> Escalation:
         """``wait_for_answer`` for asyncio; the event loop stays free."""
-        return await self.transport.await_(escalation_id, time.time() + timeout,
+        return await self.transport.await_answer(escalation_id, time.time() + timeout,
                                            poll_interval)
 
     def list_escalations(self, **filters: Any) -> list[Escalation]:
@@ -280,17 +263,17 @@ class _Run:
         self.logged = self.escalating = False
         self.error: Exception | None = None
 
-    def step(self, value: Any) -> tuple[Any, ...] | None:
+    def step(self, value: Any) -> Step | None:
         """The next transport step, or None once the flow has a result."""
         if self.flow is None:
             return None
         try:
-            op = self.flow.send(value)
+            step = self.flow.send(value)
         except StopIteration as stop:
             self.result, self.logged = stop.value
             return None
-        self.escalating = self.escalating or op[0] == "wait"
-        return op
+        self.escalating = self.escalating or isinstance(step, WaitAnswer)
+        return step
 
     def failed(self, exc: Exception) -> None:
         self.error = exc

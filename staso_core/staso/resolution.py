@@ -10,6 +10,7 @@ from typing import Any
 
 from .masking import unmask
 from .models import TIMEOUT_REASON, Escalation, GuardRequest, GuardResult
+from .steps import Claim, Decide, Expire, Step, WaitAnswer
 
 
 def result_from_escalation(esc: Escalation, base: GuardResult,
@@ -41,37 +42,34 @@ def result_from_escalation(esc: Escalation, base: GuardResult,
                    **{**common, "escalation_status": "timeout"})
 
 
-Step = tuple[Any, ...]
 _OWN_EXPIRY = 5.0  # seconds: an expiry this close after our deadline was set by this wait
 
 
 def escalation_flow(request: GuardRequest, first: GuardResult, deadline: float,
                     poll_interval: float) -> Generator[Step, Any, GuardResult]:
-    """Wait for a person's answer, yielding transport steps; return the final decision.
-
-    Steps: ``("wait", id, deadline, poll)`` → Escalation; ``("expire", id)`` → Escalation;
-    ``("claim", id, decision_id)`` → bool; ``("decide", request)`` → GuardResult.
-    An approval is single use: if another identical call used it first, this call asks again.
-    """
-    result, attempt = first, 0
+    """Wait for a person's answer, yielding transport steps (``steps.py``); return the final
+    decision. An approval is single use: if another identical call used it first, this call
+    asks again."""
+    result: GuardResult = first
+    attempt = 0
     while True:
         assert result.escalation_id is not None
-        esc = yield ("wait", result.escalation_id, deadline, poll_interval)
+        esc: Escalation = yield WaitAnswer(result.escalation_id, deadline, poll_interval)
         if esc.status == "pending" and esc.expires_at - deadline < _OWN_EXPIRY:
             # this wait set the expiry, a moment after our deadline (it was stored after the
             # deadline was taken): let it pass and record the timeout, so no approval can
             # land on an escalation this call has already given up on
-            esc = yield ("wait", esc.id, esc.expires_at + 0.01, poll_interval)
+            esc = yield WaitAnswer(esc.id, esc.expires_at + 0.01, poll_interval)
         if esc.status == "pending":
-            esc = yield ("expire", esc.id)
+            esc = yield Expire(esc.id)
         if esc.status in ("approved", "denied"):
-            if (yield ("claim", esc.id, request.decision_id)):
+            if (yield Claim(esc.id, request.decision_id)):
                 return result_from_escalation(esc, result, request.tool_input)
         elif esc.status == "pending":  # our deadline passed; a longer-lived escalation stays
             return result_from_escalation(replace(esc, status="timeout"), result)
         if time.time() >= deadline:
             return result_from_escalation(replace(esc, status="timeout"), result)
         attempt += 1  # timed out early or used by another call: ask again
-        result = yield ("decide", replace(request, decision_id=f"{request.decision_id}.{attempt}"))
+        result = yield Decide(replace(request, decision_id=f"{request.decision_id}.{attempt}"))
         if result.action != "escalate":
             return result

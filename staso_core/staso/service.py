@@ -215,7 +215,8 @@ class DecisionService:
         self.pm.hook.staso_escalation_resolved(escalation=esc)
         return esc
 
-    def wait(self, escalation_id: str, deadline: float, poll_interval: float) -> Escalation:
+    def wait_answer(self, escalation_id: str, deadline: float,
+                    poll_interval: float) -> Escalation:
         """Block until the escalation is answered or ``deadline``; checks at least every
         ``poll_interval`` seconds and wakes early on any change."""
         while True:
@@ -226,9 +227,9 @@ class DecisionService:
                 return esc
             self.notifier.wait(escalation_id, token, min(poll_interval, remaining))
 
-    async def wait_async(self, escalation_id: str, deadline: float,
-                         poll_interval: float) -> Escalation:
-        """``wait`` for asyncio: reads run in a worker thread, the loop stays free."""
+    async def await_answer(self, escalation_id: str, deadline: float,
+                           poll_interval: float) -> Escalation:
+        """``wait_answer`` for asyncio: reads run in a worker thread, the loop stays free."""
         while True:
             token = self.notifier.token(escalation_id)
             esc = await asyncio.to_thread(self.store.get_escalation, escalation_id)

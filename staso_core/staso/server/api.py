@@ -138,7 +138,7 @@ async def get_escalation(escalation_id: str, request: Request, principal: Anyone
     if wait > 0:
         state.metrics.long_polls += 1
         try:
-            esc = await service.wait_async(escalation_id, time.time() + wait, wait)
+            esc = await service.await_answer(escalation_id, time.time() + wait, wait)
         finally:
             state.metrics.long_polls -= 1
     else:

@@ -45,8 +45,6 @@ DEFAULT_INLINE_BYTES = 4096
 
 
 class EmbeddedTransport:
-    takes_size = True  # the client passes the input's size to decide/adecide
-
     def __init__(self, service: DecisionService, *, workers: int = DEFAULT_WORKERS,
                  inline_bytes: int = DEFAULT_INLINE_BYTES) -> None:
         if workers < 1:
@@ -136,12 +134,13 @@ class EmbeddedTransport:
                             f"{request.timeout:g} s timeout")
 
     # -- the rest of the flow ---------------------------------------------------------------
-    def wait(self, escalation_id: str, deadline: float, poll_interval: float) -> Escalation:
-        return self.service.wait(escalation_id, deadline, poll_interval)
+    def wait_answer(self, escalation_id: str, deadline: float,
+                    poll_interval: float) -> Escalation:
+        return self.service.wait_answer(escalation_id, deadline, poll_interval)
 
-    async def await_(self, escalation_id: str, deadline: float,
-                     poll_interval: float) -> Escalation:
-        return await self.service.wait_async(escalation_id, deadline, poll_interval)
+    async def await_answer(self, escalation_id: str, deadline: float,
+                           poll_interval: float) -> Escalation:
+        return await self.service.await_answer(escalation_id, deadline, poll_interval)
 
     def expire(self, escalation_id: str) -> Escalation:
         return self.service.expire(escalation_id)

@@ -238,22 +238,23 @@ class HttpTransport:
         return Call("POST", f"/v1/escalations/{escalation_id}/claim", _claimed, self._budget(),
                     json={"decision_id": decision_id})
 
-    def decide(self, request: GuardRequest) -> GuardResult:
-        result: GuardResult = self.send(self._decide(request))
+    def decide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
+        result: GuardResult = self.send(self._decide(request))  # (the server sizes it)
         return result
 
-    async def adecide(self, request: GuardRequest) -> GuardResult:
+    async def adecide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
         result: GuardResult = await self.asend(self._decide(request))
         return result
 
-    def wait(self, escalation_id: str, deadline: float, poll_interval: float) -> Escalation:
+    def wait_answer(self, escalation_id: str, deadline: float,
+                    poll_interval: float) -> Escalation:
         while True:
             esc: Escalation = self.send(self._wait(escalation_id, deadline, poll_interval))
             if esc.status != "pending" or time.time() >= deadline:
                 return esc
 
-    async def await_(self, escalation_id: str, deadline: float,
-                     poll_interval: float) -> Escalation:
+    async def await_answer(self, escalation_id: str, deadline: float,
+                           poll_interval: float) -> Escalation:
         while True:
             esc: Escalation = await self.asend(self._wait(escalation_id, deadline,
                                                           poll_interval))

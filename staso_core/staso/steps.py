@@ -1,0 +1,94 @@
+"""The steps of a guard call: what the client asks its transport, one typed object each.
+
+The flow of a call (``Client._flow``, ``resolution.escalation_flow``) is one generator that
+yields steps and is sent their answers; the client's two driver loops run each step with
+``step.run(transport)`` (``guard``) or ``await step.arun(transport)`` (``aguard``), the way
+httpx writes its sync and async send loops over one request model. Every async twin on a
+transport is named ``a`` + the sync name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, Union
+
+from .models import Escalation, GuardRequest, GuardResult
+from .transports.base import Transport
+
+
+@dataclass(frozen=True, slots=True)
+class Decide:
+    """Evaluate the call (and store its escalation): its first answer. ``size`` is the
+    input's JSON size when the client knows it (an embedded transport uses it)."""
+
+    request: GuardRequest
+    size: int | None = None
+
+    def run(self, transport: Transport) -> GuardResult:
+        return transport.decide(self.request, self.size)
+
+    async def arun(self, transport: Transport) -> GuardResult:
+        return await transport.adecide(self.request, self.size)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Log a pending decision at once (a waited call's final answer updates it later)."""
+
+    request: GuardRequest
+    result: GuardResult
+
+    def run(self, transport: Transport) -> None:
+        transport.finish(self.request, self.result, False)
+
+    async def arun(self, transport: Transport) -> None:
+        transport.finish(self.request, self.result, False)  # memory only: no I/O to await
+
+
+@dataclass(frozen=True, slots=True)
+class WaitAnswer:
+    """Wait until a person answers the escalation, or ``deadline`` (epoch seconds)."""
+
+    escalation_id: str
+    deadline: float
+    poll_interval: float
+
+    def run(self, transport: Transport) -> Escalation:
+        return transport.wait_answer(self.escalation_id, self.deadline, self.poll_interval)
+
+    async def arun(self, transport: Transport) -> Escalation:
+        return await transport.await_answer(self.escalation_id, self.deadline,
+                                            self.poll_interval)
+
+
+@dataclass(frozen=True, slots=True)
+class Expire:
+    """Mark an escalation whose time is up as timed out (once, wherever it is read)."""
+
+    escalation_id: str
+
+    def run(self, transport: Transport) -> Escalation:
+        return transport.expire(self.escalation_id)
+
+    async def arun(self, transport: Transport) -> Escalation:
+        return await transport.aexpire(self.escalation_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Use up an answered escalation for this call (an approval is single use)."""
+
+    escalation_id: str
+    decision_id: str
+
+    def run(self, transport: Transport) -> bool:
+        return transport.claim(self.escalation_id, self.decision_id)
+
+    async def arun(self, transport: Transport) -> bool:
+        return await transport.aclaim(self.escalation_id, self.decision_id)
+
+
+Step = Union[Decide, Record, WaitAnswer, Expire, Claim]  # noqa: UP007 (a runtime alias)
+# A flow yields steps, is sent each one's answer, and returns (decision, already logged).
+Flow = Generator[Step, Any, tuple[GuardResult, bool]]
