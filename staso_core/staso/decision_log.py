@@ -134,6 +134,10 @@ class DecisionLog:
                 written += len(items)
         return written
 
+    def latest(self) -> int:
+        """The sequence number of the newest record queued (to wait for with committed)."""
+        return self._seq
+
     def pending(self) -> int:
         return len(self._queue)
 

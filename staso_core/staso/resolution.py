@@ -10,7 +10,7 @@ from typing import Any
 
 from .masking import unmask
 from .models import TIMEOUT_REASON, Escalation, GuardRequest, GuardResult
-from .steps import Claim, Decide, Expire, Step, WaitAnswer
+from .steps import Claim, Decide, Expire, GiveUp, Step, WaitAnswer
 
 
 def result_from_escalation(esc: Escalation, base: GuardResult,
@@ -62,12 +62,11 @@ def escalation_flow(request: GuardRequest, first: GuardResult, deadline: float,
             esc = yield WaitAnswer(esc.id, esc.expires_at + 0.01, poll_interval)
         if esc.status == "pending":
             esc = yield Expire(esc.id)
-        if esc.status in ("approved", "denied"):
-            if (yield Claim(esc.id, request.decision_id)):
-                return result_from_escalation(esc, result, request.tool_input)
-        elif esc.status == "pending":  # our deadline passed; a longer-lived escalation stays
-            return result_from_escalation(replace(esc, status="timeout"), result)
-        if time.time() >= deadline:
+        if esc.status in ("approved", "denied") and (yield Claim(esc.id, request.decision_id)):
+            return result_from_escalation(esc, result, request.tool_input)
+        if esc.status == "pending" or time.time() >= deadline:
+            # our deadline passed (a longer-lived escalation stays pending for others)
+            yield GiveUp(esc.id, request.decision_id)
             return result_from_escalation(replace(esc, status="timeout"), result)
         attempt += 1  # timed out early or used by another call: ask again
         result = yield Decide(replace(request, decision_id=f"{request.decision_id}.{attempt}"))

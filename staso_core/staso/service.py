@@ -172,11 +172,7 @@ class DecisionService:
         self._recent.put(request.decision_id, result)
         if logged:
             seq = self.log.update(request.decision_id, {
-                "action": result.action, "reason": result.reason, "rule_name": result.rule_name,
-                "modified_input": self.policy.log_masker.mask(result.modified_input),
-                "modifications": result.modifications, "escalation_id": result.escalation_id,
-                "escalation_status": result.escalation_status, "latency_ms": result.latency_ms},
-                urgent=urgent)
+                **self._final_fields(result), "latency_ms": result.latency_ms}, urgent=urgent)
         else:
             seq = self.log.add(_decision_row, (request, result, time.time(),
                                                self.policy.log_masker), urgent=urgent)
@@ -245,7 +241,33 @@ class DecisionService:
         return esc
 
     def claim(self, escalation_id: str, decision_id: str) -> bool:
-        return self.store.claim(escalation_id, decision_id)
+        """Use up an answered escalation for one waiting call; its decision row then records
+        the person's answer (in every mode: the server's claim route calls this too)."""
+        claimed = self.store.claim(escalation_id, decision_id)
+        if claimed:
+            self._settle(decision_id, self.store.get_escalation(escalation_id))
+        return claimed
+
+    def give_up(self, escalation_id: str, decision_id: str) -> None:
+        """A waiting call's deadline passed: its decision row records the timeout it was
+        told. (Only ever stricter than the row it replaces: an escalate becomes a block.)"""
+        esc = self.store.get_escalation(escalation_id)
+        self._settle(decision_id, replace(esc, status="timeout"))
+
+    def _settle(self, decision_id: str, esc: Escalation) -> None:
+        base = self.recent(decision_id) or GuardResult(
+            action="escalate", decision_id=decision_id, tool_name=esc.tool_name,
+            rule_name=esc.rule_name, reason=esc.reason, severity=esc.severity)
+        final = result_from_escalation(esc, base)
+        self.log.update(decision_id, self._final_fields(final), urgent=True)
+
+    def _final_fields(self, result: GuardResult) -> dict[str, Any]:
+        """What a decision row says once a waited call has its answer."""
+        return {"action": result.action, "reason": result.reason,
+                "rule_name": result.rule_name,
+                "modified_input": self.policy.log_masker.mask(result.modified_input),
+                "modifications": result.modifications, "escalation_id": result.escalation_id,
+                "escalation_status": result.escalation_status}
 
     def record_execution(self, request: GuardRequest | None, decision_id: str,
                          fields: dict[str, Any], *, urgent: bool = False) -> int:

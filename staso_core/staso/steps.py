@@ -89,6 +89,21 @@ class Claim:
         return await transport.aclaim(self.escalation_id, self.decision_id)
 
 
-Step = Union[Decide, Record, WaitAnswer, Expire, Claim]  # noqa: UP007 (a runtime alias)
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """The call's deadline passed before an answer it could use: its decision row records
+    the timeout it was told."""
+
+    escalation_id: str
+    decision_id: str
+
+    def run(self, transport: Transport) -> None:
+        transport.give_up(self.escalation_id, self.decision_id)
+
+    async def arun(self, transport: Transport) -> None:
+        await transport.agive_up(self.escalation_id, self.decision_id)
+
+
+Step = Union[Decide, Record, WaitAnswer, Expire, Claim, GiveUp]  # noqa: UP007 (a runtime alias)
 # A flow yields steps, is sent each one's answer, and returns (decision, already logged).
 Flow = Generator[Step, Any, tuple[GuardResult, bool]]

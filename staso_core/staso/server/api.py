@@ -191,11 +191,21 @@ async def deny(escalation_id: str, body: DenyBody, request: Request,
 async def claim(escalation_id: str, body: ClaimBody, request: Request,
                 principal: Agent) -> Response:
     service = state_of(request).service
-    esc = await asyncio.to_thread(service.get_escalation, escalation_id)  # 404 if unknown
+    await asyncio.to_thread(service.get_escalation, escalation_id)  # 404 if unknown
+    # the waiting call's decision row then records the person's answer (as embedded)
     claimed = await asyncio.to_thread(service.claim, escalation_id, body.decision_id)
-    if claimed:  # the waiting call's decision now carries the person's answer
-        service.log.update(body.decision_id, {"escalation_status": esc.status})
+    await service.log.committed(service.log.latest())
     return json_response({"claimed": claimed})
+
+
+@router.post("/escalations/{escalation_id}/give-up",
+             summary="A waiting call stopped waiting: its decision records the timeout")
+async def give_up(escalation_id: str, body: ClaimBody, request: Request,
+                  principal: Agent) -> Response:
+    service = state_of(request).service
+    await asyncio.to_thread(service.give_up, escalation_id, body.decision_id)  # 404 if unknown
+    await service.log.committed(service.log.latest())
+    return json_response({"recorded": True})
 
 
 @router.post("/executions", summary="Record tool executions (the decision log's outcome)")

@@ -154,6 +154,12 @@ class EmbeddedTransport:
     async def aclaim(self, escalation_id: str, decision_id: str) -> bool:
         return await asyncio.to_thread(self.service.claim, escalation_id, decision_id)
 
+    def give_up(self, escalation_id: str, decision_id: str) -> None:
+        self.service.give_up(escalation_id, decision_id)
+
+    async def agive_up(self, escalation_id: str, decision_id: str) -> None:
+        await asyncio.to_thread(self.service.give_up, escalation_id, decision_id)
+
     def finish(self, request: GuardRequest, result: GuardResult, logged: bool) -> None:
         self.service.finish(request, result, logged=logged)
 

@@ -152,6 +152,10 @@ def _escalations(data: Any) -> list[Escalation]:
     return [_escalation(item) for item in data]
 
 
+def _given_up(data: Any) -> None:
+    return None
+
+
 def _claimed(data: Any) -> bool:
     if not isinstance(data, dict) or not isinstance(data.get("claimed"), bool):
         raise GuardFailure("malformed claim answer from the staso server")
@@ -274,6 +278,16 @@ class HttpTransport:
 
     async def aclaim(self, escalation_id: str, decision_id: str) -> bool:
         return bool(await self.asend(self._claim(escalation_id, decision_id)))
+
+    def _give_up(self, escalation_id: str, decision_id: str) -> Call:
+        return Call("POST", f"/v1/escalations/{escalation_id}/give-up", _given_up,
+                    self._budget(), json={"decision_id": decision_id})
+
+    def give_up(self, escalation_id: str, decision_id: str) -> None:
+        self.send(self._give_up(escalation_id, decision_id))
+
+    async def agive_up(self, escalation_id: str, decision_id: str) -> None:
+        await self.asend(self._give_up(escalation_id, decision_id))
 
     def finish(self, request: GuardRequest, result: GuardResult, logged: bool) -> None:
         """The server logged the decision before answering; nothing to send."""
