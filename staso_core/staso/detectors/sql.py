@@ -484,12 +484,28 @@ def _unbounded(where: Any) -> bool:
     return _always_true(where)
 
 
-def _always_true(expr: Any) -> bool:
+def _node(expr: Any) -> tuple[str, dict[str, Any]] | None:
+    """A parse-tree node ``{"Kind": {fields}}`` as (kind, fields); None for anything else."""
     if not isinstance(expr, dict) or len(expr) != 1:
-        return False
+        return None
     (kind, node), = expr.items()
-    if not isinstance(node, dict):
+    return (kind, node) if isinstance(node, dict) else None
+
+
+_ROWS = object()  # a clause that names a column: its value depends on the row
+
+
+def _constant_value(expr: Any) -> Any:
+    """The value of a clause that names no column (True, False, None for NULL, or _UNKNOWN),
+    the same for every row; ``_ROWS`` when it names one."""
+    return _ROWS if _has_row_reference(expr) else _evaluate(expr)
+
+
+def _always_true(expr: Any) -> bool:
+    found = _node(expr)
+    if found is None:
         return False
+    kind, node = found
     if kind == "BoolExpr":
         args = node.get("args") or []
         if node.get("boolop") == "OR_EXPR":
@@ -517,10 +533,8 @@ def _always_true(expr: Any) -> bool:
             pattern = _constant(right)
             if isinstance(pattern, str) and pattern and set(pattern) == {"%"}:
                 return True
-    if _has_row_reference(expr):
-        return False
-    value = _evaluate(expr)
-    return value is _UNKNOWN or bool(value)  # row-independent: true, or unknown (fail closed)
+    value = _constant_value(expr)  # row-independent: true, or unknown (fail closed)
+    return value is not _ROWS and (value is _UNKNOWN or bool(value))
 
 
 _FALSE_WHEN_EQUAL = {"<>", "!=", "<", ">"}  # x <> x, x < x: false (or NULL) for every row
@@ -530,11 +544,10 @@ def _never_true(expr: Any) -> bool:
     """True when ``expr`` holds for no row (``x <> x``, ``1 = 0``, ``x = 1 AND x <> 1``), so
     ``NOT expr`` holds for every row whose values are not NULL. Fails closed like
     ``_always_true``: a row-independent expression of unknown value counts."""
-    if not isinstance(expr, dict) or len(expr) != 1:
+    found = _node(expr)
+    if found is None:
         return False
-    (kind, node), = expr.items()
-    if not isinstance(node, dict):
-        return False
+    kind, node = found
     if kind == "BoolExpr":
         args = node.get("args") or []
         if node.get("boolop") == "AND_EXPR":
@@ -549,10 +562,8 @@ def _never_true(expr: Any) -> bool:
         if same and (node.get("kind") == "AEXPR_DISTINCT" or
                      (node.get("kind") == "AEXPR_OP" and _operator(node) in _FALSE_WHEN_EQUAL)):
             return True
-    if _has_row_reference(expr):
-        return False
-    value = _evaluate(expr)
-    return value is _UNKNOWN or not value  # false, NULL, or unknown (fail closed)
+    value = _constant_value(expr)  # row-independent: false, NULL, or unknown (fail closed)
+    return value is not _ROWS and (value is _UNKNOWN or not value)
 
 
 def _operator(node: dict[str, Any]) -> str | None:
