@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from crewai.tools import BaseTool
 
+from staso import GuardResult
 from staso.adapters import GuardKwargs, Outcome, ToolGuard, guarded_copy, validated_input
-from staso.models import GuardResult
 
 from .calls import crewai_context
 

@@ -16,9 +16,8 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
+from staso import GuardBlocked, GuardResult
 from staso.adapters import CallKwargs, ToolGuard
-from staso.errors import GuardBlocked
-from staso.models import GuardResult
 
 from .calls import already_guarded, langchain_context
 

@@ -30,14 +30,14 @@ from agents import Agent
 from agents.run_state import RunState
 from agents.tool import FunctionTool
 
+from staso import Escalation, GuardResult
 from staso.adapters import ToolGuard
-from staso.models import Escalation, GuardResult
 
 from .calls import openai_agents_context, with_defaults
 from .tools import _guard_list, copy_agents
 
 if TYPE_CHECKING:
-    from staso.client import Client
+    from staso import Client
 
 
 def _rejection(tool_name: str, esc: Escalation) -> str:

@@ -11,9 +11,8 @@ from agents.exceptions import AgentsException
 from agents.tool_context import ToolContext
 from agents.tracing import get_current_trace
 
+from staso import EscalationPending, GuardBlocked, GuardResult
 from staso.adapters import Outcome, ToolGuard
-from staso.errors import EscalationPending, GuardBlocked
-from staso.models import GuardResult
 
 
 def openai_agents_context(ctx: ToolContext[Any] | None) -> dict[str, Any]:

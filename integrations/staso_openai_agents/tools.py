@@ -21,8 +21,8 @@ from agents import Agent
 from agents.tool import FunctionTool, invoke_function_tool
 from agents.tool_context import ToolContext
 
+from staso import GuardResult
 from staso.adapters import GuardKwargs, ToolGuard
-from staso.models import GuardResult
 
 from .calls import decide, openai_agents_context, parse_arguments, rewritten_arguments
 
