@@ -170,7 +170,7 @@ def worker(conn: Connection) -> None:
     from corpus.labelled import default_pii_detectors
     from staso import detectors
     from staso.detectors import pii as pii_findings
-    from staso.service import DEFAULT_POLICY
+    from staso.policy.discovery import DEFAULT_POLICY
 
     pii = default_pii_detectors()
     funcs: dict[str, Callable[[str], Any]] = {

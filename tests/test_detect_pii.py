@@ -19,8 +19,8 @@ from staso.detectors.pii_numbers import MAX_CHECKS, luhn_ok
 from staso.errors import PolicyError
 from staso.plugins import make_plugin_manager
 from staso.policy import load_policy_text
+from staso.policy.discovery import DEFAULT_POLICY, collect_functions, collect_packs
 from staso.policy.engine import Engine
-from staso.service import DEFAULT_POLICY, collect_functions, collect_packs
 
 PM = make_plugin_manager(())
 PACKS, FUNCTIONS = collect_packs(PM), collect_functions(PM)

@@ -23,9 +23,9 @@ from staso.jsonutil import (
     parse_field,
 )
 from staso.plugins import make_plugin_manager
+from staso.policy.discovery import collect_functions, load_any_policy
 from staso.policy.engine import Engine
 from staso.policy.model import ModifySpec, Policy, Rule
-from staso.service import collect_functions, load_any_policy
 
 SSN, CARD = "123-45-6789", "4111 1111 1111 1111"
 

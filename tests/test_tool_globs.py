@@ -9,9 +9,9 @@ import pytest
 
 from staso.errors import PolicyError
 from staso.plugins import make_plugin_manager
+from staso.policy.discovery import collect_functions, load_any_policy
 from staso.policy.engine import Engine
 from staso.policy.model import normalize_tool_name, tool_matcher
-from staso.service import collect_functions, load_any_policy
 
 
 def engine(policy: Any = None, **kwargs: Any) -> Engine:

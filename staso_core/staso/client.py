@@ -43,7 +43,8 @@ def _build_transport(settings: Settings) -> Transport:
 
         return HttpTransport(settings)
     from .plugins import make_plugin_manager
-    from .service import DecisionService, load_any_policy
+    from .policy.discovery import load_any_policy
+    from .service import DecisionService
     from .store import Store, sqlite_url
     from .transports.embedded import EmbeddedTransport
 

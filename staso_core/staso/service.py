@@ -29,13 +29,10 @@ from .models import (
 )
 from .plugins import runs_foreign_code
 from .policy import Engine, Policy
-from .policy.discovery import DEFAULT_POLICY as DEFAULT_POLICY  # re-export: client.py, tests
 from .policy.discovery import collect_functions
-from .policy.discovery import collect_packs as collect_packs
-from .policy.discovery import load_any_policy as load_any_policy
 from .recent import RecentResults
 from .resolution import result_from_escalation
-from .store import StoreBackend as Store  # the service needs only the store's interface
+from .store import StoreBackend
 
 log = logging.getLogger("staso")
 
@@ -76,7 +73,7 @@ def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float, Masker]) -> 
 
 
 class DecisionService:
-    def __init__(self, store: Store, policy: Policy, pm: pluggy.PluginManager) -> None:
+    def __init__(self, store: StoreBackend, policy: Policy, pm: pluggy.PluginManager) -> None:
         self.store = store
         self.pm = pm
         self.policy = policy

@@ -48,7 +48,7 @@ def default_pii_detectors() -> tuple[str, ...]:
 
     Read from the policy file itself so the corpus follows the product's defaults."""
     from staso.detectors import PII_DETECTORS
-    from staso.service import DEFAULT_POLICY
+    from staso.policy.discovery import DEFAULT_POLICY
 
     policy = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
     for rule in policy.get("rules", []):
@@ -126,7 +126,7 @@ def run_calls() -> list[CallOutcome]:
     a fresh temporary store. ``expect`` is an action or a list of acceptable ones; on modify,
     no ``absent`` string may survive in the modified input."""
     import staso as st
-    from staso.service import DEFAULT_POLICY
+    from staso.policy.discovery import DEFAULT_POLICY
 
     home = tempfile.mkdtemp(prefix="staso-corpus-")
     old = os.environ.get("STASO_HOME")
