@@ -1,4 +1,4 @@
-"""SPEC §13 for CrewAI: a guarded tool call in a crew with a scripted LLM costs at most 1.2
+"""The CrewAI benchmark: a guarded tool call in a crew with a scripted LLM costs at most 1.2
 times the unguarded one. Embedded staso, the 50-rule policy, the allow path.
 
 Run: .venv/bin/python benchmarks/crewai_crew.py [--rounds N]

@@ -1,4 +1,4 @@
-"""SPEC §13, embedded half: guard() latency on the allow path with a 50-rule policy, and the
+"""The embedded benchmarks: guard() latency on the allow path with a 50-rule policy, and the
 import time of ``staso``; each printed beside a baseline measured in the same run.
 
 Run: .venv/bin/python benchmarks/embedded_guard.py [--calls N]

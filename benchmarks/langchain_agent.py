@@ -1,4 +1,4 @@
-"""SPEC §13 for LangChain: a guarded tool call through ``create_agent`` with a scripted model
+"""The LangChain benchmark: a guarded tool call through ``create_agent`` with a scripted model
 costs at most 1.2 times the unguarded one. Embedded staso, the 50-rule policy, the allow path.
 
 Run: .venv/bin/python benchmarks/langchain_agent.py [--rounds N]

@@ -1,4 +1,4 @@
-"""SPEC §13 for the OpenAI Agents SDK: a guarded tool call through ``Runner.run`` with a
+"""The OpenAI Agents SDK benchmark: a guarded tool call through ``Runner.run`` with a
 scripted model costs at most 1.2 times the unguarded one. Embedded staso, the 50-rule policy,
 the allow path. Run it in .venv (openai-agents 0.20) and .venv-agents (the newest).
 

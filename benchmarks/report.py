@@ -1,4 +1,5 @@
-"""The whole proof in one command: every SPEC §13 figure beside its baseline and target, then
+"""The whole proof in one command: every benchmark figure (the README's tables) beside its
+baseline and target, then
 a table of the fault and load tests with their counts.
 
     .venv/bin/python benchmarks/report.py [--quick] [--database-url URL]

@@ -1,4 +1,4 @@
-"""SPEC §13, server half, each figure beside a baseline measured in the same run:
+"""The server benchmarks, each figure beside a baseline measured in the same run:
 
 - remote ``guard()`` latency on loopback (target median ≤ 2 ms), against the same httpx
   client calling a bare FastAPI endpoint that returns the same JSON;

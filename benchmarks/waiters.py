@@ -1,4 +1,4 @@
-"""SPEC §13: 10,000 escalations waiting at once on one ``staso serve`` (async long-polls):
+"""Benchmark: 10,000 escalations waiting at once on one ``staso serve`` (async long-polls):
 all resolve correctly, and the server's memory stays ≤ 500 MB.
 
 The agents are one client process holding 10,000 keep-alive connections, each long-polling

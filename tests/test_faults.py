@@ -1,5 +1,5 @@
-"""SPEC §4 Failures against real processes: ``staso serve`` killed with SIGKILL while agents
-wait on it, and its PostgreSQL restarted under load. Nothing acknowledged is lost, and no
+"""Failures against real processes: ``staso serve`` killed with SIGKILL while agents wait
+on it, and its PostgreSQL restarted under load. Nothing acknowledged is lost, and no
 failure ever turns into an allow."""
 
 from __future__ import annotations

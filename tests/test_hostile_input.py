@@ -1,4 +1,4 @@
-"""Oversize and deeply nested tool inputs (SPEC §10), embedded and over HTTP: each gets a
+"""Oversize and deeply nested tool inputs, embedded and over HTTP: each gets a
 clear error or a block, never a crash, a hang or a stored half-row."""
 
 from __future__ import annotations

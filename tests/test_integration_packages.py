@@ -1,5 +1,5 @@
 """The integration packages load their framework only when used, and say which extra to
-install when it is missing (SPEC §2: staso never imports an integration)."""
+install when it is missing (``import staso`` never imports an integration)."""
 
 from __future__ import annotations
 

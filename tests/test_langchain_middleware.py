@@ -1,4 +1,5 @@
-"""StasoMiddleware in ``langchain.agents.create_agent``: the full table of SPEC §8, with
+"""StasoMiddleware in ``langchain.agents.create_agent``: the full decision table of
+docs/integrations/langchain.md, with
 ``invoke`` and ``ainvoke``, on a real agent graph driven by a scripted chat model."""
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def test_wait_async_keeps_the_event_loop_free(home):
 
 
 def test_fire_and_forget_finishes_when_the_model_retries_after_approval(home):
-    """SPEC §4: pending → a person approves → the identical call runs once, and only once."""
+    """Fire-and-forget: pending → a person approves → the identical call runs once, and only
+    once."""
     ledger = Ledger()
     refund = {"amount": 5000, "order_id": "A7"}
     graph = agent([calls(("refund", refund)), say("I asked a manager to approve it."),

@@ -1,5 +1,6 @@
-"""Concurrency on one real ``staso serve`` (SPEC §4 exactly-once resolution and fingerprints,
-§7): 50 approvers answering one escalation at once, and 1,000 agents guarding at once."""
+"""Concurrency on one real ``staso serve`` (exactly-once resolution, one escalation per
+fingerprint, over the HTTP API): 50 approvers answering one escalation at once, and 1,000
+agents guarding at once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one decision → outcome mapping that every adapter uses (SPEC §8)."""
+"""The one decision → outcome mapping that every adapter uses (``staso.outcome``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Plugins through the ``staso`` entry-point group (SPEC §9)."""
+"""Plugins through the ``staso`` entry-point group (docs/plugins.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Policy format (SPEC §5): errors at load with file:line and rule name; policy tests."""
+"""The policy format (the README's "Policies"): errors at load with file:line and rule name;
+policy tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Remote mode when things go wrong (SPEC §4 Failures and Idempotency): a network that drops
+"""Remote mode when things go wrong (fail closed; a retry reuses the decision id): a network
+that drops
 answers, a slow server, 5xx and malformed or unknown answers. Never allow by accident."""
 
 from __future__ import annotations

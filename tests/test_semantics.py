@@ -1,4 +1,5 @@
-"""SPEC §4: strictest wins, audit, composed modifies, expiry, exactly-once, fingerprints,
+"""Decision semantics: strictest wins, audit, composed modifies, expiry, exactly-once,
+fingerprints,
 fail-closed, idempotent decision ids."""
 
 from __future__ import annotations

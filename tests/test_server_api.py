@@ -1,5 +1,5 @@
-"""SPEC §7 over real HTTP: every endpoint, its roles and its errors (SPEC §10), on SQLite and
-PostgreSQL."""
+"""The JSON API over real HTTP: every endpoint, its roles and its error codes (the README's
+route table), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``@st.tool`` records and guards calls; bad input gets clear errors (SPEC §3, §10)."""
+"""``@st.tool`` records and guards calls; bad input gets clear errors naming the problem."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@
 - ``guard_tools(tools)``: guarded copies of crewai tools (``BaseTool`` subclasses and
   ``@tool`` functions), for agents outside a guarded crew.
 
-Both give the whole decision table of SPEC §8. Each loads on first use and names the extra to
-install when crewai is missing; ``import staso`` never imports crewai.
+Both give the whole decision table (docs/integrations/crewai.md). Each loads on first use and
+names the extra to install when crewai is missing; ``import staso`` never imports crewai.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """staso for LangChain and LangGraph (``pip install 'staso[langchain]'``).
 
-- ``StasoMiddleware`` for ``langchain.agents.create_agent``: the full table of SPEC §8,
-  ``invoke`` and ``ainvoke``.
+- ``StasoMiddleware`` for ``langchain.agents.create_agent``: the full decision table of
+  docs/integrations/langchain.md, ``invoke`` and ``ainvoke``.
 - ``guard_tools(tools)`` for any list of ``BaseTool`` (LangGraph's ``ToolNode``, custom loops).
 - ``StasoCallbackHandler`` for any runnable: it can stop a call, not rewrite it.
 

@@ -4,7 +4,7 @@ A callback sees a call just before the tool runs and can stop it by raising; it 
 the input the tool receives or the output the model reads. So block and escalate raise
 ``GuardBlocked`` / ``EscalationPending``, and a decision to rewrite the input raises too
 (``GuardBlocked``) unless the tool is guarded by ``StasoMiddleware`` or ``guard_tools``, which
-can rewrite it. For the full table of SPEC §8 use those.
+can rewrite it. For the full decision table (docs/integrations/langchain.md) use those.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """``StasoMiddleware``: guards every tool call of a ``langchain.agents.create_agent`` agent,
-with the whole decision table of SPEC §8, for ``invoke`` and ``ainvoke``."""
+with the whole decision table of docs/integrations/langchain.md, for ``invoke`` and
+``ainvoke``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """staso for the OpenAI Agents SDK (``pip install 'staso[openai-agents]'``).
 
 - ``guard_agent(agent)`` / ``guard_tools(tools)``: every function tool asks staso first,
-  with the whole decision table of SPEC §8 (``on_invoke_tool`` is wrapped).
+  with the whole decision table of docs/integrations/openai-agents.md (``on_invoke_tool``
+  is wrapped).
 - ``staso_tool_guardrail()``: allow/block through the SDK's own tool input guardrails.
 - ``StasoApprovals``: staso escalations as the approval source of the SDK's ``needs_approval``
   / ``RunState`` human-in-the-loop flow.

@@ -1,5 +1,6 @@
 """``staso demo``: the server and dashboard on a temporary SQLite store, and a scripted refund
-agent guarded through them (SPEC §12). ``--yes`` approves through the API by itself."""
+agent guarded through them (what ``bash scripts/demo`` runs). ``--yes`` approves through the
+API by itself."""
 
 from __future__ import annotations
 

@@ -23,7 +23,9 @@ def canonical_json(value: Any) -> str:
 
 
 def fingerprint(agent_name: str, tool_name: str, tool_input: Any) -> str:
-    """sha256 of the canonical JSON of (agent_name, tool_name, tool_input) — SPEC §4."""
+    """sha256 of the canonical JSON of (agent_name, tool_name, tool_input): what makes two
+    calls identical, so they share one escalation and an approval lets the identical call
+    through."""
     return hashlib.sha256(canonical_json([agent_name, tool_name, tool_input]).encode()).hexdigest()
 
 

@@ -1,4 +1,5 @@
-"""The one decision → outcome mapping (SPEC §8). Every framework adapter calls this.
+"""The one decision → outcome mapping; every framework adapter calls this (the decision
+tables in docs/integrations/ describe it for each framework).
 
 An outcome says whether the tool runs, with which input, or what text the model reads
 instead. ``on_block="raise"`` / ``on_escalate="raise"`` turn those texts into exceptions.

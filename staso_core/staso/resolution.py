@@ -1,5 +1,6 @@
-"""How an answered escalation becomes a decision (SPEC §4's waiting table), and the
-escalation flow that sync and async callers both drive."""
+"""How an answered escalation becomes a decision (approved → allow, or modify with an edited
+input; denied or timed out → block: the README's waiting table), and the escalation flow
+that sync and async callers both drive (docs/architecture.md, flow (b))."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The detectors, callable from CEL conditions (SPEC §5)."""
+"""The detectors, callable from CEL conditions (docs/detectors.md says what each catches)."""
 
 from __future__ import annotations
 

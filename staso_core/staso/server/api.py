@@ -1,4 +1,5 @@
-"""The JSON API (SPEC §7). Each route names the roles that may call it."""
+"""The JSON API under ``/v1`` (the README tables its routes, key roles and error codes).
+Each route names the roles that may call it."""
 
 from __future__ import annotations
 
