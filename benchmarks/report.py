@@ -122,7 +122,7 @@ def main() -> None:
     print("  " + (tests.stdout.strip().splitlines() or ["(no output)"])[-1])
     if tests.returncode != 0:
         failed.append("fault/load tests failed:\n" + tests.stdout[-3000:])
-    print("\n# SPEC §13 figures")
+    print("\n# Benchmark figures")
     for line in verdicts:
         print("- " + line)
     print("\n# Fault and load tests (counts summed over runs; lost must be 0)\n")

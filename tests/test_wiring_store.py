@@ -179,7 +179,7 @@ def test_each_dialect_feeds_other_connections_answers(database_url: str) -> None
             if waiter_side.get_escalation(esc.id).status != "pending":
                 break
             assert time.monotonic() - started < 2.0, "the answer was not seen"
-            feed.wait(esc.id, token, timeout=5.0)
+            feed.wait_change(esc.id, token, timeout=5.0)
         assert time.monotonic() - started < 2.0  # far under the 5 s a missed wake-up costs
         assert waiter_side.get_escalation(esc.id).status == "denied"
     finally:

@@ -218,7 +218,7 @@ class DecisionService:
             remaining = deadline - time.time()
             if esc.status != "pending" or remaining <= 0:
                 return esc
-            self.notifier.wait(escalation_id, token, min(poll_interval, remaining))
+            self.notifier.wait_change(escalation_id, token, min(poll_interval, remaining))
 
     async def await_answer(self, escalation_id: str, deadline: float,
                            poll_interval: float) -> Escalation:
@@ -229,7 +229,7 @@ class DecisionService:
             remaining = deadline - time.time()
             if esc.status != "pending" or remaining <= 0:
                 return esc
-            await self.notifier.wait_async(escalation_id, token, min(poll_interval, remaining))
+            await self.notifier.await_change(escalation_id, token, min(poll_interval, remaining))
 
     def expire(self, escalation_id: str) -> Escalation:
         esc, changed = self.store.expire(escalation_id)

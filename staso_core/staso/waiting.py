@@ -55,7 +55,7 @@ class ChangeFeed:
                 loop.call_soon_threadsafe(event.set)
 
     # -- waiting ------------------------------------------------------------------------
-    def wait(self, key: str, since: int, timeout: float) -> None:
+    def wait_change(self, key: str, since: int, timeout: float) -> None:
         """Return when escalation ``key`` changes after ``since``, or after ``timeout``."""
         self._enter(key)
         try:
@@ -66,7 +66,7 @@ class ChangeFeed:
         finally:
             self._leave(key)
 
-    async def wait_async(self, key: str, since: int, timeout: float) -> None:
+    async def await_change(self, key: str, since: int, timeout: float) -> None:
         event = asyncio.Event()
         entry = (asyncio.get_running_loop(), event)
         with self._cond:
