@@ -15,16 +15,16 @@ protected path (blocked, never allowed by giving up), so no input can make the c
 
 from __future__ import annotations
 
-import codecs
 import ntpath
 import posixpath
 import re
-import warnings
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from itertools import product
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from .shell_rules import ansi_c
 
 MAX_TOKENS = 20_000
 DECODE_ROUNDS = 4
@@ -165,22 +165,16 @@ _TOO_MANY = "/etc/ (more $'...' strings than are decoded)"
 
 
 def _decode_ansi_c(text: str) -> str:
-    """The text bash reads in each ``$'...'`` (``$'\\x2fetc'`` is ``/etc``)."""
+    """The text bash reads in each ``$'...'`` (``$'\\x2fetc'`` is ``/etc``); one it cannot
+    read is kept as written."""
     if text.count("$'") > MAX_ANSI_C:
         return _TOO_MANY
-    with warnings.catch_warnings():  # an escape bash keeps as it is (\\q) makes the codec
-        warnings.simplefilter("ignore", DeprecationWarning)  # warn: noise on attacker text
-        return _ANSI_C.sub(_ansi_c, text)
+    return _ANSI_C.sub(_read_ansi_c, text)
 
 
-def _ansi_c(m: re.Match[str]) -> str:
-    body = m[1]
-    if "\\" not in body:
-        return body
-    try:
-        return codecs.decode(body.encode("latin-1", "backslashreplace"), "unicode_escape")
-    except (UnicodeDecodeError, ValueError):
-        return body
+def _read_ansi_c(m: re.Match[str]) -> str:
+    text = ansi_c(m[1])
+    return m[1] if text is None else text
 
 
 # a backslash between two name characters (quotes go anywhere)

@@ -35,9 +35,7 @@ answers dangerous.
 
 from __future__ import annotations
 
-import codecs
 import re
-import warnings
 from typing import TYPE_CHECKING
 
 from . import shell_parse
@@ -46,6 +44,7 @@ from .shell_rules import (
     NETWORK_CLIENTS,
     Cmd,
     Dangerous,
+    ansi_c,
     basename,
     is_block_device,
     is_critical,
@@ -341,7 +340,8 @@ class _Walk:
             if kind == "string_content":
                 return _R(kind, _DQ_ESCAPE.sub(r"\1", raw))
             if kind == "ansi_c_string":
-                return _R(kind, _ansi_c(raw[2:-1]))
+                text = ansi_c(raw[2:-1])
+                return _R(kind, DYNAMIC if text is None else text)
             return _R(kind, raw)
         dl = any(k.dl for k in kids)
         if kind in ("string", "translated_string", "concatenation"):
@@ -582,12 +582,3 @@ def _expand_braces(text: str) -> str:
     return "".join(out)
 
 
-def _ansi_c(body: str) -> str:
-    """The text of ``$'...'``; an escape bash keeps as it is (``\\q``) makes the codec warn,
-    and a warning on attacker text is noise, not news."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return codecs.decode(body.encode("latin-1", "backslashreplace"), "unicode_escape")
-    except (UnicodeDecodeError, ValueError):
-        return DYNAMIC

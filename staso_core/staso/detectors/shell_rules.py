@@ -9,8 +9,10 @@ handed back to the caller's ``judge_text``/``judge_sql`` callbacks.
 
 from __future__ import annotations
 
+import codecs
 import re
 import shlex
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -703,3 +705,17 @@ def _judge_win_command(words: list[str], depth: int) -> bool:
                 inner = " ".join(rest[k + 1:]).strip('"')
                 return len(inner) > 65536 or _judge_windows(inner, depth + 1)
     return False
+
+
+def ansi_c(body: str) -> str | None:
+    """The text bash reads in ``$'...'`` (``\\x2f`` is ``/``), or None where the codec cannot
+    read it. An escape bash keeps as it is (``\\q``) makes the codec warn: noise on attacker
+    text, not news."""
+    if "\\" not in body:
+        return body
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return codecs.decode(body.encode("latin-1", "backslashreplace"), "unicode_escape")
+    except (UnicodeDecodeError, ValueError):
+        return None
