@@ -105,10 +105,9 @@ def _gate(text: str) -> bool:
             return True
         low = text.lower()
         return any(word in low for word in _GATE_WORDS)
-    low = text.lower()
     if _LONG_WORD in text.encode("ascii", "replace").translate(_WORD_SHAPE):
         return True
-    chars = dict[str, bool]()
+    low, chars = text.lower(), dict[str, bool]()
     return any(holds(low, word, chars) for word in _GATE_WORDS) or \
         _GATE_DIGITS.search(text) is not None
 

@@ -106,7 +106,6 @@ _BASIC = re.compile(rb"basic(?<![a-z0-9]basic)[ \t]{1,8}([a-z0-9+/]{8,400}={0,2}
 # A password on a command line: ``mysql -u root -pS3cret``, ``sshpass -p S3cret ssh host``,
 # ``curl -u user:S3cret`` / ``--user user:S3cret`` (``--password=...`` is a keyword above;
 # ``docker run -u 1000:1000`` is a user and a group).
-# Each led by a literal; the stretch between a client and its ``-p`` is bounded.
 # Led by the flag (a client's name led the pattern and cost 200 steps at each one); the
 # client is looked for earlier in the same command (``_flag_judge``).
 _COMMAND_PASSWORD = re.compile(

@@ -55,19 +55,16 @@ def redact_text(text: str, detectors: tuple[str, ...] | None, budget: DecodeBudg
     """``text`` with every finding masked, and the detectors that hit. A string that holds
     JSON is decoded, redacted inside and encoded again, then masked as text too. ``key`` is
     the dict key the text was given under: ``{"password": "hunter2"}`` is judged with it."""
+    inside: list[str] = []  # detectors that hit in the JSON the text holds
     inner = decode_embedded_json(text, budget) if layer < MAX_JSON_LAYERS else NOT_JSON
-    if inner is NOT_JSON:  # most strings: masked as text only
-        new, names = redact_pii(keyed(text, key) if key is not None else text, detectors)
-        return (new if type(new) is str else str(new)), names
-    hits: set[str] = set()
-    holder = [inner]
-    found = redact_tree(holder, 0, detectors, budget, layer + 1)
-    if found:
-        text = json.dumps(holder[0], ensure_ascii=False)
-        hits.update(h for _, names in found for h in names)
+    if inner is not NOT_JSON:
+        holder = [inner]
+        found = redact_tree(holder, 0, detectors, budget, layer + 1)
+        if found:
+            text = json.dumps(holder[0], ensure_ascii=False)
+            inside = [h for _, names in found for h in names]
     new, names = redact_pii(keyed(text, key) if key is not None else text, detectors)
-    hits.update(names)
-    return str(new), sorted(hits)
+    return str(new), sorted({*inside, *names}) if inside else names
 
 
 def redact_tree(parent: Any, key: str | int, detectors: tuple[str, ...] | None,
