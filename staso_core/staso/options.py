@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from .outcome import OnBlock
 
 if TYPE_CHECKING:
-
     from .client import Client
 
 
