@@ -16,7 +16,7 @@ from conftest import start_server, stop_server
 from servers import Server, cli
 from staso.server.guesses import GuessLimiter, KeyCache, TooManyGuesses
 from staso.store import Store
-from staso.store.keys import create_key, revoke_key
+from staso.store.keys import create_key
 from tally import tally
 
 
@@ -155,7 +155,7 @@ def test_a_revoked_key_stops_at_the_next_reload(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         assert await keys.lookup(key, "a") is not None
-        assert revoke_key(store, record.id)
+        assert store.revoke_key(record.id)
         clock.now += 0.5
         assert await keys.lookup(key, "a") is not None  # the table is not yet 1 s old
         clock.now += 0.5

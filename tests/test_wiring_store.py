@@ -4,6 +4,7 @@ another connection answers."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -19,9 +20,11 @@ from staso.errors import EscalationConflict, EscalationNotFound
 from staso.models import Escalation, GuardRequest
 from staso.plugins import make_plugin_manager
 from staso.policy.discovery import load_any_policy
+from staso.server.guesses import GuessLimiter, KeyCache
 from staso.service import DecisionService
 from staso.store import Store, StoreBackend
 from staso.store.changes import PostgresChanges, SqliteChanges
+from staso.store.keys import ApiKey, create_key, hash_key
 from staso.waiting import ChangeFeed
 
 
@@ -31,6 +34,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self.escalations: dict[str, Escalation] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, tuple[ApiKey, str, float | None]] = {}
+        self.policies: list[str] = []
         self.lock = threading.Lock()
 
     def get_escalation(self, escalation_id: str) -> Escalation:
@@ -112,6 +117,38 @@ class MemoryStore:
         rows = [r for r in self.decisions.values() if tool in (None, r["tool_name"])]
         return sorted(rows, key=lambda r: -r["created_at"])[:limit]
 
+    def add_key(self, record: ApiKey, key_hash: str) -> None:
+        self.keys[record.id] = (record, key_hash, None)
+
+    def key_by_hash(self, digest: str) -> tuple[ApiKey, str] | None:
+        return self.live_keys().get(digest)
+
+    def key_by_id(self, key_id: str) -> tuple[ApiKey, str] | None:
+        return next((k for k in self.live_keys().values() if k[0].id == key_id), None)
+
+    def live_keys(self) -> dict[str, tuple[ApiKey, str]]:
+        return {h: (r, h) for r, h, revoked in self.keys.values() if revoked is None}
+
+    def list_keys(self) -> list[tuple[ApiKey, float | None]]:
+        return [(r, revoked) for r, _, revoked in self.keys.values()]
+
+    def revoke_key(self, key_id: str) -> bool:
+        found = self.keys.get(key_id)
+        if found is None or found[2] is not None:
+            return False
+        self.keys[key_id] = (found[0], found[1], time.time())
+        return True
+
+    def latest_policy(self) -> tuple[int, str] | None:
+        return (len(self.policies), self.policies[-1]) if self.policies else None
+
+    def latest_version(self) -> int:
+        return len(self.policies)
+
+    def save_policy(self, source: str, *, by: str) -> int:
+        self.policies.append(source)
+        return len(self.policies)
+
     def ping(self) -> None:
         pass
 
@@ -119,8 +156,26 @@ class MemoryStore:
         pass
 
 
+def test_the_memory_backend_has_every_method_of_the_interface() -> None:
+    wanted = {n for n in vars(StoreBackend) if not n.startswith("_")}
+    assert {"open_escalation", "write_decisions", "live_keys", "save_policy"} <= wanted
+    assert sorted(n for n in wanted if not callable(getattr(MemoryStore, n, None))) == []
+
+
+def test_keys_are_made_once_and_looked_up_by_hash_on_any_backend() -> None:
+    store = MemoryStore()
+    record, key = create_key(store, role="agent", name="refund-agent")
+    assert key not in repr(store.keys)  # only the hash is handed to the backend
+    cache = KeyCache(store, ttl=60.0, guesses=GuessLimiter(limit=5, window=60.0))
+    assert asyncio.run(cache.lookup(key)) == (record, hash_key(key))
+    assert asyncio.run(cache.lookup(key + "x")) is None
+    assert store.revoke_key(record.id) and not store.revoke_key(record.id)
+    cache.expire()
+    assert asyncio.run(cache.lookup(key)) is None
+
+
 def test_the_service_runs_on_a_backend_written_from_the_interface() -> None:
-    store: StoreBackend = MemoryStore()  # mypy checks it against the protocol
+    store: StoreBackend = MemoryStore()
     pm = make_plugin_manager(entry_points=False)
     service = DecisionService(store, load_any_policy(None, pm), pm)
     try:

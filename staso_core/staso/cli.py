@@ -9,11 +9,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from .store import StoreBackend
 
 app = typer.Typer(help="staso: guard AI agents' tool calls.", no_args_is_help=True,
                   add_completion=False)
@@ -236,7 +239,7 @@ DATABASE_URL = typer.Option(None, help="the server's database (default as for st
 
 
 @contextlib.contextmanager
-def _key_store(database_url: str | None) -> Iterator[Any]:
+def _key_store(database_url: str | None) -> Iterator[StoreBackend]:
     from .store import Store
 
     store = Store(_database_url(database_url))
@@ -268,10 +271,8 @@ def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
 @keys_app.command("list")
 def keys_list(database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
     """List keys: id, role, name, age and whether revoked (keys themselves are not stored)."""
-    from .store.keys import list_keys
-
     with _key_store(database_url) as store:
-        keys = list_keys(store)
+        keys = store.list_keys()
     table = Table("id", "role", "name", "age", "status")
     now = time.time()
     for record, revoked_at in keys:
@@ -284,10 +285,8 @@ def keys_list(database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP04
 def keys_revoke(key_id: str = typer.Argument(..., help="the key's id (key_...), from keys list"),
                 database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
     """Revoke a key: every server refuses it within a second."""
-    from .store.keys import revoke_key
-
     with _key_store(database_url) as store:
-        revoked = revoke_key(store, key_id)
+        revoked = store.revoke_key(key_id)
     if not revoked:
         _fail(f"no live key {key_id!r} (see staso keys list)")
     typer.echo(f"revoked {key_id}", err=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
-from ..store.keys import ApiKey, key_by_id
+from ..store.keys import ApiKey
 from .guesses import TooManyGuesses
 from .state import ServerState
 
@@ -106,7 +106,7 @@ async def session_principal(request: Request) -> tuple[Principal, str] | None:
     parts = cookie.split(".")
     if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) < time.time():
         return None
-    found = await asyncio.to_thread(key_by_id, state_of(request).store, parts[0])
+    found = await asyncio.to_thread(state_of(request).store.key_by_id, parts[0])
     if found is None or found[0].role not in (APPROVER, ADMIN):
         return None
     principal = Principal(*found)

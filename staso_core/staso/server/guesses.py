@@ -24,8 +24,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from ..store import Store
-from ..store.keys import ApiKey, hash_key, key_by_hash, live_keys
+from ..store import StoreBackend
+from ..store.keys import ApiKey, hash_key
 
 
 class TooManyGuesses(Exception):
@@ -79,7 +79,7 @@ class KeyCache:
     injectable so tests can pass the ``ttl`` without sleeping.
     """
 
-    def __init__(self, store: Store, ttl: float, guesses: GuessLimiter,
+    def __init__(self, store: StoreBackend, ttl: float, guesses: GuessLimiter,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store, self.ttl, self.guesses, self.clock = store, ttl, guesses, clock
         self._live: dict[str, tuple[ApiKey, str]] = {}
@@ -98,7 +98,7 @@ class KeyCache:
         async with self._reloading:  # one reload at a time; the others use its result
             if self.clock() - self._loaded_at >= self.ttl:
                 started = self.clock()  # the table is at least as new as this moment
-                self._live = await asyncio.to_thread(live_keys, self.store)
+                self._live = await asyncio.to_thread(self.store.live_keys)
                 self._loaded_at = started
         return self._live
 
@@ -113,7 +113,7 @@ class KeyCache:
         if found is not None:
             return found
         self.guesses.check(client)
-        found = await asyncio.to_thread(key_by_hash, self.store, digest)  # created since
+        found = await asyncio.to_thread(self.store.key_by_hash, digest)  # created since
         if found is None:
             self.guesses.failed(client)
             return None

@@ -22,8 +22,7 @@ from ..policy import Engine, Policy
 from ..policy.discovery import DEFAULT_POLICY, collect_functions, load_policy_source
 from ..service import DecisionService, shorten_gil_slices
 from ..settings import env_int
-from ..store import Store
-from ..store.policies import latest_policy, latest_version, save_policy
+from ..store import Store, StoreBackend
 from .guesses import GuessLimiter, KeyCache
 from .metrics import Metrics
 
@@ -90,7 +89,7 @@ class ServerState:
         self.config = config
         self.pm = make_plugin_manager(config.plugins)
         self.dashboard_links = dashboard_links(self.pm)  # a bad link stops the server here
-        self.store = Store(config.database_url)
+        self.store: StoreBackend = Store(config.database_url)
         self.policy_version, self.policy_source, policy = self._initial_policy()
         self.service = DecisionService(self.store, policy, self.pm)
         self.keys = KeyCache(self.store, config.key_cache_seconds,
@@ -122,12 +121,12 @@ class ServerState:
             except OSError as exc:
                 raise StasoError(f"cannot read the policy file {path}: {exc}") from exc
             policy = self.load(source, str(path))  # a bad file stops the server here
-            stored = latest_policy(self.store)
+            stored = self.store.latest_policy()
             if stored is not None and stored[1] == source:
                 return stored[0], source, policy
-            return save_policy(self.store, source, by=f"staso serve --policy {path}"), \
+            return self.store.save_policy(source, by=f"staso serve --policy {path}"), \
                 source, policy
-        stored = latest_policy(self.store)
+        stored = self.store.latest_policy()
         if stored is not None:
             return stored[0], stored[1], self.load(stored[1], f"<policy v{stored[0]}>")
         source = DEFAULT_POLICY.read_text()
@@ -136,7 +135,7 @@ class ServerState:
     def put_policy(self, source: str, by: str) -> int:
         """Validate, store and apply a new policy version (other replicas follow)."""
         policy = self.load(source, "<uploaded policy>")
-        version = save_policy(self.store, source, by=by)
+        version = self.store.save_policy(source, by=by)
         self._apply(version, source, policy)
         return version
 
@@ -151,8 +150,8 @@ class ServerState:
         while True:
             await asyncio.sleep(self.config.policy_refresh_seconds)
             try:
-                if await asyncio.to_thread(latest_version, self.store) > self.policy_version:
-                    stored = await asyncio.to_thread(latest_policy, self.store)
+                if await asyncio.to_thread(self.store.latest_version) > self.policy_version:
+                    stored = await asyncio.to_thread(self.store.latest_policy)
                     if stored is not None:
                         self._apply(stored[0], stored[1],
                                     self.load(stored[1], f"<policy v{stored[0]}>"))

@@ -1,4 +1,4 @@
-"""Durable state: escalations and the decision log.
+"""Durable state: escalations, the decision log, API keys and policy versions.
 
 ``StoreBackend`` is what the rest of staso relies on; ``Store`` is its SQLAlchemy
 implementation, on SQLite or PostgreSQL by URL.

@@ -3,7 +3,8 @@ waiting code use, so none of them knows which database is underneath.
 
 The SQLAlchemy store (``staso.store.Store``: SQLite and PostgreSQL) is the one backend
 today; another implements these methods and its own change feed (a
-``staso.waiting.ChangeFeed`` subclass) in a folder of its own.
+``staso.waiting.ChangeFeed`` subclass) in a folder of its own. API keys are made by
+``staso.store.keys.create_key`` and kept by the backend, which sees only their hashes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 
 from ..models import Escalation
 from ..waiting import ChangeFeed
+from .keys import ApiKey
 
 
 class StoreBackend(Protocol):
@@ -67,6 +69,40 @@ class StoreBackend(Protocol):
 
     def list_decisions(self, *, limit: int = 100, tool: str | None = None
                        ) -> list[dict[str, Any]]: ...
+
+    # -- API keys (made by ``keys.create_key``; only hashes are kept) -------------------
+    def add_key(self, record: ApiKey, key_hash: str) -> None: ...
+
+    def key_by_hash(self, digest: str) -> tuple[ApiKey, str] | None:
+        """The live key with this hash and the hash, or None (revoked or unknown)."""
+        ...
+
+    def key_by_id(self, key_id: str) -> tuple[ApiKey, str] | None: ...
+
+    def live_keys(self) -> dict[str, tuple[ApiKey, str]]:
+        """Every live key by its hash (the server holds the table in memory)."""
+        ...
+
+    def list_keys(self) -> list[tuple[ApiKey, float | None]]:
+        """Every key with when it was revoked (None: live), oldest first."""
+        ...
+
+    def revoke_key(self, key_id: str) -> bool:
+        """False if there was no live key with this id."""
+        ...
+
+    # -- policy versions ----------------------------------------------------------------
+    def latest_policy(self) -> tuple[int, str] | None:
+        """(version, YAML source) of the newest stored policy, or None."""
+        ...
+
+    def latest_version(self) -> int:
+        """The newest version's number, 0 if none (polled by every server replica)."""
+        ...
+
+    def save_policy(self, source: str, *, by: str) -> int:
+        """Store a validated policy as the next version; return its number."""
+        ...
 
     # -- lifecycle ----------------------------------------------------------------------
     def ping(self) -> None:

@@ -1,4 +1,8 @@
-"""API keys: random keys handed out once; only their SHA-256 hashes are stored."""
+"""API keys: random keys handed out once; only their SHA-256 hashes are stored.
+
+``create_key`` makes a key for any backend; ``KeyRows`` is the SQLAlchemy store's part
+that keeps them (``Store`` inherits it).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,15 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from ..errors import StasoError
 from .schema import api_keys
-from .store import Store
+
+if TYPE_CHECKING:
+    from .base import StoreBackend
 
 ROLES = ("agent", "approver", "admin")
 
@@ -25,16 +31,12 @@ class ApiKey:
     created_at: float
 
 
-def _api_key(row: Any) -> ApiKey:
-    return ApiKey(id=row.id, name=row.name, role=row.role, created_at=row.created_at)
-
-
 def hash_key(key: str) -> str:
     # keys are 256 random bits, so a plain hash is enough (no password stretching needed)
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(store: Store, *, role: str, name: str) -> tuple[ApiKey, str]:
+def create_key(store: StoreBackend, *, role: str, name: str) -> tuple[ApiKey, str]:
     """Store a new key's hash; return the record and the key itself (shown once)."""
     if role not in ROLES:
         raise StasoError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
@@ -43,52 +45,54 @@ def create_key(store: Store, *, role: str, name: str) -> tuple[ApiKey, str]:
     key = f"staso_{role}_{secrets.token_urlsafe(32)}"
     record = ApiKey(id="key_" + secrets.token_hex(8), name=name.strip(), role=role,
                     created_at=time.time())
-    with store.engine.begin() as conn:
-        conn.execute(api_keys.insert().values(
-            id=record.id, name=record.name, role=role, key_hash=hash_key(key),
-            created_at=record.created_at))
+    store.add_key(record, hash_key(key))
     return record, key
 
 
-def find_key(store: Store, key: str) -> tuple[ApiKey, str] | None:
-    """The live key record and its stored hash, or None."""
-    return key_by_hash(store, hash_key(key))
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(id=row.id, name=row.name, role=row.role, created_at=row.created_at)
 
 
-def key_by_hash(store: Store, digest: str) -> tuple[ApiKey, str] | None:
-    """The live key whose hash is ``digest`` (one indexed read), or None."""
-    with store.engine.connect().execution_options(readonly=True) as conn:
-        row = conn.execute(sa.select(api_keys).where(
-            api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))).first()
-    return None if row is None else (_api_key(row), digest)
+class KeyRows:
+    """The ``api_keys`` table, for the SQLAlchemy store."""
 
+    engine: sa.Engine
 
-def live_keys(store: Store) -> dict[str, tuple[ApiKey, str]]:
-    """Every live key by its hash: the server's whole key table in one read, small enough
-    to hold in memory (one entry per key an operator created)."""
-    with store.engine.connect().execution_options(readonly=True) as conn:
-        rows = conn.execute(sa.select(api_keys).where(api_keys.c.revoked_at.is_(None))).all()
-    return {r.key_hash: (_api_key(r), r.key_hash) for r in rows}
+    def add_key(self, record: ApiKey, key_hash: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert().values(
+                id=record.id, name=record.name, role=record.role, key_hash=key_hash,
+                created_at=record.created_at))
 
+    def key_by_hash(self, digest: str) -> tuple[ApiKey, str] | None:
+        """The live key whose hash is ``digest`` (one indexed read), or None."""
+        return self._live_key(api_keys.c.key_hash == digest)
 
-def key_by_id(store: Store, key_id: str) -> tuple[ApiKey, str] | None:
-    with store.engine.connect().execution_options(readonly=True) as conn:
-        row = conn.execute(sa.select(api_keys).where(
-            api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))).first()
-    if row is None:
-        return None
-    return _api_key(row), row.key_hash
+    def key_by_id(self, key_id: str) -> tuple[ApiKey, str] | None:
+        return self._live_key(api_keys.c.id == key_id)
 
+    def _live_key(self, where: sa.ColumnElement[bool]) -> tuple[ApiKey, str] | None:
+        with self.engine.connect().execution_options(readonly=True) as conn:
+            row = conn.execute(sa.select(api_keys).where(
+                where, api_keys.c.revoked_at.is_(None))).first()
+        return None if row is None else (_api_key(row), row.key_hash)
 
-def list_keys(store: Store) -> list[tuple[ApiKey, float | None]]:
-    """Every key with when it was revoked (None: live), oldest first; never the key."""
-    with store.engine.connect().execution_options(readonly=True) as conn:
-        rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).all()
-    return [(_api_key(r), r.revoked_at) for r in rows]
+    def live_keys(self) -> dict[str, tuple[ApiKey, str]]:
+        """Every live key by its hash: the server's whole key table in one read, small
+        enough to hold in memory (one entry per key an operator created)."""
+        with self.engine.connect().execution_options(readonly=True) as conn:
+            rows = conn.execute(sa.select(api_keys)
+                                .where(api_keys.c.revoked_at.is_(None))).all()
+        return {r.key_hash: (_api_key(r), r.key_hash) for r in rows}
 
+    def list_keys(self) -> list[tuple[ApiKey, float | None]]:
+        """Every key with when it was revoked (None: live), oldest first; never the key."""
+        with self.engine.connect().execution_options(readonly=True) as conn:
+            rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).all()
+        return [(_api_key(r), r.revoked_at) for r in rows]
 
-def revoke_key(store: Store, key_id: str) -> bool:
-    with store.engine.begin() as conn:
-        return bool(conn.execute(api_keys.update().where(
-            api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)
-        ).values(revoked_at=time.time())).rowcount)
+    def revoke_key(self, key_id: str) -> bool:
+        with self.engine.begin() as conn:
+            return bool(conn.execute(api_keys.update().where(
+                api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)
+            ).values(revoked_at=time.time())).rowcount)

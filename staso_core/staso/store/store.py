@@ -1,4 +1,5 @@
-"""The SQLAlchemy store: escalations and the decision log on SQLite or PostgreSQL.
+"""The SQLAlchemy store: escalations and the decision log on SQLite or PostgreSQL (API
+keys and policy versions come from ``keys.py`` and ``policies.py``).
 
 What differs between the two lives in ``dialects.py``; this file is written once for both.
 """
@@ -21,6 +22,8 @@ from ..errors import EscalationConflict, EscalationNotFound, StoreUnavailable
 from ..models import Escalation, RawJSON
 from ..waiting import ChangeFeed
 from .dialects import dialect_for
+from .keys import KeyRows
+from .policies import PolicyRows
 from .schema import decisions, escalations, metadata
 
 log = logging.getLogger("staso")
@@ -56,8 +59,9 @@ def _row_to_escalation(row: Any) -> Escalation:
     return Escalation(**data)
 
 
-class Store:
-    """Escalations and decisions on one database. Thread-safe; safe across processes."""
+class Store(KeyRows, PolicyRows):
+    """Escalations, decisions, API keys and policy versions on one database. Thread-safe;
+    safe across processes."""
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
