@@ -9,7 +9,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -38,6 +38,8 @@ log = logging.getLogger("staso")
 
 
 SWITCH_INTERVAL = 0.001  # seconds
+Evaluator = Callable[[GuardRequest], GuardResult]
+AsyncEvaluator = Callable[[GuardRequest], Awaitable[GuardResult]]
 
 
 def shorten_gil_slices() -> None:
@@ -96,8 +98,7 @@ class DecisionService:
         return size <= limit and not self.foreign_code
 
     # -- deciding -----------------------------------------------------------------------
-    def evaluate(self, request: GuardRequest,
-                 policy: Callable[[GuardRequest], GuardResult] | None = None) -> GuardResult:
+    def evaluate(self, request: GuardRequest, policy: Evaluator | None = None) -> GuardResult:
         """The policy's (and plugins') decision, before any escalation is stored.
 
         ``policy`` evaluates the policy elsewhere (a server's worker process); the plugin
@@ -177,14 +178,29 @@ class DecisionService:
             self._after(request=request, result=result)
         return seq
 
-    def decide(self, request: GuardRequest) -> GuardResult:
-        """evaluate + escalate: one call's first answer (no waiting)."""
+    def decide(self, request: GuardRequest, evaluate: Evaluator | None = None) -> GuardResult:
+        """One call's first answer, with its escalation stored; the same decision id gets
+        the same answer. ``evaluate`` runs the policy where the caller wants it (a worker
+        thread with a deadline) instead of here. Logged later, by ``finish``, once the
+        caller knows the call's latency."""
         previous = self.recent(request.decision_id)
         if previous is not None:
             return previous
-        result = self.evaluate(request)
+        result = (evaluate or self.evaluate)(request)
         if result.action == "escalate":
             result = self.escalate(request, result)
+        return result
+
+    async def adecide(self, request: GuardRequest,
+                      evaluate: AsyncEvaluator | None = None) -> GuardResult:
+        """``decide`` for asyncio: ``evaluate`` keeps a slow evaluation off the event loop
+        (without it the policy runs inline); the escalation is stored in a worker thread."""
+        previous = self.recent(request.decision_id)
+        if previous is not None:
+            return previous
+        result = self.evaluate(request) if evaluate is None else await evaluate(request)
+        if result.action == "escalate":
+            result = await asyncio.to_thread(self.escalate, request, result)
         return result
 
     # -- escalations --------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -70,16 +71,10 @@ async def guard(request: Request) -> Response:
         call, size = _guard_request(raw, principal.name, limit)
     service = state.service
     result = service.recent(call.decision_id)
-    if result is None:
-        if service.may_evaluate_inline(size, state.config.inline_eval_bytes):
-            result = service.evaluate(call)
-        else:  # off the event loop: a slow evaluation delays no one else
-            evaluate = state.evaluate_large if size > LARGE_INPUT_BYTES else service.evaluate
-            result = await loop.run_in_executor(state.evaluator_for(size), evaluate, call)
-            if result.action == "escalate" and await request.is_disconnected():
-                result = _caller_gone(result)
-        if result.action == "escalate":
-            result = await asyncio.to_thread(service.escalate, call, result)
+    if result is None:  # a retried decision id is answered as before, and logged once
+        inline = service.may_evaluate_inline(size, state.config.inline_eval_bytes)
+        result = await service.adecide(call, None if inline else partial(
+            _evaluate_off_loop, request, size))
         elapsed = time.perf_counter() - started
         result = replace(result, decision_id=call.decision_id, latency_ms=elapsed * 1000,
                          tool_name=call.tool_name)
@@ -113,6 +108,18 @@ def _guard_request(raw: bytes, agent_name: str, limit: int) -> tuple[GuardReques
         decision_id=body.decision_id or new_decision_id(),
         agent_name=body.agent_name or agent_name, environment=body.environment,
         context=body.context, wait=body.wait, escalation_timeout=body.escalation_timeout), size
+
+
+async def _evaluate_off_loop(request: Request, size: int, call: GuardRequest) -> GuardResult:
+    """A call too large (or a policy too foreign) to evaluate on the event loop: on the
+    server's pools, so a slow evaluation delays no one else."""
+    state = state_of(request)
+    evaluate = state.evaluate_large if size > LARGE_INPUT_BYTES else state.service.evaluate
+    result = await asyncio.get_running_loop().run_in_executor(
+        state.evaluator_for(size), evaluate, call)
+    if result.action == "escalate" and await request.is_disconnected():
+        return _caller_gone(result)
+    return result
 
 
 def _encode(result: GuardResult) -> bytes:

@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from ..errors import GuardFailure
@@ -56,41 +57,33 @@ class EmbeddedTransport:
 
     # -- deciding -------------------------------------------------------------------------
     def decide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
-        previous = self.service.recent(request.decision_id)
-        if previous is not None:
-            return previous
-        if request.timeout is None or self._small(request, size):  # no deadline: no hop
-            result = self.service.evaluate(request)
-        else:
-            future = self._submit(request)
-            try:
-                result = future.result(request.timeout)
-            except TimeoutError:
-                if future.done():  # the evaluation itself raised TimeoutError
-                    raise
-                raise self._gave_up(request, future) from None
-        if result.action == "escalate":
-            result = self.service.escalate(request, result)
-        return result
+        return self.service.decide(request, partial(self._evaluate, size=size))
 
     async def adecide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
-        previous = self.service.recent(request.decision_id)
-        if previous is not None:
-            return previous
-        if self._small(request, size):
-            result = self.service.evaluate(request)
-        else:  # even without a deadline: the event loop must keep running meanwhile
-            future = self._submit(request)
-            try:
-                # wait_for cancels the wrapper on timeout, which cancels a queued evaluation
-                result = await asyncio.wait_for(asyncio.wrap_future(future), request.timeout)
-            except TimeoutError:
-                if future.done() and not future.cancelled():
-                    raise
-                raise self._gave_up(request, future) from None
-        if result.action == "escalate":
-            result = await asyncio.to_thread(self.service.escalate, request, result)
-        return result
+        # even without a deadline a large call leaves the loop: it must keep running meanwhile
+        return await self.service.adecide(
+            request, None if self._small(request, size) else self._aevaluate_on_worker)
+
+    def _evaluate(self, request: GuardRequest, size: int | None) -> GuardResult:
+        if request.timeout is None or self._small(request, size):  # no deadline: no hop
+            return self.service.evaluate(request)
+        future = self._submit(request)
+        try:
+            return future.result(request.timeout)
+        except TimeoutError:
+            if future.done():  # the evaluation itself raised TimeoutError
+                raise
+            raise self._gave_up(request, future) from None
+
+    async def _aevaluate_on_worker(self, request: GuardRequest) -> GuardResult:
+        future = self._submit(request)
+        try:
+            # wait_for cancels the wrapper on timeout, which cancels a queued evaluation
+            return await asyncio.wait_for(asyncio.wrap_future(future), request.timeout)
+        except TimeoutError:
+            if future.done() and not future.cancelled():
+                raise
+            raise self._gave_up(request, future) from None
 
     def _small(self, request: GuardRequest, size: int | None) -> bool:
         """Cheap enough to evaluate on the caller's thread (or event loop)."""
