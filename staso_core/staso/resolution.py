@@ -63,7 +63,7 @@ def escalation_flow(request: GuardRequest, first: GuardResult, deadline: float,
             esc = yield WaitAnswer(esc.id, esc.expires_at + 0.01, poll_interval)
         if esc.status == "pending":
             esc = yield Expire(esc.id)
-        if esc.status in ("approved", "denied") and (yield Claim(esc.id, request.decision_id)):
+        if esc.status in ("approved", "denied") and (yield Claim(esc, request.decision_id)):
             return result_from_escalation(esc, result, request.tool_input)
         if esc.status == "pending" or time.time() >= deadline:
             # our deadline passed (a longer-lived escalation stays pending for others)

@@ -253,26 +253,30 @@ class DecisionService:
             self.pm.hook.staso_escalation_resolved(escalation=esc)
         return esc
 
-    def claim(self, escalation_id: str, decision_id: str) -> bool:
-        """Use up an answered escalation for one waiting call; its decision row then records
-        the person's answer (in every mode: the server's claim route calls this too)."""
-        claimed = self.store.claim(escalation_id, decision_id)
+    def claim(self, answered: Escalation, decision_id: str, *, urgent: bool = False) -> bool:
+        """Use up an answered escalation (as read by the caller: an answer never changes)
+        for one waiting call; its decision row then records the person's answer. In every
+        mode: the server's claim route calls this too, ``urgent`` as it answers only once
+        the row is written."""
+        if answered.status not in ("approved", "denied"):
+            return False
+        claimed = self.store.claim(answered.id, decision_id)
         if claimed:
-            self._settle(decision_id, self.store.get_escalation(escalation_id))
+            self._settle(decision_id, answered, urgent)
         return claimed
 
-    def give_up(self, escalation_id: str, decision_id: str) -> None:
+    def give_up(self, escalation_id: str, decision_id: str, *, urgent: bool = False) -> None:
         """A waiting call's deadline passed: its decision row records the timeout it was
         told. (Only ever stricter than the row it replaces: an escalate becomes a block.)"""
         esc = self.store.get_escalation(escalation_id)
-        self._settle(decision_id, replace(esc, status="timeout"))
+        self._settle(decision_id, replace(esc, status="timeout"), urgent)
 
-    def _settle(self, decision_id: str, esc: Escalation) -> None:
+    def _settle(self, decision_id: str, esc: Escalation, urgent: bool) -> None:
         base = self.recent(decision_id) or GuardResult(
             action="escalate", decision_id=decision_id, tool_name=esc.tool_name,
             rule_name=esc.rule_name, reason=esc.reason, severity=esc.severity)
         final = result_from_escalation(esc, base)
-        self.log.update(decision_id, self._final_fields(final), urgent=True)
+        self.log.update(decision_id, self._final_fields(final), urgent=urgent)
 
     def _final_fields(self, result: GuardResult) -> dict[str, Any]:
         """What a decision row says once a waited call has its answer."""

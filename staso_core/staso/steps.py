@@ -79,14 +79,14 @@ class Expire:
 class Claim:
     """Use up an answered escalation for this call (an approval is single use)."""
 
-    escalation_id: str
+    answered: Escalation
     decision_id: str
 
     def run(self, transport: Transport) -> bool:
-        return transport.claim(self.escalation_id, self.decision_id)
+        return transport.claim(self.answered, self.decision_id)
 
     async def arun(self, transport: Transport) -> bool:
-        return await transport.aclaim(self.escalation_id, self.decision_id)
+        return await transport.aclaim(self.answered, self.decision_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,9 +199,10 @@ async def deny(escalation_id: str, body: DenyBody, request: Request,
 async def claim(escalation_id: str, body: ClaimBody, request: Request,
                 principal: Agent) -> Response:
     service = state_of(request).service
-    await asyncio.to_thread(service.get_escalation, escalation_id)  # 404 if unknown
+    esc = await asyncio.to_thread(service.get_escalation, escalation_id)  # 404 if unknown
     # the waiting call's decision row then records the person's answer (as embedded)
-    claimed = await asyncio.to_thread(service.claim, escalation_id, body.decision_id)
+    claimed = await asyncio.to_thread(partial(service.claim, esc, body.decision_id,
+                                              urgent=True))
     await service.log.committed(service.log.latest())
     return json_response({"claimed": claimed})
 
@@ -211,7 +212,8 @@ async def claim(escalation_id: str, body: ClaimBody, request: Request,
 async def give_up(escalation_id: str, body: ClaimBody, request: Request,
                   principal: Agent) -> Response:
     service = state_of(request).service
-    await asyncio.to_thread(service.give_up, escalation_id, body.decision_id)  # 404 if unknown
+    await asyncio.to_thread(partial(service.give_up, escalation_id, body.decision_id,
+                                    urgent=True))  # 404 if unknown
     await service.log.committed(service.log.latest())
     return json_response({"recorded": True})
 

@@ -24,7 +24,6 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from typing import Any
 
 from ..errors import GuardFailure
@@ -57,16 +56,16 @@ class EmbeddedTransport:
 
     # -- deciding -------------------------------------------------------------------------
     def decide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
-        return self.service.decide(request, partial(self._evaluate, size=size))
+        if request.timeout is None or self._small(request, size):  # no deadline: no hop
+            return self.service.decide(request)
+        return self.service.decide(request, self._evaluate_on_worker)
 
     async def adecide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
         # even without a deadline a large call leaves the loop: it must keep running meanwhile
         return await self.service.adecide(
             request, None if self._small(request, size) else self._aevaluate_on_worker)
 
-    def _evaluate(self, request: GuardRequest, size: int | None) -> GuardResult:
-        if request.timeout is None or self._small(request, size):  # no deadline: no hop
-            return self.service.evaluate(request)
+    def _evaluate_on_worker(self, request: GuardRequest) -> GuardResult:
         future = self._submit(request)
         try:
             return future.result(request.timeout)
@@ -141,11 +140,11 @@ class EmbeddedTransport:
     async def aexpire(self, escalation_id: str) -> Escalation:
         return await asyncio.to_thread(self.service.expire, escalation_id)
 
-    def claim(self, escalation_id: str, decision_id: str) -> bool:
-        return self.service.claim(escalation_id, decision_id)
+    def claim(self, answered: Escalation, decision_id: str) -> bool:
+        return self.service.claim(answered, decision_id)
 
-    async def aclaim(self, escalation_id: str, decision_id: str) -> bool:
-        return await asyncio.to_thread(self.service.claim, escalation_id, decision_id)
+    async def aclaim(self, answered: Escalation, decision_id: str) -> bool:
+        return await asyncio.to_thread(self.service.claim, answered, decision_id)
 
     def give_up(self, escalation_id: str, decision_id: str) -> None:
         self.service.give_up(escalation_id, decision_id)

@@ -273,11 +273,11 @@ class HttpTransport:
         esc: Escalation = await self.asend(self._get(escalation_id))
         return esc
 
-    def claim(self, escalation_id: str, decision_id: str) -> bool:
-        return bool(self.send(self._claim(escalation_id, decision_id)))
+    def claim(self, answered: Escalation, decision_id: str) -> bool:
+        return bool(self.send(self._claim(answered.id, decision_id)))
 
-    async def aclaim(self, escalation_id: str, decision_id: str) -> bool:
-        return bool(await self.asend(self._claim(escalation_id, decision_id)))
+    async def aclaim(self, answered: Escalation, decision_id: str) -> bool:
+        return bool(await self.asend(self._claim(answered.id, decision_id)))
 
     def _give_up(self, escalation_id: str, decision_id: str) -> Call:
         return Call("POST", f"/v1/escalations/{escalation_id}/give-up", _given_up,
