@@ -240,9 +240,9 @@ DATABASE_URL = typer.Option(None, help="the server's database (default as for st
 
 @contextlib.contextmanager
 def _key_store(database_url: str | None) -> Iterator[StoreBackend]:
-    from .store import Store
+    from .store import open_store
 
-    store = Store(_database_url(database_url))
+    store = open_store(_database_url(database_url))
     try:
         yield store
     finally:

@@ -45,12 +45,12 @@ def _build_transport(settings: Settings) -> Transport:
     from .plugins import make_plugin_manager
     from .policy.discovery import load_any_policy
     from .service import DecisionService
-    from .store import Store, sqlite_url
+    from .store import open_store, sqlite_url
     from .transports.embedded import EmbeddedTransport
 
     pm = make_plugin_manager(settings.plugins)
     policy = load_any_policy(settings.policy, pm)
-    store = Store(sqlite_url(settings.home))
+    store = open_store(sqlite_url(settings.home))
     return EmbeddedTransport(DecisionService(store, policy, pm),
                              workers=settings.eval_workers)
 

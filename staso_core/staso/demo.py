@@ -61,7 +61,7 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
 
     import staso as st
 
-    from .store import Store
+    from .store import open_store
     from .store.keys import create_key
 
     try:
@@ -71,7 +71,7 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
         print("staso demo needs the server extra: pip install 'staso[server]'")
         return 1
     home = Path(tempfile.mkdtemp(prefix="staso-demo-"))
-    store = Store(f"sqlite:///{home / 'staso.db'}")
+    store = open_store(f"sqlite:///{home / 'staso.db'}")
     _, agent_key = create_key(store, role="agent", name="refund-agent")
     _, approver_key = create_key(store, role="approver", name="demo-manager")
     store.close()

@@ -22,7 +22,7 @@ from ..policy import Engine, Policy
 from ..policy.discovery import DEFAULT_POLICY, collect_functions, load_policy_source
 from ..service import DecisionService, shorten_gil_slices
 from ..settings import env_int
-from ..store import Store, StoreBackend
+from ..store import StoreBackend, open_store
 from .guesses import GuessLimiter, KeyCache
 from .metrics import Metrics
 
@@ -89,7 +89,7 @@ class ServerState:
         self.config = config
         self.pm = make_plugin_manager(config.plugins)
         self.dashboard_links = dashboard_links(self.pm)  # a bad link stops the server here
-        self.store: StoreBackend = Store(config.database_url)
+        self.store: StoreBackend = open_store(config.database_url)
         self.policy_version, self.policy_source, policy = self._initial_policy()
         self.service = DecisionService(self.store, policy, self.pm)
         self.keys = KeyCache(self.store, config.key_cache_seconds,

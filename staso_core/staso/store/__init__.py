@@ -7,4 +7,11 @@ implementation, on SQLite or PostgreSQL by URL.
 from .base import StoreBackend
 from .store import Store, sqlite_url
 
-__all__ = ["Store", "StoreBackend", "sqlite_url"]
+__all__ = ["Store", "StoreBackend", "open_store", "sqlite_url"]
+
+
+def open_store(url: str) -> StoreBackend:
+    """The backend for a database URL: the one place the embedded client, the server and
+    the CLI pick it. Every URL staso knows today (SQLite, PostgreSQL) is the SQL store's; a
+    new backend claims its own scheme here."""
+    return Store(url)
