@@ -21,8 +21,6 @@ from staso.server import ServerConfig, create_app
 # an approval channel in miniature, as the Slack channel will be: a POST endpoint that
 # answers an escalation for a person who is not holding a staso key
 PLUGIN = '''
-import asyncio
-
 import staso
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -34,8 +32,8 @@ router = APIRouter(prefix="/v1/channels/echo")
 async def interactions(request: Request):
     form = dict(await request.form())
     state = request.app.state.staso
-    esc = await asyncio.to_thread(state.service.resolve, form["escalation_id"],
-                                  status="approved", by="echo:" + form["user"])
+    esc = await state.resolve(form["escalation_id"], status="approved",
+                              by="echo:" + form["user"])
     return JSONResponse({"ok": True, "status": esc.status, "by": esc.resolved_by})
 
 
@@ -101,6 +99,9 @@ def test_a_plugin_route_answers_on_a_real_server(echo_server: Server) -> None:
     assert answer.json() == {"ok": True, "status": "approved", "by": "echo:U42"}
     stored = echo_server.request("GET", f"/v1/escalations/{r['escalation_id']}").json()
     assert (stored["status"], stored["resolved_by"]) == ("approved", "echo:U42")
+    # answered through the server's one answer path: counted like a dashboard approval
+    metrics = echo_server.request("GET", "/metrics", role=None).text
+    assert 'staso_escalations_resolved_total{status="approved"} 1' in metrics
     # the server's own routes are still its own
     assert echo_server.request("GET", "/healthz", role=None).status_code == 200
     paths = echo_server.request("GET", "/openapi.json", role=None).json()["paths"]

@@ -169,29 +169,19 @@ async def list_escalations(request: Request, principal: Approver,
     return json_response([escalation_json(e) for e in items])
 
 
-async def resolve(request: Request, escalation_id: str, status: str, by: str,
-                  comment: str | None, modified: dict[str, Any] | None) -> Escalation:
-    """Approve or deny for the API and the dashboard alike."""
-    state = state_of(request)
-    esc = await asyncio.to_thread(state.service.resolve, escalation_id, status=status, by=by,
-                                  comment=comment, modified_input=modified)
-    state.metrics.resolved(status)
-    return esc
-
-
 @router.post("/escalations/{escalation_id}/approve", summary="Approve (optionally with edits)")
 async def approve(escalation_id: str, body: ApproveBody, request: Request,
                   principal: Approver) -> Response:
-    return json_response(escalation_json(await resolve(
-        request, escalation_id, "approved", _who(principal, body.by), body.comment,
-        body.modified_input)))
+    return json_response(escalation_json(await state_of(request).resolve(
+        escalation_id, status="approved", by=_who(principal, body.by), comment=body.comment,
+        modified_input=body.modified_input)))
 
 
 @router.post("/escalations/{escalation_id}/deny", summary="Deny; the comment reaches the agent")
 async def deny(escalation_id: str, body: DenyBody, request: Request,
                principal: Approver) -> Response:
-    return json_response(escalation_json(await resolve(
-        request, escalation_id, "denied", _who(principal, body.by), body.comment, None)))
+    return json_response(escalation_json(await state_of(request).resolve(
+        escalation_id, status="denied", by=_who(principal, body.by), comment=body.comment)))
 
 
 @router.post("/escalations/{escalation_id}/claim",

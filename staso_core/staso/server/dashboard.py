@@ -20,7 +20,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 
 from ..errors import EscalationConflict, EscalationNotFound, InvalidToolInput
-from .api import escalation_json, json_response, resolve
+from .api import escalation_json, json_response
 from .auth import (
     ADMIN,
     APPROVER,
@@ -183,7 +183,9 @@ async def _answer(request: Request, escalation_id: str, status: str) -> Response
     try:
         if status == "approved" and form.get("modified_input", "").strip():
             modified = json.loads(form["modified_input"])
-        esc = await resolve(request, escalation_id, status, principal.name, comment, modified)
+        esc = await state_of(request).resolve(escalation_id, status=status,
+                                              by=principal.name, comment=comment,
+                                              modified_input=modified)
     except (ValueError, InvalidToolInput) as exc:
         return _answered(request, 422, f"edited input rejected: {exc}")
     except EscalationNotFound as exc:

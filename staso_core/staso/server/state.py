@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StasoError, StoreUnavailable
-from ..models import GuardRequest, GuardResult
+from ..models import Escalation, GuardRequest, GuardResult
 from ..plugins import dashboard_links, make_plugin_manager
 from ..policy import Engine, Policy
 from ..policy.discovery import DEFAULT_POLICY, collect_functions, load_policy_source
@@ -157,6 +157,17 @@ class ServerState:
                                     self.load(stored[1], f"<policy v{stored[0]}>"))
             except Exception as exc:  # keep guarding on the policy in force
                 log.warning("staso: could not refresh the policy: %s", exc)
+
+    # -- answers --------------------------------------------------------------------------
+    async def resolve(self, escalation_id: str, *, status: str, by: str,
+                      comment: str | None = None,
+                      modified_input: dict[str, Any] | None = None) -> Escalation:
+        """Approve or deny, counted in the metrics: what the API, the dashboard and a
+        plugin's approval channel all call (the database write runs off the event loop)."""
+        esc = await asyncio.to_thread(self.service.resolve, escalation_id, status=status,
+                                      by=by, comment=comment, modified_input=modified_input)
+        self.metrics.resolved(status)
+        return esc
 
     # -- lifecycle ----------------------------------------------------------------------
     def evaluator_for(self, size: int) -> ThreadPoolExecutor:
