@@ -25,8 +25,21 @@ def canonical_json(value: Any) -> str:
 def fingerprint(agent_name: str, tool_name: str, tool_input: Any) -> str:
     """sha256 of the canonical JSON of (agent_name, tool_name, tool_input): what makes two
     calls identical, so they share one escalation and an approval lets the identical call
-    through."""
-    return hashlib.sha256(canonical_json([agent_name, tool_name, tool_input]).encode()).hexdigest()
+    through. Numbers compare as numbers (``50000`` and ``50000.0`` are one call), ``1``
+    and ``true`` stay apart, and any text hashes, unpaired surrogates included."""
+    text = canonical_json([agent_name, tool_name, _same_numbers(tool_input)])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _same_numbers(value: Any) -> Any:
+    """A whole float as the int it equals (JSON has one number type; Python two)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {key: _same_numbers(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_same_numbers(item) for item in value]
+    return value
 
 
 def check_json(value: Any, where: str = "tool_input", depth: int = 0) -> None:

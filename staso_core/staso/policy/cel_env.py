@@ -45,6 +45,18 @@ def compile_condition(source: str, functions: dict[str, Callable[..., Any]]) -> 
     return program
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down, as CEL sees values: Python's ``==``
+    says ``1 == True == 1.0`` and ``{"flag": 1} == {"flag": True}``."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 class ConditionRunner:
     """Runs compiled conditions with one CEL context per thread (contexts are not shared).
 
@@ -65,7 +77,8 @@ class ConditionRunner:
         last = local.last
         for name, value in variables.items():
             # tool names and contexts repeat from call to call: convert them only on change
-            if name != "tool_input" and name in last and last[name] == value:
+            # (strictly: 1 == True in Python, but not in CEL)
+            if name != "tool_input" and name in last and same_value(last[name], value):
                 continue
             ctx.add_variable(name, value)
             last[name] = value if name != "tool_input" else None
