@@ -66,7 +66,7 @@ def test_redact_in_log_patterns_replace_the_defaults(home: Path) -> None:
     st.guard("lookup", {"ssh_key": "AAAA", "PIN": "1234", "password": "visible", "pin": 7})
     (row,) = logged()
     assert row["tool_input"] == {"ssh_key": MASK, "PIN": MASK, "password": "visible",
-                                 "pin": 7}  # text values only: a number is never a secret
+                                 "pin": MASK}  # a PIN given as a number is a secret too
     use_policy(home, POLICY + "redact_in_log: []\n")
     st.guard("lookup", {"password": "kept"})
     assert logged()[0]["tool_input"] == {"password": "kept"}
@@ -84,11 +84,46 @@ def test_unmask_only_puts_back_what_was_masked() -> None:
     masker = Masker(("token",))
     original = {"token": "t-1", "items": [{"token": "t-2"}, {"token": 3}], "note": MASK}
     masked = masker.mask(original)
-    assert masked == {"token": MASK, "items": [{"token": MASK}, {"token": 3}], "note": MASK}
+    assert masked == {"token": MASK, "items": [{"token": MASK}, {"token": MASK}], "note": MASK}
     assert masker.mask({"other": "x"}) == {"other": "x"}
     edited = {**masked, "items": [{"token": MASK}, {"token": 4}], "extra": MASK}
     assert unmask(edited, original) == {"token": "t-1", "items": [{"token": "t-2"},
                                         {"token": 4}], "note": MASK, "extra": MASK}
+    kept = {**masked, "items": [{"token": MASK}, {"token": MASK}]}
+    assert unmask(kept, original)["items"] == [{"token": "t-2"}, {"token": 3}]
+
+
+# every kind of JSON value a secret-named field can hold
+NON_TEXT = {"api_key": ["sk-live-list-0001", "sk-live-list-0002"],
+            "authorization": {"bearer": "eyJhbGciOiJIUzI1NiJ9.nested"},
+            "password": 12345678, "pin": 4242.5, "session_id": True,
+            "token": [{"inner": 90210}], "secret_answer": "", "client_secret": None,
+            "amount": 12345678}
+
+
+def test_every_value_under_a_secret_name_is_masked(home: Path) -> None:
+    assert Masker().mask(NON_TEXT) == {
+        "api_key": MASK, "authorization": MASK, "password": MASK, "pin": 4242.5,
+        "session_id": MASK, "token": MASK, "secret_answer": "", "client_secret": None,
+        "amount": 12345678}  # nothing to hide in null or ""; pin is not a default name
+    use_policy(home, POLICY + "redact_in_log: [api_key, authorization, password, pin, "
+                              "session_id, token]\n")
+    first = st.guard("deploy", NON_TEXT)
+    esc = st.get_escalation(first.escalation_id)
+    shown = esc.tool_input
+    assert all(shown[k] == MASK for k in ("api_key", "authorization", "password", "pin",
+                                          "session_id", "token")), shown
+    assert shown["amount"] == 12345678  # the same number under a plain name stays
+    threading.Timer(0.2, lambda: st.approve(esc.id, by="alice",
+                                            modified_input={**shown, "amount": 1})).start()
+    waited = st.guard("deploy", NON_TEXT, wait_for_escalation=True, escalation_timeout=10,
+                      escalation_poll_interval=0.5)
+    assert waited.modified_input == {**NON_TEXT, "amount": 1}  # the tool gets them all back
+    rows = logged()
+    assert rows and all(row["tool_input"]["password"] == MASK for row in rows)
+    on_disk = stored_bytes(home)
+    for hidden in (b"sk-live-list-0001", b"eyJhbGciOiJIUzI1NiJ9", b"4242.5", b"90210"):
+        assert hidden not in on_disk, hidden
 
 
 def test_remote_secrets_never_reach_the_server_log_or_approvers(remote: Server) -> None:

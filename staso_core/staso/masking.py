@@ -1,7 +1,9 @@
 """Secrets in tool inputs are masked before anything is stored or shown (policy
 ``redact_in_log``): the decision log, escalations, the dashboard and the API see
-``[MASKED]`` where a field named like a secret held text. The tool itself still gets the
-real value: masking touches copies, and an approval restores what it masked."""
+``[MASKED]`` where a field is named like a secret, whatever it holds (text, a number, a
+list, an object: ``password: 12345678`` and ``authorization: {bearer: ...}`` are secrets
+too). The tool itself still gets the real value: masking touches copies, and an approval
+restores what it masked."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from .jsonutil import value_key
 
 MASK = "[MASKED]"
 
-# field names whose text values are secrets unless a policy says otherwise
+# field names whose values are secrets unless a policy says otherwise
 DEFAULT_PATTERNS: tuple[str, ...] = (
     "password", "*password*", "passwd", "pwd", "*secret*", "token", "*_token", "*-token",
     "api_key", "apikey", "*_api_key", "*-api-key", "private_key", "*_private_key",
@@ -21,8 +23,9 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 
 
 class Masker:
-    """Masks the text values of fields whose names match glob patterns (case-insensitive),
-    at any depth of dicts and lists."""
+    """Masks the values of fields whose names match glob patterns (case-insensitive), at
+    any depth of dicts and lists. Only null and the empty string are left: they hold
+    nothing to hide."""
 
     def __init__(self, patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> None:
         self.patterns = tuple(patterns)
@@ -43,7 +46,7 @@ class Masker:
         if isinstance(value, dict):
             out, changed = {}, False
             for k, v in value.items():
-                new = MASK if isinstance(v, str) and v and self.secret(value_key(value, k)) \
+                new = MASK if v is not None and v != "" and self.secret(value_key(value, k)) \
                     else self._mask(v)
                 changed = changed or new is not v
                 out[k] = new
@@ -58,7 +61,7 @@ def unmask(edited: Any, original: Any) -> Any:
     """``edited`` (an approver's edit of a masked input) with every ``[MASKED]`` put back to
     the original's value at the same place: the approver never saw the secret, and the tool
     must still get it."""
-    if edited == MASK and isinstance(original, str):
+    if edited == MASK:  # whatever it was: text, a number, a list, an object
         return original
     if isinstance(edited, dict) and isinstance(original, dict):
         return {k: unmask(v, original[k]) if k in original else v for k, v in edited.items()}
