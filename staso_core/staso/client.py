@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .conversations import current_context
-from .errors import EscalationUnavailable, InvalidToolInput, StasoError
+from .errors import EscalationUnavailable, InvalidToolInput, PluginTimeout, StasoError
 from .jsonutil import check_json, encoded_size
 from .models import Escalation, GuardRequest, GuardResult
 from .options import GuardOptionKwargs, GuardOptions, guard_options
@@ -94,6 +94,11 @@ class Client:
                  escalating: bool) -> GuardResult:
         kind = type(exc).__name__
         log.error("staso: no decision for %r (%s: %s)", request.tool_name, kind, exc)
+        if isinstance(exc, PluginTimeout):  # a hung plugin is a failed check, never an allow
+            return GuardResult(action="block", severity="high", rule_name=f"plugin:{exc.plugin}",
+                               reason=f"{exc}; the call is blocked rather than let through "
+                                      "unjudged", decision_id=request.decision_id,
+                               tool_name=request.tool_name)
         if fail_closed or escalating:  # an escalation never degrades to allow
             why = "an escalation cannot fall back to allow" if escalating and not fail_closed \
                 else "failing closed"

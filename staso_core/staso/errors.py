@@ -51,6 +51,15 @@ class GuardFailure(StasoError):
     """No decision could be had (server unreachable, timeout, 5xx, malformed answer)."""
 
 
+class PluginTimeout(GuardFailure):
+    """A plugin on the guard's path did not answer within the call's timeout: the call
+    blocks, naming it, whatever ``fail_closed`` says."""
+
+    def __init__(self, plugin: str, message: str) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+
+
 class AccessDenied(StasoError, PermissionError):
     """The server refused the API key (HTTP 401) or its role (HTTP 403)."""
 

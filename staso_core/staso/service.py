@@ -27,6 +27,7 @@ from .models import (
     RuleResult,
     results_json,
 )
+from .plugin_guard import GuardHooks
 from .plugins import runs_foreign_code
 from .policy import Engine, Policy
 from .policy.discovery import collect_functions
@@ -85,10 +86,8 @@ class DecisionService:
         self._recent = RecentResults()
         hooks = pm.hook
         # only call hooks someone implements: an empty hook call still costs microseconds
-        self._before = hooks.staso_before_guard if hooks.staso_before_guard.get_hookimpls() \
-            else None
         self._after = hooks.staso_after_guard if hooks.staso_after_guard.get_hookimpls() else None
-        self._evaluate = hooks.staso_evaluate if hooks.staso_evaluate.get_hookimpls() else None
+        self.plugins = GuardHooks(pm)
         self.foreign_code = runs_foreign_code(pm)
 
     def may_evaluate_inline(self, size: int, limit: int) -> bool:
@@ -103,25 +102,21 @@ class DecisionService:
 
         ``policy`` evaluates the policy elsewhere (a server's worker process); the plugin
         hooks still run here, where plugins keep their state."""
-        if self._before is not None:
-            self._before(request=request)
+        plugins = self.plugins
+        failure = plugins.run_before(request) if plugins.before else None
         if policy is not None:
             result = policy(request)
         else:
             result = self.engine.evaluate(request.tool_name, request.tool_input,
                                           request.context, request.decision_id)
-        if self._evaluate is not None:
-            verdict = self._evaluate(request=request)
-            if verdict is not None:
-                result = self._merge(result, verdict)
+        verdict = failure or (plugins.verdict(request) if plugins.evaluate else None)
+        if verdict is not None:
+            result = self._merge(result, verdict)
         return result
 
     @staticmethod
-    def _merge(result: GuardResult, verdict: RuleResult | dict[str, Any]) -> GuardResult:
-        """Add a plugin's verdict to a fresh result; it wins only if it is stricter."""
-        if isinstance(verdict, dict):
-            verdict = RuleResult.from_dict({"passed": False, "rule_name": "plugin", **verdict})
-        assert isinstance(verdict, RuleResult)
+    def _merge(result: GuardResult, verdict: RuleResult) -> GuardResult:
+        """Add a plugin's (checked) verdict to a fresh result; it wins only if stricter."""
         result.results.append(verdict)
         if verdict.passed:
             return result

@@ -26,7 +26,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ..errors import GuardFailure
+from ..errors import GuardFailure, PluginTimeout
 from ..jsonutil import encoded_size
 from ..models import Escalation, GuardRequest, GuardResult
 from ..service import DecisionService, shorten_gil_slices
@@ -112,8 +112,7 @@ class EmbeddedTransport:
             raise GuardFailure("the caller's timeout passed before the evaluation started")
         return self.service.evaluate(request)
 
-    @staticmethod
-    def _gave_up(request: GuardRequest, future: Future[GuardResult]) -> GuardFailure:
+    def _gave_up(self, request: GuardRequest, future: Future[GuardResult]) -> GuardFailure:
         if not future.cancel():  # running: let it finish, and drop what it returns
             name = request.tool_name
 
@@ -122,6 +121,10 @@ class EmbeddedTransport:
                     log.warning("staso: the evaluation of %r finished after its caller's "
                                 "timeout; its result was discarded", name)
             future.add_done_callback(discard)
+        plugin = self.service.plugins.running(request.decision_id)
+        if plugin is not None:  # it hung in a plugin: the call blocks, naming it
+            return PluginTimeout(plugin, f"the plugin {plugin!r} did not answer within the "
+                                         f"{request.timeout:g} s timeout")
         return GuardFailure(f"policy evaluation did not finish within the "
                             f"{request.timeout:g} s timeout")
 

@@ -1,0 +1,91 @@
+"""Plugins on the guard's path (``staso_before_guard``, ``staso_evaluate``), called one
+implementation at a time so that a failure names its plugin.
+
+A guard whose plugin broke must not let the call through: a plugin that raises, or answers
+something that is not a verdict (an unknown action, a wrong type), makes the call block
+with the plugin named, whatever ``fail_closed`` says. One that hangs past the caller's
+timeout does the same (``errors.PluginTimeout``): the call knows which plugin it was
+waiting for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .models import ACTIONS, GuardRequest, RuleResult
+
+if TYPE_CHECKING:
+    import pluggy
+
+_MODES = ("enforce", "audit")
+
+
+def failed(plugin: str, what: str) -> RuleResult:
+    """The verdict that stands in for a plugin that failed: block, naming it."""
+    return RuleResult(rule_name=f"plugin:{plugin}", passed=False, action="block",
+                      severity="high", reason=f"the plugin {plugin!r} {what}; the call is "
+                                              "blocked rather than let through unjudged")
+
+
+def _verdict(answer: Any) -> RuleResult:
+    """A plugin's answer as a rule result; ValueError if it is not a verdict."""
+    if isinstance(answer, dict):
+        answer = RuleResult.from_dict({"passed": False, "rule_name": "plugin", **answer})
+    if not isinstance(answer, RuleResult):
+        raise ValueError(f"answered a {type(answer).__name__}, not a RuleResult or a dict")
+    if answer.action not in ACTIONS:
+        raise ValueError(f"answered the unknown action {answer.action!r} (staso knows "
+                         f"{', '.join(ACTIONS)})")
+    if answer.mode not in _MODES or not isinstance(answer.passed, bool):
+        raise ValueError(f"answered mode={answer.mode!r}, passed={answer.passed!r}")
+    return answer
+
+
+class GuardHooks:
+    """The guard-path hooks of one plugin manager, in pluggy's calling order."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        hooks = pm.hook
+
+        def impls(hook: Any) -> list[tuple[str, Any]]:
+            # pluggy calls the last registered first (tryfirst/trylast already sorted)
+            return [(i.plugin_name, i.function) for i in reversed(hook.get_hookimpls())]
+
+        self.before = impls(hooks.staso_before_guard)
+        self.evaluate = impls(hooks.staso_evaluate)
+        self._running: dict[str, str] = {}  # decision id -> the plugin being called
+
+    def running(self, decision_id: str) -> str | None:
+        """The plugin this call is in right now, if any (read when the caller gives up)."""
+        return self._running.get(decision_id)
+
+    def _call(self, plugin: str, function: Any, request: GuardRequest) -> Any:
+        self._running[request.decision_id] = plugin
+        try:
+            return function(request=request)
+        finally:
+            self._running.pop(request.decision_id, None)
+
+    def run_before(self, request: GuardRequest) -> RuleResult | None:
+        """Every ``staso_before_guard``; the failure verdict of the first that raised."""
+        for plugin, function in self.before:
+            try:
+                self._call(plugin, function, request)
+            except Exception as exc:
+                return failed(plugin, f"raised {type(exc).__name__}: {exc}")
+        return None
+
+    def verdict(self, request: GuardRequest) -> RuleResult | None:
+        """The first non-None ``staso_evaluate`` answer, checked; or a failure verdict."""
+        for plugin, function in self.evaluate:
+            try:
+                answer = self._call(plugin, function, request)
+            except Exception as exc:
+                return failed(plugin, f"raised {type(exc).__name__}: {exc}")
+            if answer is None:
+                continue
+            try:
+                return _verdict(answer)
+            except ValueError as exc:
+                return failed(plugin, str(exc))
+        return None

@@ -1,0 +1,143 @@
+"""A plugin on the guard's path that breaks never lets a call through: one that raises,
+answers with an unknown action or something that is not a verdict, or hangs past the
+call's timeout makes the call block with the plugin named, even with ``fail_closed=False``;
+embedded and on a real ``staso serve``."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import staso as st
+from conftest import logged, stop_server
+from test_plugin_routes import PluginServer
+
+PLUGIN = '''
+import threading
+
+import staso
+
+release = threading.Event()
+
+
+@staso.hookimpl
+def staso_before_guard(request):
+    if request.tool_name == "before_boom":
+        raise RuntimeError("before hook broke")
+
+
+@staso.hookimpl
+def staso_evaluate(request):
+    name = request.tool_name
+    if name == "boom":
+        raise KeyError("missing config")
+    if name == "nuke":
+        return {"action": "nuke", "reason": "typo in a plugin"}
+    if name == "shrug":
+        return "looks fine"
+    if name == "odd_mode":
+        return {"action": "allow", "mode": "maybe"}
+    if name == "hang":
+        release.wait(30)
+    if name == "strict":
+        return {"action": "block", "reason": "plugin says no", "rule_name": "strict_rule"}
+    return None
+'''
+BROKEN = {  # tool -> what the blocking reason must say
+    "boom": "raised KeyError", "nuke": "unknown action 'nuke'",
+    "shrug": "answered a str", "odd_mode": "mode='maybe'",
+    "before_boom": "raised RuntimeError: before hook broke",
+}
+
+
+def _plugin_module(site: Path) -> None:
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "staso_breaks.py").write_text(PLUGIN)
+    info = site / "staso_breaks-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: staso-breaks\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent("[staso]\nbreaks = staso_breaks\n"))
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    _plugin_module(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    import importlib
+
+    module = importlib.import_module("staso_breaks")  # (one module for every test)
+    module.release.clear()
+    st.init(home=tmp_path, agent_name="bot", plugins=[module])
+    yield module
+    module.release.set()
+    st.shutdown()
+
+
+@pytest.mark.parametrize("tool", sorted(BROKEN))
+def test_a_broken_plugin_blocks_the_call_and_is_named(embedded: object, tool: str) -> None:
+    result = st.guard(tool, {"q": 1}, fail_closed=False)
+    assert result.action == "block", result
+    assert result.rule_name == "plugin:breaks", result
+    assert "'breaks'" in result.reason and BROKEN[tool] in result.reason, result.reason
+    st.get_client().transport.flush()
+    assert logged()[0]["action"] == "block"  # recorded as it was answered
+
+
+def test_a_working_plugin_still_decides(embedded: object) -> None:
+    assert st.guard("calm", {"q": 1}).action == "allow"
+    strict = st.guard("strict", {"q": 1})
+    assert (strict.action, strict.rule_name) == ("block", "strict_rule")
+
+
+def test_a_hung_plugin_blocks_at_the_timeout_even_failing_open(embedded: object) -> None:
+    result = st.guard("hang", {"q": 1}, timeout=0.5, fail_closed=False)
+    assert result.action == "block", result
+    assert result.rule_name == "plugin:breaks"
+    assert "did not answer within the 0.5 s timeout" in result.reason
+    # a slow check that is not a plugin's keeps the caller's choice (nothing to name)
+    embedded.release.set()  # type: ignore[attr-defined]
+    assert st.guard("calm", {"q": 2}, timeout=5, fail_closed=False).action == "allow"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginServer]:
+    tmp = tmp_path_factory.mktemp("serve-breaks")
+    _plugin_module(tmp / "site")
+    srv = PluginServer(home=tmp, database_url=f"sqlite:///{tmp / 'staso.db'}")
+    srv.site = tmp / "site"
+    srv.create_keys()
+    srv.start()
+    yield srv
+    stop_server(srv)
+
+
+@pytest.mark.parametrize("tool", sorted(BROKEN))
+def test_a_broken_plugin_blocks_remote_calls_too(server: PluginServer, tool: str) -> None:
+    answer = server.request("POST", "/v1/guard", json={"tool_name": tool, "tool_input": {}})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["action"], body["rule_name"]) == ("block", "plugin:breaks"), body
+    assert BROKEN[tool] in body["reason"]
+    st.init(api_key=server.keys["agent"], base_url=server.url, agent_name="agent-1")
+    try:
+        assert st.guard(tool, {"n": 1}, fail_closed=False).action == "block"
+    finally:
+        st.shutdown()
+
+
+def test_two_threads_are_each_judged_on_their_own_call(embedded: object) -> None:
+    answers: dict[str, str] = {}
+
+    def call(tool: str) -> None:
+        answers[tool] = st.guard(tool, {"q": 1}, fail_closed=False).action
+
+    threads = [threading.Thread(target=call, args=(t,)) for t in ("boom", "calm", "nuke")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert answers == {"boom": "block", "calm": "allow", "nuke": "block"}
