@@ -208,3 +208,35 @@ class PrivatePostgres:
     def stop(self) -> None:
         self._ctl("stop", "-m", "immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def install_plugin(site: Path, module: str, entry: str, source: str) -> None:
+    """A plugin package as pip would install it: ``module`` and an entry point ``entry``
+    in the group ``staso``, in the directory ``site``."""
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (site / f"{module}.py").write_text(source)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[staso]\n{entry} = {module}\n")
+
+
+class PluginServer(Server):
+    """``staso serve`` with an extra site directory (installed plugins) on its path."""
+
+    site: Path | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        path = os.pathsep.join(p for p in (str(self.site), os.environ.get("PYTHONPATH", ""))
+                               if p)
+        return {**super().env, "PYTHONPATH": path}
+
+    @classmethod
+    def started(cls, home: Path, module: str, entry: str, source: str) -> PluginServer:
+        """A started server on a SQLite file in ``home``, with one plugin installed."""
+        install_plugin(home / "site", module, entry, source)
+        server = cls(home=home, database_url=f"sqlite:///{home / 'staso.db'}")
+        server.site = home / "site"
+        server.create_keys()
+        server.start()
+        return server

@@ -5,7 +5,6 @@ embedded and on a real ``staso serve``."""
 
 from __future__ import annotations
 
-import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 import staso as st
 from conftest import logged, stop_server
-from test_plugin_routes import PluginServer
+from servers import PluginServer, install_plugin
 
 PLUGIN = '''
 import threading
@@ -54,18 +53,9 @@ BROKEN = {  # tool -> what the blocking reason must say
 }
 
 
-def _plugin_module(site: Path) -> None:
-    site.mkdir(parents=True, exist_ok=True)
-    (site / "staso_breaks.py").write_text(PLUGIN)
-    info = site / "staso_breaks-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: staso-breaks\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent("[staso]\nbreaks = staso_breaks\n"))
-
-
 @pytest.fixture
 def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    _plugin_module(tmp_path / "site")
+    install_plugin(tmp_path / "site", "staso_breaks", "breaks", PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     import importlib
 
@@ -105,12 +95,8 @@ def test_a_hung_plugin_blocks_at_the_timeout_even_failing_open(embedded: object)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginServer]:
-    tmp = tmp_path_factory.mktemp("serve-breaks")
-    _plugin_module(tmp / "site")
-    srv = PluginServer(home=tmp, database_url=f"sqlite:///{tmp / 'staso.db'}")
-    srv.site = tmp / "site"
-    srv.create_keys()
-    srv.start()
+    srv = PluginServer.started(tmp_path_factory.mktemp("serve-breaks"), "staso_breaks",
+                               "breaks", PLUGIN)
     yield srv
     stop_server(srv)
 

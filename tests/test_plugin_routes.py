@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 
 import staso as st
 from conftest import stop_server
-from servers import Server
+from servers import PluginServer, Server
 from staso.server import ServerConfig, create_app
 
 # an approval channel in miniature, as the Slack channel will be: a POST endpoint that
@@ -54,35 +52,10 @@ def staso_dashboard_links():
 '''
 
 
-def install_plugin(site: Path) -> None:
-    """A package as pip would install it: a module and an entry point in group staso."""
-    info = site / "staso_echo-0.1.dist-info"
-    info.mkdir(parents=True)
-    (site / "staso_echo.py").write_text(PLUGIN)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: staso-echo\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent("[staso]\necho = staso_echo\n"))
-
-
-class PluginServer(Server):
-    """``staso serve`` with an extra site directory on its path."""
-
-    site: Path | None = None
-
-    @property
-    def env(self) -> dict[str, str]:
-        path = os.pathsep.join(p for p in (str(self.site), os.environ.get("PYTHONPATH", ""))
-                               if p)
-        return {**super().env, "PYTHONPATH": path}
-
-
 @pytest.fixture(scope="module")
 def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("serve-echo")
-    install_plugin(tmp / "site")
-    server = PluginServer(home=tmp, database_url=f"sqlite:///{tmp / 'staso.db'}")
-    server.site = tmp / "site"
-    server.create_keys()
-    server.start()
+    server = PluginServer.started(tmp_path_factory.mktemp("serve-echo"), "staso_echo", "echo",
+                                  PLUGIN)
     yield server
     stop_server(server)
 
