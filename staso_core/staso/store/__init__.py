@@ -5,9 +5,10 @@ implementation, on SQLite or PostgreSQL by URL.
 """
 
 from .base import StoreBackend
+from .dialects import lock_waits_until
 from .store import Store, sqlite_url
 
-__all__ = ["Store", "StoreBackend", "open_store", "sqlite_url"]
+__all__ = ["Store", "StoreBackend", "lock_waits_until", "open_store", "sqlite_url"]
 
 
 def open_store(url: str) -> StoreBackend:

@@ -7,7 +7,10 @@ SQLite) gets a connection pool and NOTIFY on every escalation change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,29 @@ from sqlalchemy import event
 
 from ..waiting import ChangeFeed
 from .changes import PostgresChanges, SqliteChanges, announce
+
+BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's lock, at most
+_lock_deadline: ContextVar[float | None] = ContextVar("staso_lock_deadline", default=None)
+
+
+@contextlib.contextmanager
+def lock_waits_until(deadline: float | None) -> Iterator[None]:
+    """Within this block (and the threads it hands work to with ``asyncio.to_thread``), a
+    transaction waits for a locked database only until ``deadline`` (``time.monotonic()``),
+    not the store's 30 s: a guard call with a timeout then fails closed in time instead of
+    hanging behind another process's write lock."""
+    token = _lock_deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _lock_deadline.reset(token)
+
+
+def _busy_ms() -> int:
+    deadline = _lock_deadline.get()
+    if deadline is None:
+        return BUSY_TIMEOUT_MS
+    return max(1, min(BUSY_TIMEOUT_MS, int((deadline - time.monotonic()) * 1000)))
 
 
 class Dialect:
@@ -77,7 +103,8 @@ def _sqlite_engine(url: str) -> sa.Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")  # an acknowledged escalation survives a crash
         record.info["synchronous"] = "FULL"
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        record.info["busy_ms"] = BUSY_TIMEOUT_MS
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -91,6 +118,10 @@ def _sqlite_engine(url: str) -> sa.Engine:
         if info.get("synchronous") != sync:
             conn.exec_driver_sql(f"PRAGMA synchronous={sync}")
             info["synchronous"] = sync
+        busy = _busy_ms()  # a guard call's deadline bounds the wait for a lock
+        if info.get("busy_ms") != busy:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={busy}")
+            info["busy_ms"] = busy
         # writers take the lock up front, so two writers never deadlock on lock upgrade
         conn.exec_driver_sql("BEGIN" if options.get("readonly") else "BEGIN IMMEDIATE")
 
