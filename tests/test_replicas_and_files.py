@@ -3,11 +3,13 @@ two replicas on one PostgreSQL, and the store's concurrency guarantees on both."
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 import staso as st
@@ -144,3 +146,52 @@ def test_migrations_are_idempotent_and_decisions_insert_once(store: Store) -> No
     stored = store.get_decision("dec_1")
     assert stored is not None and stored["action"] == "allow"
     assert stored["modified_input"] is None  # JSON null is stored as SQL NULL
+
+
+def _logged_in(server: Server) -> httpx.Client:
+    browser = httpx.Client(base_url=server.url, timeout=10)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text)
+    assert csrf is not None
+    browser.post("/login", data={"csrf_token": csrf.group(1),
+                                 "api_key": server.keys["approver"]})
+    assert browser.cookies.get("staso_session")
+    return browser
+
+
+def test_logout_on_one_replica_ends_a_copied_session_on_the_other(
+        replicas: tuple[Server, Server]) -> None:
+    first, second = replicas
+    esc = first.request("POST", "/v1/guard", json={
+        "tool_name": "process_refund", "tool_input": {"amount": 8000}}).json()["escalation_id"]
+    browser = _logged_in(first)
+    try:
+        cookie = browser.cookies["staso_session"]
+        # the same cookie, copied to another machine, works on the other replica...
+        with httpx.Client(base_url=second.url, timeout=10,
+                          cookies={"staso_session": cookie}) as thief:
+            page = thief.get("/")
+            assert page.status_code == 200 and 'id="pending"' in page.text
+            token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+            assert token is not None
+            # ...until its owner logs out on the first replica
+            own = re.search(r'name="csrf-token" content="([^"]+)"', browser.get("/").text)
+            assert own is not None
+            assert browser.post("/logout", data={"csrf_token": own.group(1)}).status_code \
+                in (200, 303)
+            replayed = thief.post(f"/dashboard/escalations/{esc}/approve",
+                                  data={"csrf_token": token.group(1)})
+            assert replayed.status_code == 401, replayed.text
+            assert thief.get("/", follow_redirects=False).status_code in (302, 303, 307)
+    finally:
+        browser.close()
+    with httpx.Client(base_url=first.url, timeout=10,
+                      cookies={"staso_session": cookie}) as replay_here:
+        assert replay_here.post(f"/dashboard/escalations/{esc}/approve",
+                                data={"csrf_token": token.group(1)}).status_code == 401
+    assert second.request("GET", f"/v1/escalations/{esc}").json()["status"] == "pending"
+    # logging in again gives a new session that works
+    again = _logged_in(second)
+    try:
+        assert again.get("/").status_code == 200
+    finally:
+        again.close()

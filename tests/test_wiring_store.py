@@ -36,6 +36,7 @@ class MemoryStore:
         self.decisions: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, tuple[ApiKey, str, float | None]] = {}
         self.policies: list[str] = []
+        self.ended: dict[str, float] = {}
         self.lock = threading.Lock()
 
     def get_escalation(self, escalation_id: str) -> Escalation:
@@ -148,6 +149,12 @@ class MemoryStore:
     def save_policy(self, source: str, *, by: str) -> int:
         self.policies.append(source)
         return len(self.policies)
+
+    def end_session(self, digest: str, expires_at: float) -> None:
+        self.ended[digest] = expires_at
+
+    def session_ended(self, digest: str) -> bool:
+        return digest in self.ended
 
     def ping(self) -> None:
         pass

@@ -1,8 +1,10 @@
 """Who is calling: bearer keys for the API, signed session cookies for the dashboard.
 
-Sessions need no table: the cookie is ``key_id.expiry.signature``, signed with the key's
-stored hash (secret to the server, shared by every replica through the database). Revoking
-the key ends its sessions. The CSRF token is derived from the session the same way.
+A live session needs no table: the cookie is ``key_id.expiry.nonce.signature``, signed with the
+key's stored hash (secret to the server, shared by every replica through the database).
+Revoking the key ends its sessions; logging out ends one, by storing the cookie's hash,
+which every replica checks (so a copied cookie stops working too). The CSRF token is
+derived from the session the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -92,7 +95,9 @@ def _sign(secret: str, message: str) -> str:
 
 
 def make_session(principal: Principal, now: float | None = None) -> str:
-    body = f"{principal.key.id}.{int((now or time.time()) + SESSION_SECONDS)}"
+    # a nonce makes each login's cookie its own: ending one never ends the next
+    body = f"{principal.key.id}.{int((now or time.time()) + SESSION_SECONDS)}." \
+           f"{secrets.token_hex(8)}"
     return f"{body}.{_sign(principal.key_hash, 'session:' + body)}"
 
 
@@ -104,16 +109,30 @@ async def session_principal(request: Request) -> tuple[Principal, str] | None:
     """The dashboard user behind the session cookie, or None (expired, forged, revoked)."""
     cookie = request.cookies.get(SESSION_COOKIE, "")
     parts = cookie.split(".")
-    if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) < time.time():
+    if len(parts) != 4 or not parts[1].isdigit() or int(parts[1]) < time.time():
         return None
     found = await asyncio.to_thread(state_of(request).store.key_by_id, parts[0])
     if found is None or found[0].role not in (APPROVER, ADMIN):
         return None
     principal = Principal(*found)
-    expected = _sign(principal.key_hash, f"session:{parts[0]}.{parts[1]}")
-    if not hmac.compare_digest(expected, parts[2]):
+    expected = _sign(principal.key_hash, "session:" + ".".join(parts[:3]))
+    if not hmac.compare_digest(expected, parts[3]):
         return None
+    if await asyncio.to_thread(state_of(request).store.session_ended, session_digest(cookie)):
+        return None  # logged out (on any replica)
     return principal, cookie
+
+
+def session_digest(session: str) -> str:
+    """What the store keeps of an ended session: its hash, never the cookie."""
+    return hashlib.sha256(session.encode()).hexdigest()
+
+
+async def end_session(request: Request, session: str) -> None:
+    """Log out for good: every replica refuses this cookie from now until it expires."""
+    expires_at = float(session.split(".")[1])
+    await asyncio.to_thread(state_of(request).store.end_session, session_digest(session),
+                            expires_at)
 
 
 def check_csrf(principal: Principal, session: str, token: str | None) -> None:

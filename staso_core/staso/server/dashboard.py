@@ -31,6 +31,7 @@ from .auth import (
     check_csrf,
     client_address,
     csrf_token,
+    end_session,
     make_session,
     session_principal,
     state_of,
@@ -140,6 +141,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     principal, session = await _session(request)
     check_csrf(principal, session, (await _form(request)).get("csrf_token"))
+    await end_session(request, session)  # a copy of the cookie is refused from now on
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

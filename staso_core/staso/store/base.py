@@ -104,6 +104,13 @@ class StoreBackend(Protocol):
         """Store a validated policy as the next version; return its number."""
         ...
 
+    # -- dashboard sessions ended by logout -----------------------------------------------
+    def end_session(self, digest: str, expires_at: float) -> None:
+        """Refuse the session whose cookie hashes to ``digest`` until ``expires_at``."""
+        ...
+
+    def session_ended(self, digest: str) -> bool: ...
+
     # -- lifecycle ----------------------------------------------------------------------
     def ping(self) -> None:
         """Raise if the database cannot be reached."""

@@ -83,3 +83,12 @@ policies = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("created_by", sa.String(200)),
 )
+
+# dashboard sessions ended before their expiry (logout): every replica refuses them
+ended_sessions = sa.Table(
+    "ended_sessions", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # SHA-256 of the session cookie
+    sa.Column("expires_at", sa.Float, nullable=False),  # the row may go once this passes
+    sa.Column("ended_at", sa.Float, nullable=False),
+    sa.Index("ix_ended_sessions_expires", "expires_at"),
+)

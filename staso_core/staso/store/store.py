@@ -25,10 +25,11 @@ from .dialects import dialect_for
 from .keys import KeyRows
 from .policies import PolicyRows
 from .schema import decisions, escalations, metadata
+from .sessions import SessionRows
 
 log = logging.getLogger("staso")
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 _ESC_COLUMNS = {c.name for c in escalations.columns} - {"consumed_by"}
 _DECISION_COLUMNS = [c.name for c in decisions.columns]
 _DECISION_COLUMN_SET = frozenset(_DECISION_COLUMNS)
@@ -59,9 +60,9 @@ def _row_to_escalation(row: Any) -> Escalation:
     return Escalation(**data)
 
 
-class Store(KeyRows, PolicyRows):
-    """Escalations, decisions, API keys and policy versions on one database. Thread-safe;
-    safe across processes."""
+class Store(KeyRows, PolicyRows, SessionRows):
+    """Escalations, decisions, API keys, policy versions and ended dashboard sessions on
+    one database. Thread-safe; safe across processes."""
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
