@@ -33,7 +33,7 @@ from .policy import Engine, Policy
 from .policy.discovery import collect_functions
 from .recent import RecentResults
 from .resolution import result_from_escalation
-from .store import StoreBackend
+from .store import StoreBackend, lock_waits_until
 
 log = logging.getLogger("staso")
 
@@ -73,6 +73,11 @@ def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float, Masker]) -> 
             "agent_name": request.agent_name, "environment": request.environment,
             "tool_name": request.tool_name, "tool_input": masker.mask(request.tool_input),
             "context": masker.mask(request.context), "action": None, **fields}
+
+
+def _deadline(request: GuardRequest) -> float | None:
+    """When the call's decision must be ready (``time.monotonic()``), if it has a timeout."""
+    return None if request.timeout is None else time.monotonic() + request.timeout
 
 
 class DecisionService:
@@ -131,10 +136,14 @@ class DecisionService:
     def recent(self, decision_id: str) -> GuardResult | None:
         return self._recent.get(decision_id)
 
-    def escalate(self, request: GuardRequest, result: GuardResult) -> GuardResult:
-        """Store (or join, or use up) the escalation for an escalate decision. Durable on return."""
+    def escalate(self, request: GuardRequest, result: GuardResult,
+                 deadline: float | None = None) -> GuardResult:
+        """Store (or join, or use up) the escalation for an escalate decision. Durable on
+        return. ``deadline`` (``time.monotonic()``): how long a locked database is waited
+        for, so a call with a timeout fails closed in time."""
         try:
-            return self._escalate(request, result)
+            with lock_waits_until(deadline):
+                return self._escalate(request, result)
         except Exception as exc:
             raise EscalationUnavailable(f"the escalation could not be stored: {exc}") from exc
 
@@ -178,24 +187,26 @@ class DecisionService:
         the same answer. ``evaluate`` runs the policy where the caller wants it (a worker
         thread with a deadline) instead of here. Logged later, by ``finish``, once the
         caller knows the call's latency."""
+        deadline = _deadline(request)
         previous = self.recent(request.decision_id)
         if previous is not None:
             return previous
         result = (evaluate or self.evaluate)(request)
         if result.action == "escalate":
-            result = self.escalate(request, result)
+            result = self.escalate(request, result, deadline)
         return result
 
     async def adecide(self, request: GuardRequest,
                       evaluate: AsyncEvaluator | None = None) -> GuardResult:
         """``decide`` for asyncio: ``evaluate`` keeps a slow evaluation off the event loop
         (without it the policy runs inline); the escalation is stored in a worker thread."""
+        deadline = _deadline(request)
         previous = self.recent(request.decision_id)
         if previous is not None:
             return previous
         result = self.evaluate(request) if evaluate is None else await evaluate(request)
         if result.action == "escalate":
-            result = await asyncio.to_thread(self.escalate, request, result)
+            result = await asyncio.to_thread(self.escalate, request, result, deadline)
         return result
 
     # -- escalations --------------------------------------------------------------------

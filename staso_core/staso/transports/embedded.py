@@ -30,7 +30,6 @@ from ..errors import GuardFailure, PluginTimeout
 from ..jsonutil import encoded_size
 from ..models import Escalation, GuardRequest, GuardResult
 from ..service import DecisionService, shorten_gil_slices
-from ..store import lock_waits_until
 
 log = logging.getLogger("staso")
 
@@ -45,10 +44,6 @@ DEFAULT_WORKERS = 4
 DEFAULT_INLINE_BYTES = 4096
 
 
-def _deadline(request: GuardRequest) -> float | None:
-    return None if request.timeout is None else time.monotonic() + request.timeout
-
-
 class EmbeddedTransport:
     def __init__(self, service: DecisionService, *, workers: int = DEFAULT_WORKERS,
                  inline_bytes: int = DEFAULT_INLINE_BYTES) -> None:
@@ -61,16 +56,14 @@ class EmbeddedTransport:
 
     # -- deciding -------------------------------------------------------------------------
     def decide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
-        with lock_waits_until(_deadline(request)):  # a locked database fails in time
-            if request.timeout is None or self._small(request, size):  # no deadline: no hop
-                return self.service.decide(request)
-            return self.service.decide(request, self._evaluate_on_worker)
+        if request.timeout is None or self._small(request, size):  # no deadline: no hop
+            return self.service.decide(request)
+        return self.service.decide(request, self._evaluate_on_worker)
 
     async def adecide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
-        with lock_waits_until(_deadline(request)):
-            # even without a deadline a large call leaves the loop: it must keep running
-            return await self.service.adecide(
-                request, None if self._small(request, size) else self._aevaluate_on_worker)
+        # even without a deadline a large call leaves the loop: it must keep running meanwhile
+        return await self.service.adecide(
+            request, None if self._small(request, size) else self._aevaluate_on_worker)
 
     def _evaluate_on_worker(self, request: GuardRequest) -> GuardResult:
         future = self._submit(request)
