@@ -91,3 +91,13 @@ def logged(tool: str | None = None, limit: int = 100) -> list[dict]:
 def use_policy(tmp_path: Path, text: str) -> None:
     """Re-init the embedded staso of the ``home`` fixture with this policy."""
     st.init(agent_name="refund-agent", home=tmp_path, policy=make_policy(tmp_path, text))
+
+
+# one rule most embedded tests need: refunds over 1,000 go to a person
+REFUND_POLICY = """version: 1
+rules:
+  - name: big_refund
+    tools: [process_refund]
+    when: tool_input.amount > 1000
+    action: escalate
+"""

@@ -9,16 +9,11 @@ from pathlib import Path
 import pytest
 
 import staso as st
+from conftest import REFUND_POLICY
 from staso.jsonutil import fingerprint
 from staso.policy.cel_env import same_value
 
-POLICY = """version: 1
-rules:
-  - name: big_refund
-    tools: [process_refund]
-    when: tool_input.amount > 1000
-    action: escalate
-  - name: flagged
+POLICY = REFUND_POLICY + """  - name: flagged
     when: has(context.flag) && context.flag == true
     action: block
 """

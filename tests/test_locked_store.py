@@ -14,14 +14,8 @@ from pathlib import Path
 import pytest
 
 import staso as st
+from conftest import REFUND_POLICY
 
-POLICY = """version: 1
-rules:
-  - name: big_refund
-    tools: [process_refund]
-    when: tool_input.amount > 1000
-    action: escalate
-"""
 HOLD = """
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -35,7 +29,7 @@ SQLITE_BUSY_S = 30.0
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
-    st.init(home=tmp_path, policy=POLICY, agent_name="bot")
+    st.init(home=tmp_path, policy=REFUND_POLICY, agent_name="bot")
     assert st.guard("process_refund", {"amount": 2000}).action == "escalate"  # db is made
     yield tmp_path
     st.shutdown()
