@@ -17,6 +17,7 @@ from .errors import EscalationUnavailable, InvalidToolInput, PluginTimeout, Stas
 from .jsonutil import check_json, encoded_size
 from .models import Escalation, GuardRequest, GuardResult
 from .options import GuardOptionKwargs, GuardOptions, guard_options
+from .plugin_guard import failed
 from .resolution import escalation_flow
 from .settings import Settings
 from .steps import Decide, Flow, Record, Step, WaitAnswer
@@ -95,18 +96,18 @@ class Client:
         kind = type(exc).__name__
         log.error("staso: no decision for %r (%s: %s)", request.tool_name, kind, exc)
         if isinstance(exc, PluginTimeout):  # a hung plugin is a failed check, never an allow
-            return GuardResult(action="block", severity="high", rule_name=f"plugin:{exc.plugin}",
-                               reason=f"{exc}; the call is blocked rather than let through "
-                                      "unjudged", decision_id=request.decision_id,
-                               tool_name=request.tool_name)
-        if fail_closed or escalating:  # an escalation never degrades to allow
+            verdict = failed(exc.plugin, exc.what)  # as a plugin that raised is reported
+            rule_name, reason = verdict.rule_name, verdict.reason
+        elif fail_closed or escalating:  # an escalation never degrades to allow
             why = "an escalation cannot fall back to allow" if escalating and not fail_closed \
                 else "failing closed"
-            return GuardResult(action="block", severity="high", rule_name="staso/unavailable",
-                               reason=f"staso could not decide ({kind}: {exc}); {why}",
-                               decision_id=request.decision_id, tool_name=request.tool_name)
-        return GuardResult(action="allow", reason="", decision_id=request.decision_id,
-                           tool_name=request.tool_name)
+            rule_name = "staso/unavailable"
+            reason = f"staso could not decide ({kind}: {exc}); {why}"
+        else:
+            return GuardResult(action="allow", reason="", decision_id=request.decision_id,
+                               tool_name=request.tool_name)
+        return GuardResult(action="block", severity="high", rule_name=rule_name, reason=reason,
+                           decision_id=request.decision_id, tool_name=request.tool_name)
 
     # -- the flow -------------------------------------------------------------------------
     @staticmethod

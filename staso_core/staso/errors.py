@@ -55,9 +55,9 @@ class PluginTimeout(GuardFailure):
     """A plugin on the guard's path did not answer within the call's timeout: the call
     blocks, naming it, whatever ``fail_closed`` says."""
 
-    def __init__(self, plugin: str, message: str) -> None:
-        super().__init__(message)
-        self.plugin = plugin
+    def __init__(self, plugin: str, what: str) -> None:
+        super().__init__(f"the plugin {plugin!r} {what}")
+        self.plugin, self.what = plugin, what
 
 
 class AccessDenied(StasoError, PermissionError):

@@ -123,8 +123,8 @@ class EmbeddedTransport:
             future.add_done_callback(discard)
         plugin = self.service.plugins.running(request.decision_id)
         if plugin is not None:  # it hung in a plugin: the call blocks, naming it
-            return PluginTimeout(plugin, f"the plugin {plugin!r} did not answer within the "
-                                         f"{request.timeout:g} s timeout")
+            return PluginTimeout(plugin, f"did not answer within the {request.timeout:g} s "
+                                         "timeout")
         return GuardFailure(f"policy evaluation did not finish within the "
                             f"{request.timeout:g} s timeout")
 
