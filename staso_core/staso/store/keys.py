@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..errors import StasoError
+from .rows import SqlRows
 from .schema import api_keys
 
 if TYPE_CHECKING:
@@ -53,10 +54,9 @@ def _api_key(row: Any) -> ApiKey:
     return ApiKey(id=row.id, name=row.name, role=row.role, created_at=row.created_at)
 
 
-class KeyRows:
+class KeyRows(SqlRows):
     """The ``api_keys`` table, for the SQLAlchemy store."""
 
-    engine: sa.Engine
 
     def add_key(self, record: ApiKey, key_hash: str) -> None:
         with self.engine.begin() as conn:
@@ -72,7 +72,7 @@ class KeyRows:
         return self._live_key(api_keys.c.id == key_id)
 
     def _live_key(self, where: sa.ColumnElement[bool]) -> tuple[ApiKey, str] | None:
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(api_keys).where(
                 where, api_keys.c.revoked_at.is_(None))).first()
         return None if row is None else (_api_key(row), row.key_hash)
@@ -80,14 +80,14 @@ class KeyRows:
     def live_keys(self) -> dict[str, tuple[ApiKey, str]]:
         """Every live key by its hash: the server's whole key table in one read, small
         enough to hold in memory (one entry per key an operator created)."""
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with self._read() as conn:
             rows = conn.execute(sa.select(api_keys)
                                 .where(api_keys.c.revoked_at.is_(None))).all()
         return {r.key_hash: (_api_key(r), r.key_hash) for r in rows}
 
     def list_keys(self) -> list[tuple[ApiKey, float | None]]:
         """Every key with when it was revoked (None: live), oldest first; never the key."""
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with self._read() as conn:
             rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).all()
         return [(_api_key(r), r.revoked_at) for r in rows]
 

@@ -7,24 +7,24 @@ import time
 
 import sqlalchemy as sa
 
+from .rows import SqlRows
 from .schema import policies
 
 
-class PolicyRows:
+class PolicyRows(SqlRows):
     """The ``policies`` table, for the SQLAlchemy store."""
 
-    engine: sa.Engine
 
     def latest_policy(self) -> tuple[int, str] | None:
         """(version, YAML source) of the newest stored policy, or None."""
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(policies.c.version, policies.c.source)
                                .order_by(policies.c.version.desc()).limit(1)).first()
         return (row.version, row.source) if row is not None else None
 
     def latest_version(self) -> int:
         """The newest version's number (0: none stored), cheaper than reading its source."""
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with self._read() as conn:
             return conn.execute(sa.select(sa.func.max(policies.c.version))).scalar() or 0
 
     def save_policy(self, source: str, *, by: str) -> int:

@@ -9,13 +9,13 @@ import time
 
 import sqlalchemy as sa
 
+from .rows import SqlRows
 from .schema import ended_sessions
 
 
-class SessionRows:
+class SessionRows(SqlRows):
     """The ``ended_sessions`` table, for the SQLAlchemy store."""
 
-    engine: sa.Engine
 
     def end_session(self, digest: str, expires_at: float) -> None:
         """Refuse the session with this hash from now on (rows past expiry are dropped)."""
@@ -27,6 +27,6 @@ class SessionRows:
                 conn.execute(t.insert().values(id=digest, expires_at=expires_at, ended_at=now))
 
     def session_ended(self, digest: str) -> bool:
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with self._read() as conn:
             return conn.execute(sa.select(ended_sessions.c.id)
                                 .where(ended_sessions.c.id == digest)).first() is not None

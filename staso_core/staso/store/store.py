@@ -85,7 +85,7 @@ class Store(KeyRows, PolicyRows, SessionRows):
     def migrate(self) -> None:
         """Bring the schema to the newest revision; cheap when it already is."""
         try:
-            with self.engine.connect().execution_options(readonly=True) as conn:
+            with self._read() as conn:
                 current = conn.execute(sa.text("SELECT version_num FROM alembic_version")
                                        ).scalar()
             if current == HEAD_REVISION:
@@ -103,9 +103,6 @@ class Store(KeyRows, PolicyRows, SessionRows):
                 command.upgrade(cfg, "head")
         except sa.exc.SQLAlchemyError as exc:
             raise StoreUnavailable(f"cannot prepare the database at {self.url}: {exc}") from exc
-
-    def _read(self) -> sa.Connection:
-        return self.engine.connect().execution_options(readonly=True)
 
     # -- escalations --------------------------------------------------------------------
     def get_escalation(self, escalation_id: str) -> Escalation:
