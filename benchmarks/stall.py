@@ -181,7 +181,8 @@ def main() -> None:
         """A staso serve on its own SQLite file, with or without the slow plugin."""
         db = f"sqlite:///{home / (name + '.db')}"
         store = Store(db)
-        _, key = create_key(store, role="agent", name="stall-agent")
+        _, key = create_key(store, role="agent", name="stall-agent",
+                            agents="*")
         store.close()
         port = free_port()
         env = {**os.environ, "STASO_DATABASE_URL": db, "STASO_HOME": str(home)}

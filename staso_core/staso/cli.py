@@ -205,7 +205,10 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
               None, help="SQLAlchemy URL (default: STASO_DATABASE_URL, else the embedded "
                          "store's SQLite file in STASO_HOME)"),
           policy: Optional[Path] = typer.Option(  # noqa: UP045
-              None, help="policy file; stored as a new version if it changed")) -> None:
+              None, help="policy file; stored as a new version if it changed"),
+          dead_letter_file: Optional[Path] = typer.Option(  # noqa: UP045
+              None, help="where decision-log records the database refuses are kept "
+                         "(default: dead-letter.jsonl in STASO_HOME)")) -> None:
     """Run the guard server and the approval dashboard."""
     from .errors import StasoError
 
@@ -218,7 +221,10 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
         return
     url = _database_url(database_url)
     try:
-        application = create_app(ServerConfig(database_url=url, policy=policy))
+        config = ServerConfig(database_url=url, policy=policy)
+        if dead_letter_file is not None:
+            config.dead_letter_file = dead_letter_file
+        application = create_app(config)
     except StasoError as exc:
         _fail(str(exc))
         return
@@ -252,6 +258,9 @@ def _key_store(database_url: str | None) -> Iterator[StoreBackend]:
 @keys_app.command("create")
 def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
                 name: str = typer.Option(..., help="who or what uses the key"),
+                agent: Optional[str] = typer.Option(  # noqa: UP045
+                    None, help="agent keys: the agent names it may act for, a glob such "
+                               "as 'billing-*' (default: exactly --name)"),
                 database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
     """Create an API key; prints only the key, once (only its hash is stored)."""
     from .errors import StasoError
@@ -259,13 +268,33 @@ def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
 
     with _key_store(database_url) as store:
         try:
-            record, key = create_key(store, role=role, name=name)
+            record, key = create_key(store, role=role, name=name, agents=agent)
         except StasoError as exc:
             _fail(str(exc))
             return
-    typer.echo(f"created {record.role} key {record.id} for {record.name!r}; "
+    acts = f", acting for agents matching {record.agents!r}" if record.agents else ""
+    typer.echo(f"created {record.role} key {record.id} for {record.name!r}{acts}; "
                "it is shown only now", err=True)
     print(key)
+
+
+@keys_app.command("bind")
+def keys_bind(key_id: str = typer.Argument(..., help="the agent key's id (key_...)"),
+              agent: str = typer.Option(..., help="the agent names it may act for (a glob)"),
+              database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
+    """Bind an agent key to agent names (keys made before binding act for any agent)."""
+    from .errors import StasoError
+
+    with _key_store(database_url) as store:
+        try:
+            bound = store.bind_key(key_id, agent)
+        except StasoError as exc:
+            _fail(str(exc))
+            return
+    if not bound:
+        _fail(f"no live agent key {key_id!r} (see staso keys list)")
+    typer.echo(f"key {key_id} now acts only for agents matching {agent.strip()!r}; "
+               "servers follow within a second", err=True)
 
 
 @keys_app.command("list")
@@ -273,10 +302,12 @@ def keys_list(database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP04
     """List keys: id, role, name, age and whether revoked (keys themselves are not stored)."""
     with _key_store(database_url) as store:
         keys = store.list_keys()
-    table = Table("id", "role", "name", "age", "status")
+    table = Table("id", "role", "name", "agents", "age", "status")
     now = time.time()
     for record, revoked_at in keys:
-        table.add_row(record.id, record.role, record.name, _age(now - record.created_at),
+        agents = record.agents or ("any (unbound)" if record.role == "agent" else "")
+        table.add_row(record.id, record.role, record.name, agents,
+                      _age(now - record.created_at),
                       "live" if revoked_at is None else f"revoked {_age(now - revoked_at)} ago")
     out.print(table)
 

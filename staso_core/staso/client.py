@@ -43,6 +43,7 @@ def _build_transport(settings: Settings) -> Transport:
         from .transports.http import HttpTransport
 
         return HttpTransport(settings)
+    from .dead_letters import DEAD_LETTER_FILE
     from .plugins import make_plugin_manager
     from .policy.discovery import load_any_policy
     from .service import DecisionService
@@ -52,8 +53,9 @@ def _build_transport(settings: Settings) -> Transport:
     pm = make_plugin_manager(settings.plugins)
     policy = load_any_policy(settings.policy, pm)
     store = open_store(sqlite_url(settings.home))
-    return EmbeddedTransport(DecisionService(store, policy, pm),
-                             workers=settings.eval_workers)
+    service = DecisionService(store, policy, pm,
+                              dead_letter_file=settings.home / DEAD_LETTER_FILE)
+    return EmbeddedTransport(service, workers=settings.eval_workers)
 
 
 class Client:

@@ -43,6 +43,10 @@ class StoreUnavailable(StasoError):
     """The decision store could not be read or written."""
 
 
+class DecisionNotRecorded(StoreUnavailable):
+    """A decision could not be recorded, so it is not acknowledged (HTTP 503)."""
+
+
 class EscalationUnavailable(StoreUnavailable):
     """The policy said escalate but the escalation could not be stored: never allow."""
 

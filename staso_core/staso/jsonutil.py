@@ -22,6 +22,16 @@ def canonical_json(value: Any) -> str:
                       allow_nan=False)
 
 
+def wire_json(value: Any) -> bytes:
+    """JSON as UTF-8 bytes for the wire. Text UTF-8 cannot carry (a lone surrogate: a
+    file name that was not UTF-8) is sent as its ``\\u`` escape, so it arrives as it was."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
+
+
 def fingerprint(agent_name: str, tool_name: str, tool_input: Any) -> str:
     """sha256 of the canonical JSON of (agent_name, tool_name, tool_input): what makes two
     calls identical, so they share one escalation and an approval lets the identical call

@@ -11,10 +11,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pluggy
 
+from .dead_letters import DeadLetters
 from .decision_log import DecisionLog
 from .errors import EscalationUnavailable, InvalidToolInput
 from .jsonutil import check_json, fingerprint
@@ -81,12 +83,13 @@ def _deadline(request: GuardRequest) -> float | None:
 
 
 class DecisionService:
-    def __init__(self, store: StoreBackend, policy: Policy, pm: pluggy.PluginManager) -> None:
+    def __init__(self, store: StoreBackend, policy: Policy, pm: pluggy.PluginManager, *,
+                 dead_letter_file: Path | None = None) -> None:
         self.store = store
         self.pm = pm
         self.policy = policy
         self.engine = Engine(policy, collect_functions(pm))
-        self.log = DecisionLog(store)
+        self.log = DecisionLog(store, dead_letters=DeadLetters(dead_letter_file))
         self.notifier = store.changes()
         self._recent = RecentResults()
         hooks = pm.hook
@@ -136,6 +139,10 @@ class DecisionService:
     def recent(self, decision_id: str) -> GuardResult | None:
         return self._recent.get(decision_id)
 
+    def remember(self, decision_id: str, result: GuardResult) -> None:
+        """A retry of this call gets ``result`` again, without a second evaluation."""
+        self._recent.put(decision_id, result)
+
     def escalate(self, request: GuardRequest, result: GuardResult,
                  deadline: float | None = None) -> GuardResult:
         """Store (or join, or use up) the escalation for an escalate decision. Durable on
@@ -169,9 +176,12 @@ class DecisionService:
                        modified_input=None)
 
     def finish(self, request: GuardRequest, result: GuardResult, *, logged: bool = False,
-               urgent: bool = False) -> int:
-        """Remember, log and announce a decision; return its log sequence number."""
-        self._recent.put(request.decision_id, result)
+               urgent: bool = False, remember: bool = True) -> int:
+        """Remember, log and announce a decision; return its log sequence number. Without
+        ``remember`` a retry of the call is not answered from memory until the caller
+        calls ``remember`` (the server: once the record is written)."""
+        if remember:
+            self._recent.put(request.decision_id, result)
         if logged:
             seq = self.log.update(request.decision_id, {
                 **self._final_fields(result), "latency_ms": result.latency_ms}, urgent=urgent)

@@ -94,6 +94,22 @@ class ConditionRunner:
             # (strictly: 1 == True in Python, but not in CEL)
             if name != "tool_input" and name in last and same_value(last[name], value):
                 continue
-            ctx.add_variable(name, value)
+            try:
+                ctx.add_variable(name, value)
+            except ValueError:  # CEL strings are UTF-8: a lone surrogate cannot go in
+                ctx.add_variable(name, cel_text(value))
             last[name] = value if name != "tool_input" else None
         return ctx
+
+
+def cel_text(value: Any) -> Any:
+    """``value`` with each lone surrogate (a file name that was not UTF-8) as U+FFFD, the
+    way CEL can hold it. A rule comparing such text to a literal sees it differ, as it
+    does; staso's detectors see the original."""
+    if isinstance(value, str):
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, dict):
+        return {cel_text(k): cel_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [cel_text(v) for v in value]
+    return value

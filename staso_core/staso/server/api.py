@@ -4,6 +4,7 @@ Each route names the roles that may call it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import replace
 from functools import partial
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 
 from ..client import new_decision_id
 from ..errors import InvalidToolInput
-from ..jsonutil import check_json, encoded_size
+from ..jsonutil import check_json, encoded_size, wire_json
 from ..models import Escalation, GuardRequest, GuardResult
 from .auth import ADMIN, AGENT, APPROVER, Principal, authenticate, require, state_of
 from .schemas import ApproveBody, ClaimBody, DenyBody, ExecutionBatch, GuardBody, PolicyBody
@@ -30,14 +31,38 @@ Admin = Annotated[Principal, Depends(require(ADMIN))]
 
 
 def json_response(data: Any, status: int = 200) -> Response:
-    # orjson encodes a 50-rule decision several times faster than json: every answer
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+    return Response(encode_json(data), status_code=status, media_type="application/json")
+
+
+def encode_json(data: Any) -> bytes:
+    # orjson encodes a 50-rule decision several times faster than json: every answer. It
+    # refuses a lone surrogate (a non-UTF-8 file name), which wire_json sends escaped.
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        return wire_json(data)
 
 
 def escalation_json(esc: Escalation) -> dict[str, Any]:
     data = esc.to_dict()
     data["time_to_resolution"] = esc.time_to_resolution
     return data
+
+
+def acting_for(principal: Principal, agent_name: str) -> None:
+    """403 unless the key may act for ``agent_name``: identity comes from the key, and an
+    agent key acts only for the agent names it is bound to."""
+    if not principal.key.may_act_for(agent_name):
+        raise HTTPException(403, f"this key acts only for agents matching "
+                                 f"{principal.key.agents!r}, not for {agent_name!r}")
+
+
+async def _own_escalation(request: Request, principal: Principal,
+                          escalation_id: str) -> Escalation:
+    """The escalation (404 if unknown), if the key may act for its agent (403 if not)."""
+    esc = await asyncio.to_thread(state_of(request).service.get_escalation, escalation_id)
+    acting_for(principal, esc.agent_name)
+    return esc
 
 
 def _who(principal: Principal, by: str | None) -> str:
@@ -69,6 +94,7 @@ async def guard(request: Request) -> Response:
                                                 principal.name, limit)
     else:
         call, size = _guard_request(raw, principal.name, limit)
+    acting_for(principal, call.agent_name)
     service = state.service
     result = service.recent(call.decision_id)
     if result is None:  # a retried decision id is answered as before, and logged once
@@ -78,8 +104,11 @@ async def guard(request: Request) -> Response:
         elapsed = time.perf_counter() - started
         result = replace(result, decision_id=call.decision_id, latency_ms=elapsed * 1000,
                          tool_name=call.tool_name)
-        seq = service.finish(call, result, urgent=True)
-        await service.log.committed(seq)  # acknowledged only once it is on disk
+        seq = service.finish(call, result, urgent=True, remember=False)
+        # acknowledged only once it is on disk: DecisionNotRecorded (503) otherwise, and a
+        # retry is evaluated again rather than answered from memory
+        await service.log.committed(seq)
+        service.remember(call.decision_id, result)
         state.metrics.decided(result.action, elapsed)
     if large:
         answer = await loop.run_in_executor(state.large_evaluator, _encode, result)
@@ -90,7 +119,7 @@ async def guard(request: Request) -> Response:
 def _guard_request(raw: bytes, agent_name: str, limit: int) -> tuple[GuardRequest, int]:
     """The call a guard body asks about, and its tool input's size; 413/422 if bad."""
     try:
-        body = GuardBody.model_validate_json(raw)
+        body = _guard_body(raw)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])}
@@ -110,6 +139,21 @@ def _guard_request(raw: bytes, agent_name: str, limit: int) -> tuple[GuardReques
         context=body.context, wait=body.wait, escalation_timeout=body.escalation_timeout), size
 
 
+def _guard_body(raw: bytes) -> GuardBody:
+    try:
+        return GuardBody.model_validate_json(raw)
+    except ValidationError as exc:
+        # pydantic's parser refuses a lone surrogate's \u escape (a non-UTF-8 file name,
+        # sent escaped by staso's clients); Python's json takes it, so that text is kept
+        if not any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise exc from None
+        return GuardBody.model_validate(data)
+
+
 async def _evaluate_off_loop(request: Request, size: int, call: GuardRequest) -> GuardResult:
     """A call too large (or a policy too foreign) to evaluate on the event loop: on the
     server's pools, so a slow evaluation delays no one else."""
@@ -123,7 +167,7 @@ async def _evaluate_off_loop(request: Request, size: int, call: GuardRequest) ->
 
 
 def _encode(result: GuardResult) -> bytes:
-    return orjson.dumps(result.to_dict())
+    return encode_json(result.to_dict())
 
 
 def _caller_gone(result: GuardResult) -> GuardResult:
@@ -143,6 +187,8 @@ async def get_escalation(escalation_id: str, request: Request, principal: Anyone
     state = state_of(request)
     wait = min(wait, state.config.long_poll_limit)
     service = state.service
+    if principal.key.agents is not None:  # a bound agent key reads its own agents' only
+        await _own_escalation(request, principal, escalation_id)
     if wait > 0:
         state.metrics.long_polls += 1
         try:
@@ -189,7 +235,7 @@ async def deny(escalation_id: str, body: DenyBody, request: Request,
 async def claim(escalation_id: str, body: ClaimBody, request: Request,
                 principal: Agent) -> Response:
     service = state_of(request).service
-    esc = await asyncio.to_thread(service.get_escalation, escalation_id)  # 404 if unknown
+    esc = await _own_escalation(request, principal, escalation_id)  # 404, 403
     # the waiting call's decision row then records the person's answer (as embedded)
     claimed = await asyncio.to_thread(partial(service.claim, esc, body.decision_id,
                                               urgent=True))
@@ -202,8 +248,9 @@ async def claim(escalation_id: str, body: ClaimBody, request: Request,
 async def give_up(escalation_id: str, body: ClaimBody, request: Request,
                   principal: Agent) -> Response:
     service = state_of(request).service
+    await _own_escalation(request, principal, escalation_id)  # 404, 403
     await asyncio.to_thread(partial(service.give_up, escalation_id, body.decision_id,
-                                    urgent=True))  # 404 if unknown
+                                    urgent=True))
     await service.log.committed(service.log.latest())
     return json_response({"recorded": True})
 
@@ -211,6 +258,11 @@ async def give_up(escalation_id: str, body: ClaimBody, request: Request,
 @router.post("/executions", summary="Record tool executions (the decision log's outcome)")
 async def executions(body: ExecutionBatch, request: Request, principal: Agent) -> Response:
     service = state_of(request).service
+    if principal.key.agents is not None:  # only its own agents' decisions
+        updated = [r.decision_id for r in body.records if r.tool_input is None]
+        owners = await asyncio.to_thread(service.store.decision_agents, updated)
+        for agent_name in owners.values():
+            acting_for(principal, agent_name)
     seq = 0
     for record in body.records:
         fields = {"execution_status": record.execution_status,
@@ -224,6 +276,7 @@ async def executions(body: ExecutionBatch, request: Request, principal: Agent) -
                 check_json(record.context, "context")
             except InvalidToolInput as exc:
                 raise HTTPException(422, str(exc)) from exc
+            acting_for(principal, record.agent_name or principal.name)
             call = GuardRequest(tool_name=record.tool_name, tool_input=record.tool_input,
                                 decision_id=record.decision_id,
                                 agent_name=record.agent_name or principal.name,

@@ -52,6 +52,9 @@ def create_app(config: ServerConfig) -> FastAPI:
             await asyncio.to_thread(state.store.ping)
         except Exception as exc:
             return json_response({"status": "unavailable", "database": str(exc)[:200]}, 503)
+        failing = state.service.log.failing
+        if failing is not None:  # reachable, yet the last write of the decision log failed
+            return json_response({"status": "degraded", "reason": failing[:500]}, 503)
         return json_response({"status": "ok", "policy_version": state.policy_version})
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
@@ -61,7 +64,8 @@ def create_app(config: ServerConfig) -> FastAPI:
                                                           "pending")
         except Exception:
             pending = None
-        return PlainTextResponse(state.metrics.render(pending, state.policy_version),
+        return PlainTextResponse(state.metrics.render(pending, state.policy_version,
+                                                      state.service.log),
                                  media_type="text/plain; version=0.0.4")
 
     _mount(app, http_routes(state.pm))  # the API and dashboard, then plugins' routes

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..decision_log import DecisionLog
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -36,7 +40,8 @@ class Metrics:
         with self._lock:
             self.http_errors[code] += 1
 
-    def render(self, pending: int | None, policy_version: int) -> str:
+    def render(self, pending: int | None, policy_version: int,
+               log: DecisionLog | None = None) -> str:
         with self._lock:
             lines = [
                 "# HELP staso_decisions_total Guard decisions by action.",
@@ -64,6 +69,26 @@ class Metrics:
                 "# HELP staso_policy_version The policy version in force (0: built-in).",
                 "# TYPE staso_policy_version gauge",
                 f"staso_policy_version {policy_version}",
+            ]
+        if log is not None:
+            lines += [
+                "# HELP staso_decision_log_dead_letters_total Decision-log records the "
+                "database refused, kept in the dead-letter file.",
+                "# TYPE staso_decision_log_dead_letters_total counter",
+                f"staso_decision_log_dead_letters_total {log.dead_letters.count}",
+                "# HELP staso_decision_log_lost_total Records neither the database nor the "
+                "dead-letter file took (logged in full).",
+                "# TYPE staso_decision_log_lost_total counter",
+                f"staso_decision_log_lost_total {log.dead_letters.lost}",
+                "# HELP staso_decision_log_write_failures_total Decision-log writes that failed.",
+                "# TYPE staso_decision_log_write_failures_total counter",
+                f"staso_decision_log_write_failures_total {log.write_failures}",
+                "# HELP staso_decision_log_pending Records waiting to be written.",
+                "# TYPE staso_decision_log_pending gauge",
+                f"staso_decision_log_pending {log.pending()}",
+                "# HELP staso_decision_log_healthy 1 while the decision log can be written.",
+                "# TYPE staso_decision_log_healthy gauge",
+                f"staso_decision_log_healthy {int(log.failing is None)}",
             ]
         if pending is not None:
             lines += ["# HELP staso_escalations_pending Escalations awaiting a person.",

@@ -1,24 +1,57 @@
-"""Request bodies of the HTTP API (validated by FastAPI, published in /openapi.json)."""
+"""Request bodies of the HTTP API (validated by FastAPI, published in /openapi.json).
+
+Text that comes from tools (names, inputs, outputs, comments) is typed ``Text`` and
+``JSONObject`` rather than ``str`` and ``dict[str, Any]``: pydantic refuses a Python string
+holding a lone surrogate (a file name that was not UTF-8, sent as its ``\\u`` escape),
+and staso keeps such text exactly instead (the store escapes it losslessly).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 DECISION_ID = r"^[A-Za-z0-9_.:\-]{1,64}$"
+
+
+def _text_checker(min_length: int, max_length: int) -> Any:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("Input should be a valid string")
+        if not min_length <= len(value) <= max_length:
+            raise ValueError(f"String should have {min_length} to {max_length} characters")
+        return value
+    return check
+
+
+def Text(max_length: int, min_length: int = 0) -> Any:
+    """A string of any text (lone surrogates included), within these lengths."""
+    return Annotated[str, PlainValidator(_text_checker(min_length, max_length)),
+                     WithJsonSchema({"type": "string", "minLength": min_length,
+                                     "maxLength": max_length})]
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("Input should be a valid dictionary")
+    return value  # keys are strings: it came from JSON; check_json checks the rest
+
+
+JSONObject = Annotated[dict[str, Any], PlainValidator(_object),
+                       WithJsonSchema({"type": "object", "additionalProperties": True})]
 
 
 class GuardBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tool_name: str = Field(min_length=1, max_length=200)
-    tool_input: dict[str, Any]
+    tool_name: Text(200, 1)  # type: ignore[valid-type]
+    tool_input: JSONObject
     decision_id: str | None = Field(default=None, pattern=DECISION_ID,
                                     description="Retries with the same id get the first answer")
-    agent_name: str | None = Field(default=None, max_length=200)
-    environment: str = Field(default="", max_length=100)
-    context: dict[str, Any] = Field(default_factory=dict)
+    agent_name: Text(200) | None = None  # type: ignore[valid-type]
+    environment: Text(100) = ""  # type: ignore[valid-type]
+    context: JSONObject = Field(default_factory=dict)
     wait: bool = Field(default=False, description="The agent will wait for the answer")
     escalation_timeout: float = Field(default=300.0, gt=0, le=7 * 86400)
 
@@ -26,16 +59,16 @@ class GuardBody(BaseModel):
 class ApproveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    by: str | None = Field(default=None, max_length=200)
-    comment: str | None = Field(default=None, max_length=10_000)
-    modified_input: dict[str, Any] | None = None
+    by: Text(200) | None = None  # type: ignore[valid-type]
+    comment: Text(10_000) | None = None  # type: ignore[valid-type]
+    modified_input: JSONObject | None = None
 
 
 class DenyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    by: str | None = Field(default=None, max_length=200)
-    comment: str | None = Field(default=None, max_length=10_000)
+    by: Text(200) | None = None  # type: ignore[valid-type]
+    comment: Text(10_000) | None = None  # type: ignore[valid-type]
 
 
 class ClaimBody(BaseModel):
@@ -56,14 +89,14 @@ class ExecutionRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision_id: str = Field(pattern=DECISION_ID)
-    tool_name: str | None = Field(default=None, max_length=200)
-    tool_input: dict[str, Any] | None = None
-    context: dict[str, Any] = Field(default_factory=dict)
-    environment: str = Field(default="", max_length=100)
-    agent_name: str | None = Field(default=None, max_length=200)
+    tool_name: Text(200) | None = None  # type: ignore[valid-type]
+    tool_input: JSONObject | None = None
+    context: JSONObject = Field(default_factory=dict)
+    environment: Text(100) = ""  # type: ignore[valid-type]
+    agent_name: Text(200) | None = None  # type: ignore[valid-type]
     execution_status: str = Field(pattern=r"^(ok|error|not_run)$")
-    execution_error: str | None = Field(default=None, max_length=10_000)
-    execution_output: str | None = Field(default=None, max_length=10_000)
+    execution_error: Text(10_000) | None = None  # type: ignore[valid-type]
+    execution_output: Text(10_000) | None = None  # type: ignore[valid-type]
     execution_ms: float | None = None
 
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..dead_letters import DEAD_LETTER_FILE
 from ..errors import StasoError, StoreUnavailable
 from ..models import Escalation, GuardRequest, GuardResult
 from ..plugins import dashboard_links, make_plugin_manager
 from ..policy import Engine, Policy
 from ..policy.discovery import DEFAULT_POLICY, collect_functions, load_policy_source
 from ..service import DecisionService, shorten_gil_slices
-from ..settings import env_int
+from ..settings import default_home, env_int
 from ..store import StoreBackend, open_store
 from .guesses import GuessLimiter, KeyCache
 from .metrics import Metrics
@@ -82,6 +83,8 @@ class ServerConfig:
     large_eval_processes: int = field(default_factory=lambda: env_int(
         "STASO_LARGE_EVAL_PROCESSES", DEFAULT_LARGE_EVAL_PROCESSES, 0))
     plugins: tuple[Any, ...] = field(default_factory=tuple)
+    # where decision-log records the database refuses go (see dead_letters.py)
+    dead_letter_file: Path = field(default_factory=lambda: default_home() / DEAD_LETTER_FILE)
 
 
 class ServerState:
@@ -91,7 +94,8 @@ class ServerState:
         self.dashboard_links = dashboard_links(self.pm)  # a bad link stops the server here
         self.store: StoreBackend = open_store(config.database_url)
         self.policy_version, self.policy_source, policy = self._initial_policy()
-        self.service = DecisionService(self.store, policy, self.pm)
+        self.service = DecisionService(self.store, policy, self.pm,
+                                       dead_letter_file=config.dead_letter_file)
         self.keys = KeyCache(self.store, config.key_cache_seconds,
                              GuessLimiter(config.key_guess_limit, config.key_guess_window))
         self.metrics = Metrics()

@@ -62,10 +62,16 @@ class StoreBackend(Protocol):
     # -- decision log -------------------------------------------------------------------
     def write_decisions(self, rows: Iterable[dict[str, Any]],
                         updates: Iterable[tuple[str, dict[str, Any]]] = ()) -> None:
-        """Insert rows (a retried one changes nothing) and apply updates, all or none."""
+        """Insert rows (a retried one changes nothing) and apply updates, all or none.
+        Raises StoreUnavailable when the database cannot be reached (try again later);
+        any other error means these records were refused."""
         ...
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None: ...
+
+    def decision_agents(self, decision_ids: list[str]) -> dict[str, str]:
+        """The agent name of each of these decisions that is recorded (one read)."""
+        ...
 
     def list_decisions(self, *, limit: int = 100, tool: str | None = None
                        ) -> list[dict[str, Any]]: ...
@@ -89,6 +95,11 @@ class StoreBackend(Protocol):
 
     def revoke_key(self, key_id: str) -> bool:
         """False if there was no live key with this id."""
+        ...
+
+    def bind_key(self, key_id: str, agents: str) -> bool:
+        """Let a live agent key act only for agent names matching ``agents``; False if
+        there is no live agent key with this id."""
         ...
 
     # -- policy versions ----------------------------------------------------------------

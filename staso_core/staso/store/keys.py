@@ -6,7 +6,11 @@ that keeps them (``Store`` inherits it).
 
 from __future__ import annotations
 
+import fnmatch
+import functools
+import glob
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..errors import StasoError
+from .escaping import escape_text, unescape_text
 from .rows import SqlRows
 from .schema import api_keys
 
@@ -30,6 +35,19 @@ class ApiKey:
     name: str
     role: str
     created_at: float
+    # an agent key's agent names (a glob such as "billing-*"); None: any agent name (keys
+    # made before keys were bound, admin and approver keys)
+    agents: str | None = None
+
+    def may_act_for(self, agent_name: str) -> bool:
+        """Whether this key may send calls (and use up approvals) as ``agent_name``."""
+        return self.agents is None or _agent_glob(self.agents).fullmatch(agent_name) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _agent_glob(pattern: str) -> re.Pattern[str]:
+    # fnmatchcase: case matters ("Bot" is not "bot"), and no path rules apply
+    return re.compile(fnmatch.translate(pattern), re.DOTALL)
 
 
 def hash_key(key: str) -> str:
@@ -37,21 +55,37 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(store: StoreBackend, *, role: str, name: str) -> tuple[ApiKey, str]:
-    """Store a new key's hash; return the record and the key itself (shown once)."""
+def create_key(store: StoreBackend, *, role: str, name: str,
+               agents: str | None = None) -> tuple[ApiKey, str]:
+    """Store a new key's hash; return the record and the key itself (shown once). An agent
+    key acts for the agent names ``agents`` matches (a glob; default: exactly its name)."""
     if role not in ROLES:
         raise StasoError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if not name or not name.strip():
         raise StasoError("a key needs a name (who or what uses it)")
+    if role == "agent":
+        # by default exactly its own name (escaped: a name may hold glob characters)
+        agents = check_agents(glob.escape(name.strip()) if agents is None else agents)
+    elif agents is not None:
+        raise StasoError(f"only agent keys are bound to agent names; {role} keys are not")
     key = f"staso_{role}_{secrets.token_urlsafe(32)}"
     record = ApiKey(id="key_" + secrets.token_hex(8), name=name.strip(), role=role,
-                    created_at=time.time())
+                    created_at=time.time(), agents=agents)
     store.add_key(record, hash_key(key))
     return record, key
 
 
+def check_agents(pattern: str) -> str:
+    """An agent-name glob as keys keep it; StasoError if it is empty."""
+    if not pattern or not pattern.strip():
+        raise StasoError("--agent needs a pattern of agent names, such as billing-bot or "
+                         "billing-*")
+    return pattern.strip()
+
+
 def _api_key(row: Any) -> ApiKey:
-    return ApiKey(id=row.id, name=row.name, role=row.role, created_at=row.created_at)
+    return ApiKey(id=row.id, name=unescape_text(row.name), role=row.role,
+                  created_at=row.created_at, agents=unescape_text(row.agents))
 
 
 class KeyRows(SqlRows):
@@ -61,8 +95,8 @@ class KeyRows(SqlRows):
     def add_key(self, record: ApiKey, key_hash: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(api_keys.insert().values(
-                id=record.id, name=record.name, role=record.role, key_hash=key_hash,
-                created_at=record.created_at))
+                id=record.id, name=escape_text(record.name), role=record.role, key_hash=key_hash,
+                created_at=record.created_at, agents=escape_text(record.agents)))
 
     def key_by_hash(self, digest: str) -> tuple[ApiKey, str] | None:
         """The live key whose hash is ``digest`` (one indexed read), or None."""
@@ -96,3 +130,10 @@ class KeyRows(SqlRows):
             return bool(conn.execute(api_keys.update().where(
                 api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)
             ).values(revoked_at=time.time())).rowcount)
+
+    def bind_key(self, key_id: str, agents: str) -> bool:
+        c = api_keys.c
+        with self.engine.begin() as conn:
+            return bool(conn.execute(api_keys.update().where(
+                c.id == key_id, c.role == "agent", c.revoked_at.is_(None)
+            ).values(agents=escape_text(check_agents(agents)))).rowcount)

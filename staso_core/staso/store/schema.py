@@ -11,12 +11,12 @@ escalations = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("agent_name", sa.String(200), nullable=False, server_default=""),
-    sa.Column("environment", sa.String(100), nullable=False, server_default=""),
-    sa.Column("tool_name", sa.String(200), nullable=False),
+    sa.Column("agent_name", sa.Text, nullable=False, server_default=""),
+    sa.Column("environment", sa.Text, nullable=False, server_default=""),
+    sa.Column("tool_name", sa.Text, nullable=False),
     sa.Column("tool_input", sa.JSON(none_as_null=True), nullable=False),
     sa.Column("context", sa.JSON(none_as_null=True), nullable=False),
-    sa.Column("rule_name", sa.String(200)),
+    sa.Column("rule_name", sa.Text),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
     sa.Column("severity", sa.String(16), nullable=False, server_default="high"),
     sa.Column("decision_id", sa.String(64), nullable=False),
@@ -24,7 +24,7 @@ escalations = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("resolved_at", sa.Float),
-    sa.Column("resolved_by", sa.String(200)),
+    sa.Column("resolved_by", sa.Text),
     sa.Column("comment", sa.Text),
     sa.Column("modified_input", sa.JSON(none_as_null=True)),
     sa.Column("consumed_at", sa.Float),
@@ -42,14 +42,14 @@ decisions = sa.Table(
     "decisions", metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("agent_name", sa.String(200), nullable=False, server_default=""),
-    sa.Column("environment", sa.String(100), nullable=False, server_default=""),
-    sa.Column("tool_name", sa.String(200), nullable=False),
+    sa.Column("agent_name", sa.Text, nullable=False, server_default=""),
+    sa.Column("environment", sa.Text, nullable=False, server_default=""),
+    sa.Column("tool_name", sa.Text, nullable=False),
     sa.Column("tool_input", sa.JSON(none_as_null=True)),
     sa.Column("context", sa.JSON(none_as_null=True)),
     sa.Column("action", sa.String(16)),  # None: an unguarded @st.tool call
     sa.Column("reason", sa.Text),
-    sa.Column("rule_name", sa.String(200)),
+    sa.Column("rule_name", sa.Text),
     sa.Column("severity", sa.String(16)),
     sa.Column("results", sa.JSON(none_as_null=True)),
     sa.Column("rules_triggered", sa.JSON(none_as_null=True)),
@@ -69,11 +69,13 @@ decisions = sa.Table(
 api_keys = sa.Table(
     "api_keys", metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("key_hash", sa.String(128), nullable=False, unique=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float),
+    # agent keys: the agent names (a glob) the key may act for; NULL: any (older keys)
+    sa.Column("agents", sa.Text),
 )
 
 policies = sa.Table(
@@ -81,7 +83,7 @@ policies = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("created_by", sa.String(200)),
+    sa.Column("created_by", sa.Text),
 )
 
 # dashboard sessions ended before their expiry (logout): every replica refuses them

@@ -22,6 +22,7 @@ from ..errors import EscalationConflict, EscalationNotFound, StoreUnavailable
 from ..models import Escalation, RawJSON
 from ..waiting import ChangeFeed
 from .dialects import dialect_for
+from .escaping import escape_text, unescape_row, unescape_text
 from .keys import KeyRows
 from .policies import PolicyRows
 from .schema import decisions, escalations, metadata
@@ -29,11 +30,13 @@ from .sessions import SessionRows
 
 log = logging.getLogger("staso")
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 _ESC_COLUMNS = {c.name for c in escalations.columns} - {"consumed_by"}
 _DECISION_COLUMNS = [c.name for c in decisions.columns]
 _DECISION_COLUMN_SET = frozenset(_DECISION_COLUMNS)
 _JSON_COLUMNS = frozenset(c.name for c in decisions.columns if isinstance(c.type, sa.JSON))
+_DECISION_TEXT = _DECISION_COLUMN_SET - _JSON_COLUMNS
+_ESC_TEXT = frozenset(c.name for c in escalations.columns if not isinstance(c.type, sa.JSON))
 
 
 def _json_text(value: Any) -> str | None:
@@ -43,8 +46,14 @@ def _json_text(value: Any) -> str | None:
 
 
 def _decision_value(column: str, value: Any) -> Any:
-    """A decision column's value as the driver takes it: JSON columns as JSON text."""
-    return _json_text(value) if column in _JSON_COLUMNS else value
+    """A decision column's value as the driver takes it: JSON columns as JSON text, text
+    a database cannot hold escaped (``escaping.py``)."""
+    return _json_text(value) if column in _JSON_COLUMNS else escape_text(value)
+
+
+def _escaped(values: dict[str, Any]) -> dict[str, Any]:
+    """Escalation column values as stored: text a database cannot hold, escaped."""
+    return {k: escape_text(v) if k in _ESC_TEXT else v for k, v in values.items()}
 
 
 def sqlite_url(home: str | Path) -> str:
@@ -57,7 +66,7 @@ def new_escalation_id() -> str:
 
 def _row_to_escalation(row: Any) -> Escalation:
     data = {k: v for k, v in row._mapping.items() if k in _ESC_COLUMNS}
-    return Escalation(**data)
+    return Escalation(**unescape_row(data, _ESC_TEXT))
 
 
 class Store(KeyRows, PolicyRows, SessionRows):
@@ -124,7 +133,7 @@ class Store(KeyRows, PolicyRows, SessionRows):
         for column, value in (("status", status), ("agent_name", agent), ("tool_name", tool),
                               ("rule_name", rule)):
             if value:
-                query = query.where(escalations.c[column] == value)
+                query = query.where(escalations.c[column] == escape_text(value))
         with self._read() as conn:
             return [_row_to_escalation(r) for r in conn.execute(query)]
 
@@ -205,7 +214,7 @@ class Store(KeyRows, PolicyRows, SessionRows):
             row_values.update(id=new_escalation_id(), fingerprint=fingerprint,
                               decision_id=decision_id, status="pending", created_at=now,
                               expires_at=expires_at)
-            conn.execute(escalations.insert().values(**row_values))
+            conn.execute(escalations.insert().values(**_escaped(row_values)))
             self._announce(conn, [row_values["id"]])
         return Escalation(**row_values), "created"
 
@@ -231,8 +240,8 @@ class Store(KeyRows, PolicyRows, SessionRows):
             elif row.status == "pending":
                 done = conn.execute(escalations.update().where(
                     e.id == escalation_id, e.status == "pending", e.expires_at > now
-                ).values(status=status, resolved_at=now, resolved_by=by, comment=comment,
-                         modified_input=modified_input)).rowcount
+                ).values(status=status, resolved_at=now, resolved_by=escape_text(by),
+                         comment=escape_text(comment), modified_input=modified_input)).rowcount
                 if done == 1:
                     self._announce(conn, [escalation_id])
                     return replace(_row_to_escalation(row), status=status, resolved_at=now,
@@ -279,6 +288,14 @@ class Store(KeyRows, PolicyRows, SessionRows):
         rows, updates = list(rows), list(updates)
         if not rows and not updates:
             return
+        try:
+            self._write_decisions(rows, updates)
+        # connection lost, database locked, disk full, read-only: not these rows' fault
+        except (OperationalError, sa.exc.InterfaceError, sa.exc.InternalError) as exc:
+            raise StoreUnavailable(f"the database could not be written: {exc}") from exc
+
+    def _write_decisions(self, rows: list[dict[str, Any]],
+                         updates: list[tuple[str, dict[str, Any]]]) -> None:
         with self.engine.connect().execution_options(relaxed_sync=True) as conn, \
                 conn.begin():
             if rows:
@@ -315,15 +332,26 @@ class Store(KeyRows, PolicyRows, SessionRows):
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
         with self._read() as conn:
             row = conn.execute(sa.select(decisions).where(decisions.c.id == decision_id)).first()
-        return dict(row._mapping) if row is not None else None
+        return None if row is None else unescape_row(dict(row._mapping), _DECISION_TEXT)
+
+    def decision_agents(self, decision_ids: list[str]) -> dict[str, str]:
+        """The agent name of each of these decisions that is recorded."""
+        found: dict[str, str] = {}
+        c = decisions.c
+        with self._read() as conn:
+            for i in range(0, len(decision_ids), 500):
+                chunk = decision_ids[i:i + 500]
+                found.update((r.id, unescape_text(r.agent_name)) for r in conn.execute(
+                    sa.select(c.id, c.agent_name).where(c.id.in_(chunk))))
+        return found
 
     def list_decisions(self, *, limit: int = 100, tool: str | None = None
                        ) -> list[dict[str, Any]]:
         query = sa.select(decisions).order_by(decisions.c.created_at.desc()).limit(limit)
         if tool:
-            query = query.where(decisions.c.tool_name == tool)
+            query = query.where(decisions.c.tool_name == escape_text(tool))
         with self._read() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [unescape_row(dict(r._mapping), _DECISION_TEXT) for r in conn.execute(query)]
 
     def close(self) -> None:
         self.engine.dispose()

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from .. import __version__
+from ..dead_letters import DEAD_LETTER_FILE, DeadLetters
 from ..decision_log import DecisionLog
 from ..errors import (
     AccessDenied,
@@ -29,13 +30,18 @@ from ..errors import (
     GuardFailure,
     InvalidToolInput,
     StasoError,
+    StoreUnavailable,
 )
+from ..jsonutil import wire_json
 from ..models import ACTIONS, Escalation, GuardRequest, GuardResult
 from ..settings import Settings
 
 log = logging.getLogger("staso")
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _LONG_POLL = 25.0  # seconds one long-poll request may hold, below common proxy timeouts
+
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,12 @@ class Call:
     params: dict[str, Any] = field(default_factory=dict)
     retry: bool = True  # safe to send again (idempotent)
     hold: float = 0.0  # seconds the server may hold the request (long-poll)
+
+    def body(self) -> dict[str, Any]:
+        """The request's body arguments for httpx (any text survives: ``wire_json``)."""
+        if self.json is None:
+            return {}
+        return {"content": wire_json(self.json), "headers": _JSON_HEADERS}
 
 
 class _Attempts:
@@ -171,7 +183,8 @@ class HttpTransport:
         self._client: httpx.Client | None = None
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
                                                   httpx.AsyncClient] = weakref.WeakKeyDictionary()
-        self.log = DecisionLog(_ExecutionSink(self))
+        self.log = DecisionLog(_ExecutionSink(self), dead_letters=DeadLetters(
+            settings.home / DEAD_LETTER_FILE))
 
     # -- sending --------------------------------------------------------------------------
     def _sync(self) -> httpx.Client:
@@ -194,7 +207,7 @@ class HttpTransport:
         while True:
             answer: httpx.Response | Exception
             try:
-                answer = self._sync().request(call.method, call.path, json=call.json,
+                answer = self._sync().request(call.method, call.path, **call.body(),
                                               params=call.params, timeout=attempts.timeout())
             except httpx.HTTPError as exc:
                 answer = exc
@@ -209,7 +222,7 @@ class HttpTransport:
             answer: httpx.Response | Exception
             try:
                 answer = await self._async().request(
-                    call.method, call.path, json=call.json, params=call.params,
+                    call.method, call.path, **call.body(), params=call.params,
                     timeout=attempts.timeout())
             except httpx.HTTPError as exc:
                 answer = exc
@@ -349,6 +362,8 @@ class _ExecutionSink:
             try:
                 self.transport.send(Call("POST", "/v1/executions", dict,
                                          self.transport._budget(), json={"records": chunk}))
-            except (InvalidToolInput, AccessDenied) as exc:  # would fail the same way forever
-                log.error("staso: dropped %d tool execution records the server refused: %s",
-                          len(chunk), exc)
+            except (InvalidToolInput, AccessDenied):
+                raise  # these records (422) or this key (401/403): the log dead-letters them
+            except GuardFailure as exc:  # unreachable, 5xx: the log tries again later
+                raise StoreUnavailable(f"the staso server could not record executions: "
+                                       f"{exc}") from exc

@@ -8,10 +8,18 @@
   const filters = document.getElementById("filters");
   const cards = new Map(); // escalation id -> card element (kept while the user types)
 
+  // Text a page cannot show (NUL and other control characters, a lone surrogate from a
+  // file name that was not UTF-8) appears as its \uXXXX escape instead of vanishing.
+  const unshowable = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+  function shown(text) {
+    return String(text).replace(unshowable,
+      (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+  }
+
   function el(tag, props, children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(props || {})) {
-      if (k === "text") node.textContent = v;
+      if (k === "text") node.textContent = shown(v);
       else if (k === "class") node.className = v;
       else node.setAttribute(k, v);
     }
