@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -260,3 +261,20 @@ def test_secrets_in_a_tool_input_are_masked_on_the_dashboard(page: Any, dash_ser
     shown = box.locator("pre.input").text_content()
     assert "[MASKED]" in shown and "c_mask" in shown
     assert secret not in page.content()
+
+
+def test_text_a_page_cannot_show_appears_escaped(page: Any, dash_server: Server) -> None:
+    """NUL and a file name that was not UTF-8 (a lone surrogate) are stored exactly and
+    shown as their \\u escapes, never dropped and never breaking the page."""
+    name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
+    body = json.dumps({"tool_name": "process_refund", "agent_name": "bot\x00two",
+                       "tool_input": {"amount": 9400, "file": name, "note": "a\x00b"}})
+    r = dash_server.request("POST", "/v1/guard", content=body,
+                            headers={"Content-Type": "application/json"})
+    assert r.status_code == 200 and r.json()["action"] == "escalate", r.text
+    login(page, dash_server)
+    box = card(page, r.json()["escalation_id"])
+    box.wait_for()
+    assert "agent: bot\\u0000two" in box.text_content()
+    shown = box.locator("pre.input").text_content()
+    assert '"file": "caf\\udce9.txt"' in shown and '"note": "a\\u0000b"' in shown

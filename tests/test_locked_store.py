@@ -87,3 +87,63 @@ def test_writes_outside_a_guard_call_still_wait_for_the_lock(home: Path) -> None
         assert st.get_escalation(esc.id).status == "approved"
     finally:
         release_later.join()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_waiting_call_on_a_locked_store_fails_closed_within_its_timeout(
+        home: Path, mode: str) -> None:
+    """With the lock taken while the call waits, the call still ends near its wait plus
+    its timeout, blocked."""
+    amount = {"sync": 7000, "async": 8000}[mode]
+    before = {e.id for e in st.get_client().transport.list_escalations(status="pending")}
+    outcome: dict[str, object] = {}
+
+    def waiting_call() -> None:
+        started = time.monotonic()
+        if mode == "sync":
+            result = st.guard("process_refund", {"amount": amount}, wait_for_escalation=True,
+                              escalation_timeout=2.0, timeout=1.0, fail_closed=False)
+        else:
+            result = asyncio.run(st.aguard(
+                "process_refund", {"amount": amount}, wait_for_escalation=True,
+                escalation_timeout=2.0, timeout=1.0, fail_closed=False))
+        outcome.update(result=result, took=time.monotonic() - started)
+
+    caller = threading.Thread(target=waiting_call)
+    caller.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # its escalation is stored: it is waiting now
+        pending = st.get_client().transport.list_escalations(status="pending")
+        if {e.id for e in pending} - before:
+            break
+        time.sleep(0.02)
+    holder = _hold_lock(home)
+    try:
+        caller.join(SQLITE_BUSY_S * 2)
+        result = outcome["result"]
+        assert isinstance(result, st.GuardResult)
+        assert result.action == "block", result  # never allow, fail_closed=False or not
+        assert outcome["took"] < SQLITE_BUSY_S / 2, outcome["took"]  # not 2 s + 30 s
+    finally:
+        _release(holder)
+        caller.join(5)
+
+
+def test_each_waiting_step_that_writes_honours_the_call_timeout(home: Path) -> None:
+    """Expire and claim write to the store: given the call's timeout, each gives up on a
+    locked store near it (and the flow then fails closed), not after SQLite's 30 s."""
+    transport = st.get_client().transport
+    (esc,) = transport.list_escalations(status="pending")
+    answered = st.approve(esc.id, by="alice")
+    holder = _hold_lock(home)
+    try:
+        for step in (lambda: transport.claim(answered, "dec_locked", timeout=1.0),
+                     lambda: transport.expire(esc.id, timeout=1.0),
+                     lambda: asyncio.run(transport.aclaim(answered, "dec_locked", timeout=1.0))):
+            started = time.monotonic()
+            with pytest.raises(Exception, match="locked"):
+                step()
+            assert time.monotonic() - started < SQLITE_BUSY_S / 2
+    finally:
+        _release(holder)
+    assert transport.claim(answered, "dec_unlocked", timeout=5.0) is True

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 import staso as st
 from conftest import logged, stop_server
@@ -127,3 +128,23 @@ def test_two_threads_are_each_judged_on_their_own_call(embedded: object) -> None
     for t in threads:
         t.join(30)
     assert answers == {"boom": "block", "calm": "allow", "nuke": "block"}
+
+
+def test_a_hung_plugin_blocks_remote_calls_at_the_timeout_even_failing_open(
+        server: PluginServer) -> None:
+    """The server learns the caller's timeout from the request and answers a block naming
+    the hung plugin before it passes: the caller never falls back to allow."""
+    st.init(api_key=server.keys["agent"], base_url=server.url, agent_name="agent-1")
+    try:
+        result = st.guard("hang", {"q": 1}, timeout=3.0, fail_closed=False)
+        assert (result.action, result.rule_name) == ("block", "plugin:breaks"), result
+        assert "did not answer within the 3 s timeout" in result.reason
+        assert st.guard("calm", {"q": 2}, timeout=5.0, fail_closed=False).action == "allow"
+    finally:
+        st.shutdown()
+    engine = sa.create_engine(server.database_url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT action, rule_name FROM decisions WHERE id = :i"),
+                           {"i": result.decision_id}).one()
+    engine.dispose()
+    assert tuple(row) == ("block", "plugin:breaks")  # the log says what the caller was told

@@ -118,6 +118,9 @@ class MemoryStore:
         rows = [r for r in self.decisions.values() if tool in (None, r["tool_name"])]
         return sorted(rows, key=lambda r: -r["created_at"])[:limit]
 
+    def decision_agents(self, decision_ids: list[str]) -> dict[str, str]:
+        return {i: self.decisions[i]["agent_name"] for i in decision_ids if i in self.decisions}
+
     def add_key(self, record: ApiKey, key_hash: str) -> None:
         self.keys[record.id] = (record, key_hash, None)
 
@@ -138,6 +141,13 @@ class MemoryStore:
         if found is None or found[2] is not None:
             return False
         self.keys[key_id] = (found[0], found[1], time.time())
+        return True
+
+    def bind_key(self, key_id: str, agents: str) -> bool:
+        found = self.keys.get(key_id)
+        if found is None or found[2] is not None or found[0].role != "agent":
+            return False
+        self.keys[key_id] = (replace(found[0], agents=agents), found[1], None)
         return True
 
     def latest_policy(self) -> tuple[int, str] | None:

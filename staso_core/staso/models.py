@@ -82,7 +82,7 @@ class GuardRequest(_Dictable):
         return {"tool_name": self.tool_name, "tool_input": self.tool_input,
                 "decision_id": self.decision_id, "agent_name": self.agent_name,
                 "environment": self.environment, "context": self.context, "wait": self.wait,
-                "escalation_timeout": self.escalation_timeout}
+                "escalation_timeout": self.escalation_timeout, "timeout": self.timeout}
 
 
 @dataclass(frozen=True)

@@ -62,12 +62,13 @@ def escalation_flow(request: GuardRequest, first: GuardResult, deadline: float,
             # land on an escalation this call has already given up on
             esc = yield WaitAnswer(esc.id, esc.expires_at + 0.01, poll_interval)
         if esc.status == "pending":
-            esc = yield Expire(esc.id)
-        if esc.status in ("approved", "denied") and (yield Claim(esc, request.decision_id)):
+            esc = yield Expire(esc.id, request.timeout)
+        claim = Claim(esc, request.decision_id, request.timeout)
+        if esc.status in ("approved", "denied") and (yield claim):
             return result_from_escalation(esc, result, request.tool_input)
         if esc.status == "pending" or time.time() >= deadline:
             # our deadline passed (a longer-lived escalation stays pending for others)
-            yield GiveUp(esc.id, request.decision_id)
+            yield GiveUp(esc.id, request.decision_id, request.timeout)
             return result_from_escalation(replace(esc, status="timeout"), result)
         attempt += 1  # timed out early or used by another call: ask again
         result = yield Decide(replace(request, decision_id=f"{request.decision_id}.{attempt}"))

@@ -67,12 +67,13 @@ class Expire:
     """Mark an escalation whose time is up as timed out (once, wherever it is read)."""
 
     escalation_id: str
+    timeout: float | None = None  # the call's timeout: how long a locked store is waited for
 
     def run(self, transport: Transport) -> Escalation:
-        return transport.expire(self.escalation_id)
+        return transport.expire(self.escalation_id, timeout=self.timeout)
 
     async def arun(self, transport: Transport) -> Escalation:
-        return await transport.aexpire(self.escalation_id)
+        return await transport.aexpire(self.escalation_id, timeout=self.timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +82,13 @@ class Claim:
 
     answered: Escalation
     decision_id: str
+    timeout: float | None = None
 
     def run(self, transport: Transport) -> bool:
-        return transport.claim(self.answered, self.decision_id)
+        return transport.claim(self.answered, self.decision_id, timeout=self.timeout)
 
     async def arun(self, transport: Transport) -> bool:
-        return await transport.aclaim(self.answered, self.decision_id)
+        return await transport.aclaim(self.answered, self.decision_id, timeout=self.timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +98,13 @@ class GiveUp:
 
     escalation_id: str
     decision_id: str
+    timeout: float | None = None
 
     def run(self, transport: Transport) -> None:
-        transport.give_up(self.escalation_id, self.decision_id)
+        transport.give_up(self.escalation_id, self.decision_id, timeout=self.timeout)
 
     async def arun(self, transport: Transport) -> None:
-        await transport.agive_up(self.escalation_id, self.decision_id)
+        await transport.agive_up(self.escalation_id, self.decision_id, timeout=self.timeout)
 
 
 Step = Union[Decide, Record, WaitAnswer, Expire, Claim, GiveUp]  # noqa: UP007 (a runtime alias)

@@ -19,6 +19,7 @@ from ..client import new_decision_id
 from ..errors import InvalidToolInput
 from ..jsonutil import check_json, encoded_size, wire_json
 from ..models import Escalation, GuardRequest, GuardResult
+from ..plugin_guard import failed
 from .auth import ADMIN, AGENT, APPROVER, Principal, authenticate, require, state_of
 from .schemas import ApproveBody, ClaimBody, DenyBody, ExecutionBatch, GuardBody, PolicyBody
 from .state import LARGE_INPUT_BYTES
@@ -136,7 +137,8 @@ def _guard_request(raw: bytes, agent_name: str, limit: int) -> tuple[GuardReques
         tool_name=body.tool_name, tool_input=body.tool_input,
         decision_id=body.decision_id or new_decision_id(),
         agent_name=body.agent_name or agent_name, environment=body.environment,
-        context=body.context, wait=body.wait, escalation_timeout=body.escalation_timeout), size
+        context=body.context, wait=body.wait, escalation_timeout=body.escalation_timeout,
+        timeout=body.timeout), size
 
 
 def _guard_body(raw: bytes) -> GuardBody:
@@ -149,7 +151,7 @@ def _guard_body(raw: bytes) -> GuardBody:
             raise
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON for Python either: pydantic's word
             raise exc from None
         return GuardBody.model_validate(data)
 
@@ -159,11 +161,35 @@ async def _evaluate_off_loop(request: Request, size: int, call: GuardRequest) ->
     server's pools, so a slow evaluation delays no one else."""
     state = state_of(request)
     evaluate = state.evaluate_large if size > LARGE_INPUT_BYTES else state.service.evaluate
-    result = await asyncio.get_running_loop().run_in_executor(
-        state.evaluator_for(size), evaluate, call)
+    evaluation = asyncio.get_running_loop().run_in_executor(state.evaluator_for(size),
+                                                            evaluate, call)
+    try:
+        # a plugin still deciding near the caller's timeout (less the answer's way back)
+        # blocks the call, named, whatever fail_closed says; the caller would otherwise
+        # time out first, and with fail_closed=False be allowed
+        result = await asyncio.wait_for(asyncio.shield(evaluation), None if call.timeout is None
+                                        else call.timeout * _ANSWER_WITHIN)
+    except TimeoutError:
+        plugin = state.service.plugins.running(call.decision_id)
+        if plugin is not None:
+            return _plugin_hung(call, plugin)
+        result = await evaluation  # staso's own evaluation: the caller's timeout decides
     if result.action == "escalate" and await request.is_disconnected():
         return _caller_gone(result)
     return result
+
+
+# the share of the caller's timeout the server takes to decide; the rest carries the answer
+_ANSWER_WITHIN = 0.8
+
+
+def _plugin_hung(call: GuardRequest, plugin: str) -> GuardResult:
+    """The block for a call whose plugin has not answered near the caller's timeout (the
+    caller would otherwise time out, and with fail_closed=False be allowed)."""
+    verdict = failed(plugin, f"did not answer within the {call.timeout:g} s timeout")
+    return GuardResult(action="block", reason=verdict.reason, rule_name=verdict.rule_name,
+                       severity="high", results=[verdict], rules_triggered=[verdict.rule_name],
+                       decision_id=call.decision_id, tool_name=call.tool_name)
 
 
 def _encode(result: GuardResult) -> bytes:

@@ -54,6 +54,9 @@ class GuardBody(BaseModel):
     context: JSONObject = Field(default_factory=dict)
     wait: bool = Field(default=False, description="The agent will wait for the answer")
     escalation_timeout: float = Field(default=300.0, gt=0, le=7 * 86400)
+    timeout: float | None = Field(default=None, gt=0, le=86400, description=(
+        "The caller's timeout in seconds: a plugin still deciding near it makes the call "
+        "block, naming the plugin, before the caller gives up"))
 
 
 class ApproveBody(BaseModel):

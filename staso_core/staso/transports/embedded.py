@@ -30,6 +30,7 @@ from ..errors import GuardFailure, PluginTimeout
 from ..jsonutil import encoded_size
 from ..models import Escalation, GuardRequest, GuardResult
 from ..service import DecisionService, shorten_gil_slices
+from ..store import lock_waits_until
 
 log = logging.getLogger("staso")
 
@@ -137,23 +138,34 @@ class EmbeddedTransport:
                            poll_interval: float) -> Escalation:
         return await self.service.await_answer(escalation_id, deadline, poll_interval)
 
-    def expire(self, escalation_id: str) -> Escalation:
-        return self.service.expire(escalation_id)
+    # each write waits for a locked store only as long as the call's timeout
+    def expire(self, escalation_id: str, *, timeout: float | None = None) -> Escalation:
+        with lock_waits_until(_deadline(timeout)):
+            return self.service.expire(escalation_id)
 
-    async def aexpire(self, escalation_id: str) -> Escalation:
-        return await asyncio.to_thread(self.service.expire, escalation_id)
+    async def aexpire(self, escalation_id: str, *, timeout: float | None = None) -> Escalation:
+        with lock_waits_until(_deadline(timeout)):  # to_thread carries it to the thread
+            return await asyncio.to_thread(self.service.expire, escalation_id)
 
-    def claim(self, answered: Escalation, decision_id: str) -> bool:
-        return self.service.claim(answered, decision_id)
+    def claim(self, answered: Escalation, decision_id: str, *,
+              timeout: float | None = None) -> bool:
+        with lock_waits_until(_deadline(timeout)):
+            return self.service.claim(answered, decision_id)
 
-    async def aclaim(self, answered: Escalation, decision_id: str) -> bool:
-        return await asyncio.to_thread(self.service.claim, answered, decision_id)
+    async def aclaim(self, answered: Escalation, decision_id: str, *,
+                     timeout: float | None = None) -> bool:
+        with lock_waits_until(_deadline(timeout)):
+            return await asyncio.to_thread(self.service.claim, answered, decision_id)
 
-    def give_up(self, escalation_id: str, decision_id: str) -> None:
-        self.service.give_up(escalation_id, decision_id)
+    def give_up(self, escalation_id: str, decision_id: str, *,
+                timeout: float | None = None) -> None:
+        with lock_waits_until(_deadline(timeout)):
+            self.service.give_up(escalation_id, decision_id)
 
-    async def agive_up(self, escalation_id: str, decision_id: str) -> None:
-        await asyncio.to_thread(self.service.give_up, escalation_id, decision_id)
+    async def agive_up(self, escalation_id: str, decision_id: str, *,
+                       timeout: float | None = None) -> None:
+        with lock_waits_until(_deadline(timeout)):
+            await asyncio.to_thread(self.service.give_up, escalation_id, decision_id)
 
     def finish(self, request: GuardRequest, result: GuardResult, logged: bool) -> None:
         self.service.finish(request, result, logged=logged)
@@ -180,3 +192,7 @@ class EmbeddedTransport:
         if self._pool is not None:  # a slow evaluation still running is not waited for
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.service.close()
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout

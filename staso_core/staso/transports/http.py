@@ -232,13 +232,12 @@ class HttpTransport:
             await asyncio.sleep(value)
 
     # -- the calls ------------------------------------------------------------------------
-    def _budget(self, request: GuardRequest | None = None) -> float:
-        if request is not None and request.timeout is not None:
-            return request.timeout
-        return self.settings.guard_timeout
+    def _budget(self, timeout: float | None = None) -> float:
+        """Seconds a call may take: the guard call's own timeout, else the client's."""
+        return self.settings.guard_timeout if timeout is None else timeout
 
     def _decide(self, request: GuardRequest) -> Call:
-        return Call("POST", "/v1/guard", _guard_result, self._budget(request),
+        return Call("POST", "/v1/guard", _guard_result, self._budget(request.timeout),
                     json=request.to_wire())
 
     def _wait(self, escalation_id: str, deadline: float, poll_interval: float) -> Call:
@@ -248,12 +247,13 @@ class HttpTransport:
         return Call("GET", f"/v1/escalations/{escalation_id}", _escalation, budget,
                     params={"wait": f"{hold:.3f}"}, hold=hold)
 
-    def _get(self, escalation_id: str) -> Call:
-        return Call("GET", f"/v1/escalations/{escalation_id}", _escalation, self._budget())
+    def _get(self, escalation_id: str, timeout: float | None = None) -> Call:
+        return Call("GET", f"/v1/escalations/{escalation_id}", _escalation,
+                    self._budget(timeout))
 
-    def _claim(self, escalation_id: str, decision_id: str) -> Call:
-        return Call("POST", f"/v1/escalations/{escalation_id}/claim", _claimed, self._budget(),
-                    json={"decision_id": decision_id})
+    def _claim(self, escalation_id: str, decision_id: str, timeout: float | None) -> Call:
+        return Call("POST", f"/v1/escalations/{escalation_id}/claim", _claimed,
+                    self._budget(timeout), json={"decision_id": decision_id})
 
     def decide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
         result: GuardResult = self.send(self._decide(request))  # (the server sizes it)
@@ -278,29 +278,33 @@ class HttpTransport:
             if esc.status != "pending" or time.time() >= deadline:
                 return esc
 
-    def expire(self, escalation_id: str) -> Escalation:
-        esc: Escalation = self.send(self._get(escalation_id))  # the server records expiry
+    def expire(self, escalation_id: str, *, timeout: float | None = None) -> Escalation:
+        esc: Escalation = self.send(self._get(escalation_id, timeout))  # the server expires it
         return esc
 
-    async def aexpire(self, escalation_id: str) -> Escalation:
-        esc: Escalation = await self.asend(self._get(escalation_id))
+    async def aexpire(self, escalation_id: str, *, timeout: float | None = None) -> Escalation:
+        esc: Escalation = await self.asend(self._get(escalation_id, timeout))
         return esc
 
-    def claim(self, answered: Escalation, decision_id: str) -> bool:
-        return bool(self.send(self._claim(answered.id, decision_id)))
+    def claim(self, answered: Escalation, decision_id: str, *,
+              timeout: float | None = None) -> bool:
+        return bool(self.send(self._claim(answered.id, decision_id, timeout)))
 
-    async def aclaim(self, answered: Escalation, decision_id: str) -> bool:
-        return bool(await self.asend(self._claim(answered.id, decision_id)))
+    async def aclaim(self, answered: Escalation, decision_id: str, *,
+                     timeout: float | None = None) -> bool:
+        return bool(await self.asend(self._claim(answered.id, decision_id, timeout)))
 
-    def _give_up(self, escalation_id: str, decision_id: str) -> Call:
+    def _give_up(self, escalation_id: str, decision_id: str, timeout: float | None) -> Call:
         return Call("POST", f"/v1/escalations/{escalation_id}/give-up", _given_up,
-                    self._budget(), json={"decision_id": decision_id})
+                    self._budget(timeout), json={"decision_id": decision_id})
 
-    def give_up(self, escalation_id: str, decision_id: str) -> None:
-        self.send(self._give_up(escalation_id, decision_id))
+    def give_up(self, escalation_id: str, decision_id: str, *,
+                timeout: float | None = None) -> None:
+        self.send(self._give_up(escalation_id, decision_id, timeout))
 
-    async def agive_up(self, escalation_id: str, decision_id: str) -> None:
-        await self.asend(self._give_up(escalation_id, decision_id))
+    async def agive_up(self, escalation_id: str, decision_id: str, *,
+                       timeout: float | None = None) -> None:
+        await self.asend(self._give_up(escalation_id, decision_id, timeout))
 
     def finish(self, request: GuardRequest, result: GuardResult, logged: bool) -> None:
         """The server logged the decision before answering; nothing to send."""
