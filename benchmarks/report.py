@@ -30,11 +30,12 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 TESTS = ["tests/test_faults.py", "tests/test_load.py", "tests/test_remote_failures.py",
          "tests/test_hostile_input.py", "tests/test_schemathesis.py",
-         "tests/test_key_guessing.py", "tests/test_masking.py", "tests/test_no_stall.py"]
+         "tests/test_key_guessing.py", "tests/test_masking.py", "tests/test_no_stall.py",
+         "tests/test_log_integrity.py", "tests/test_locked_store.py",
+         "tests/test_plugin_failures.py", "tests/test_agent_keys.py"]
 COLUMNS = ["sent", "escalations", "acknowledged", "recorded", "resumed", "answered",
-           "failed_closed",
-           "refused", "rate_limited", "conflicts", "allowed_by_failure", "duplicates",
-           "wrong", "server_errors", "secrets_shown", "lost"]
+           "failed_closed", "refused", "dead_lettered", "rate_limited", "conflicts",
+           "allowed_by_failure", "duplicates", "wrong", "server_errors", "secrets_shown", "lost"]
 
 
 def benchmarks(quick: bool, database_url: str) -> list[tuple[str, list[str]]]:

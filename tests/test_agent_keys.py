@@ -19,6 +19,7 @@ from conftest import BACKENDS, REFUND_POLICY, start_server, stop_server
 from servers import Server, cli
 from staso.store import open_store
 from staso.store.keys import hash_key
+from tally import tally
 
 REFUND = {"tool_name": "process_refund", "tool_input": {"amount": 5000, "order": "A-1"}}
 
@@ -84,6 +85,8 @@ def test_an_approval_is_used_up_only_by_its_own_agent(served: Server) -> None:
     retried = _guard(served, "bot", tool_input=order).json()  # bot's retry runs, once
     assert retried["action"] == "allow" and retried["escalation_id"] == esc
     assert _guard(served, "bot", tool_input=order).json()["action"] == "escalate"
+    tally(f"another agent's key tries to use up an approval ({served.backend})", sent=8,
+          escalations=2, refused=5, allowed_by_failure=0, duplicates=0)
 
 
 def test_executions_are_recorded_only_for_the_keys_own_agents(served: Server) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 import staso as st
 from conftest import REFUND_POLICY
+from tally import tally
 
 HOLD = """
 import sqlite3, sys, time
@@ -59,6 +60,8 @@ def test_an_escalation_on_a_locked_store_fails_closed_within_the_timeout(home: P
         assert result.action == "block", result
         assert "could not decide" in result.reason and "locked" in result.reason
         assert took < SQLITE_BUSY_S / 2, took
+        tally("SQLite write lock held by another process, guard(timeout=1)", sent=1,
+              failed_closed=1, allowed_by_failure=0)
 
         async def call() -> st.GuardResult:
             return await st.aguard("process_refund", {"amount": 6000}, timeout=1.0)
@@ -124,6 +127,8 @@ def test_a_waiting_call_on_a_locked_store_fails_closed_within_its_timeout(
         assert isinstance(result, st.GuardResult)
         assert result.action == "block", result  # never allow, fail_closed=False or not
         assert outcome["took"] < SQLITE_BUSY_S / 2, outcome["took"]  # not 2 s + 30 s
+        tally(f"SQLite write lock held while a call waits ({mode})", sent=1, escalations=1,
+              failed_closed=1, allowed_by_failure=0)
     finally:
         _release(holder)
         caller.join(5)

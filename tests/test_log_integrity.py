@@ -28,6 +28,7 @@ from staso.dead_letters import read_dead_letters
 from staso.decision_log import DecisionLog
 from staso.store import open_store
 from staso.store.escaping import MARKER
+from tally import tally
 
 NOT_UTF8 = b"caf\xe9-\xff.txt".decode("utf-8", "surrogateescape")  # as os.listdir gives it
 ODD = ["nul\x00inside", f"file {NOT_UTF8}", "lone \ud800 high", MARKER + '"looks escaped"',
@@ -83,6 +84,8 @@ def test_embedded_odd_text_round_trips(tmp_path: Path) -> None:
     assert f'{MARKER}"tool nul\\u0000inside"' in stored  # escaped, readable, lossless
     assert "tool plain ascii" in stored  # ordinary text is stored as it is
     assert not (tmp_path / "dead-letter.jsonl").exists()
+    tally("odd text (NUL, lone surrogates, non-UTF-8 names) stored and read back, embedded",
+          sent=len(ODD) + 3, recorded=len(stored), wrong=0, lost=0)
 
 
 def _refuse(url: str, tool: str) -> None:
@@ -121,8 +124,11 @@ def test_embedded_refused_row_goes_to_the_dead_letter_file(tmp_path: Path) -> No
         later = st.guard("later", {}).decision_id
         st.get_client().flush()
         store = st.get_client().transport.service.store
-        assert all(store.get_decision(i) is not None for i in [*ids, later])
+        missing = [i for i in [*ids, later] if store.get_decision(i) is None]
+        assert not missing
         assert store.get_decision(bad) is None
+        tally("embedded: a row the database refuses, among 11", sent=12,
+              recorded=len(ids) + 1, dead_lettered=len(letters), lost=len(missing))
     finally:
         st.shutdown()
 
@@ -183,6 +189,9 @@ def test_service_stores_odd_text_on_each_backend(store_url: str, tmp_path: Path)
         assert esc.tool_input == {"amount": 5000, "memo": ODD[2]}
         assert service.list_escalations(agent=ODD[0])[0].id == esc.id  # filters match too
         assert service.store.list_decisions(tool=f"tool {ODD[0]}")[0]["id"] == "dec_odd0"
+        backend = store_url.split(":")[0].split("+")[0]
+        tally(f"odd text stored and read back, decision service ({backend})",
+              sent=len(ODD) + 2, recorded=len(ids) + 2, wrong=0, lost=0)
     finally:
         service.close()
 
@@ -210,6 +219,8 @@ def test_log_retries_end_when_the_database_stays_away(tmp_path: Path) -> None:
         assert sorted(e["decision_id"] for e in letters) == [
             *(f"dec_{i}" for i in range(7)), "dec_new"]
         assert all("could not be reached" in e["reason"] for e in letters)
+        tally("database unreachable: retries end, records dead-lettered", sent=8,
+              dead_lettered=len(letters), lost=8 - len(letters))
     finally:
         log.close()
         store.close()
@@ -271,6 +282,8 @@ def test_remote_odd_text_round_trips(served: Server) -> None:
     listed = served.request("GET", "/v1/escalations", role="approver",
                             params={"agent": ODD[0]}).json()
     assert [e["id"] for e in listed] == [esc_id]
+    tally(f"odd text stored and read back, remote ({served.backend})", sent=len(ODD) + 3,
+          recorded=len(ODD) + 1, escalations=1, wrong=0, lost=0)
 
 
 def _guard(server: Server, tool: str, decision_id: str) -> httpx.Response:
@@ -318,6 +331,9 @@ def test_remote_refused_row_is_dead_lettered_and_never_acknowledged(served: Serv
     assert _metric(served, "staso_decision_log_dead_letters_total") == before + 2
     health = served.request("GET", "/healthz", role=None)
     assert health.status_code == 200 and health.json()["status"] == "ok"
+    tally(f"a row the database refuses, among 13 concurrent guards ({served.backend})",
+          sent=15, acknowledged=len(answers) + 1, recorded=len(answers) + 1, refused=2,
+          dead_lettered=len(letters), allowed_by_failure=0, lost=0)
 
 
 def _pg_admin(sql: str) -> None:
@@ -360,7 +376,10 @@ def test_healthz_degraded_while_decisions_cannot_be_recorded(tmp_path: Path) -> 
             time.sleep(0.2)
         assert server.request("GET", "/healthz", role=None).json()["status"] == "ok"
         assert _guard(server, "fine", "dec_ro_1").status_code == 200  # now it is recorded
-        assert "dec_ro_1" in server.stored_ids("decisions")
+        stored = server.stored_ids("decisions")
+        assert "dec_ro_1" in stored
+        tally("database read-only under the server (postgresql)", sent=4, refused=2,
+              acknowledged=2, recorded=2, lost=len({"dec_ro_warm", "dec_ro_1"} - stored))
     finally:
         _read_only(server.database_url, False)
         stop_server(server)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import staso as st
 from conftest import logged, stop_server
 from servers import PluginServer, install_plugin
+from tally import tally
 
 PLUGIN = '''
 import threading
@@ -148,3 +149,5 @@ def test_a_hung_plugin_blocks_remote_calls_at_the_timeout_even_failing_open(
                            {"i": result.decision_id}).one()
     engine.dispose()
     assert tuple(row) == ("block", "plugin:breaks")  # the log says what the caller was told
+    tally("a plugin hangs, remote call with fail_closed=False", sent=2, failed_closed=1,
+          recorded=1, allowed_by_failure=0)
