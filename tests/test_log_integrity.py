@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 import staso as st
 from conftest import BACKENDS, REFUND_POLICY, start_server, stop_server
-from servers import Server, drop_pg_database, new_pg_database
+from servers import Server
 from staso.dead_letters import read_dead_letters
 from staso.decision_log import DecisionLog
 from staso.store import open_store
@@ -134,24 +134,14 @@ def test_embedded_refused_row_goes_to_the_dead_letter_file(tmp_path: Path) -> No
 
 
 # -- the decision service on each backend (the path embedded mode and the server share) --
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'staso.db'}"
-        return
-    url = new_pg_database()
-    yield url
-    drop_pg_database(url)
-
-
-def test_service_stores_odd_text_on_each_backend(store_url: str, tmp_path: Path) -> None:
+def test_service_stores_odd_text_on_each_backend(database_url: str, tmp_path: Path) -> None:
     from staso.models import GuardRequest
     from staso.plugins import make_plugin_manager
     from staso.policy.discovery import load_any_policy
     from staso.service import DecisionService
 
     pm = make_plugin_manager(())
-    service = DecisionService(open_store(store_url), load_any_policy(REFUND_POLICY, pm), pm,
+    service = DecisionService(open_store(database_url), load_any_policy(REFUND_POLICY, pm), pm,
                               dead_letter_file=tmp_path / "dead.jsonl")
     try:
         ids = []
@@ -189,7 +179,7 @@ def test_service_stores_odd_text_on_each_backend(store_url: str, tmp_path: Path)
         assert esc.tool_input == {"amount": 5000, "memo": ODD[2]}
         assert service.list_escalations(agent=ODD[0])[0].id == esc.id  # filters match too
         assert service.store.list_decisions(tool=f"tool {ODD[0]}")[0]["id"] == "dec_odd0"
-        backend = store_url.split(":")[0].split("+")[0]
+        backend = database_url.split(":")[0].split("+")[0]
         tally(f"odd text stored and read back, decision service ({backend})",
               sent=len(ODD) + 2, recorded=len(ids) + 2, wrong=0, lost=0)
     finally:

@@ -7,15 +7,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from conftest import BACKENDS
-from servers import drop_pg_database, new_pg_database, postgres_available
 from staso.errors import EscalationConflict, EscalationNotFound
 from staso.models import Escalation, GuardRequest
 from staso.plugins import make_plugin_manager
@@ -217,18 +212,6 @@ def test_the_service_runs_on_a_backend_written_from_the_interface() -> None:
         assert (store.get_decision("dec_mem_1") or {}).get("action") == "escalate"
     finally:
         service.close()
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'staso.db'}"
-        return
-    if not postgres_available():
-        pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432 (.ci/run starts it)")
-    url = new_pg_database()
-    yield url
-    drop_pg_database(url)
 
 
 def test_each_dialect_feeds_other_connections_answers(database_url: str) -> None:
