@@ -127,11 +127,14 @@ def test_a_waiting_call_on_a_locked_store_fails_closed_within_its_timeout(
         assert isinstance(result, st.GuardResult)
         assert result.action == "block", result  # never allow, fail_closed=False or not
         assert outcome["took"] < SQLITE_BUSY_S / 2, outcome["took"]  # not 2 s + 30 s
-        tally(f"SQLite write lock held while a call waits ({mode})", sent=1, escalations=1,
-              failed_closed=1, allowed_by_failure=0)
     finally:
         _release(holder)
         caller.join(5)
+    st.get_client().flush()  # the lock gone, the log has the block the caller was told
+    row = st.get_client().transport.service.store.get_decision(result.decision_id)
+    assert row is not None and row["action"] == "block", row
+    tally(f"SQLite write lock held while a call waits ({mode})", sent=1, escalations=1,
+          failed_closed=1, recorded=1, allowed_by_failure=0, lost=0)
 
 
 def test_each_waiting_step_that_writes_honours_the_call_timeout(home: Path) -> None:
