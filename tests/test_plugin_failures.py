@@ -46,12 +46,22 @@ def staso_evaluate(request):
         release.wait(30)
     if name == "strict":
         return {"action": "block", "reason": "plugin says no", "rule_name": "strict_rule"}
+    if name == "no_action":
+        return {"reason": "forgot the action"}
+    if name == "loud":
+        return {"action": "block", "severity": "apocalyptic" * 3}
+    if name == "rewrite":
+        return {"action": "modify", "reason": "would rewrite, but carries no input"}
+    if name == "quit":
+        raise SystemExit(3)
     return None
 '''
 BROKEN = {  # tool -> what the blocking reason must say
     "boom": "raised KeyError", "nuke": "unknown action 'nuke'",
     "shrug": "answered a str", "odd_mode": "mode='maybe'",
     "before_boom": "raised RuntimeError: before hook broke",
+    "no_action": "without an 'action'", "loud": "unknown severity",
+    "rewrite": "answered modify", "quit": "raised SystemExit",
 }
 
 
@@ -151,3 +161,19 @@ def test_a_hung_plugin_blocks_remote_calls_at_the_timeout_even_failing_open(
     assert tuple(row) == ("block", "plugin:breaks")  # the log says what the caller was told
     tally("a plugin hangs, remote call with fail_closed=False", sent=2, failed_closed=1,
           recorded=1, allowed_by_failure=0, lost=0)
+
+
+def test_hung_plugins_holding_every_thread_block_later_calls_too(embedded: object) -> None:
+    """Hung calls hold the evaluation threads; a later call, even of another tool, times
+    out in the queue behind them and is blocked naming the plugin, never allowed."""
+    workers = st.get_client().transport.workers
+    hung = [threading.Thread(target=st.guard, args=("hang", {"n": i}),
+                             kwargs={"timeout": 0.5, "fail_closed": False})
+            for i in range(workers)]
+    for thread in hung:
+        thread.start()
+    for thread in hung:
+        thread.join(30)
+    queued = st.guard("calm", {"q": 3}, timeout=0.5, fail_closed=False)
+    assert (queued.action, queued.rule_name) == ("block", "plugin:breaks"), queued
+    assert "did not answer" in queued.reason

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .conversations import current_context
-from .errors import EscalationUnavailable, InvalidToolInput, PluginTimeout, StasoError
+from .errors import EscalationUnavailable, InvalidToolInput, NoFallback, PluginTimeout, StasoError
 from .jsonutil import check_json, encoded_size
 from .models import Escalation, GuardRequest, GuardResult
 from .options import GuardOptionKwargs, GuardOptions, guard_options
@@ -100,9 +100,11 @@ class Client:
         if isinstance(exc, PluginTimeout):  # a hung plugin is a failed check, never an allow
             verdict = failed(exc.plugin, exc.what)  # as a plugin that raised is reported
             rule_name, reason = verdict.rule_name, verdict.reason
-        elif fail_closed or escalating:  # an escalation never degrades to allow
-            why = "an escalation cannot fall back to allow" if escalating and not fail_closed \
-                else "failing closed"
+        elif fail_closed or escalating:  # an escalation (or a block) never degrades to allow
+            why = "failing closed" if fail_closed or not escalating else (
+                "a decision that was not an allow cannot fall back to allow"
+                if isinstance(exc, NoFallback) and not isinstance(exc, EscalationUnavailable)
+                else "an escalation cannot fall back to allow")
             rule_name = "staso/unavailable"
             reason = f"staso could not decide ({kind}: {exc}); {why}"
         else:
@@ -286,7 +288,7 @@ class _Run:
 
     def failed(self, exc: Exception) -> None:
         self.error = exc
-        self.escalating = self.escalating or isinstance(exc, EscalationUnavailable)
+        self.escalating = self.escalating or isinstance(exc, NoFallback)
 
 
 def _who(by: str) -> str:

@@ -39,6 +39,10 @@ class EscalationConflict(StasoError):
         super().__init__(message)
 
 
+class DecisionIdReused(StasoError, ValueError):
+    """A decision id sent again for a different call (HTTP 409): ids name one call."""
+
+
 class StoreUnavailable(StasoError):
     """The decision store could not be read or written."""
 
@@ -47,7 +51,12 @@ class DecisionNotRecorded(StoreUnavailable):
     """A decision could not be recorded, so it is not acknowledged (HTTP 503)."""
 
 
-class EscalationUnavailable(StoreUnavailable):
+class NoFallback(StoreUnavailable):
+    """A decision that was not an allow (an escalation, a block) could not be finished:
+    the call must never fall back to allow, whatever ``fail_closed`` says (HTTP 503)."""
+
+
+class EscalationUnavailable(NoFallback):
     """The policy said escalate but the escalation could not be stored: never allow."""
 
 

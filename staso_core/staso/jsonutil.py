@@ -46,9 +46,15 @@ def _same_numbers(value: Any) -> Any:
     if isinstance(value, float):
         return int(value) if value.is_integer() else value
     if isinstance(value, dict):
-        return {key: _same_numbers(item) for key, item in value.items()}
+        out = {}
+        for key, item in value.items():  # loops, not comprehensions: one frame a level
+            out[key] = _same_numbers(item)
+        return out
     if isinstance(value, (list, tuple)):
-        return [_same_numbers(item) for item in value]
+        items = []
+        for item in value:
+            items.append(_same_numbers(item))
+        return items
     return value
 
 

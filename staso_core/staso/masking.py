@@ -52,8 +52,14 @@ class Masker:
                 out[k] = new
             return out if changed else value
         if isinstance(value, list):
-            items = [self._mask(v) for v in value]
-            return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+            # plain loops, no comprehensions: each comprehension is a frame of its own, and
+            # a 500-level input (the limit check_json allows) must not run out of stack
+            items, changed = [], False
+            for v in value:
+                new = self._mask(v)
+                changed = changed or new is not v
+                items.append(new)
+            return items if changed else value
         return value
 
 
@@ -64,8 +70,13 @@ def unmask(edited: Any, original: Any) -> Any:
     if edited == MASK:  # whatever it was: text, a number, a list, an object
         return original
     if isinstance(edited, dict) and isinstance(original, dict):
-        return {k: unmask(v, original[k]) if k in original else v for k, v in edited.items()}
+        out = {}
+        for k, v in edited.items():  # (loops: one frame a level, as in Masker._mask)
+            out[k] = unmask(v, original[k]) if k in original else v
+        return out
     if isinstance(edited, list) and isinstance(original, list):
-        return [unmask(v, original[i]) if i < len(original) else v
-                for i, v in enumerate(edited)]
+        items = []
+        for i, v in enumerate(edited):
+            items.append(unmask(v, original[i]) if i < len(original) else v)
+        return items
     return edited

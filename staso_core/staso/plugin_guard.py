@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .models import ACTIONS, GuardRequest, RuleResult
+from .models import ACTIONS, SEVERITIES, GuardRequest, RuleResult
 
 if TYPE_CHECKING:
     import pluggy
 
 _MODES = ("enforce", "audit")
+_NAME_LIMIT = 200
 
 
 def failed(plugin: str, what: str) -> RuleResult:
@@ -28,9 +29,14 @@ def failed(plugin: str, what: str) -> RuleResult:
 
 
 def _verdict(answer: Any) -> RuleResult:
-    """A plugin's answer as a rule result; ValueError if it is not a verdict."""
+    """A plugin's answer as a rule result; ValueError if it is not a whole verdict."""
     if isinstance(answer, dict):
-        answer = RuleResult.from_dict({"passed": False, "rule_name": "plugin", **answer})
+        if "action" not in answer:
+            raise ValueError("answered a dict without an 'action'")
+        try:
+            answer = RuleResult.from_dict({"passed": False, "rule_name": "plugin", **answer})
+        except TypeError as exc:
+            raise ValueError(f"answered a dict that is not a verdict ({exc})") from None
     if not isinstance(answer, RuleResult):
         raise ValueError(f"answered a {type(answer).__name__}, not a RuleResult or a dict")
     if answer.action not in ACTIONS:
@@ -38,6 +44,18 @@ def _verdict(answer: Any) -> RuleResult:
                          f"{', '.join(ACTIONS)})")
     if answer.mode not in _MODES or not isinstance(answer.passed, bool):
         raise ValueError(f"answered mode={answer.mode!r}, passed={answer.passed!r}")
+    if answer.severity not in SEVERITIES:
+        raise ValueError(f"answered the unknown severity {answer.severity!r} (staso knows "
+                         f"{', '.join(SEVERITIES)})")
+    if not isinstance(answer.rule_name, str) or not isinstance(answer.reason, str) \
+            or len(answer.rule_name) > _NAME_LIMIT:
+        raise ValueError("answered a rule_name or reason that is not text (or a rule_name "
+                         f"over {_NAME_LIMIT} characters)")
+    if answer.action == "modify" and not answer.passed and answer.mode == "enforce":
+        # a verdict carries no rewritten input: a modify would run the call unchanged
+        raise ValueError("answered modify, which a plugin cannot give (a verdict carries no "
+                         "rewritten input): answer allow, block or escalate, or rewrite "
+                         "inputs with a policy pack's modify rule")
     return answer
 
 
@@ -59,6 +77,15 @@ class GuardHooks:
         """The plugin this call is in right now, if any (read when the caller gives up)."""
         return self._running.get(decision_id)
 
+    def holding(self) -> str | None:
+        """A plugin some call is in right now: when a call timed out before its evaluation
+        even started, the threads were held by calls stuck in it."""
+        return next(iter(list(self._running.values())), None)
+
+    def blame(self, decision_id: str, started: bool) -> str | None:
+        """The plugin a call that gave up at its timeout was waiting for, if any."""
+        return self.running(decision_id) or (None if started else self.holding())
+
     def _call(self, plugin: str, function: Any, request: GuardRequest) -> Any:
         self._running[request.decision_id] = plugin
         try:
@@ -71,7 +98,7 @@ class GuardHooks:
         for plugin, function in self.before:
             try:
                 self._call(plugin, function, request)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 return failed(plugin, f"raised {type(exc).__name__}: {exc}")
         return None
 
@@ -80,7 +107,7 @@ class GuardHooks:
         for plugin, function in self.evaluate:
             try:
                 answer = self._call(plugin, function, request)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # a plugin's exit is its failure
                 return failed(plugin, f"raised {type(exc).__name__}: {exc}")
             if answer is None:
                 continue

@@ -17,29 +17,38 @@ RECENT_LIMIT = 10_000
 RECENT_CHARS = 16 * 1024 * 1024  # characters of modified inputs held, in all
 
 
+Owner = tuple[str, str]  # (agent name, tool name): whose call a decision id answered
+
+
 class RecentResults:
+    """An answer is given again only to the same agent's call of the same tool: a decision
+    id sent by another agent (guessed, or reused) never gets, nor sets, another's answer."""
+
     def __init__(self, limit: int = RECENT_LIMIT, chars: int = RECENT_CHARS) -> None:
         self._limit, self._chars = limit, chars
-        self._items: OrderedDict[str, tuple[GuardResult, int]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[GuardResult, int, Owner]] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
 
-    def get(self, decision_id: str) -> GuardResult | None:
+    def get(self, decision_id: str, owner: Owner | None = None) -> GuardResult | None:
+        """The answer for ``decision_id``; with ``owner``, only if it was that call's."""
         with self._lock:
             item = self._items.get(decision_id)
-        return None if item is None else item[0]
+        if item is None or (owner is not None and item[2] != owner):
+            return None
+        return item[0]
 
-    def put(self, decision_id: str, result: GuardResult) -> None:
+    def put(self, decision_id: str, result: GuardResult, owner: Owner = ("", "")) -> None:
         weight = 0 if result.modified_input is None else string_chars(result.modified_input)
         with self._lock:
             old = self._items.pop(decision_id, None)
             if old is not None:
                 self._held -= old[1]
-            self._items[decision_id] = (result, weight)
+            self._items[decision_id] = (result, weight, owner)
             self._held += weight
             while len(self._items) > self._limit or \
                     (self._held > self._chars and len(self._items) > 1):
-                _, (_, dropped) = self._items.popitem(last=False)
+                _, (_, dropped, _) = self._items.popitem(last=False)
                 self._held -= dropped
 
     def clear(self) -> None:

@@ -77,6 +77,10 @@ def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float, Masker]) -> 
             "context": masker.mask(request.context), "action": None, **fields}
 
 
+def _owner(request: GuardRequest) -> tuple[str, str]:
+    return request.agent_name, request.tool_name
+
+
 def _deadline(request: GuardRequest) -> float | None:
     """When the call's decision must be ready (``time.monotonic()``), if it has a timeout."""
     return None if request.timeout is None else time.monotonic() + request.timeout
@@ -136,12 +140,15 @@ class DecisionService:
                        modified_input=None if verdict.action == "block" else result.modified_input,
                        escalation_status="pending" if verdict.action == "escalate" else None)
 
-    def recent(self, decision_id: str) -> GuardResult | None:
-        return self._recent.get(decision_id)
+    def recent(self, decision_id: str, request: GuardRequest | None = None
+               ) -> GuardResult | None:
+        """The answer given to this decision id; with ``request``, only if it answered the
+        same agent's call of the same tool."""
+        return self._recent.get(decision_id, None if request is None else _owner(request))
 
-    def remember(self, decision_id: str, result: GuardResult) -> None:
+    def remember(self, request: GuardRequest, result: GuardResult) -> None:
         """A retry of this call gets ``result`` again, without a second evaluation."""
-        self._recent.put(decision_id, result)
+        self._recent.put(request.decision_id, result, _owner(request))
 
     def escalate(self, request: GuardRequest, result: GuardResult,
                  deadline: float | None = None) -> GuardResult:
@@ -181,7 +188,7 @@ class DecisionService:
         ``remember`` a retry of the call is not answered from memory until the caller
         calls ``remember`` (the server: once the record is written)."""
         if remember:
-            self._recent.put(request.decision_id, result)
+            self.remember(request, result)
         if logged:
             seq = self.log.update(request.decision_id, {
                 **self._final_fields(result), "latency_ms": result.latency_ms}, urgent=urgent)
@@ -198,7 +205,7 @@ class DecisionService:
         thread with a deadline) instead of here. Logged later, by ``finish``, once the
         caller knows the call's latency."""
         deadline = _deadline(request)
-        previous = self.recent(request.decision_id)
+        previous = self.recent(request.decision_id, request)
         if previous is not None:
             return previous
         result = (evaluate or self.evaluate)(request)
@@ -211,7 +218,7 @@ class DecisionService:
         """``decide`` for asyncio: ``evaluate`` keeps a slow evaluation off the event loop
         (without it the policy runs inline); the escalation is stored in a worker thread."""
         deadline = _deadline(request)
-        previous = self.recent(request.decision_id)
+        previous = self.recent(request.decision_id, request)
         if previous is not None:
             return previous
         result = self.evaluate(request) if evaluate is None else await evaluate(request)

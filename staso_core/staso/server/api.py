@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable
 from dataclasses import replace
 from functools import partial
 from typing import Annotated, Any
@@ -16,12 +17,20 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from ..client import new_decision_id
-from ..errors import InvalidToolInput
+from ..errors import DecisionNotRecorded, InvalidToolInput, NoFallback
 from ..jsonutil import check_json, encoded_size, wire_json
 from ..models import Escalation, GuardRequest, GuardResult
 from ..plugin_guard import failed
 from .auth import ADMIN, AGENT, APPROVER, Principal, authenticate, require, state_of
-from .schemas import ApproveBody, ClaimBody, DenyBody, ExecutionBatch, GuardBody, PolicyBody
+from .schemas import (
+    ApproveBody,
+    ClaimBody,
+    DenyBody,
+    ExecutionBatch,
+    ExecutionRecord,
+    GuardBody,
+    PolicyBody,
+)
 from .state import LARGE_INPUT_BYTES
 
 router = APIRouter(prefix="/v1")
@@ -97,7 +106,7 @@ async def guard(request: Request) -> Response:
         call, size = _guard_request(raw, principal.name, limit)
     acting_for(principal, call.agent_name)
     service = state.service
-    result = service.recent(call.decision_id)
+    result = service.recent(call.decision_id, call)
     if result is None:  # a retried decision id is answered as before, and logged once
         inline = service.may_evaluate_inline(size, state.config.inline_eval_bytes)
         result = await service.adecide(call, None if inline else partial(
@@ -108,13 +117,34 @@ async def guard(request: Request) -> Response:
         seq = service.finish(call, result, urgent=True, remember=False)
         # acknowledged only once it is on disk: DecisionNotRecorded (503) otherwise, and a
         # retry is evaluated again rather than answered from memory
-        await service.log.committed(seq)
-        service.remember(call.decision_id, result)
+        try:
+            await _recorded(service.log.committed(seq), call, started)
+        except DecisionNotRecorded as exc:
+            if result.action == "allow":
+                raise
+            raise NoFallback(f"{exc}; the policy did not allow this call ({result.action}), "
+                             "so it must not fall back to allow") from exc
+        service.remember(call, result)
         state.metrics.decided(result.action, elapsed)
     if large:
         answer = await loop.run_in_executor(state.large_evaluator, _encode, result)
         return Response(answer, media_type="application/json")
     return json_response(result.to_dict())
+
+
+async def _recorded(commit: Awaitable[None], call: GuardRequest, started: float) -> None:
+    """Wait for the decision's record, within the caller's timeout when it sent one (a
+    locked database must not hold the answer past it): DecisionNotRecorded otherwise."""
+    if call.timeout is None:
+        await commit
+        return
+    left = call.timeout * _RECORDED_WITHIN - (time.perf_counter() - started)
+    try:
+        await asyncio.wait_for(commit, max(left, 0.001))
+    except TimeoutError:
+        raise DecisionNotRecorded(f"the decision was not recorded within the call's "
+                                  f"{call.timeout:g} s timeout; it is not acknowledged"
+                                  ) from None
 
 
 def _guard_request(raw: bytes, agent_name: str, limit: int) -> tuple[GuardRequest, int]:
@@ -161,8 +191,13 @@ async def _evaluate_off_loop(request: Request, size: int, call: GuardRequest) ->
     server's pools, so a slow evaluation delays no one else."""
     state = state_of(request)
     evaluate = state.evaluate_large if size > LARGE_INPUT_BYTES else state.service.evaluate
-    evaluation = asyncio.get_running_loop().run_in_executor(state.evaluator_for(size),
-                                                            evaluate, call)
+    begun: list[bool] = []
+
+    def run() -> GuardResult:
+        begun.append(True)
+        return evaluate(call)
+
+    evaluation = asyncio.get_running_loop().run_in_executor(state.evaluator_for(size), run)
     try:
         # a plugin still deciding near the caller's timeout (less the answer's way back)
         # blocks the call, named, whatever fail_closed says; the caller would otherwise
@@ -170,8 +205,9 @@ async def _evaluate_off_loop(request: Request, size: int, call: GuardRequest) ->
         result = await asyncio.wait_for(asyncio.shield(evaluation), None if call.timeout is None
                                         else call.timeout * _ANSWER_WITHIN)
     except TimeoutError:
-        plugin = state.service.plugins.running(call.decision_id)
+        plugin = state.service.plugins.blame(call.decision_id, bool(begun))
         if plugin is not None:
+            evaluation.cancel()  # (a queued evaluation is not run at all)
             return _plugin_hung(call, plugin)
         result = await evaluation  # staso's own evaluation: the caller's timeout decides
     if result.action == "escalate" and await request.is_disconnected():
@@ -181,6 +217,7 @@ async def _evaluate_off_loop(request: Request, size: int, call: GuardRequest) ->
 
 # the share of the caller's timeout the server takes to decide; the rest carries the answer
 _ANSWER_WITHIN = 0.8
+_RECORDED_WITHIN = 0.9  # and the decision's record, by here
 
 
 def _plugin_hung(call: GuardRequest, plugin: str) -> GuardResult:
@@ -262,6 +299,7 @@ async def claim(escalation_id: str, body: ClaimBody, request: Request,
                 principal: Agent) -> Response:
     service = state_of(request).service
     esc = await _own_escalation(request, principal, escalation_id)  # 404, 403
+    await _own_decisions(request, principal, [body.decision_id])
     # the waiting call's decision row then records the person's answer (as embedded)
     claimed = await asyncio.to_thread(partial(service.claim, esc, body.decision_id,
                                               urgent=True))
@@ -275,42 +313,62 @@ async def give_up(escalation_id: str, body: ClaimBody, request: Request,
                   principal: Agent) -> Response:
     service = state_of(request).service
     await _own_escalation(request, principal, escalation_id)  # 404, 403
+    await _own_decisions(request, principal, [body.decision_id])
     await asyncio.to_thread(partial(service.give_up, escalation_id, body.decision_id,
                                     urgent=True))
     await service.log.committed(service.log.latest())
     return json_response({"recorded": True})
 
 
+async def _own_decisions(request: Request, principal: Principal,
+                         decision_ids: list[str]) -> None:
+    """403 unless every recorded decision among these is one the key may act for."""
+    if principal.key.agents is None or not decision_ids:  # a key for any agent
+        return
+    owners = await asyncio.to_thread(state_of(request).service.store.decision_agents,
+                                     decision_ids)
+    for agent_name in owners.values():
+        acting_for(principal, agent_name)
+
+
 @router.post("/executions", summary="Record tool executions (the decision log's outcome)")
 async def executions(body: ExecutionBatch, request: Request, principal: Agent) -> Response:
     service = state_of(request).service
-    if principal.key.agents is not None:  # only its own agents' decisions
-        updated = [r.decision_id for r in body.records if r.tool_input is None]
-        owners = await asyncio.to_thread(service.store.decision_agents, updated)
-        for agent_name in owners.values():
-            acting_for(principal, agent_name)
-    seq = 0
-    for record in body.records:
+    calls: list[GuardRequest | None] = [_unguarded(record, principal)
+                                        for record in body.records]
+    await _own_decisions(request, principal, [  # an update: only of its own agents' rows
+        r.decision_id for r, call in zip(body.records, calls, strict=True) if call is None])
+    seqs = []
+    for record, call in zip(body.records, calls, strict=True):
         fields = {"execution_status": record.execution_status,
                   "execution_error": record.execution_error,
                   "execution_output": record.execution_output,
                   "execution_ms": record.execution_ms}
-        call = None
-        if record.tool_input is not None and record.tool_name:  # an unguarded call
-            try:
-                check_json(record.tool_input, "tool_input")
-                check_json(record.context, "context")
-            except InvalidToolInput as exc:
-                raise HTTPException(422, str(exc)) from exc
-            acting_for(principal, record.agent_name or principal.name)
-            call = GuardRequest(tool_name=record.tool_name, tool_input=record.tool_input,
-                                decision_id=record.decision_id,
-                                agent_name=record.agent_name or principal.name,
-                                environment=record.environment, context=record.context)
-        seq = service.record_execution(call, record.decision_id, fields, urgent=True)
-    if seq:
-        await service.log.committed(seq)
-    return json_response({"recorded": len(body.records)})
+        seqs.append(service.record_execution(call, record.decision_id, fields, urgent=True))
+    refused = []
+    for record, seq in zip(body.records, seqs, strict=True):
+        try:  # every record's own write: one refused row does not hide behind the others
+            await service.log.committed(seq)
+        except DecisionNotRecorded as exc:
+            refused.append({"decision_id": record.decision_id, "reason": str(exc)})
+    return json_response({"recorded": len(seqs) - len(refused), "refused": refused})
+
+
+def _unguarded(record: ExecutionRecord, principal: Principal) -> GuardRequest | None:
+    """An unguarded call's record (it is the decision row), or None for an update of a
+    guarded call's row."""
+    if record.tool_input is None or not record.tool_name:
+        return None
+    try:
+        check_json(record.tool_input, "tool_input")
+        check_json(record.context, "context")
+    except InvalidToolInput as exc:
+        raise HTTPException(422, str(exc)) from exc
+    agent_name = record.agent_name or principal.name
+    acting_for(principal, agent_name)
+    return GuardRequest(tool_name=record.tool_name, tool_input=record.tool_input,
+                        decision_id=record.decision_id, agent_name=agent_name,
+                        environment=record.environment, context=record.context)
 
 
 @router.get("/policy", summary="The policy in force")

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import (
+    DecisionIdReused,
     EscalationConflict,
     EscalationNotFound,
     InvalidToolInput,
@@ -27,7 +28,8 @@ from .api import json_response
 from .state import ServerConfig, ServerState
 
 _ERRORS: tuple[tuple[type[Exception], int], ...] = (
-    (EscalationNotFound, 404), (EscalationConflict, 409), (InvalidToolInput, 422),
+    (EscalationNotFound, 404), (EscalationConflict, 409), (DecisionIdReused, 409),
+    (InvalidToolInput, 422),
     (PolicyError, 422), (StoreUnavailable, 503), (StasoError, 400))
 
 

@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from ..errors import StoreUnavailable
 from ..store import StoreBackend
 from ..store.keys import ApiKey, hash_key
 
@@ -98,7 +99,12 @@ class KeyCache:
         async with self._reloading:  # one reload at a time; the others use its result
             if self.clock() - self._loaded_at >= self.ttl:
                 started = self.clock()  # the table is at least as new as this moment
-                self._live = await asyncio.to_thread(self.store.live_keys)
+                try:
+                    self._live = await asyncio.to_thread(self.store.live_keys)
+                except StoreUnavailable:
+                    raise
+                except Exception as exc:  # the database is away: 503, not a bare 500
+                    raise StoreUnavailable(f"cannot read the API keys: {exc}") from exc
                 self._loaded_at = started
         return self._live
 
@@ -113,7 +119,10 @@ class KeyCache:
         if found is not None:
             return found
         self.guesses.check(client)
-        found = await asyncio.to_thread(self.store.key_by_hash, digest)  # created since
+        try:
+            found = await asyncio.to_thread(self.store.key_by_hash, digest)  # created since
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot read the API keys: {exc}") from exc
         if found is None:
             self.guesses.failed(client)
             return None

@@ -38,9 +38,14 @@ def escape_text(value: Any) -> Any:
 
 
 def unescape_text(value: Any) -> Any:
-    """What ``escape_text`` stored, as it was given."""
+    """What ``escape_text`` stored, as it was given. A value that starts with ``MARKER``
+    but is not an escaped string (written before escaping existed) is returned as it is."""
     if isinstance(value, str) and value.startswith(MARKER):
-        return json.loads(value[len(MARKER):])
+        try:
+            original = json.loads(value[len(MARKER):])
+        except ValueError:
+            return value
+        return original if isinstance(original, str) else value
     return value
 
 

@@ -18,10 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ..errors import EscalationConflict, EscalationNotFound, StoreUnavailable
+from ..errors import DecisionIdReused, EscalationConflict, EscalationNotFound, StoreUnavailable
 from ..models import Escalation, RawJSON
 from ..waiting import ChangeFeed
-from .dialects import dialect_for
+from .dialects import dialect_for, lock_waits_until
 from .escaping import escape_text, unescape_row, unescape_text
 from .keys import KeyRows
 from .policies import PolicyRows
@@ -37,6 +37,17 @@ _DECISION_COLUMN_SET = frozenset(_DECISION_COLUMNS)
 _JSON_COLUMNS = frozenset(c.name for c in decisions.columns if isinstance(c.type, sa.JSON))
 _DECISION_TEXT = _DECISION_COLUMN_SET - _JSON_COLUMNS
 _ESC_TEXT = frozenset(c.name for c in escalations.columns if not isinstance(c.type, sa.JSON))
+
+
+LOG_LOCK_WAIT = 5.0  # seconds a decision-log write waits for a locked SQLite file
+
+
+def _cannot_write(exc: sa.exc.DBAPIError) -> bool:
+    """Whether a failed write is the database's state, not the rows': connection lost,
+    locked, disk full, read-only, or no permission to write."""
+    if isinstance(exc, (OperationalError, sa.exc.InterfaceError, sa.exc.InternalError)):
+        return True
+    return getattr(exc.orig, "sqlstate", None) == "42501"  # insufficient_privilege
 
 
 def _json_text(value: Any) -> str | None:
@@ -185,6 +196,9 @@ class Store(KeyRows, PolicyRows, SessionRows):
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(escalations).where(e.decision_id == decision_id)).first()
             if row is not None:
+                if row.fingerprint != fingerprint:  # the id is another call's: never its answer
+                    raise DecisionIdReused(f"decision id {decision_id!r} already belongs to "
+                                           "another call; send a new one")
                 return _row_to_escalation(row), "existing"
             conn.execute(escalations.update().where(
                 e.fingerprint == fingerprint, e.status == "pending", e.expires_at <= now
@@ -289,19 +303,25 @@ class Store(KeyRows, PolicyRows, SessionRows):
         if not rows and not updates:
             return
         try:
-            self._write_decisions(rows, updates)
-        # connection lost, database locked, disk full, read-only: not these rows' fault
-        except (OperationalError, sa.exc.InterfaceError, sa.exc.InternalError) as exc:
-            raise StoreUnavailable(f"the database could not be written: {exc}") from exc
+            # a locked SQLite file is waited for only a few seconds: the log reports
+            # itself failing (and a server /healthz degraded) instead of hanging for 30 s
+            with lock_waits_until(time.monotonic() + LOG_LOCK_WAIT):
+                self._write_decisions(rows, updates)
+        except sa.exc.DBAPIError as exc:
+            if _cannot_write(exc):
+                raise StoreUnavailable(f"the database could not be written: {exc}") from exc
+            raise
 
     def _write_decisions(self, rows: list[dict[str, Any]],
                          updates: list[tuple[str, dict[str, Any]]]) -> None:
         with self.engine.connect().execution_options(relaxed_sync=True) as conn, \
                 conn.begin():
             if rows:
-                conn.exec_driver_sql(self._insert_decisions, [
-                    tuple(_decision_value(c, row.get(c)) for c in _DECISION_COLUMNS)
-                    for row in rows])
+                values = [tuple(_decision_value(c, row.get(c)) for c in _DECISION_COLUMNS)
+                          for row in rows]
+                inserted = conn.exec_driver_sql(self._insert_decisions, values).rowcount
+                if inserted < len(values):  # some ids were there: retries, or reused ids
+                    self._check_same_calls(conn, values)
             # consecutive updates of the same columns go in one executemany, in order:
             # building a SQLAlchemy UPDATE per tool execution cost more than the write
             start = 0
@@ -314,6 +334,23 @@ class Store(KeyRows, PolicyRows, SessionRows):
                     (*(_decision_value(c, f[c]) for c in names), d)
                     for d, f in updates[start:end]])
                 start = end
+
+    def _check_same_calls(self, conn: sa.Connection, values: list[tuple[Any, ...]]) -> None:
+        """Raise DecisionIdReused if a row's id is already another call's: a retry of the
+        same call is written once, but a reused id must not be acknowledged as recorded
+        while the log keeps the other call under it."""
+        c = decisions.c
+        key = [_DECISION_COLUMNS.index(n) for n in ("agent_name", "tool_name", "tool_input")]
+        given: dict[str, set[tuple[Any, ...]]] = {}
+        for row in values:
+            given.setdefault(row[0], set()).add(tuple(row[i] for i in key))
+        stored = conn.execute(sa.select(c.id, c.agent_name, c.tool_name,
+                                        sa.cast(c.tool_input, sa.Text))
+                              .where(c.id.in_(list(given)))).all()
+        reused = sorted(r[0] for r in stored if given[r[0]] != {tuple(r[1:])})
+        if reused:
+            raise DecisionIdReused(f"decision id(s) {', '.join(reused[:5])} already belong to "
+                                   "another call; the log keeps the first")
 
     def _update_decisions(self, names: tuple[str, ...]) -> str:
         unknown = set(names) - _DECISION_COLUMN_SET

@@ -122,7 +122,8 @@ class EmbeddedTransport:
                     log.warning("staso: the evaluation of %r finished after its caller's "
                                 "timeout; its result was discarded", name)
             future.add_done_callback(discard)
-        plugin = self.service.plugins.running(request.decision_id)
+        started = not future.cancelled()  # cancelled: still queued behind busy threads
+        plugin = self.service.plugins.blame(request.decision_id, started)
         if plugin is not None:  # it hung in a plugin: the call blocks, naming it
             return PluginTimeout(plugin, f"did not answer within the {request.timeout:g} s "
                                          "timeout")

@@ -29,6 +29,7 @@ from ..errors import (
     EscalationNotFound,
     GuardFailure,
     InvalidToolInput,
+    NoFallback,
     StasoError,
     StoreUnavailable,
 )
@@ -42,6 +43,8 @@ _LONG_POLL = 25.0  # seconds one long-poll request may hold, below common proxy 
 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# errors whose calls must never fall back to allow (the policy said escalate or block)
+_NO_FALLBACK = frozenset({"NoFallback", "EscalationUnavailable"})
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class _Attempts:
         self.call = call
         self.deadline = time.monotonic() + call.budget
         self.tries = 0
+        self.no_fallback: str | None = None  # an attempt said: this call must never allow
 
     def timeout(self) -> httpx.Timeout:
         left = max(self.deadline - time.monotonic(), 0.05)
@@ -77,14 +81,28 @@ class _Attempts:
     def outcome(self, answer: httpx.Response | Exception) -> tuple[bool, Any]:
         """(True, value) when done, (False, seconds to sleep) to try again; raises on failure."""
         self.tries += 1
+        if isinstance(answer, httpx.Response) and answer.status_code == 503:
+            self._note_no_fallback(answer)
         retryable = isinstance(answer, httpx.TransportError) or (
             isinstance(answer, httpx.Response) and answer.status_code in _RETRY_STATUS)
         delay = min(0.05 * 2 ** (self.tries - 1), 1.0)
         if retryable and self.call.retry and time.monotonic() + delay < self.deadline:
             return False, delay
         if isinstance(answer, Exception):
-            raise _failure(answer, self.call, self.tries) from answer
+            failure = _failure(answer, self.call, self.tries)
+            if self.no_fallback is not None:  # a later attempt's failure does not undo it
+                raise NoFallback(f"{self.no_fallback}; then {failure}") from answer
+            raise failure from answer
         return True, self._read(answer)
+
+    def _note_no_fallback(self, response: httpx.Response) -> None:
+        try:
+            data = response.json()
+        except ValueError:
+            return
+        if isinstance(data, dict) and data.get("error") in _NO_FALLBACK:
+            self.no_fallback = f"the staso server could not finish a decision that was not " \
+                               f"an allow: {data.get('detail')}"
 
     def _read(self, response: httpx.Response) -> Any:
         status = response.status_code
@@ -111,6 +129,8 @@ class _Attempts:
             raise EscalationConflict(detail, status=str(state))
         if status in (413, 422):
             raise InvalidToolInput(f"the staso server rejected the request ({status}): {detail}")
+        if self.no_fallback is not None and status >= 500:
+            raise NoFallback(self.no_fallback)
         kind = "server error" if status >= 500 else "unexpected answer"
         raise GuardFailure(f"{kind} {status} from the staso server after {self.tries} "
                            f"attempt(s): {detail}")
@@ -364,10 +384,14 @@ class _ExecutionSink:
         for i in range(0, len(records), 500):
             chunk = records[i:i + 500]
             try:
-                self.transport.send(Call("POST", "/v1/executions", dict,
-                                         self.transport._budget(), json={"records": chunk}))
+                answer = self.transport.send(Call("POST", "/v1/executions", dict,
+                                                  self.transport._budget(),
+                                                  json={"records": chunk}))
             except (InvalidToolInput, AccessDenied):
                 raise  # these records (422) or this key (401/403): the log dead-letters them
             except GuardFailure as exc:  # unreachable, 5xx: the log tries again later
                 raise StoreUnavailable(f"the staso server could not record executions: "
                                        f"{exc}") from exc
+            for refused in answer.get("refused") or ():  # kept in the server's dead letters
+                log.error("staso: the staso server could not record the execution of %s: %s",
+                          refused.get("decision_id"), refused.get("reason"))
