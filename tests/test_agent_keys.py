@@ -154,3 +154,45 @@ def test_keys_made_before_binding_keep_working_until_bound(tmp_path: Path) -> No
     not_agent = cli("keys", "create", "--role", "approver", "--name", "a", "--agent", "x",
                     env=server.env, check=False)
     assert not_agent.returncode != 0 and "only agent keys" in not_agent.stderr
+
+
+def test_another_agents_decision_ids_neither_leak_nor_poison(served: Server) -> None:
+    """Decision ids are guessable; knowing one must give nothing: not another agent's
+    cached answer or escalation, not a way to pre-empt its next call."""
+    tag = secrets.token_hex(4)
+    bot_id, planted_id = f"dec_bot_{tag}", f"dec_next_{tag}"
+    first = _guard(served, "bot", decision_id=bot_id,
+                   tool_input={"amount": 5000, "o": tag}).json()
+    assert first["action"] == "escalate"
+    for amount in (1, 6000):  # eve's own call (allowed, or escalated) under bot's id
+        stolen = _guard(served, "otherbot", decision_id=bot_id,
+                        tool_input={"amount": amount, "o": tag})
+        assert stolen.status_code in (409, 503), stolen.text
+        assert first["escalation_id"] not in stolen.text
+    # eve plants a harmless call under the id bot will use next
+    assert _guard(served, "otherbot", decision_id=planted_id,
+                  tool_input={"amount": 1}).status_code == 200
+    poisoned = _guard(served, "bot", decision_id=planted_id,
+                      tool_input={"amount": 9000, "o": tag})
+    assert poisoned.status_code == 503, poisoned.text  # never the planted allow
+    assert poisoned.json()["error"] in ("NoFallback", "EscalationUnavailable")
+    # nor can eve touch bot's decision row through her own escalation
+    own = _guard(served, "otherbot", tool_input={"amount": 7000, "o": tag}).json()
+    for route in ("claim", "give-up"):
+        answer = _as(served, "otherbot", "POST",
+                     f"/v1/escalations/{own['escalation_id']}/{route}",
+                     json={"decision_id": bot_id})
+        assert answer.status_code == 403, answer.text
+    disguised = {"decision_id": bot_id, "tool_input": {}, "execution_status": "error",
+                 "execution_error": "forged by eve"}  # an update dressed as a new record
+    assert _as(served, "otherbot", "POST", "/v1/executions",
+               json={"records": [disguised]}).status_code == 403
+    store = open_store(served.database_url)
+    try:
+        row = store.get_decision(bot_id)
+        assert row is not None and row["action"] == "escalate"
+        assert row["execution_error"] is None and row["agent_name"] == "bot"
+    finally:
+        store.close()
+    tally(f"another agent's decision ids: read, reused, planted ({served.backend})", sent=9,
+          escalations=2, refused=7, allowed_by_failure=0, lost=0)

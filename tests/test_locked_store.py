@@ -155,3 +155,62 @@ def test_each_waiting_step_that_writes_honours_the_call_timeout(home: Path) -> N
     finally:
         _release(holder)
     assert transport.claim(answered, "dec_unlocked", timeout=5.0) is True
+
+
+def test_shutdown_with_the_store_locked_ends_soon_and_loses_nothing(tmp_path: Path) -> None:
+    st.init(home=tmp_path, agent_name="bot")
+    st.guard("warm", {})
+    st.get_client().flush()
+    ids = [st.guard("search", {"q": i}).decision_id for i in range(3)]
+    holder = _hold_lock(tmp_path)
+    try:
+        started = time.monotonic()
+        st.shutdown()  # the log waits a few seconds for the lock, then dead-letters
+        assert time.monotonic() - started < SQLITE_BUSY_S / 2
+    finally:
+        _release(holder)
+    from staso.dead_letters import read_dead_letters
+
+    kept = {e["decision_id"] for e in read_dead_letters(tmp_path / "dead-letter.jsonl")}
+    assert set(ids) <= kept
+
+
+def test_a_server_on_a_locked_store_answers_in_time_and_says_degraded(tmp_path: Path) -> None:
+    from conftest import start_server, stop_server
+
+    (tmp_path / "staso.yaml").write_text(REFUND_POLICY)
+    server = start_server(tmp_path, "sqlite", tmp_path / "staso.yaml")
+    try:
+        st.init(api_key=server.keys["agent"], base_url=server.url, agent_name="bot")
+        assert st.guard("search", {"q": 0}).action == "allow"
+        holder = _hold_lock(tmp_path)
+        try:
+            started = time.monotonic()
+            allowed = server.request("POST", "/v1/guard", json={
+                "tool_name": "search", "tool_input": {"q": 1}, "timeout": 2})
+            assert allowed.status_code == 503, allowed.text  # not recorded: not acknowledged
+            assert time.monotonic() - started < SQLITE_BUSY_S / 2
+            # an escalation (or a block) never falls back to allow, fail_closed=False or not
+            result = st.guard("process_refund", {"amount": 5000}, timeout=2.0,
+                              fail_closed=False)
+            assert result.action == "block", result
+            deadline = time.monotonic() + 30
+            health = server.request("GET", "/healthz", role=None)
+            while health.status_code == 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                health = server.request("GET", "/healthz", role=None)
+            assert health.status_code == 503 and health.json()["status"] == "degraded"
+            assert "locked" in health.json()["reason"]
+        finally:
+            _release(holder)
+        deadline = time.monotonic() + 30
+        while server.request("GET", "/healthz", role=None).status_code != 200 \
+                and time.monotonic() < deadline:
+            st.guard("search", {"q": 2})  # a write that succeeds ends the degraded state
+            time.sleep(0.2)
+        assert server.request("GET", "/healthz", role=None).json()["status"] == "ok"
+        tally("a server's SQLite store locked by another process", sent=3, refused=1,
+              failed_closed=1, allowed_by_failure=0, lost=0)
+    finally:
+        st.shutdown()
+        stop_server(server)

@@ -373,3 +373,73 @@ def test_healthz_degraded_while_decisions_cannot_be_recorded(tmp_path: Path) -> 
     finally:
         _read_only(server.database_url, False)
         stop_server(server)
+
+
+def test_a_reused_decision_id_is_never_acknowledged_for_another_call(served: Server) -> None:
+    """The same agent sends an old decision id with another call (after a restart, or its
+    answer left the cache): the log keeps the first call, so the second is not answered as
+    if recorded."""
+    reused = f"dec_{served.backend}_reused"
+    assert _guard(served, "read_docs", reused).status_code == 200
+    again = _guard(served, "wire_money", reused)
+    assert again.status_code in (409, 503), again.text
+    assert "already belong" in again.json()["detail"]
+    assert _guard(served, "read_docs", reused).status_code == 200  # a retry of the first
+    store = open_store(served.database_url)
+    try:
+        row = store.get_decision(reused)
+        assert row is not None and row["tool_name"] == "read_docs"
+    finally:
+        store.close()
+
+
+def test_an_executions_batch_says_which_records_were_refused(served: Server) -> None:
+    tool = "poison_exec_" + served.backend
+    _refuse(served.database_url, tool)
+    good, bad = f"dec_{served.backend}_exec_ok", f"dec_{served.backend}_exec_bad"
+    records = [{"decision_id": d, "tool_name": t, "tool_input": {}, "execution_status": "ok"}
+               for d, t in ((good, "fine"), (bad, tool))]
+    answer = served.request("POST", "/v1/executions", json={"records": records})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["recorded"] == 1
+    assert [r["decision_id"] for r in answer.json()["refused"]] == [bad]
+    assert good in served.stored_ids("decisions") and bad not in served.stored_ids("decisions")
+
+
+def test_deep_inputs_within_the_limit_are_recorded(served: Server, tmp_path: Path) -> None:
+    """An input nested as deep as staso accepts (500 levels) is decided and recorded, not
+    dead-lettered for running out of stack."""
+    nested: object = 1
+    for _ in range(495):
+        nested = {"k": nested}
+    st.init(home=tmp_path, agent_name="bot", policy=REFUND_POLICY)
+    try:
+        embedded = st.guard("process_refund", {"amount": 5000, "deep": nested})
+        assert embedded.action == "escalate"
+    finally:
+        st.shutdown()
+    assert not (tmp_path / "dead-letter.jsonl").exists()
+    remote = served.request("POST", "/v1/guard", json={
+        "tool_name": "deep_tool", "tool_input": {"deep": nested}})
+    assert remote.status_code == 200, remote.text[:300]
+    assert remote.json()["decision_id"] in served.stored_ids("decisions")
+
+
+def test_text_stored_before_escaping_that_looks_escaped_reads_as_it_is(served: Server) -> None:
+    """A row written before escaping existed (or by an older replica) whose text happens to
+    start with the marker must not break the approvers' views."""
+    engine = sa.create_engine(served.database_url)
+    legacy = f"esc_legacy_{served.backend}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO escalations (id, fingerprint, status, agent_name, environment, "
+            "tool_name, tool_input, context, reason, severity, decision_id, created_at, "
+            "expires_at) VALUES (:id, 'f', 'pending', 'bot', '', :tool, '{}', '{}', '', "
+            "'high', :id, :now, :later)"),
+            {"id": legacy, "tool": MARKER + "not json{", "now": time.time(),
+             "later": time.time() + 3600})
+    engine.dispose()
+    one = served.request("GET", f"/v1/escalations/{legacy}")
+    assert one.status_code == 200 and one.json()["tool_name"] == MARKER + "not json{"
+    listed = served.request("GET", "/v1/escalations", role="approver")
+    assert listed.status_code == 200 and legacy in {e["id"] for e in listed.json()}

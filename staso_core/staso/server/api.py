@@ -138,13 +138,13 @@ async def _recorded(commit: Awaitable[None], call: GuardRequest, started: float)
     if call.timeout is None:
         await commit
         return
-    left = call.timeout * _RECORDED_WITHIN - (time.perf_counter() - started)
+    left = call.timeout * _RECORD_SHARE - (time.perf_counter() - started)
     try:
         await asyncio.wait_for(commit, max(left, 0.001))
     except TimeoutError:
         raise DecisionNotRecorded(f"the decision was not recorded within the call's "
-                                  f"{call.timeout:g} s timeout; it is not acknowledged"
-                                  ) from None
+                                  f"{call.timeout / _SERVER_SHARE:g} s timeout; it is not "
+                                  "acknowledged") from None
 
 
 def _guard_request(raw: bytes, agent_name: str, limit: int) -> tuple[GuardRequest, int]:
@@ -168,7 +168,9 @@ def _guard_request(raw: bytes, agent_name: str, limit: int) -> tuple[GuardReques
         decision_id=body.decision_id or new_decision_id(),
         agent_name=body.agent_name or agent_name, environment=body.environment,
         context=body.context, wait=body.wait, escalation_timeout=body.escalation_timeout,
-        timeout=body.timeout), size
+        # the server's own budget: a share of the caller's timeout, so that every answer
+        # (a hung plugin's block, a store that cannot take the call) reaches it in time
+        timeout=None if body.timeout is None else body.timeout * _SERVER_SHARE), size
 
 
 def _guard_body(raw: bytes) -> GuardBody:
@@ -202,8 +204,7 @@ async def _evaluate_off_loop(request: Request, size: int, call: GuardRequest) ->
         # a plugin still deciding near the caller's timeout (less the answer's way back)
         # blocks the call, named, whatever fail_closed says; the caller would otherwise
         # time out first, and with fail_closed=False be allowed
-        result = await asyncio.wait_for(asyncio.shield(evaluation), None if call.timeout is None
-                                        else call.timeout * _ANSWER_WITHIN)
+        result = await asyncio.wait_for(asyncio.shield(evaluation), call.timeout)
     except TimeoutError:
         plugin = state.service.plugins.blame(call.decision_id, bool(begun))
         if plugin is not None:
@@ -215,15 +216,16 @@ async def _evaluate_off_loop(request: Request, size: int, call: GuardRequest) ->
     return result
 
 
-# the share of the caller's timeout the server takes to decide; the rest carries the answer
-_ANSWER_WITHIN = 0.8
-_RECORDED_WITHIN = 0.9  # and the decision's record, by here
+# the rest of the caller's timeout carries the answer back
+_SERVER_SHARE = 0.8  # of the caller's timeout: the server decides (and escalates) within it
+_RECORD_SHARE = 0.9 / _SERVER_SHARE  # and the decision is recorded by 90 % of it
 
 
 def _plugin_hung(call: GuardRequest, plugin: str) -> GuardResult:
     """The block for a call whose plugin has not answered near the caller's timeout (the
     caller would otherwise time out, and with fail_closed=False be allowed)."""
-    verdict = failed(plugin, f"did not answer within the {call.timeout:g} s timeout")
+    caller = (call.timeout or 0) / _SERVER_SHARE
+    verdict = failed(plugin, f"did not answer within the {caller:g} s timeout")
     return GuardResult(action="block", reason=verdict.reason, rule_name=verdict.rule_name,
                        severity="high", results=[verdict], rules_triggered=[verdict.rule_name],
                        decision_id=call.decision_id, tool_name=call.tool_name)
