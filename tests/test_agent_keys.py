@@ -174,8 +174,8 @@ def test_another_agents_decision_ids_neither_leak_nor_poison(served: Server) -> 
                   tool_input={"amount": 1}).status_code == 200
     poisoned = _guard(served, "bot", decision_id=planted_id,
                       tool_input={"amount": 9000, "o": tag})
-    assert poisoned.status_code == 503, poisoned.text  # never the planted allow
-    assert poisoned.json()["error"] in ("NoFallback", "EscalationUnavailable")
+    assert poisoned.status_code in (409, 503), poisoned.text  # never the planted allow
+    assert poisoned.json()["error"] in ("NoFallback", "ReusedIdNoFallback")
     # nor can eve touch bot's decision row through her own escalation
     own = _guard(served, "otherbot", tool_input={"amount": 7000, "o": tag}).json()
     for route in ("claim", "give-up"):

@@ -17,7 +17,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from .dead_letters import DeadLetters
-from .errors import AccessDenied, DecisionNotRecorded, StoreUnavailable
+from .errors import AccessDenied, DecisionIdReused, DecisionNotRecorded, StoreUnavailable
 
 log = logging.getLogger("staso")
 _OUTPUT_LIMIT = 2000
@@ -197,16 +197,17 @@ class DecisionLog:
                     middle = len(part) // 2
                     parts += [part[middle:], part[:middle]]  # the first half next
                     continue
-                self._dead_letter(part, f"{type(exc).__name__}: {exc}", refused)
+                self._dead_letter(part, f"{type(exc).__name__}: {exc}", refused,
+                                  reused=isinstance(exc, DecisionIdReused))
         return [], None
 
     def _dead_letter(self, items: list[Item], reason: str,
-                     refused: dict[int, BaseException]) -> None:
+                     refused: dict[int, BaseException], *, reused: bool = False) -> None:
         self.dead_letters.keep([_entry(item) for item in items], reason)
-        for item in items:
-            refused[item[0]] = DecisionNotRecorded(
-                f"the decision could not be recorded ({reason}); it went to the "
-                "dead-letter file and is not acknowledged")
+        why = f"the decision could not be recorded ({reason}); it went to the dead-letter " \
+              "file and is not acknowledged"
+        for item in items:  # a reused id is the caller's mistake (409), not the server's
+            refused[item[0]] = DecisionIdReused(why) if reused else DecisionNotRecorded(why)
 
     def _unavailable(self, error: StoreUnavailable, left: list[Item],
                      refused: dict[int, BaseException]) -> None:

@@ -43,6 +43,11 @@ class DecisionIdReused(StasoError, ValueError):
     """A decision id sent again for a different call (HTTP 409): ids name one call."""
 
 
+class ReusedIdNoFallback(DecisionIdReused):
+    """A decision id reused for a call the policy did not allow (HTTP 409): the caller
+    must not fall back to allow (a planted id must not let a blocked call through)."""
+
+
 class StoreUnavailable(StasoError):
     """The decision store could not be read or written."""
 

@@ -18,7 +18,12 @@ import pluggy
 
 from .dead_letters import DeadLetters
 from .decision_log import DecisionLog
-from .errors import EscalationUnavailable, InvalidToolInput
+from .errors import (
+    DecisionIdReused,
+    EscalationUnavailable,
+    InvalidToolInput,
+    ReusedIdNoFallback,
+)
 from .jsonutil import check_json, fingerprint
 from .masking import Masker
 from .models import (
@@ -158,6 +163,8 @@ class DecisionService:
         try:
             with lock_waits_until(deadline):
                 return self._escalate(request, result)
+        except DecisionIdReused as exc:  # the caller's mistake (409), and never an allow
+            raise ReusedIdNoFallback(str(exc)) from exc
         except Exception as exc:
             raise EscalationUnavailable(f"the escalation could not be stored: {exc}") from exc
 

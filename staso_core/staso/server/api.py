@@ -17,7 +17,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from ..client import new_decision_id
-from ..errors import DecisionNotRecorded, InvalidToolInput, NoFallback
+from ..errors import (
+    DecisionIdReused,
+    DecisionNotRecorded,
+    InvalidToolInput,
+    NoFallback,
+    ReusedIdNoFallback,
+)
 from ..jsonutil import check_json, encoded_size, wire_json
 from ..models import Escalation, GuardRequest, GuardResult
 from ..plugin_guard import failed
@@ -119,11 +125,12 @@ async def guard(request: Request) -> Response:
         # retry is evaluated again rather than answered from memory
         try:
             await _recorded(service.log.committed(seq), call, started)
-        except DecisionNotRecorded as exc:
+        except (DecisionNotRecorded, DecisionIdReused) as exc:
             if result.action == "allow":
                 raise
-            raise NoFallback(f"{exc}; the policy did not allow this call ({result.action}), "
-                             "so it must not fall back to allow") from exc
+            strict = ReusedIdNoFallback if isinstance(exc, DecisionIdReused) else NoFallback
+            raise strict(f"{exc}; the policy did not allow this call ({result.action}), "
+                         "so it must not fall back to allow") from exc
         service.remember(call, result)
         state.metrics.decided(result.action, elapsed)
     if large:
@@ -140,7 +147,8 @@ async def _recorded(commit: Awaitable[None], call: GuardRequest, started: float)
         return
     left = call.timeout * _RECORD_SHARE - (time.perf_counter() - started)
     try:
-        await asyncio.wait_for(commit, max(left, 0.001))
+        # (at least a moment: a commit takes milliseconds, however short the timeout)
+        await asyncio.wait_for(commit, max(left, _RECORD_AT_LEAST))
     except TimeoutError:
         raise DecisionNotRecorded(f"the decision was not recorded within the call's "
                                   f"{call.timeout / _SERVER_SHARE:g} s timeout; it is not "
@@ -219,6 +227,7 @@ async def _evaluate_off_loop(request: Request, size: int, call: GuardRequest) ->
 # the rest of the caller's timeout carries the answer back
 _SERVER_SHARE = 0.8  # of the caller's timeout: the server decides (and escalates) within it
 _RECORD_SHARE = 0.9 / _SERVER_SHARE  # and the decision is recorded by 90 % of it
+_RECORD_AT_LEAST = 0.1  # seconds
 
 
 def _plugin_hung(call: GuardRequest, plugin: str) -> GuardResult:

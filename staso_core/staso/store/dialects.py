@@ -21,6 +21,7 @@ from ..waiting import ChangeFeed
 from .changes import PostgresChanges, SqliteChanges, announce
 
 BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's lock, at most
+MIN_BUSY_MS = 50
 _lock_deadline: ContextVar[float | None] = ContextVar("staso_lock_deadline", default=None)
 
 
@@ -41,7 +42,9 @@ def _busy_ms() -> int:
     deadline = _lock_deadline.get()
     if deadline is None:
         return BUSY_TIMEOUT_MS
-    return max(1, min(BUSY_TIMEOUT_MS, int((deadline - time.monotonic()) * 1000)))
+    # at least a moment: with a deadline already (nearly) gone, a write that merely meets
+    # another in passing would fail instead of waiting the milliseconds it needs
+    return max(MIN_BUSY_MS, min(BUSY_TIMEOUT_MS, int((deadline - time.monotonic()) * 1000)))
 
 
 class Dialect:

@@ -44,7 +44,7 @@ _LONG_POLL = 25.0  # seconds one long-poll request may hold, below common proxy 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 # errors whose calls must never fall back to allow (the policy said escalate or block)
-_NO_FALLBACK = frozenset({"NoFallback", "EscalationUnavailable"})
+_NO_FALLBACK = frozenset({"NoFallback", "EscalationUnavailable", "ReusedIdNoFallback"})
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class _Attempts:
     def outcome(self, answer: httpx.Response | Exception) -> tuple[bool, Any]:
         """(True, value) when done, (False, seconds to sleep) to try again; raises on failure."""
         self.tries += 1
-        if isinstance(answer, httpx.Response) and answer.status_code == 503:
+        if isinstance(answer, httpx.Response) and answer.status_code in (409, 503):
             self._note_no_fallback(answer)
         retryable = isinstance(answer, httpx.TransportError) or (
             isinstance(answer, httpx.Response) and answer.status_code in _RETRY_STATUS)
@@ -120,6 +120,8 @@ class _Attempts:
             except Exception as exc:
                 raise GuardFailure(f"malformed answer from the staso server to "
                                    f"{self.call.method} {self.call.path}: {exc}") from exc
+        if self.no_fallback is not None:  # this call (or an attempt of it) must not allow
+            raise NoFallback(self.no_fallback)
         if status in (401, 403):
             raise AccessDenied(f"the staso server refused the API key ({status}): {detail}")
         if status == 404:
@@ -129,8 +131,6 @@ class _Attempts:
             raise EscalationConflict(detail, status=str(state))
         if status in (413, 422):
             raise InvalidToolInput(f"the staso server rejected the request ({status}): {detail}")
-        if self.no_fallback is not None and status >= 500:
-            raise NoFallback(self.no_fallback)
         kind = "server error" if status >= 500 else "unexpected answer"
         raise GuardFailure(f"{kind} {status} from the staso server after {self.tries} "
                            f"attempt(s): {detail}")
