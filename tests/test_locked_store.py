@@ -185,6 +185,8 @@ def test_a_server_on_a_locked_store_answers_in_time_and_says_degraded(tmp_path: 
         assert st.guard("search", {"q": 0}).action == "allow"
         holder = _hold_lock(tmp_path)
         try:
+            health = server.request("GET", "/healthz", role=None)  # before any call fails
+            assert health.status_code == 503 and "locked" in health.json()["reason"]
             started = time.monotonic()
             allowed = server.request("POST", "/v1/guard", json={
                 "tool_name": "search", "tool_input": {"q": 1}, "timeout": 2})

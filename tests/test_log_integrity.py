@@ -385,6 +385,9 @@ def test_a_reused_decision_id_is_never_acknowledged_for_another_call(served: Ser
     assert again.status_code in (409, 503), again.text
     assert "already belong" in again.json()["detail"]
     assert _guard(served, "read_docs", reused).status_code == 200  # a retry of the first
+    other_input = served.request("POST", "/v1/guard", json={
+        "tool_name": "read_docs", "tool_input": {"n": "rm -rf /"}, "decision_id": reused})
+    assert other_input.status_code == 409, other_input.text  # not the cached answer
     store = open_store(served.database_url)
     try:
         row = store.get_decision(reused)
@@ -404,6 +407,9 @@ def test_an_executions_batch_says_which_records_were_refused(served: Server) -> 
     assert answer.json()["recorded"] == 1
     assert [r["decision_id"] for r in answer.json()["refused"]] == [bad]
     assert good in served.stored_ids("decisions") and bad not in served.stored_ids("decisions")
+    nowhere = served.request("POST", "/v1/executions", json={"records": [
+        {"decision_id": "dec_never_decided", "execution_status": "ok"}]}).json()
+    assert nowhere["recorded"] == 0 and "no decision" in nowhere["refused"][0]["reason"]
 
 
 def test_deep_inputs_within_the_limit_are_recorded(served: Server, tmp_path: Path) -> None:
@@ -423,6 +429,14 @@ def test_deep_inputs_within_the_limit_are_recorded(served: Server, tmp_path: Pat
         "tool_name": "deep_tool", "tool_input": {"deep": nested}})
     assert remote.status_code == 200, remote.text[:300]
     assert remote.json()["decision_id"] in served.stored_ids("decisions")
+    # deep, with a lone surrogate, read by a CEL rule: decided (escalate), not an error
+    odd = served.request("POST", "/v1/guard", headers={"Content-Type": "application/json"},
+                         content=json.dumps({"tool_name": "process_refund", "tool_input": {
+                             "amount": 5000, "deep": nested, "name": NOT_UTF8}}))
+    assert odd.status_code == 200 and odd.json()["action"] == "escalate", odd.text[:300]
+    for path in ("/v1/escalations", f"/v1/escalations/{odd.json()['escalation_id']}"):
+        view = served.request("GET", path, role="approver")  # the approvers' views hold
+        assert view.status_code == 200, view.text[:300]
 
 
 def test_text_stored_before_escaping_that_looks_escaped_reads_as_it_is(served: Server) -> None:
@@ -437,6 +451,13 @@ def test_text_stored_before_escaping_that_looks_escaped_reads_as_it_is(served: S
             "expires_at) VALUES (:id, 'f', 'pending', 'bot', '', :tool, '{}', '{}', '', "
             "'high', :id, :now, :later)"),
             {"id": legacy, "tool": MARKER + "not json{", "now": time.time(),
+             "later": time.time() + 3600})
+        conn.execute(sa.text(
+            "INSERT INTO escalations (id, fingerprint, status, agent_name, environment, "
+            "tool_name, tool_input, context, reason, severity, decision_id, created_at, "
+            "expires_at) VALUES (:id, 'f2', 'pending', 'bot', '', :tool, '{}', '{}', '', "
+            "'high', :id, :now, :later)"),
+            {"id": legacy + "_deep", "tool": MARKER + "[" * 100_000, "now": time.time(),
              "later": time.time() + 3600})
     engine.dispose()
     one = served.request("GET", f"/v1/escalations/{legacy}")

@@ -6,6 +6,7 @@ embedded and on a real ``staso serve``."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,33 @@ import threading
 import staso
 
 release = threading.Event()
+
+
+class Odd(BaseException):
+    pass
+
+
+@staso.hookimpl
+def staso_cel_functions():
+    def slow_check(value):
+        if value == "hang":
+            release.wait(30)
+        return True
+    return {"slow_check": slow_check}
+
+
+@staso.hookimpl
+def staso_after_guard(request, result):
+    if request.tool_name == "after_boom":
+        raise RuntimeError("after hook broke")
+    if request.tool_name == "after_slow":
+        release.wait(30)
+
+
+@staso.hookimpl
+def staso_escalation_created(escalation):
+    if escalation.tool_name == "escalate_slow":
+        release.wait(30)
 
 
 @staso.hookimpl
@@ -54,6 +82,8 @@ def staso_evaluate(request):
         return {"action": "modify", "reason": "would rewrite, but carries no input"}
     if name == "quit":
         raise SystemExit(3)
+    if name == "odd_exit":
+        raise Odd("not an Exception")
     return None
 '''
 BROKEN = {  # tool -> what the blocking reason must say
@@ -62,6 +92,7 @@ BROKEN = {  # tool -> what the blocking reason must say
     "before_boom": "raised RuntimeError: before hook broke",
     "no_action": "without an 'action'", "loud": "unknown severity",
     "rewrite": "answered modify", "quit": "raised SystemExit",
+    "odd_exit": "raised Odd",
 }
 
 
@@ -177,3 +208,50 @@ def test_hung_plugins_holding_every_thread_block_later_calls_too(embedded: objec
     queued = st.guard("calm", {"q": 3}, timeout=0.5, fail_closed=False)
     assert (queued.action, queued.rule_name) == ("block", "plugin:breaks"), queued
     assert "did not answer" in queued.reason
+
+
+CEL_POLICY = """version: 1
+rules:
+  - name: checked
+    tools: [cel_tool]
+    when: slow_check(tool_input.q)
+    action: block
+  - name: stop_after
+    tools: [after_boom, after_slow]
+    action: block
+  - name: ask
+    tools: [escalate_slow]
+    action: escalate
+"""
+
+
+def test_hooks_after_the_decision_never_hold_or_break_it(embedded: object,
+                                                         tmp_path: Path) -> None:
+    """staso_after_guard and the escalation hooks cannot change a decision: one that raises
+    or hangs changes nothing and holds nobody; a CEL function of a plugin that hangs is
+    blamed on the plugin."""
+    module = embedded
+    st.init(home=tmp_path, agent_name="bot", plugins=[module], policy=CEL_POLICY)
+    for tool in ("after_boom", "after_slow"):
+        started = time.monotonic()
+        assert st.guard(tool, {}, timeout=5).action == "block"
+        assert time.monotonic() - started < 4
+    started = time.monotonic()
+    assert st.guard("escalate_slow", {}, timeout=5).action == "escalate"
+    assert time.monotonic() - started < 4
+    hung = st.guard("cel_tool", {"q": "hang"}, timeout=0.5, fail_closed=False)
+    assert (hung.action, hung.rule_name) == ("block", "plugin:breaks"), hung
+    assert st.guard("cel_tool", {"q": "fine"}, timeout=5).action == "block"  # rule matched
+
+
+def test_hooks_after_the_decision_never_hold_a_server(server: PluginServer) -> None:
+    started = time.monotonic()
+    slow = server.request("POST", "/v1/guard", json={"tool_name": "after_slow",
+                                                     "tool_input": {}, "timeout": 5})
+    assert slow.status_code == 200 and time.monotonic() - started < 4
+    boom = server.request("POST", "/v1/guard", json={"tool_name": "after_boom",
+                                                     "tool_input": {}, "timeout": 5})
+    assert boom.status_code == 200, boom.text
+    started = time.monotonic()
+    assert server.request("GET", "/healthz", role=None).status_code == 200
+    assert time.monotonic() - started < 2  # the hung hook holds no event loop

@@ -69,6 +69,7 @@ rules:
         r = st.guard("refund", {"customer": "vip_7"})
         assert r.action == "escalate"
         st.deny(r.escalation_id, by="m")
+        client.flush()  # notification hooks run on a thread of their own, in order
         assert ("created", r.escalation_id) in plugin.events
         assert ("resolved", r.escalation_id, "denied") in plugin.events
         assert ("after", "launch_missiles", "block") in plugin.events
@@ -117,6 +118,7 @@ def test_a_timeout_is_announced_once_however_often_it_is_read(tmp_path):
         service = st.get_client().transport.service
         for _ in range(3):  # later readers (a server's GET, the CLI) record nothing new
             assert service.expire(result.escalation_id).status == "timeout"
+        service.flush()
     finally:
         st.shutdown()
     assert seen == [(result.escalation_id, "timeout")]

@@ -164,6 +164,9 @@ class MemoryStore:
     def ping(self) -> None:
         pass
 
+    def unwritable(self) -> str | None:
+        return None
+
     def close(self) -> None:
         pass
 

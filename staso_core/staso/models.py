@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal
 
@@ -24,7 +24,9 @@ TIMEOUT_REASON = "Escalation poll timeout"
 
 class _Dictable:
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        # a shallow copy: the values are JSON already, and asdict's deep copy recurses once
+        # per level of a tool input (500 levels deep ran out of stack)
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:

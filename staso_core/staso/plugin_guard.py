@@ -10,9 +10,14 @@ waiting for.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .models import ACTIONS, SEVERITIES, GuardRequest, RuleResult
+from .plugins import BUILTIN_PLUGINS
 
 if TYPE_CHECKING:
     import pluggy
@@ -26,6 +31,15 @@ def failed(plugin: str, what: str) -> RuleResult:
     return RuleResult(rule_name=f"plugin:{plugin}", passed=False, action="block",
                       severity="high", reason=f"the plugin {plugin!r} {what}; the call is "
                                               "blocked rather than let through unjudged")
+
+
+def _plugin_failure(plugin: str, exc: BaseException) -> RuleResult:
+    """Whatever a plugin raised (SystemExit too) is its failure, and the call blocks; only
+    Ctrl-C on the main thread is the person at the keyboard, and goes on up."""
+    if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is \
+            threading.main_thread():
+        raise exc
+    return failed(plugin, f"raised {type(exc).__name__}: {exc}")
 
 
 def _verdict(answer: Any) -> RuleResult:
@@ -72,6 +86,43 @@ class GuardHooks:
         self.before = impls(hooks.staso_before_guard)
         self.evaluate = impls(hooks.staso_evaluate)
         self._running: dict[str, str] = {}  # decision id -> the plugin being called
+        self._deciding = threading.local()  # the decision this thread evaluates
+        self._cel: list[tuple[str, Any]] = [(i.plugin_name, i.function)
+                     for i in reversed(hooks.staso_cel_functions.get_hookimpls())]
+        self.blames_cel = any(p not in BUILTIN_PLUGINS for p, _ in self._cel)
+
+    def cel_functions(self) -> dict[str, Any]:
+        """Every CEL function by name (as ``discovery.collect_functions`` merges them); a
+        third-party plugin's is wrapped, so a call hung in it is blamed on the plugin."""
+        functions: dict[str, Any] = {}
+        for plugin, offer in self._cel:
+            offered: dict[str, Any] = offer() or {}
+            for name, function in offered.items():
+                functions[name] = function if plugin in BUILTIN_PLUGINS \
+                    else self._blamed(plugin, function)
+        return functions
+
+    def _blamed(self, plugin: str, function: Any) -> Any:
+        @functools.wraps(function)
+        def call(*args: Any) -> Any:
+            decision_id = getattr(self._deciding, "decision_id", None)
+            if decision_id is None:
+                return function(*args)
+            self._running[decision_id] = plugin
+            try:
+                return function(*args)
+            finally:
+                self._running.pop(decision_id, None)
+        return call
+
+    @contextlib.contextmanager
+    def deciding(self, decision_id: str) -> Iterator[None]:
+        """This thread evaluates ``decision_id`` (a plugin's CEL function is blamed on it)."""
+        self._deciding.decision_id = decision_id
+        try:
+            yield
+        finally:
+            self._deciding.decision_id = None
 
     def running(self, decision_id: str) -> str | None:
         """The plugin this call is in right now, if any (read when the caller gives up)."""
@@ -98,8 +149,8 @@ class GuardHooks:
         for plugin, function in self.before:
             try:
                 self._call(plugin, function, request)
-            except (Exception, SystemExit) as exc:
-                return failed(plugin, f"raised {type(exc).__name__}: {exc}")
+            except BaseException as exc:
+                return _plugin_failure(plugin, exc)
         return None
 
     def verdict(self, request: GuardRequest) -> RuleResult | None:
@@ -107,8 +158,8 @@ class GuardHooks:
         for plugin, function in self.evaluate:
             try:
                 answer = self._call(plugin, function, request)
-            except (Exception, SystemExit) as exc:  # a plugin's exit is its failure
-                return failed(plugin, f"raised {type(exc).__name__}: {exc}")
+            except BaseException as exc:
+                return _plugin_failure(plugin, exc)
             if answer is None:
                 continue
             try:

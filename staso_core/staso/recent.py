@@ -17,12 +17,14 @@ RECENT_LIMIT = 10_000
 RECENT_CHARS = 16 * 1024 * 1024  # characters of modified inputs held, in all
 
 
-Owner = tuple[str, str]  # (agent name, tool name): whose call a decision id answered
+# whose call a decision id answered: (agent name, tool name, a digest of the request; ""
+# where the caller makes every decision id itself, as an embedded client does)
+Owner = tuple[str, str, str]
 
 
 class RecentResults:
-    """An answer is given again only to the same agent's call of the same tool: a decision
-    id sent by another agent (guessed, or reused) never gets, nor sets, another's answer."""
+    """An answer is given again only to the same call: a decision id sent by another agent
+    (guessed, or reused), or with another input, never gets, nor sets, another's answer."""
 
     def __init__(self, limit: int = RECENT_LIMIT, chars: int = RECENT_CHARS) -> None:
         self._limit, self._chars = limit, chars
@@ -38,7 +40,8 @@ class RecentResults:
             return None
         return item[0]
 
-    def put(self, decision_id: str, result: GuardResult, owner: Owner = ("", "")) -> None:
+    def put(self, decision_id: str, result: GuardResult, owner: Owner = ("", "", "")
+            ) -> None:
         weight = 0 if result.modified_input is None else string_chars(result.modified_input)
         with self._lock:
             old = self._items.pop(decision_id, None)

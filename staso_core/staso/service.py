@@ -24,6 +24,7 @@ from .errors import (
     InvalidToolInput,
     ReusedIdNoFallback,
 )
+from .hook_runner import HookRunner
 from .jsonutil import check_json, fingerprint
 from .masking import Masker
 from .models import (
@@ -37,7 +38,6 @@ from .models import (
 from .plugin_guard import GuardHooks
 from .plugins import runs_foreign_code
 from .policy import Engine, Policy
-from .policy.discovery import collect_functions
 from .recent import RecentResults
 from .resolution import result_from_escalation
 from .store import StoreBackend, lock_waits_until
@@ -82,8 +82,8 @@ def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float, Masker]) -> 
             "context": masker.mask(request.context), "action": None, **fields}
 
 
-def _owner(request: GuardRequest) -> tuple[str, str]:
-    return request.agent_name, request.tool_name
+def _owner(request: GuardRequest, digest: str = "") -> tuple[str, str, str]:
+    return request.agent_name, request.tool_name, digest
 
 
 def _deadline(request: GuardRequest) -> float | None:
@@ -97,14 +97,15 @@ class DecisionService:
         self.store = store
         self.pm = pm
         self.policy = policy
-        self.engine = Engine(policy, collect_functions(pm))
+        self.plugins = GuardHooks(pm)
+        self.engine = Engine(policy, self.plugins.cel_functions())
         self.log = DecisionLog(store, dead_letters=DeadLetters(dead_letter_file))
         self.notifier = store.changes()
         self._recent = RecentResults()
         hooks = pm.hook
         # only call hooks someone implements: an empty hook call still costs microseconds
         self._after = hooks.staso_after_guard if hooks.staso_after_guard.get_hookimpls() else None
-        self.plugins = GuardHooks(pm)
+        self.notify = HookRunner()  # notification hooks: never on the guard's path
         self.foreign_code = runs_foreign_code(pm)
 
     def may_evaluate_inline(self, size: int, limit: int) -> bool:
@@ -123,6 +124,10 @@ class DecisionService:
         failure = plugins.run_before(request) if plugins.before else None
         if policy is not None:
             result = policy(request)
+        elif plugins.blames_cel:
+            with plugins.deciding(request.decision_id):
+                result = self.engine.evaluate(request.tool_name, request.tool_input,
+                                              request.context, request.decision_id)
         else:
             result = self.engine.evaluate(request.tool_name, request.tool_input,
                                           request.context, request.decision_id)
@@ -145,15 +150,17 @@ class DecisionService:
                        modified_input=None if verdict.action == "block" else result.modified_input,
                        escalation_status="pending" if verdict.action == "escalate" else None)
 
-    def recent(self, decision_id: str, request: GuardRequest | None = None
-               ) -> GuardResult | None:
+    def recent(self, decision_id: str, request: GuardRequest | None = None,
+               digest: str = "") -> GuardResult | None:
         """The answer given to this decision id; with ``request``, only if it answered the
-        same agent's call of the same tool."""
-        return self._recent.get(decision_id, None if request is None else _owner(request))
+        same agent's call of the same tool (and, with ``digest``, the same request)."""
+        owner = None if request is None else _owner(request, digest)
+        return self._recent.get(decision_id, owner)
 
-    def remember(self, request: GuardRequest, result: GuardResult) -> None:
-        """A retry of this call gets ``result`` again, without a second evaluation."""
-        self._recent.put(request.decision_id, result, _owner(request))
+    def remember(self, request: GuardRequest, result: GuardResult, digest: str = "") -> None:
+        """A retry of this call gets ``result`` again, without a second evaluation.
+        ``digest``: a hash of the request as sent, where callers choose decision ids."""
+        self._recent.put(request.decision_id, result, _owner(request, digest))
 
     def escalate(self, request: GuardRequest, result: GuardResult,
                  deadline: float | None = None) -> GuardResult:
@@ -183,7 +190,7 @@ class DecisionService:
                     "proposed_input": mask(result.modified_input)}, extend=request.wait)
         if how == "created":
             self.notifier.changed(esc.id)
-            self.pm.hook.staso_escalation_created(escalation=esc)
+            self.notify.call(self.pm.hook.staso_escalation_created, escalation=esc)
         if how == "claimed":
             return result_from_escalation(esc, result, request.tool_input)
         return replace(result, escalation_id=esc.id, escalation_status=esc.status,
@@ -203,7 +210,7 @@ class DecisionService:
             seq = self.log.add(_decision_row, (request, result, time.time(),
                                                self.policy.log_masker), urgent=urgent)
         if self._after is not None:
-            self._after(request=request, result=result)
+            self.notify.call(self._after, request=request, result=result)
         return seq
 
     def decide(self, request: GuardRequest, evaluate: Evaluator | None = None) -> GuardResult:
@@ -251,7 +258,7 @@ class DecisionService:
         esc = self.store.resolve(escalation_id, status=status, by=by, comment=comment,
                                  modified_input=modified_input)
         self.notifier.changed(esc.id)
-        self.pm.hook.staso_escalation_resolved(escalation=esc)
+        self.notify.call(self.pm.hook.staso_escalation_resolved, escalation=esc)
         return esc
 
     def wait_answer(self, escalation_id: str, deadline: float,
@@ -280,7 +287,7 @@ class DecisionService:
     def expire(self, escalation_id: str) -> Escalation:
         esc, changed = self.store.expire(escalation_id)
         if changed:  # announce a timeout once, however often it is read afterwards
-            self.pm.hook.staso_escalation_resolved(escalation=esc)
+            self.notify.call(self.pm.hook.staso_escalation_resolved, escalation=esc)
         return esc
 
     def claim(self, answered: Escalation, decision_id: str, *, urgent: bool = False) -> bool:
@@ -326,9 +333,15 @@ class DecisionService:
 
     def set_policy(self, policy: Policy) -> None:
         """Swap the policy; calls already evaluating finish on the old one."""
-        self.engine, self.policy = Engine(policy, collect_functions(self.pm)), policy
+        self.engine, self.policy = Engine(policy, self.plugins.cel_functions()), policy
+
+    def flush(self) -> None:
+        """Write the decision log's queue and run the notification hooks queued so far."""
+        self.log.flush()
+        self.notify.drain()
 
     def close(self) -> None:
+        self.notify.close()
         self.notifier.close()
         self.log.close()
         self.store.close()

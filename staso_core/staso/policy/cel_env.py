@@ -109,7 +109,13 @@ def cel_text(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     if isinstance(value, dict):
-        return {cel_text(k): cel_text(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():  # loops, not comprehensions: one frame a level
+            out[cel_text(k)] = cel_text(v)
+        return out
     if isinstance(value, (list, tuple)):
-        return [cel_text(v) for v in value]
+        items = []
+        for v in value:
+            items.append(cel_text(v))
+        return items
     return value

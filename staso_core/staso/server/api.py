@@ -4,6 +4,7 @@ Each route names the roles that may call it."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Awaitable
@@ -106,13 +107,13 @@ async def guard(request: Request) -> Response:
     large = len(raw) > LARGE_INPUT_BYTES
     limit = state.config.max_input_bytes
     if large:
-        call, size = await loop.run_in_executor(state.large_evaluator, _guard_request, raw,
-                                                principal.name, limit)
+        call, size, digest = await loop.run_in_executor(
+            state.large_evaluator, _guard_request, raw, principal.name, limit)
     else:
-        call, size = _guard_request(raw, principal.name, limit)
+        call, size, digest = _guard_request(raw, principal.name, limit)
     acting_for(principal, call.agent_name)
     service = state.service
-    result = service.recent(call.decision_id, call)
+    result = service.recent(call.decision_id, call, digest)
     if result is None:  # a retried decision id is answered as before, and logged once
         inline = service.may_evaluate_inline(size, state.config.inline_eval_bytes)
         result = await service.adecide(call, None if inline else partial(
@@ -131,7 +132,7 @@ async def guard(request: Request) -> Response:
             strict = ReusedIdNoFallback if isinstance(exc, DecisionIdReused) else NoFallback
             raise strict(f"{exc}; the policy did not allow this call ({result.action}), "
                          "so it must not fall back to allow") from exc
-        service.remember(call, result)
+        service.remember(call, result, digest)
         state.metrics.decided(result.action, elapsed)
     if large:
         answer = await loop.run_in_executor(state.large_evaluator, _encode, result)
@@ -155,8 +156,11 @@ async def _recorded(commit: Awaitable[None], call: GuardRequest, started: float)
                                   "acknowledged") from None
 
 
-def _guard_request(raw: bytes, agent_name: str, limit: int) -> tuple[GuardRequest, int]:
-    """The call a guard body asks about, and its tool input's size; 413/422 if bad."""
+def _guard_request(raw: bytes, agent_name: str, limit: int
+                   ) -> tuple[GuardRequest, int, str]:
+    """The call a guard body asks about, its tool input's size, and the body's digest (a
+    retry is the same request again: the digest, not only the id, finds its answer);
+    413/422 if bad."""
     try:
         body = _guard_body(raw)
     except ValidationError as exc:
@@ -178,7 +182,8 @@ def _guard_request(raw: bytes, agent_name: str, limit: int) -> tuple[GuardReques
         context=body.context, wait=body.wait, escalation_timeout=body.escalation_timeout,
         # the server's own budget: a share of the caller's timeout, so that every answer
         # (a hung plugin's block, a store that cannot take the call) reaches it in time
-        timeout=None if body.timeout is None else body.timeout * _SERVER_SHARE), size
+        timeout=None if body.timeout is None else body.timeout * _SERVER_SHARE), size, \
+        hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
 def _guard_body(raw: bytes) -> GuardBody:
@@ -347,22 +352,32 @@ async def executions(body: ExecutionBatch, request: Request, principal: Agent) -
     service = state_of(request).service
     calls: list[GuardRequest | None] = [_unguarded(record, principal)
                                         for record in body.records]
-    await _own_decisions(request, principal, [  # an update: only of its own agents' rows
-        r.decision_id for r, call in zip(body.records, calls, strict=True) if call is None])
-    seqs = []
+    updated = [r.decision_id for r, call in zip(body.records, calls, strict=True)
+               if call is None]
+    owners = await asyncio.to_thread(service.store.decision_agents, updated) if updated else {}
+    for agent_name in owners.values():  # an update: only of its own agents' rows
+        acting_for(principal, agent_name)
+    refused, seqs = [], []
     for record, call in zip(body.records, calls, strict=True):
+        if call is None and record.decision_id not in owners:  # nothing to add it to
+            refused.append({"decision_id": record.decision_id, "reason": (
+                "no decision is recorded under this id; send the call's tool_name and "
+                "tool_input to record it as an unguarded call")})
+            continue
         fields = {"execution_status": record.execution_status,
                   "execution_error": record.execution_error,
                   "execution_output": record.execution_output,
                   "execution_ms": record.execution_ms}
-        seqs.append(service.record_execution(call, record.decision_id, fields, urgent=True))
-    refused = []
-    for record, seq in zip(body.records, seqs, strict=True):
+        seqs.append((record.decision_id, service.record_execution(
+            call, record.decision_id, fields, urgent=True)))
+    recorded = 0
+    for decision_id, seq in seqs:
         try:  # every record's own write: one refused row does not hide behind the others
             await service.log.committed(seq)
-        except DecisionNotRecorded as exc:
-            refused.append({"decision_id": record.decision_id, "reason": str(exc)})
-    return json_response({"recorded": len(seqs) - len(refused), "refused": refused})
+            recorded += 1
+        except (DecisionNotRecorded, DecisionIdReused) as exc:
+            refused.append({"decision_id": decision_id, "reason": str(exc)})
+    return json_response({"recorded": recorded, "refused": refused})
 
 
 def _unguarded(record: ExecutionRecord, principal: Principal) -> GuardRequest | None:

@@ -54,8 +54,9 @@ def create_app(config: ServerConfig) -> FastAPI:
             await asyncio.to_thread(state.store.ping)
         except Exception as exc:
             return json_response({"status": "unavailable", "database": str(exc)[:200]}, 503)
-        failing = state.service.log.failing
-        if failing is not None:  # reachable, yet the last write of the decision log failed
+        # reachable, yet the decision log's last write failed, or a write would now
+        failing = state.service.log.failing or await asyncio.to_thread(state.store.unwritable)
+        if failing is not None:
             return json_response({"status": "degraded", "reason": failing[:500]}, 503)
         return json_response({"status": "ok", "policy_version": state.policy_version})
 

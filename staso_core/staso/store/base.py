@@ -123,6 +123,10 @@ class StoreBackend(Protocol):
     def session_ended(self, digest: str) -> bool: ...
 
     # -- lifecycle ----------------------------------------------------------------------
+    def unwritable(self) -> str | None:
+        """Why decisions cannot be written now (None: they can), without writing."""
+        ...
+
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
         ...

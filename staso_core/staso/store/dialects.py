@@ -22,6 +22,7 @@ from .changes import PostgresChanges, SqliteChanges, announce
 
 BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's lock, at most
 MIN_BUSY_MS = 50
+HEALTH_LOCK_WAIT = 1.0  # seconds a health check waits for another process's write lock
 _lock_deadline: ContextVar[float | None] = ContextVar("staso_lock_deadline", default=None)
 
 
@@ -61,6 +62,10 @@ class Dialect:
         """A change feed that also hears of other processes' changes."""
         raise NotImplementedError
 
+    def unwritable(self, engine: sa.Engine) -> str | None:
+        """Why the decision log cannot be written now, or None."""
+        raise NotImplementedError
+
 
 class SQLite(Dialect):
     name, mark = "sqlite", "?"
@@ -74,6 +79,12 @@ class SQLite(Dialect):
         path = engine.url.database
         return SqliteChanges(path) if path else ChangeFeed()
 
+    def unwritable(self, engine: sa.Engine) -> str | None:
+        # take the write lock and let it go (an empty transaction writes nothing)
+        with lock_waits_until(time.monotonic() + HEALTH_LOCK_WAIT), engine.begin():
+            pass
+        return None
+
 
 class PostgreSQL(Dialect):
     name = "postgresql"
@@ -83,6 +94,15 @@ class PostgreSQL(Dialect):
 
     def announce(self, conn: sa.Connection, ids: Iterable[str]) -> None:
         announce(conn, ids)
+
+    def unwritable(self, engine: sa.Engine) -> str | None:
+        with engine.connect() as conn:
+            may_write, read_only = conn.execute(sa.text(
+                "SELECT has_table_privilege('decisions', 'INSERT, UPDATE'), "
+                "current_setting('transaction_read_only')")).one()
+        if read_only == "on":
+            return "the database is read-only"
+        return None if may_write else "no permission to write the decisions table"
 
     def changes(self, engine: sa.Engine) -> ChangeFeed:
         dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -43,7 +43,7 @@ def unescape_text(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(MARKER):
         try:
             original = json.loads(value[len(MARKER):])
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
         return original if isinstance(original, str) else value
     return value

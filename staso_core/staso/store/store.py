@@ -158,6 +158,14 @@ class Store(KeyRows, PolicyRows, SessionRows):
         with self._read() as conn:
             conn.execute(sa.text("SELECT 1"))
 
+    def unwritable(self) -> str | None:
+        """Why decisions cannot be written now (None: they can): a health check's question,
+        answered without writing anything."""
+        try:
+            return self.dialect.unwritable(self.engine)
+        except sa.exc.DBAPIError as exc:
+            return f"the database cannot be written: {exc}"
+
     def expire_due(self, now: float | None = None) -> list[str]:
         """Mark every pending escalation past its expiry as timed out; return their ids."""
         now = now or time.time()

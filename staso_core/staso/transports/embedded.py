@@ -187,7 +187,7 @@ class EmbeddedTransport:
                                     modified_input=modified_input)
 
     def flush(self) -> None:
-        self.service.log.flush()
+        self.service.flush()
 
     def close(self) -> None:
         if self._pool is not None:  # a slow evaluation still running is not waited for

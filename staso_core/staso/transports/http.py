@@ -392,6 +392,9 @@ class _ExecutionSink:
             except GuardFailure as exc:  # unreachable, 5xx: the log tries again later
                 raise StoreUnavailable(f"the staso server could not record executions: "
                                        f"{exc}") from exc
-            for refused in answer.get("refused") or ():  # kept in the server's dead letters
-                log.error("staso: the staso server could not record the execution of %s: %s",
-                          refused.get("decision_id"), refused.get("reason"))
+            by_id = {r.get("decision_id"): r for r in chunk}
+            for refused in answer.get("refused") or ():  # kept here, not lost
+                decision_id = str(refused.get("decision_id"))
+                self.transport.log.dead_letters.keep(
+                    [("update", decision_id, by_id.get(decision_id))],
+                    f"the staso server refused it: {refused.get('reason')}")
