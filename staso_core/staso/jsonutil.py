@@ -7,6 +7,7 @@ import json
 import math
 import re
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 from .detectors.secrets_scan import KEY_INSPECT, key_kind, keyed
@@ -41,21 +42,32 @@ def fingerprint(agent_name: str, tool_name: str, tool_input: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _same_numbers(value: Any) -> Any:
-    """A whole float as the int it equals (JSON has one number type; Python two)."""
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else value
+def map_json(value: Any, leaf: Callable[[Any], Any],
+             key: Callable[[str], str] | None = None) -> Any:
+    """A copy of ``value`` with ``leaf`` applied to every value that is not an object or
+    array (and ``key`` to every object key). Plain loops, not comprehensions: each
+    comprehension is a frame of its own, and an input as deep as check_json allows must
+    not run out of stack."""
     if isinstance(value, dict):
         out = {}
-        for key, item in value.items():  # loops, not comprehensions: one frame a level
-            out[key] = _same_numbers(item)
+        for k, item in value.items():
+            out[k if key is None else key(k)] = map_json(item, leaf, key)
         return out
     if isinstance(value, (list, tuple)):
         items = []
         for item in value:
-            items.append(_same_numbers(item))
+            items.append(map_json(item, leaf, key))
         return items
-    return value
+    return leaf(value)
+
+
+def _same_numbers(value: Any) -> Any:
+    """Whole floats as the ints they equal (JSON has one number type; Python two)."""
+    return map_json(value, _whole)
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def check_json(value: Any, where: str = "tool_input", depth: int = 0) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import cel
 
+from ..jsonutil import map_json
+
 VARIABLES = ("tool_name", "tool_input", "context")
 # Functions this CEL implementation runs (checked by calling each), plus the type names
 # that parse as identifiers.
@@ -106,16 +108,10 @@ def cel_text(value: Any) -> Any:
     """``value`` with each lone surrogate (a file name that was not UTF-8) as U+FFFD, the
     way CEL can hold it. A rule comparing such text to a literal sees it differ, as it
     does; staso's detectors see the original."""
+    return map_json(value, _utf8_text, _utf8_text)
+
+
+def _utf8_text(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():  # loops, not comprehensions: one frame a level
-            out[cel_text(k)] = cel_text(v)
-        return out
-    if isinstance(value, (list, tuple)):
-        items = []
-        for v in value:
-            items.append(cel_text(v))
-        return items
     return value
