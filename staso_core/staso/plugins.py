@@ -41,8 +41,17 @@ def make_plugin_manager(extra: Iterable[Any] = (), *, entry_points: bool = True
         if isinstance(plugin, str):
             plugin = importlib.import_module(plugin)
         if not pm.is_registered(plugin):
-            pm.register(plugin)
+            pm.register(plugin, name=_readable_name(pm, plugin))
     return pm
+
+
+def _readable_name(pm: pluggy.PluginManager, plugin: Any) -> str | None:
+    """A plugin object's name in messages ("the plugin 'SlowPlugin' did not answer"): its
+    class, where pluggy would use a number (its id)."""
+    if hasattr(plugin, "__name__"):  # a module or a class: pluggy names it so already
+        return None
+    name = type(plugin).__qualname__
+    return name if pm.get_plugin(name) is None else f"{name}-{id(plugin)}"
 
 
 def runs_foreign_code(pm: pluggy.PluginManager) -> bool:
