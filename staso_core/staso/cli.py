@@ -28,6 +28,8 @@ keys_app = typer.Typer(help="Create, list and revoke API keys for agents, approv
 app.add_typer(escalations_app, name="escalations")
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
+mcp_app = typer.Typer(help="Guard MCP servers' tools.", no_args_is_help=True)
+app.add_typer(mcp_app, name="mcp")
 out = Console(soft_wrap=True)
 URL = typer.Option(None, "--url", envvar="STASO_BASE_URL",
                    help="a staso server (default: the embedded store in STASO_HOME)")
@@ -321,6 +323,31 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key's id (key_...), 
     if not revoked:
         _fail(f"no live key {key_id!r} (see staso keys list)")
     typer.echo(f"revoked {key_id}", err=True)
+
+
+@mcp_app.command("proxy", context_settings={"allow_extra_args": True,
+                                           "ignore_unknown_options": True})
+def mcp_proxy(ctx: typer.Context,
+              wait: bool = typer.Option(False, "--wait", help="hold a call that needs "
+                                        "approval until a person answers"),
+              escalation_timeout: float = typer.Option(300.0, help="seconds --wait waits")
+              ) -> None:
+    """Run an MCP server on stdio behind a proxy that guards each tool call:
+    staso mcp proxy [--wait] -- COMMAND ARGS..."""
+    if not ctx.args:
+        _fail("name the MCP server to run: staso mcp proxy -- COMMAND ARGS...")
+        return
+    try:
+        import anyio
+
+        from staso_mcp.proxy import run_stdio_proxy
+    except ImportError as exc:
+        _fail(f"staso mcp needs the mcp extra: pip install 'staso[mcp]' ({exc})")
+        return
+    from .adapters import ToolGuard
+
+    guard = ToolGuard.of(wait_for_escalation=wait, escalation_timeout=escalation_timeout)
+    anyio.run(run_stdio_proxy, ctx.args[0], ctx.args[1:], guard)
 
 
 @app.command()

@@ -1,0 +1,106 @@
+"""`staso mcp proxy -- COMMAND ARGS` in front of a stdio MCP server, driven by the `mcp`
+SDK's own client: everything but tools/call passes through; each tools/call is guarded
+(allow forwards, block and pending answer isError results, and an approved call, retried
+identically, runs once)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.types import TextContent
+
+from servers import cli
+
+UPSTREAM = '''
+import sys
+from pathlib import Path
+from mcp.server.fastmcp import FastMCP
+
+server = FastMCP("notes-server")
+ROOT = Path(sys.argv[1])
+
+@server.tool()
+def echo(text: str) -> str:
+    """Say it back."""
+    return text
+
+@server.tool()
+def write_note(name: str, content: str) -> str:
+    """Write a note."""
+    (ROOT / name).write_text(content)
+    return f"wrote {len(content)} characters to {name}"
+
+@server.resource("notes://readme")
+def readme() -> str:
+    return "the notes server"
+
+server.run()
+'''
+POLICY = """version: 1
+rules:
+  - name: no_secret_notes
+    tools: [write_note]
+    when: tool_input.name.startsWith("secret")
+    action: block
+    reason: secret notes are not written by agents
+  - name: big_note
+    tools: [write_note]
+    when: size(tool_input.content) > 100
+    action: escalate
+    reason: a long note needs a person
+"""
+
+
+@asynccontextmanager
+async def proxied(tmp_path: Path) -> AsyncIterator[ClientSession]:
+    (tmp_path / "upstream.py").write_text(UPSTREAM)
+    (tmp_path / "staso.yaml").write_text(POLICY)
+    (tmp_path / "notes").mkdir(exist_ok=True)
+    env = {**os.environ, "STASO_HOME": str(tmp_path), "STASO_POLICY": str(tmp_path / "staso.yaml"),
+           "STASO_AGENT_NAME": "mcp-agent"}
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "staso.cli", "mcp", "proxy", "--", sys.executable,
+              str(tmp_path / "upstream.py"), str(tmp_path / "notes")], env=env)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        init = await session.initialize()
+        assert init.serverInfo.name == "notes-server"  # the upstream's identity, passed on
+        yield session
+
+
+def _text(result: object) -> str:
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))  # type: ignore[attr-defined]
+
+
+async def test_the_proxy_passes_through_and_guards_tool_calls(tmp_path: Path) -> None:
+    async with proxied(tmp_path) as session:
+        tools = await session.list_tools()
+        assert {t.name for t in tools.tools} == {"echo", "write_note"}
+        resource = await session.read_resource("notes://readme")  # type: ignore[arg-type]
+        assert "the notes server" in resource.contents[0].text  # type: ignore[union-attr]
+
+        echoed = await session.call_tool("echo", {"text": "hello"})
+        assert not echoed.isError and _text(echoed) == "hello"
+
+        blocked = await session.call_tool("write_note", {"name": "secret.txt", "content": "x"})
+        assert blocked.isError and "blocked by rule 'no_secret_notes'" in _text(blocked)
+        assert not (tmp_path / "notes" / "secret.txt").exists()
+
+        big = {"name": "long.txt", "content": "y" * 500}
+        pending = await session.call_tool("write_note", big)
+        assert pending.isError and "needs a person's approval" in _text(pending)
+        assert not (tmp_path / "notes" / "long.txt").exists()
+        escalation_id = _text(pending).split("Escalation id: ")[1].split(".")[0]
+        env = {"STASO_HOME": str(tmp_path)}
+        cli("escalations", "approve", escalation_id, "--by", "alice", env=env)
+        ran = await session.call_tool("write_note", big)  # the identical call, once
+        assert not ran.isError and "wrote 500 characters" in _text(ran)
+        assert (tmp_path / "notes" / "long.txt").read_text() == "y" * 500
+        again = await session.call_tool("write_note", big)
+        assert again.isError and "needs a person's approval" in _text(again)
