@@ -5,12 +5,14 @@ identically, runs once)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import TextContent
@@ -104,3 +106,71 @@ async def test_the_proxy_passes_through_and_guards_tool_calls(tmp_path: Path) ->
         assert (tmp_path / "notes" / "long.txt").read_text() == "y" * 500
         again = await session.call_tool("write_note", big)
         assert again.isError and "needs a person's approval" in _text(again)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+FILESYSTEM_SERVER = (ROOT / ".mcp-servers" / "node_modules" / "@modelcontextprotocol"
+                     / "server-filesystem" / "dist" / "index.js")
+FS_POLICY = """version: 1
+rules:
+  - use: builtin/protected_paths
+  - name: big_write
+    tools: [write_file]
+    when: size(tool_input.content) > 1000
+    action: escalate
+    reason: a large write needs a person
+"""
+
+
+async def test_the_reference_filesystem_server_behind_the_proxy(tmp_path: Path) -> None:
+    """The npm reference server (`@modelcontextprotocol/server-filesystem`, installed by
+    scripts/test), run by node behind `staso mcp proxy --wait`: reads allowed, a write to a
+    protected path blocked, a large write held until a person approves it from the CLI."""
+    assert FILESYSTEM_SERVER.exists(), (
+        f"{FILESYSTEM_SERVER} is missing: scripts/test installs it with npm "
+        "(npm install --prefix .mcp-servers @modelcontextprotocol/server-filesystem)")
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "hello.txt").write_text("hello from disk")
+    (tmp_path / "staso.yaml").write_text(FS_POLICY)
+    env = {**os.environ, "STASO_HOME": str(tmp_path),
+           "STASO_POLICY": str(tmp_path / "staso.yaml")}
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "staso.cli", "mcp", "proxy", "--wait", "--escalation-timeout", "60", "--",
+              "node", str(FILESYSTEM_SERVER), str(files)], env=env)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        init = await session.initialize()
+        assert init.serverInfo.name == "secure-filesystem-server"
+        names = {t.name for t in (await session.list_tools()).tools}
+        assert {"read_text_file", "write_file", "list_directory"} <= names
+
+        read_back = await session.call_tool("read_text_file", {"path": str(files / "hello.txt")})
+        assert not read_back.isError and "hello from disk" in _text(read_back)
+
+        dotenv = await session.call_tool("write_file", {"path": str(files / ".env"),
+                                                        "content": "API_KEY=x"})
+        assert dotenv.isError and "blocked" in _text(dotenv)
+        assert not (files / ".env").exists()
+
+        home = {"STASO_HOME": str(tmp_path)}
+
+        def pending_ids() -> str:
+            return cli("escalations", "list", "--status", "pending", "--json", env=home).stdout
+
+        async def approve_when_pending() -> None:  # the call below waits: answer from the CLI
+            for _ in range(600):
+                listed = await anyio.to_thread.run_sync(pending_ids)
+                if '"id"' in listed:
+                    escalation_id = listed.split('"id": "')[1].split('"')[0]
+                    await anyio.to_thread.run_sync(functools.partial(
+                        cli, "escalations", "approve", escalation_id, "--by", "alice", env=home))
+                    return
+                await anyio.sleep(0.1)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(approve_when_pending)
+            big = await session.call_tool("write_file", {"path": str(files / "big.txt"),
+                                                         "content": "z" * 5000})
+        assert not big.isError, _text(big)
+        assert (files / "big.txt").read_text() == "z" * 5000
