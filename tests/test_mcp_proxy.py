@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import TextContent
@@ -174,3 +175,41 @@ async def test_the_reference_filesystem_server_behind_the_proxy(tmp_path: Path) 
                                                          "content": "z" * 5000})
         assert not big.isError, _text(big)
         assert (files / "big.txt").read_text() == "z" * 5000
+
+
+BAD_UPSTREAM = '''
+import os
+import time
+from mcp.server.fastmcp import FastMCP
+
+server = FastMCP("bad-server")
+
+@server.tool()
+def hang(seconds: float) -> str:
+    time.sleep(seconds)
+    return "late"
+
+@server.tool()
+def crash() -> str:
+    os._exit(3)
+
+server.run()
+'''
+
+
+async def test_a_bad_upstream_gives_the_client_an_error_never_a_hang(tmp_path: Path) -> None:
+    from mcp.shared.exceptions import McpError
+
+    (tmp_path / "bad.py").write_text(BAD_UPSTREAM)
+    env = {**os.environ, "STASO_HOME": str(tmp_path)}
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "staso.cli", "mcp", "proxy", "--upstream-timeout", "1", "--",
+              sys.executable, str(tmp_path / "bad.py")], env=env)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        with anyio.fail_after(30):  # the proxy answers, the client is never left hanging
+            with pytest.raises(McpError, match="Timed out"):
+                await session.call_tool("hang", {"seconds": 20})
+            with pytest.raises(McpError):
+                await session.call_tool("crash", {})

@@ -17,6 +17,7 @@ import os
 import secrets
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import mcp.types as types
@@ -27,6 +28,8 @@ from mcp.server.models import InitializationOptions
 from mcp.server.stdio import stdio_server
 
 from staso.adapters import ToolGuard
+
+UPSTREAM_TIMEOUT = 300.0  # seconds one request may take upstream
 
 # requests passed through unchanged, with the result type each one is read as
 _PASS: dict[type[Any], type[Any]] = {
@@ -56,9 +59,12 @@ class GuardedProxy:
     ``initialize``). ``guard`` carries the guard options (``wait_for_escalation`` …)."""
 
     def __init__(self, upstream: ClientSession, init: types.InitializeResult,
-                 guard: ToolGuard | None = None) -> None:
+                 guard: ToolGuard | None = None, *,
+                 upstream_timeout: float = UPSTREAM_TIMEOUT) -> None:
         self.upstream, self.init = upstream, init
         self.guard = guard or ToolGuard.of()
+        # a hung upstream gives the client an error after this long, never a hang
+        self.timeout = timedelta(seconds=upstream_timeout)
         self.session_id = "mcp_" + secrets.token_hex(8)
         self.server: Server[Any, Any] = Server(init.serverInfo.name)
         for request_type, result_type in _PASS.items():
@@ -75,7 +81,7 @@ class GuardedProxy:
     def _passthrough(self, result_type: type[Any]) -> Any:
         async def handle(request: Any) -> types.ServerResult:
             result = await self.upstream.send_request(types.ClientRequest(_clean(request)),
-                                                      result_type)
+                                                      result_type, self.timeout)
             return types.ServerResult(result)
         return handle
 
@@ -103,7 +109,7 @@ class GuardedProxy:
         try:
             result = await self.upstream.send_request(
                 types.ClientRequest(types.CallToolRequest(params=params)),
-                types.CallToolResult)
+                types.CallToolResult, self.timeout)
         except Exception as exc:
             self.guard.record(outcome.result, "error", started, error=exc)
             raise
@@ -117,14 +123,14 @@ def _text(result: types.CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
-async def run_stdio_proxy(command: str, args: Sequence[str],
-                          guard: ToolGuard | None = None) -> None:
+async def run_stdio_proxy(command: str, args: Sequence[str], guard: ToolGuard | None = None,
+                          upstream_timeout: float = UPSTREAM_TIMEOUT) -> None:
     """The proxy on this process's stdio, in front of ``command args`` started as a stdio
     MCP server (with this process's environment: the SDK's default passes on only a few
     variables)."""
     params = StdioServerParameters(command=command, args=list(args), env=dict(os.environ))
     async with stdio_client(params) as (read, write), ClientSession(read, write) as upstream:
         init = await upstream.initialize()
-        proxy = GuardedProxy(upstream, init, guard)
+        proxy = GuardedProxy(upstream, init, guard, upstream_timeout=upstream_timeout)
         async with stdio_server() as (down_read, down_write):
             await proxy.server.run(down_read, down_write, proxy.options())

@@ -330,8 +330,10 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key's id (key_...), 
 def mcp_proxy(ctx: typer.Context,
               wait: bool = typer.Option(False, "--wait", help="hold a call that needs "
                                         "approval until a person answers"),
-              escalation_timeout: float = typer.Option(300.0, help="seconds --wait waits")
-              ) -> None:
+              escalation_timeout: float = typer.Option(300.0, help="seconds --wait waits"),
+              upstream_timeout: float = typer.Option(
+                  300.0, help="seconds a request may take upstream before the client gets "
+                              "an error")) -> None:
     """Run an MCP server on stdio behind a proxy that guards each tool call:
     staso mcp proxy [--wait] -- COMMAND ARGS..."""
     if not ctx.args:
@@ -347,7 +349,7 @@ def mcp_proxy(ctx: typer.Context,
     from .adapters import ToolGuard
 
     guard = ToolGuard.of(wait_for_escalation=wait, escalation_timeout=escalation_timeout)
-    anyio.run(run_stdio_proxy, ctx.args[0], ctx.args[1:], guard)
+    anyio.run(run_stdio_proxy, ctx.args[0], ctx.args[1:], guard, upstream_timeout)
 
 
 @app.command()
