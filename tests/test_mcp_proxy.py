@@ -47,6 +47,14 @@ server.run()
 '''
 POLICY = """version: 1
 rules:
+  - name: mcp_context
+    tools: [echo]
+    when: >-
+      context.framework == "mcp" && context.mcp_server == "notes-server"
+      && context.mcp_client == "mcp" && context.session_id.startsWith("mcp_")
+      && tool_input.text == "forbidden"
+    action: block
+    reason: the proxy tells rules where a call came from
   - name: no_secret_notes
     tools: [write_note]
     when: tool_input.name.startsWith("secret")
@@ -65,11 +73,11 @@ async def proxied(tmp_path: Path) -> AsyncIterator[ClientSession]:
     (tmp_path / "upstream.py").write_text(UPSTREAM)
     (tmp_path / "staso.yaml").write_text(POLICY)
     (tmp_path / "notes").mkdir(exist_ok=True)
-    env = {**os.environ, "STASO_HOME": str(tmp_path), "STASO_POLICY": str(tmp_path / "staso.yaml"),
-           "STASO_AGENT_NAME": "mcp-agent"}
+    env = {**os.environ, "STASO_HOME": str(tmp_path), "STASO_AGENT_NAME": "mcp-agent"}
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "staso.cli", "mcp", "proxy", "--", sys.executable,
+        args=["-m", "staso.cli", "mcp", "proxy", "--policy", str(tmp_path / "staso.yaml"),
+              "--", sys.executable,
               str(tmp_path / "upstream.py"), str(tmp_path / "notes")], env=env)
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         init = await session.initialize()
@@ -90,6 +98,8 @@ async def test_the_proxy_passes_through_and_guards_tool_calls(tmp_path: Path) ->
 
         echoed = await session.call_tool("echo", {"text": "hello"})
         assert not echoed.isError and _text(echoed) == "hello"
+        told = await session.call_tool("echo", {"text": "forbidden"})
+        assert told.isError and "blocked by rule 'mcp_context'" in _text(told)
 
         blocked = await session.call_tool("write_note", {"name": "secret.txt", "content": "x"})
         assert blocked.isError and "blocked by rule 'no_secret_notes'" in _text(blocked)
@@ -114,6 +124,14 @@ FILESYSTEM_SERVER = (ROOT / ".mcp-servers" / "node_modules" / "@modelcontextprot
                      / "server-filesystem" / "dist" / "index.js")
 FS_POLICY = """version: 1
 rules:
+  - name: mcp_context
+    tools: [echo]
+    when: >-
+      context.framework == "mcp" && context.mcp_server == "notes-server"
+      && context.mcp_client == "mcp" && context.session_id.startsWith("mcp_")
+      && tool_input.text == "forbidden"
+    action: block
+    reason: the proxy tells rules where a call came from
   - use: builtin/protected_paths
   - name: big_write
     tools: [write_file]

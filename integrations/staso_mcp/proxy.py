@@ -59,9 +59,10 @@ class GuardedProxy:
     ``initialize``). ``guard`` carries the guard options (``wait_for_escalation`` …)."""
 
     def __init__(self, upstream: ClientSession, init: types.InitializeResult,
-                 guard: ToolGuard | None = None, *,
+                 guard: ToolGuard | None = None, *, name: str | None = None,
                  upstream_timeout: float = UPSTREAM_TIMEOUT) -> None:
         self.upstream, self.init = upstream, init
+        self.name = name or init.serverInfo.name  # the server, as rules see it
         self.guard = guard or ToolGuard.of()
         # a hung upstream gives the client an error after this long, never a hang
         self.timeout = timedelta(seconds=upstream_timeout)
@@ -93,8 +94,8 @@ class GuardedProxy:
             client = params.clientInfo.name if params is not None else ""
         except LookupError:  # (outside a request)
             pass
-        return {"framework": "mcp", "mcp_server": self.init.serverInfo.name,
-                "mcp_client": client, "mcp_session": self.session_id}
+        return {"framework": "mcp", "mcp_server": self.name, "mcp_client": client,
+                "session_id": self.session_id}
 
     async def _call_tool(self, request: types.CallToolRequest) -> types.ServerResult:
         name = request.params.name
@@ -124,13 +125,15 @@ def _text(result: types.CallToolResult) -> str:
 
 
 async def run_stdio_proxy(command: str, args: Sequence[str], guard: ToolGuard | None = None,
-                          upstream_timeout: float = UPSTREAM_TIMEOUT) -> None:
+                          upstream_timeout: float = UPSTREAM_TIMEOUT,
+                          name: str | None = None) -> None:
     """The proxy on this process's stdio, in front of ``command args`` started as a stdio
     MCP server (with this process's environment: the SDK's default passes on only a few
     variables)."""
     params = StdioServerParameters(command=command, args=list(args), env=dict(os.environ))
     async with stdio_client(params) as (read, write), ClientSession(read, write) as upstream:
         init = await upstream.initialize()
-        proxy = GuardedProxy(upstream, init, guard, upstream_timeout=upstream_timeout)
+        proxy = GuardedProxy(upstream, init, guard, name=name,
+                             upstream_timeout=upstream_timeout)
         async with stdio_server() as (down_read, down_write):
             await proxy.server.run(down_read, down_write, proxy.options())

@@ -328,6 +328,11 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key's id (key_...), 
 @mcp_app.command("proxy", context_settings={"allow_extra_args": True,
                                            "ignore_unknown_options": True})
 def mcp_proxy(ctx: typer.Context,
+              policy: Optional[Path] = typer.Option(  # noqa: UP045
+                  None, help="policy file (default: STASO_POLICY, else the built-in one)"),
+              name: Optional[str] = typer.Option(  # noqa: UP045
+                  None, help="the server's name for rules (context.mcp_server); default: "
+                             "the name the server gives"),
               wait: bool = typer.Option(False, "--wait", help="hold a call that needs "
                                         "approval until a person answers"),
               escalation_timeout: float = typer.Option(300.0, help="seconds --wait waits"),
@@ -347,9 +352,13 @@ def mcp_proxy(ctx: typer.Context,
         _fail(f"staso mcp needs the mcp extra: pip install 'staso[mcp]' ({exc})")
         return
     from .adapters import ToolGuard
+    from .client import Client
+    from .settings import Settings
 
-    guard = ToolGuard.of(wait_for_escalation=wait, escalation_timeout=escalation_timeout)
-    anyio.run(run_stdio_proxy, ctx.args[0], ctx.args[1:], guard, upstream_timeout)
+    client = Client(Settings.resolve(policy=policy)) if policy is not None else None
+    guard = ToolGuard.of(wait_for_escalation=wait, escalation_timeout=escalation_timeout,
+                         client=client)
+    anyio.run(run_stdio_proxy, ctx.args[0], ctx.args[1:], guard, upstream_timeout, name)
 
 
 @app.command()
