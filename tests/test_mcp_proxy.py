@@ -124,14 +124,6 @@ FILESYSTEM_SERVER = (ROOT / ".mcp-servers" / "node_modules" / "@modelcontextprot
                      / "server-filesystem" / "dist" / "index.js")
 FS_POLICY = """version: 1
 rules:
-  - name: mcp_context
-    tools: [echo]
-    when: >-
-      context.framework == "mcp" && context.mcp_server == "notes-server"
-      && context.mcp_client == "mcp" && context.session_id.startsWith("mcp_")
-      && tool_input.text == "forbidden"
-    action: block
-    reason: the proxy tells rules where a call came from
   - use: builtin/protected_paths
   - name: big_write
     tools: [write_file]
