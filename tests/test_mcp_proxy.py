@@ -223,3 +223,58 @@ async def test_a_bad_upstream_gives_the_client_an_error_never_a_hang(tmp_path: P
                 await session.call_tool("hang", {"seconds": 20})
             with pytest.raises(McpError):
                 await session.call_tool("crash", {})
+
+
+CHATTY_UPSTREAM = '''
+import anyio
+from mcp.server.fastmcp import Context, FastMCP
+
+server = FastMCP("chatty-server")
+
+@server.tool()
+async def count(to: int, ctx: Context) -> str:
+    for i in range(1, to + 1):
+        await ctx.report_progress(i, to, f"step {i}")
+    await ctx.info("counted")
+    await ctx.session.send_tool_list_changed()
+    return f"counted to {to}"
+
+server.run()
+'''
+
+
+async def test_notifications_and_progress_reach_the_client(tmp_path: Path) -> None:
+    """The upstream's log messages, list-changed notifications and a call's progress pass
+    through the proxy to the client, with the client's own progress token."""
+    (tmp_path / "chatty.py").write_text(CHATTY_UPSTREAM)
+    env = {**os.environ, "STASO_HOME": str(tmp_path)}
+    params = StdioServerParameters(command=sys.executable, args=[
+        "-m", "staso.cli", "mcp", "proxy", "--", sys.executable, str(tmp_path / "chatty.py")],
+        env=env)
+    progress: list[tuple[float, float | None, str | None]] = []
+    logs: list[str] = []
+    changed: list[str] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message))
+
+    async def on_log(params: object) -> None:
+        logs.append(str(params.data))  # type: ignore[attr-defined]
+
+    async def on_message(message: object) -> None:
+        from mcp import types
+
+        if isinstance(message, types.ServerNotification) and \
+                isinstance(message.root, types.ToolListChangedNotification):
+            changed.append("tools")
+
+    async with stdio_client(params) as (read, write), ClientSession(
+            read, write, logging_callback=on_log, message_handler=on_message) as session:
+        await session.initialize()
+        result = await session.call_tool("count", {"to": 3}, progress_callback=on_progress)
+        assert not result.isError and _text(result) == "counted to 3"
+        with anyio.fail_after(10):
+            while not (logs and changed):
+                await anyio.sleep(0.05)
+    assert [p[0] for p in progress] == [1, 2, 3] and progress[-1][2] == "step 3"
+    assert "counted" in logs[0] and changed == ["tools"]

@@ -71,6 +71,24 @@ class GuardedProxy:
         for request_type, result_type in _PASS.items():
             self.server.request_handlers[request_type] = self._passthrough(result_type)
         self.server.request_handlers[types.CallToolRequest] = self._call_tool
+        self._downstream: Any = None  # the client's session, once it has spoken
+        handle = self.server._handle_message  # the session is known only inside run()
+
+        async def remember_session(message: Any, session: Any, *args: Any, **kwargs: Any
+                                   ) -> Any:
+            self._downstream = session
+            return await handle(message, session, *args, **kwargs)
+        self.server._handle_message = remember_session  # type: ignore[method-assign]
+
+    async def upstream_message(self, message: Any) -> None:
+        """The upstream's notifications (list changed, logging, resources updated), sent on
+        to the client as they came. (Progress of a call goes with the call.)"""
+        if not isinstance(message, types.ServerNotification) or self._downstream is None:
+            return
+        if isinstance(message.root, types.ProgressNotification):
+            return
+        await self._downstream.send_notification(types.ServerNotification(
+            _clean(message.root)))
 
     def options(self) -> InitializationOptions:
         """The upstream's identity and capabilities, reported as the proxy's own."""
@@ -110,7 +128,7 @@ class GuardedProxy:
         try:
             result = await self.upstream.send_request(
                 types.ClientRequest(types.CallToolRequest(params=params)),
-                types.CallToolResult, self.timeout)
+                types.CallToolResult, self.timeout, progress_callback=self._progress())
         except Exception as exc:
             self.guard.record(outcome.result, "error", started, error=exc)
             raise
@@ -119,9 +137,34 @@ class GuardedProxy:
         return types.ServerResult(result)
 
 
+    def _progress(self) -> Any:
+        """A callback sending the upstream's progress on this call to the client, with the
+        client's own progress token (None when the client asked for none)."""
+        context = self.server.request_context
+        token = context.meta.progressToken if context.meta is not None else None
+        if token is None:
+            return None
+
+        async def send(progress: float, total: float | None, message: str | None) -> None:
+            await context.session.send_progress_notification(
+                token, progress, total, message, related_request_id=str(context.request_id))
+        return send
+
+
 def _text(result: types.CallToolResult) -> str:
     """A tool result's text, for the decision log."""
     return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+class _Forward:
+    """The upstream session's message handler, pointed at the proxy once it exists (the
+    session must be made first: the proxy mirrors what it answers to initialize)."""
+
+    to: Any = None
+
+    async def __call__(self, message: Any) -> None:
+        if self.to is not None:
+            await self.to(message)
 
 
 async def run_stdio_proxy(command: str, args: Sequence[str], guard: ToolGuard | None = None,
@@ -131,9 +174,12 @@ async def run_stdio_proxy(command: str, args: Sequence[str], guard: ToolGuard | 
     MCP server (with this process's environment: the SDK's default passes on only a few
     variables)."""
     params = StdioServerParameters(command=command, args=list(args), env=dict(os.environ))
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as upstream:
+    forward = _Forward()
+    async with stdio_client(params) as (read, write), \
+            ClientSession(read, write, message_handler=forward) as upstream:
         init = await upstream.initialize()
         proxy = GuardedProxy(upstream, init, guard, name=name,
                              upstream_timeout=upstream_timeout)
+        forward.to = proxy.upstream_message
         async with stdio_server() as (down_read, down_write):
             await proxy.server.run(down_read, down_write, proxy.options())
