@@ -101,10 +101,12 @@ class Client:
             verdict = failed(exc.plugin, exc.what)  # as a plugin that raised is reported
             rule_name, reason = verdict.rule_name, verdict.reason
         elif fail_closed or escalating:  # an escalation (or a block) never degrades to allow
-            why = "failing closed" if fail_closed or not escalating else (
-                "a decision that was not an allow cannot fall back to allow"
-                if isinstance(exc, NoFallback) and not isinstance(exc, EscalationUnavailable)
-                else "an escalation cannot fall back to allow")
+            if fail_closed:
+                why = "failing closed"
+            elif isinstance(exc, NoFallback) and not isinstance(exc, EscalationUnavailable):
+                why = "a decision that was not an allow cannot fall back to allow"
+            else:
+                why = "an escalation cannot fall back to allow"
             rule_name = "staso/unavailable"
             reason = f"staso could not decide ({kind}: {exc}); {why}"
         else:

@@ -87,22 +87,21 @@ class GuardHooks:
         self.evaluate = impls(hooks.staso_evaluate)
         self._running: dict[str, str] = {}  # decision id -> the plugin being called
         self._deciding = threading.local()  # the decision this thread evaluates
-        self._cel: list[tuple[str, Any]] = [(i.plugin_name, i.function)
-                     for i in reversed(hooks.staso_cel_functions.get_hookimpls())]
-        self.blames_cel = any(p not in BUILTIN_PLUGINS for p, _ in self._cel)
+        self._pm = pm
+        self.blames_cel = any(i.plugin_name not in BUILTIN_PLUGINS
+                              for i in hooks.staso_cel_functions.get_hookimpls())
 
     def cel_functions(self) -> dict[str, Any]:
-        """Every CEL function by name (as ``discovery.collect_functions`` merges them); a
-        third-party plugin's is wrapped, so a call hung in it is blamed on the plugin."""
-        functions: dict[str, Any] = {}
-        for plugin, offer in self._cel:
-            offered: dict[str, Any] = offer() or {}
-            for name, function in offered.items():
-                functions[name] = function if plugin in BUILTIN_PLUGINS \
-                    else self._blamed(plugin, function)
-        return functions
+        """Every CEL function by name; a third-party plugin's is wrapped, so a call hung
+        in it is blamed on the plugin."""
+        from .policy.discovery import collect_functions  # (the client imports this module)
+
+        return collect_functions(self._pm, self._blamed)
 
     def _blamed(self, plugin: str, function: Any) -> Any:
+        if plugin in BUILTIN_PLUGINS:  # staso's own: nothing to blame, no wrapper to pay
+            return function
+
         @functools.wraps(function)
         def call(*args: Any) -> Any:
             decision_id = getattr(self._deciding, "decision_id", None)

@@ -6,6 +6,7 @@ Embedded mode calls it in-process; ``staso serve`` calls the same code behind HT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -82,6 +83,9 @@ def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float, Masker]) -> 
             "context": masker.mask(request.context), "action": None, **fields}
 
 
+_NO_BLAME = contextlib.nullcontext()
+
+
 def _owner(request: GuardRequest, digest: str = "") -> tuple[str, str, str]:
     return request.agent_name, request.tool_name, digest
 
@@ -124,13 +128,10 @@ class DecisionService:
         failure = plugins.run_before(request) if plugins.before else None
         if policy is not None:
             result = policy(request)
-        elif plugins.blames_cel:
-            with plugins.deciding(request.decision_id):
+        else:  # (a plugin's CEL function that hangs is blamed on it; staso's own, nothing)
+            with plugins.deciding(request.decision_id) if plugins.blames_cel else _NO_BLAME:
                 result = self.engine.evaluate(request.tool_name, request.tool_input,
                                               request.context, request.decision_id)
-        else:
-            result = self.engine.evaluate(request.tool_name, request.tool_input,
-                                          request.context, request.decision_id)
         verdict = failure or (plugins.verdict(request) if plugins.evaluate else None)
         if verdict is not None:
             result = self._merge(result, verdict)

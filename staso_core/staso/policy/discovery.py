@@ -25,9 +25,17 @@ def collect_packs(pm: pluggy.PluginManager) -> dict[str, RulePack]:
     return {pack.name: pack for packs in pm.hook.staso_rule_packs() for pack in packs or ()}
 
 
-def collect_functions(pm: pluggy.PluginManager) -> dict[str, Callable[..., Any]]:
-    """Every CEL function the plugins offer, by name."""
-    return {k: v for funcs in pm.hook.staso_cel_functions() for k, v in (funcs or {}).items()}
+def collect_functions(pm: pluggy.PluginManager,
+                      wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]] | None = None
+                      ) -> dict[str, Callable[..., Any]]:
+    """Every CEL function the plugins offer, by name (where two offer one name, the one
+    pluggy calls last wins). ``wrap(plugin_name, function)`` may stand in for each."""
+    functions: dict[str, Callable[..., Any]] = {}
+    for impl in reversed(pm.hook.staso_cel_functions.get_hookimpls()):  # pluggy's order
+        offered: dict[str, Callable[..., Any]] = impl.function() or {}  # type: ignore[assignment]
+        for name, function in offered.items():
+            functions[name] = function if wrap is None else wrap(impl.plugin_name, function)
+    return functions
 
 
 def load_policy_source(source: str, path: str, pm: pluggy.PluginManager) -> Policy:

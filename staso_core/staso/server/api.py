@@ -315,7 +315,7 @@ async def claim(escalation_id: str, body: ClaimBody, request: Request,
                 principal: Agent) -> Response:
     service = state_of(request).service
     esc = await _own_escalation(request, principal, escalation_id)  # 404, 403
-    await _own_decisions(request, principal, [body.decision_id])
+    await _decision_owners(request, principal, [body.decision_id])
     # the waiting call's decision row then records the person's answer (as embedded)
     claimed = await asyncio.to_thread(partial(service.claim, esc, body.decision_id,
                                               urgent=True))
@@ -329,22 +329,25 @@ async def give_up(escalation_id: str, body: ClaimBody, request: Request,
                   principal: Agent) -> Response:
     service = state_of(request).service
     await _own_escalation(request, principal, escalation_id)  # 404, 403
-    await _own_decisions(request, principal, [body.decision_id])
+    await _decision_owners(request, principal, [body.decision_id])
     await asyncio.to_thread(partial(service.give_up, escalation_id, body.decision_id,
                                     urgent=True))
     await service.log.committed(service.log.latest())
     return json_response({"recorded": True})
 
 
-async def _own_decisions(request: Request, principal: Principal,
-                         decision_ids: list[str]) -> None:
-    """403 unless every recorded decision among these is one the key may act for."""
-    if principal.key.agents is None or not decision_ids:  # a key for any agent
-        return
+async def _decision_owners(request: Request, principal: Principal, decision_ids: list[str],
+                           *, always: bool = False) -> dict[str, str]:
+    """The agent of each recorded decision among these, 403 unless the key may act for
+    every one. Read only for a key bound to agent names (one for any agent may act for
+    all), unless ``always``."""
+    if not decision_ids or (principal.key.agents is None and not always):
+        return {}
     owners = await asyncio.to_thread(state_of(request).service.store.decision_agents,
                                      decision_ids)
     for agent_name in owners.values():
         acting_for(principal, agent_name)
+    return owners
 
 
 @router.post("/executions", summary="Record tool executions (the decision log's outcome)")
@@ -352,11 +355,10 @@ async def executions(body: ExecutionBatch, request: Request, principal: Agent) -
     service = state_of(request).service
     calls: list[GuardRequest | None] = [_unguarded(record, principal)
                                         for record in body.records]
-    updated = [r.decision_id for r, call in zip(body.records, calls, strict=True)
-               if call is None]
-    owners = await asyncio.to_thread(service.store.decision_agents, updated) if updated else {}
-    for agent_name in owners.values():  # an update: only of its own agents' rows
-        acting_for(principal, agent_name)
+    # an update: only of a recorded decision, of the key's own agents
+    owners = await _decision_owners(request, principal, [
+        r.decision_id for r, call in zip(body.records, calls, strict=True) if call is None],
+        always=True)
     refused, seqs = [], []
     for record, call in zip(body.records, calls, strict=True):
         if call is None and record.decision_id not in owners:  # nothing to add it to

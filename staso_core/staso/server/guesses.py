@@ -23,6 +23,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import StoreUnavailable
 from ..store import StoreBackend
@@ -99,14 +100,19 @@ class KeyCache:
         async with self._reloading:  # one reload at a time; the others use its result
             if self.clock() - self._loaded_at >= self.ttl:
                 started = self.clock()  # the table is at least as new as this moment
-                try:
-                    self._live = await asyncio.to_thread(self.store.live_keys)
-                except StoreUnavailable:
-                    raise
-                except Exception as exc:  # the database is away: 503, not a bare 500
-                    raise StoreUnavailable(f"cannot read the API keys: {exc}") from exc
+                self._live = await self._read(self.store.live_keys)
                 self._loaded_at = started
         return self._live
+
+    async def _read(self, read: Callable[..., Any], *args: Any) -> Any:
+        """A read of the key table, off the event loop; the database away is a 503
+        (StoreUnavailable), not a bare 500."""
+        try:
+            return await asyncio.to_thread(read, *args)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot read the API keys: {exc}") from exc
 
     async def lookup(self, key: str, client: str = "") -> tuple[ApiKey, str] | None:
         """The live key and its hash, or None (a wrong key, counted against ``client``).
@@ -119,10 +125,7 @@ class KeyCache:
         if found is not None:
             return found
         self.guesses.check(client)
-        try:
-            found = await asyncio.to_thread(self.store.key_by_hash, digest)  # created since
-        except Exception as exc:
-            raise StoreUnavailable(f"cannot read the API keys: {exc}") from exc
+        found = await self._read(self.store.key_by_hash, digest)  # created since
         if found is None:
             self.guesses.failed(client)
             return None

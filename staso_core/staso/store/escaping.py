@@ -52,7 +52,6 @@ def unescape_text(value: Any) -> Any:
 def unescape_row(row: dict[str, Any], columns: frozenset[str]) -> dict[str, Any]:
     """A row read from the database with its text ``columns`` as they were given."""
     for name in columns:
-        value = row.get(name)
-        if isinstance(value, str) and value.startswith(MARKER):
-            row[name] = unescape_text(value)
+        if name in row:
+            row[name] = unescape_text(row[name])
     return row

@@ -27,9 +27,11 @@ from ..errors import (
     AccessDenied,
     EscalationConflict,
     EscalationNotFound,
+    EscalationUnavailable,
     GuardFailure,
     InvalidToolInput,
     NoFallback,
+    ReusedIdNoFallback,
     StasoError,
     StoreUnavailable,
 )
@@ -44,7 +46,8 @@ _LONG_POLL = 25.0  # seconds one long-poll request may hold, below common proxy 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 # errors whose calls must never fall back to allow (the policy said escalate or block)
-_NO_FALLBACK = frozenset({"NoFallback", "EscalationUnavailable", "ReusedIdNoFallback"})
+_NO_FALLBACK = frozenset(e.__name__ for e in (NoFallback, EscalationUnavailable,
+                                              ReusedIdNoFallback))
 
 
 @dataclass(frozen=True)
