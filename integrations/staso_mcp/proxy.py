@@ -13,21 +13,24 @@ re-validate and re-shape what the upstream says.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
-from collections.abc import Sequence
+import weakref
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import mcp.types as types
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
+from mcp import ClientSession
 from mcp.server.lowlevel import Server
 from mcp.server.models import InitializationOptions
-from mcp.server.stdio import stdio_server
+from mcp.shared.context import RequestContext
 
-from staso.adapters import ToolGuard
+from staso import GuardResult
+from staso.adapters import Outcome, ToolGuard, watch_pending
+
+from .asking import ask_in_client, can_ask, client_name, report_waiting
+from .cancelling import cancelling
 
 UPSTREAM_TIMEOUT = 300.0  # seconds one request may take upstream
 
@@ -55,42 +58,51 @@ def _clean(message: Any) -> Any:
 
 
 class GuardedProxy:
-    """The proxy for one upstream session (``init``: what the upstream answered to
-    ``initialize``). ``guard`` carries the guard options (``wait_for_escalation`` …)."""
+    """The proxy in front of one upstream session (``init``: what the upstream answered to
+    ``initialize``), for one client (stdio) or many (streamable HTTP). ``guard`` carries
+    the guard options (``wait_for_escalation`` …); ``approve_in_client`` asks a client
+    that can show a form (elicitation) to answer the escalations of its own calls."""
 
     def __init__(self, upstream: ClientSession, init: types.InitializeResult,
                  guard: ToolGuard | None = None, *, name: str | None = None,
-                 upstream_timeout: float = UPSTREAM_TIMEOUT) -> None:
+                 upstream_timeout: float = UPSTREAM_TIMEOUT,
+                 approve_in_client: bool = False) -> None:
         self.upstream, self.init = upstream, init
         self.name = name or init.serverInfo.name  # the server, as rules see it
         self.guard = guard or ToolGuard.of()
+        self.approve_in_client = approve_in_client
         # a hung upstream gives the client an error after this long, never a hang
         self.timeout = timedelta(seconds=upstream_timeout)
-        self.session_id = "mcp_" + secrets.token_hex(8)
         self.server: Server[Any, Any] = Server(init.serverInfo.name)
         for request_type, result_type in _PASS.items():
             self.server.request_handlers[request_type] = self._passthrough(result_type)
         self.server.request_handlers[types.CallToolRequest] = self._call_tool
-        self._downstream: Any = None  # the client's session, once it has spoken
-        handle = self.server._handle_message  # the session is known only inside run()
+        self.server.create_initialization_options = self.options  # type: ignore[method-assign]
+        # the clients' sessions, known once they speak (the SDK makes them inside run())
+        self._sessions: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        handle = self.server._handle_message
 
         async def remember_session(message: Any, session: Any, *args: Any, **kwargs: Any
                                    ) -> Any:
-            self._downstream = session
+            if session not in self._sessions:
+                self._sessions[session] = "mcp_" + secrets.token_hex(8)
             return await handle(message, session, *args, **kwargs)
         self.server._handle_message = remember_session  # type: ignore[method-assign]
 
     async def upstream_message(self, message: Any) -> None:
         """The upstream's notifications (list changed, logging, resources updated), sent on
-        to the client as they came. (Progress of a call goes with the call.)"""
-        if not isinstance(message, types.ServerNotification) or self._downstream is None:
+        to every client as they came. (Progress of a call goes with the call.)"""
+        if not isinstance(message, types.ServerNotification) or \
+                isinstance(message.root, types.ProgressNotification):
             return
-        if isinstance(message.root, types.ProgressNotification):
-            return
-        await self._downstream.send_notification(types.ServerNotification(
-            _clean(message.root)))
+        notification = types.ServerNotification(_clean(message.root))
+        for session in list(self._sessions):
+            try:
+                await session.send_notification(notification)
+            except Exception:  # that client has gone
+                self._sessions.pop(session, None)
 
-    def options(self) -> InitializationOptions:
+    def options(self, *args: Any, **kwargs: Any) -> InitializationOptions:
         """The upstream's identity and capabilities, reported as the proxy's own."""
         info = self.init.serverInfo
         return InitializationOptions(server_name=info.name, server_version=info.version,
@@ -99,26 +111,29 @@ class GuardedProxy:
 
     def _passthrough(self, result_type: type[Any]) -> Any:
         async def handle(request: Any) -> types.ServerResult:
-            result = await self.upstream.send_request(types.ClientRequest(_clean(request)),
-                                                      result_type, self.timeout)
-            return types.ServerResult(result)
+            return types.ServerResult(await self._send(_clean(request), result_type))
         return handle
 
-    def _context(self) -> dict[str, Any]:
+    async def _send(self, request: Any, result_type: type[Any],
+                    progress: Any = None) -> Any:
+        """``request`` sent upstream; the client cancelling it cancels it upstream too."""
+        return await cancelling(self.upstream, lambda: self.upstream.send_request(
+            types.ClientRequest(request), result_type, self.timeout,
+            progress_callback=progress), "the client cancelled the request")
+
+    def _context(self, context: RequestContext[Any, Any, Any]) -> dict[str, Any]:
         """What a rule can read about where the call came from."""
-        client = ""
-        try:
-            params = self.server.request_context.session.client_params
-            client = params.clientInfo.name if params is not None else ""
-        except LookupError:  # (outside a request)
-            pass
-        return {"framework": "mcp", "mcp_server": self.name, "mcp_client": client,
-                "session_id": self.session_id}
+        http = context.request  # a Starlette request on streamable HTTP, else None
+        session_id = http.headers.get("mcp-session-id") if http is not None else None
+        return {"framework": "mcp", "mcp_server": self.name,
+                "mcp_client": client_name(context),
+                "session_id": session_id or self._sessions.get(context.session, "")}
 
     async def _call_tool(self, request: types.CallToolRequest) -> types.ServerResult:
+        context = self.server.request_context
         name = request.params.name
         arguments = dict(request.params.arguments or {})
-        outcome = await self.guard.acheck(name, arguments, self._context())
+        outcome = await self._decide(context, name, arguments)
         if not outcome.run:
             return types.ServerResult(types.CallToolResult(
                 isError=True, content=[types.TextContent(type="text",
@@ -126,21 +141,49 @@ class GuardedProxy:
         params = _clean(request).params.model_copy(update={"arguments": outcome.tool_input})
         started = time.perf_counter()
         try:
-            result = await self.upstream.send_request(
-                types.ClientRequest(types.CallToolRequest(params=params)),
-                types.CallToolResult, self.timeout, progress_callback=self._progress())
-        except Exception as exc:
+            result = await self._send(types.CallToolRequest(params=params),
+                                      types.CallToolResult, self._progress(context))
+        except BaseException as exc:  # an error upstream, or the client cancelled
             self.guard.record(outcome.result, "error", started, error=exc)
             raise
         self.guard.record(outcome.result, "error" if result.isError else "ok", started,
                           output=_text(result))
         return types.ServerResult(result)
 
+    async def _decide(self, context: RequestContext[Any, Any, Any], name: str,
+                      arguments: dict[str, Any]) -> Outcome:
+        """The guard's outcome for this call. With ``--wait`` the call is held until a
+        person answers, reporting progress (and asking in the client) meanwhile; without
+        it, ``--approve-in-client`` holds it only while the client's person is asked."""
+        rule_context = self._context(context)
+        asking = self.approve_in_client and can_ask(context)
+        options = self.guard.options
+        if options.wait_for_escalation:
+            async with anyio.create_task_group() as helpers:
+                def waiting(pending: GuardResult) -> None:
+                    helpers.start_soon(report_waiting, context, pending,
+                                       options.escalation_timeout)
+                    if asking:  # its answer ends the wait
+                        helpers.start_soon(ask_in_client, self.guard, context, pending,
+                                           self.name, options.escalation_timeout)
+                with watch_pending(waiting):
+                    outcome = await self.guard.acheck(name, arguments, rule_context)
+                helpers.cancel_scope.cancel()
+            return outcome
+        outcome = await self.guard.acheck(name, arguments, rule_context)
+        if not asking or outcome.result.action != "escalate":
+            return outcome
+        answered = await ask_in_client(self.guard, context, outcome.result, self.name,
+                                       options.escalation_timeout)
+        if answered is None or answered.status == "pending":
+            return outcome  # a normal escalation: the dashboard, CLI or API answers it
+        if answered.status == "approved":  # the identical call uses the approval, once
+            return await self.guard.acheck(name, arguments, rule_context)
+        return self.guard.refused(outcome.result, answered, arguments)
 
-    def _progress(self) -> Any:
+    def _progress(self, context: RequestContext[Any, Any, Any]) -> Any:
         """A callback sending the upstream's progress on this call to the client, with the
         client's own progress token (None when the client asked for none)."""
-        context = self.server.request_context
         token = context.meta.progressToken if context.meta is not None else None
         if token is None:
             return None
@@ -154,32 +197,3 @@ class GuardedProxy:
 def _text(result: types.CallToolResult) -> str:
     """A tool result's text, for the decision log."""
     return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
-class _Forward:
-    """The upstream session's message handler, pointed at the proxy once it exists (the
-    session must be made first: the proxy mirrors what it answers to initialize)."""
-
-    to: Any = None
-
-    async def __call__(self, message: Any) -> None:
-        if self.to is not None:
-            await self.to(message)
-
-
-async def run_stdio_proxy(command: str, args: Sequence[str], guard: ToolGuard | None = None,
-                          upstream_timeout: float = UPSTREAM_TIMEOUT,
-                          name: str | None = None) -> None:
-    """The proxy on this process's stdio, in front of ``command args`` started as a stdio
-    MCP server (with this process's environment: the SDK's default passes on only a few
-    variables)."""
-    params = StdioServerParameters(command=command, args=list(args), env=dict(os.environ))
-    forward = _Forward()
-    async with stdio_client(params) as (read, write), \
-            ClientSession(read, write, message_handler=forward) as upstream:
-        init = await upstream.initialize()
-        proxy = GuardedProxy(upstream, init, guard, name=name,
-                             upstream_timeout=upstream_timeout)
-        forward.to = proxy.upstream_message
-        async with stdio_server() as (down_read, down_write):
-            await proxy.server.run(down_read, down_write, proxy.options())

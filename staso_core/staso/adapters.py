@@ -21,15 +21,17 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from .client import watch_pending
 from .decision_log import truncate
 from .errors import InvalidToolInput, StasoError
-from .models import GuardResult
+from .models import Escalation, GuardResult
 from .options import DEFAULT_OPTIONS, CallKwargs, GuardKwargs, GuardOptions, guard_options
 from .outcome import OnBlock, Outcome, decide_outcome
+from .resolution import result_from_escalation
 
 __all__ = ["CallKwargs", "Execution", "GuardKwargs", "GuardOptions", "IntegrationMissing",
            "OnBlock", "Outcome", "ToolGuard", "execution_fields", "guarded_copy",
-           "lazy_exports", "require", "validated_input"]
+           "lazy_exports", "require", "validated_input", "watch_pending"]
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -139,6 +141,15 @@ class ToolGuard:
         log.warning("staso: %r not run, its input cannot be guarded: %s", tool_name, exc)
         return GuardResult(action="block", rule_name="staso/invalid_input", severity="high",
                            reason=f"its input cannot be guarded ({exc})", tool_name=tool_name)
+
+    def refused(self, pending: GuardResult, escalation: Escalation,
+                tool_input: dict[str, Any]) -> Outcome:
+        """The outcome of a pending call whose escalation a person denied (or that timed
+        out), for an adapter that learned the answer itself: a block carrying the comment.
+        An approval has no such shortcut: the identical call made again uses it, once."""
+        if escalation.status not in ("denied", "timeout"):
+            raise ValueError(f"escalation {escalation.id} is {escalation.status}, not refused")
+        return self.outcome(result_from_escalation(escalation, pending), tool_input)
 
     def outcome(self, result: GuardResult, tool_input: dict[str, Any]) -> Outcome:
         """Map a decision already made (e.g. by an approval hook of the framework)."""

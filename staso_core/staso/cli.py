@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 import time
@@ -335,19 +336,39 @@ def mcp_proxy(ctx: typer.Context,
                              "the name the server gives"),
               wait: bool = typer.Option(False, "--wait", help="hold a call that needs "
                                         "approval until a person answers"),
-              escalation_timeout: float = typer.Option(300.0, help="seconds --wait waits"),
+              approve_in_client: bool = typer.Option(
+                  False, "--approve-in-client", help="ask the client's person to approve "
+                  "or deny (MCP elicitation), where the client can"),
+              escalation_timeout: float = typer.Option(300.0, help="seconds a call waits "
+                                                       "for a person's answer"),
               upstream_timeout: float = typer.Option(
                   300.0, help="seconds a request may take upstream before the client gets "
-                              "an error")) -> None:
-    """Run an MCP server on stdio behind a proxy that guards each tool call:
-    staso mcp proxy [--wait] -- COMMAND ARGS..."""
-    if not ctx.args:
-        _fail("name the MCP server to run: staso mcp proxy -- COMMAND ARGS...")
-        return
+                              "an error"),
+              upstream: Optional[str] = typer.Option(  # noqa: UP045
+                  None, help="a streamable-HTTP MCP server's URL (with --listen)"),
+              listen: Optional[str] = typer.Option(  # noqa: UP045
+                  None, help="HOST:PORT to serve streamable HTTP on (at /mcp)"),
+              header: list[str] = typer.Option(
+                  [], help="'Name: value' sent with every request upstream (repeatable)"),
+              ) -> None:
+    """Guard an MCP server's tool calls. On stdio, in front of a stdio server:
+    staso mcp proxy [OPTIONS] -- COMMAND ARGS...; on streamable HTTP:
+    staso mcp proxy --upstream URL --listen HOST:PORT [--header 'Name: value']..."""
+    if (upstream is None) != (listen is None):
+        _fail("--upstream and --listen go together: staso mcp proxy --upstream URL "
+              "--listen HOST:PORT")
+    if upstream is not None and ctx.args:
+        _fail("give either --upstream URL --listen HOST:PORT or -- COMMAND ARGS..., not both")
+    if upstream is None and not ctx.args:
+        _fail("name the MCP server to run: staso mcp proxy -- COMMAND ARGS... "
+              "(or --upstream URL --listen HOST:PORT)")
+    if header and upstream is None:
+        _fail("--header is for --upstream (a stdio server gets this process's environment)")
     try:
         import anyio
 
-        from staso_mcp.proxy import run_stdio_proxy
+        from staso_mcp.stdio import run_stdio_proxy
+        from staso_mcp.streamable_http import parse_header, parse_listen, run_http_proxy
     except ImportError as exc:
         _fail(f"staso mcp needs the mcp extra: pip install 'staso[mcp]' ({exc})")
         return
@@ -355,10 +376,63 @@ def mcp_proxy(ctx: typer.Context,
     from .client import Client
     from .settings import Settings
 
+    try:
+        headers = dict(parse_header(h) for h in header)
+        if listen is not None:
+            parse_listen(listen)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
     client = Client(Settings.resolve(policy=policy)) if policy is not None else None
     guard = ToolGuard.of(wait_for_escalation=wait, escalation_timeout=escalation_timeout,
                          client=client)
-    anyio.run(run_stdio_proxy, ctx.args[0], ctx.args[1:], guard, upstream_timeout, name)
+    shared: dict[str, Any] = {"guard": guard, "upstream_timeout": upstream_timeout, "name": name,
+              "approve_in_client": approve_in_client}
+    if upstream is not None and listen is not None:
+        anyio.run(functools.partial(run_http_proxy, upstream, listen, headers, **shared))
+    else:
+        anyio.run(functools.partial(run_stdio_proxy, ctx.args[0], ctx.args[1:], **shared))
+
+
+@mcp_app.command("wrap")
+def mcp_wrap(config: Path = typer.Argument(..., help="the client's configuration, e.g. "
+                                           "claude_desktop_config.json or .cursor/mcp.json"),
+             undo: bool = typer.Option(False, "--undo", help="give each server its own "
+                                       "command back"),
+             policy: Optional[Path] = typer.Option(  # noqa: UP045
+                 None, help="policy file the proxies use (stored as an absolute path)"),
+             wait: bool = typer.Option(False, "--wait", help="proxies hold calls that need "
+                                       "approval until a person answers"),
+             approve_in_client: bool = typer.Option(
+                 False, "--approve-in-client", help="proxies ask in the client, where it can")
+             ) -> None:
+    """Run every stdio MCP server of a client's configuration through staso mcp proxy
+    (a backup is kept beside it; running it again changes nothing; --undo takes it back)."""
+    from staso_mcp.wrap import unwrap_config, wrap_config
+
+    if not config.is_file():
+        _fail(f"no configuration file at {config}")
+    options = [*(["--policy", str(policy.resolve())] if policy is not None else []),
+               *(["--wait"] if wait else []),
+               *(["--approve-in-client"] if approve_in_client else [])]
+    if undo and options:
+        _fail("--undo takes no proxy options")
+    try:
+        report = unwrap_config(config) if undo else wrap_config(config, options)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+        return
+    verb = "unwrapped" if undo else "wrapped"
+    for server in report.changed:
+        typer.echo(f"{verb} {server}")
+    for server in report.unchanged:
+        typer.echo(f"unchanged {server} (already {'plain' if undo else 'wrapped'})")
+    for server, why in report.skipped.items():
+        typer.echo(f"skipped {server}: {why}")
+    if report.backup is not None:
+        typer.echo(f"backup of the previous file: {report.backup}")
+    else:
+        typer.echo("nothing to change")
 
 
 @app.command()

@@ -9,6 +9,9 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +39,32 @@ _ID_COUNTER = itertools.count(int.from_bytes(secrets.token_bytes(4), "big"))
 def new_decision_id() -> str:
     """Unique without a syscall per call: a random per-process prefix and a counter."""
     return f"dec_{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFF:012x}"
+
+
+PendingWatcher = Callable[[GuardResult], None]
+_pending_watchers: ContextVar[tuple[PendingWatcher, ...]] = ContextVar("staso_pending_watchers",
+                                                                      default=())
+
+
+@contextmanager
+def watch_pending(watcher: PendingWatcher) -> Iterator[None]:
+    """Call ``watcher(result)`` (the pending escalation) when a guard call made in this
+    context starts waiting for a person: an adapter can tell its user while it waits (the
+    MCP proxy sends progress, or asks the person in the client). A watcher that raises is
+    logged and ignored: it never changes the decision."""
+    token = _pending_watchers.set((*_pending_watchers.get(), watcher))
+    try:
+        yield
+    finally:
+        _pending_watchers.reset(token)
+
+
+def _tell_watchers(result: GuardResult) -> None:
+    for watcher in _pending_watchers.get():
+        try:
+            watcher(result)
+        except Exception:
+            log.exception("staso: a pending-escalation watcher failed (ignored)")
 
 
 def _build_transport(settings: Settings) -> Transport:
@@ -286,6 +315,8 @@ class _Run:
             self.result, self.logged = stop.value
             return None
         self.escalating = self.escalating or isinstance(step, WaitAnswer)
+        if isinstance(step, Record):  # logged pending: the wait for a person begins
+            _tell_watchers(step.result)
         return step
 
     def failed(self, exc: Exception) -> None:

@@ -1,0 +1,119 @@
+"""Asking the person at the MCP client (``--approve-in-client``), and telling them while a
+call waits.
+
+An escalation is asked through MCP elicitation: the client shows the tool, its arguments
+(as stored: secrets masked), the rule and its reason, and the person accepts (approve) or
+declines (deny), optionally with a comment. The answer resolves the escalation like any
+other, ``by = "mcp-client:<the client's name>"``. A client that did not declare elicitation,
+a dismissed question, an error or no answer in time leaves the escalation pending for the
+dashboard, the CLI or the API.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import mcp.types as types
+from mcp.shared.context import RequestContext
+from mcp.shared.exceptions import McpError
+
+from staso import Escalation, GuardResult, StasoError
+from staso.adapters import ToolGuard
+
+from .cancelling import cancelling
+
+log = logging.getLogger("staso.mcp")
+
+WAIT_PROGRESS_EVERY = 2.0  # seconds between two progress notifications while a call waits
+_SHOWN_ARGUMENTS = 4_000  # characters of the arguments a question shows
+
+# what the client's form asks besides accept / decline: an optional comment
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"comment": {"type": "string", "title": "Comment (optional)",
+                               "description": "Recorded with your answer"}},
+}
+
+
+def client_name(context: RequestContext[Any, Any, Any]) -> str:
+    """The client's name as it gave it at initialize ("" if none)."""
+    params = context.session.client_params
+    return params.clientInfo.name if params is not None else ""
+
+
+def can_ask(context: RequestContext[Any, Any, Any]) -> bool:
+    """Whether the client declared it can show a form (elicitation)."""
+    params = context.session.client_params
+    return params is not None and params.capabilities.elicitation is not None
+
+
+def question(escalation: Escalation, server: str) -> str:
+    """What the person reads: which tool, on which server, with what, and why it asks."""
+    arguments = json.dumps(escalation.tool_input, indent=2, ensure_ascii=False,
+                           sort_keys=True, default=str)
+    if len(arguments) > _SHOWN_ARGUMENTS:
+        arguments = arguments[:_SHOWN_ARGUMENTS] + f"\n… ({len(arguments)} characters in all)"
+    rule = f"Rule: {escalation.rule_name}" if escalation.rule_name else "Rule: (none named)"
+    reason = f" — {escalation.reason}" if escalation.reason else ""
+    return (f"staso: the agent wants to call '{escalation.tool_name}' on {server}.\n"
+            f"{rule}{reason}\n"
+            f"Arguments:\n{arguments}\n\n"
+            f"Accept to approve this call once, decline to deny it "
+            f"(escalation {escalation.id}).")
+
+
+async def ask_in_client(guard: ToolGuard, context: RequestContext[Any, Any, Any],
+                        pending: GuardResult, server: str, timeout: float
+                        ) -> Escalation | None:
+    """Ask the client's person about ``pending``; the escalation as it stands after their
+    answer, or None when they gave none (it stays pending for others to answer)."""
+    client = guard.client_for_call()
+    escalation_id = pending.escalation_id
+    assert escalation_id is not None
+    escalation = await anyio.to_thread.run_sync(client.get_escalation, escalation_id)
+    answer: types.ElicitResult | None = None
+    with anyio.move_on_after(timeout):
+        try:
+            answer = await cancelling(context.session, lambda: context.session.elicit_form(
+                question(escalation, server), ANSWER_SCHEMA,
+                related_request_id=context.request_id), "answered elsewhere")
+        except McpError as exc:  # the client refused to ask (or failed): fall back
+            log.warning("staso: the MCP client could not ask about %s (%s); it stays "
+                        "pending for the dashboard, CLI or API", escalation_id, exc.error.message)
+            return None
+    if answer is None or answer.action not in ("accept", "decline"):
+        return None  # dismissed, or no answer in time
+    comment = (answer.content or {}).get("comment")
+    comment = str(comment).strip()[:2000] or None if comment is not None else None
+    by = f"mcp-client:{client_name(context) or 'unnamed'}"
+    answer_call = client.approve if answer.action == "accept" else client.deny
+    try:
+        return await anyio.to_thread.run_sync(functools.partial(
+            answer_call, escalation_id, by=by, comment=comment))
+    except StasoError as exc:  # answered elsewhere first, or expired: the stored answer holds
+        log.info("staso: the client's answer to %s was not recorded: %s", escalation_id, exc)
+        return await anyio.to_thread.run_sync(client.get_escalation, escalation_id)
+
+
+async def report_waiting(context: RequestContext[Any, Any, Any], pending: GuardResult,
+                         total: float) -> None:
+    """Progress notifications on the waiting call, every few seconds until cancelled, when
+    the client asked for progress (``_meta.progressToken``): seconds waited of ``total``."""
+    token = context.meta.progressToken if context.meta is not None else None
+    if token is None:
+        return
+    rule = f", rule '{pending.rule_name}'" if pending.rule_name else ""
+    message = (f"waiting for a person to approve '{pending.tool_name}' "
+               f"(escalation {pending.escalation_id}{rule})")
+    started = time.monotonic()
+    while True:
+        await context.session.send_progress_notification(
+            token, round(time.monotonic() - started, 3), total, message,
+            related_request_id=str(context.request_id))
+        await anyio.sleep(WAIT_PROGRESS_EVERY)

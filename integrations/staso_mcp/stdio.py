@@ -1,0 +1,46 @@
+"""``staso mcp proxy -- COMMAND ARGS``: the proxy on this process's stdio, in front of a
+stdio MCP server it starts (what Claude Desktop, Cursor or VS Code run in place of the
+server's own command)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.server.stdio import stdio_server
+
+from staso.adapters import ToolGuard
+
+from .proxy import UPSTREAM_TIMEOUT, GuardedProxy
+
+
+class Forward:
+    """The upstream session's message handler, pointed at the proxy once it exists (the
+    session must be made first: the proxy mirrors what it answers to initialize)."""
+
+    to: Any = None
+
+    async def __call__(self, message: Any) -> None:
+        if self.to is not None:
+            await self.to(message)
+
+
+async def run_stdio_proxy(command: str, args: Sequence[str], guard: ToolGuard | None = None,
+                          upstream_timeout: float = UPSTREAM_TIMEOUT,
+                          name: str | None = None, approve_in_client: bool = False) -> None:
+    """Run ``command args`` as a stdio MCP server (with this process's environment: the
+    SDK's default passes on only a few variables) and serve it, guarded, on stdio."""
+    params = StdioServerParameters(command=command, args=list(args), env=dict(os.environ))
+    forward = Forward()
+    async with stdio_client(params) as (read, write), \
+            ClientSession(read, write, message_handler=forward) as upstream:
+        init = await upstream.initialize()
+        proxy = GuardedProxy(upstream, init, guard, name=name,
+                             upstream_timeout=upstream_timeout,
+                             approve_in_client=approve_in_client)
+        forward.to = proxy.upstream_message
+        async with stdio_server() as (down_read, down_write):
+            await proxy.server.run(down_read, down_write, proxy.options())
