@@ -1,96 +1,35 @@
 """`staso mcp proxy -- COMMAND ARGS` in front of a stdio MCP server, driven by the `mcp`
-SDK's own client: everything but tools/call passes through; each tools/call is guarded
-(allow forwards, block and pending answer isError results, and an approved call, retried
-identically, runs once)."""
+SDK's own client: everything but tools/call passes through (notifications, progress,
+cancellation too); each tools/call is guarded (allow forwards, block and pending answer
+isError results, and an approved call, retried identically, runs once); a bad upstream
+gives the client a clear error, never a hang."""
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
-from mcp import ClientSession, StdioServerParameters
+from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
-from mcp.types import TextContent
+from mcp.shared.exceptions import McpError
 
+from mcp_peers import (
+    answer_from_cli,
+    escalation_id_in,
+    escalations,
+    proxied,
+    require_filesystem_server,
+)
+from mcp_peers import text_of as _text
 from servers import cli
-
-UPSTREAM = '''
-import sys
-from pathlib import Path
-from mcp.server.fastmcp import FastMCP
-
-server = FastMCP("notes-server")
-ROOT = Path(sys.argv[1])
-
-@server.tool()
-def echo(text: str) -> str:
-    """Say it back."""
-    return text
-
-@server.tool()
-def write_note(name: str, content: str) -> str:
-    """Write a note."""
-    (ROOT / name).write_text(content)
-    return f"wrote {len(content)} characters to {name}"
-
-@server.resource("notes://readme")
-def readme() -> str:
-    return "the notes server"
-
-server.run()
-'''
-POLICY = """version: 1
-rules:
-  - name: mcp_context
-    tools: [echo]
-    when: >-
-      context.framework == "mcp" && context.mcp_server == "notes-server"
-      && context.mcp_client == "mcp" && context.session_id.startsWith("mcp_")
-      && tool_input.text == "forbidden"
-    action: block
-    reason: the proxy tells rules where a call came from
-  - name: no_secret_notes
-    tools: [write_note]
-    when: tool_input.name.startsWith("secret")
-    action: block
-    reason: secret notes are not written by agents
-  - name: big_note
-    tools: [write_note]
-    when: size(tool_input.content) > 100
-    action: escalate
-    reason: a long note needs a person
-"""
-
-
-@asynccontextmanager
-async def proxied(tmp_path: Path) -> AsyncIterator[ClientSession]:
-    (tmp_path / "upstream.py").write_text(UPSTREAM)
-    (tmp_path / "staso.yaml").write_text(POLICY)
-    (tmp_path / "notes").mkdir(exist_ok=True)
-    env = {**os.environ, "STASO_HOME": str(tmp_path), "STASO_AGENT_NAME": "mcp-agent"}
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "staso.cli", "mcp", "proxy", "--policy", str(tmp_path / "staso.yaml"),
-              "--", sys.executable,
-              str(tmp_path / "upstream.py"), str(tmp_path / "notes")], env=env)
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-        init = await session.initialize()
-        assert init.serverInfo.name == "notes-server"  # the upstream's identity, passed on
-        yield session
-
-
-def _text(result: object) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))  # type: ignore[attr-defined]
 
 
 async def test_the_proxy_passes_through_and_guards_tool_calls(tmp_path: Path) -> None:
     async with proxied(tmp_path) as session:
+        assert session.get_server_capabilities() is not None
         tools = await session.list_tools()
         assert {t.name for t in tools.tools} == {"echo", "write_note"}
         resource = await session.read_resource("notes://readme")  # type: ignore[arg-type]
@@ -109,7 +48,7 @@ async def test_the_proxy_passes_through_and_guards_tool_calls(tmp_path: Path) ->
         pending = await session.call_tool("write_note", big)
         assert pending.isError and "needs a person's approval" in _text(pending)
         assert not (tmp_path / "notes" / "long.txt").exists()
-        escalation_id = _text(pending).split("Escalation id: ")[1].split(".")[0]
+        escalation_id = escalation_id_in(_text(pending))
         env = {"STASO_HOME": str(tmp_path)}
         cli("escalations", "approve", escalation_id, "--by", "alice", env=env)
         ran = await session.call_tool("write_note", big)  # the identical call, once
@@ -119,9 +58,6 @@ async def test_the_proxy_passes_through_and_guards_tool_calls(tmp_path: Path) ->
         assert again.isError and "needs a person's approval" in _text(again)
 
 
-ROOT = Path(__file__).resolve().parent.parent
-FILESYSTEM_SERVER = (ROOT / ".mcp-servers" / "node_modules" / "@modelcontextprotocol"
-                     / "server-filesystem" / "dist" / "index.js")
 FS_POLICY = """version: 1
 rules:
   - use: builtin/protected_paths
@@ -137,9 +73,7 @@ async def test_the_reference_filesystem_server_behind_the_proxy(tmp_path: Path) 
     """The npm reference server (`@modelcontextprotocol/server-filesystem`, installed by
     scripts/test), run by node behind `staso mcp proxy --wait`: reads allowed, a write to a
     protected path blocked, a large write held until a person approves it from the CLI."""
-    assert FILESYSTEM_SERVER.exists(), (
-        f"{FILESYSTEM_SERVER} is missing: scripts/test installs it with npm "
-        "(npm install --prefix .mcp-servers @modelcontextprotocol/server-filesystem)")
+    server = require_filesystem_server()
     files = tmp_path / "files"
     files.mkdir()
     (files / "hello.txt").write_text("hello from disk")
@@ -149,7 +83,7 @@ async def test_the_reference_filesystem_server_behind_the_proxy(tmp_path: Path) 
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "staso.cli", "mcp", "proxy", "--wait", "--escalation-timeout", "60", "--",
-              "node", str(FILESYSTEM_SERVER), str(files)], env=env)
+              "node", str(server), str(files)], env=env)
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         init = await session.initialize()
         assert init.serverInfo.name == "secure-filesystem-server"
@@ -164,23 +98,8 @@ async def test_the_reference_filesystem_server_behind_the_proxy(tmp_path: Path) 
         assert dotenv.isError and "blocked" in _text(dotenv)
         assert not (files / ".env").exists()
 
-        home = {"STASO_HOME": str(tmp_path)}
-
-        def pending_ids() -> str:
-            return cli("escalations", "list", "--status", "pending", "--json", env=home).stdout
-
-        async def approve_when_pending() -> None:  # the call below waits: answer from the CLI
-            for _ in range(600):
-                listed = await anyio.to_thread.run_sync(pending_ids)
-                if '"id"' in listed:
-                    escalation_id = listed.split('"id": "')[1].split('"')[0]
-                    await anyio.to_thread.run_sync(functools.partial(
-                        cli, "escalations", "approve", escalation_id, "--by", "alice", env=home))
-                    return
-                await anyio.sleep(0.1)
-
         async with anyio.create_task_group() as group:
-            group.start_soon(approve_when_pending)
+            group.start_soon(answer_from_cli, tmp_path)
             big = await session.call_tool("write_file", {"path": str(files / "big.txt"),
                                                          "content": "z" * 5000})
         assert not big.isError, _text(big)
@@ -208,8 +127,6 @@ server.run()
 
 
 async def test_a_bad_upstream_gives_the_client_an_error_never_a_hang(tmp_path: Path) -> None:
-    from mcp.shared.exceptions import McpError
-
     (tmp_path / "bad.py").write_text(BAD_UPSTREAM)
     env = {**os.environ, "STASO_HOME": str(tmp_path)}
     params = StdioServerParameters(
@@ -262,8 +179,6 @@ async def test_notifications_and_progress_reach_the_client(tmp_path: Path) -> No
         logs.append(str(params.data))  # type: ignore[attr-defined]
 
     async def on_message(message: object) -> None:
-        from mcp import types
-
         if isinstance(message, types.ServerNotification) and \
                 isinstance(message.root, types.ToolListChangedNotification):
             changed.append("tools")
@@ -278,3 +193,144 @@ async def test_notifications_and_progress_reach_the_client(tmp_path: Path) -> No
                 await anyio.sleep(0.05)
     assert [p[0] for p in progress] == [1, 2, 3] and progress[-1][2] == "step 3"
     assert "counted" in logs[0] and changed == ["tools"]
+
+
+SLOW_UPSTREAM = '''
+import sys
+import anyio
+from pathlib import Path
+from mcp.server.fastmcp import FastMCP
+
+server = FastMCP("slow-server")
+LOG = Path(sys.argv[1])
+
+@server.tool()
+async def slow(steps: int) -> str:
+    for i in range(steps):
+        with LOG.open("a") as log:
+            log.write(f"{i}\\n")
+        await anyio.sleep(0.2)
+    return "finished"
+
+server.run()
+'''
+
+
+async def test_a_cancelled_call_is_cancelled_upstream(tmp_path: Path) -> None:
+    """The client cancelling a call (notifications/cancelled) stops the tool upstream: the
+    proxy forwards the cancellation with the upstream's own request id."""
+    (tmp_path / "slow.py").write_text(SLOW_UPSTREAM)
+    steps = tmp_path / "steps.log"
+    upstream = [sys.executable, str(tmp_path / "slow.py"), str(steps)]
+    outcome: list[object] = []
+
+    def done_steps() -> int:
+        return len(steps.read_text().split()) if steps.exists() else 0
+
+    async with proxied(tmp_path, upstream=upstream) as session:
+        async def call() -> None:
+            try:
+                outcome.append(await session.call_tool("slow", {"steps": 50}))
+            except McpError as exc:
+                outcome.append(exc)
+
+        async with anyio.create_task_group() as group:
+            request_id = session._request_id  # the id call_tool takes
+            group.start_soon(call)
+            with anyio.fail_after(30):
+                while done_steps() < 2:
+                    await anyio.sleep(0.05)
+            await session.send_notification(types.ClientNotification(
+                types.CancelledNotification(params=types.CancelledNotificationParams(
+                    requestId=request_id, reason="the user pressed stop"))))
+            with anyio.fail_after(30):
+                while not outcome:
+                    await anyio.sleep(0.05)
+        stopped_at = done_steps()
+        await anyio.sleep(1.5)  # 7 more steps' time: none comes
+        assert done_steps() == stopped_at < 50
+        assert isinstance(outcome[0], McpError), outcome  # the client hears it ended
+        # and the proxy goes on serving
+        assert (await session.list_tools()).tools[0].name == "slow"
+
+
+BROKEN_UPSTREAM = '''
+import json, sys
+
+def send(obj):
+    sys.stdout.write(json.dumps(obj) + "\\n")
+    sys.stdout.flush()
+
+for line in sys.stdin:
+    msg = json.loads(line)
+    method, mid = msg.get("method"), msg.get("id")
+    if method == "initialize":
+        send({"jsonrpc": "2.0", "id": mid, "result": {
+            "protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+            "serverInfo": {"name": "broken-server", "version": "1"}}})
+    elif method == "tools/list":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"tools": [
+            {"name": n, "inputSchema": {"type": "object"}}
+            for n in ("garble", "malformed", "stranger", "ok")]}})
+    elif method == "tools/call":
+        name = msg["params"]["name"]
+        if name == "garble":
+            sys.stdout.write("this is not json {\\n")
+            sys.stdout.flush()
+        elif name == "malformed":
+            send({"jsonrpc": "2.0", "id": mid, "result": {"content": "not a list"}})
+        elif name == "stranger":
+            send({"jsonrpc": "2.0", "id": 99999, "result": {"content": []}})
+        else:
+            send({"jsonrpc": "2.0", "id": mid,
+                  "result": {"content": [{"type": "text", "text": "fine"}]}})
+'''
+
+
+async def test_an_upstream_speaking_broken_json_rpc_gives_clear_errors(tmp_path: Path
+                                                                         ) -> None:
+    """A line that is not JSON, a result of the wrong shape, an answer to a request never
+    sent: each call ends with an error that says what the upstream did, within the
+    upstream timeout, and the proxy goes on serving."""
+    (tmp_path / "broken.py").write_text(BROKEN_UPSTREAM)
+    upstream = [sys.executable, str(tmp_path / "broken.py")]
+    async with proxied(tmp_path, "--upstream-timeout", "2", upstream=upstream) as session:
+        with anyio.fail_after(30):
+            assert _text(await session.call_tool("ok", {})) == "fine"
+            with pytest.raises(McpError, match=r"not JSON-RPC: .*Invalid JSON.*this is not"):
+                await session.call_tool("garble", {})
+            with pytest.raises(McpError, match=r"malformed result: content: .*not a list"):
+                await session.call_tool("malformed", {})
+            with pytest.raises(McpError, match=r"Timed out.*unknown request ID"):
+                await session.call_tool("stranger", {})
+            assert _text(await session.call_tool("ok", {})) == "fine"
+
+
+async def test_a_waiting_call_reports_progress_until_a_person_answers(tmp_path: Path
+                                                                       ) -> None:
+    """`--wait`: while the call waits, a client that asked for progress hears how long it
+    has waited (of the escalation timeout) and what it waits for; the approval runs it."""
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message))
+
+    big = {"name": "long.txt", "content": "y" * 500}
+    async def approve_after_two_reports() -> None:
+        with anyio.fail_after(60):
+            while len(progress) < 2:
+                await anyio.sleep(0.05)
+        await answer_from_cli(tmp_path)
+
+    async with proxied(tmp_path, "--wait", "--escalation-timeout", "120") as session, \
+            anyio.create_task_group() as group:
+        group.start_soon(approve_after_two_reports)
+        result = await session.call_tool("write_note", big, progress_callback=on_progress)
+    assert not result.isError and "wrote 500 characters" in _text(result)
+    assert (tmp_path / "notes" / "long.txt").read_text() == "y" * 500
+    [answered] = escalations(tmp_path, "approved")
+    done = [p[0] for p in progress]
+    assert done == sorted(done) and len(set(done)) == len(done)  # it only grows
+    assert all(p[1] == 120 for p in progress)
+    assert f"waiting for a person to approve 'write_note' (escalation {answered['id']}, " \
+           "rule 'big_note')" == progress[0][2]

@@ -20,11 +20,14 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import httpx
 import mcp.types as types
 from mcp import ClientSession
 from mcp.server.lowlevel import Server
 from mcp.server.models import InitializationOptions
 from mcp.shared.context import RequestContext
+from mcp.shared.exceptions import McpError
+from pydantic import ValidationError
 
 from staso import GuardResult
 from staso.adapters import Outcome, ToolGuard, watch_pending
@@ -80,6 +83,7 @@ class GuardedProxy:
         self.server.create_initialization_options = self.options  # type: ignore[method-assign]
         # the clients' sessions, known once they speak (the SDK makes them inside run())
         self._sessions: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._garbled: tuple[float, str] | None = None  # when and what, the last garbage
         handle = self.server._handle_message
 
         async def remember_session(message: Any, session: Any, *args: Any, **kwargs: Any
@@ -92,6 +96,9 @@ class GuardedProxy:
     async def upstream_message(self, message: Any) -> None:
         """The upstream's notifications (list changed, logging, resources updated), sent on
         to every client as they came. (Progress of a call goes with the call.)"""
+        if isinstance(message, Exception):  # a line that is not JSON-RPC: noted for errors
+            self._garbled = (time.monotonic(), _described(message))
+            return
         if not isinstance(message, types.ServerNotification) or \
                 isinstance(message.root, types.ProgressNotification):
             return
@@ -116,10 +123,25 @@ class GuardedProxy:
 
     async def _send(self, request: Any, result_type: type[Any],
                     progress: Any = None) -> Any:
-        """``request`` sent upstream; the client cancelling it cancels it upstream too."""
-        return await cancelling(self.upstream, lambda: self.upstream.send_request(
-            types.ClientRequest(request), result_type, self.timeout,
-            progress_callback=progress), "the client cancelled the request")
+        """``request`` sent upstream; the client cancelling it cancels it upstream too. An
+        upstream that answers garbage gives an error saying so."""
+        sent = time.monotonic()
+        try:
+            return await cancelling(self.upstream, lambda: self.upstream.send_request(
+                types.ClientRequest(request), result_type, self.timeout,
+                progress_callback=progress), "the client cancelled the request")
+        except McpError as exc:
+            garbled = self._garbled
+            if exc.error.code == httpx.codes.REQUEST_TIMEOUT and garbled and garbled[0] >= sent:
+                raise McpError(types.ErrorData(
+                    code=exc.error.code, message=f"{exc.error.message} The upstream MCP "
+                    f"server meanwhile sent something that is not JSON-RPC: {garbled[1]}"
+                )) from exc
+            raise
+        except ValidationError as exc:  # a well-formed message whose result is not
+            raise McpError(types.ErrorData(
+                code=types.INTERNAL_ERROR, message=f"the upstream MCP server answered "
+                f"{request.method} with a malformed result: {_described(exc)}")) from exc
 
     def _context(self, context: RequestContext[Any, Any, Any]) -> dict[str, Any]:
         """What a rule can read about where the call came from."""
@@ -192,6 +214,14 @@ class GuardedProxy:
             await context.session.send_progress_notification(
                 token, progress, total, message, related_request_id=str(context.request_id))
         return send
+
+
+def _described(error: Exception) -> str:
+    """One line about what was wrong with what the upstream sent."""
+    if isinstance(error, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']} "
+                         f"({str(e.get('input'))[:200]!r})" for e in error.errors()[:3])
+    return " ".join(str(error).split())[:500] or type(error).__name__
 
 
 def _text(result: types.CallToolResult) -> str:
