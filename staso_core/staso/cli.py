@@ -389,9 +389,22 @@ def mcp_proxy(ctx: typer.Context,
     shared: dict[str, Any] = {"guard": guard, "upstream_timeout": upstream_timeout, "name": name,
               "approve_in_client": approve_in_client}
     if upstream is not None and listen is not None:
-        anyio.run(functools.partial(run_http_proxy, upstream, listen, headers, **shared))
+        run = functools.partial(run_http_proxy, upstream, listen, headers, **shared)
     else:
-        anyio.run(functools.partial(run_stdio_proxy, ctx.args[0], ctx.args[1:], **shared))
+        run = functools.partial(run_stdio_proxy, ctx.args[0], ctx.args[1:], **shared)
+    try:
+        anyio.run(run)
+    except Exception as exc:  # the upstream would not start or answer: one clear line
+        where = upstream or " ".join(ctx.args)
+        _fail(f"staso mcp proxy: the upstream MCP server ({where}) failed or could not be "
+              f"reached: {_innermost(exc)}")
+
+
+def _innermost(exc: BaseException) -> str:
+    """The error under task-group wrappers, as one line."""
+    while getattr(exc, "exceptions", None):  # an exception group (Python 3.11+, or anyio's)
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 @mcp_app.command("wrap")
