@@ -88,10 +88,12 @@ def notes_upstream(tmp_path: Path) -> list[str]:
 
 
 def proxy_params(tmp_path: Path, proxy_args: list[str], upstream: list[str],
-                 policy: str = NOTES_POLICY) -> StdioServerParameters:
+                 policy: str = NOTES_POLICY, env: dict[str, str] | None = None
+                 ) -> StdioServerParameters:
     """``staso mcp proxy [proxy_args] -- upstream`` as an MCP client would start it."""
     (tmp_path / "staso.yaml").write_text(policy)
-    env = {**os.environ, "STASO_HOME": str(tmp_path), "STASO_AGENT_NAME": "mcp-agent"}
+    env = {**os.environ, "STASO_HOME": str(tmp_path), "STASO_AGENT_NAME": "mcp-agent",
+           **(env or {})}
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "staso.cli", "mcp", "proxy", "--policy", str(tmp_path / "staso.yaml"),
@@ -100,10 +102,11 @@ def proxy_params(tmp_path: Path, proxy_args: list[str], upstream: list[str],
 
 @asynccontextmanager
 async def proxied(tmp_path: Path, *proxy_args: str, upstream: list[str] | None = None,
-                  policy: str = NOTES_POLICY, **client: Any) -> AsyncIterator[ClientSession]:
+                  policy: str = NOTES_POLICY, env: dict[str, str] | None = None,
+                  **client: Any) -> AsyncIterator[ClientSession]:
     """A client session with the proxy in front of ``upstream`` (the notes server)."""
     params = proxy_params(tmp_path, list(proxy_args), upstream or notes_upstream(tmp_path),
-                          policy)
+                          policy, env)
     async with stdio_client(params) as (read, write), \
             ClientSession(read, write, **client) as session:
         await session.initialize()

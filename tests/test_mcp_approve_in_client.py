@@ -154,3 +154,39 @@ async def test_waiting_the_first_answer_counts(tmp_path: Path) -> None:
     [approved] = escalations(tmp_path, "approved")
     assert approved["resolved_by"] == "alice"
     assert escalations(tmp_path, "denied") == []
+
+
+async def test_against_a_staso_server_answers_go_with_an_approver_key(tmp_path: Path
+                                                                       ) -> None:
+    """Remote mode: the proxy asks `staso serve` with its agent key; the client's answer is
+    recorded with STASO_MCP_APPROVER_KEY (an agent key may not answer escalations), so the
+    server names both: "mcp-client:test-client via alice"."""
+    from conftest import make_policy, start_server, stop_server
+
+    serve_home = tmp_path / "serve"
+    serve_home.mkdir()
+    server = start_server(serve_home, "sqlite", make_policy(serve_home, POLICY))
+    remote = {"STASO_BASE_URL": server.url, "STASO_API_KEY": server.keys["agent"]}
+    try:
+        person = Person("accept")
+        async with proxied(tmp_path, "--approve-in-client", policy="version: 1\nrules: []\n",
+                           env={**remote, "STASO_MCP_APPROVER_KEY": server.keys["approver"]},
+                           client_info=CLIENT, elicitation_callback=person) as session:
+            ran = await session.call_tool("write_note", BIG)  # the server's policy decides
+        assert not ran.isError and (tmp_path / "notes" / "long.txt").exists()
+        listed = server.request("GET", "/v1/escalations", role="approver").json()
+        [answered] = listed if isinstance(listed, list) else listed["escalations"]
+        assert answered["resolved_by"] == "mcp-client:test-client via alice"
+        assert answered["context"]["framework"] == "mcp"
+
+        # without an approver key the proxy says so at start and does not ask in vain
+        (tmp_path / "notes" / "long.txt").unlink()
+        unasked = Person("accept")
+        async with proxied(tmp_path, "--approve-in-client", policy="version: 1\nrules: []\n",
+                           env=remote, client_info=CLIENT,
+                           elicitation_callback=unasked) as session:
+            pending = await session.call_tool("write_note", BIG)
+        assert pending.isError and "needs a person's approval" in text_of(pending)
+        assert unasked.asked == [] and not (tmp_path / "notes" / "long.txt").exists()
+    finally:
+        stop_server(server)

@@ -23,8 +23,7 @@ import mcp.types as types
 from mcp.shared.context import RequestContext
 from mcp.shared.exceptions import McpError
 
-from staso import Escalation, GuardResult, StasoError
-from staso.adapters import ToolGuard
+from staso import Client, Escalation, GuardResult, StasoError
 
 from .cancelling import cancelling
 
@@ -68,12 +67,12 @@ def question(escalation: Escalation, server: str) -> str:
             f"(escalation {escalation.id}).")
 
 
-async def ask_in_client(guard: ToolGuard, context: RequestContext[Any, Any, Any],
+async def ask_in_client(client: Client, context: RequestContext[Any, Any, Any],
                         pending: GuardResult, server: str, timeout: float
                         ) -> Escalation | None:
     """Ask the client's person about ``pending``; the escalation as it stands after their
-    answer, or None when they gave none (it stays pending for others to answer)."""
-    client = guard.client_for_call()
+    answer (recorded with ``client``), or None when they gave none (it stays pending for
+    others to answer)."""
     escalation_id = pending.escalation_id
     assert escalation_id is not None
     escalation = await anyio.to_thread.run_sync(client.get_escalation, escalation_id)

@@ -29,7 +29,7 @@ from mcp.shared.context import RequestContext
 from mcp.shared.exceptions import McpError
 from pydantic import ValidationError
 
-from staso import GuardResult
+from staso import Client, GuardResult
 from staso.adapters import Outcome, ToolGuard, watch_pending
 
 from .asking import ask_in_client, can_ask, client_name, report_waiting
@@ -64,16 +64,18 @@ class GuardedProxy:
     """The proxy in front of one upstream session (``init``: what the upstream answered to
     ``initialize``), for one client (stdio) or many (streamable HTTP). ``guard`` carries
     the guard options (``wait_for_escalation`` …); ``approve_in_client`` asks a client
-    that can show a form (elicitation) to answer the escalations of its own calls."""
+    that can show a form (elicitation) to answer the escalations of its own calls, and
+    records the answers with ``answers`` (default: the guard's client; a remote agent key
+    may not answer, so a remote proxy is given an approver's)."""
 
     def __init__(self, upstream: ClientSession, init: types.InitializeResult,
                  guard: ToolGuard | None = None, *, name: str | None = None,
                  upstream_timeout: float = UPSTREAM_TIMEOUT,
-                 approve_in_client: bool = False) -> None:
+                 approve_in_client: bool = False, answers: Client | None = None) -> None:
         self.upstream, self.init = upstream, init
         self.name = name or init.serverInfo.name  # the server, as rules see it
         self.guard = guard or ToolGuard.of()
-        self.approve_in_client = approve_in_client
+        self.approve_in_client, self._answers = approve_in_client, answers
         # a hung upstream gives the client an error after this long, never a hang
         self.timeout = timedelta(seconds=upstream_timeout)
         self.server: Server[Any, Any] = Server(init.serverInfo.name)
@@ -186,7 +188,7 @@ class GuardedProxy:
                     helpers.start_soon(report_waiting, context, pending,
                                        options.escalation_timeout)
                     if asking:  # its answer ends the wait
-                        helpers.start_soon(ask_in_client, self.guard, context, pending,
+                        helpers.start_soon(ask_in_client, self.answers, context, pending,
                                            self.name, options.escalation_timeout)
                 with watch_pending(waiting):
                     outcome = await self.guard.acheck(name, arguments, rule_context)
@@ -195,13 +197,18 @@ class GuardedProxy:
         outcome = await self.guard.acheck(name, arguments, rule_context)
         if not asking or outcome.result.action != "escalate":
             return outcome
-        answered = await ask_in_client(self.guard, context, outcome.result, self.name,
+        answered = await ask_in_client(self.answers, context, outcome.result, self.name,
                                        options.escalation_timeout)
         if answered is None or answered.status == "pending":
             return outcome  # a normal escalation: the dashboard, CLI or API answers it
         if answered.status == "approved":  # the identical call uses the approval, once
             return await self.guard.acheck(name, arguments, rule_context)
         return self.guard.refused(outcome.result, answered, arguments)
+
+    @property
+    def answers(self) -> Client:
+        """The client the person's answers in the MCP client are recorded with."""
+        return self._answers or self.guard.client_for_call()
 
     def _progress(self, context: RequestContext[Any, Any, Any]) -> Any:
         """A callback sending the upstream's progress on this call to the client, with the

@@ -5,6 +5,7 @@ server's own command)."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,8 +13,10 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.server.stdio import stdio_server
 
+from staso import Client
 from staso.adapters import ToolGuard
 
+from . import pipes
 from .proxy import UPSTREAM_TIMEOUT, GuardedProxy
 
 
@@ -30,7 +33,8 @@ class Forward:
 
 async def run_stdio_proxy(command: str, args: Sequence[str], guard: ToolGuard | None = None,
                           upstream_timeout: float = UPSTREAM_TIMEOUT,
-                          name: str | None = None, approve_in_client: bool = False) -> None:
+                          name: str | None = None, approve_in_client: bool = False,
+                         answers: Client | None = None) -> None:
     """Run ``command args`` as a stdio MCP server (with this process's environment: the
     SDK's default passes on only a few variables) and serve it, guarded, on stdio."""
     params = StdioServerParameters(command=command, args=list(args), env=dict(os.environ))
@@ -40,7 +44,10 @@ async def run_stdio_proxy(command: str, args: Sequence[str], guard: ToolGuard | 
         init = await upstream.initialize()
         proxy = GuardedProxy(upstream, init, guard, name=name,
                              upstream_timeout=upstream_timeout,
-                             approve_in_client=approve_in_client)
+                             approve_in_client=approve_in_client, answers=answers)
         forward.to = proxy.upstream_message
-        async with stdio_server() as (down_read, down_write):
+        fast = pipes.usable()  # stdin/stdout on the event loop, not a thread per line
+        stdin: Any = pipes.PipeLines(sys.stdin.fileno()) if fast else None
+        stdout: Any = pipes.PipeWriter(sys.stdout.fileno()) if fast else None
+        async with stdio_server(stdin, stdout) as (down_read, down_write):
             await proxy.server.run(down_read, down_write, proxy.options())

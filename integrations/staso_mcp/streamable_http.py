@@ -25,6 +25,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from staso import Client
 from staso.adapters import ToolGuard
 
 from .proxy import UPSTREAM_TIMEOUT, GuardedProxy
@@ -81,7 +82,8 @@ def _security(host: str, port: int) -> TransportSecuritySettings | None:
 async def run_http_proxy(upstream_url: str, listen: str, headers: Mapping[str, str] = {},
                          guard: ToolGuard | None = None,
                          upstream_timeout: float = UPSTREAM_TIMEOUT, name: str | None = None,
-                         approve_in_client: bool = False) -> None:
+                         approve_in_client: bool = False,
+                         answers: Client | None = None) -> None:
     """Serve the streamable-HTTP MCP server at ``upstream_url``, guarded, on ``listen``;
     prints ``listening on http://HOST:PORT/mcp`` on stderr once it accepts clients."""
     host, port = parse_listen(listen)
@@ -93,7 +95,7 @@ async def run_http_proxy(upstream_url: str, listen: str, headers: Mapping[str, s
         init = await upstream.initialize()
         proxy = GuardedProxy(upstream, init, guard, name=name,
                              upstream_timeout=upstream_timeout,
-                             approve_in_client=approve_in_client)
+                             approve_in_client=approve_in_client, answers=answers)
         forward.to = proxy.upstream_message
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

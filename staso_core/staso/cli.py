@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -383,11 +384,22 @@ def mcp_proxy(ctx: typer.Context,
     except ValueError as exc:
         _fail(str(exc))
         return
-    client = Client(Settings.resolve(policy=policy)) if policy is not None else None
+    settings = Settings.resolve(policy=policy)
+    answers = None
+    if approve_in_client and settings.remote:  # an agent key may not answer escalations
+        approver_key = os.environ.get("STASO_MCP_APPROVER_KEY", "").strip()
+        if approver_key:
+            answers = Client(Settings.resolve(api_key=approver_key))
+        else:
+            typer.echo("staso mcp proxy: --approve-in-client is off: against a staso server "
+                       "the client's answers are recorded with an approver key, and "
+                       "STASO_MCP_APPROVER_KEY is not set", err=True)
+            approve_in_client = False
     guard = ToolGuard.of(wait_for_escalation=wait, escalation_timeout=escalation_timeout,
-                         client=client)
-    shared: dict[str, Any] = {"guard": guard, "upstream_timeout": upstream_timeout, "name": name,
-              "approve_in_client": approve_in_client}
+                         client=Client(settings))
+    shared: dict[str, Any] = {"guard": guard, "upstream_timeout": upstream_timeout,
+                              "name": name, "approve_in_client": approve_in_client,
+                              "answers": answers}
     if upstream is not None and listen is not None:
         run = functools.partial(run_http_proxy, upstream, listen, headers, **shared)
     else:

@@ -1,0 +1,100 @@
+"""This process's stdin and stdout as the event loop's own non-blocking pipes.
+
+The SDK's stdio server reads and writes them through a worker thread, one hand-off per
+line each way: on a proxy that is most of what it adds to a call. When both are pipes (as
+every MCP client starts a server) and stdout does not share its open file with stderr (a
+non-blocking stdout must not make staso's own messages on stderr fail), the proxy reads and
+writes them directly; otherwise it uses the SDK's files as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+import anyio
+
+_CHUNK = 1 << 16
+
+
+def _pipe(fd: int) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _shared_with_stderr(fd: int) -> bool:
+    try:
+        mine, err = os.fstat(fd), os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return True
+    return (mine.st_dev, mine.st_ino) == (err.st_dev, err.st_ino)
+
+
+def usable() -> bool:
+    """Whether stdin and stdout can be read and written as non-blocking pipes."""
+    try:
+        stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return os.name == "posix" and _pipe(stdin) and _pipe(stdout) \
+        and not _shared_with_stderr(stdout)
+
+
+class PipeLines:
+    """Lines from a pipe, as ``async for line in ...`` (what the SDK reads stdin as)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+        self.searched = 0  # the buffer holds no newline before this offset
+        os.set_blocking(fd, False)
+
+    def __aiter__(self) -> PipeLines:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            end = self.buffer.find(b"\n", self.searched)
+            if end >= 0:
+                line = bytes(self.buffer[:end + 1])
+                del self.buffer[:end + 1]
+                self.searched = 0
+                return line.decode("utf-8", errors="replace")
+            self.searched = len(self.buffer)
+            try:
+                chunk = os.read(self.fd, _CHUNK)
+            except BlockingIOError:
+                await anyio.wait_readable(self.fd)
+                continue
+            if not chunk:  # end of input: a last line without a newline still counts
+                if self.buffer:
+                    line = bytes(self.buffer)
+                    self.buffer.clear()
+                    return line.decode("utf-8", errors="replace")
+                raise StopAsyncIteration
+            self.buffer += chunk
+
+
+class PipeWriter:
+    """Text to a pipe, as ``await write(text)`` / ``await flush()`` (what the SDK writes
+    stdout with); a full pipe waits on the event loop, never blocks it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        os.set_blocking(fd, False)
+
+    async def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            try:
+                written = os.write(self.fd, data)
+            except BlockingIOError:
+                await anyio.wait_writable(self.fd)
+                continue
+            data = data[written:]
+
+    async def flush(self) -> None:
+        return None
