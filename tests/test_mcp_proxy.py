@@ -334,3 +334,80 @@ async def test_a_waiting_call_reports_progress_until_a_person_answers(tmp_path: 
     assert all(p[1] == 120 for p in progress)
     assert f"waiting for a person to approve 'write_note' (escalation {answered['id']}, " \
            "rule 'big_note')" == progress[0][2]
+
+
+ASKING_UPSTREAM = '''
+from pydantic import BaseModel
+from mcp import types
+from mcp.server.fastmcp import Context, FastMCP
+
+server = FastMCP("asking-server", log_level="WARNING")
+
+class Size(BaseModel):
+    size: int
+
+@server.tool()
+async def pick_size(ctx: Context) -> str:
+    answer = await ctx.elicit("Which size?", schema=Size)
+    return f"{answer.action}: {answer.data.size if answer.action == 'accept' else '-'}"
+
+@server.tool()
+async def summarize(text: str, ctx: Context) -> str:
+    result = await ctx.session.create_message(
+        [types.SamplingMessage(role="user", content=types.TextContent(type="text", text=text))],
+        max_tokens=20)
+    return f"summary: {result.content.text}"
+
+server.run()
+'''
+
+
+async def test_the_servers_own_questions_reach_the_client(tmp_path: Path) -> None:
+    """Elicitation and sampling requests the upstream makes while serving a call go to the
+    client making the call; a client that cannot answer them is said to be unable, as it
+    would say itself."""
+    (tmp_path / "asking.py").write_text(ASKING_UPSTREAM)
+    upstream = [sys.executable, str(tmp_path / "asking.py")]
+    asked: list[str] = []
+
+    async def person(context: object, params: types.ElicitRequestFormParams
+                     ) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"size": 42})
+
+    async def model(context: object, params: types.CreateMessageRequestParams
+                    ) -> types.CreateMessageResult:
+        said = params.messages[0].content.text  # type: ignore[union-attr]
+        return types.CreateMessageResult(role="assistant", model="scripted",
+                                         content=types.TextContent(type="text",
+                                                                   text=said.upper()))
+
+    async with proxied(tmp_path, upstream=upstream, elicitation_callback=person,
+                       sampling_callback=model) as session:
+        picked = await session.call_tool("pick_size", {})
+        assert _text(picked) == "accept: 42" and asked == ["Which size?"]
+        summary = await session.call_tool("summarize", {"text": "short"})
+        assert _text(summary) == "summary: SHORT"
+    async with proxied(tmp_path, upstream=upstream) as session:
+        cannot = await session.call_tool("pick_size", {})
+        assert cannot.isError and "does not support elicitation" in _text(cannot)
+        cannot = await session.call_tool("summarize", {"text": "short"})
+        assert cannot.isError and "does not support sampling" in _text(cannot)
+
+
+MODIFY_POLICY = """version: 1
+rules:
+  - name: redact_ssn
+    tools: [write_note]
+    action: modify
+    modify: {redact: {fields: [content], detectors: [ssn]}}
+"""
+
+
+async def test_a_modified_call_reaches_the_server_rewritten(tmp_path: Path) -> None:
+    async with proxied(tmp_path, policy=MODIFY_POLICY) as session:
+        result = await session.call_tool("write_note", {"name": "n.txt",
+                                                        "content": "SSN 123-45-6789, ok"})
+    assert not result.isError
+    written = (tmp_path / "notes" / "n.txt").read_text()
+    assert "123-45-6789" not in written and written == "SSN [REDACTED:ssn], ok"

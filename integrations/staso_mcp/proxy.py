@@ -27,6 +27,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.models import InitializationOptions
 from mcp.shared.context import RequestContext
 from mcp.shared.exceptions import McpError
+from mcp.shared.message import ServerMessageMetadata
 from pydantic import ValidationError
 
 from staso import Client, GuardResult
@@ -86,6 +87,7 @@ class GuardedProxy:
         # the clients' sessions, known once they speak (the SDK makes them inside run())
         self._sessions: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._garbled: tuple[float, str] | None = None  # when and what, the last garbage
+        self._calling: list[RequestContext[Any, Any, Any]] = []  # tools/call in flight
         handle = self.server._handle_message
 
         async def remember_session(message: Any, session: Any, *args: Any, **kwargs: Any
@@ -110,6 +112,32 @@ class GuardedProxy:
                 await session.send_notification(notification)
             except Exception:  # that client has gone
                 self._sessions.pop(session, None)
+
+    async def ask_client(self, request: Any, result_type: type[Any], capability: str
+                         ) -> Any:
+        """A request of the upstream's to a client (elicitation, sampling), sent to the
+        client whose call it is serving (the latest call in flight, else the only client),
+        on that call's stream; the client's error, or "not supported", comes back as the
+        client would have answered it."""
+        if self._calling:
+            context = self._calling[-1]
+            session, related = context.session, context.request_id
+        elif len(self._sessions) == 1:
+            session, related = next(iter(self._sessions.keys())), None
+        else:
+            return types.ErrorData(code=types.INVALID_REQUEST,
+                                   message=f"no client to ask for {capability}")
+        params = session.client_params
+        if params is None or getattr(params.capabilities, capability, None) is None:
+            return types.ErrorData(code=types.INVALID_REQUEST,
+                                   message=f"the client does not support {capability}")
+        try:
+            return await cancelling(session, lambda: session.send_request(
+                types.ServerRequest(request), result_type,
+                metadata=ServerMessageMetadata(related_request_id=related)),
+                "the server withdrew its request")
+        except McpError as exc:
+            return exc.error
 
     def options(self, *args: Any, **kwargs: Any) -> InitializationOptions:
         """The upstream's identity and capabilities, reported as the proxy's own."""
@@ -155,6 +183,14 @@ class GuardedProxy:
 
     async def _call_tool(self, request: types.CallToolRequest) -> types.ServerResult:
         context = self.server.request_context
+        self._calling.append(context)
+        try:
+            return await self._guarded_call(context, request)
+        finally:
+            self._calling.remove(context)
+
+    async def _guarded_call(self, context: RequestContext[Any, Any, Any],
+                            request: types.CallToolRequest) -> types.ServerResult:
         name = request.params.name
         arguments = dict(request.params.arguments or {})
         outcome = await self._decide(context, name, arguments)
@@ -234,3 +270,34 @@ def _described(error: Exception) -> str:
 def _text(result: types.CallToolResult) -> str:
     """A tool result's text, for the decision log."""
     return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+class Relay:
+    """The upstream session's callbacks, pointed at the proxy once it exists (the session
+    must be made first: the proxy mirrors what it answers to initialize). The upstream is
+    told the proxy's client can answer elicitation and sampling; each such request goes to
+    the client whose call it serves, and one that cannot is answered "not supported"."""
+
+    def __init__(self) -> None:
+        self.proxy: GuardedProxy | None = None
+
+    def session_options(self) -> dict[str, Any]:
+        """The keyword arguments of the upstream ``ClientSession``."""
+        return {"message_handler": self.message, "elicitation_callback": self.elicit,
+                "sampling_callback": self.sample}
+
+    async def message(self, message: Any) -> None:
+        if self.proxy is not None:
+            await self.proxy.upstream_message(message)
+
+    async def elicit(self, context: Any, params: Any) -> Any:
+        if self.proxy is None:
+            return types.ErrorData(code=types.INVALID_REQUEST, message="not ready")
+        return await self.proxy.ask_client(types.ElicitRequest(params=params),
+                                           types.ElicitResult, "elicitation")
+
+    async def sample(self, context: Any, params: Any) -> Any:
+        if self.proxy is None:
+            return types.ErrorData(code=types.INVALID_REQUEST, message="not ready")
+        return await self.proxy.ask_client(types.CreateMessageRequest(params=params),
+                                           types.CreateMessageResult, "sampling")

@@ -17,18 +17,7 @@ from staso import Client
 from staso.adapters import ToolGuard
 
 from . import pipes
-from .proxy import UPSTREAM_TIMEOUT, GuardedProxy
-
-
-class Forward:
-    """The upstream session's message handler, pointed at the proxy once it exists (the
-    session must be made first: the proxy mirrors what it answers to initialize)."""
-
-    to: Any = None
-
-    async def __call__(self, message: Any) -> None:
-        if self.to is not None:
-            await self.to(message)
+from .proxy import UPSTREAM_TIMEOUT, GuardedProxy, Relay
 
 
 async def run_stdio_proxy(command: str, args: Sequence[str], guard: ToolGuard | None = None,
@@ -38,14 +27,14 @@ async def run_stdio_proxy(command: str, args: Sequence[str], guard: ToolGuard | 
     """Run ``command args`` as a stdio MCP server (with this process's environment: the
     SDK's default passes on only a few variables) and serve it, guarded, on stdio."""
     params = StdioServerParameters(command=command, args=list(args), env=dict(os.environ))
-    forward = Forward()
+    relay = Relay()
     async with stdio_client(params) as (read, write), \
-            ClientSession(read, write, message_handler=forward) as upstream:
+            ClientSession(read, write, **relay.session_options()) as upstream:
         init = await upstream.initialize()
         proxy = GuardedProxy(upstream, init, guard, name=name,
                              upstream_timeout=upstream_timeout,
                              approve_in_client=approve_in_client, answers=answers)
-        forward.to = proxy.upstream_message
+        relay.proxy = proxy
         fast = pipes.usable()  # stdin/stdout on the event loop, not a thread per line
         stdin: Any = pipes.PipeLines(sys.stdin.fileno()) if fast else None
         stdout: Any = pipes.PipeWriter(sys.stdout.fileno()) if fast else None

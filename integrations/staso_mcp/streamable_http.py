@@ -28,8 +28,7 @@ from starlette.routing import Route
 from staso import Client
 from staso.adapters import ToolGuard
 
-from .proxy import UPSTREAM_TIMEOUT, GuardedProxy
-from .stdio import Forward
+from .proxy import UPSTREAM_TIMEOUT, GuardedProxy, Relay
 
 CONNECT_TIMEOUT = 30.0  # seconds to connect to the upstream (reads wait for the call)
 
@@ -88,15 +87,15 @@ async def run_http_proxy(upstream_url: str, listen: str, headers: Mapping[str, s
     prints ``listening on http://HOST:PORT/mcp`` on stderr once it accepts clients."""
     host, port = parse_listen(listen)
     timeout = httpx.Timeout(CONNECT_TIMEOUT, read=max(upstream_timeout, CONNECT_TIMEOUT))
-    forward = Forward()
+    relay = Relay()
     async with httpx.AsyncClient(headers=dict(headers), timeout=timeout) as http, \
             streamable_http_client(upstream_url, http_client=http) as (read, write, _), \
-            ClientSession(read, write, message_handler=forward) as upstream:
+            ClientSession(read, write, **relay.session_options()) as upstream:
         init = await upstream.initialize()
         proxy = GuardedProxy(upstream, init, guard, name=name,
                              upstream_timeout=upstream_timeout,
                              approve_in_client=approve_in_client, answers=answers)
-        forward.to = proxy.upstream_message
+        relay.proxy = proxy
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
