@@ -30,6 +30,36 @@ def _named(tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str
     return {**dict(zip(names, args, strict=False)), **kwargs}
 
 
+def call_identity(tool: Any, name: str) -> tuple[str, dict[str, Any]]:
+    """The tool name rules see for a call of ``tool`` (which crewai calls ``name``), and what
+    the call adds to the context.
+
+    crewai names the tools of an agent's own MCP servers (``Agent(mcps=[...])``:
+    ``MCPNativeTool``, ``MCPToolWrapper`` for a URL) f"{server}_{tool}", sanitized and, past
+    64 characters, cut short with a hash, e.g. ``work_venv_bin_python_tmp_server_p_e3b75b00``.
+    Rules see the MCP tool's own name instead; the context keeps crewai's name for the server
+    (``mcp_server``: its command and arguments joined by "_", or its URL's host and path) and
+    the name the agent called (``crewai_tool``). Any other tool keeps ``name``: a tool from
+    ``crewai_tools.MCPServerAdapter`` is named by crewai_tools itself, with the MCP name
+    sanitized (``read_file`` stays, ``readFile`` becomes ``read_file``) and no trace of the
+    server."""
+    owner = getattr(tool, "_original_tool", None) or tool
+    original = getattr(owner, "original_tool_name", None)
+    server = getattr(owner, "server_name", None)
+    if isinstance(original, str) and original and isinstance(server, str):
+        return original, {"mcp_server": server, "crewai_tool": _sanitized(str(owner.name))}
+    return name, {}
+
+
+def _sanitized(name: str) -> str:
+    """The name crewai gives the model for a tool named ``name``."""
+    try:
+        from crewai.utilities.string_utils import sanitize_tool_name
+    except ImportError:  # a crewai that does not sanitize names
+        return name
+    return sanitize_tool_name(name)
+
+
 def _run_with(outcome: Outcome, arguments: dict[str, Any]) -> dict[str, Any]:
     if outcome.result.action == "modify" and outcome.tool_input is not None:
         return dict(outcome.tool_input)
@@ -89,14 +119,18 @@ class _Guarded:
         tool_input = validated_input(tool.args_schema, arguments)
         return arguments, tool_input, decided_calls.pop(self, tool_input)
 
+    def _identity(self) -> tuple[str, dict[str, Any]]:
+        name, context = call_identity(self, getattr(self, "name", ""))
+        return name, {**crewai_context(), **context}
+
     def _guarded(self, call: Callable[..., Any], args: tuple[Any, ...],
                  kwargs: dict[str, Any]) -> Any:
         if _inside.get() is self:
             return call(*args, **kwargs)
         arguments, tool_input, prior = self._prepare(args, kwargs)
-        guard, name = self.staso_guard, getattr(self, "name", "")
+        guard, (name, context) = self.staso_guard, self._identity()
         outcome = guard.outcome(prior, tool_input) if prior else \
-            guard.check(name, tool_input, crewai_context())
+            guard.check(name, tool_input, context)
         if not outcome.run:
             return outcome.message
         token = _inside.set(self)
@@ -112,9 +146,9 @@ class _Guarded:
         if _inside.get() is self:
             return await call(*args, **kwargs)
         arguments, tool_input, prior = self._prepare(args, kwargs)
-        guard, name = self.staso_guard, getattr(self, "name", "")
+        guard, (name, context) = self.staso_guard, self._identity()
         outcome = guard.outcome(prior, tool_input) if prior else \
-            await guard.acheck(name, tool_input, crewai_context())
+            await guard.acheck(name, tool_input, context)
         if not outcome.run:
             return outcome.message
         token = _inside.set(self)
