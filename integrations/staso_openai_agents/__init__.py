@@ -2,7 +2,7 @@
 
 - ``guard_agent(agent)`` / ``guard_tools(tools)``: every function tool asks staso first,
   with the whole decision table of docs/integrations/openai-agents.md (``on_invoke_tool``
-  is wrapped).
+  is wrapped); ``guard_agent`` wraps the agent's MCP server tools too, as the SDK makes them.
 - ``staso_tool_guardrail()``: allow/block through the SDK's own tool input guardrails.
 - ``StasoApprovals``: staso escalations as the approval source of the SDK's ``needs_approval``
   / ``RunState`` human-in-the-loop flow.
