@@ -19,7 +19,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from staso import GuardBlocked, GuardResult
 from staso.adapters import CallKwargs, ToolGuard
 
-from .calls import already_guarded, langchain_context
+from .calls import already_guarded, langchain_context, output_text
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -68,8 +68,7 @@ class StasoCallbackHandler(BaseCallbackHandler):
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         if (running := self._running.pop(run_id, None)) is not None:
-            self.guard.record(running[0], "ok", running[1],
-                              output=getattr(output, "content", output))
+            self.guard.record(running[0], "ok", running[1], output=output_text(output))
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         if (running := self._running.pop(run_id, None)) is not None:

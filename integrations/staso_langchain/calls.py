@@ -11,7 +11,7 @@ from typing import Any
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 
-from staso.adapters import Outcome, validated_input
+from staso.adapters import Execution, Outcome, validated_input
 
 try:  # LangGraph knows the run id given to the graph invocation
     from langgraph.runtime import get_runtime
@@ -76,11 +76,18 @@ def langchain_context(config: Mapping[str, Any] | None, *, tool_call_id: str | N
 
 def guard_input(tool: BaseTool | None, args: Mapping[str, Any]) -> dict[str, Any]:
     """The arguments as the tool will read them (``validated_input``), without the injected
-    ones (state, runtime, store), which ToolNode adds and the tool's call schema leaves out."""
+    ones (state, runtime, store), which ToolNode adds and the tool's call schema leaves out.
+
+    A JSON-schema tool (``args_schema`` a dict, as langchain-mcp-adapters makes for each MCP
+    tool) validates nothing and passes on every argument it gets, so the guard sees them all
+    (as ``staso mcp proxy`` does), declared or not, except the injected ones."""
     schema = tool.tool_call_schema if tool is not None else None
-    if isinstance(schema, dict):  # a JSON-schema tool: keep its declared properties
-        names = schema.get("properties")
-        return {k: v for k, v in args.items() if not isinstance(names, dict) or k in names}
+    if isinstance(schema, dict):
+        injected = getattr(tool, "_injected_args_keys", None)  # langchain-core's own finding
+        if isinstance(injected, (set, frozenset)):
+            return {k: v for k, v in args.items() if k not in injected}
+        declared = schema.get("properties")  # an older langchain-core: the declared ones
+        return {k: v for k, v in args.items() if not isinstance(declared, dict) or k in declared}
     return validated_input(schema, args)
 
 
@@ -92,6 +99,31 @@ def tool_args(original: Mapping[str, Any], outcome: Outcome,
         return dict(original)
     hidden = {k: v for k, v in original.items() if k not in visible}
     return {**hidden, **outcome.tool_input}
+
+
+class ToolError(Exception):
+    """A tool's error that the tool itself answered the model with (its ``handle_tool_error``
+    made it a ToolMessage with status "error", as an MCP tool does with the server's isError
+    result): the run is recorded as an error."""
+
+
+def record_output(run: Execution, output: Any) -> None:
+    """Note what the tool answered on ``run``: its text, and for a ToolMessage with status
+    "error" that it failed."""
+    run.output = output_text(output)
+    if isinstance(output, ToolMessage) and output.status == "error":
+        run.error = ToolError(run.output)
+
+
+def output_text(output: Any) -> Any:
+    """What a tool answered, for the decision log: the content of its ToolMessage, and the
+    text of content blocks (MCP tools answer with a list of them)."""
+    content = output.content if isinstance(output, ToolMessage) else output
+    if not isinstance(content, list):
+        return content
+    texts = [str(b.get("text", "")) for b in content
+             if isinstance(b, dict) and b.get("type") == "text"]
+    return "\n".join(texts) if content and len(texts) == len(content) else content
 
 
 def tool_message(outcome: Outcome, tool_name: str, tool_call_id: str) -> ToolMessage:

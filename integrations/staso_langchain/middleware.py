@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from langchain.agents.middleware import AgentMiddleware
-from langchain_core.messages import ToolMessage
 
 from staso.adapters import GuardKwargs, Outcome, ToolGuard
 
@@ -17,6 +16,7 @@ from .calls import (
     guard_input,
     guarding,
     langchain_context,
+    record_output,
     tool_args,
     tool_message,
 )
@@ -74,9 +74,10 @@ class StasoMiddleware(AgentMiddleware):
         outcome = self.guard.check(name, visible, self._context(request, call_id))
         if not outcome.run:
             return tool_message(outcome, name, call_id or "")
-        with guarding(name, call_id), self.guard.execution(outcome.result) as run:
+        with guarding(name, call_id), \
+                self.guard.execution(outcome.result) as run:
             response = handler(self._allowed(request, outcome, visible))
-            run.output = _text(response)
+            record_output(run, response)
         return response
 
     async def awrap_tool_call(self, request: ToolCallRequest,
@@ -88,11 +89,8 @@ class StasoMiddleware(AgentMiddleware):
         outcome = await self.guard.acheck(name, visible, self._context(request, call_id))
         if not outcome.run:
             return tool_message(outcome, name, call_id or "")
-        with guarding(name, call_id), self.guard.execution(outcome.result) as run:
+        with guarding(name, call_id), \
+                self.guard.execution(outcome.result) as run:
             response = await handler(self._allowed(request, outcome, visible))
-            run.output = _text(response)
+            record_output(run, response)
         return response
-
-
-def _text(response: Any) -> Any:
-    return response.content if isinstance(response, ToolMessage) else response

@@ -17,6 +17,7 @@ from .calls import (
     guard_input,
     guarding,
     langchain_context,
+    record_output,
     tool_args,
     tool_message,
 )
@@ -82,9 +83,10 @@ class _Guarded:
             return call.refusal(outcome)
         with guarding(tool.name, call.tool_call_id), \
                 self.staso_guard.execution(outcome.result) as run:
-            run.output = super().run(call.tool_input(outcome), *args,  # type: ignore[misc]
-                                     **kwargs)
-        return run.output
+            output = super().run(call.tool_input(outcome), *args,  # type: ignore[misc]
+                                 **kwargs)
+            record_output(run, output)
+        return output
 
     async def arun(self, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
         tool: Any = self
@@ -96,9 +98,10 @@ class _Guarded:
             return call.refusal(outcome)
         with guarding(tool.name, call.tool_call_id), \
                 self.staso_guard.execution(outcome.result) as run:
-            run.output = await super().arun(  # type: ignore[misc]
+            output = await super().arun(  # type: ignore[misc]
                 call.tool_input(outcome), *args, **kwargs)
-        return run.output
+            record_output(run, output)
+        return output
 
 
 def guard_tools(tools: Iterable[BaseTool | Callable[..., Any]],

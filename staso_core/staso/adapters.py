@@ -186,6 +186,7 @@ class Execution:
         self.guard, self.result = guard, result
         self.tool_name, self.tool_input = tool_name, tool_input
         self.output: Any = None
+        self.error: BaseException | None = None  # an error the tool answered with, not raised
         self.started = 0.0
 
     def __enter__(self) -> Execution:
@@ -193,6 +194,7 @@ class Execution:
         return self
 
     def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
+        error = error if error is not None else self.error
         self.guard.record(self.result, "error" if error is not None else "ok", self.started,
                           output=self.output, error=error, tool_name=self.tool_name,
                           tool_input=self.tool_input)
