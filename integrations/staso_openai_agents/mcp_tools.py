@@ -11,13 +11,14 @@ SDK's own ``agent.clone()``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from agents import Agent
 from agents.run_context import RunContextWrapper
 from agents.tool import FunctionTool, Tool, get_function_tool_origin
 
 from staso import StasoError
+from staso.adapters import guarded_class
 
 WrapMCPTool = Callable[[FunctionTool], FunctionTool]
 
@@ -25,7 +26,6 @@ WrapMCPTool = Callable[[FunctionTool], FunctionTool]
 class _WrapsMCPTools(Agent[Any]):
     """Runs ``staso_wrap_mcp`` over the MCP tools of the class it is mixed into."""
 
-    staso_base: ClassVar[type[Agent[Any]]]
     staso_wrap_mcp: WrapMCPTool | None = None  # set on the instance by ``wrap_mcp_tools``
 
     async def get_mcp_tools(self, run_context: RunContextWrapper[Any]) -> list[Tool]:
@@ -42,20 +42,10 @@ class _WrapsMCPTools(Agent[Any]):
         return clone
 
 
-_CLASSES: dict[type, type] = {}
-
-
 def wrap_mcp_tools(agent: Agent[Any], wrap: WrapMCPTool) -> None:
-    """Make ``agent`` (a copy the caller owns) pass each MCP tool through ``wrap``. One
-    subclass per agent class for the process; wrapping again replaces ``wrap``."""
-    base = getattr(type(agent), "staso_base", type(agent))
-    cls = _CLASSES.get(base)
-    if cls is None:
-        cls = _CLASSES.setdefault(base, type(
-            f"Guarded{base.__name__}", (_WrapsMCPTools, base), {
-                "__module__": base.__module__, "__qualname__": f"Guarded{base.__qualname__}",
-                "staso_base": base}))
-    object.__setattr__(agent, "__class__", cls)
+    """Make ``agent`` (a copy the caller owns) pass each MCP tool through ``wrap``; wrapping
+    again replaces ``wrap``."""
+    object.__setattr__(agent, "__class__", guarded_class(_WrapsMCPTools, type(agent)))
     object.__setattr__(agent, "staso_wrap_mcp", wrap)
 
 

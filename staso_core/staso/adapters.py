@@ -30,7 +30,7 @@ from .outcome import OnBlock, Outcome, decide_outcome
 from .resolution import result_from_escalation
 
 __all__ = ["CallKwargs", "Execution", "GuardKwargs", "GuardOptions", "IntegrationMissing",
-           "OnBlock", "Outcome", "ToolGuard", "execution_fields", "guarded_copy",
+           "OnBlock", "Outcome", "ToolGuard", "execution_fields", "guarded_class", "guarded_copy",
            "lazy_exports", "require", "validated_input", "watch_pending"]
 
 if TYPE_CHECKING:
@@ -237,20 +237,25 @@ def validated_input(schema: Any, args: Mapping[str, Any]) -> dict[str, Any]:
 _GUARDED_CLASSES: dict[tuple[type, type], type] = {}
 
 
-def guarded_copy(tool: Any, mixin: type, guard: ToolGuard) -> Any:
-    """A copy of a pydantic tool whose class is ``mixin`` + the tool's own class, carrying
-    ``guard`` as ``staso_guard``: the copy keeps everything the framework inspects (class,
-    name, schema, fields) while the mixin's methods run first. One class per (mixin, tool
-    class) for the process (making a class costs ~2 ms); guarding a guarded copy again
-    replaces its guard."""
-    base = getattr(type(tool), "staso_base", type(tool))
-    cls = _GUARDED_CLASSES.get((mixin, base))
-    if cls is None:
-        cls = _GUARDED_CLASSES.setdefault((mixin, base), type(
+def guarded_class(mixin: type, cls: type) -> type:
+    """``mixin`` + ``cls`` (the original class, if ``cls`` is already such a class), named
+    ``Guarded<cls>``: one class per pair for the process (making a class costs ~2 ms)."""
+    base = getattr(cls, "staso_base", cls)
+    made = _GUARDED_CLASSES.get((mixin, base))
+    if made is None:
+        made = _GUARDED_CLASSES.setdefault((mixin, base), type(
             f"Guarded{base.__name__}", (mixin, base), {
                 "__module__": base.__module__, "__qualname__": f"Guarded{base.__qualname__}",
                 "staso_base": base, "__annotations__": {"staso_base": "ClassVar[Any]"}}))
+    return made
+
+
+def guarded_copy(tool: Any, mixin: type, guard: ToolGuard) -> Any:
+    """A copy of a pydantic tool whose class is ``mixin`` + the tool's own class, carrying
+    ``guard`` as ``staso_guard``: the copy keeps everything the framework inspects (class,
+    name, schema, fields) while the mixin's methods run first. Guarding a guarded copy again
+    replaces its guard."""
     copy = tool.model_copy()
-    object.__setattr__(copy, "__class__", cls)
+    object.__setattr__(copy, "__class__", guarded_class(mixin, type(tool)))
     object.__setattr__(copy, "staso_guard", guard)  # in __dict__, not a pydantic field
     return copy
