@@ -16,8 +16,10 @@ from __future__ import annotations
 import secrets
 import time
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
 import httpx
@@ -32,6 +34,9 @@ from pydantic import ValidationError
 
 from staso import Client, GuardResult
 from staso.adapters import Outcome, ToolGuard, watch_pending
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 from .asking import ask_in_client, can_ask, client_name, report_waiting
 from .cancelling import cancelling
@@ -69,8 +74,8 @@ class GuardedProxy:
     records the answers with ``answers`` (default: the guard's client; a remote agent key
     may not answer, so a remote proxy is given an approver's)."""
 
-    def __init__(self, upstream: ClientSession, init: types.InitializeResult,
-                 guard: ToolGuard | None = None, *, name: str | None = None,
+    def __init__(self, upstream: ClientSession, init: types.InitializeResult, *,
+                 guard: ToolGuard | None = None, name: str | None = None,
                  upstream_timeout: float = UPSTREAM_TIMEOUT,
                  approve_in_client: bool = False, answers: Client | None = None) -> None:
         self.upstream, self.init = upstream, init
@@ -198,7 +203,7 @@ class GuardedProxy:
             return types.ServerResult(types.CallToolResult(
                 isError=True, content=[types.TextContent(type="text",
                                                          text=outcome.message or "")]))
-        params = _clean(request).params.model_copy(update={"arguments": outcome.tool_input})
+        params = request.params.model_copy(update={"arguments": outcome.tool_input})
         started = time.perf_counter()
         try:
             result = await self._send(types.CallToolRequest(params=params),
@@ -270,6 +275,28 @@ def _described(error: Exception) -> str:
 def _text(result: types.CallToolResult) -> str:
     """A tool result's text, for the decision log."""
     return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+class ProxyOptions(TypedDict, total=False):
+    """What both forms of the proxy take (``GuardedProxy``'s keywords)."""
+
+    guard: ToolGuard | None
+    name: str | None
+    upstream_timeout: float
+    approve_in_client: bool
+    answers: Client | None
+
+
+@asynccontextmanager
+async def guarding(read: Any, write: Any, **options: Unpack[ProxyOptions]
+                   ) -> AsyncIterator[GuardedProxy]:
+    """The proxy for the upstream MCP server on ``read``/``write``, once it has answered
+    ``initialize`` (the proxy mirrors that answer)."""
+    relay = Relay()
+    async with ClientSession(read, write, **relay.session_options()) as upstream:
+        init = await upstream.initialize()
+        relay.proxy = proxy = GuardedProxy(upstream, init, **options)
+        yield proxy
 
 
 class Relay:

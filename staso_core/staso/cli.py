@@ -371,7 +371,8 @@ def mcp_proxy(ctx: typer.Context,
         from staso_mcp.stdio import run_stdio_proxy
         from staso_mcp.streamable_http import parse_header, parse_listen, run_http_proxy
     except ImportError as exc:
-        _fail(f"staso mcp needs the mcp extra: pip install 'staso[mcp]' ({exc})")
+        _fail(f"staso mcp needs the mcp extra: pip install 'staso[mcp]' ({_mcp_version()}"
+              f"{exc})")
         return
     from .adapters import ToolGuard
     from .client import Client
@@ -405,11 +406,29 @@ def mcp_proxy(ctx: typer.Context,
     else:
         run = functools.partial(run_stdio_proxy, ctx.args[0], ctx.args[1:], **shared)
     try:
-        anyio.run(run)
+        anyio.run(run, backend_options={"use_uvloop": _has_uvloop()})
     except Exception as exc:  # the upstream would not start or answer: one clear line
         where = upstream or " ".join(ctx.args)
         _fail(f"staso mcp proxy: the upstream MCP server ({where}) failed or could not be "
               f"reached: {_innermost(exc)}")
+
+
+def _mcp_version() -> str:
+    """Which mcp is installed, when it is not the 1.x the proxy is built on."""
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("mcp")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+    return "" if version.startswith("1.") else f"mcp {version} is installed, it needs 1.x; "
+
+
+def _has_uvloop() -> bool:
+    """uvloop (installed with the server extra) makes the proxy's relay cheaper."""
+    import importlib.util
+
+    return importlib.util.find_spec("uvloop") is not None
 
 
 def _innermost(exc: BaseException) -> str:
