@@ -12,6 +12,8 @@ from langchain_core.language_models.fake_chat_models import FakeMessagesListChat
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode
 
 from ledger import BodyLedger
 
@@ -74,6 +76,25 @@ def agent(script: list[AIMessage], tools: Sequence[Any], *, middleware: Sequence
     return create_agent(ScriptedModel(responses=script), tools=list(tools),
                         middleware=list(middleware), name=name,
                         checkpointer=checkpointer or InMemorySaver())
+
+
+def tool_node_graph(tools: list[BaseTool], script: list[AIMessage]) -> Any:
+    """A hand-built LangGraph: model node → ToolNode → model node."""
+    model = ScriptedModel(responses=script)
+
+    def call_model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    def route(state: MessagesState) -> str:
+        return "tools" if state["messages"][-1].tool_calls else END
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("model", call_model)
+    graph.add_node("tools", ToolNode(tools))
+    graph.add_edge(START, "model")
+    graph.add_conditional_edges("model", route, ["tools", END])
+    graph.add_edge("tools", "model")
+    return graph.compile()
 
 
 def tool_messages(result: dict[str, Any]) -> list[ToolMessage]:

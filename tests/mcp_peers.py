@@ -1,6 +1,8 @@
-"""MCP servers and clients for the proxy's tests: upstream servers written with the `mcp`
-SDK's FastMCP (run as real processes), the npm reference filesystem server, and
-`staso mcp proxy` started as a client would start it, driven by the SDK's `ClientSession`."""
+"""MCP servers and clients for the proxy's and the adapters' tests: the notes server written
+with the `mcp` SDK's FastMCP (run as a real process; it records every call it receives),
+the npm reference filesystem server and its policy, and `staso mcp proxy` started as a
+client would start it, driven by the SDK's `ClientSession`. Importable with mcp 1.x and
+2.x (the OpenAI Agents SDK's second environment)."""
 
 from __future__ import annotations
 
@@ -24,22 +26,44 @@ ROOT = Path(__file__).resolve().parent.parent
 FILESYSTEM_SERVER = (ROOT / ".mcp-servers" / "node_modules" / "@modelcontextprotocol"
                      / "server-filesystem" / "dist" / "index.js")
 
+# The notes server, written out and run by notes_upstream. FastMCP on mcp 1.x; renamed
+# MCPServer on mcp 2.x (the newest OpenAI Agents SDK's environment).
 NOTES_SERVER = '''
-import sys
+"""The notes server: echo and write_note, notes written to the folder it is given, and
+every tool call it receives logged to calls.jsonl beside that folder. Over stdio, or with
+--port over streamable HTTP (with --key, only for requests with "Bearer KEY")."""
+import argparse
+import json
 from pathlib import Path
-from mcp.server.fastmcp import FastMCP
+try:
+    from mcp.server.mcpserver import MCPServer
+except ImportError:
+    from mcp.server.fastmcp import FastMCP as MCPServer
 
-server = FastMCP("notes-server")
-ROOT = Path(sys.argv[1])
+parser = argparse.ArgumentParser()
+parser.add_argument("notes", type=Path)
+parser.add_argument("--name", default="notes-server")
+parser.add_argument("--echo-prefix", default="")
+parser.add_argument("--port", type=int)
+parser.add_argument("--key")
+options = parser.parse_args()
+ROOT = options.notes
+server = MCPServer(options.name)
+
+def received(tool, **arguments):
+    with (ROOT.parent / "calls.jsonl").open("a") as calls:
+        calls.write(json.dumps([tool, arguments]) + "\\n")
 
 @server.tool()
 def echo(text: str) -> str:
     """Say it back."""
-    return text
+    received("echo", text=text)
+    return options.echo_prefix + text
 
 @server.tool()
 def write_note(name: str, content: str) -> str:
     """Write a note."""
+    received("write_note", name=name, content=content)
     (ROOT / name).write_text(content)
     return f"wrote {len(content)} characters to {name}"
 
@@ -47,20 +71,26 @@ def write_note(name: str, content: str) -> str:
 def readme() -> str:
     return "the notes server"
 
-if __name__ == "__main__":
+if options.port is None:
     server.run()
+else:
+    import uvicorn
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.responses import Response
+
+    class RequireKey(BaseHTTPMiddleware):
+        async def dispatch(self, request, call_next):
+            if request.headers.get("authorization") != f"Bearer {options.key}":
+                return Response("no key", status_code=401)
+            return await call_next(request)
+
+    app = server.streamable_http_app()
+    if options.key:
+        app.add_middleware(RequireKey)
+    uvicorn.run(app, host="127.0.0.1", port=options.port, log_level="warning")
 '''
-NOTES_POLICY = """version: 1
-rules:
-  - name: mcp_context
-    tools: [echo]
-    when: >-
-      context.framework == "mcp" && context.mcp_server == "notes-server"
-      && context.mcp_client == "mcp" && context.session_id.startsWith("mcp_")
-      && tool_input.text == "forbidden"
-    action: block
-    reason: the proxy tells rules where a call came from
-  - name: no_secret_notes
+# the notes policies' common rules: notes named secret* blocked, long notes to a person
+NOTE_RULES = """  - name: no_secret_notes
     tools: [write_note]
     when: tool_input.name.startsWith("secret")
     action: block
@@ -71,6 +101,27 @@ rules:
     action: escalate
     reason: a long note needs a person
 """
+NOTES_POLICY = """version: 1
+rules:
+  - name: mcp_context
+    tools: [echo]
+    when: >-
+      context.framework == "mcp" && context.mcp_server == "notes-server"
+      && context.mcp_client == "mcp" && context.session_id.startsWith("mcp_")
+      && tool_input.text == "forbidden"
+    action: block
+    reason: the proxy tells rules where a call came from
+""" + NOTE_RULES
+# the reference filesystem server's policy: protected paths blocked, large writes to a person
+FS_POLICY = """version: 1
+rules:
+  - use: builtin/protected_paths
+  - name: big_write
+    tools: [write_file]
+    when: size(tool_input.content) > 1000
+    action: escalate
+    reason: a large write needs a person
+"""
 
 
 def require_filesystem_server() -> Path:
@@ -80,11 +131,22 @@ def require_filesystem_server() -> Path:
     return FILESYSTEM_SERVER
 
 
-def notes_upstream(tmp_path: Path) -> list[str]:
-    """The notes server's command line (its notes go to tmp_path/notes)."""
+def notes_upstream(tmp_path: Path, *options: str) -> list[str]:
+    """The notes server's command line: its notes go to tmp_path/notes, its record of the
+    calls it receives to tmp_path/calls.jsonl (see ``received``). ``options`` go to the
+    server: --name NAME, --echo-prefix TEXT, --port PORT (streamable HTTP), --key KEY."""
     (tmp_path / "upstream.py").write_text(NOTES_SERVER)
     (tmp_path / "notes").mkdir(exist_ok=True)
-    return [sys.executable, str(tmp_path / "upstream.py"), str(tmp_path / "notes")]
+    return [sys.executable, str(tmp_path / "upstream.py"), *options, str(tmp_path / "notes")]
+
+
+def received(notes: Path, *, any_order: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """Every tool call the notes server writing to ``notes`` received, in the order it
+    received them; sorted, with ``any_order``, for calls a client may send concurrently."""
+    log = notes.parent / "calls.jsonl"
+    calls = [(tool, arguments) for tool, arguments in
+             map(json.loads, log.read_text().splitlines())] if log.exists() else []
+    return sorted(calls, key=json.dumps) if any_order else calls
 
 
 def proxy_params(tmp_path: Path, proxy_args: list[str], upstream: list[str],

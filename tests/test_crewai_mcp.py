@@ -1,5 +1,5 @@
-"""staso_crewai on CrewAI's MCP tools, against real MCP servers: a FastMCP stdio server this
-file writes (it notes every call it receives) and the npm reference filesystem server run
+"""staso_crewai on CrewAI's MCP tools, against real MCP servers: the FastMCP notes server of
+``mcp_peers`` (it notes every call it receives) and the npm reference filesystem server run
 by node. Both routes CrewAI offers: tools from ``crewai_tools.MCPServerAdapter`` through
 ``guard_tools``, and an agent's own servers (``Agent(mcps=[...])``), which crewai turns into
 tools only at kickoff, through ``guard_crew``. Scripted LLM (crewai's BaseLLM), no network,
@@ -7,8 +7,6 @@ nothing reads stdin."""
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,37 +29,9 @@ from mcp import StdioServerParameters
 import staso as st
 from conftest import logged, use_policy
 from crew_agents import ScriptedLLM, act, crew, done, llm_of
-from mcp_peers import require_filesystem_server
+from mcp_peers import FS_POLICY, NOTE_RULES, notes_upstream, received, require_filesystem_server
 from staso_crewai import guard_crew, guard_tools
 
-NOTES_SERVER = '''
-import json
-import sys
-from pathlib import Path
-from mcp.server.fastmcp import FastMCP
-
-server = FastMCP("notes-server")
-ROOT = Path(sys.argv[1])
-
-def received(tool, **arguments):
-    with (ROOT / "calls.jsonl").open("a") as calls:
-        calls.write(json.dumps([tool, arguments]) + "\\n")
-
-@server.tool()
-def echo(text: str) -> str:
-    """Say it back."""
-    received("echo", text=text)
-    return f"echo: {text}"
-
-@server.tool()
-def write_note(name: str, content: str) -> str:
-    """Write a note."""
-    received("write_note", name=name, content=content)
-    (ROOT / name).write_text(content)
-    return f"wrote {len(content)} characters to {name}"
-
-server.run()
-'''
 NOTES_POLICY = """version: 1
 rules:
   - name: which_server
@@ -72,53 +42,26 @@ rules:
       && context.mcp_server.endsWith("notes")
     action: block
     reason: rules see which server a call goes to
-  - name: no_secret_notes
-    tools: [write_note]
-    when: tool_input.name.startsWith("secret")
-    action: block
-    reason: secret notes are not written by agents
-  - name: big_note
-    tools: [write_note]
-    when: size(tool_input.content) > 100
-    action: escalate
-    reason: a long note needs a person
-  - name: no_ssn_in_notes
+""" + NOTE_RULES + """  - name: no_ssn_in_notes
     tools: [write_note]
     action: modify
     modify: {redact: {fields: [content], detectors: [ssn]}}
 """
 BIG = {"name": "long.txt", "content": "y" * 500}
-FS_POLICY = """version: 1
-rules:
-  - use: builtin/protected_paths
-  - name: big_write
-    tools: [write_file]
-    when: size(tool_input.content) > 1000
-    action: escalate
-    reason: a large write needs a person
-"""
+ECHO = ("--echo-prefix", "echo: ")  # what the agent reads is the server's own answer
 
 
 @pytest.fixture
 def notes(home: Path) -> Path:
-    """The notes server's script and its folder; the policy above."""
-    (home / "notes_server.py").write_text(NOTES_SERVER)
-    (home / "notes").mkdir()
+    """The notes server's folder (its script beside it); the policy above."""
+    notes_upstream(home, *ECHO)
     use_policy(home, NOTES_POLICY)
     return home / "notes"
 
 
 def notes_command(notes: Path) -> tuple[str, list[str]]:
-    return sys.executable, [str(notes.parent / "notes_server.py"), str(notes)]
-
-
-def received(notes: Path) -> list[tuple[str, dict[str, Any]]]:
-    """Every call the notes server received, in order."""
-    calls = notes / "calls.jsonl"
-    if not calls.exists():
-        return []
-    return [(tool, arguments)
-            for tool, arguments in map(json.loads, calls.read_text().splitlines())]
+    command, *args = notes_upstream(notes.parent, *ECHO)
+    return command, args
 
 
 @contextmanager

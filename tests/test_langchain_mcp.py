@@ -1,7 +1,7 @@
 """MCP tools loaded with langchain-mcp-adapters, guarded by ``guard_tools`` (in
 ``create_agent`` and in a LangGraph ``ToolNode``) and by ``StasoMiddleware``, against real
-MCP servers: a FastMCP server written here and run by this Python, and the npm reference
-filesystem server run by node. The tools are what the adapters make of MCP tools (async
+MCP servers: the FastMCP notes server of ``mcp_peers``, run by this Python, and the npm
+reference filesystem server run by node. The tools are what the adapters make of MCP tools (async
 only, a JSON-schema ``args_schema``, ``content_and_artifact``); the model is a scripted
 LangChain chat model. What the server receives is read back from its side (files it wrote,
 a log of its calls)."""
@@ -9,8 +9,6 @@ a log of its calls)."""
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,52 +19,24 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_mcp_adapters.client import MultiServerMCPClient
 from langchain_mcp_adapters.tools import load_mcp_tools
-from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.prebuilt import ToolNode
 
 import staso as st
 from approvers import while_waiting
 from conftest import logged, use_policy
-from lc_agents import ScriptedModel, agent, calls, say, thread, tool_messages
-from servers import cli
+from lc_agents import agent, calls, say, thread, tool_messages, tool_node_graph
+from mcp_peers import (
+    FS_POLICY,
+    NOTE_RULES,
+    answer_from_cli,
+    notes_upstream,
+    received,
+    require_filesystem_server,
+)
 from staso_langchain import StasoMiddleware, guard_tools
 
-NOTES_SERVER = '''
-import sys
-from pathlib import Path
-from mcp.server.fastmcp import FastMCP
-
-server = FastMCP("notes-server")
-ROOT = Path(sys.argv[1])
-
-@server.tool()
-def echo(text: str) -> str:
-    """Say it back."""
-    return text
-
-@server.tool()
-def write_note(name: str, content: str) -> str:
-    """Write a note."""
-    (ROOT / name).write_text(content)
-    with (ROOT.parent / "server-calls.log").open("a") as log:  # every call the server ran
-        log.write(name + "\\n")
-    return f"wrote {len(content)} characters to {name}"
-
-server.run()
-'''
 NOTES_POLICY = """version: 1
 rules:
-  - name: no_secret_notes
-    tools: [write_note]
-    when: tool_input.name.startsWith("secret")
-    action: block
-    reason: secret notes are not written by agents
-  - name: big_note
-    tools: [write_note]
-    when: size(tool_input.content) > 100
-    action: escalate
-    reason: a long note needs a person
-  - name: no_ssn_in_notes
+""" + NOTE_RULES + """  - name: no_ssn_in_notes
     tools: [write_note]
     action: modify
     modify: {redact: {detectors: [ssn]}}
@@ -81,17 +51,7 @@ rules:
     action: block
     reason: the context names the MCP server
 """
-FILESYSTEM_SERVER = (Path(__file__).resolve().parent.parent / ".mcp-servers" / "node_modules"
-                     / "@modelcontextprotocol" / "server-filesystem" / "dist" / "index.js")
-FS_POLICY = """version: 1
-rules:
-  - use: builtin/protected_paths
-  - name: big_write
-    tools: [write_file]
-    when: size(tool_input.content) > 1000
-    action: escalate
-    reason: a large write needs a person
-  - name: no_ssn_on_disk
+FS_POLICY_WITH_REDACTION = FS_POLICY + """  - name: no_ssn_on_disk
     tools: [write_file]
     action: modify
     modify: {redact: {detectors: [ssn]}}
@@ -103,43 +63,20 @@ BIG = {"name": "long.txt", "content": "y" * 500}
 @asynccontextmanager
 async def notes_tools(tmp_path: Path) -> AsyncIterator[list[BaseTool]]:
     """The notes server's tools, on one stdio session (one server process)."""
-    (tmp_path / "notes_server.py").write_text(NOTES_SERVER)
-    (tmp_path / "notes").mkdir(exist_ok=True)
+    command, *args = notes_upstream(tmp_path)
     client = MultiServerMCPClient({"notes": {
-        "transport": "stdio", "command": sys.executable,
-        "args": [str(tmp_path / "notes_server.py"), str(tmp_path / "notes")]}})
+        "transport": "stdio", "command": command, "args": args}})
     async with client.session("notes") as session:
         yield await load_mcp_tools(session)
 
 
 @asynccontextmanager
 async def filesystem_tools(files: Path) -> AsyncIterator[list[BaseTool]]:
-    assert FILESYSTEM_SERVER.exists(), (
-        f"{FILESYSTEM_SERVER} is missing: scripts/test installs it with npm "
-        "(npm install --prefix .mcp-servers @modelcontextprotocol/server-filesystem)")
+    server_js = require_filesystem_server()
     client = MultiServerMCPClient({"filesystem": {
-        "transport": "stdio", "command": "node", "args": [str(FILESYSTEM_SERVER), str(files)]}})
+        "transport": "stdio", "command": "node", "args": [str(server_js), str(files)]}})
     async with client.session("filesystem") as session:
         yield await load_mcp_tools(session)
-
-
-def tool_node_graph(tools: list[BaseTool], script: list[AIMessage]) -> Any:
-    """A hand-built LangGraph: model node → ToolNode → model node."""
-    model = ScriptedModel(responses=script)
-
-    def call_model(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [model.invoke(state["messages"])]}
-
-    def route(state: MessagesState) -> str:
-        return "tools" if state["messages"][-1].tool_calls else END
-
-    graph = StateGraph(MessagesState)
-    graph.add_node("model", call_model)
-    graph.add_node("tools", ToolNode(tools))
-    graph.add_edge(START, "model")
-    graph.add_conditional_edges("model", route, ["tools", END])
-    graph.add_edge("tools", "model")
-    return graph.compile()
 
 
 def guarded(way: str, tools: list[BaseTool], script: list[AIMessage], **options: Any) -> Any:
@@ -156,8 +93,9 @@ async def run(graph: Any, thread_id: str = "t-mcp") -> dict[str, Any]:
 
 
 def server_calls(tmp_path: Path) -> list[str]:
-    log = tmp_path / "server-calls.log"
-    return log.read_text().split() if log.exists() else []
+    """The notes the server was asked to write, in order."""
+    return [arguments["name"] for tool, arguments in received(tmp_path / "notes")
+            if tool == "write_note"]
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -260,7 +198,7 @@ async def test_the_reference_filesystem_server(home: Path, way: str) -> None:
     pending, then, made again with waiting on, held until a person approves it from the CLI; an SSN
     reaches the disk redacted; an error the server answers (a path outside its directory)
     is recorded as the tool's error."""
-    use_policy(home, FS_POLICY)
+    use_policy(home, FS_POLICY_WITH_REDACTION)
     files = home / "files"
     files.mkdir()
     (files / "hello.txt").write_text("hello from disk")
@@ -289,22 +227,9 @@ async def test_the_reference_filesystem_server(home: Path, way: str) -> None:
         assert denied_row["action"] == "allow" and denied_row["execution_status"] == "error"
         assert "Access denied" in denied_row["execution_error"]
 
-        async def approve_from_the_cli() -> str:  # a person, in another process
-            env = {"STASO_HOME": str(home)}
-            for _ in range(50):
-                listed = json.loads((await asyncio.to_thread(
-                    cli, "escalations", "list", "--status", "pending", "--json",
-                    env=env)).stdout)
-                if listed:
-                    await asyncio.to_thread(cli, "escalations", "approve", listed[0]["id"],
-                                            "--by", "alice", env=env)
-                    return str(listed[0]["id"])
-                await asyncio.sleep(0.1)
-            raise AssertionError("no pending escalation to approve")
-
         waiting = guarded(way, tools, [calls(("write_file", big)), say("done")],
                           wait_for_escalation=True, escalation_timeout=60)
-        approved, waited = await asyncio.gather(approve_from_the_cli(),
+        approved, waited = await asyncio.gather(answer_from_cli(home),  # from the CLI
                                                 run(waiting, "t-wait"))
     # the identical call waits on the escalation already pending for it
     assert approved == pending.artifact["staso"]["escalation_id"]

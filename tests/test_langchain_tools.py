@@ -8,15 +8,14 @@ from typing import Annotated, Any
 
 import pytest
 from langchain.tools import ToolRuntime
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool, tool
-from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.prebuilt import InjectedState, ToolNode
+from langgraph.prebuilt import InjectedState
 
 import staso as st
 from approvers import answer_later
 from conftest import logged
-from lc_agents import Ledger, ScriptedModel, agent, calls, say, thread, tool_messages
+from lc_agents import Ledger, agent, calls, say, thread, tool_messages, tool_node_graph
 from staso_langchain import guard_tools
 
 
@@ -73,25 +72,6 @@ def test_wait_for_escalation(home):
     assert tools["refund"].invoke({"amount": 5000}) == "refunded $900 on A1"
     t.join()
     assert ledger.ran == [("refund", {"amount": 900, "order_id": "A1"})]
-
-
-def tool_node_graph(tools: list[BaseTool], script: list[AIMessage]) -> Any:
-    """A hand-built LangGraph: model node → ToolNode → model node."""
-    model = ScriptedModel(responses=script)
-
-    def call_model(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [model.invoke(state["messages"])]}
-
-    def route(state: MessagesState) -> str:
-        return "tools" if state["messages"][-1].tool_calls else END
-
-    graph = StateGraph(MessagesState)
-    graph.add_node("model", call_model)
-    graph.add_node("tools", ToolNode(tools))
-    graph.add_edge(START, "model")
-    graph.add_conditional_edges("model", route, ["tools", END])
-    graph.add_edge("tools", "model")
-    return graph.compile()
 
 
 def test_in_a_langgraph_tool_node_with_injected_arguments(home):

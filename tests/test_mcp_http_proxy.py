@@ -1,12 +1,12 @@
 """`staso mcp proxy --upstream URL --listen HOST:PORT`: the streamable-HTTP form, in front
-of a streamable-HTTP server built with the `mcp` SDK (FastMCP under uvicorn, in its own
-process) that demands an API key. Clients are the SDK's own streamable-HTTP client."""
+of a streamable-HTTP server built with the `mcp` SDK (the notes server of ``mcp_peers``:
+FastMCP under uvicorn, in its own process) that demands an API key. Clients are the SDK's
+own streamable-HTTP client."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,40 +19,9 @@ import pytest
 from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_peers import escalation_id_in, text_of
+from mcp_peers import escalation_id_in, notes_upstream, text_of
 from servers import STASO, cli, free_port
 
-HTTP_UPSTREAM = '''
-import sys
-from pathlib import Path
-
-import uvicorn
-from mcp.server.fastmcp import FastMCP
-from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.responses import Response
-
-server = FastMCP("http-notes", host="127.0.0.1")
-ROOT = Path(sys.argv[1])
-
-@server.tool()
-def echo(text: str) -> str:
-    return text
-
-@server.tool()
-def write_note(name: str, content: str) -> str:
-    (ROOT / name).write_text(content)
-    return f"wrote {len(content)} characters to {name}"
-
-class RequireKey(BaseHTTPMiddleware):
-    async def dispatch(self, request, call_next):
-        if request.headers.get("authorization") != "Bearer upstream-secret":
-            return Response("no key", status_code=401)
-        return await call_next(request)
-
-app = server.streamable_http_app()
-app.add_middleware(RequireKey)
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
-'''
 POLICY = """version: 1
 rules:
   - name: http_context
@@ -74,11 +43,9 @@ CLIENT = types.Implementation(name="http-client", version="1.0")
 
 @contextmanager
 def upstream(tmp_path: Path) -> Iterator[str]:
-    (tmp_path / "http_upstream.py").write_text(HTTP_UPSTREAM)
-    (tmp_path / "notes").mkdir()
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(tmp_path / "http_upstream.py"),
-                                str(tmp_path / "notes"), str(port)])
+    process = subprocess.Popen(notes_upstream(
+        tmp_path, "--name", "http-notes", "--port", str(port), "--key", "upstream-secret"))
     url = f"http://127.0.0.1:{port}/mcp"
     try:
         deadline = time.monotonic() + 60

@@ -17,6 +17,7 @@ from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import McpError
 
 from mcp_peers import (
+    FS_POLICY,
     answer_from_cli,
     escalation_id_in,
     escalations,
@@ -56,17 +57,6 @@ async def test_the_proxy_passes_through_and_guards_tool_calls(tmp_path: Path) ->
         assert (tmp_path / "notes" / "long.txt").read_text() == "y" * 500
         again = await session.call_tool("write_note", big)
         assert again.isError and "needs a person's approval" in _text(again)
-
-
-FS_POLICY = """version: 1
-rules:
-  - use: builtin/protected_paths
-  - name: big_write
-    tools: [write_file]
-    when: size(tool_input.content) > 1000
-    action: escalate
-    reason: a large write needs a person
-"""
 
 
 async def test_the_reference_filesystem_server_behind_the_proxy(tmp_path: Path) -> None:

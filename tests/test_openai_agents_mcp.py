@@ -8,9 +8,6 @@ Runs on the SDK pip picks beside crewai (0.20) and, in a second environment, on 
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,42 +24,16 @@ from agents.mcp import MCPServerStdio
 import staso as st
 from approvers import answer_later
 from conftest import logged, use_policy
+from mcp_peers import (
+    FS_POLICY,
+    answer_from_cli,
+    notes_upstream,
+    received,
+    require_filesystem_server,
+)
 from oa_agents import ScriptedModel, calls, say, tool_outputs
-from servers import cli
 from staso_openai_agents import guard_agent
 
-# FastMCP on mcp 1.x; renamed MCPServer on mcp 2.x (the newest SDK's environment)
-UPSTREAM = '''
-import json
-import sys
-from pathlib import Path
-try:
-    from mcp.server.mcpserver import MCPServer
-except ImportError:
-    from mcp.server.fastmcp import FastMCP as MCPServer
-
-server = MCPServer("notes-server")
-ROOT, LOG = Path(sys.argv[1]), Path(sys.argv[2])
-
-def called(tool, **args):
-    with LOG.open("a") as log:
-        log.write(json.dumps([tool, args]) + "\\n")
-
-@server.tool()
-def echo(text: str) -> str:
-    """Say it back."""
-    called("echo", text=text)
-    return text
-
-@server.tool()
-def write_note(name: str, content: str) -> str:
-    """Write a note."""
-    called("write_note", name=name, content=content)
-    (ROOT / name).write_text(content)
-    return f"wrote {len(content)} characters to {name}"
-
-server.run()
-'''
 POLICY = """version: 1
 rules:
   - use: builtin/protected_paths
@@ -87,30 +58,18 @@ rules:
 """
 
 
-class Notes:
-    """The notes server's folder and its record of every tool call it received."""
-
-    def __init__(self, root: Path) -> None:
-        self.dir, self.log = root / "notes", root / "calls.jsonl"
-        self.dir.mkdir(exist_ok=True)
-
-    def received(self) -> list[list[Any]]:
-        if not self.log.exists():
-            return []
-        return sorted((json.loads(line) for line in self.log.read_text().splitlines()),
-                      key=json.dumps)
-
-
 @asynccontextmanager
-async def notes_server(tmp_path: Path, **options: Any) -> AsyncIterator[tuple[Any, Notes]]:
-    """A connected MCPServerStdio named "notes" in front of UPSTREAM."""
-    (tmp_path / "upstream.py").write_text(UPSTREAM)
-    notes = Notes(tmp_path)
-    params = {"command": sys.executable,
-              "args": [str(tmp_path / "upstream.py"), str(notes.dir), str(notes.log)]}
-    async with MCPServerStdio(params=params, name="notes", cache_tools_list=True,
-                              **options) as server:
-        yield server, notes
+async def notes_server(tmp_path: Path, **options: Any) -> AsyncIterator[tuple[Any, Path]]:
+    """A connected MCPServerStdio named "notes" in front of the notes server; its folder."""
+    command, *args = notes_upstream(tmp_path)
+    async with MCPServerStdio(params={"command": command, "args": args}, name="notes",
+                              cache_tools_list=True, **options) as server:
+        yield server, tmp_path / "notes"
+
+
+def calls_received(notes: Path) -> list[tuple[str, dict[str, Any]]]:
+    """What the notes server received; the SDK may send a turn's calls concurrently."""
+    return received(notes, any_order=True)
 
 
 def notes_agent(turns: list[list[Any]], server: Any, name: str = "notes-agent") -> Agent[Any]:
@@ -144,12 +103,12 @@ async def test_mcp_calls_go_through_the_whole_decision_table(home: Path) -> None
     [esc] = st.get_client().list_escalations(status="pending")
     assert esc.id in pending and esc.tool_name == "write_note"
 
-    assert notes.received() == [["echo", {"text": "hello"}],
-                                ["write_note", {"name": "a.txt", "content": "hi"}],
-                                ["write_note", {"name": "ssn.txt",
-                                                "content": "SSN [REDACTED:ssn]"}]]
-    assert not (notes.dir / ".env").exists() and not (notes.dir / "long.txt").exists()
-    assert (notes.dir / "ssn.txt").read_text() == "SSN [REDACTED:ssn]"
+    assert calls_received(notes) == [("echo", {"text": "hello"}),
+                                     ("write_note", {"name": "a.txt", "content": "hi"}),
+                                     ("write_note", {"name": "ssn.txt",
+                                                     "content": "SSN [REDACTED:ssn]"})]
+    assert not (notes / ".env").exists() and not (notes / "long.txt").exists()
+    assert (notes / "ssn.txt").read_text() == "SSN [REDACTED:ssn]"
     rows = {(r["tool_input"].get("name"), r["action"]): r for r in logged("write_note")}
     assert rows["a.txt", "allow"]["execution_status"] == "ok"
     assert rows[".env", "block"]["execution_status"] == "not_run"
@@ -172,7 +131,8 @@ async def test_an_approved_call_runs_once_when_the_model_makes_it_again(home: Pa
             again = guard_agent(notes_agent([calls(big), say("ok")], server))
             outputs += tool_outputs(await Runner.run(again, "write it"))
     assert "wrote 500 characters" in outputs[0] and "needs a person's approval" in outputs[1]
-    assert notes.received() == [["write_note", {"content": "y" * 500, "name": "long.txt"}]]
+    assert calls_received(notes) == [("write_note", {"content": "y" * 500,
+                                                    "name": "long.txt"})]
 
 
 async def test_waiting_for_a_person_outlasts_the_mcp_session_timeout(home: Path) -> None:
@@ -189,7 +149,8 @@ async def test_waiting_for_a_person_outlasts_the_mcp_session_timeout(home: Path)
         result = await Runner.run(guarded, "write it")
         await anyio.to_thread.run_sync(approver.join)
     assert "wrote 500 characters" in tool_outputs(result)[0]
-    assert notes.received() == [["write_note", {"content": "y" * 500, "name": "long.txt"}]]
+    assert calls_received(notes) == [("write_note", {"content": "y" * 500,
+                                                    "name": "long.txt"})]
     [esc] = st.get_client().list_escalations()
     assert esc.status == "approved"
 
@@ -203,7 +164,7 @@ async def test_raise_options_stop_the_run_before_the_server_is_called(home: Path
         with pytest.raises(st.EscalationPending):
             await Runner.run(guard_agent(notes_agent([calls(note("l", "y" * 500)), say("x")],
                                                      server), on_escalate="raise"), "go")
-    assert notes.received() == []
+    assert calls_received(notes) == []
 
 
 async def test_handoffs_clones_and_the_users_objects(home: Path) -> None:
@@ -221,12 +182,12 @@ async def test_handoffs_clones_and_the_users_objects(home: Path) -> None:
         writer.model = ScriptedModel([calls(note(".env", "K=2")), say("x")])
         clone = guard_agent(writer).clone(instructions="be careful")
         assert "not run" in tool_outputs(await Runner.run(clone, "write .env"))[0]
-        assert notes.received() == []
+        assert calls_received(notes) == []
 
         assert type(writer) is Agent and "call_tool" not in vars(server)
         writer.model = ScriptedModel([calls(note(".env", "K=3")), say("x")])
         assert "wrote 3 characters" in tool_outputs(await Runner.run(writer, "write .env"))[0]
-    assert (notes.dir / ".env").read_text() == "K=3"
+    assert (notes / ".env").read_text() == "K=3"
 
 
 async def test_prefixed_tool_names_are_guarded(home: Path) -> None:
@@ -242,25 +203,11 @@ async def test_prefixed_tool_names_are_guarded(home: Path) -> None:
                                                   {"name": ".env", "content": "K=1"})),
                                            say("x")]))
         result = await Runner.run(guard_agent(agent), "write .env")
-    assert "'builtin/protected_paths'" in tool_outputs(result)[0] and notes.received() == []
+    assert "'builtin/protected_paths'" in tool_outputs(result)[0] and calls_received(notes) == []
     records_binding = "_mcp_tool_binding" in getattr(FunctionTool, "__dataclass_fields__", {})
     [row] = logged()
     assert row["tool_name"] == ("write_note" if records_binding else "mcp_notes__write_note")
     assert row["context"]["mcp_server"] == "notes"
-
-
-ROOT = Path(__file__).resolve().parent.parent
-FILESYSTEM_SERVER = (ROOT / ".mcp-servers" / "node_modules" / "@modelcontextprotocol"
-                     / "server-filesystem" / "dist" / "index.js")
-FS_POLICY = """version: 1
-rules:
-  - use: builtin/protected_paths
-  - name: big_write
-    tools: [write_file]
-    when: size(tool_input.content) > 1000
-    action: escalate
-    reason: a large write needs a person
-"""
 
 
 async def test_the_reference_filesystem_server(home: Path) -> None:
@@ -268,26 +215,12 @@ async def test_the_reference_filesystem_server(home: Path) -> None:
     scripts/test) run by node: a read allowed and read back by the model, a write to a
     protected path blocked and not written, a large write held until a person approves it
     from the CLI, then written."""
-    assert FILESYSTEM_SERVER.exists(), (
-        f"{FILESYSTEM_SERVER} is missing: scripts/test installs it with npm "
-        "(npm install --prefix .mcp-servers @modelcontextprotocol/server-filesystem)")
+    server_js = require_filesystem_server()
     use_policy(home, FS_POLICY)
     files = (home / "files").resolve()
     files.mkdir()
     (files / "hello.txt").write_text("hello from disk")
-    params = {"command": "node", "args": [str(FILESYSTEM_SERVER), str(files)]}
-
-    def pending_id() -> str | None:
-        listed = cli("escalations", "list", "--status", "pending", "--json",
-                     env={"STASO_HOME": str(home)}).stdout
-        return listed.split('"id": "')[1].split('"')[0] if '"id"' in listed else None
-
-    async def approve_from_the_cli() -> None:
-        while (escalation_id := await anyio.to_thread.run_sync(pending_id)) is None:
-            await anyio.sleep(0.1)
-        await anyio.to_thread.run_sync(functools.partial(
-            cli, "escalations", "approve", escalation_id, "--by", "alice",
-            env={"STASO_HOME": str(home)}))
+    params = {"command": "node", "args": [str(server_js), str(files)]}
 
     async with MCPServerStdio(params=params, name="files", cache_tools_list=True) as server:
         model = ScriptedModel([
@@ -299,7 +232,7 @@ async def test_the_reference_filesystem_server(home: Path) -> None:
         guarded = guard_agent(agent, wait_for_escalation=True, escalation_timeout=60)
         with anyio.fail_after(60):
             async with anyio.create_task_group() as group:
-                group.start_soon(approve_from_the_cli)
+                group.start_soon(answer_from_cli, home)
                 result = await Runner.run(guarded, "tidy the files")
 
     read_back, dotenv, big = tool_outputs(result)

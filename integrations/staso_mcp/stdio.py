@@ -7,34 +7,26 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp import ClientSession, StdioServerParameters
+from mcp import StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.server.stdio import stdio_server
 
-from staso import Client
-from staso.adapters import ToolGuard
-
 from . import pipes
-from .proxy import UPSTREAM_TIMEOUT, GuardedProxy, Relay
+from .proxy import ProxyOptions, guarding
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
-async def run_stdio_proxy(command: str, args: Sequence[str], guard: ToolGuard | None = None,
-                          upstream_timeout: float = UPSTREAM_TIMEOUT,
-                          name: str | None = None, approve_in_client: bool = False,
-                         answers: Client | None = None) -> None:
+async def run_stdio_proxy(command: str, args: Sequence[str],
+                          **options: Unpack[ProxyOptions]) -> None:
     """Run ``command args`` as a stdio MCP server (with this process's environment: the
     SDK's default passes on only a few variables) and serve it, guarded, on stdio."""
     params = StdioServerParameters(command=command, args=list(args), env=dict(os.environ))
-    relay = Relay()
     async with stdio_client(params) as (read, write), \
-            ClientSession(read, write, **relay.session_options()) as upstream:
-        init = await upstream.initialize()
-        proxy = GuardedProxy(upstream, init, guard, name=name,
-                             upstream_timeout=upstream_timeout,
-                             approve_in_client=approve_in_client, answers=answers)
-        relay.proxy = proxy
+            guarding(read, write, **options) as proxy:
         fast = pipes.usable()  # stdin/stdout on the event loop, not a thread per line
         stdin: Any = pipes.PipeLines(sys.stdin.fileno()) if fast else None
         stdout: Any = pipes.PipeWriter(sys.stdout.fileno()) if fast else None

@@ -14,21 +14,20 @@ import ipaddress
 import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
-from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from staso import Client
-from staso.adapters import ToolGuard
+from .proxy import UPSTREAM_TIMEOUT, ProxyOptions, guarding
 
-from .proxy import UPSTREAM_TIMEOUT, GuardedProxy, Relay
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 CONNECT_TIMEOUT = 30.0  # seconds to connect to the upstream (reads wait for the call)
 
@@ -79,23 +78,15 @@ def _security(host: str, port: int) -> TransportSecuritySettings | None:
 
 
 async def run_http_proxy(upstream_url: str, listen: str, headers: Mapping[str, str] = {},
-                         guard: ToolGuard | None = None,
-                         upstream_timeout: float = UPSTREAM_TIMEOUT, name: str | None = None,
-                         approve_in_client: bool = False,
-                         answers: Client | None = None) -> None:
+                         **options: Unpack[ProxyOptions]) -> None:
     """Serve the streamable-HTTP MCP server at ``upstream_url``, guarded, on ``listen``;
     prints ``listening on http://HOST:PORT/mcp`` on stderr once it accepts clients."""
     host, port = parse_listen(listen)
-    timeout = httpx.Timeout(CONNECT_TIMEOUT, read=max(upstream_timeout, CONNECT_TIMEOUT))
-    relay = Relay()
+    read_timeout = max(options.get("upstream_timeout", UPSTREAM_TIMEOUT), CONNECT_TIMEOUT)
+    timeout = httpx.Timeout(CONNECT_TIMEOUT, read=read_timeout)
     async with httpx.AsyncClient(headers=dict(headers), timeout=timeout) as http, \
             streamable_http_client(upstream_url, http_client=http) as (read, write, _), \
-            ClientSession(read, write, **relay.session_options()) as upstream:
-        init = await upstream.initialize()
-        proxy = GuardedProxy(upstream, init, guard, name=name,
-                             upstream_timeout=upstream_timeout,
-                             approve_in_client=approve_in_client, answers=answers)
-        relay.proxy = proxy
+            guarding(read, write, **options) as proxy:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
