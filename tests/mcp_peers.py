@@ -71,6 +71,11 @@ def write_note(name: str, content: str) -> str:
 def readme() -> str:
     return "the notes server"
 
+@server.prompt()
+def summarize_notes(topic: str) -> str:
+    """Ask for a summary."""
+    return f"Summarize the notes about {topic}."
+
 if options.port is None:
     server.run()
 else:

@@ -35,6 +35,12 @@ async def test_the_proxy_passes_through_and_guards_tool_calls(tmp_path: Path) ->
         assert {t.name for t in tools.tools} == {"echo", "write_note"}
         resource = await session.read_resource("notes://readme")  # type: ignore[arg-type]
         assert "the notes server" in resource.contents[0].text  # type: ignore[union-attr]
+        prompts = await session.list_prompts()
+        assert [p.name for p in prompts.prompts] == ["summarize_notes"]
+        prompt = await session.get_prompt("summarize_notes", {"topic": "mcp"})
+        assert prompt.messages[0].content.text == "Summarize the notes about mcp."  # type: ignore[union-attr]
+        with pytest.raises(McpError, match="Unknown resource"):  # the upstream's own error
+            await session.read_resource("notes://missing")  # type: ignore[arg-type]
 
         echoed = await session.call_tool("echo", {"text": "hello"})
         assert not echoed.isError and _text(echoed) == "hello"
