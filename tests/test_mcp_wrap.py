@@ -130,3 +130,48 @@ def test_bad_configurations_are_clear_errors_and_untouched(tmp_path: Path) -> No
     bad_args = tmp_path / "bad_args.json"
     bad_args.write_text(json.dumps({"mcpServers": {"s": {"command": "x", "args": "a b"}}}))
     assert "skipped s: 'args' is not a list of strings" in wrap(bad_args)
+
+
+def test_wrap_never_writes_through_links_and_keeps_permissions(tmp_path: Path) -> None:
+    """A checked-out repository's configuration cannot aim the backup at another file
+    (a symlink is replaced, not followed); the backup is as private as the configuration;
+    a symlinked configuration stays a symlink and its target is rewritten."""
+    victim = tmp_path / "settings.json"
+    victim.write_text('{"mine": true}')
+    repo = tmp_path / "repo" / ".cursor"
+    repo.mkdir(parents=True)
+    config = repo / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"s": {"command": "srv", "args": [],
+                                                       "env": {"TOKEN": "t0k"}}}}))
+    config.chmod(0o600)
+    (repo / "mcp.json.staso-backup").symlink_to(victim)
+    assert "wrapped s" in wrap(config)
+    assert victim.read_text() == '{"mine": true}'
+    backup = repo / "mcp.json.staso-backup"
+    assert not backup.is_symlink() and "t0k" in backup.read_text()
+    assert backup.stat().st_mode & 0o777 == 0o600 and config.stat().st_mode & 0o777 == 0o600
+
+    dotfiles = tmp_path / "dotfiles.json"
+    dotfiles.write_text(json.dumps({"mcpServers": {"s": {"command": "srv", "args": []}}}))
+    link = tmp_path / "linked.json"
+    link.symlink_to(dotfiles)
+    wrap(link)
+    assert link.is_symlink() and "proxy" in json.loads(dotfiles.read_text())[
+        "mcpServers"]["s"]["args"]
+
+
+def test_undo_reads_the_proxys_own_options(tmp_path: Path) -> None:
+    """A server named "--" round-trips; a look-alike wrapper (not staso) is wrapped like
+    any server and --undo leaves its own command alone."""
+    config = tmp_path / "mcp.json"
+    servers = {"--": {"command": "node", "args": ["server.js"]},
+               "mine": {"command": "/opt/tools/stasoctl",
+                        "args": ["mcp", "proxy", "--", "real-server"]}}
+    config.write_text(json.dumps({"mcpServers": servers}))
+    said = wrap(config, "--wait")
+    assert "wrapped --" in said and "wrapped mine" in said
+    wrapped = json.loads(config.read_text())["mcpServers"]["mine"]
+    assert wrapped["args"][-6:] == ["--", "/opt/tools/stasoctl", "mcp", "proxy", "--",
+                                    "real-server"]
+    wrap(config, "--undo")
+    assert json.loads(config.read_text())["mcpServers"] == servers

@@ -55,17 +55,33 @@ def _servers(config: Any, path: Path) -> dict[str, Any]:
     return servers
 
 
-def _proxied(entry: dict[str, Any]) -> list[str] | None:
-    """The proxy's own arguments and the original command line, if ``entry`` is wrapped:
-    (``[options..., "--", COMMAND, ARGS...]``), else None."""
+# the proxy's options that take a value (a value may itself look like "--")
+_VALUED = {"--name", "--policy", "--escalation-timeout", "--upstream-timeout", "--upstream",
+           "--listen", "--header"}
+
+
+def _runs_staso(runner: list[str]) -> bool:
+    """Whether ``runner`` starts staso: the ``staso`` script itself, or ``python -m
+    staso.cli`` (a look-alike such as ``stasoctl`` is somebody else's program)."""
+    if runner == [] or not runner[0]:
+        return False
+    return Path(runner[0]).name in ("staso", "staso.exe") or runner[1:] == ["-m", "staso.cli"]
+
+
+def _proxied(entry: dict[str, Any]) -> tuple[list[str], list[str]] | None:
+    """The proxy's own options and the original command line, if ``entry`` is wrapped."""
     args = entry.get("args", [])
-    line = [entry.get("command", ""), *(args if isinstance(args, list) else [])]
-    for start in range(len(line) - 1):
-        if line[start:start + 2] == _PROXY and "--" in line[start + 2:]:
-            runner = line[:start]
-            if runner and (Path(str(runner[0])).name.startswith("staso")
-                           or runner[-2:] == ["-m", "staso.cli"]):
-                return [str(a) for a in line[start + 2:]]
+    line = [str(a) for a in [entry.get("command", ""), *(args if isinstance(args, list) else [])]]
+    for start in range(1, len(line) - 1):
+        if line[start:start + 2] != _PROXY or not _runs_staso(line[:start]):
+            continue
+        rest = line[start + 2:]
+        i = 0
+        while i < len(rest):
+            if rest[i] == "--":
+                return rest[:i], rest[i + 1:]
+            i += 2 if rest[i] in _VALUED else 1
+        return None
     return None
 
 
@@ -77,21 +93,27 @@ def _load(path: Path) -> tuple[Any, str]:
         raise ValueError(f"{path}: not JSON ({exc}); comments are not supported") from exc
 
 
-def _save(path: Path, config: Any, original: str) -> Path:
-    """Write ``config`` atomically, with the same permissions, keeping ``original``."""
-    backup = path.with_name(path.name + BACKUP_SUFFIX)
-    backup.write_text(original, encoding="utf-8")
-    mode = path.stat().st_mode & 0o7777
+def _replace(path: Path, text: str, mode: int) -> None:
+    """``path`` holds ``text`` with ``mode``, atomically: a temporary file renamed over it,
+    so an existing symlink at ``path`` is replaced, never written through."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(config, out, indent=2, ensure_ascii=False)
-            out.write("\n")
+            out.write(text)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _save(path: Path, config: Any, original: str) -> Path:
+    """Write ``config`` (and ``original`` beside it as the backup) with the file's own
+    permissions (a configuration often holds tokens)."""
+    mode = path.stat().st_mode & 0o7777
+    backup = path.with_name(path.name + BACKUP_SUFFIX)
+    _replace(backup, original, mode)
+    _replace(path, json.dumps(config, indent=2, ensure_ascii=False) + "\n", mode)
     return backup
 
 
@@ -99,7 +121,7 @@ def wrap_config(path: Path | str, options: list[str] | None = None,
                 command: list[str] | None = None) -> Rewrite:
     """Run each stdio server of the configuration at ``path`` through the proxy, with the
     proxy ``options`` (``["--wait", "--policy", "/abs/staso.yaml"]`` …)."""
-    path = Path(path)
+    path = Path(path).resolve()  # a symlinked configuration: its target is rewritten
     config, original = _load(path)
     runner = command or staso_command()
     report = Rewrite()
@@ -130,7 +152,7 @@ def wrap_config(path: Path | str, options: list[str] | None = None,
 
 def unwrap_config(path: Path | str) -> Rewrite:
     """Give each wrapped server its own command line back."""
-    path = Path(path)
+    path = Path(path).resolve()
     config, original = _load(path)
     report = Rewrite()
     for name, entry in _servers(config, path).items():
@@ -138,7 +160,7 @@ def unwrap_config(path: Path | str) -> Rewrite:
         if proxied is None:
             report.unchanged.append(name)
             continue
-        command_line = proxied[proxied.index("--") + 1:]
+        command_line = proxied[1]
         if not command_line:
             report.skipped[name] = "its proxy entry names no command"
             continue
