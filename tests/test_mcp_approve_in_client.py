@@ -190,3 +190,22 @@ async def test_against_a_staso_server_answers_go_with_an_approver_key(tmp_path: 
         assert unasked.asked == [] and not (tmp_path / "notes" / "long.txt").exists()
     finally:
         stop_server(server)
+
+
+async def test_a_nonsense_answer_leaves_a_normal_escalation(tmp_path: Path) -> None:
+    """An answer the protocol does not know ("ACCEPT") approves nothing and breaks nothing:
+    the call gets the usual pending text, with its escalation id."""
+    class Garbler(Person):
+        async def __call__(self, context: RequestContext[Any, Any], params: Any
+                           ) -> types.ElicitResult:
+            self.asked.append(params)
+            return types.ElicitResult.model_construct(action="ACCEPT", content=None)
+
+    person = Garbler("accept")
+    async with proxied(tmp_path, "--approve-in-client", policy=POLICY, client_info=CLIENT,
+                       elicitation_callback=person) as session:
+        pending = await session.call_tool("write_note", BIG)
+    assert len(person.asked) == 1
+    assert pending.isError and "needs a person's approval" in text_of(pending)
+    assert stored(tmp_path, escalation_id_in(text_of(pending)))["status"] == "pending"
+    assert not (tmp_path / "notes" / "long.txt").exists()

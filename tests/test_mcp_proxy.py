@@ -104,38 +104,49 @@ async def test_the_reference_filesystem_server_behind_the_proxy(tmp_path: Path) 
 
 BAD_UPSTREAM = '''
 import os
-import time
+import anyio
 from mcp.server.fastmcp import FastMCP
 
 server = FastMCP("bad-server")
 
 @server.tool()
-def hang(seconds: float) -> str:
-    time.sleep(seconds)
+async def hang(seconds: float) -> str:
+    await anyio.sleep(seconds)
     return "late"
 
 @server.tool()
 def crash() -> str:
     os._exit(3)
 
+@server.tool()
+def staso_settings_seen() -> str:
+    return ",".join(sorted(k for k in os.environ if k.startswith("STASO_"))) or "none"
+
 server.run()
 '''
 
 
 async def test_a_bad_upstream_gives_the_client_an_error_never_a_hang(tmp_path: Path) -> None:
+    """A hung call times out, a server that exits mid-call says so (and the proxy ends
+    with it, as the server alone would); and the server never sees staso's own settings
+    (its keys among them)."""
     (tmp_path / "bad.py").write_text(BAD_UPSTREAM)
-    env = {**os.environ, "STASO_HOME": str(tmp_path)}
+    env = {**os.environ, "STASO_HOME": str(tmp_path), "STASO_MCP_APPROVER_KEY": "sk_approve"}
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "staso.cli", "mcp", "proxy", "--upstream-timeout", "1", "--",
               sys.executable, str(tmp_path / "bad.py")], env=env)
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
+        seen = await session.call_tool("staso_settings_seen", {})
+        assert _text(seen) == "none"
         with anyio.fail_after(30):  # the proxy answers, the client is never left hanging
             with pytest.raises(McpError, match="Timed out"):
                 await session.call_tool("hang", {"seconds": 20})
-            with pytest.raises(McpError):
+            with pytest.raises(McpError, match="upstream MCP server closed the connection"):
                 await session.call_tool("crash", {})
+            with pytest.raises(McpError):  # the proxy has ended: the client hears so
+                await session.call_tool("staso_settings_seen", {})
 
 
 CHATTY_UPSTREAM = '''

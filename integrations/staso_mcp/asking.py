@@ -26,6 +26,7 @@ from mcp.shared.exceptions import McpError
 from staso import Client, Escalation, GuardResult, StasoError
 
 from .cancelling import cancelling
+from .upstream import described
 
 log = logging.getLogger("staso.mcp")
 
@@ -72,7 +73,17 @@ async def ask_in_client(client: Client, context: RequestContext[Any, Any, Any],
                         ) -> Escalation | None:
     """Ask the client's person about ``pending``; the escalation as it stands after their
     answer (recorded with ``client``), or None when they gave none (it stays pending for
-    others to answer)."""
+    others to answer). Never raises: asking is a convenience, the escalation stands."""
+    try:
+        return await _ask(client, context, pending, server, timeout)
+    except Exception:
+        log.warning("staso: asking the MCP client about %s failed; it stays pending",
+                    pending.escalation_id, exc_info=True)
+        return None
+
+
+async def _ask(client: Client, context: RequestContext[Any, Any, Any],
+               pending: GuardResult, server: str, timeout: float) -> Escalation | None:
     escalation_id = pending.escalation_id
     assert escalation_id is not None
     escalation = await anyio.to_thread.run_sync(client.get_escalation, escalation_id)
@@ -82,9 +93,10 @@ async def ask_in_client(client: Client, context: RequestContext[Any, Any, Any],
             answer = await cancelling(context.session, lambda: context.session.elicit_form(
                 question(escalation, server), ANSWER_SCHEMA,
                 related_request_id=context.request_id), "answered elsewhere")
-        except McpError as exc:  # the client refused to ask (or failed): fall back
+        except Exception as exc:  # refused, failed or answered nonsense: fall back
+            why = exc.error.message if isinstance(exc, McpError) else described(exc)
             log.warning("staso: the MCP client could not ask about %s (%s); it stays "
-                        "pending for the dashboard, CLI or API", escalation_id, exc.error.message)
+                        "pending for the dashboard, CLI or API", escalation_id, why)
             return None
     if answer is None or answer.action not in ("accept", "decline"):
         return None  # dismissed, or no answer in time

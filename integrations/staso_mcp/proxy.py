@@ -13,35 +13,35 @@ re-validate and re-shape what the upstream says.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
-import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
-import httpx
 import mcp.types as types
-from mcp import ClientSession
+from anyio.abc import TaskGroup
 from mcp.server.lowlevel import Server
 from mcp.server.models import InitializationOptions
 from mcp.shared.context import RequestContext
 from mcp.shared.exceptions import McpError
-from mcp.shared.message import ServerMessageMetadata
-from pydantic import ValidationError
 
 from staso import Client, GuardResult
 from staso.adapters import Outcome, ToolGuard, watch_pending
 
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
-
 from .asking import ask_in_client, can_ask, client_name, report_waiting
-from .cancelling import cancelling
+from .upstream import Upstream, clean, connected, described
+
+if TYPE_CHECKING:
+    pass
 
 UPSTREAM_TIMEOUT = 300.0  # seconds one request may take upstream
+_REMEMBERED = 10_000  # escalations whose asking client the proxy remembers
 
 # requests passed through unchanged, with the result type each one is read as
 _PASS: dict[type[Any], type[Any]] = {
@@ -58,91 +58,121 @@ _PASS: dict[type[Any], type[Any]] = {
     types.SetLevelRequest: types.EmptyResult,
 }
 
+# how a new connection to the upstream is made: (read, write) streams while it is open
+Connect = Callable[[], AbstractAsyncContextManager[tuple[Any, Any]]]
 
-def _clean(message: Any) -> Any:
-    """An incoming request as a new outgoing one: the SDK keeps "jsonrpc" and "id" as
-    extras on incoming models, and sending them again fails."""
-    return type(message).model_validate(message.model_dump(
-        by_alias=True, exclude_none=True, exclude={"jsonrpc", "id"}))
+
+class ProxyOptions(TypedDict, total=False):
+    """What both forms of the proxy take (``GuardedProxy``'s keywords)."""
+
+    guard: ToolGuard | None
+    name: str | None
+    upstream_timeout: float
+    approve_in_client: bool
+    answers: Client | None
+
+
+class _Client:
+    """One client of the proxy (the one on stdio, each session on HTTP) and its own upstream
+    connection: given (stdio), or opened on its first request and closed when it leaves."""
+
+    def __init__(self, upstream: Upstream | None, group: TaskGroup) -> None:
+        self.upstream_now, self.group = upstream, group
+        self.session: Any = None
+        self.session_id = "mcp_" + secrets.token_hex(8)
+        self.lock = anyio.Lock()
+
+
+_current: ContextVar[_Client] = ContextVar("staso_mcp_client")
 
 
 class GuardedProxy:
-    """The proxy in front of one upstream session (``init``: what the upstream answered to
-    ``initialize``), for one client (stdio) or many (streamable HTTP). ``guard`` carries
-    the guard options (``wait_for_escalation`` …); ``approve_in_client`` asks a client
-    that can show a form (elicitation) to answer the escalations of its own calls, and
-    records the answers with ``answers`` (default: the guard's client; a remote agent key
-    may not answer, so a remote proxy is given an approver's)."""
+    """The proxy (``init``: what the upstream answered to ``initialize``, reported to each
+    client as the proxy's own). ``first`` is the upstream connection of the first client
+    (stdio); ``connect`` opens one for each client (HTTP). ``guard`` carries the guard
+    options (``wait_for_escalation`` …); ``approve_in_client`` asks a client that can show
+    a form (elicitation) to answer the escalations of its own calls, and records the
+    answers with ``answers`` (default: the guard's client; a remote agent key may not
+    answer, so a remote proxy is given an approver's)."""
 
-    def __init__(self, upstream: ClientSession, init: types.InitializeResult, *,
-                 guard: ToolGuard | None = None, name: str | None = None,
-                 upstream_timeout: float = UPSTREAM_TIMEOUT,
+    def __init__(self, init: types.InitializeResult, *, first: Upstream | None = None,
+                 connect: Connect | None = None, guard: ToolGuard | None = None,
+                 name: str | None = None, upstream_timeout: float = UPSTREAM_TIMEOUT,
                  approve_in_client: bool = False, answers: Client | None = None) -> None:
-        self.upstream, self.init = upstream, init
+        self.init, self._first, self._connect = init, first, connect
         self.name = name or init.serverInfo.name  # the server, as rules see it
         self.guard = guard or ToolGuard.of()
         self.approve_in_client, self._answers = approve_in_client, answers
         # a hung upstream gives the client an error after this long, never a hang
         self.timeout = timedelta(seconds=upstream_timeout)
+        self._raised: OrderedDict[str, _Client] = OrderedDict()  # escalation → its client
         self.server: Server[Any, Any] = Server(init.serverInfo.name)
         for request_type, result_type in _PASS.items():
             self.server.request_handlers[request_type] = self._passthrough(result_type)
         self.server.request_handlers[types.CallToolRequest] = self._call_tool
         self.server.create_initialization_options = self.options  # type: ignore[method-assign]
-        # the clients' sessions, known once they speak (the SDK makes them inside run())
-        self._sessions: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-        self._garbled: tuple[float, str] | None = None  # when and what, the last garbage
-        self._calling: list[RequestContext[Any, Any, Any]] = []  # tools/call in flight
-        handle = self.server._handle_message
+        # each client's run and messages carry that client (the SDK makes its session
+        # inside run(), and runs every handler in a task of that run)
+        self._run, self._handle = self.server.run, self.server._handle_message
+        self.server.run = self._client_run  # type: ignore[method-assign]
+        self.server._handle_message = self._client_message  # type: ignore[method-assign]
 
-        async def remember_session(message: Any, session: Any, *args: Any, **kwargs: Any
-                                   ) -> Any:
-            if session not in self._sessions:
-                self._sessions[session] = "mcp_" + secrets.token_hex(8)
-            return await handle(message, session, *args, **kwargs)
-        self.server._handle_message = remember_session  # type: ignore[method-assign]
-
-    async def upstream_message(self, message: Any) -> None:
-        """The upstream's notifications (list changed, logging, resources updated), sent on
-        to every client as they came. (Progress of a call goes with the call.)"""
-        if isinstance(message, Exception):  # a line that is not JSON-RPC: noted for errors
-            self._garbled = (time.monotonic(), _described(message))
-            return
-        if not isinstance(message, types.ServerNotification) or \
-                isinstance(message.root, types.ProgressNotification):
-            return
-        notification = types.ServerNotification(_clean(message.root))
-        for session in list(self._sessions):
+    async def _client_run(self, *args: Any, **kwargs: Any) -> None:
+        async with anyio.create_task_group() as group:
+            first, self._first = self._first, None
+            token = _current.set(_Client(first, group))
             try:
-                await session.send_notification(notification)
-            except Exception:  # that client has gone
-                self._sessions.pop(session, None)
+                await self._run(*args, **kwargs)
+            finally:
+                _current.reset(token)
+                group.cancel_scope.cancel()  # its upstream connection closes with it
 
-    async def ask_client(self, request: Any, result_type: type[Any], capability: str
-                         ) -> Any:
-        """A request of the upstream's to a client (elicitation, sampling), sent to the
-        client whose call it is serving (the latest call in flight, else the only client),
-        on that call's stream; the client's error, or "not supported", comes back as the
-        client would have answered it."""
-        if self._calling:
-            context = self._calling[-1]
-            session, related = context.session, context.request_id
-        elif len(self._sessions) == 1:
-            session, related = next(iter(self._sessions.keys())), None
-        else:
-            return types.ErrorData(code=types.INVALID_REQUEST,
-                                   message=f"no client to ask for {capability}")
-        params = session.client_params
-        if params is None or getattr(params.capabilities, capability, None) is None:
-            return types.ErrorData(code=types.INVALID_REQUEST,
-                                   message=f"the client does not support {capability}")
-        try:
-            return await cancelling(session, lambda: session.send_request(
-                types.ServerRequest(request), result_type,
-                metadata=ServerMessageMetadata(related_request_id=related)),
-                "the server withdrew its request")
-        except McpError as exc:
-            return exc.error
+    async def _client_message(self, message: Any, session: Any, *args: Any, **kwargs: Any
+                              ) -> Any:
+        client = _current.get()
+        client.session = session
+        if client.upstream_now is not None:
+            client.upstream_now.client = session
+        return await self._handle(message, session, *args, **kwargs)
+
+    async def _upstream(self) -> Upstream:
+        """This client's upstream connection; opened (again) here when it has none."""
+        client = _current.get()
+        current = client.upstream_now
+        if self._connect is None or (current is not None and not current.gone):
+            if current is None:
+                raise McpError(types.ErrorData(code=types.INTERNAL_ERROR,
+                                               message="no upstream connection"))
+            return current  # (stdio: the one connection; a gone one says so when used)
+        async with client.lock:
+            if client.upstream_now is None or client.upstream_now.gone:
+                client.upstream_now = await self._open(client)
+        return client.upstream_now
+
+    async def _open(self, client: _Client) -> Upstream:
+        """A new upstream connection for ``client``, held by its run's task group."""
+        assert self._connect is not None
+        connect, upstream = self._connect, Upstream(self.timeout)
+        upstream.client = client.session
+        opened, failed = anyio.Event(), []
+
+        async def hold() -> None:
+            try:
+                async with connect() as (read, write), connected(read, write, upstream):
+                    opened.set()
+                    assert upstream.session is not None
+                    await upstream.session.gone.wait()
+            except Exception as exc:
+                failed.append(exc)
+            finally:
+                opened.set()
+        client.group.start_soon(hold)
+        await opened.wait()
+        if upstream.session is None:
+            raise McpError(types.ErrorData(
+                code=types.CONNECTION_CLOSED, message="could not connect to the upstream MCP "
+                f"server: {described(_innermost(failed[0])) if failed else 'no answer'}"))
+        return upstream
 
     def options(self, *args: Any, **kwargs: Any) -> InitializationOptions:
         """The upstream's identity and capabilities, reported as the proxy's own."""
@@ -153,48 +183,31 @@ class GuardedProxy:
 
     def _passthrough(self, result_type: type[Any]) -> Any:
         async def handle(request: Any) -> types.ServerResult:
-            return types.ServerResult(await self._send(_clean(request), result_type))
+            upstream = await self._upstream()
+            return types.ServerResult(await upstream.send(clean(request), result_type))
         return handle
 
-    async def _send(self, request: Any, result_type: type[Any],
-                    progress: Any = None) -> Any:
-        """``request`` sent upstream; the client cancelling it cancels it upstream too. An
-        upstream that answers garbage gives an error saying so."""
-        sent = time.monotonic()
-        try:
-            return await cancelling(self.upstream, lambda: self.upstream.send_request(
-                types.ClientRequest(request), result_type, self.timeout,
-                progress_callback=progress), "the client cancelled the request")
-        except McpError as exc:
-            garbled = self._garbled
-            if exc.error.code == httpx.codes.REQUEST_TIMEOUT and garbled and garbled[0] >= sent:
-                raise McpError(types.ErrorData(
-                    code=exc.error.code, message=f"{exc.error.message} The upstream MCP "
-                    f"server meanwhile sent something that is not JSON-RPC: {garbled[1]}"
-                )) from exc
-            raise
-        except ValidationError as exc:  # a well-formed message whose result is not
-            raise McpError(types.ErrorData(
-                code=types.INTERNAL_ERROR, message=f"the upstream MCP server answered "
-                f"{request.method} with a malformed result: {_described(exc)}")) from exc
-
     def _context(self, context: RequestContext[Any, Any, Any]) -> dict[str, Any]:
-        """What a rule can read about where the call came from."""
+        """What a rule can read about where the call came from. On HTTP the session is
+        named by a digest of its Mcp-Session-Id (the id itself lets its holder speak in
+        that session: it is not written to the decision log)."""
         http = context.request  # a Starlette request on streamable HTTP, else None
-        session_id = http.headers.get("mcp-session-id") if http is not None else None
+        header = http.headers.get("mcp-session-id") if http is not None else None
+        session_id = "mcp_" + hashlib.blake2b(header.encode(), digest_size=8).hexdigest() \
+            if header else _current.get().session_id
         return {"framework": "mcp", "mcp_server": self.name,
-                "mcp_client": client_name(context),
-                "session_id": session_id or self._sessions.get(context.session, "")}
+                "mcp_client": client_name(context), "session_id": session_id}
 
     async def _call_tool(self, request: types.CallToolRequest) -> types.ServerResult:
         context = self.server.request_context
-        self._calling.append(context)
+        upstream = await self._upstream()
+        upstream.calling.append(context)
         try:
-            return await self._guarded_call(context, request)
+            return await self._guarded_call(upstream, context, request)
         finally:
-            self._calling.remove(context)
+            upstream.calling.remove(context)
 
-    async def _guarded_call(self, context: RequestContext[Any, Any, Any],
+    async def _guarded_call(self, upstream: Upstream, context: RequestContext[Any, Any, Any],
                             request: types.CallToolRequest) -> types.ServerResult:
         name = request.params.name
         arguments = dict(request.params.arguments or {})
@@ -206,8 +219,8 @@ class GuardedProxy:
         params = request.params.model_copy(update={"arguments": outcome.tool_input})
         started = time.perf_counter()
         try:
-            result = await self._send(types.CallToolRequest(params=params),
-                                      types.CallToolResult, self._progress(context))
+            result = await upstream.send(types.CallToolRequest(params=params),
+                                         types.CallToolResult, self._progress(context))
         except BaseException as exc:  # an error upstream, or the client cancelled
             self.guard.record(outcome.result, "error", started, error=exc)
             raise
@@ -215,20 +228,31 @@ class GuardedProxy:
                           output=_text(result))
         return types.ServerResult(result)
 
+    def _asks(self, context: RequestContext[Any, Any, Any], pending: GuardResult) -> bool:
+        """Whether to ask this client about ``pending``: with ``--approve-in-client``, when
+        it can show a form and its call raised the escalation (an identical call of another
+        client shares the escalation, and must not answer for the first one)."""
+        if not self.approve_in_client or pending.escalation_id is None:
+            return False
+        raiser = self._raised.setdefault(pending.escalation_id, _current.get())
+        self._raised.move_to_end(pending.escalation_id)
+        while len(self._raised) > _REMEMBERED:
+            self._raised.popitem(last=False)
+        return raiser is _current.get() and can_ask(context)
+
     async def _decide(self, context: RequestContext[Any, Any, Any], name: str,
                       arguments: dict[str, Any]) -> Outcome:
         """The guard's outcome for this call. With ``--wait`` the call is held until a
         person answers, reporting progress (and asking in the client) meanwhile; without
         it, ``--approve-in-client`` holds it only while the client's person is asked."""
         rule_context = self._context(context)
-        asking = self.approve_in_client and can_ask(context)
         options = self.guard.options
         if options.wait_for_escalation:
             async with anyio.create_task_group() as helpers:
                 def waiting(pending: GuardResult) -> None:
                     helpers.start_soon(report_waiting, context, pending,
                                        options.escalation_timeout)
-                    if asking:  # its answer ends the wait
+                    if self._asks(context, pending):  # its answer ends the wait
                         helpers.start_soon(ask_in_client, self.answers, context, pending,
                                            self.name, options.escalation_timeout)
                 with watch_pending(waiting):
@@ -236,7 +260,7 @@ class GuardedProxy:
                 helpers.cancel_scope.cancel()
             return outcome
         outcome = await self.guard.acheck(name, arguments, rule_context)
-        if not asking or outcome.result.action != "escalate":
+        if outcome.result.action != "escalate" or not self._asks(context, outcome.result):
             return outcome
         answered = await ask_in_client(self.answers, context, outcome.result, self.name,
                                        options.escalation_timeout)
@@ -264,67 +288,13 @@ class GuardedProxy:
         return send
 
 
-def _described(error: Exception) -> str:
-    """One line about what was wrong with what the upstream sent."""
-    if isinstance(error, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']} "
-                         f"({str(e.get('input'))[:200]!r})" for e in error.errors()[:3])
-    return " ".join(str(error).split())[:500] or type(error).__name__
-
-
 def _text(result: types.CallToolResult) -> str:
     """A tool result's text, for the decision log."""
     return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
-class ProxyOptions(TypedDict, total=False):
-    """What both forms of the proxy take (``GuardedProxy``'s keywords)."""
-
-    guard: ToolGuard | None
-    name: str | None
-    upstream_timeout: float
-    approve_in_client: bool
-    answers: Client | None
-
-
-@asynccontextmanager
-async def guarding(read: Any, write: Any, **options: Unpack[ProxyOptions]
-                   ) -> AsyncIterator[GuardedProxy]:
-    """The proxy for the upstream MCP server on ``read``/``write``, once it has answered
-    ``initialize`` (the proxy mirrors that answer)."""
-    relay = Relay()
-    async with ClientSession(read, write, **relay.session_options()) as upstream:
-        init = await upstream.initialize()
-        relay.proxy = proxy = GuardedProxy(upstream, init, **options)
-        yield proxy
-
-
-class Relay:
-    """The upstream session's callbacks, pointed at the proxy once it exists (the session
-    must be made first: the proxy mirrors what it answers to initialize). The upstream is
-    told the proxy's client can answer elicitation and sampling; each such request goes to
-    the client whose call it serves, and one that cannot is answered "not supported"."""
-
-    def __init__(self) -> None:
-        self.proxy: GuardedProxy | None = None
-
-    def session_options(self) -> dict[str, Any]:
-        """The keyword arguments of the upstream ``ClientSession``."""
-        return {"message_handler": self.message, "elicitation_callback": self.elicit,
-                "sampling_callback": self.sample}
-
-    async def message(self, message: Any) -> None:
-        if self.proxy is not None:
-            await self.proxy.upstream_message(message)
-
-    async def elicit(self, context: Any, params: Any) -> Any:
-        if self.proxy is None:
-            return types.ErrorData(code=types.INVALID_REQUEST, message="not ready")
-        return await self.proxy.ask_client(types.ElicitRequest(params=params),
-                                           types.ElicitResult, "elicitation")
-
-    async def sample(self, context: Any, params: Any) -> Any:
-        if self.proxy is None:
-            return types.ErrorData(code=types.INVALID_REQUEST, message="not ready")
-        return await self.proxy.ask_client(types.CreateMessageRequest(params=params),
-                                           types.CreateMessageResult, "sampling")
+def _innermost(error: BaseException) -> BaseException:
+    """The error under task-group wrappers."""
+    while getattr(error, "exceptions", None):
+        error = error.exceptions[0]  # type: ignore[attr-defined]
+    return error

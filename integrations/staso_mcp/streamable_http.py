@@ -14,6 +14,7 @@ import ipaddress
 import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,7 +25,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from .proxy import UPSTREAM_TIMEOUT, ProxyOptions, guarding
+from .proxy import UPSTREAM_TIMEOUT, GuardedProxy, ProxyOptions
+from .upstream import Upstream, connected
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -65,9 +67,11 @@ def _security(host: str, port: int) -> TransportSecuritySettings | None:
     """Host/Origin checks for a loopback address (a web page must not reach the proxy
     through a rebound DNS name); on any other address the operator decides who reaches it."""
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)  # the address bound, as the kernel names it
     except ValueError:
-        loopback = False
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    loopback = address.is_loopback or (mapped is not None and mapped.is_loopback)
     if not loopback:
         return None
     names = ["127.0.0.1", "localhost", "[::1]"]
@@ -82,26 +86,36 @@ async def run_http_proxy(upstream_url: str, listen: str, headers: Mapping[str, s
     """Serve the streamable-HTTP MCP server at ``upstream_url``, guarded, on ``listen``;
     prints ``listening on http://HOST:PORT/mcp`` on stderr once it accepts clients."""
     host, port = parse_listen(listen)
-    read_timeout = max(options.get("upstream_timeout", UPSTREAM_TIMEOUT), CONNECT_TIMEOUT)
-    timeout = httpx.Timeout(CONNECT_TIMEOUT, read=read_timeout)
-    async with httpx.AsyncClient(headers=dict(headers), timeout=timeout) as http, \
-            streamable_http_client(upstream_url, http_client=http) as (read, write, _), \
-            guarding(read, write, **options) as proxy:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        port = sock.getsockname()[1]
-        manager = StreamableHTTPSessionManager(app=proxy.server,
-                                               security_settings=_security(host, port))
+    upstream_timeout = options.get("upstream_timeout", UPSTREAM_TIMEOUT)
+    timeout = httpx.Timeout(CONNECT_TIMEOUT, read=max(upstream_timeout, CONNECT_TIMEOUT))
 
-        @contextlib.asynccontextmanager
-        async def lifespan(app: Any) -> AsyncIterator[None]:
-            async with manager.run():
-                shown = f"[{host}]" if ":" in host else host
-                print(f"staso mcp proxy: listening on http://{shown}:{port}/mcp "
-                      f"(in front of {upstream_url})", file=sys.stderr, flush=True)
-                yield
+    @contextlib.asynccontextmanager
+    async def connect() -> AsyncIterator[tuple[Any, Any]]:
+        async with httpx.AsyncClient(headers=dict(headers), timeout=timeout) as http, \
+                streamable_http_client(upstream_url, http_client=http) as (read, write, _):
+            yield read, write
 
-        app = Starlette(routes=[Route("/mcp", endpoint=_Endpoint(manager))], lifespan=lifespan)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        await server.serve(sockets=[sock])
+    # the upstream answers initialize once here (its identity and capabilities, reported
+    # to every client); each client then gets a connection of its own
+    async with connect() as (read, write), \
+            connected(read, write, Upstream(timedelta(seconds=upstream_timeout))) as init:
+        pass
+    proxy = GuardedProxy(init, connect=connect, **options)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound, port = sock.getsockname()[:2]
+    manager = StreamableHTTPSessionManager(app=proxy.server,
+                                           security_settings=_security(bound, port))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with manager.run():
+            shown = f"[{host}]" if ":" in host else host
+            print(f"staso mcp proxy: listening on http://{shown}:{port}/mcp "
+                  f"(in front of {upstream_url})", file=sys.stderr, flush=True)
+            yield
+
+    app = Starlette(routes=[Route("/mcp", endpoint=_Endpoint(manager))], lifespan=lifespan)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    await server.serve(sockets=[sock])
