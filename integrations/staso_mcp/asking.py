@@ -15,17 +15,15 @@ import functools
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
 import mcp.types as types
-from mcp.shared.context import RequestContext
 from mcp.shared.exceptions import McpError
 
 from staso import Client, Escalation, GuardResult, StasoError
 
-from .cancelling import cancelling
 from .upstream import described
 
 log = logging.getLogger("staso.mcp")
@@ -41,16 +39,20 @@ ANSWER_SCHEMA: dict[str, Any] = {
 }
 
 
-def client_name(context: RequestContext[Any, Any, Any]) -> str:
-    """The client's name as it gave it at initialize ("" if none)."""
-    params = context.session.client_params
-    return params.clientInfo.name if params is not None else ""
+class ClientLink(Protocol):
+    """The client a call came from, as asking needs it: its name, whether it can show a
+    form, a form shown to it (raises when it cannot or will not), and progress on the call
+    (nothing when the call asked for none). The SDK form and the relay each make one."""
 
+    name: str
 
-def can_ask(context: RequestContext[Any, Any, Any]) -> bool:
-    """Whether the client declared it can show a form (elicitation)."""
-    params = context.session.client_params
-    return params is not None and params.capabilities.elicitation is not None
+    def can_ask(self) -> bool: ...
+
+    async def elicit(self, message: str, schema: dict[str, Any]) -> types.ElicitResult: ...
+
+    async def progress(self, done: float, total: float | None, message: str) -> bool:
+        """Send progress; False when the call asked for none."""
+        ...
 
 
 def question(escalation: Escalation, server: str) -> str:
@@ -68,31 +70,28 @@ def question(escalation: Escalation, server: str) -> str:
             f"(escalation {escalation.id}).")
 
 
-async def ask_in_client(client: Client, context: RequestContext[Any, Any, Any],
-                        pending: GuardResult, server: str, timeout: float
-                        ) -> Escalation | None:
+async def ask_in_client(client: Client, link: ClientLink, pending: GuardResult, server: str,
+                        timeout: float) -> Escalation | None:
     """Ask the client's person about ``pending``; the escalation as it stands after their
     answer (recorded with ``client``), or None when they gave none (it stays pending for
     others to answer). Never raises: asking is a convenience, the escalation stands."""
     try:
-        return await _ask(client, context, pending, server, timeout)
+        return await _ask(client, link, pending, server, timeout)
     except Exception:
         log.warning("staso: asking the MCP client about %s failed; it stays pending",
                     pending.escalation_id, exc_info=True)
         return None
 
 
-async def _ask(client: Client, context: RequestContext[Any, Any, Any],
-               pending: GuardResult, server: str, timeout: float) -> Escalation | None:
+async def _ask(client: Client, link: ClientLink, pending: GuardResult, server: str,
+               timeout: float) -> Escalation | None:
     escalation_id = pending.escalation_id
     assert escalation_id is not None
     escalation = await anyio.to_thread.run_sync(client.get_escalation, escalation_id)
     answer: types.ElicitResult | None = None
     with anyio.move_on_after(timeout):
         try:
-            answer = await cancelling(context.session, lambda: context.session.elicit_form(
-                question(escalation, server), ANSWER_SCHEMA,
-                related_request_id=context.request_id), "answered elsewhere")
+            answer = await link.elicit(question(escalation, server), ANSWER_SCHEMA)
         except Exception as exc:  # refused, failed or answered nonsense: fall back
             why = exc.error.message if isinstance(exc, McpError) else described(exc)
             log.warning("staso: the MCP client could not ask about %s (%s); it stays "
@@ -102,7 +101,7 @@ async def _ask(client: Client, context: RequestContext[Any, Any, Any],
         return None  # dismissed, or no answer in time
     comment = (answer.content or {}).get("comment")
     comment = str(comment).strip()[:2000] or None if comment is not None else None
-    by = f"mcp-client:{client_name(context) or 'unnamed'}"
+    by = f"mcp-client:{link.name or 'unnamed'}"
     answer_call = client.approve if answer.action == "accept" else client.deny
     try:
         return await anyio.to_thread.run_sync(functools.partial(
@@ -112,19 +111,12 @@ async def _ask(client: Client, context: RequestContext[Any, Any, Any],
         return await anyio.to_thread.run_sync(client.get_escalation, escalation_id)
 
 
-async def report_waiting(context: RequestContext[Any, Any, Any], pending: GuardResult,
-                         total: float) -> None:
+async def report_waiting(link: ClientLink, pending: GuardResult, total: float) -> None:
     """Progress notifications on the waiting call, every few seconds until cancelled, when
     the client asked for progress (``_meta.progressToken``): seconds waited of ``total``."""
-    token = context.meta.progressToken if context.meta is not None else None
-    if token is None:
-        return
     rule = f", rule '{pending.rule_name}'" if pending.rule_name else ""
     message = (f"waiting for a person to approve '{pending.tool_name}' "
                f"(escalation {pending.escalation_id}{rule})")
     started = time.monotonic()
-    while True:
-        await context.session.send_progress_notification(
-            token, round(time.monotonic() - started, 3), total, message,
-            related_request_id=str(context.request_id))
+    while await link.progress(round(time.monotonic() - started, 3), total, message):
         await anyio.sleep(WAIT_PROGRESS_EVERY)

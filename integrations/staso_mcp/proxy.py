@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
@@ -31,17 +30,17 @@ from mcp.server.models import InitializationOptions
 from mcp.shared.context import RequestContext
 from mcp.shared.exceptions import McpError
 
-from staso import Client, GuardResult
-from staso.adapters import Outcome, ToolGuard, watch_pending
+from staso import Client
+from staso.adapters import ToolGuard
 
-from .asking import ask_in_client, can_ask, client_name, report_waiting
+from .calls import CallGuard
+from .cancelling import cancelling
 from .upstream import Upstream, clean, connected, described
 
 if TYPE_CHECKING:
     pass
 
 UPSTREAM_TIMEOUT = 300.0  # seconds one request may take upstream
-_REMEMBERED = 10_000  # escalations whose asking client the proxy remembers
 
 # requests passed through unchanged, with the result type each one is read as
 _PASS: dict[type[Any], type[Any]] = {
@@ -101,11 +100,10 @@ class GuardedProxy:
                  approve_in_client: bool = False, answers: Client | None = None) -> None:
         self.init, self._first, self._connect = init, first, connect
         self.name = name or init.serverInfo.name  # the server, as rules see it
-        self.guard = guard or ToolGuard.of()
-        self.approve_in_client, self._answers = approve_in_client, answers
+        self.calls = CallGuard(guard, approve_in_client=approve_in_client, answers=answers)
+        self.guard = self.calls.guard
         # a hung upstream gives the client an error after this long, never a hang
         self.timeout = timedelta(seconds=upstream_timeout)
-        self._raised: OrderedDict[str, _Client] = OrderedDict()  # escalation → its client
         self.server: Server[Any, Any] = Server(init.serverInfo.name)
         for request_type, result_type in _PASS.items():
             self.server.request_handlers[request_type] = self._passthrough(result_type)
@@ -196,7 +194,7 @@ class GuardedProxy:
         session_id = "mcp_" + hashlib.blake2b(header.encode(), digest_size=8).hexdigest() \
             if header else _current.get().session_id
         return {"framework": "mcp", "mcp_server": self.name,
-                "mcp_client": client_name(context), "session_id": session_id}
+                "mcp_client": SessionLink(context).name, "session_id": session_id}
 
     async def _call_tool(self, request: types.CallToolRequest) -> types.ServerResult:
         context = self.server.request_context
@@ -211,7 +209,8 @@ class GuardedProxy:
                             request: types.CallToolRequest) -> types.ServerResult:
         name = request.params.name
         arguments = dict(request.params.arguments or {})
-        outcome = await self._decide(context, name, arguments)
+        outcome = await self.calls.decide(SessionLink(context), _current.get(), self.name,
+                                          name, arguments, self._context(context))
         if not outcome.run:
             return types.ServerResult(types.CallToolResult(
                 isError=True, content=[types.TextContent(type="text",
@@ -228,53 +227,6 @@ class GuardedProxy:
                           output=_text(result))
         return types.ServerResult(result)
 
-    def _asks(self, context: RequestContext[Any, Any, Any], pending: GuardResult) -> bool:
-        """Whether to ask this client about ``pending``: with ``--approve-in-client``, when
-        it can show a form and its call raised the escalation (an identical call of another
-        client shares the escalation, and must not answer for the first one)."""
-        if not self.approve_in_client or pending.escalation_id is None:
-            return False
-        raiser = self._raised.setdefault(pending.escalation_id, _current.get())
-        self._raised.move_to_end(pending.escalation_id)
-        while len(self._raised) > _REMEMBERED:
-            self._raised.popitem(last=False)
-        return raiser is _current.get() and can_ask(context)
-
-    async def _decide(self, context: RequestContext[Any, Any, Any], name: str,
-                      arguments: dict[str, Any]) -> Outcome:
-        """The guard's outcome for this call. With ``--wait`` the call is held until a
-        person answers, reporting progress (and asking in the client) meanwhile; without
-        it, ``--approve-in-client`` holds it only while the client's person is asked."""
-        rule_context = self._context(context)
-        options = self.guard.options
-        if options.wait_for_escalation:
-            async with anyio.create_task_group() as helpers:
-                def waiting(pending: GuardResult) -> None:
-                    helpers.start_soon(report_waiting, context, pending,
-                                       options.escalation_timeout)
-                    if self._asks(context, pending):  # its answer ends the wait
-                        helpers.start_soon(ask_in_client, self.answers, context, pending,
-                                           self.name, options.escalation_timeout)
-                with watch_pending(waiting):
-                    outcome = await self.guard.acheck(name, arguments, rule_context)
-                helpers.cancel_scope.cancel()
-            return outcome
-        outcome = await self.guard.acheck(name, arguments, rule_context)
-        if outcome.result.action != "escalate" or not self._asks(context, outcome.result):
-            return outcome
-        answered = await ask_in_client(self.answers, context, outcome.result, self.name,
-                                       options.escalation_timeout)
-        if answered is None or answered.status == "pending":
-            return outcome  # a normal escalation: the dashboard, CLI or API answers it
-        if answered.status == "approved":  # the identical call uses the approval, once
-            return await self.guard.acheck(name, arguments, rule_context)
-        return self.guard.refused(outcome.result, answered, arguments)
-
-    @property
-    def answers(self) -> Client:
-        """The client the person's answers in the MCP client are recorded with."""
-        return self._answers or self.guard.client_for_call()
-
     def _progress(self, context: RequestContext[Any, Any, Any]) -> Any:
         """A callback sending the upstream's progress on this call to the client, with the
         client's own progress token (None when the client asked for none)."""
@@ -286,6 +238,34 @@ class GuardedProxy:
             await context.session.send_progress_notification(
                 token, progress, total, message, related_request_id=str(context.request_id))
         return send
+
+
+class SessionLink:
+    """The client of one request, through the SDK's session (the HTTP form)."""
+
+    def __init__(self, context: RequestContext[Any, Any, Any]) -> None:
+        self.context = context
+        params = context.session.client_params
+        self.name: str = params.clientInfo.name if params is not None else ""
+
+    def can_ask(self) -> bool:
+        params = self.context.session.client_params
+        return params is not None and params.capabilities.elicitation is not None
+
+    async def elicit(self, message: str, schema: dict[str, Any]) -> types.ElicitResult:
+        session, related = self.context.session, self.context.request_id
+        result: types.ElicitResult = await cancelling(session, lambda: session.elicit_form(
+            message, schema, related_request_id=related), "answered elsewhere")
+        return result
+
+    async def progress(self, done: float, total: float | None, message: str) -> bool:
+        meta = self.context.meta
+        token = meta.progressToken if meta is not None else None
+        if token is None:
+            return False
+        await self.context.session.send_progress_notification(
+            token, done, total, message, related_request_id=str(self.context.request_id))
+        return True
 
 
 def _text(result: types.CallToolResult) -> str:
