@@ -1,7 +1,8 @@
 """This process's stdin and stdout as the event loop's own non-blocking pipes.
 
-The SDK's stdio server reads and writes them through a worker thread, one hand-off per
-line each way: on a proxy that is most of what it adds to a call. When both are pipes (as
+anyio's file wrappers (which the SDK's stdio server uses) read and write them through a
+worker thread, one hand-off per line each way: on a proxy that is a good part of what it
+adds to a call. When both are pipes (as
 every MCP client starts a server) and stdout does not share its open file with stderr (a
 non-blocking stdout must not make staso's own messages on stderr fail), the proxy reads and
 writes them directly; otherwise it uses the SDK's files as they are.
@@ -44,7 +45,7 @@ def usable() -> bool:
 
 
 class PipeLines:
-    """Lines from a pipe, as ``async for line in ...`` (what the SDK reads stdin as)."""
+    """Lines from a pipe (bytes, each with its newline), as ``async for line in ...``."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -55,14 +56,14 @@ class PipeLines:
     def __aiter__(self) -> PipeLines:
         return self
 
-    async def __anext__(self) -> str:
+    async def __anext__(self) -> bytes:
         while True:
             end = self.buffer.find(b"\n", self.searched)
             if end >= 0:
                 line = bytes(self.buffer[:end + 1])
                 del self.buffer[:end + 1]
                 self.searched = 0
-                return line.decode("utf-8", errors="replace")
+                return line
             self.searched = len(self.buffer)
             try:
                 chunk = os.read(self.fd, _CHUNK)
@@ -73,28 +74,28 @@ class PipeLines:
                 if self.buffer:
                     line = bytes(self.buffer)
                     self.buffer.clear()
-                    return line.decode("utf-8", errors="replace")
+                    return line
                 raise StopAsyncIteration
             self.buffer += chunk
 
 
 class PipeWriter:
-    """Text to a pipe, as ``await write(text)`` / ``await flush()`` (what the SDK writes
-    stdout with); a full pipe waits on the event loop, never blocks it."""
+    """Bytes to a pipe, as ``await write(data)`` / ``await flush()``; a full pipe waits on
+    the event loop, never blocks it."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         os.set_blocking(fd, False)
 
-    async def write(self, text: str) -> None:
-        data = memoryview(text.encode("utf-8"))
-        while data:
+    async def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
             try:
-                written = os.write(self.fd, data)
+                written = os.write(self.fd, view)
             except BlockingIOError:
                 await anyio.wait_writable(self.fd)
                 continue
-            data = data[written:]
+            view = view[written:]
 
     async def flush(self) -> None:
         return None

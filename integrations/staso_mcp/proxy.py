@@ -1,14 +1,17 @@
-"""An MCP server in front of another one, guarding every ``tools/call``.
+"""The streamable-HTTP proxy: an MCP server in front of another one, guarding every
+``tools/call``, for many clients at once.
 
 The proxy is an ``mcp`` low-level ``Server`` that reports the upstream's own identity and
-capabilities and answers every request but ``tools/call`` by sending it upstream as it came.
-A ``tools/call`` asks staso first (``ToolGuard``, the adapters' one decision → outcome
-mapping): allow forwards it, modify forwards the rewritten arguments, block and a pending
-escalation answer an ``isError`` result the model reads (a client skips its output-schema
-check only for those), and the tool never runs. The execution is recorded on the decision.
+capabilities and answers every request but ``tools/call`` by sending it upstream as it came,
+on the client's own upstream connection (``upstream.py``). A ``tools/call`` is decided first
+(``calls.CallGuard``): allow forwards it, modify forwards the rewritten arguments, block and
+a pending escalation answer an ``isError`` result the model reads (a client skips its
+output-schema check only for those), and the tool never runs. The execution is recorded on
+the decision. (The stdio form is a relay of its own: ``relay.py``.)
 
-Why the low-level server: the SDK has no proxy helper, and FastMCP's decorators would
-re-validate and re-shape what the upstream says.
+Why the SDK's sessions here: HTTP sessions, SSE streams, resumption and the transport's
+security checks are the SDK's to get right; the SDK has no proxy helper, and FastMCP's
+decorators would re-validate and re-shape what the upstream says, so the low-level server.
 """
 
 from __future__ import annotations
@@ -72,11 +75,12 @@ class ProxyOptions(TypedDict, total=False):
 
 
 class _Client:
-    """One client of the proxy (the one on stdio, each session on HTTP) and its own upstream
-    connection: given (stdio), or opened on its first request and closed when it leaves."""
+    """One client session of the proxy and its own upstream connection, opened on its first
+    request and closed when it leaves."""
 
-    def __init__(self, upstream: Upstream | None, group: TaskGroup) -> None:
-        self.upstream_now, self.group = upstream, group
+    def __init__(self, group: TaskGroup) -> None:
+        self.upstream_now: Upstream | None = None
+        self.group = group
         self.session: Any = None
         self.session_id = "mcp_" + secrets.token_hex(8)
         self.lock = anyio.Lock()
@@ -87,18 +91,15 @@ _current: ContextVar[_Client] = ContextVar("staso_mcp_client")
 
 class GuardedProxy:
     """The proxy (``init``: what the upstream answered to ``initialize``, reported to each
-    client as the proxy's own). ``first`` is the upstream connection of the first client
-    (stdio); ``connect`` opens one for each client (HTTP). ``guard`` carries the guard
-    options (``wait_for_escalation`` …); ``approve_in_client`` asks a client that can show
-    a form (elicitation) to answer the escalations of its own calls, and records the
-    answers with ``answers`` (default: the guard's client; a remote agent key may not
-    answer, so a remote proxy is given an approver's)."""
+    client as the proxy's own); ``connect`` opens an upstream connection for each client.
+    The other keywords are ``CallGuard``'s (the guard, ``approve_in_client``, ``answers``)
+    and the server's name for rules and the upstream timeout."""
 
-    def __init__(self, init: types.InitializeResult, *, first: Upstream | None = None,
-                 connect: Connect | None = None, guard: ToolGuard | None = None,
+    def __init__(self, init: types.InitializeResult, *, connect: Connect,
+                 guard: ToolGuard | None = None,
                  name: str | None = None, upstream_timeout: float = UPSTREAM_TIMEOUT,
                  approve_in_client: bool = False, answers: Client | None = None) -> None:
-        self.init, self._first, self._connect = init, first, connect
+        self.init, self._connect = init, connect
         self.name = name or init.serverInfo.name  # the server, as rules see it
         self.calls = CallGuard(guard, approve_in_client=approve_in_client, answers=answers)
         self.guard = self.calls.guard
@@ -117,8 +118,7 @@ class GuardedProxy:
 
     async def _client_run(self, *args: Any, **kwargs: Any) -> None:
         async with anyio.create_task_group() as group:
-            first, self._first = self._first, None
-            token = _current.set(_Client(first, group))
+            token = _current.set(_Client(group))
             try:
                 await self._run(*args, **kwargs)
             finally:
@@ -137,11 +137,8 @@ class GuardedProxy:
         """This client's upstream connection; opened (again) here when it has none."""
         client = _current.get()
         current = client.upstream_now
-        if self._connect is None or (current is not None and not current.gone):
-            if current is None:
-                raise McpError(types.ErrorData(code=types.INTERNAL_ERROR,
-                                               message="no upstream connection"))
-            return current  # (stdio: the one connection; a gone one says so when used)
+        if current is not None and not current.gone:
+            return current
         async with client.lock:
             if client.upstream_now is None or client.upstream_now.gone:
                 client.upstream_now = await self._open(client)
@@ -149,7 +146,6 @@ class GuardedProxy:
 
     async def _open(self, client: _Client) -> Upstream:
         """A new upstream connection for ``client``, held by its run's task group."""
-        assert self._connect is not None
         connect, upstream = self._connect, Upstream(self.timeout)
         upstream.client = client.session
         opened, failed = anyio.Event(), []

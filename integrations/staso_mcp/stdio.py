@@ -1,52 +1,80 @@
 """``staso mcp proxy -- COMMAND ARGS``: the proxy on this process's stdio, in front of a
 stdio MCP server it starts (what Claude Desktop, Cursor or VS Code run in place of the
-server's own command)."""
+server's own command). The messages between them go through ``StdioRelay``."""
 
 from __future__ import annotations
 
 import os
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from mcp import StdioServerParameters
-from mcp.client.stdio import stdio_client
-from mcp.server.stdio import stdio_server
 
 from . import pipes
-from .proxy import UPSTREAM_TIMEOUT, GuardedProxy, ProxyOptions
-from .upstream import Upstream, connected
+from .calls import CallGuard
+from .proxy import UPSTREAM_TIMEOUT, ProxyOptions
+from .relay import StdioRelay
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-GONE_GRACE = 0.5  # seconds between the server's exit and the proxy's
+STOP_TIMEOUT = 5.0  # seconds the server has to exit once its stdin is closed
+
+
+class _FileWriter:
+    """stdout as an anyio file (a worker thread per write), where it is not a pipe."""
+
+    def __init__(self) -> None:
+        self.file = anyio.wrap_file(sys.stdout.buffer)
+
+    async def write(self, data: bytes) -> None:
+        await self.file.write(data)
+
+    async def flush(self) -> None:
+        await self.file.flush()
 
 
 async def run_stdio_proxy(command: str, args: Sequence[str],
                           **options: Unpack[ProxyOptions]) -> None:
     """Run ``command args`` as a stdio MCP server (with this process's environment but
-    staso's own settings, keys among them: the SDK's default passes on only a few
-    variables) and serve it, guarded, on stdio. When the server exits, so does the proxy
-    (as the server alone would), once the errors owed to the client are sent."""
+    staso's own settings, keys among them) and serve it, guarded, on stdio. When the server
+    exits, so does the proxy (as the server alone would); when the client closes stdin, the
+    server is stopped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STASO_")}
-    params = StdioServerParameters(command=command, args=list(args), env=env)
-    upstream = Upstream(timedelta(seconds=options.get("upstream_timeout", UPSTREAM_TIMEOUT)))
-    async with stdio_client(params) as (read, write), \
-            connected(read, write, upstream) as init:
-        proxy = GuardedProxy(init, first=upstream, **options)
-        fast = pipes.usable()  # stdin/stdout on the event loop, not a thread per line
-        stdin: Any = pipes.PipeLines(sys.stdin.fileno()) if fast else None
-        stdout: Any = pipes.PipeWriter(sys.stdout.fileno()) if fast else None
-        async with stdio_server(stdin, stdout) as (down_read, down_write), \
-                anyio.create_task_group() as group:
-            async def end_with_the_server() -> None:
-                assert upstream.session is not None
-                await upstream.session.gone.wait()
-                await anyio.sleep(GONE_GRACE)
-                group.cancel_scope.cancel()
-            group.start_soon(end_with_the_server)
-            await proxy.server.run(down_read, down_write, proxy.options())
-            group.cancel_scope.cancel()
+    calls = CallGuard(options.get("guard"), approve_in_client=options.get(
+        "approve_in_client", False), answers=options.get("answers"))
+    fast = pipes.usable()  # stdin/stdout on the event loop, not a thread per line
+    client_in: Any = pipes.PipeLines(sys.stdin.fileno()) if fast \
+        else anyio.wrap_file(sys.stdin.buffer)
+    client_out: Any = pipes.PipeWriter(sys.stdout.fileno()) if fast else _FileWriter()
+    process = await anyio.open_process([command, *args], env=env, stderr=None)
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        relay = StdioRelay(client_in, client_out, process.stdin, process.stdout, calls,
+                           name=options.get("name"),
+                           upstream_timeout=options.get("upstream_timeout", UPSTREAM_TIMEOUT))
+        await relay.run()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _stop(process)
+    if relay.gone:
+        raise ServerExited(f"it exited with status {process.returncode}")
+
+
+class ServerExited(RuntimeError):
+    """The server the proxy started has exited (the proxy ends with it)."""
+
+
+async def _stop(process: Any) -> None:
+    """Close the server's stdin (an MCP server exits then), and end it if it does not."""
+    if process.returncode is not None:
+        return
+    if process.stdin is not None:
+        await process.stdin.aclose()
+    with anyio.move_on_after(STOP_TIMEOUT):
+        await process.wait()
+        return
+    process.kill()
+    await process.wait()
+

@@ -1,0 +1,398 @@
+"""The stdio proxy: a JSON-RPC relay between the client and the server it starts.
+
+Messages pass as they came, byte for byte, both ways; the relay reads of each only what it
+must: a ``tools/call`` is held and decided first (``CallGuard``), then passed on (with the
+rewritten arguments for a modify) or answered by the relay itself (block, pending). Ids,
+progress tokens and cancellations stay the client's own, so they need no translation; the
+client's own ``initialize`` (its capabilities, roots, elicitation, sampling) reaches the
+server, and the server's answer reaches the client.
+
+Why not the SDK's sessions on both sides, as the HTTP form has: a session pair validates
+and rebuilds every message twice, which on a 2-core machine costs about 1.5 ms of CPU a
+call, more than the 1 ms a proxy may add; this relay adds a fraction of that. The SDK's
+types still build and check what the relay says itself (results, questions, progress).
+The relay also answers what the SDK's server leaves unanswered: a line that is not JSON
+gets a parse error, a batch an error (never a call run unguarded inside it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+import mcp.types as types
+from anyio.abc import ByteReceiveStream, ByteSendStream, TaskGroup
+from anyio.streams.buffered import BufferedByteReceiveStream
+from mcp.shared.exceptions import McpError
+from pydantic import ValidationError
+
+from staso import GuardResult
+
+from .calls import CallGuard
+from .upstream import described
+
+log = logging.getLogger("staso.mcp")
+
+CHECK_EVERY = 0.2  # seconds between two looks for requests the server has not answered
+GONE_GRACE = 0.5  # seconds between the server's exit and the proxy's (errors owed are sent)
+MAX_LINE = 64 << 20  # bytes in one message from the server
+NOTICE_TIMEOUT = 5.0  # seconds a cancellation notice may take
+
+
+def _key(request_id: Any) -> str:
+    """A request id as a dict key: 1 and "1" are different ids."""
+    return json.dumps(request_id)
+
+
+def _disguised_call(method: str) -> bool:
+    """A method that is not ``tools/call`` but reads like it (``Tools/Call``, ``tools.call``
+    …): refused, never passed on, in case a server is lenient about names."""
+    return method != "tools/call" and re.sub(r"[^a-z]", "", method.lower()) == "toolscall"
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    dumped: dict[str, Any] = model.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return dumped
+
+
+@dataclass
+class _Pending:
+    """A request of the client's, passed to the server and not answered yet."""
+
+    request_id: Any
+    method: str
+    sent: float = field(default_factory=time.monotonic)
+    decision: GuardResult | None = None  # a tools/call's decision, for its execution record
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _Question:
+    """A request of the relay's own to the client, waiting for its answer."""
+
+    answered: anyio.Event = field(default_factory=anyio.Event)
+    reply: dict[str, Any] = field(default_factory=dict)
+
+
+class StdioRelay:
+    """One client (on ``client_in``/``client_out``) and the server it reaches (on
+    ``server_in``/``server_out``), with the calls between them guarded by ``calls``."""
+
+    def __init__(self, client_in: Any, client_out: Any, server_in: ByteSendStream,
+                 server_out: ByteReceiveStream, calls: CallGuard, *, name: str | None = None,
+                 upstream_timeout: float = 300.0) -> None:
+        self.client_in, self.client_out = client_in, client_out
+        self.server_in, self.server_out = server_in, server_out
+        self.calls, self.guard = calls, calls.guard
+        self.name, self.timeout = name, upstream_timeout
+        self.server_name = name or ""  # learned from the server's answer to initialize
+        self.client_name, self.client_can_elicit = "", False
+        self.session_id = "mcp_" + secrets.token_hex(8)
+        self.pending: dict[str, _Pending] = {}
+        self.deciding: dict[str, anyio.CancelScope] = {}  # tools/call being decided
+        self.questions: dict[str, _Question] = {}  # the relay's own requests to the client
+        self.garbled: tuple[float, str] | None = None  # when and what, the server's last
+        self.gone = False
+        self._writing = anyio.Lock()
+        self._group: TaskGroup | None = None
+
+    async def run(self) -> None:
+        """Relay until the client closes its side, or the server exits."""
+        async with anyio.create_task_group() as group:
+            self._group = group
+            group.start_soon(self._from_server)
+            group.start_soon(self._watch_deadlines)
+            async for line in self.client_in:
+                if line.strip():
+                    await self._from_client(line)
+            group.cancel_scope.cancel()
+
+    # -- the client's messages -------------------------------------------------------------
+    async def _from_client(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            await self._error(None, types.PARSE_ERROR, f"Parse error: {exc}")
+            return
+        if not isinstance(message, dict):
+            await self._error(None, types.INVALID_REQUEST, "one JSON-RPC message object per "
+                              "line (staso mcp proxy takes no batches)")
+            return
+        if "method" not in message:  # an answer, to the server's request or to the relay's
+            question = self.questions.pop(_key(message.get("id")), None)
+            if question is not None:
+                question.reply = message
+                question.answered.set()
+            else:
+                await self._to_server(line, message)
+            return
+        method = message["method"]
+        if not isinstance(method, str) or _disguised_call(method):
+            if "id" in message:
+                await self._error(message["id"], types.METHOD_NOT_FOUND,
+                                  f"Method not found: {method!r}")
+            return
+        if "id" not in message:  # a notification
+            if method == "notifications/cancelled":
+                self._cancel_deciding(message)
+            await self._to_server(line, message)
+            return
+        if method == "tools/call":
+            assert self._group is not None
+            self._group.start_soon(self._call, message, line)
+            return
+        if method == "initialize":
+            self._remember_client(message.get("params"))
+        self.pending[_key(message["id"])] = _Pending(message["id"], method)
+        await self._to_server(line, message)
+
+    def _remember_client(self, params: Any) -> None:
+        """Who the client is and whether it can show a form, from its initialize."""
+        if not isinstance(params, dict):
+            return
+        info, capabilities = params.get("clientInfo"), params.get("capabilities")
+        if isinstance(info, dict) and isinstance(info.get("name"), str):
+            self.client_name = info["name"]
+        self.client_can_elicit = isinstance(capabilities, dict) and \
+            isinstance(capabilities.get("elicitation"), dict)
+
+    def _cancel_deciding(self, message: dict[str, Any]) -> None:
+        """The client gave up a call still being decided: it is never passed on."""
+        params = message.get("params")
+        if isinstance(params, dict):
+            scope = self.deciding.get(_key(params.get("requestId")))
+            if scope is not None:
+                scope.cancel()
+
+    async def _call(self, message: dict[str, Any], line: bytes) -> None:
+        """One ``tools/call``: decided, then passed on or answered here."""
+        request_id = message["id"]
+        params = message.get("params")
+        if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+            await self._error(request_id, types.INVALID_PARAMS, "tools/call needs params.name")
+            return
+        arguments = params.get("arguments")
+        arguments = {} if arguments is None else arguments
+        if not isinstance(arguments, dict):
+            await self._error(request_id, types.INVALID_PARAMS,
+                              "tools/call params.arguments must be an object")
+            return
+        meta = params.get("_meta")
+        link = RelayLink(self, meta.get("progressToken") if isinstance(meta, dict) else None)
+        key = _key(request_id)
+        try:
+            with anyio.CancelScope() as scope:
+                self.deciding[key] = scope
+                try:
+                    outcome = await self.calls.decide(link, self, self.server_name,
+                                                      params["name"], arguments, self._context())
+                finally:
+                    self.deciding.pop(key, None)
+            if scope.cancelled_caught:
+                return  # cancelled by the client: it expects no answer
+            if not outcome.run:
+                refusal = types.CallToolResult(isError=True, content=[
+                    types.TextContent(type="text", text=outcome.message or "")])
+                await self._to_client({"jsonrpc": "2.0", "id": request_id,
+                                       "result": _dump(refusal)})
+                return
+            if outcome.result.action == "modify":  # else passed on as it came
+                message = {**message, "params": {**params, "arguments": outcome.tool_input}}
+                line = json.dumps(message).encode()
+            self.pending[key] = _Pending(request_id, "tools/call", decision=outcome.result)
+            await self._to_server(line, message)
+        except Exception as exc:  # never leave the client without an answer
+            log.exception("staso: tools/call %r could not be handled", params.get("name"))
+            await self._error(request_id, types.INTERNAL_ERROR,
+                              f"staso could not handle this call: {described(exc)}")
+
+    def _context(self) -> dict[str, Any]:
+        """What a rule can read about where the call came from."""
+        return {"framework": "mcp", "mcp_server": self.server_name,
+                "mcp_client": self.client_name, "session_id": self.session_id}
+
+    # -- the server's messages -------------------------------------------------------------
+    async def _from_server(self) -> None:
+        lines = BufferedByteReceiveStream(self.server_out)
+        while True:
+            try:
+                line = await lines.receive_until(b"\n", MAX_LINE)
+            except anyio.DelimiterNotFound:
+                self.garbled = (time.monotonic(), f"a message over {MAX_LINE} bytes")
+                break
+            except (anyio.IncompleteRead, anyio.EndOfStream, anyio.ClosedResourceError,
+                    anyio.BrokenResourceError):
+                break
+            if line.strip():
+                await self._server_message(line)
+        await self._server_gone()
+
+    async def _server_message(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            self.garbled = (time.monotonic(), f"{line[:200]!r} ({exc})")
+            return
+        if not isinstance(message, dict):
+            self.garbled = (time.monotonic(), f"{line[:200]!r} (not a message object)")
+            return
+        if "method" not in message and "id" in message:  # an answer to a client's request
+            pending = self.pending.pop(_key(message["id"]), None)
+            if pending is None:
+                self.garbled = (time.monotonic(), "an answer to a request never sent "
+                                f"(id {message['id']!r}), or sent after its timeout")
+                return
+            if pending.method == "initialize":
+                self._remember_server(message.get("result"))
+            if pending.method == "tools/call":
+                line = self._finish_call(pending, message, line)
+        await self._to_client_line(line)  # answers, and the server's requests and notices
+
+    def _remember_server(self, result: Any) -> None:
+        if self.name is None and isinstance(result, dict):
+            info = result.get("serverInfo")
+            if isinstance(info, dict) and isinstance(info.get("name"), str):
+                self.server_name = info["name"]
+
+    def _finish_call(self, pending: _Pending, message: dict[str, Any], line: bytes) -> bytes:
+        """Record how a passed-on call went; a result of the wrong shape becomes an error
+        saying so (the client would reject it less clearly)."""
+        error = message.get("error")
+        if error is not None:
+            self._record(pending, "error", error=McpError(types.ErrorData.model_validate(
+                error)) if isinstance(error, dict) and "code" in error else None)
+            return line
+        try:
+            result = types.CallToolResult.model_validate(message.get("result"))
+        except ValidationError as exc:
+            why = (f"the upstream MCP server answered tools/call with a malformed result: "
+                   f"{described(exc)}")
+            self._record(pending, "error", error=McpError(types.ErrorData(
+                code=types.INTERNAL_ERROR, message=why)))
+            return json.dumps({"jsonrpc": "2.0", "id": pending.request_id, "error": {
+                "code": types.INTERNAL_ERROR, "message": why}}).encode() + b"\n"
+        self._record(pending, "error" if result.isError else "ok", output="\n".join(
+            c.text for c in result.content if isinstance(c, types.TextContent)))
+        return line
+
+    def _record(self, pending: _Pending, status: str, *, output: Any = None,
+                error: BaseException | None = None) -> None:
+        if pending.decision is not None:
+            self.guard.record(pending.decision, status, pending.started, output=output,
+                              error=error)
+
+    async def _server_gone(self) -> None:
+        """The server exited: what it owed is answered with an error, then the proxy ends
+        (as the server alone would: the client sees it and can start it again)."""
+        self.gone = True
+        for key in list(self.pending):
+            pending = self.pending.pop(key)
+            self._record(pending, "error", error=_gone_error())
+            await self._error(pending.request_id, types.CONNECTION_CLOSED,
+                              _gone_error().error.message)
+        await anyio.sleep(GONE_GRACE)
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
+
+    async def _watch_deadlines(self) -> None:
+        """A request the server does not answer in time gets an error (and the server a
+        cancellation), never a hang."""
+        while True:
+            await anyio.sleep(CHECK_EVERY)
+            now = time.monotonic()
+            for key, pending in list(self.pending.items()):
+                if now - pending.sent < self.timeout or self.pending.pop(key, None) is None:
+                    continue
+                message = (f"Timed out after {self.timeout:g} s waiting for the upstream "
+                           f"MCP server's answer to {pending.method}.")
+                garbled = self.garbled
+                if garbled is not None and garbled[0] >= pending.sent:
+                    message += (" The server meanwhile sent something that is not an answer "
+                                f"in JSON-RPC: {garbled[1]}")
+                self._record(pending, "error", error=TimeoutError(message))
+                await self._error(pending.request_id, httpx.codes.REQUEST_TIMEOUT, message)
+                notice = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {
+                    "requestId": pending.request_id, "reason": "timed out"}}
+                await self._to_server(json.dumps(notice).encode(), notice)
+
+    # -- writing ---------------------------------------------------------------------------
+    async def _to_server(self, line: bytes, message: dict[str, Any]) -> None:
+        """Pass ``line`` to the server; a request it cannot reach gets an error."""
+        try:
+            await self.server_in.send(line if line.endswith(b"\n") else line + b"\n")
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            if "id" in message and "method" in message:
+                pending = self.pending.pop(_key(message["id"]), None)
+                if pending is not None:
+                    self._record(pending, "error", error=_gone_error())
+                await self._error(message["id"], types.CONNECTION_CLOSED,
+                                  _gone_error().error.message)
+
+    async def _to_client(self, message: dict[str, Any]) -> None:
+        await self._to_client_line(json.dumps(message).encode() + b"\n")
+
+    async def _to_client_line(self, line: bytes) -> None:
+        async with self._writing:  # one message at a time: a pipe write may be partial
+            await self.client_out.write(line if line.endswith(b"\n") else line + b"\n")
+            await self.client_out.flush()
+
+    async def _error(self, request_id: Any, code: int, message: str) -> None:
+        await self._to_client({"jsonrpc": "2.0", "id": request_id,
+                               "error": {"code": code, "message": message}})
+
+    async def ask(self, request: Any) -> dict[str, Any]:
+        """A request of the relay's own to the client (an id no one else uses); its answer.
+        Cancelled, the client is told to stop asking."""
+        request_id = "staso-" + secrets.token_urlsafe(16)
+        question = self.questions[_key(request_id)] = _Question()
+        try:
+            await self._to_client({"jsonrpc": "2.0", "id": request_id, **_dump(request)})
+            await question.answered.wait()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True), anyio.move_on_after(NOTICE_TIMEOUT):
+                await self._to_client({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                       "params": {"requestId": request_id,
+                                                  "reason": "answered elsewhere"}})
+            raise
+        finally:
+            self.questions.pop(_key(request_id), None)
+        return question.reply
+
+
+def _gone_error() -> McpError:
+    return McpError(types.ErrorData(
+        code=types.CONNECTION_CLOSED, message="the upstream MCP server closed the "
+        "connection (it exited or dropped it); nothing was sent to it"))
+
+
+class RelayLink:
+    """The client of one call, through the relay (the stdio form)."""
+
+    def __init__(self, relay: StdioRelay, token: Any) -> None:
+        self.relay, self.token = relay, token
+        self.name = relay.client_name
+
+    def can_ask(self) -> bool:
+        return self.relay.client_can_elicit
+
+    async def elicit(self, message: str, schema: dict[str, Any]) -> types.ElicitResult:
+        reply = await self.relay.ask(types.ElicitRequest(params=types.ElicitRequestFormParams(
+            message=message, requestedSchema=schema)))
+        if "error" in reply:
+            raise McpError(types.ErrorData.model_validate(reply["error"]))
+        return types.ElicitResult.model_validate(reply.get("result"))
+
+    async def progress(self, done: float, total: float | None, message: str) -> bool:
+        if self.token is None:
+            return False
+        notice = types.ProgressNotification(params=types.ProgressNotificationParams(
+            progressToken=self.token, progress=done, total=total, message=message))
+        await self.relay._to_client({"jsonrpc": "2.0", **_dump(notice)})
+        return True
