@@ -134,8 +134,9 @@ class StdioRelay:
                 await self._to_server(line, message)
             return
         method = message["method"]
-        if not isinstance(method, str) or _disguised_call(method):
-            if "id" in message:
+        if not isinstance(method, str) or _disguised_call(method) or (
+                method == "tools/call" and "id" not in message):
+            if "id" in message:  # (a call sent as a notification has no one to tell)
                 await self._error(message["id"], types.METHOD_NOT_FOUND,
                                   f"Method not found: {method!r}")
             return
