@@ -75,8 +75,10 @@ def call(request_id: Any, name: str, arguments: Any) -> dict[str, Any]:
 
 def test_what_is_not_one_message_gets_an_error_and_runs_nothing(tmp_path: Path) -> None:
     secret = {"name": "secret.txt", "content": "x"}
-    with raw_proxy(tmp_path) as client:
+    with raw_proxy(tmp_path, "--upstream-timeout", "3") as client:
         client.send(b"this is not json")
+        assert client.read()["error"]["code"] == -32700
+        client.send(b"[" * 100_000 + b"]" * 100_000)  # nested past any parser's depth
         assert client.read()["error"]["code"] == -32700
         client.send([call(1, "write_note", secret), call(2, "echo", {"text": "a"})])
         batch = client.read()
@@ -96,6 +98,11 @@ def test_what_is_not_one_message_gets_an_error_and_runs_nothing(tmp_path: Path) 
         client.send(call(7, "write_note", secret))  # the real thing: blocked by its rule
         refused = client.answer(7)["result"]
         assert refused["isError"] and "no_secret_notes" in refused["content"][0]["text"]
+        deep: Any = "x"  # staso reads it; the server's parser gives up and never answers
+        for _ in range(400):
+            deep = {"d": deep}
+        client.send(call(8, "echo", {"text": "deep", "extra": deep}))
+        assert client.answer(8)["error"]["message"].startswith("Timed out after 3 s")
     assert received(tmp_path / "notes") == [("echo", {"text": "still serving"})]
     assert not (tmp_path / "notes" / "secret.txt").exists()
 

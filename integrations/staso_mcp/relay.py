@@ -118,7 +118,7 @@ class StdioRelay:
     async def _from_client(self, line: bytes) -> None:
         try:
             message = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, or nested past parsing
             await self._error(None, types.PARSE_ERROR, f"Parse error: {exc}")
             return
         if not isinstance(message, dict):
@@ -238,7 +238,7 @@ class StdioRelay:
     async def _server_message(self, line: bytes) -> None:
         try:
             message = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, or nested past parsing
             self.garbled = (time.monotonic(), f"{line[:200]!r} ({exc})")
             return
         if not isinstance(message, dict):
