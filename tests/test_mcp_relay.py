@@ -132,3 +132,19 @@ def test_a_call_cancelled_while_it_waits_never_runs(tmp_path: Path, request_id: 
         client.send(call(14, "write_note", big))  # the identical call: runs, once
         assert "wrote 500" in client.answer(14)["result"]["content"][0]["text"]
     assert [c[0] for c in received(tmp_path / "notes")] == ["echo", "echo", "write_note"]
+
+
+def test_the_server_reads_exactly_the_call_that_was_decided(tmp_path: Path) -> None:
+    """A call whose JSON could be read two ways (duplicate keys, escapes in names) reaches
+    the server written anew from what the guard read: a lenient parser that keeps the first
+    of two keys cannot run the blocked arguments."""
+    line = (b'{"jsonrpc": "2.0", "id": 21, "method": "tools\\u002fcall", "params": '
+            b'{"name": "write_note", "arguments": {"name": "secret.txt", "content": "x"}, '
+            b'"arguments": {"name": "plain.txt", "content": "x"}}}')
+    with raw_proxy(tmp_path) as client:
+        client.send(line)
+        assert "wrote 1 characters to plain.txt" in \
+            client.answer(21)["result"]["content"][0]["text"]
+    assert received(tmp_path / "notes") == [("write_note", {"name": "plain.txt",
+                                                            "content": "x"})]
+    assert not (tmp_path / "notes" / "secret.txt").exists()

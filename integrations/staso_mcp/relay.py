@@ -1,8 +1,9 @@
 """The stdio proxy: a JSON-RPC relay between the client and the server it starts.
 
 Messages pass as they came, byte for byte, both ways; the relay reads of each only what it
-must: a ``tools/call`` is held and decided first (``CallGuard``), then passed on (with the
-rewritten arguments for a modify) or answered by the relay itself (block, pending). Ids,
+must: a ``tools/call`` is held and decided first (``CallGuard``), then written anew from
+what was decided (the rewritten arguments for a modify) or answered by the relay itself
+(block, pending). Ids,
 progress tokens and cancellations stay the client's own, so they need no translation; the
 client's own ``initialize`` (its capabilities, roots, elicitation, sampling) reaches the
 server, and the server's answer reaches the client.
@@ -147,7 +148,7 @@ class StdioRelay:
             return
         if method == "tools/call":
             assert self._group is not None
-            self._group.start_soon(self._call, message, line)
+            self._group.start_soon(self._call, message)
             return
         if method == "initialize":
             self._remember_client(message.get("params"))
@@ -172,7 +173,7 @@ class StdioRelay:
             if scope is not None:
                 scope.cancel()
 
-    async def _call(self, message: dict[str, Any], line: bytes) -> None:
+    async def _call(self, message: dict[str, Any]) -> None:
         """One ``tools/call``: decided, then passed on or answered here."""
         request_id = message["id"]
         params = message.get("params")
@@ -204,11 +205,11 @@ class StdioRelay:
                 await self._to_client({"jsonrpc": "2.0", "id": request_id,
                                        "result": _dump(refusal)})
                 return
-            if outcome.result.action == "modify":  # else passed on as it came
-                message = {**message, "params": {**params, "arguments": outcome.tool_input}}
-                line = json.dumps(message).encode()
+            # written anew, never passed on as it came: the server must read exactly what was
+            # decided, whatever its parser makes of duplicate keys or odd escapes
+            message = {**message, "params": {**params, "arguments": outcome.tool_input}}
             self.pending[key] = _Pending(request_id, "tools/call", decision=outcome.result)
-            await self._to_server(line, message)
+            await self._to_server(json.dumps(message).encode(), message)
         except Exception as exc:  # never leave the client without an answer
             log.exception("staso: tools/call %r could not be handled", params.get("name"))
             await self._error(request_id, types.INTERNAL_ERROR,
