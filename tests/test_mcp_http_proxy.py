@@ -273,12 +273,12 @@ async def test_each_client_hears_only_its_own_calls(tmp_path: Path) -> None:
             group.start_soon(call, "B-slow", b, "slow", {"seconds": 3})
             await anyio.sleep(0.5)
             group.start_soon(call, "A", a, "confirm", {"what": "A-deletes-prod"})
-            with anyio.fail_after(30):
+            with anyio.fail_after(60):
                 while not asked["A"]:
                     await anyio.sleep(0.05)
-                started = time.monotonic()
-                echoed = await b.call_tool("echo", {"text": "still here"})  # A's question open
-                assert text_of(echoed) == "still here" and time.monotonic() - started < 10
+                # A's question stays open (released only below): B is answered all the same
+                echoed = await b.call_tool("echo", {"text": "still here"})
+                assert text_of(echoed) == "still here"
                 release.set()  # (the SDK's client reads nothing more until A's person answers)
                 await a.call_tool("logme", {"text": "about A-private-token-123"})
                 await anyio.sleep(0.5)  # B would have heard it by now
