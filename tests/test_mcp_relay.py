@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,3 +149,141 @@ def test_the_server_reads_exactly_the_call_that_was_decided(tmp_path: Path) -> N
     assert received(tmp_path / "notes") == [("write_note", {"name": "plain.txt",
                                                             "content": "x"})]
     assert not (tmp_path / "notes" / "secret.txt").exists()
+
+
+RAW_SERVER = r'''
+"""A hand-written stdio MCP server that logs every line it reads (to argv[1]) and then,
+by argv[2]: "serve" answers; "deaf" stops reading after initialize; "die" exits on a
+tools/call it has read."""
+import json, sys, time
+log, mode = open(sys.argv[1], "a"), sys.argv[2]
+for line in sys.stdin:
+    log.write(line); log.flush()
+    try:
+        message = json.loads(line)
+    except ValueError:  # as the SDK's reader: skip it, read on
+        continue
+    method, mid = message.get("method"), message.get("id")
+    if method == "initialize":
+        result = {"protocolVersion": message["params"]["protocolVersion"],
+                  "capabilities": {"tools": {}}, "serverInfo": {"name": "raw", "version": "1"}}
+    elif method == "tools/call" and mode == "die":
+        sys.exit(7)
+    elif method == "tools/call":
+        result = {"content": [{"type": "text", "text": "ran"}]}
+    elif mid is None:
+        continue
+    else:
+        result = {}
+    if mid is not None:
+        sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": mid, "result": result}) + "\n")
+        sys.stdout.flush()
+    if method == "initialize" and mode == "deaf":
+        time.sleep(3600)
+'''
+RAW_POLICY = """version: 1
+rules:
+  - name: never
+    tools: [danger]
+    action: block
+  - name: ask_first
+    tools: [esc]
+    action: escalate
+"""
+
+
+@contextmanager
+def raw_server_proxy(tmp_path: Path, mode: str, *proxy_args: str) -> Iterator[RawClient]:
+    (tmp_path / "raw_server.py").write_text(RAW_SERVER)
+    upstream = [sys.executable, str(tmp_path / "raw_server.py"), str(tmp_path / "lines.log"),
+                mode]
+    params = proxy_params(tmp_path, list(proxy_args), upstream, RAW_POLICY)
+    process = subprocess.Popen([params.command, *params.args], env=params.env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    client = RawClient(process)
+    try:
+        client.send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}},
+            "clientInfo": {"name": "raw", "version": "1"}}})
+        assert client.answer(0)["result"]["serverInfo"]["name"] == "raw"
+        yield client
+    finally:
+        process.kill()
+        process.wait(15)
+
+
+def server_read(tmp_path: Path) -> list[Any]:
+    """Every line the server read, parsed (a fragment that is not JSON, as its text)."""
+    read: list[Any] = []
+    for line in (tmp_path / "lines.log").read_text().splitlines():
+        try:
+            read.append(json.loads(line))
+        except ValueError:
+            read.append(line)
+    return read
+
+
+def test_what_the_server_reads_is_what_the_relay_read(tmp_path: Path) -> None:
+    """A bare CR ends a line for some servers' readers (the Python SDK's among them): a
+    message hiding a tools/call between CRs reaches the server as the one message the relay
+    read; bytes that are not UTF-8 (UTF-16 here) are a parse error."""
+    hidden = json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                         "params": {"name": "danger", "arguments": {}}}).encode()
+    smuggler = b'{"jsonrpc": "2.0", "id": 3, "method": "ping", "params": \r' + hidden + b"\r}"
+    with raw_server_proxy(tmp_path, "serve") as client:
+        client.send(smuggler)
+        client.answer(3)
+        client.send('{"jsonrpc": "2.0", "id": 4, "method": "ping"}'.encode("utf-16"))
+        assert client.read()["error"]["code"] == -32700
+        client.send(call(5, "safe", {}))
+        assert client.answer(5)["result"]["content"][0]["text"] == "ran"
+    read = server_read(tmp_path)
+    assert all(isinstance(m, dict) for m in read), read
+    assert [m.get("method") for m in read] == ["initialize", "ping", "tools/call"]
+    assert b"\r" not in (tmp_path / "lines.log").read_bytes()
+    assert read[2]["params"]["name"] == "safe"
+
+
+def test_a_cancellation_right_behind_its_call_is_kept(tmp_path: Path) -> None:
+    """The call and its cancellation in one write: the call is never passed on, even once
+    approved; a second call reusing an id under way is refused."""
+    with raw_server_proxy(tmp_path, "serve", "--wait", "--escalation-timeout", "60") as client:
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                  "params": {"requestId": 31, "reason": "changed my mind"}}
+        client.send(json.dumps(call(31, "esc", {"n": 1})).encode() + b"\n"
+                    + json.dumps(cancel).encode())
+        client.send(call(32, "esc", {"n": 2}))
+        client.send(call(32, "safe", {}))  # id 32 is still waiting for a person
+        assert client.answer(32)["error"]["code"] == -32600
+        for _ in range(600):
+            if len(escalations(tmp_path)) == 2:
+                break
+            time.sleep(0.1)
+        for escalation in escalations(tmp_path):
+            cli("escalations", "approve", escalation["id"], "--by", "alice",
+                env={"STASO_HOME": str(tmp_path)})
+        assert client.answer(32)["result"]["content"][0]["text"] == "ran"
+    calls = [m for m in server_read(tmp_path) if m.get("method") == "tools/call"]
+    assert [c["params"]["arguments"] for c in calls] == [{"n": 2}]
+
+
+def test_a_server_that_stops_reading_holds_up_nothing(tmp_path: Path) -> None:
+    """A server that stops reading its input: what the relay answers itself is still
+    answered, and what waits for the server ends in the upstream timeout's error."""
+    with raw_server_proxy(tmp_path, "deaf", "--upstream-timeout", "8") as client:
+        client.send({"jsonrpc": "2.0", "id": 41, "method": "tools/list",
+                     "params": {"_meta": {"padding": "x" * 300_000}}})
+        client.send({"jsonrpc": "2.0", "id": 42, "method": "tools/list"})
+        client.send(call(43, "danger", {}))
+        assert client.answer(43)["result"]["isError"]  # refused at once
+        assert "Timed out" in client.answer(41)["error"]["message"]
+        assert "Timed out" in client.answer(42)["error"]["message"]
+
+
+def test_a_server_that_exits_mid_call_is_not_said_to_have_done_nothing(tmp_path: Path
+                                                                         ) -> None:
+    with raw_server_proxy(tmp_path, "die") as client:
+        client.send(call(51, "safe", {"x": "side effect"}))
+        said = client.answer(51)["error"]["message"]
+    assert "may or may not have been carried out" in said
+    assert [m.get("method") for m in server_read(tmp_path)][-1] == "tools/call"

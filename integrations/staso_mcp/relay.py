@@ -1,12 +1,14 @@
 """The stdio proxy: a JSON-RPC relay between the client and the server it starts.
 
-Messages pass as they came, byte for byte, both ways; the relay reads of each only what it
-must: a ``tools/call`` is held and decided first (``CallGuard``), then written anew from
-what was decided (the rewritten arguments for a modify) or answered by the relay itself
-(block, pending). Ids,
-progress tokens and cancellations stay the client's own, so they need no translation; the
-client's own ``initialize`` (its capabilities, roots, elicitation, sampling) reaches the
-server, and the server's answer reaches the client.
+The relay reads of each message only what it must. A ``tools/call`` is held and decided
+first (``CallGuard``), then passed on with what was decided (the rewritten arguments for a
+modify) or answered by the relay itself (block, pending). Everything the client sends is
+written anew from what the relay read (ASCII JSON, one line), so the server reads the very
+message the relay read, whatever its own parser makes of stray bytes, encodings or
+duplicate keys; what the server sends passes to the client as it came. Ids, progress tokens
+and cancellations stay the client's own, so they need no translation; the client's own
+``initialize`` (its capabilities, roots, elicitation, sampling) reaches the server, and the
+server's answer reaches the client.
 
 Why not the SDK's sessions on both sides, as the HTTP form has: a session pair validates
 and rebuilds every message twice, which on a 2-core machine costs about 1.5 ms of CPU a
@@ -23,6 +25,7 @@ import logging
 import re
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +38,7 @@ from mcp.shared.exceptions import McpError
 from pydantic import ValidationError
 
 from staso import GuardResult
+from staso.adapters import Outcome
 
 from .calls import CallGuard
 from .upstream import described
@@ -45,6 +49,8 @@ CHECK_EVERY = 0.2  # seconds between two looks for requests the server has not a
 GONE_GRACE = 0.5  # seconds between the server's exit and the proxy's (errors owed are sent)
 MAX_LINE = 64 << 20  # bytes in one message from the server
 NOTICE_TIMEOUT = 5.0  # seconds a cancellation notice may take
+OUTBOX = 1_000  # messages that may wait for a server that is slow to read
+_WITHDRAWN = 1_000  # withdrawn questions whose late answers are recognised
 
 
 def _key(request_id: Any) -> str:
@@ -99,27 +105,40 @@ class StdioRelay:
         self.pending: dict[str, _Pending] = {}
         self.deciding: dict[str, anyio.CancelScope] = {}  # tools/call being decided
         self.questions: dict[str, _Question] = {}  # the relay's own requests to the client
+        self.withdrawn: OrderedDict[str, None] = OrderedDict()  # questions answered elsewhere
         self.garbled: tuple[float, str] | None = None  # when and what, the server's last
         self.gone = False
         self._writing = anyio.Lock()
         self._group: TaskGroup | None = None
+        # what goes to the server waits here, so a server that stops reading holds up no
+        # answer the relay can give itself, and no timeout
+        self._outbox, self._outbox_reader = anyio.create_memory_object_stream[bytes](OUTBOX)
 
     async def run(self) -> None:
-        """Relay until the client closes its side, or the server exits."""
+        """Relay until the client closes its side (then what is under way may finish,
+        within the upstream timeout), or the server exits."""
         async with anyio.create_task_group() as group:
             self._group = group
             group.start_soon(self._from_server)
+            group.start_soon(self._to_server_in_order)
             group.start_soon(self._watch_deadlines)
             async for line in self.client_in:
                 if line.strip():
                     await self._from_client(line)
+            with anyio.move_on_after(self.timeout):
+                while self.pending or self.deciding:
+                    await anyio.sleep(CHECK_EVERY)
             group.cancel_scope.cancel()
 
     # -- the client's messages -------------------------------------------------------------
     async def _from_client(self, line: bytes) -> None:
+        """One message of the client's. Whatever is passed on is written anew from what the
+        relay read (ASCII JSON on one line): the server must read the very message the relay
+        read, whatever its own parser makes of odd bytes (a bare CR ends a line for some),
+        encodings or duplicate keys."""
         try:
-            message = json.loads(line)
-        except (ValueError, RecursionError) as exc:  # not JSON, or nested past parsing
+            message = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # not UTF-8 JSON, or nested past parsing
             await self._error(None, types.PARSE_ERROR, f"Parse error: {exc}")
             return
         if not isinstance(message, dict):
@@ -127,12 +146,13 @@ class StdioRelay:
                               "line (staso mcp proxy takes no batches)")
             return
         if "method" not in message:  # an answer, to the server's request or to the relay's
-            question = self.questions.pop(_key(message.get("id")), None)
+            key = _key(message.get("id"))
+            question = self.questions.pop(key, None)
             if question is not None:
                 question.reply = message
                 question.answered.set()
-            else:
-                await self._to_server(line, message)
+            elif key not in self.withdrawn:  # (a late answer to the relay stays here)
+                await self._to_server(message)
             return
         method = message["method"]
         if not isinstance(method, str) or _disguised_call(method) or (
@@ -144,16 +164,25 @@ class StdioRelay:
         if "id" not in message:  # a notification
             if method == "notifications/cancelled":
                 self._cancel_deciding(message)
-            await self._to_server(line, message)
+            await self._to_server(message)
+            return
+        key = _key(message["id"])
+        if key in self.deciding or key in self.pending:
+            await self._error(message["id"], types.INVALID_REQUEST,
+                              f"request id {message['id']!r} is already in use by a request "
+                              "under way")
             return
         if method == "tools/call":
+            # registered now, before the next line is read: a cancellation right behind
+            # the call (in the same write) must find it
+            scope = self.deciding[key] = anyio.CancelScope()
             assert self._group is not None
-            self._group.start_soon(self._call, message)
+            self._group.start_soon(self._call, message, scope)
             return
         if method == "initialize":
             self._remember_client(message.get("params"))
-        self.pending[_key(message["id"])] = _Pending(message["id"], method)
-        await self._to_server(line, message)
+        self.pending[key] = _Pending(message["id"], method)
+        await self._to_server(message)
 
     def _remember_client(self, params: Any) -> None:
         """Who the client is and whether it can show a form, from its initialize."""
@@ -173,47 +202,53 @@ class StdioRelay:
             if scope is not None:
                 scope.cancel()
 
-    async def _call(self, message: dict[str, Any]) -> None:
-        """One ``tools/call``: decided, then passed on or answered here."""
-        request_id = message["id"]
-        params = message.get("params")
+    async def _call(self, message: dict[str, Any], scope: anyio.CancelScope) -> None:
+        """One ``tools/call``: decided, then passed on or answered here (``scope``: the
+        client's cancellation)."""
+        request_id, key = message["id"], _key(message["id"])
+        outcome: Outcome | None = None
+        try:
+            with scope:
+                outcome = await self._decide(message)
+        finally:
+            if self.deciding.get(key) is scope:
+                del self.deciding[key]
+        if scope.cancel_called or outcome is None:
+            return  # cancelled by the client (it expects no answer), or answered already
+        if not outcome.run:
+            refusal = types.CallToolResult(isError=True, content=[
+                types.TextContent(type="text", text=outcome.message or "")])
+            await self._to_client({"jsonrpc": "2.0", "id": request_id,
+                                   "result": _dump(refusal)})
+            return
+        params = message["params"]
+        message = {**message, "params": {**params, "arguments": outcome.tool_input}}
+        self.pending[key] = _Pending(request_id, "tools/call", decision=outcome.result)
+        await self._to_server(message)
+
+    async def _decide(self, message: dict[str, Any]) -> Outcome | None:
+        """The guard's outcome for a call, or None when the call was answered with an error
+        (malformed, or staso could not decide)."""
+        request_id, params = message["id"], message.get("params")
         if not isinstance(params, dict) or not isinstance(params.get("name"), str):
             await self._error(request_id, types.INVALID_PARAMS, "tools/call needs params.name")
-            return
+            return None
         arguments = params.get("arguments")
         arguments = {} if arguments is None else arguments
         if not isinstance(arguments, dict):
             await self._error(request_id, types.INVALID_PARAMS,
                               "tools/call params.arguments must be an object")
-            return
+            return None
         meta = params.get("_meta")
         link = RelayLink(self, meta.get("progressToken") if isinstance(meta, dict) else None)
-        key = _key(request_id)
         try:
-            with anyio.CancelScope() as scope:
-                self.deciding[key] = scope
-                try:
-                    outcome = await self.calls.decide(link, self, self.server_name,
-                                                      params["name"], arguments, self._context())
-                finally:
-                    self.deciding.pop(key, None)
-            if scope.cancelled_caught:
-                return  # cancelled by the client: it expects no answer
-            if not outcome.run:
-                refusal = types.CallToolResult(isError=True, content=[
-                    types.TextContent(type="text", text=outcome.message or "")])
-                await self._to_client({"jsonrpc": "2.0", "id": request_id,
-                                       "result": _dump(refusal)})
-                return
-            # written anew, never passed on as it came: the server must read exactly what was
-            # decided, whatever its parser makes of duplicate keys or odd escapes
-            message = {**message, "params": {**params, "arguments": outcome.tool_input}}
-            self.pending[key] = _Pending(request_id, "tools/call", decision=outcome.result)
-            await self._to_server(json.dumps(message).encode(), message)
+            return await self.calls.decide(link, self, self.server_name, params["name"],
+                                           arguments, self._context())
         except Exception as exc:  # never leave the client without an answer
-            log.exception("staso: tools/call %r could not be handled", params.get("name"))
+            log.exception("staso: tools/call %r could not be decided", params["name"])
             await self._error(request_id, types.INTERNAL_ERROR,
-                              f"staso could not handle this call: {described(exc)}")
+                              f"staso could not decide this call: {described(exc)}")
+            return None
 
     def _context(self) -> dict[str, Any]:
         """What a rule can read about where the call came from."""
@@ -294,11 +329,12 @@ class StdioRelay:
         """The server exited: what it owed is answered with an error, then the proxy ends
         (as the server alone would: the client sees it and can start it again)."""
         self.gone = True
+        unanswered = ("the upstream MCP server closed the connection before answering (it "
+                      "exited or dropped it); the request may or may not have been carried out")
         for key in list(self.pending):
             pending = self.pending.pop(key)
-            self._record(pending, "error", error=_gone_error())
-            await self._error(pending.request_id, types.CONNECTION_CLOSED,
-                              _gone_error().error.message)
+            self._record(pending, "error", error=ConnectionError(unanswered))
+            await self._error(pending.request_id, types.CONNECTION_CLOSED, unanswered)
         await anyio.sleep(GONE_GRACE)
         if self._group is not None:
             self._group.cancel_scope.cancel()
@@ -320,22 +356,38 @@ class StdioRelay:
                                 f"in JSON-RPC: {garbled[1]}")
                 self._record(pending, "error", error=TimeoutError(message))
                 await self._error(pending.request_id, httpx.codes.REQUEST_TIMEOUT, message)
-                notice = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {
-                    "requestId": pending.request_id, "reason": "timed out"}}
-                await self._to_server(json.dumps(notice).encode(), notice)
+                await self._to_server({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                       "params": {"requestId": pending.request_id,
+                                                  "reason": "timed out"}})
 
     # -- writing ---------------------------------------------------------------------------
-    async def _to_server(self, line: bytes, message: dict[str, Any]) -> None:
-        """Pass ``line`` to the server; a request it cannot reach gets an error."""
+    async def _to_server(self, message: dict[str, Any]) -> None:
+        """Queue ``message`` for the server, written anew (ASCII JSON, one line); a request
+        that cannot be queued (the server has gone, or stopped reading) gets an error."""
         try:
-            await self.server_in.send(line if line.endswith(b"\n") else line + b"\n")
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            if "id" in message and "method" in message:
-                pending = self.pending.pop(_key(message["id"]), None)
-                if pending is not None:
-                    self._record(pending, "error", error=_gone_error())
-                await self._error(message["id"], types.CONNECTION_CLOSED,
-                                  _gone_error().error.message)
+            self._outbox.send_nowait(json.dumps(message).encode() + b"\n")
+            return
+        except anyio.WouldBlock:
+            why = (f"the upstream MCP server is not reading its input ({OUTBOX} messages "
+                   "wait for it); nothing was sent to it")
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            why = "the upstream MCP server has gone; nothing was sent to it"
+        if "id" in message and "method" in message:
+            pending = self.pending.pop(_key(message["id"]), None)
+            if pending is not None:
+                self._record(pending, "error", error=ConnectionError(why))
+            await self._error(message["id"], types.CONNECTION_CLOSED, why)
+
+    async def _to_server_in_order(self) -> None:
+        """Write what is queued for the server, in order; when it cannot be written the
+        server has gone (its exit is noticed on its stdout)."""
+        async with self._outbox_reader:
+            async for line in self._outbox_reader:
+                try:
+                    await self.server_in.send(line)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    self._outbox.close()
+                    return
 
     async def _to_client(self, message: dict[str, Any]) -> None:
         await self._to_client_line(json.dumps(message).encode() + b"\n")
@@ -358,6 +410,9 @@ class StdioRelay:
             await self._to_client({"jsonrpc": "2.0", "id": request_id, **_dump(request)})
             await question.answered.wait()
         except anyio.get_cancelled_exc_class():
+            self.withdrawn[_key(request_id)] = None  # its late answer stays here
+            while len(self.withdrawn) > _WITHDRAWN:
+                self.withdrawn.popitem(last=False)
             with anyio.CancelScope(shield=True), anyio.move_on_after(NOTICE_TIMEOUT):
                 await self._to_client({"jsonrpc": "2.0", "method": "notifications/cancelled",
                                        "params": {"requestId": request_id,
@@ -366,12 +421,6 @@ class StdioRelay:
         finally:
             self.questions.pop(_key(request_id), None)
         return question.reply
-
-
-def _gone_error() -> McpError:
-    return McpError(types.ErrorData(
-        code=types.CONNECTION_CLOSED, message="the upstream MCP server closed the "
-        "connection (it exited or dropped it); nothing was sent to it"))
 
 
 class RelayLink:
