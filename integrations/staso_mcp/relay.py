@@ -20,6 +20,7 @@ gets a parse error, a batch an error (never a call run unguarded inside it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -32,8 +33,7 @@ from typing import Any
 import anyio
 import httpx
 import mcp.types as types
-from anyio.abc import ByteReceiveStream, ByteSendStream, TaskGroup
-from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.abc import TaskGroup
 from mcp.shared.exceptions import McpError
 from pydantic import ValidationError
 
@@ -49,7 +49,7 @@ CHECK_EVERY = 0.2  # seconds between two looks for requests the server has not a
 GONE_GRACE = 0.5  # seconds between the server's exit and the proxy's (errors owed are sent)
 MAX_LINE = 64 << 20  # bytes in one message from the server
 NOTICE_TIMEOUT = 5.0  # seconds a cancellation notice may take
-OUTBOX = 1_000  # messages that may wait for a server that is slow to read
+OUTBOX = 16 << 20  # bytes that may wait for a server that is slow to read
 _WITHDRAWN = 1_000  # withdrawn questions whose late answers are recognised
 
 
@@ -92,8 +92,8 @@ class StdioRelay:
     """One client (on ``client_in``/``client_out``) and the server it reaches (on
     ``server_in``/``server_out``), with the calls between them guarded by ``calls``."""
 
-    def __init__(self, client_in: Any, client_out: Any, server_in: ByteSendStream,
-                 server_out: ByteReceiveStream, calls: CallGuard, *, name: str | None = None,
+    def __init__(self, client_in: Any, client_out: Any, server_in: asyncio.StreamWriter,
+                 server_out: asyncio.StreamReader, calls: CallGuard, *, name: str | None = None,
                  upstream_timeout: float = 300.0) -> None:
         self.client_in, self.client_out = client_in, client_out
         self.server_in, self.server_out = server_in, server_out
@@ -110,9 +110,6 @@ class StdioRelay:
         self.gone = False
         self._writing = anyio.Lock()
         self._group: TaskGroup | None = None
-        # what goes to the server waits here, so a server that stops reading holds up no
-        # answer the relay can give itself, and no timeout
-        self._outbox, self._outbox_reader = anyio.create_memory_object_stream[bytes](OUTBOX)
 
     async def run(self) -> None:
         """Relay until the client closes its side (then what is under way may finish,
@@ -120,9 +117,16 @@ class StdioRelay:
         async with anyio.create_task_group() as group:
             self._group = group
             group.start_soon(self._from_server)
-            group.start_soon(self._to_server_in_order)
             group.start_soon(self._watch_deadlines)
-            async for line in self.client_in:
+            while True:
+                try:
+                    line = await anext(self.client_in)
+                except StopAsyncIteration:
+                    break
+                except ValueError:  # over the reader's limit
+                    await self._error(None, types.INVALID_REQUEST,
+                                      f"a message over {MAX_LINE} bytes")
+                    continue
                 if line.strip():
                     await self._from_client(line)
             with anyio.move_on_after(self.timeout):
@@ -257,15 +261,15 @@ class StdioRelay:
 
     # -- the server's messages -------------------------------------------------------------
     async def _from_server(self) -> None:
-        lines = BufferedByteReceiveStream(self.server_out)
         while True:
             try:
-                line = await lines.receive_until(b"\n", MAX_LINE)
-            except anyio.DelimiterNotFound:
+                line = await self.server_out.readline()
+            except ValueError:  # over the reader's limit
                 self.garbled = (time.monotonic(), f"a message over {MAX_LINE} bytes")
                 break
-            except (anyio.IncompleteRead, anyio.EndOfStream, anyio.ClosedResourceError,
-                    anyio.BrokenResourceError):
+            except OSError:
+                break
+            if not line:
                 break
             if line.strip():
                 await self._server_message(line)
@@ -275,10 +279,10 @@ class StdioRelay:
         try:
             message = json.loads(line)
         except (ValueError, RecursionError) as exc:  # not JSON, or nested past parsing
-            self.garbled = (time.monotonic(), f"{line[:200]!r} ({exc})")
+            self.garbled = (time.monotonic(), f"{line.rstrip()[:200]!r} ({exc})")
             return
         if not isinstance(message, dict):
-            self.garbled = (time.monotonic(), f"{line[:200]!r} (not a message object)")
+            self.garbled = (time.monotonic(), f"{line.rstrip()[:200]!r} (not a message object)")
             return
         if "method" not in message and "id" in message:  # an answer to a client's request
             pending = self.pending.pop(_key(message["id"]), None)
@@ -362,32 +366,24 @@ class StdioRelay:
 
     # -- writing ---------------------------------------------------------------------------
     async def _to_server(self, message: dict[str, Any]) -> None:
-        """Queue ``message`` for the server, written anew (ASCII JSON, one line); a request
-        that cannot be queued (the server has gone, or stopped reading) gets an error."""
-        try:
-            self._outbox.send_nowait(json.dumps(message).encode() + b"\n")
-            return
-        except anyio.WouldBlock:
-            why = (f"the upstream MCP server is not reading its input ({OUTBOX} messages "
-                   "wait for it); nothing was sent to it")
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        """``message`` to the server, written anew (ASCII JSON, one line). It is buffered,
+        never awaited: a server that stops reading holds up no answer the relay can give
+        itself, and no timeout; past ``OUTBOX`` bytes waiting, or once the server has gone,
+        a request gets an error instead."""
+        writer = self.server_in
+        if self.gone or writer.is_closing():
             why = "the upstream MCP server has gone; nothing was sent to it"
+        elif writer.transport.get_write_buffer_size() > OUTBOX:
+            why = (f"the upstream MCP server is not reading its input ({OUTBOX} bytes wait "
+                   "for it); nothing was sent to it")
+        else:
+            writer.write(json.dumps(message).encode() + b"\n")
+            return
         if "id" in message and "method" in message:
             pending = self.pending.pop(_key(message["id"]), None)
             if pending is not None:
                 self._record(pending, "error", error=ConnectionError(why))
             await self._error(message["id"], types.CONNECTION_CLOSED, why)
-
-    async def _to_server_in_order(self) -> None:
-        """Write what is queued for the server, in order; when it cannot be written the
-        server has gone (its exit is noticed on its stdout)."""
-        async with self._outbox_reader:
-            async for line in self._outbox_reader:
-                try:
-                    await self.server_in.send(line)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                    self._outbox.close()
-                    return
 
     async def _to_client(self, message: dict[str, Any]) -> None:
         await self._to_client_line(json.dumps(message).encode() + b"\n")

@@ -1,38 +1,26 @@
 """``staso mcp proxy -- COMMAND ARGS``: the proxy on this process's stdio, in front of a
 stdio MCP server it starts (what Claude Desktop, Cursor or VS Code run in place of the
-server's own command). The messages between them go through ``StdioRelay``."""
+server's own command). The messages between them go through ``StdioRelay``. (asyncio's
+subprocess streams, not anyio's: a write to the server is buffered, never awaited.)"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
 from . import pipes
 from .calls import CallGuard
 from .proxy import UPSTREAM_TIMEOUT, ProxyOptions
-from .relay import StdioRelay
+from .relay import MAX_LINE, StdioRelay
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 STOP_TIMEOUT = 5.0  # seconds the server has to exit once its stdin is closed
-
-
-class _FileWriter:
-    """stdout as an anyio file (a worker thread per write), where it is not a pipe."""
-
-    def __init__(self) -> None:
-        self.file = anyio.wrap_file(sys.stdout.buffer)
-
-    async def write(self, data: bytes) -> None:
-        await self.file.write(data)
-
-    async def flush(self) -> None:
-        await self.file.flush()
 
 
 async def run_stdio_proxy(command: str, args: Sequence[str],
@@ -44,11 +32,10 @@ async def run_stdio_proxy(command: str, args: Sequence[str],
     env = {k: v for k, v in os.environ.items() if not k.startswith("STASO_")}
     calls = CallGuard(options.get("guard"), approve_in_client=options.get(
         "approve_in_client", False), answers=options.get("answers"))
-    fast = pipes.usable()  # stdin/stdout on the event loop, not a thread per line
-    client_in: Any = pipes.PipeLines(sys.stdin.fileno()) if fast \
-        else anyio.wrap_file(sys.stdin.buffer)
-    client_out: Any = pipes.PipeWriter(sys.stdout.fileno()) if fast else _FileWriter()
-    process = await anyio.open_process([command, *args], env=env, stderr=None)
+    client_in, client_out = await pipes.stdio(MAX_LINE)
+    process = await asyncio.create_subprocess_exec(
+        command, *args, env=env, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, limit=MAX_LINE)
     try:
         assert process.stdin is not None and process.stdout is not None
         relay = StdioRelay(client_in, client_out, process.stdin, process.stdout, calls,
@@ -66,15 +53,14 @@ class ServerExited(RuntimeError):
     """The server the proxy started has exited (the proxy ends with it)."""
 
 
-async def _stop(process: Any) -> None:
+async def _stop(process: asyncio.subprocess.Process) -> None:
     """Close the server's stdin (an MCP server exits then), and end it if it does not."""
     if process.returncode is not None:
         return
     if process.stdin is not None:
-        await process.stdin.aclose()
+        process.stdin.close()
     with anyio.move_on_after(STOP_TIMEOUT):
         await process.wait()
         return
     process.kill()
     await process.wait()
-
