@@ -1,12 +1,13 @@
 """staso for the Model Context Protocol (``pip install 'staso[mcp]'``).
 
-- ``GuardedProxy``: an MCP server in front of another one. Every request but ``tools/call``
-  passes through unchanged; each ``tools/call`` asks staso first (allow forwards, modify
-  forwards the rewritten arguments, block and pending answer an ``isError`` result).
-- ``run_stdio_proxy(command, args)``: that proxy on stdio, in front of a stdio server (what
-  ``staso mcp proxy -- COMMAND ARGS...`` runs).
-- ``run_http_proxy(url, listen)``: on streamable HTTP, in front of a streamable-HTTP server
-  (``staso mcp proxy --upstream URL --listen HOST:PORT``).
+- ``run_stdio_proxy(command, args)``: ``staso mcp proxy -- COMMAND ARGS...``, the proxy on
+  stdio in front of a stdio server it starts: a JSON-RPC relay (``StdioRelay``) in which
+  every message but ``tools/call`` passes through and each ``tools/call`` asks staso first
+  (allow forwards, modify forwards the rewritten arguments, block and pending answer an
+  ``isError`` result).
+- ``run_http_proxy(url, listen)``: ``staso mcp proxy --upstream URL --listen HOST:PORT``,
+  the same on streamable HTTP (``GuardedProxy``, on the SDK's sessions, one upstream
+  connection per client).
 - ``wrap_config(path)`` / ``unwrap_config(path)``: an MCP client's configuration
   (``mcpServers``) rewritten so every stdio server runs through the proxy, and back
   (``staso mcp wrap``).
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from staso.adapters import lazy_exports
 
-_EXPORTS = {"GuardedProxy": "proxy", "run_stdio_proxy": "stdio",
+_EXPORTS = {"GuardedProxy": "proxy", "StdioRelay": "relay", "run_stdio_proxy": "stdio",
             "run_http_proxy": "streamable_http", "wrap_config": "wrap",
             "unwrap_config": "wrap"}
 _NEEDS: dict[str, str] = {"wrap": "json"}  # rewriting a configuration needs no mcp
@@ -29,6 +30,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .proxy import GuardedProxy
+    from .relay import StdioRelay
     from .stdio import run_stdio_proxy
     from .streamable_http import run_http_proxy
     from .wrap import unwrap_config, wrap_config
