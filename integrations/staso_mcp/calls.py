@@ -14,6 +14,7 @@ from collections.abc import Hashable
 from typing import Any
 
 import anyio
+import mcp.types as types
 
 from staso import Client, GuardResult
 from staso.adapters import Outcome, ToolGuard, watch_pending
@@ -21,6 +22,13 @@ from staso.adapters import Outcome, ToolGuard, watch_pending
 from .asking import ClientLink, ask_in_client, report_waiting
 
 _REMEMBERED = 10_000  # escalations whose raising client the proxy remembers
+
+
+def refusal(outcome: Outcome) -> types.CallToolResult:
+    """What the client reads for a call that did not run (blocked, or pending): an
+    ``isError`` result, so the model reads why and clients skip their output-schema check."""
+    return types.CallToolResult(isError=True, content=[
+        types.TextContent(type="text", text=outcome.message or "")])
 
 
 class CallGuard:
@@ -52,6 +60,14 @@ class CallGuard:
         while len(self._raised) > _REMEMBERED:
             self._raised.popitem(last=False)
         return raiser == owner and link.can_ask()
+
+    def record_result(self, decision: GuardResult, result: types.CallToolResult,
+                      started: float) -> None:
+        """Note on ``decision`` how the call it let through went: its text, and whether the
+        server answered with an error result."""
+        self.guard.record(decision, "error" if result.isError else "ok", started,
+                          output="\n".join(c.text for c in result.content
+                                           if isinstance(c, types.TextContent)))
 
     async def decide(self, link: ClientLink, owner: Hashable, server: str, name: str,
                      arguments: dict[str, Any], context: dict[str, Any]) -> Outcome:

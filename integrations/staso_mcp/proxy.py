@@ -36,7 +36,7 @@ from mcp.shared.exceptions import McpError
 from staso import Client
 from staso.adapters import ToolGuard
 
-from .calls import CallGuard
+from .calls import CallGuard, refusal
 from .cancelling import cancelling
 from .upstream import Upstream, clean, connected, described
 
@@ -165,7 +165,7 @@ class GuardedProxy:
         if upstream.session is None:
             raise McpError(types.ErrorData(
                 code=types.CONNECTION_CLOSED, message="could not connect to the upstream MCP "
-                f"server: {described(_innermost(failed[0])) if failed else 'no answer'}"))
+                f"server: {described(failed[0]) if failed else 'no answer'}"))
         return upstream
 
     def options(self, *args: Any, **kwargs: Any) -> InitializationOptions:
@@ -181,7 +181,8 @@ class GuardedProxy:
             return types.ServerResult(await upstream.send(clean(request), result_type))
         return handle
 
-    def _context(self, context: RequestContext[Any, Any, Any]) -> dict[str, Any]:
+    def _context(self, context: RequestContext[Any, Any, Any], client: str
+                 ) -> dict[str, Any]:
         """What a rule can read about where the call came from. On HTTP the session is
         named by a digest of its Mcp-Session-Id (the id itself lets its holder speak in
         that session: it is not written to the decision log)."""
@@ -190,7 +191,7 @@ class GuardedProxy:
         session_id = "mcp_" + hashlib.blake2b(header.encode(), digest_size=8).hexdigest() \
             if header else _current.get().session_id
         return {"framework": "mcp", "mcp_server": self.name,
-                "mcp_client": SessionLink(context).name, "session_id": session_id}
+                "mcp_client": client, "session_id": session_id}
 
     async def _call_tool(self, request: types.CallToolRequest) -> types.ServerResult:
         context = self.server.request_context
@@ -205,12 +206,11 @@ class GuardedProxy:
                             request: types.CallToolRequest) -> types.ServerResult:
         name = request.params.name
         arguments = dict(request.params.arguments or {})
-        outcome = await self.calls.decide(SessionLink(context), _current.get(), self.name,
-                                          name, arguments, self._context(context))
+        link = SessionLink(context)
+        outcome = await self.calls.decide(link, _current.get(), self.name, name, arguments,
+                                          self._context(context, link.name))
         if not outcome.run:
-            return types.ServerResult(types.CallToolResult(
-                isError=True, content=[types.TextContent(type="text",
-                                                         text=outcome.message or "")]))
+            return types.ServerResult(refusal(outcome))
         params = request.params.model_copy(update={"arguments": outcome.tool_input})
         started = time.perf_counter()
         try:
@@ -219,8 +219,7 @@ class GuardedProxy:
         except BaseException as exc:  # an error upstream, or the client cancelled
             self.guard.record(outcome.result, "error", started, error=exc)
             raise
-        self.guard.record(outcome.result, "error" if result.isError else "ok", started,
-                          output=_text(result))
+        self.calls.record_result(outcome.result, result, started)
         return types.ServerResult(result)
 
     def _progress(self, context: RequestContext[Any, Any, Any]) -> Any:
@@ -263,14 +262,3 @@ class SessionLink:
             token, done, total, message, related_request_id=str(self.context.request_id))
         return True
 
-
-def _text(result: types.CallToolResult) -> str:
-    """A tool result's text, for the decision log."""
-    return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
-def _innermost(error: BaseException) -> BaseException:
-    """The error under task-group wrappers."""
-    while getattr(error, "exceptions", None):
-        error = error.exceptions[0]  # type: ignore[attr-defined]
-    return error

@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from staso import GuardResult
 from staso.adapters import Outcome
 
-from .calls import CallGuard
+from .calls import CallGuard, refusal
 from .upstream import described
 
 log = logging.getLogger("staso.mcp")
@@ -220,10 +220,8 @@ class StdioRelay:
         if scope.cancel_called or outcome is None:
             return  # cancelled by the client (it expects no answer), or answered already
         if not outcome.run:
-            refusal = types.CallToolResult(isError=True, content=[
-                types.TextContent(type="text", text=outcome.message or "")])
             await self._to_client({"jsonrpc": "2.0", "id": request_id,
-                                   "result": _dump(refusal)})
+                                   "result": _dump(refusal(outcome))})
             return
         params = message["params"]
         message = {**message, "params": {**params, "arguments": outcome.tool_input}}
@@ -307,7 +305,7 @@ class StdioRelay:
         saying so (the client would reject it less clearly)."""
         error = message.get("error")
         if error is not None:
-            self._record(pending, "error", error=McpError(types.ErrorData.model_validate(
+            self._failed(pending, McpError(types.ErrorData.model_validate(
                 error)) if isinstance(error, dict) and "code" in error else None)
             return line
         try:
@@ -315,19 +313,18 @@ class StdioRelay:
         except ValidationError as exc:
             why = (f"the upstream MCP server answered tools/call with a malformed result: "
                    f"{described(exc)}")
-            self._record(pending, "error", error=McpError(types.ErrorData(
+            self._failed(pending, McpError(types.ErrorData(
                 code=types.INTERNAL_ERROR, message=why)))
             return json.dumps({"jsonrpc": "2.0", "id": pending.request_id, "error": {
                 "code": types.INTERNAL_ERROR, "message": why}}).encode() + b"\n"
-        self._record(pending, "error" if result.isError else "ok", output="\n".join(
-            c.text for c in result.content if isinstance(c, types.TextContent)))
+        if pending.decision is not None:
+            self.calls.record_result(pending.decision, result, pending.started)
         return line
 
-    def _record(self, pending: _Pending, status: str, *, output: Any = None,
-                error: BaseException | None = None) -> None:
+    def _failed(self, pending: _Pending, error: BaseException | None) -> None:
+        """Note on a passed-on call's decision that it failed, and how."""
         if pending.decision is not None:
-            self.guard.record(pending.decision, status, pending.started, output=output,
-                              error=error)
+            self.guard.record(pending.decision, "error", pending.started, error=error)
 
     async def _server_gone(self) -> None:
         """The server exited: what it owed is answered with an error, then the proxy ends
@@ -337,7 +334,7 @@ class StdioRelay:
                       "exited or dropped it); the request may or may not have been carried out")
         for key in list(self.pending):
             pending = self.pending.pop(key)
-            self._record(pending, "error", error=ConnectionError(unanswered))
+            self._failed(pending, ConnectionError(unanswered))
             await self._error(pending.request_id, types.CONNECTION_CLOSED, unanswered)
         await anyio.sleep(GONE_GRACE)
         if self._group is not None:
@@ -358,7 +355,7 @@ class StdioRelay:
                 if garbled is not None and garbled[0] >= pending.sent:
                     message += (" The server meanwhile sent something that is not an answer "
                                 f"in JSON-RPC: {garbled[1]}")
-                self._record(pending, "error", error=TimeoutError(message))
+                self._failed(pending, TimeoutError(message))
                 await self._error(pending.request_id, httpx.codes.REQUEST_TIMEOUT, message)
                 await self._to_server({"jsonrpc": "2.0", "method": "notifications/cancelled",
                                        "params": {"requestId": pending.request_id,
@@ -382,7 +379,7 @@ class StdioRelay:
         if "id" in message and "method" in message:
             pending = self.pending.pop(_key(message["id"]), None)
             if pending is not None:
-                self._record(pending, "error", error=ConnectionError(why))
+                self._failed(pending, ConnectionError(why))
             await self._error(message["id"], types.CONNECTION_CLOSED, why)
 
     async def _to_client(self, message: dict[str, Any]) -> None:

@@ -177,7 +177,10 @@ async def connected(read: Any, write: Any, upstream: Upstream
 
 
 def described(error: BaseException) -> str:
-    """One line about what was wrong with what the upstream sent."""
+    """One line about what was wrong with what the upstream sent (or about the first error
+    under task-group wrappers)."""
+    while getattr(error, "exceptions", None):
+        error = error.exceptions[0]  # type: ignore[attr-defined]
     if isinstance(error, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']} "
                          f"({str(e.get('input'))[:200]!r})" for e in error.errors()[:3])
