@@ -83,6 +83,7 @@ class Server:
     keys: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. an approval channel's
 
     @property
     def url(self) -> str:
@@ -95,7 +96,8 @@ class Server:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"STASO_HOME": str(self.home), "STASO_DATABASE_URL": self.database_url}
+        return {"STASO_HOME": str(self.home), "STASO_DATABASE_URL": self.database_url,
+                **self.extra_env}
 
     def create_keys(self) -> None:
         for role in ("agent", "approver", "admin"):

@@ -259,12 +259,20 @@ def _key_store(database_url: str | None) -> Iterator[StoreBackend]:
         store.close()
 
 
+SLACK_USER = typer.Option(None, help="approver/admin keys: the Slack member id (U…) that "
+                                     "answers in Slack as this key")
+EMAIL = typer.Option(None, help="approver/admin keys: the e-mail address whose links answer "
+                                "as this key")
+
+
 @keys_app.command("create")
 def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
                 name: str = typer.Option(..., help="who or what uses the key"),
                 agent: Optional[str] = typer.Option(  # noqa: UP045
                     None, help="agent keys: the agent names it may act for, a glob such "
                                "as 'billing-*' (default: exactly --name)"),
+                slack_user: Optional[str] = SLACK_USER,  # noqa: UP045
+                email: Optional[str] = EMAIL,  # noqa: UP045
                 database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
     """Create an API key; prints only the key, once (only its hash is stored)."""
     from .errors import StasoError
@@ -272,7 +280,8 @@ def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
 
     with _key_store(database_url) as store:
         try:
-            record, key = create_key(store, role=role, name=name, agents=agent)
+            record, key = create_key(store, role=role, name=name, agents=agent,
+                                     slack_user=slack_user, email=email)
         except StasoError as exc:
             _fail(str(exc))
             return
@@ -280,6 +289,27 @@ def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
     typer.echo(f"created {record.role} key {record.id} for {record.name!r}{acts}; "
                "it is shown only now", err=True)
     print(key)
+
+
+@keys_app.command("link")
+def keys_link(key_id: str = typer.Argument(..., help="the approver or admin key's id (key_...)"),
+              slack_user: Optional[str] = SLACK_USER,  # noqa: UP045
+              email: Optional[str] = EMAIL,  # noqa: UP045
+              database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
+    """Let a Slack user or an e-mail address answer escalations as this key."""
+    from .errors import StasoError
+
+    with _key_store(database_url) as store:
+        try:
+            linked = store.link_key(key_id, slack_user=slack_user, email=email)
+        except StasoError as exc:
+            _fail(str(exc))
+            return
+    if not linked:
+        _fail(f"no live approver or admin key {key_id!r} (see staso keys list)")
+    who = " and ".join(x for x in (slack_user and f"Slack user {slack_user.strip()}",
+                                   email and f"{email.strip().lower()}") if x)
+    typer.echo(f"{who} now answer(s) as key {key_id}", err=True)
 
 
 @keys_app.command("bind")
@@ -306,11 +336,13 @@ def keys_list(database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP04
     """List keys: id, role, name, age and whether revoked (keys themselves are not stored)."""
     with _key_store(database_url) as store:
         keys = store.list_keys()
-    table = Table("id", "role", "name", "agents", "age", "status")
+    table = Table("id", "role", "name", "agents", "answers in", "age", "status")
     now = time.time()
     for record, revoked_at in keys:
         agents = record.agents or ("any (unbound)" if record.role == "agent" else "")
-        table.add_row(record.id, record.role, record.name, agents,
+        answers = ", ".join(x for x in (record.slack_user and f"slack:{record.slack_user}",
+                                        record.email and f"email:{record.email}") if x)
+        table.add_row(record.id, record.role, record.name, agents, answers,
                       _age(now - record.created_at),
                       "live" if revoked_at is None else f"revoked {_age(now - revoked_at)} ago")
     out.print(table)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from fastapi import APIRouter
 
+    from .channels.base import Channel
     from .models import Escalation, GuardRequest, GuardResult, RuleResult
     from .policy.model import RulePack
 
@@ -59,6 +60,14 @@ def staso_escalation_created(escalation: Escalation) -> None:
 @hookspec
 def staso_escalation_resolved(escalation: Escalation) -> None:
     """An escalation was approved, denied or timed out."""
+
+
+@hookspec
+def staso_channels() -> list[type[Channel]]:
+    """Approval channels (``Channel`` subclasses), named by scheme in a rule's ``notify:``
+    (``slack:#payments``). ``staso serve`` makes each one its configuration enables and
+    delivers what it posts from a queue in the database; its answers come back through a
+    route of its own (``staso_http_routes``)."""
 
 
 @hookspec

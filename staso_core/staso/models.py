@@ -159,6 +159,8 @@ class Escalation(_Dictable):
     comment: str | None = None
     modified_input: dict[str, Any] | None = None
     consumed_at: float | None = None
+    resolved_via: str | None = None  # api, dashboard, slack, email
+    notify: list[str] | None = None  # where it is announced (None: the default channels)
 
     @property
     def is_resolved(self) -> bool:

@@ -20,6 +20,7 @@ BUILTIN_PLUGINS = (
     "staso.builtins.cel_functions",
     "staso.builtins.notifiers",
     "staso.builtins.server",
+    "staso.builtins.channels",
 )
 _LINK_SCHEMES = ("/", "http://", "https://")
 

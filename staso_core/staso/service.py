@@ -188,7 +188,8 @@ class DecisionService:
                     "tool_name": request.tool_name, "tool_input": mask(request.tool_input),
                     "context": mask(request.context), "rule_name": result.rule_name,
                     "reason": result.reason, "severity": result.severity,
-                    "proposed_input": mask(result.modified_input)}, extend=request.wait)
+                    "proposed_input": mask(result.modified_input),
+                    "notify": self.policy.notify_for(result.rule_name)}, extend=request.wait)
         if how == "created":
             self.notifier.changed(esc.id)
             self.notify.call(self.pm.hook.staso_escalation_created, escalation=esc)
@@ -249,15 +250,17 @@ class DecisionService:
         return self.store.list_escalations(**filters)
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
-                modified_input: dict[str, Any] | None = None) -> Escalation:
-        """Approve or deny exactly once; an edited input must be JSON (InvalidToolInput)."""
+                modified_input: dict[str, Any] | None = None,
+                via: str | None = None) -> Escalation:
+        """Approve or deny exactly once; an edited input must be JSON (InvalidToolInput).
+        ``via``: where the answer came from (api, dashboard, slack, email)."""
         if modified_input is not None:
             if not isinstance(modified_input, dict):
                 raise InvalidToolInput("the edited input must be a JSON object of tool "
                                        f"arguments, not {type(modified_input).__name__}")
             check_json(modified_input, "modified_input")
         esc = self.store.resolve(escalation_id, status=status, by=by, comment=comment,
-                                 modified_input=modified_input)
+                                 modified_input=modified_input, via=via)
         self.notifier.changed(esc.id)
         self.notify.call(self.pm.hook.staso_escalation_resolved, escalation=esc)
         return esc

@@ -38,10 +38,17 @@ def collect_functions(pm: pluggy.PluginManager,
     return functions
 
 
+def collect_channels(pm: pluggy.PluginManager) -> dict[str, Callable[[str], str]]:
+    """Each approval channel's address check, by the scheme a rule's ``notify:`` names."""
+    return {channel.scheme: channel.check_address
+            for channels in pm.hook.staso_channels() for channel in channels or ()}
+
+
 def load_policy_source(source: str, path: str, pm: pluggy.PluginManager) -> Policy:
-    """YAML text (``path`` names it in errors) with the plugins' packs and functions."""
+    """YAML text (``path`` names it in errors) with the plugins' packs, functions and
+    channels."""
     return load_policy_text(source, path, packs=collect_packs(pm),
-                            functions=collect_functions(pm))
+                            functions=collect_functions(pm), channels=collect_channels(pm))
 
 
 def load_any_policy(policy: Any, pm: pluggy.PluginManager, **kwargs: Any) -> Policy:
@@ -49,6 +56,7 @@ def load_any_policy(policy: Any, pm: pluggy.PluginManager, **kwargs: Any) -> Pol
     if isinstance(policy, Policy):
         return policy
     packs, functions = collect_packs(pm), collect_functions(pm)
+    kwargs.setdefault("channels", collect_channels(pm))
     if policy is None:
         return load_policy(DEFAULT_POLICY, packs=packs, functions=functions, **kwargs)
     if isinstance(policy, Path) or (isinstance(policy, str) and "\n" not in policy

@@ -19,11 +19,13 @@ from .model import DEFAULT_SEVERITY, ModifySpec, Policy, PolicyTest, Rule, RuleP
 TOP_KEYS = {"version", "escalation_ttl", "rules", "tests", "tools", "description",
             "redact_in_log"}
 RULE_KEYS = {"name", "description", "tools", "when", "action", "severity", "reason", "mode",
-             "modify"}
+             "modify", "notify"}
 USE_KEYS = {"use", "name", "tools", "when", "action", "severity", "reason", "mode",
-            "detectors", "description"}
+            "detectors", "description", "notify"}
 MODIFY_KEYS = {"redact", "cap", "set", "drop"}
 TEST_KEYS = {"name", "tool", "tool_name", "input", "tool_input", "context", "expect"}
+_TARGET = re.compile(r"([a-z][a-z0-9_-]*):(\S.*)", re.DOTALL)
+AddressCheck = Callable[[str], str]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
@@ -128,11 +130,37 @@ def _common(raw: dict[str, Any], name: str, action: str, defaults: dict[str, Any
     reason = raw.get("reason", defaults.get("reason")) or raw.get("description") or \
         f"Matched rule {name}"
     return {"severity": severity, "mode": mode, "reason": str(reason),
-            "description": str(raw.get("description", defaults.get("description", "")))}
+            "description": str(raw.get("description", defaults.get("description", ""))),
+            "notify": _parse_notify(raw["notify"], action, defaults.get("channels"))
+            if "notify" in raw else None}
+
+
+def _parse_notify(raw: Any, action: str, channels: dict[str, AddressCheck] | None
+                  ) -> tuple[str, ...]:
+    """A rule's escalation routes (``slack:#payments``, ``email:ops@example.com``), each
+    checked by its channel: a typo fails at load, not when a $50,000 refund escalates."""
+    if action != "escalate":
+        raise ValueError(f"'notify' routes escalations; this rule's action is {action!r}")
+    targets = _str_list(raw, "notify")
+    checked = []
+    for target in targets:
+        found = _TARGET.fullmatch(target.strip())
+        if found is None:
+            raise ValueError(f"notify: {target!r} is not channel:address, such as "
+                             "slack:#payments or email:ops@example.com")
+        scheme, address = found.groups()
+        if channels is not None:
+            if scheme not in channels:
+                raise ValueError(f"notify: unknown channel {scheme!r} in {target!r} "
+                                 f"(available: {', '.join(sorted(channels)) or 'none'})")
+            address = channels[scheme](address.strip())
+        checked.append(f"{scheme}:{address}")
+    return tuple(dict.fromkeys(checked))
 
 
 def _build_rule(raw: Any, packs: dict[str, RulePack],
-                functions: dict[str, Callable[..., Any]]) -> Rule:
+                functions: dict[str, Callable[..., Any]],
+                channels: dict[str, AddressCheck] | None = None) -> Rule:
     if not isinstance(raw, dict):
         raise ValueError("each rule must be a mapping")
     when = raw.get("when")
@@ -152,7 +180,8 @@ def _build_rule(raw: Any, packs: dict[str, RulePack],
         action = raw.get("action", pack.action)
         common = _common(raw, name, action, {"severity": pack.severity if "action" not in raw
                                              else None, "reason": pack.reason,
-                                             "description": pack.description})
+                                             "description": pack.description,
+                                             "channels": channels})
         detect, modify = pack.detect, pack.modify
         if "detectors" in raw:
             if pack.detector_factory is None:
@@ -177,7 +206,7 @@ def _build_rule(raw: Any, packs: dict[str, RulePack],
     if "action" not in raw:
         raise ValueError("missing 'action' (allow, block, modify or escalate)")
     action = raw["action"]
-    common = _common(raw, name, action, {})
+    common = _common(raw, name, action, {"channels": channels})
     modify = None
     if action == "modify":
         if "modify" not in raw:
@@ -234,8 +263,10 @@ def _plain(value: Any) -> Any:
 def load_policy_text(text: str, path: str = "<policy>", *,
                      packs: dict[str, RulePack] | None = None,
                      functions: dict[str, Callable[..., Any]] | None = None,
-                     known_tools: tuple[str, ...] = ()) -> Policy:
-    """Parse and check a policy. Raises PolicyError with file:line on any problem."""
+                     known_tools: tuple[str, ...] = (),
+                     channels: dict[str, AddressCheck] | None = None) -> Policy:
+    """Parse and check a policy. Raises PolicyError with file:line on any problem.
+    ``channels``: each approval channel's address check by scheme, for ``notify:``."""
     packs = packs if packs is not None else {}
     functions = functions if functions is not None else {}
     try:
@@ -289,11 +320,12 @@ def load_policy_text(text: str, path: str = "<policy>", *,
         label = raw.get("name", raw.get("use")) if isinstance(raw, dict) else None
         line = _line(raw)
         try:
-            rule = _build_rule(raw, packs, functions)
+            rule = _build_rule(raw, packs, functions, channels)
         except (ValueError, ConditionError) as exc:
             key_line = line
             if isinstance(raw, dict):
-                for key in ("when", "action", "severity", "mode", "modify", "tools", "use"):
+                for key in ("when", "action", "severity", "mode", "modify", "tools", "use",
+                            "notify"):
                     if key in str(exc) and key in raw:
                         key_line = _line(raw, key)
                         break

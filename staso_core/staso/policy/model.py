@@ -84,6 +84,7 @@ class Rule:
     modify: ModifySpec | None = None
     pack: str | None = None
     line: int | None = None
+    notify: tuple[str, ...] | None = None  # where its escalations go (None: the defaults)
 
 
 @dataclass
@@ -107,3 +108,10 @@ class Policy:
     tools: tuple[str, ...] | None = None
     tests: list[PolicyTest] = field(default_factory=list)
     log_masker: Masker = field(default_factory=Masker)  # redact_in_log
+
+    def notify_for(self, rule_name: str | None) -> list[str] | None:
+        """Where an escalation by this rule is announced (None: the default channels)."""
+        for rule in self.rules:
+            if rule.name == rule_name:
+                return None if rule.notify is None else list(rule.notify)
+        return None

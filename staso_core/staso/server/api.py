@@ -299,14 +299,15 @@ async def approve(escalation_id: str, body: ApproveBody, request: Request,
                   principal: Approver) -> Response:
     return json_response(escalation_json(await state_of(request).resolve(
         escalation_id, status="approved", by=_who(principal, body.by), comment=body.comment,
-        modified_input=body.modified_input)))
+        modified_input=body.modified_input, via="api")))
 
 
 @router.post("/escalations/{escalation_id}/deny", summary="Deny; the comment reaches the agent")
 async def deny(escalation_id: str, body: DenyBody, request: Request,
                principal: Approver) -> Response:
     return json_response(escalation_json(await state_of(request).resolve(
-        escalation_id, status="denied", by=_who(principal, body.by), comment=body.comment)))
+        escalation_id, status="denied", by=_who(principal, body.by), comment=body.comment,
+        via="api")))
 
 
 @router.post("/escalations/{escalation_id}/claim",

@@ -67,9 +67,15 @@ def create_app(config: ServerConfig) -> FastAPI:
                                                           "pending")
         except Exception:
             pending = None
-        return PlainTextResponse(state.metrics.render(pending, state.policy_version,
-                                                      state.service.log),
-                                 media_type="text/plain; version=0.0.4")
+        text = state.metrics.render(pending, state.policy_version, state.service.log)
+        if state.outbox is not None:
+            try:
+                notices: dict[str, int] | None = await asyncio.to_thread(
+                    state.store.count_notices)
+            except Exception:
+                notices = None
+            text += "\n".join(state.outbox.metrics_lines(notices)) + "\n"
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     _mount(app, http_routes(state.pm))  # the API and dashboard, then plugins' routes
     app.add_middleware(BodyLimit, limit=config.max_input_bytes * 2 + 64 * 1024,

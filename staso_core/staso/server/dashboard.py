@@ -187,7 +187,7 @@ async def _answer(request: Request, escalation_id: str, status: str) -> Response
             modified = json.loads(form["modified_input"])
         esc = await state_of(request).resolve(escalation_id, status=status,
                                               by=principal.name, comment=comment,
-                                              modified_input=modified)
+                                              modified_input=modified, via="dashboard")
     except (ValueError, InvalidToolInput) as exc:
         return _answered(request, 422, f"edited input rejected: {exc}")
     except EscalationNotFound as exc:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..channels.base import Channel, ChannelContext
+from ..channels.outbox import Outbox
 from ..dead_letters import DEAD_LETTER_FILE
 from ..errors import StasoError, StoreUnavailable
 from ..models import Escalation, GuardRequest, GuardResult
@@ -112,6 +114,12 @@ class ServerState:
         self.isolated = _IsolatedPolicy(self, config) \
             if config.large_eval_processes and importable else None
         self._refresher: asyncio.Task[None] | None = None
+        # the approval channels this environment configures (a half-configured one stops
+        # the server here) and the worker that delivers their queue
+        self.channels = configured_channels(self.pm, self.store)
+        self.outbox = Outbox(self.store, self.channels) if self.channels else None
+        if self.outbox is not None:
+            self.pm.register(self.outbox, name="staso-outbox")  # woken by its hooks
 
     # -- policy versions ----------------------------------------------------------------
     def load(self, source: str, path: str) -> Policy:
@@ -165,11 +173,14 @@ class ServerState:
     # -- answers --------------------------------------------------------------------------
     async def resolve(self, escalation_id: str, *, status: str, by: str,
                       comment: str | None = None,
-                      modified_input: dict[str, Any] | None = None) -> Escalation:
-        """Approve or deny, counted in the metrics: what the API, the dashboard and a
-        plugin's approval channel all call (the database write runs off the event loop)."""
+                      modified_input: dict[str, Any] | None = None,
+                      via: str | None = None) -> Escalation:
+        """Approve or deny, counted in the metrics: what the API, the dashboard and the
+        approval channels all call (the database write runs off the event loop). ``via``:
+        where the answer came from, shown wherever the escalation is."""
         esc = await asyncio.to_thread(self.service.resolve, escalation_id, status=status,
-                                      by=by, comment=comment, modified_input=modified_input)
+                                      by=by, comment=comment, modified_input=modified_input,
+                                      via=via)
         self.metrics.resolved(status)
         return esc
 
@@ -188,6 +199,8 @@ class ServerState:
     def start(self) -> None:
         shorten_gil_slices()  # the event loop gets the GIL back from busy evaluations
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_policy())
+        if self.outbox is not None:
+            self.outbox.start()
 
     async def stop(self) -> None:
         if self._refresher is not None:
@@ -196,9 +209,31 @@ class ServerState:
                 await self._refresher
         for pool in (self.evaluator, self.large_evaluator):
             pool.shutdown(wait=False, cancel_futures=True)
+        if self.outbox is not None:
+            await asyncio.to_thread(self.outbox.stop)
         if self.isolated is not None:
             self.isolated.close()
         await asyncio.to_thread(self.service.close)
+
+
+def configured_channels(pm: Any, store: StoreBackend) -> dict[str, Channel]:
+    """Each approval channel (``staso_channels``) the environment configures, by scheme."""
+    context = ChannelContext(public_url=public_url(), store=store)
+    found: dict[str, Channel] = {}
+    for classes in pm.hook.staso_channels():
+        for cls in classes or ():
+            channel = cls.from_env(os.environ, context)
+            if channel is not None:
+                found[cls.scheme] = channel
+    return found
+
+
+def public_url() -> str | None:
+    """``STASO_PUBLIC_URL``, where people reach this server (links in Slack and e-mail)."""
+    url = os.environ.get("STASO_PUBLIC_URL", "").strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise StasoError(f"STASO_PUBLIC_URL={url!r} must start with http:// or https://")
+    return url or None
 
 
 class _IsolatedPolicy:

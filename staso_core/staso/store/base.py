@@ -9,12 +9,13 @@ today; another implements these methods and its own change feed (a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ..models import Escalation
 from ..waiting import ChangeFeed
 from .keys import ApiKey
+from .notices import Notice
 
 
 class StoreBackend(Protocol):
@@ -40,9 +41,10 @@ class StoreBackend(Protocol):
         ...
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
-                modified_input: dict[str, Any] | None = None,
+                modified_input: dict[str, Any] | None = None, via: str | None = None,
                 now: float | None = None) -> Escalation:
-        """Approve or deny exactly once; raises EscalationNotFound or EscalationConflict."""
+        """Approve or deny exactly once; raises EscalationNotFound or EscalationConflict.
+        ``via``: where the answer came from (api, dashboard, slack, email)."""
         ...
 
     def expire(self, escalation_id: str, now: float | None = None
@@ -100,6 +102,52 @@ class StoreBackend(Protocol):
     def bind_key(self, key_id: str, agents: str) -> bool:
         """Let a live agent key act only for agent names matching ``agents``; False if
         there is no live agent key with this id."""
+        ...
+
+    def link_key(self, key_id: str, *, slack_user: str | None = None,
+                 email: str | None = None) -> bool:
+        """Let a Slack user or an e-mail address answer as this live approver or admin key;
+        False if there is none with this id."""
+        ...
+
+    def key_for_person(self, *, slack_user: str | None = None, email: str | None = None
+                       ) -> tuple[ApiKey, str] | None:
+        """The live approver or admin key a Slack user or e-mail address answers as."""
+        ...
+
+    # -- the approval channels' queue (``notices.py``) -----------------------------------
+    def expire_due(self, now: float | None = None) -> list[str]:
+        """Time out every pending escalation past its expiry; return their ids."""
+        ...
+
+    def announce_new(self, targets: Callable[[Escalation], list[str]], *, limit: int = 100,
+                     now: float | None = None) -> int:
+        """Queue posts for escalations not yet announced; how many were queued."""
+        ...
+
+    def announce_answers(self, updates: Callable[[str], bool], *, limit: int = 100,
+                         now: float | None = None) -> int:
+        """Queue updates of the posts of escalations answered since they were announced."""
+        ...
+
+    def lease_notices(self, *, lease: float, limit: int = 20,
+                      now: float | None = None) -> list[Notice]:
+        """Due notices, each leased to the caller for ``lease`` seconds."""
+        ...
+
+    def notice_done(self, notice_id: str, *, state: str = "sent",
+                    ref: dict[str, Any] | None = None, error: str | None = None,
+                    now: float | None = None) -> None: ...
+
+    def notice_retry(self, notice_id: str, *, next_at: float,
+                     error: str | None = None) -> None: ...
+
+    def notices_for(self, escalation_id: str) -> list[Notice]: ...
+
+    def count_notices(self) -> dict[str, int]: ...
+
+    def use_once(self, digest: str, expires_at: float, now: float | None = None) -> bool:
+        """Record a single use; False if ``digest`` was used before (a replay)."""
         ...
 
     # -- policy versions ----------------------------------------------------------------

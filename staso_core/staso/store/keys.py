@@ -38,6 +38,10 @@ class ApiKey:
     # an agent key's agent names (a glob such as "billing-*"); None: any agent name (keys
     # made before keys were bound, admin and approver keys)
     agents: str | None = None
+    # approver and admin keys: the Slack user id (U…) and the e-mail address that answer
+    # escalations as this key in the approval channels
+    slack_user: str | None = None
+    email: str | None = None
 
     def may_act_for(self, agent_name: str) -> bool:
         """Whether this key may send calls (and use up approvals) as ``agent_name``."""
@@ -55,10 +59,12 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(store: StoreBackend, *, role: str, name: str,
-               agents: str | None = None) -> tuple[ApiKey, str]:
+def create_key(store: StoreBackend, *, role: str, name: str, agents: str | None = None,
+               slack_user: str | None = None, email: str | None = None
+               ) -> tuple[ApiKey, str]:
     """Store a new key's hash; return the record and the key itself (shown once). An agent
-    key acts for the agent names ``agents`` matches (a glob; default: exactly its name)."""
+    key acts for the agent names ``agents`` matches (a glob; default: exactly its name).
+    An approver or admin key may name the Slack user and e-mail address that answer as it."""
     if role not in ROLES:
         raise StasoError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if not name or not name.strip():
@@ -68,9 +74,10 @@ def create_key(store: StoreBackend, *, role: str, name: str,
         agents = check_agents(glob.escape(name.strip()) if agents is None else agents)
     elif agents is not None:
         raise StasoError(f"only agent keys are bound to agent names; {role} keys are not")
+    slack_user, email = check_links(role, slack_user, email)
     key = f"staso_{role}_{secrets.token_urlsafe(32)}"
     record = ApiKey(id="key_" + secrets.token_hex(8), name=name.strip(), role=role,
-                    created_at=time.time(), agents=agents)
+                    created_at=time.time(), agents=agents, slack_user=slack_user, email=email)
     store.add_key(record, hash_key(key))
     return record, key
 
@@ -83,9 +90,31 @@ def check_agents(pattern: str) -> str:
     return pattern.strip()
 
 
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,30}")
+_EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
+
+
+def check_links(role: str, slack_user: str | None, email: str | None
+                ) -> tuple[str | None, str | None]:
+    """A Slack user id and an e-mail address as keys keep them (StasoError if malformed):
+    only people answer in the channels, so only approver and admin keys have them."""
+    slack_user = slack_user.strip() if slack_user else None
+    email = email.strip().lower() if email else None
+    if (slack_user or email) and role not in ("approver", "admin"):
+        raise StasoError(f"only approver and admin keys answer in Slack or by e-mail; "
+                         f"{role} keys do not")
+    if slack_user and not _SLACK_USER.fullmatch(slack_user):
+        raise StasoError(f"--slack-user takes a Slack member id such as U024BE7LH (in Slack: "
+                         f"the profile's ⋮ menu, Copy member ID), not {slack_user!r}")
+    if email and not _EMAIL.fullmatch(email):
+        raise StasoError(f"--email takes one address such as alice@example.com, not {email!r}")
+    return slack_user, email
+
+
 def _api_key(row: Any) -> ApiKey:
     return ApiKey(id=row.id, name=unescape_text(row.name), role=row.role,
-                  created_at=row.created_at, agents=unescape_text(row.agents))
+                  created_at=row.created_at, agents=unescape_text(row.agents),
+                  slack_user=row.slack_user, email=row.email)
 
 
 class KeyRows(SqlRows):
@@ -96,7 +125,8 @@ class KeyRows(SqlRows):
         with self.engine.begin() as conn:
             conn.execute(api_keys.insert().values(
                 id=record.id, name=escape_text(record.name), role=record.role, key_hash=key_hash,
-                created_at=record.created_at, agents=escape_text(record.agents)))
+                created_at=record.created_at, agents=escape_text(record.agents),
+                slack_user=record.slack_user, email=record.email))
 
     def key_by_hash(self, digest: str) -> tuple[ApiKey, str] | None:
         """The live key whose hash is ``digest`` (one indexed read), or None."""
@@ -137,3 +167,29 @@ class KeyRows(SqlRows):
             return bool(conn.execute(api_keys.update().where(
                 c.id == key_id, c.role == "agent", c.revoked_at.is_(None)
             ).values(agents=escape_text(check_agents(agents)))).rowcount)
+
+    def link_key(self, key_id: str, *, slack_user: str | None = None,
+                 email: str | None = None) -> bool:
+        """Let a Slack user or an e-mail address answer as this live approver or admin key;
+        False if there is none with this id."""
+        c = api_keys.c
+        slack_user, email = check_links("approver", slack_user, email)
+        values = {k: v for k, v in (("slack_user", slack_user), ("email", email)) if v}
+        if not values:
+            raise StasoError("give --slack-user, --email or both")
+        with self.engine.begin() as conn:
+            return bool(conn.execute(api_keys.update().where(
+                c.id == key_id, c.role.in_(("approver", "admin")), c.revoked_at.is_(None)
+            ).values(**values)).rowcount)
+
+    def key_for_person(self, *, slack_user: str | None = None, email: str | None = None
+                       ) -> tuple[ApiKey, str] | None:
+        """The live approver or admin key a Slack user or an e-mail address answers as (the
+        newest, if several name it), with its hash; None if it answers as none."""
+        c = api_keys.c
+        where = c.slack_user == slack_user if slack_user else c.email == (email or "").lower()
+        with self._read() as conn:
+            row = conn.execute(sa.select(api_keys).where(
+                where, c.role.in_(("approver", "admin")), c.revoked_at.is_(None)
+            ).order_by(c.created_at.desc()).limit(1)).first()
+        return None if row is None else (_api_key(row), row.key_hash)

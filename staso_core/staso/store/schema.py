@@ -29,6 +29,13 @@ escalations = sa.Table(
     sa.Column("modified_input", sa.JSON(none_as_null=True)),
     sa.Column("consumed_at", sa.Float),
     sa.Column("consumed_by", sa.String(64)),
+    # how the answer came: api, dashboard, slack, email (None: older rows, embedded calls)
+    sa.Column("resolved_via", sa.Text),
+    # where the escalation is announced: the rule's ``notify`` targets (None: the defaults)
+    sa.Column("notify", sa.JSON(none_as_null=True)),
+    # 0: not yet announced to any channel, 1: its post is queued, 2: its answer is too
+    sa.Column("announced", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Index("ix_escalations_announced", "announced", "status"),
     sa.Index("ix_escalations_fingerprint", "fingerprint", "status"),
     sa.Index("ix_escalations_status_created", "status", "created_at"),
     sa.Index("ux_escalations_decision", "decision_id", unique=True),
@@ -76,6 +83,9 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.Float),
     # agent keys: the agent names (a glob) the key may act for; NULL: any (older keys)
     sa.Column("agents", sa.Text),
+    # approver keys: the Slack user and the e-mail address that answer as this key
+    sa.Column("slack_user", sa.Text),
+    sa.Column("email", sa.Text),
 )
 
 policies = sa.Table(
@@ -93,4 +103,34 @@ ended_sessions = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),  # the row may go once this passes
     sa.Column("ended_at", sa.Float, nullable=False),
     sa.Index("ix_ended_sessions_expires", "expires_at"),
+)
+
+# what the approval channels post: one row per escalation and target (``slack:#payments``)
+# and kind (post, then update once answered); queued rows are delivered, retried with
+# backoff, by any replica (``lease_until``: one replica delivers it at a time)
+notices = sa.Table(
+    "notices", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("escalation_id", sa.String(64), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # post | update
+    sa.Column("state", sa.String(16), nullable=False),  # queued | sent | failed | skipped
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("ref", sa.JSON(none_as_null=True)),  # what the channel needs to update it
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float),
+    sa.Index("ix_notices_due", "state", "next_at"),
+    sa.Index("ix_notices_escalation", "escalation_id"),
+)
+
+# things that may be used once: a signed Slack request (replays), an e-mail link
+used_once = sa.Table(
+    "used_once", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # SHA-256 of what was used
+    sa.Column("expires_at", sa.Float, nullable=False),  # the row may go once this passes
+    sa.Column("used_at", sa.Float, nullable=False),
+    sa.Index("ix_used_once_expires", "expires_at"),
 )

@@ -24,14 +24,15 @@ from ..waiting import ChangeFeed
 from .dialects import dialect_for, lock_waits_until
 from .escaping import escape_text, unescape_row, unescape_text
 from .keys import KeyRows
+from .notices import NoticeRows
 from .policies import PolicyRows
 from .schema import decisions, escalations, metadata
 from .sessions import SessionRows
 
 log = logging.getLogger("staso")
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0003"
-_ESC_COLUMNS = {c.name for c in escalations.columns} - {"consumed_by"}
+HEAD_REVISION = "0004"
+_ESC_COLUMNS = {c.name for c in escalations.columns} - {"consumed_by", "announced"}
 _DECISION_COLUMNS = [c.name for c in decisions.columns]
 _DECISION_COLUMN_SET = frozenset(_DECISION_COLUMNS)
 _JSON_COLUMNS = frozenset(c.name for c in decisions.columns if isinstance(c.type, sa.JSON))
@@ -80,9 +81,9 @@ def _row_to_escalation(row: Any) -> Escalation:
     return Escalation(**unescape_row(data, _ESC_TEXT))
 
 
-class Store(KeyRows, PolicyRows, SessionRows):
-    """Escalations, decisions, API keys, policy versions and ended dashboard sessions on
-    one database. Thread-safe; safe across processes."""
+class Store(KeyRows, PolicyRows, SessionRows, NoticeRows):
+    """Escalations, decisions, API keys, policy versions, ended dashboard sessions and the
+    approval channels' notices on one database. Thread-safe; safe across processes."""
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
@@ -170,6 +171,9 @@ class Store(KeyRows, PolicyRows, SessionRows):
         """Mark every pending escalation past its expiry as timed out; return their ids."""
         now = now or time.time()
         due = sa.and_(escalations.c.status == "pending", escalations.c.expires_at <= now)
+        with self._read() as conn:  # (mostly none: a write transaction only when some are)
+            if conn.execute(sa.select(escalations.c.id).where(due).limit(1)).first() is None:
+                return []
         with self.engine.begin() as conn:
             ids = [r[0] for r in conn.execute(sa.select(escalations.c.id).where(due))]
             if ids:
@@ -241,9 +245,10 @@ class Store(KeyRows, PolicyRows, SessionRows):
         return Escalation(**row_values), "created"
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
-                modified_input: dict[str, Any] | None = None,
+                modified_input: dict[str, Any] | None = None, via: str | None = None,
                 now: float | None = None) -> Escalation:
-        """Approve or deny, exactly once. Raises EscalationNotFound or EscalationConflict."""
+        """Approve or deny, exactly once. Raises EscalationNotFound or EscalationConflict.
+        ``via``: where the answer came from (api, dashboard, slack, email)."""
         if status not in ("approved", "denied"):
             raise ValueError(f"status must be approved or denied, not {status!r}")
         now = now or time.time()
@@ -263,12 +268,13 @@ class Store(KeyRows, PolicyRows, SessionRows):
                 done = conn.execute(escalations.update().where(
                     e.id == escalation_id, e.status == "pending", e.expires_at > now
                 ).values(status=status, resolved_at=now, resolved_by=escape_text(by),
-                         comment=escape_text(comment), modified_input=modified_input)).rowcount
+                         comment=escape_text(comment), modified_input=modified_input,
+                         resolved_via=escape_text(via))).rowcount
                 if done == 1:
                     self._announce(conn, [escalation_id])
                     return replace(_row_to_escalation(row), status=status, resolved_at=now,
                                    resolved_by=by, comment=comment,
-                                   modified_input=modified_input)
+                                   modified_input=modified_input, resolved_via=via)
                 row = conn.execute(sa.select(escalations).where(e.id == escalation_id)).first()
         assert row is not None
         if expired:

@@ -1,0 +1,192 @@
+"""The channels' delivery worker: one thread per ``staso serve`` process.
+
+Each pass times out escalations past their expiry, queues posts for escalations not yet
+announced and updates for those answered since, then delivers what is due. The queue is
+the database's ``notices`` table (``store/notices.py``), so a channel that is down delays
+no guard call (nothing on a call's path waits for it), a restart loses nothing, and any
+replica delivers: a notice is leased while it is delivered, and a replica that dies with
+one leased leaves it to the others once the lease ends.
+
+A failed delivery is retried with exponential backoff (2 s, 4 s, … at most 5 min, or as
+long as the channel asks), logged each time, and counted in ``/metrics``; after
+``MAX_ATTEMPTS`` it is given up, logged as an error. The worker wakes at once when this
+process creates or answers an escalation (the hooks below), and polls every ``poll``
+seconds for what other processes did.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from ..errors import EscalationNotFound
+from ..hookspecs import hookimpl
+from ..models import Escalation
+from ..store import StoreBackend
+from ..store.notices import Notice
+from .base import Channel, DeliveryError
+from .routing import targets
+
+log = logging.getLogger("staso.channels")
+
+MAX_ATTEMPTS = 12  # about 1 h 40 min of retries with the backoff below
+BACKOFF_FIRST, BACKOFF_MOST = 2.0, 300.0
+LEASE_SECONDS = 120.0  # longer than any one delivery takes (Slack's client: 30 s timeout)
+WAIT_FOR_POST = 1.0  # an update waits this long, uncounted, for its post to be delivered
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before attempt ``attempts + 1``, jittered so replicas do not retry in step."""
+    return min(BACKOFF_MOST, BACKOFF_FIRST * 2 ** max(attempts - 1, 0)) * random.uniform(0.8,
+                                                                                         1.2)
+
+
+class Outbox:
+    def __init__(self, store: StoreBackend, channels: dict[str, Channel], *,
+                 poll: float = 1.0) -> None:
+        self.store, self.channels, self.poll = store, channels, poll
+        self.sent: Counter[tuple[str, str]] = Counter()  # (scheme, kind)
+        self.failures: Counter[str] = Counter()  # failed attempts by scheme
+        self.given_up: Counter[str] = Counter()
+        self.last_error: str | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the hooks that wake it (registered as a plugin by the server) ------------------
+    @hookimpl
+    def staso_escalation_created(self, escalation: Escalation) -> None:
+        self.wake()
+
+    @hookimpl
+    def staso_escalation_resolved(self, escalation: Escalation) -> None:
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True, name="staso-outbox")
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for channel in self.channels.values():
+            channel.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                busy = self.run_once()
+            except Exception as exc:  # the database is down: try again next pass
+                log.warning("staso: the approval channels' queue could not be read: %s", exc)
+                busy = False
+            if not busy:
+                self._wake.wait(self.poll)
+
+    # -- one pass -------------------------------------------------------------------------
+    def run_once(self, now: float | None = None) -> bool:
+        """Expire, announce and deliver what is due; True if it delivered anything (then
+        the next pass follows at once: more may be due)."""
+        store = self.store
+        store.expire_due(now)
+        store.announce_new(lambda esc: targets(esc, self.channels), now=now)
+        store.announce_answers(self._updates, now=now)
+        due = store.lease_notices(lease=LEASE_SECONDS, now=now)
+        for notice in due:
+            if self._stop.is_set():
+                break
+            self._deliver(notice)
+        return bool(due)
+
+    def _updates(self, scheme: str) -> bool:
+        channel = self.channels.get(scheme)
+        return channel is not None and channel.updates
+
+    def _deliver(self, notice: Notice) -> None:
+        store = self.store
+        try:
+            esc = store.get_escalation(notice.escalation_id)
+        except EscalationNotFound:
+            store.notice_done(notice.id, state="skipped", error="the escalation is gone")
+            return
+        channel = self.channels.get(notice.scheme)
+        try:
+            if channel is None:
+                raise DeliveryError(f"no {notice.scheme!r} channel is configured on this "
+                                    "server", retry=False)
+            if notice.kind == "post":
+                ref = channel.post(notice.address, esc)
+                store.notice_done(notice.id, ref=ref)
+            else:
+                post = self._post_of(notice)
+                if post is None or post.state in ("failed", "skipped"):
+                    store.notice_done(notice.id, state="skipped",
+                                      error="its post was never delivered")
+                    return
+                if post.state == "queued":  # not delivered yet: wait for it, uncounted
+                    store.notice_retry(notice.id, next_at=time.time() + WAIT_FOR_POST)
+                    return
+                channel.update(notice.address, esc, post.ref or {})
+                store.notice_done(notice.id)
+        except Exception as exc:
+            self._failed(notice, exc)
+            return
+        self.sent[(notice.scheme, notice.kind)] += 1
+
+    def _post_of(self, update: Notice) -> Notice | None:
+        return next((n for n in self.store.notices_for(update.escalation_id)
+                     if n.kind == "post" and n.target == update.target), None)
+
+    def _failed(self, notice: Notice, exc: Exception) -> None:
+        attempts = notice.attempts + 1
+        retry = exc.retry if isinstance(exc, DeliveryError) else True
+        error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, DeliveryError) \
+            else str(exc)
+        self.failures[notice.scheme] += 1
+        self.last_error = f"{notice.target}: {error}"
+        what = f"the {notice.kind} of {notice.escalation_id} to {notice.target}"
+        if not retry or attempts >= MAX_ATTEMPTS:
+            self.given_up[notice.scheme] += 1
+            log.error("staso: gave up on %s after %d attempt(s): %s", what, attempts, error)
+            self.store.notice_done(notice.id, state="failed", error=error)
+            return
+        wait = exc.after if isinstance(exc, DeliveryError) and exc.after else backoff(attempts)
+        log.warning("staso: %s failed (attempt %d, next in %.0f s): %s", what, attempts, wait,
+                    error)
+        self.store.notice_retry(notice.id, next_at=time.time() + wait, error=error)
+
+    # -- /metrics -------------------------------------------------------------------------
+    def metrics_lines(self, queued: dict[str, int] | None) -> list[str]:
+        lines = [
+            "# HELP staso_channel_notices_sent_total Escalation posts and updates delivered.",
+            "# TYPE staso_channel_notices_sent_total counter",
+            *(f'staso_channel_notices_sent_total{{channel="{s}",kind="{k}"}} {n}'
+              for (s, k), n in sorted(self.sent.items())),
+            "# HELP staso_channel_delivery_failures_total Failed delivery attempts.",
+            "# TYPE staso_channel_delivery_failures_total counter",
+            *(f'staso_channel_delivery_failures_total{{channel="{s}"}} {n}'
+              for s, n in sorted(self.failures.items())),
+            "# HELP staso_channel_notices_given_up_total Notices given up after retries.",
+            "# TYPE staso_channel_notices_given_up_total counter",
+            *(f'staso_channel_notices_given_up_total{{channel="{s}"}} {n}'
+              for s, n in sorted(self.given_up.items())),
+        ]
+        if queued is not None:
+            lines += ["# HELP staso_channel_notices Notices in the database, by state.",
+                      "# TYPE staso_channel_notices gauge",
+                      *(f'staso_channel_notices{{state="{state}"}} {queued.get(state, 0)}'
+                        for state in ("queued", "sent", "failed", "skipped"))]
+        return lines
+
+    def describe(self) -> dict[str, Any]:
+        return {"channels": sorted(self.channels), "last_error": self.last_error}

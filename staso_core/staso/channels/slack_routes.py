@@ -1,0 +1,250 @@
+"""``POST /v1/channels/slack/interactions``: Slack's button clicks and modal submissions.
+
+Every request is checked before anything is read from it: the signature per Slack's
+signing scheme (``v0=`` + HMAC-SHA256 of ``v0:{timestamp}:{raw body}``, verified with
+``slack_sdk``'s ``SignatureVerifier``), a timestamp within five minutes, and never seen
+before (a replayed request is refused on every replica). The clicking Slack user must be
+linked to a live approver or admin key (``staso keys create … --slack-user U…``); the
+answer is recorded under that key's name, via Slack, and resolves exactly once: a click
+that loses a race to another answer is told so in Slack, and nothing changes.
+
+Statuses: 401 for a request Slack did not sign (forged, stale, replayed), 400 for a
+payload that is not one of ours, 403 for a Slack user who may not approve, 404 when Slack
+is not configured. A refused click is also told why, privately, in Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request, Response
+
+from ..errors import EscalationConflict, EscalationNotFound, InvalidToolInput
+from ..models import Escalation
+from ..server.api import json_response
+from ..server.auth import state_of
+from ..server.state import ServerState
+from . import slack_blocks as blocks
+from .base import DeliveryError
+from .slack import SlackChannel
+
+log = logging.getLogger("staso.channels")
+router = APIRouter(prefix="/v1/channels/slack")
+WINDOW = 300  # seconds: Slack's own limit on a request's age, either way
+_ANSWERS = {blocks.APPROVE, blocks.DENY, blocks.EDIT}
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@router.post("/interactions", summary="Slack's interactivity requests (signed by Slack)",
+             include_in_schema=True)
+async def interactions(request: Request) -> Response:
+    state = state_of(request)
+    channel = state.channels.get("slack")
+    if not isinstance(channel, SlackChannel):
+        return _refuse(state, 404, "Slack approvals are not configured on this server")
+    body = await request.body()
+    try:
+        await _verify(state, channel, body, request.headers)
+        payload = _payload(body)
+        kind = payload.get("type")
+        if kind == "block_actions":
+            return await _clicked(state, channel, payload)
+        if kind == "view_submission":
+            return await _submitted(state, channel, payload)
+        if kind == "view_closed":
+            return Response(status_code=200)
+        raise Refused(400, f"staso does not handle Slack {kind!r} requests")
+    except Refused as exc:
+        return _refuse(state, exc.status, str(exc))
+
+
+def _refuse(state: ServerState, status: int, message: str) -> Response:
+    state.metrics.error(status)
+    return json_response({"detail": message, "error": "SlackRequestRefused"}, status)
+
+
+async def _verify(state: ServerState, channel: SlackChannel, body: bytes,
+                  headers: Any) -> None:
+    from slack_sdk.signature import SignatureVerifier
+
+    timestamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    if not timestamp or not signature:
+        raise Refused(401, "not signed by Slack: X-Slack-Signature and "
+                           "X-Slack-Request-Timestamp are required")
+    try:
+        valid = SignatureVerifier(channel.signing_secret).is_valid(body, timestamp, signature)
+    except ValueError:  # a timestamp that is not a whole number
+        valid = False
+    if not valid:
+        raise Refused(401, "the Slack signature does not match, or the request is more than "
+                           f"{WINDOW // 60} minutes old")
+    digest = hashlib.sha256(f"slack:{signature}".encode()).hexdigest()
+    fresh = await asyncio.to_thread(state.store.use_once, digest,
+                                    int(timestamp) + 2 * WINDOW)
+    if not fresh:
+        raise Refused(401, "this Slack request was already received (a replay)")
+
+
+def _payload(body: bytes) -> dict[str, Any]:
+    try:
+        form = parse_qs(body.decode("utf-8"), strict_parsing=True, max_num_fields=10)
+        payload = json.loads(form["payload"][0])
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError):
+        raise Refused(400, "the body must be a form with one 'payload' field holding JSON, "
+                           "as Slack sends it") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("user"), dict):
+        raise Refused(400, "the payload must be a JSON object naming the Slack user")
+    return payload
+
+
+async def _approver(state: ServerState, payload: dict[str, Any]) -> str:
+    """The name of the approver key the clicking Slack user answers as (403 if none)."""
+    user = payload["user"].get("id")
+    found = await asyncio.to_thread(state.store.key_for_person, slack_user=str(user)) \
+        if isinstance(user, str) and user else None
+    if found is None:
+        raise Refused(403, f"Slack user {user!r} is not linked to an approver key; an admin "
+                           "links one with: staso keys link KEY_ID --slack-user "
+                           f"{user if isinstance(user, str) else 'U…'}")
+    return found[0].name
+
+
+# -- button clicks ------------------------------------------------------------------------
+async def _clicked(state: ServerState, channel: SlackChannel,
+                   payload: dict[str, Any]) -> Response:
+    actions = payload.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions else None
+    if not isinstance(action, dict) or action.get("action_id") not in _ANSWERS \
+            or not isinstance(action.get("value"), str):
+        raise Refused(400, "not one of staso's buttons (staso_approve, staso_deny, staso_edit)")
+    where = _where(payload)
+    try:
+        name = await _approver(state, payload)
+    except Refused as exc:
+        await _tell(channel, where, payload, str(exc))
+        raise
+    escalation_id, action_id = action["value"], action["action_id"]
+    try:
+        esc = await asyncio.to_thread(state.store.get_escalation, escalation_id)
+        if esc.status != "pending":
+            raise EscalationConflict(_late(esc), status=esc.status)
+        if action_id == blocks.APPROVE:
+            await state.resolve(escalation_id, status="approved", by=name, via="slack")
+        else:
+            trigger = payload.get("trigger_id")
+            if not isinstance(trigger, str) or not trigger:
+                raise Refused(400, "a click that opens a form needs Slack's trigger_id")
+            view = blocks.deny_modal(esc) if action_id == blocks.DENY else \
+                blocks.edit_modal(esc, channel.context.dashboard_link(esc.id))
+            await asyncio.to_thread(channel.open_view, trigger, view)
+    except EscalationNotFound:
+        await _tell(channel, where, payload, f"staso has no escalation {escalation_id}")
+        raise Refused(404, f"no escalation with id {escalation_id!r}") from None
+    except EscalationConflict as exc:  # lost a race, or answered before the click
+        await _tell(channel, where, payload, str(exc))
+        return json_response({"detail": str(exc), "status": exc.status})
+    except DeliveryError as exc:
+        log.warning("staso: could not open the Slack form for %s: %s", escalation_id, exc)
+        await _tell(channel, where, payload, f"could not open the form: {exc}")
+    return Response(status_code=200)
+
+
+def _late(esc: Escalation) -> str:
+    if esc.status == "timeout":
+        return f"escalation {esc.id} expired; it can no longer be approved or denied"
+    who = f" by {esc.resolved_by}" if esc.resolved_by else ""
+    return f"escalation {esc.id} is already {esc.status}{who}"
+
+
+def _where(payload: dict[str, Any]) -> str | None:
+    """The channel a click came from (to answer in it privately)."""
+    for part, key in (("channel", "id"), ("container", "channel_id")):
+        value = payload.get(part)
+        if isinstance(value, dict) and isinstance(value.get(key), str):
+            return str(value[key])
+    return None
+
+
+async def _tell(channel: SlackChannel, where: str | None, payload: dict[str, Any],
+                text: str) -> None:
+    user = payload.get("user", {}).get("id")
+    if where is None or not isinstance(user, str):
+        return
+    try:
+        await asyncio.to_thread(channel.tell, where, user, text)
+    except DeliveryError as exc:
+        log.warning("staso: could not tell Slack user %s: %s (%s)", user, text, exc)
+
+
+# -- modal submissions --------------------------------------------------------------------
+async def _submitted(state: ServerState, channel: SlackChannel,
+                     payload: dict[str, Any]) -> Response:
+    view = payload.get("view")
+    if not isinstance(view, dict) or view.get("callback_id") not in (blocks.EDIT, blocks.DENY):
+        raise Refused(400, "not one of staso's forms")
+    name = await _approver(state, payload)
+    escalation_id = view.get("private_metadata")
+    if not isinstance(escalation_id, str) or not escalation_id:
+        raise Refused(400, "the form does not name its escalation")
+    values = _values(view)
+    comment = (values.get((blocks.COMMENT_BLOCK, blocks.COMMENT_FIELD)) or "").strip() or None
+    try:
+        if view["callback_id"] == blocks.DENY:
+            if comment is None:
+                return _form_error(blocks.COMMENT_BLOCK, "Say why: the agent is told.")
+            await state.resolve(escalation_id, status="denied", by=name, comment=comment,
+                                via="slack")
+        else:
+            edited = _edited(values.get((blocks.EDIT_BLOCK, blocks.EDIT_FIELD)))
+            if isinstance(edited, str):
+                return _form_error(blocks.EDIT_BLOCK, edited)
+            await state.resolve(escalation_id, status="approved", by=name, comment=comment,
+                                modified_input=edited, via="slack")
+    except EscalationNotFound:
+        raise Refused(404, f"no escalation with id {escalation_id!r}") from None
+    except InvalidToolInput as exc:
+        return _form_error(blocks.EDIT_BLOCK, str(exc))
+    except EscalationConflict as exc:
+        return _form_error(blocks.EDIT_BLOCK if view["callback_id"] == blocks.EDIT
+                           else blocks.COMMENT_BLOCK, str(exc))
+    return Response(status_code=200)  # an empty answer closes the modal
+
+
+def _values(view: dict[str, Any]) -> dict[tuple[str, str], str | None]:
+    state = view.get("state")
+    found: dict[tuple[str, str], str | None] = {}
+    raw = state.get("values") if isinstance(state, dict) else None
+    for block_id, fields in (raw or {}).items() if isinstance(raw, dict) else ():
+        for action_id, field in (fields or {}).items() if isinstance(fields, dict) else ():
+            value = field.get("value") if isinstance(field, dict) else None
+            found[(str(block_id), str(action_id))] = value if isinstance(value, str) else None
+    return found
+
+
+def _edited(text: str | None) -> dict[str, Any] | str:
+    """The edited input, or what is wrong with it (shown under the field)."""
+    if not text or not text.strip():
+        return "The input is empty: give the tool's arguments as a JSON object."
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return f"Not valid JSON: {exc}"[:300]
+    if not isinstance(value, dict):
+        return f"The input must be a JSON object of arguments, not {type(value).__name__}."
+    return value
+
+
+def _form_error(block_id: str, message: str) -> Response:
+    """Keep the modal open with ``message`` under the field (nothing was resolved)."""
+    return json_response({"response_action": "errors", "errors": {block_id: message[:300]}})
