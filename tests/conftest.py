@@ -38,14 +38,15 @@ from servers import (  # noqa: E402
 BACKENDS = ["sqlite", "postgres"]
 
 
-def start_server(tmp: Path, backend: str, policy: Path | None = None) -> Server:
+def start_server(tmp: Path, backend: str, policy: Path | None = None,
+                 extra_env: dict[str, str] | None = None) -> Server:
     if backend == "postgres":
         if not postgres_available():
             pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432 (.ci/run starts it)")
         url = new_pg_database()
     else:
         url = f"sqlite:///{tmp / 'staso.db'}"
-    server = Server(home=tmp, database_url=url, policy=policy)
+    server = Server(home=tmp, database_url=url, policy=policy, extra_env=extra_env or {})
     server.create_keys()
     return server.start()
 

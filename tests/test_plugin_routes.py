@@ -101,12 +101,14 @@ def test_builtin_routes_come_through_the_same_hook(tmp_path: Path) -> None:
     app = create_app(ServerConfig(database_url=f"sqlite:///{tmp_path / 's.db'}"))
     pm = app.state.staso.pm
     impls = [i.plugin_name for i in pm.hook.staso_http_routes.get_hookimpls()]
-    assert impls == ["staso.builtins.server"]
+    assert sorted(impls) == ["staso.builtins.channels", "staso.builtins.server"]
+    from staso.channels import email_routes, slack_routes
     from staso.server import api, dashboard
 
-    assert pm.hook.staso_http_routes() == [[api.router, dashboard.router]]
-    assert {"/v1/guard", "/v1/escalations/{escalation_id}", "/healthz"} <= \
-        set(app.openapi()["paths"])
+    assert pm.hook.staso_http_routes() == [[api.router, dashboard.router],
+                                           [slack_routes.router, email_routes.router]]
+    assert {"/v1/guard", "/v1/escalations/{escalation_id}", "/healthz",
+            "/v1/channels/slack/interactions"} <= set(app.openapi()["paths"])
     assert app.state.staso.dashboard_links == []
 
 

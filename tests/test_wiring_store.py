@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -20,6 +21,7 @@ from staso.service import DecisionService
 from staso.store import Store, StoreBackend
 from staso.store.changes import PostgresChanges, SqliteChanges
 from staso.store.keys import ApiKey, create_key, hash_key
+from staso.store.notices import Notice
 from staso.waiting import ChangeFeed
 
 
@@ -32,6 +34,9 @@ class MemoryStore:
         self.keys: dict[str, tuple[ApiKey, str, float | None]] = {}
         self.policies: list[str] = []
         self.ended: dict[str, float] = {}
+        self.announced: dict[str, int] = {}  # escalation id -> 0 new, 1 posted, 2 answered
+        self.notices: dict[str, Notice] = {}
+        self.used: set[str] = set()
         self.lock = threading.Lock()
 
     def get_escalation(self, escalation_id: str) -> Escalation:
@@ -69,7 +74,7 @@ class MemoryStore:
             return esc, "created"
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
-                modified_input: dict[str, Any] | None = None,
+                modified_input: dict[str, Any] | None = None, via: str | None = None,
                 now: float | None = None) -> Escalation:
         with self.lock:
             esc = self.get_escalation(escalation_id)
@@ -77,7 +82,8 @@ class MemoryStore:
                 raise EscalationConflict(f"already {esc.status}", status=esc.status)
             self.escalations[esc.id] = replace(esc, status=status, resolved_by=by,
                                                resolved_at=now or time.time(), comment=comment,
-                                               modified_input=modified_input)
+                                               modified_input=modified_input,
+                                               resolved_via=via)
             return self.escalations[esc.id]
 
     def expire(self, escalation_id: str, now: float | None = None) -> tuple[Escalation, bool]:
@@ -144,6 +150,88 @@ class MemoryStore:
             return False
         self.keys[key_id] = (replace(found[0], agents=agents), found[1], None)
         return True
+
+    def link_key(self, key_id: str, *, slack_user: str | None = None,
+                 email: str | None = None) -> bool:
+        found = self.keys.get(key_id)
+        if found is None or found[2] is not None or found[0].role == "agent":
+            return False
+        record = replace(found[0], slack_user=slack_user or found[0].slack_user,
+                         email=email or found[0].email)
+        self.keys[key_id] = (record, found[1], None)
+        return True
+
+    def key_for_person(self, *, slack_user: str | None = None, email: str | None = None
+                       ) -> tuple[ApiKey, str] | None:
+        return next(((r, h) for r, h in self.live_keys().values() if r.role != "agent" and (
+            (slack_user and r.slack_user == slack_user) or (email and r.email == email))),
+            None)
+
+    # -- the approval channels' queue ---------------------------------------------------
+    def expire_due(self, now: float | None = None) -> list[str]:
+        return [i for i in list(self.escalations) if self.expire(i, now)[1]]
+
+    def announce_new(self, targets: Any, *, limit: int = 100,
+                     now: float | None = None) -> int:
+        queued = 0
+        for esc in list(self.escalations.values()):
+            if self.announced.setdefault(esc.id, 0) == 0:
+                self.announced[esc.id] = 1 if esc.status == "pending" else 2
+                for target in targets(esc):
+                    self._queue(esc.id, target, "post", now)
+                    queued += 1
+        return queued
+
+    def announce_answers(self, updates: Any, *, limit: int = 100,
+                         now: float | None = None) -> int:
+        queued = 0
+        for esc in list(self.escalations.values()):
+            if self.announced.get(esc.id) == 1 and esc.status != "pending":
+                self.announced[esc.id] = 2
+                for post in self.notices_for(esc.id):
+                    if post.kind == "post" and updates(post.scheme):
+                        self._queue(esc.id, post.target, "update", now)
+                        queued += 1
+        return queued
+
+    def _queue(self, escalation_id: str, target: str, kind: str, now: float | None) -> None:
+        notice = Notice(id=f"ntc_{len(self.notices)}", escalation_id=escalation_id,
+                        target=target, kind=kind, state="queued", next_at=now or time.time(),
+                        created_at=time.time())
+        self.notices[notice.id] = notice
+
+    def lease_notices(self, *, lease: float, limit: int = 20,
+                      now: float | None = None) -> list[Notice]:
+        due = [n for n in self.notices.values()
+               if n.state == "queued" and n.next_at <= (now or time.time())][:limit]
+        for notice in due:  # (one process: a lease is the state leaving "queued")
+            self.notices[notice.id] = replace(notice, state="leased")
+        return due
+
+    def notice_done(self, notice_id: str, *, state: str = "sent",
+                    ref: dict[str, Any] | None = None, error: str | None = None,
+                    now: float | None = None) -> None:
+        self.notices[notice_id] = replace(self.notices[notice_id], state=state, ref=ref,
+                                          last_error=error, sent_at=now or time.time())
+
+    def notice_retry(self, notice_id: str, *, next_at: float,
+                     error: str | None = None) -> None:
+        notice = self.notices[notice_id]
+        self.notices[notice_id] = replace(notice, state="queued", next_at=next_at,
+                                          attempts=notice.attempts + (error is not None),
+                                          last_error=error or notice.last_error)
+
+    def notices_for(self, escalation_id: str) -> list[Notice]:
+        return [n for n in self.notices.values() if n.escalation_id == escalation_id]
+
+    def count_notices(self) -> dict[str, int]:
+        return dict(Counter(n.state for n in self.notices.values()))
+
+    def use_once(self, digest: str, expires_at: float, now: float | None = None) -> bool:
+        with self.lock:
+            fresh = digest not in self.used
+            self.used.add(digest)
+            return fresh
 
     def latest_policy(self) -> tuple[int, str] | None:
         return (len(self.policies), self.policies[-1]) if self.policies else None

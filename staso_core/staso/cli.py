@@ -336,13 +336,16 @@ def keys_list(database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP04
     """List keys: id, role, name, age and whether revoked (keys themselves are not stored)."""
     with _key_store(database_url) as store:
         keys = store.list_keys()
-    table = Table("id", "role", "name", "agents", "answers in", "age", "status")
+    # (the Slack user and address that answer as a key: a column only where some key has one)
+    linked = any(record.slack_user or record.email for record, _ in keys)
+    table = Table("id", "role", "name", "agents", *(["answers in"] if linked else []), "age",
+                  "status")
     now = time.time()
     for record, revoked_at in keys:
         agents = record.agents or ("any (unbound)" if record.role == "agent" else "")
         answers = ", ".join(x for x in (record.slack_user and f"slack:{record.slack_user}",
                                         record.email and f"email:{record.email}") if x)
-        table.add_row(record.id, record.role, record.name, agents, answers,
+        table.add_row(record.id, record.role, record.name, agents, *([answers] if linked else []),
                       _age(now - record.created_at),
                       "live" if revoked_at is None else f"revoked {_age(now - revoked_at)} ago")
     out.print(table)

@@ -120,13 +120,13 @@ class Outbox:
             store.notice_done(notice.id, state="skipped", error="the escalation is gone")
             return
         channel = self.channels.get(notice.scheme)
-        try:
-            if channel is None:
+        ref: dict[str, Any] | None = None
+        try:  # only the channel's own failures are retried: a post is never made twice
+            if channel is None:  # for a bookkeeping error after it succeeded
                 raise DeliveryError(f"no {notice.scheme!r} channel is configured on this "
                                     "server", retry=False)
             if notice.kind == "post":
                 ref = channel.post(notice.address, esc)
-                store.notice_done(notice.id, ref=ref)
             else:
                 post = self._post_of(notice)
                 if post is None or post.state in ("failed", "skipped"):
@@ -137,11 +137,11 @@ class Outbox:
                     store.notice_retry(notice.id, next_at=time.time() + WAIT_FOR_POST)
                     return
                 channel.update(notice.address, esc, post.ref or {})
-                store.notice_done(notice.id)
         except Exception as exc:
             self._failed(notice, exc)
             return
         self.sent[(notice.scheme, notice.kind)] += 1
+        store.notice_done(notice.id, ref=ref)
 
     def _post_of(self, update: Notice) -> Notice | None:
         return next((n for n in self.store.notices_for(update.escalation_id)

@@ -151,7 +151,7 @@ class NoticeRows(SqlRows):
         with self.engine.begin() as conn:
             conn.execute(notices.update().where(n.id == notice_id).values(
                 state=state, ref=ref, sent_at=now or time.time(), lease_until=None,
-                last_error=escape_text(error), attempts=n.attempts + (state != "skipped")))
+                last_error=escape_text(error), attempts=n.attempts + int(state != "skipped")))
 
     def notice_retry(self, notice_id: str, *, next_at: float, error: str | None = None) -> None:
         """Try again at ``next_at``; with ``error``, this attempt failed (it is counted)."""
