@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,24 @@ def test_demo_yes_runs_the_scripted_agent(tmp_path):
     assert any("[REDACTED:ssn]" in line for line in lines)
     assert any("'amount': 5000}) -> ESCALATE" in line for line in lines)
     assert lines[-1].strip().startswith("-> ALLOW (approved)")
+
+
+def test_demo_with_the_slack_stand_in_shows_the_post_and_approves_in_slack(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "staso.cli", "demo", "--yes",
+                           "--slack-stand-in", "--port", "0"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "posted to Slack #approvals" in out
+    for shown in ("APPROVAL NEEDED: PROCESS_REFUND", "Agent: refund-agent",
+                  "Rule: high_value_payment", '"amount": 5000', "[ Approve ]  [ Deny ]  [ Edit ]",
+                  "Open in the dashboard"):
+        assert shown in out, shown
+    request = Path(re.search(r"as slack_sdk sent it: (\S+)\)", out).group(1))
+    assert json.loads(request.read_text())["blocks"][-1]["elements"][0]["action_id"] == \
+        "staso_approve"
+    assert "-> ALLOW (approved)" in out
+    assert "Slack message updated in place: ✅ Approved by demo-manager via Slack" in out
 
 
 def _demo(*args: str, cwd: Any) -> subprocess.Popen[str]:

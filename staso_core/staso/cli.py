@@ -517,11 +517,15 @@ def mcp_wrap(config: Path = typer.Argument(..., help="the client's configuration
 @app.command()
 def demo(yes: bool = typer.Option(False, "--yes", help="approve automatically, unattended"),
          timeout: float = typer.Option(120.0, help="seconds to wait for a person's answer"),
-         port: int = typer.Option(8787, help="dashboard port (a free one if taken)")) -> None:
+         port: int = typer.Option(8787, help="dashboard port (a free one if taken)"),
+         slack_stand_in: bool = typer.Option(
+             False, "--slack-stand-in", help="post the escalation to a local stand-in for "
+                                             "Slack and print the message")) -> None:
     """Start the server and dashboard on a temporary store and run a scripted refund agent."""
     from .demo import run_demo
 
-    raise typer.Exit(run_demo(auto_approve=yes, timeout=timeout, port=port))
+    raise typer.Exit(run_demo(auto_approve=yes, timeout=timeout, port=port,
+                              slack_stand_in=slack_stand_in))
 
 
 def main() -> None:  # the console script

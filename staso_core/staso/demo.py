@@ -1,6 +1,8 @@
 """``staso demo``: the server and dashboard on a temporary SQLite store, and a scripted refund
 agent guarded through them (what ``bash scripts/demo`` runs). ``--yes`` approves through the
-API by itself."""
+API by itself. ``--slack-stand-in`` adds the Slack channel, against a local stand-in for
+Slack's Web API: the demo prints the message staso posts, and ``--yes`` then clicks its
+Approve button (a request signed as Slack signs them)."""
 
 from __future__ import annotations
 
@@ -56,7 +58,94 @@ class _Server(threading.Thread):
         self.join(timeout=5)
 
 
-def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 8787) -> int:
+class _DemoSlack:
+    """Slack for the demo: the stand-in, the server's settings for it, and the clicks."""
+
+    SECRET = "staso-demo-signing-secret"
+    USER = "U0DEMO0001"
+
+    def __init__(self) -> None:
+        from .channels.slack_standin import SlackStandIn
+
+        self.stand_in = SlackStandIn().start()
+        self.env = {"STASO_SLACK_BOT_TOKEN": self.stand_in.token,
+                    "STASO_SLACK_SIGNING_SECRET": self.SECRET,
+                    "STASO_SLACK_API_URL": self.stand_in.api_url,
+                    "STASO_SLACK_CHANNEL": "#approvals"}
+
+    def show_post(self, escalation_id: str, home: Path, timeout: float = 15.0) -> None:
+        """Print the message as Slack would show it; the request itself goes to a file."""
+        import json
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for body in self.stand_in.sent("chat.postMessage"):
+                if escalation_id in json.dumps(body):
+                    saved = home / "slack-post.json"
+                    saved.write_text(json.dumps(body, indent=2, ensure_ascii=False))
+                    print(f"    posted to Slack {body['channel']} (the chat.postMessage request "
+                          f"as slack_sdk sent it: {saved}):")
+                    for line in _render(body["blocks"]):
+                        print("      | " + line)
+                    return
+            time.sleep(0.05)
+        print("    (the Slack post did not arrive)")
+
+    def click_approve(self, url: str, escalation_id: str) -> None:
+        import json
+
+        import httpx
+
+        from .channels.slack_standin import click, signed_request
+
+        for channel, ts, message in self.stand_in.messages():
+            if escalation_id in json.dumps(message):
+                body, headers = signed_request(self.SECRET, click(
+                    self.USER, channel, ts, message, "staso_approve"))
+                httpx.post(f"{url}/v1/channels/slack/interactions", content=body,
+                           headers=headers, timeout=10)
+
+    def show_update(self, escalation_id: str, timeout: float = 10.0) -> None:
+        import json
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for body in self.stand_in.sent("chat.update"):
+                if escalation_id in json.dumps(body):
+                    answer = body["blocks"][-1]["text"]["text"]
+                    print(f"    Slack message updated in place: {answer}")
+                    return
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.stand_in.stop()
+
+
+def _render(blocks: list[dict[str, Any]]) -> list[str]:
+    """Block Kit blocks as lines of text, roughly as Slack lays them out."""
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append(block["text"]["text"].upper())
+        elif kind == "section":
+            lines += [f["text"] for f in block.get("fields", [])]
+            if "text" in block:
+                lines += block["text"]["text"].splitlines()
+        elif kind == "rich_text":
+            for element in block["elements"]:
+                lines += "".join(e.get("text", "") for e in element["elements"]).splitlines()
+        elif kind == "context":
+            lines += [e["text"] for e in block["elements"]]
+        elif kind == "actions":
+            lines.append("  ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
+    return lines
+
+
+def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 8787,
+             slack_stand_in: bool = False) -> int:
+    import os
+
     import httpx
 
     import staso as st
@@ -73,9 +162,14 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
     home = Path(tempfile.mkdtemp(prefix="staso-demo-"))
     store = open_store(f"sqlite:///{home / 'staso.db'}")
     _, agent_key = create_key(store, role="agent", name="refund-agent")
-    _, approver_key = create_key(store, role="approver", name="demo-manager")
+    slack = _DemoSlack() if slack_stand_in else None
+    _, approver_key = create_key(store, role="approver", name="demo-manager",
+                                 slack_user=_DemoSlack.USER if slack else None)
     store.close()
-    server = _Server(home, _port(port))
+    port = _port(port)
+    if slack is not None:  # the server reads its channels from the environment
+        os.environ.update(slack.env, STASO_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    server = _Server(home, port)
     server.start()
     server.wait_started()
     url = f"http://127.0.0.1:{server.server.config.port}"
@@ -92,7 +186,15 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
         first = st.guard("process_refund", BIG_REFUND)
         print(f"process_refund({BIG_REFUND}) -> {first.action.upper()} [{first.rule_name}] "
               f"escalation {first.escalation_id}")
-        if auto_approve:
+        if slack is not None:
+            slack.show_post(first.escalation_id, home)
+        if auto_approve and slack is not None:
+            def click() -> None:
+                time.sleep(1.0)
+                slack.click_approve(url, first.escalation_id)
+            threading.Thread(target=click, daemon=True).start()
+            print("    --yes: clicking Approve in Slack (as demo-manager) in 1 s")
+        elif auto_approve:
             def approve() -> None:
                 time.sleep(1.0)
                 httpx.post(f"{url}/v1/escalations/{first.escalation_id}/approve",
@@ -110,7 +212,11 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
         outcome = "DENIED (timed out)" if result.escalation_status == "timeout" \
             else result.action.upper()
         print(f"    -> {outcome} ({result.escalation_status}) {result.reason}".rstrip())
+        if slack is not None:
+            slack.show_update(first.escalation_id)
     finally:
         st.shutdown()
         server.stop()
+        if slack is not None:
+            slack.stop()
     return 0
