@@ -278,3 +278,24 @@ def test_text_a_page_cannot_show_appears_escaped(page: Any, dash_server: Server)
     assert "agent: bot\\u0000two" in box.text_content()
     shown = box.locator("pre.input").text_content()
     assert '"file": "caf\\udce9.txt"' in shown and '"note": "a\\u0000b"' in shown
+
+
+def test_a_link_from_slack_or_e_mail_opens_on_its_escalation_after_login(
+        page: Any, dash_server: Server) -> None:
+    """The dashboard link a channel posts (/?escalation=…) survives the login and
+    points at the escalation; anything but an escalation id is dropped on the way."""
+    first = escalate(dash_server, {"amount": 4100, "order": "link-1"})
+    wanted = escalate(dash_server, {"amount": 4200, "order": "link-2"})
+    page.goto(f"{dash_server.url}/?escalation={wanted['escalation_id']}")
+    assert "/login?escalation=" in page.url
+    page.fill("#api-key", dash_server.keys["approver"])
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert page.url.endswith(f"/?escalation={wanted['escalation_id']}")
+    page.wait_for_selector(".card.focused")
+    assert page.get_attribute(".card.focused", "data-id") == wanted["escalation_id"]
+    assert page.locator(f'.card[data-id="{first["escalation_id"]}"].focused').count() == 0
+    for bad in ("https://evil.example", "esc_1%22%3E%3Cscript%3E", "/../admin"):
+        page.context.clear_cookies()
+        page.goto(f"{dash_server.url}/?escalation={bad}")
+        assert page.url.endswith("/login")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import re
 import secrets
 import time
 from pathlib import Path
@@ -88,11 +89,20 @@ async def _session(request: Request) -> tuple[Principal, str]:
     return found
 
 
+_ESCALATION_ID = re.compile(r"esc_[0-9a-f]{1,64}")
+
+
+def _focus(escalation: str) -> str:
+    """The query that opens the dashboard on one escalation (a link from Slack or e-mail),
+    kept through the login; anything but an escalation id is dropped."""
+    return f"?escalation={escalation}" if _ESCALATION_ID.fullmatch(escalation) else ""
+
+
 @router.get("/")
-async def index(request: Request) -> Response:
+async def index(request: Request, escalation: str = "") -> Response:
     found = await session_principal(request)
     if found is None:
-        return RedirectResponse("/login", status_code=303)
+        return RedirectResponse("/login" + _focus(escalation), status_code=303)
     principal, session = found
     return _page("dashboard.html", {"links": _links(state_of(request).dashboard_links)},
                  csrf=csrf_token(principal, session), user=principal.name, role=principal.role)
@@ -104,10 +114,11 @@ _LOGIN_ERRORS = {"unknown": "Unknown or revoked key.",
 
 
 @router.get("/login")
-async def login_page(request: Request, error: str = "") -> Response:
+async def login_page(request: Request, error: str = "", escalation: str = "") -> Response:
     token = secrets.token_urlsafe(24)
     # only fixed messages: a link cannot put its own words on the login page
-    response = _page("login.html", csrf=token, error=_LOGIN_ERRORS.get(error, ""))
+    response = _page("login.html", csrf=token, error=_LOGIN_ERRORS.get(error, ""),
+                     escalation=escalation if _focus(escalation) else "")
     response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True,
                         samesite="strict", secure=_secure(request), path="/login")
     return response
@@ -130,7 +141,7 @@ async def login(request: Request) -> Response:
     principal = Principal(*found)
     if principal.role not in (APPROVER, ADMIN):
         return RedirectResponse("/login?error=agent", status_code=303)
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse("/" + _focus(form.get("escalation", "")), status_code=303)
     response.set_cookie(SESSION_COOKIE, make_session(principal), max_age=SESSION_SECONDS,
                         httponly=True, samesite="strict", secure=_secure(request), path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")

@@ -91,6 +91,17 @@
     return node;
   }
 
+  // a link from Slack or e-mail (/?escalation=esc_…) opens on that escalation
+  let focus = new URLSearchParams(window.location.search).get("escalation");
+  function focusOn() {
+    if (!focus) return;
+    const node = document.querySelector('[data-id="' + CSS.escape(focus) + '"]');
+    if (!node) return;
+    node.classList.add("focused");
+    node.scrollIntoView({ block: "center" });
+    focus = null;
+  }
+
   function renderPending(items, now) {
     const seen = new Set();
     for (const e of items) {
@@ -138,6 +149,7 @@
       const data = await r.json();
       renderPending(data.pending, data.now);
       renderHistory(data.history);
+      focusOn();
     } catch (err) {
       flash.textContent = "could not reach the server: " + err;
       flash.className = "error";
