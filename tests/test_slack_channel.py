@@ -519,3 +519,28 @@ def test_a_notify_target_is_checked_when_the_policy_loads(tmp_path: Path) -> Non
     policy.write_text(POLICY.replace('notify: ["slack:#payments"]', 'notify: ["teams:x"]'))
     r = cli("policy", "check", str(policy), check=False)
     assert "unknown channel 'teams'" in r.stderr + r.stdout
+
+
+def test_the_documented_slack_manifest_matches_the_server() -> None:
+    """The manifest docs/channels.md tells users to paste into Slack's app settings points
+    interactivity at the route the server mounts and asks for the scopes staso uses."""
+    import re
+    from urllib.parse import urlparse
+
+    import yaml
+
+    from staso.channels import slack_routes
+
+    text = (Path(__file__).parent.parent / "docs" / "channels.md").read_text()
+    block = re.search(r"```yaml\n(\s*_metadata:.*?)```", text, re.DOTALL)
+    assert block is not None
+    lines = block.group(1).splitlines()
+    indent = len(lines[0]) - len(lines[0].lstrip())
+    manifest = yaml.safe_load("\n".join(line[indent:] for line in lines))
+    interactivity = manifest["settings"]["interactivity"]
+    assert interactivity["is_enabled"] is True
+    path = urlparse(interactivity["request_url"]).path
+    assert path in {r.path for r in slack_routes.router.routes}  # type: ignore[attr-defined]
+    assert {"chat:write", "chat:write.public", "im:write"} <= \
+        set(manifest["oauth_config"]["scopes"]["bot"])
+    assert manifest["settings"]["socket_mode_enabled"] is False
