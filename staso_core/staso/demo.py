@@ -186,12 +186,13 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
         first = st.guard("process_refund", BIG_REFUND)
         print(f"process_refund({BIG_REFUND}) -> {first.action.upper()} [{first.rule_name}] "
               f"escalation {first.escalation_id}")
+        escalation_id = first.escalation_id or ""
         if slack is not None:
-            slack.show_post(first.escalation_id, home)
+            slack.show_post(escalation_id, home)
         if auto_approve and slack is not None:
             def click() -> None:
                 time.sleep(1.0)
-                slack.click_approve(url, first.escalation_id)
+                slack.click_approve(url, escalation_id)
             threading.Thread(target=click, daemon=True).start()
             print("    --yes: clicking Approve in Slack (as demo-manager) in 1 s")
         elif auto_approve:
@@ -213,7 +214,7 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
             else result.action.upper()
         print(f"    -> {outcome} ({result.escalation_status}) {result.reason}".rstrip())
         if slack is not None:
-            slack.show_update(first.escalation_id)
+            slack.show_update(escalation_id)
     finally:
         st.shutdown()
         server.stop()

@@ -35,7 +35,7 @@ log = logging.getLogger("staso.channels")
 
 MAX_ATTEMPTS = 12  # about 1 h 40 min of retries with the backoff below
 BACKOFF_FIRST, BACKOFF_MOST = 2.0, 300.0
-LEASE_SECONDS = 120.0  # longer than any one delivery takes (Slack's client: 30 s timeout)
+LEASE_SECONDS = 120.0  # far longer than one delivery takes (Slack and SMTP: 10 s timeouts)
 WAIT_FOR_POST = 1.0  # an update waits this long, uncounted, for its post to be delivered
 
 

@@ -1,0 +1,226 @@
+"""The e-mail channel: each escalation mailed to its recipients (a rule's ``notify:
+["email:ops@example.com"]``, or ``STASO_EMAIL_TO``), with an approve and a deny link for a
+recipient whose address answers as an approver key (``staso keys create --role approver …
+--email``). The links open confirmation pages (``email_routes.py``); opening one changes
+nothing, so a mail scanner that follows links approves nothing.
+
+Configuration (the environment of ``staso serve``):
+
+- ``STASO_SMTP_URL``: ``smtp://host:port`` (plain; port 25 by default),
+  ``smtp+starttls://host:port`` (STARTTLS, required; port 587) or ``smtps://host:port``
+  (TLS from the start; port 465). A user and password may come in the URL,
+  percent-encoded: ``smtp+starttls://user:p%40ss@mail.example.com:587`` (over plain
+  ``smtp://`` only to a relay on this machine). Certificates are verified against the
+  system's CAs (``SSL_CERT_FILE`` names others);
+- ``STASO_EMAIL_FROM``: the sender, ``staso@example.com`` or ``staso <staso@example.com>``;
+- ``STASO_PUBLIC_URL``: where approvers reach this server (the links);
+- ``STASO_EMAIL_TO``: comma-separated recipients of escalations whose rule names none.
+
+Messages are sent with the standard library's ``smtplib``, one connection per message,
+from the outbox's thread (``outbox.py``), which retries what fails: an SMTP server that
+answers 5xx (a refused recipient, a message too large, failed authentication) is not
+retried; a 4xx answer or a network error is.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, parseaddr
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ..errors import StasoError
+from ..models import Escalation
+from ..store.keys import _EMAIL
+from . import email_links, email_message
+from .base import Channel, ChannelContext, DeliveryError
+
+TIMEOUT = 10.0  # seconds: a delivery holds the outbox's thread; a slow server is retried
+PATH = "/v1/channels/email/"
+_SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}  # a relay on this machine: plain is fine
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where and how to send, from ``STASO_SMTP_URL``."""
+
+    scheme: str
+    host: str
+    port: int
+    user: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:  # never the password
+        who = f"{self.user}@" if self.user else ""
+        return f"SmtpServer({self.scheme}://{who}{self.host}:{self.port})"
+
+    @classmethod
+    def parse(cls, url: str) -> SmtpServer:
+        """StasoError naming what is wrong (never repeating the URL: it may hold a
+        password)."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _SCHEMES:
+            raise StasoError("STASO_SMTP_URL must start with smtp:// (plain), "
+                             "smtp+starttls:// (STARTTLS) or smtps:// (TLS), not "
+                             f"{(scheme + '://') if scheme else 'no scheme'}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise StasoError("STASO_SMTP_URL has a port that is not a number from 1 to "
+                             "65535") from None
+        if not parts.hostname:
+            raise StasoError("STASO_SMTP_URL names no host: use, for example, "
+                             "smtp+starttls://mail.example.com:587")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise StasoError("STASO_SMTP_URL takes only scheme://[user:password@]host[:port]")
+        user = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if password is not None and not user:
+            raise StasoError("STASO_SMTP_URL has a password but no user name")
+        if user and scheme == "smtp" and parts.hostname not in _LOOPBACK:
+            raise StasoError("STASO_SMTP_URL has a user and password for a plain smtp:// "
+                             "connection, which would send them unencrypted: use "
+                             "smtp+starttls:// or smtps://")
+        return cls(scheme, parts.hostname, port or _SCHEMES[scheme], user, password)
+
+
+def _address(address: str) -> str | None:
+    """One address as kept (stripped, lower case), or None if it is not one."""
+    address = address.strip().lower()
+    return address if _EMAIL.fullmatch(address) else None
+
+
+class EmailChannel(Channel):
+    scheme = "email"
+    updates = False  # a sent e-mail stays as sent; its links die with the escalation
+
+    def __init__(self, smtp: SmtpServer, sender: str, envelope_from: str,
+                 recipients: list[str], context: ChannelContext) -> None:
+        self.smtp, self.sender, self.envelope_from = smtp, sender, envelope_from
+        self.recipients, self.context = recipients, context
+        self.domain = envelope_from.rpartition("@")[2]
+
+    @staticmethod
+    def check_address(address: str) -> str:
+        kept = _address(address)
+        if kept is None:
+            raise ValueError(f"email:{address} is not one e-mail address; write one per "
+                             "target, such as email:ops@example.com")
+        return kept
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], context: ChannelContext) -> EmailChannel | None:
+        url = env.get("STASO_SMTP_URL", "").strip()
+        sender = env.get("STASO_EMAIL_FROM", "").strip()
+        to = env.get("STASO_EMAIL_TO", "").strip()
+        if not url:
+            if sender or to:
+                given = " and ".join(n for n, v in (("STASO_EMAIL_FROM", sender),
+                                                    ("STASO_EMAIL_TO", to)) if v)
+                raise StasoError(f"{given} set but not STASO_SMTP_URL: e-mail approvals need "
+                                 "an SMTP server, such as "
+                                 "STASO_SMTP_URL=smtp+starttls://mail.example.com:587")
+            return None
+        smtp = SmtpServer.parse(url)
+        if not sender:
+            raise StasoError("STASO_SMTP_URL is set but not STASO_EMAIL_FROM: say whom the "
+                             "e-mails come from, such as staso@example.com")
+        name, addr = parseaddr(sender)
+        envelope_from = _address(addr) if addr and "\n" not in sender and "\r" not in sender \
+            else None
+        if envelope_from is None:
+            raise StasoError(f"STASO_EMAIL_FROM={sender!r} is not an address such as "
+                             "staso@example.com or 'staso <staso@example.com>'")
+        if not context.public_url:
+            raise StasoError("STASO_SMTP_URL is set but not STASO_PUBLIC_URL: the e-mails' "
+                             "approve and deny links need the address approvers reach this "
+                             "server at, such as https://staso.example.com")
+        recipients: list[str] = []
+        for part in to.split(","):
+            if not part.strip():
+                continue
+            kept = _address(part)
+            if kept is None:
+                raise StasoError(f"STASO_EMAIL_TO: {part.strip()!r} is not an e-mail address "
+                                 "(give addresses separated by commas, such as "
+                                 "ops@example.com,alice@example.com)")
+            recipients.append(kept)
+        return cls(smtp, formataddr((name, envelope_from)) if name else envelope_from,
+                   envelope_from, list(dict.fromkeys(recipients)), context)
+
+    def defaults(self) -> list[str]:
+        return list(self.recipients)
+
+    # -- delivery (the outbox's thread) ---------------------------------------------------
+    def message(self, address: str, escalation: Escalation) -> EmailMessage:
+        """The message to ``address``: with answer links if it answers as an approver key
+        and the escalation is pending."""
+        links = None
+        if escalation.status == "pending":
+            found = self.context.store.key_for_person(email=address)
+            if found is not None and found[0].email:
+                key, key_hash = found
+                links = email_message.Links(
+                    approve=self.link(email_links.make(escalation.id, key, key_hash,
+                                                       "approve")),
+                    deny=self.link(email_links.make(escalation.id, key, key_hash, "deny")),
+                    answering_as=key.name)
+        return email_message.build(escalation, sender=self.sender, recipient=address,
+                                   domain=self.domain, links=links,
+                                   dashboard=self.context.dashboard_link(escalation.id))
+
+    def link(self, token: str) -> str:
+        return f"{self.context.public_url}{PATH}{token}"
+
+    def post(self, address: str, escalation: Escalation) -> dict[str, Any] | None:
+        msg = self.message(address, escalation)
+        self.send(msg, address)
+        return {"message_id": msg["Message-ID"]}
+
+    def send(self, msg: EmailMessage, address: str) -> None:
+        try:
+            with self._connect() as smtp:
+                if self.smtp.user:
+                    smtp.login(self.smtp.user, self.smtp.password or "")
+                smtp.send_message(msg, from_addr=self.envelope_from, to_addrs=[address])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()), (0, b""))
+            raise DeliveryError(f"the SMTP server refused {address}: {code} {_said(text)}",
+                                retry=not 500 <= code < 600) from None
+        except smtplib.SMTPResponseException as exc:  # sender refused, data, auth, connect
+            raise DeliveryError(f"the SMTP server answered {exc.smtp_code} "
+                                f"{_said(exc.smtp_error)}",
+                                retry=not 500 <= exc.smtp_code < 600) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise DeliveryError(f"the SMTP server at {self.smtp.host}:{self.smtp.port} "
+                                f"does not support what STASO_SMTP_URL asks for: {exc}"
+                                ) from None
+        except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS failed
+            raise DeliveryError(f"the SMTP server at {self.smtp.host}:{self.smtp.port} "
+                                f"could not be reached: {type(exc).__name__}: {exc}"
+                                ) from None
+
+    def _connect(self) -> smtplib.SMTP:
+        smtp = self.smtp
+        if smtp.scheme == "smtps":
+            return smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=TIMEOUT,
+                                    context=ssl.create_default_context())
+        client = smtplib.SMTP(smtp.host, smtp.port, timeout=TIMEOUT)
+        if smtp.scheme == "smtp+starttls":
+            try:
+                client.starttls(context=ssl.create_default_context())
+            except BaseException:
+                client.close()
+                raise
+        return client
+
+
+def _said(text: bytes | str) -> str:
+    said = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return " ".join(said.split())[:300]

@@ -1,0 +1,183 @@
+"""The e-mail for an escalation: a multipart/alternative message, plain text and HTML, with
+the facts (``facts.py``) and, for a recipient who answers as an approver key, an approve
+and a deny link.
+
+Tool names, agent names, reasons and inputs are attacker-controlled text. In the HTML part
+every one is ``html.escape``d; in both parts, and in the Subject, control characters are
+shown as escapes rather than obeyed, so no input starts a line of its own (a fake
+"Approve:" line), folds a header, or reorders text with bidirectional controls. Only
+staso's own words and links are markup.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from ..models import Escalation
+from . import facts
+
+INPUT_LIMIT = 4000  # characters of pretty JSON shown in the message
+SUBJECT_LIMIT = 200
+ESCALATION_HEADER = "X-Staso-Escalation"
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Links:
+    """The answer links of one recipient, and the approver key they answer as."""
+
+    approve: str
+    deny: str
+    answering_as: str
+
+
+def _shown(char: str) -> str:
+    if char in "\n\t" or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp"):
+        return char
+    return f"\\u{ord(char):04x}"
+
+
+def visible(text: str) -> str:
+    """``text`` with control and format characters (bidirectional overrides, zero-width
+    joiners, line separators) written as ``\\uXXXX``: shown, not obeyed. Newlines and tabs
+    stay (pretty JSON has them; JSON strings never hold raw ones)."""
+    return "".join(_shown(c) for c in text)
+
+
+def line(text: str) -> str:
+    """A fact on one line: every run of whitespace (newlines included) one space."""
+    return _WHITESPACE.sub(" ", visible(text)).strip()
+
+
+def subject(escalation: Escalation) -> str:
+    answer = facts.answer(escalation)
+    text = line((f"{answer.headline}: " if answer else "") + facts.summary(escalation))
+    return text if len(text) <= SUBJECT_LIMIT else text[:SUBJECT_LIMIT - 1] + "…"
+
+
+def _facts(escalation: Escalation) -> list[tuple[str, str]]:
+    return [("Tool", escalation.tool_name), ("Agent", escalation.agent_name or "-"),
+            ("Rule", escalation.rule_name or "-"), ("Severity", escalation.severity),
+            ("Reason", escalation.reason or "-"), ("Expires", facts.expiry(escalation)),
+            ("Escalation", escalation.id)]
+
+
+def build(escalation: Escalation, *, sender: str, recipient: str, domain: str,
+          links: Links | None, dashboard: str | None) -> EmailMessage:
+    """The message to ``recipient``; ``links`` None: one without answer links (the address
+    answers as no approver key, or the escalation is answered already)."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Subject"] = subject(escalation)
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid("staso", domain=domain)
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+    msg["X-Auto-Response-Suppress"] = "All"  # the same, for Exchange
+    msg[ESCALATION_HEADER] = escalation.id
+    shown, cut = facts.pretty_input(escalation, INPUT_LIMIT)
+    shown = visible(shown)
+    answer = facts.answer(escalation)
+    if answer is not None:
+        links = None  # an answered escalation's links would answer nothing
+    msg.set_content(_text(escalation, recipient, shown, cut, links, dashboard))
+    msg.add_alternative(_html(escalation, recipient, shown, cut, links, dashboard),
+                        subtype="html")
+    return msg
+
+
+# -- plain text -----------------------------------------------------------------------------
+def _text(escalation: Escalation, recipient: str, shown: str, cut: bool,
+          links: Links | None, dashboard: str | None) -> str:
+    answer = facts.answer(escalation)
+    out = [line(f"{answer.symbol} {answer.headline} at {answer.when}") if answer
+           else line(f"Approval needed: {escalation.tool_name}"), ""]
+    width = max(len(name) for name, _ in _facts(escalation)) + 2
+    out += [f"{name + ':':<{width}}{line(value)}" for name, value in _facts(escalation)]
+    if answer and answer.comment:
+        out.append(f"{'Comment:':<{width}}{line(answer.comment)}")
+    out += ["", "Arguments (as logged; masked per the policy):", shown]
+    if cut:
+        out.append("[cut to fit" + (f": see them all in the dashboard, {dashboard}]"
+                                    if dashboard else "]"))
+    out.append("")
+    if links is not None:
+        out += [line(f"To answer as {links.answering_as} (your approver key):"),
+                f"  Approve: {links.approve}",
+                f"  Deny:    {links.deny}",
+                "",
+                "Each link opens a page where you confirm, and may add a comment; opening "
+                "it changes nothing. A link works once, only for this escalation, and stops "
+                "working when the escalation is answered or expires."]
+    elif answer is None:
+        out.append(f"{recipient} answers as no approver key, so this message has no approve "
+                   "or deny links. Answer in the dashboard" +
+                   (f": {dashboard}" if dashboard else "."))
+    if dashboard and (links is not None or answer is not None):
+        out += ["", f"Dashboard: {dashboard}"]
+    return "\n".join(out) + "\n"
+
+
+# -- HTML -------------------------------------------------------------------------------------
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+_BUTTON = ("display:inline-block;padding:8px 18px;margin-right:10px;border-radius:6px;"
+           "color:#ffffff;text-decoration:none;font-weight:600;background:{}")
+
+
+def _html(escalation: Escalation, recipient: str, shown: str, cut: bool,
+          links: Links | None, dashboard: str | None) -> str:
+    answer = facts.answer(escalation)
+    title = f"{answer.symbol} {answer.headline} at {answer.when}" if answer else \
+        f"Approval needed: {escalation.tool_name}"
+    rows = "".join(
+        f'<tr><th style="text-align:left;padding:2px 12px 2px 0;color:#6a7280">{_e(name)}'
+        f'</th><td style="padding:2px 0">{_e(line(value))}</td></tr>'
+        for name, value in _facts(escalation))
+    if answer and answer.comment:
+        rows += (f'<tr><th style="text-align:left;padding:2px 12px 2px 0;color:#6a7280">'
+                 f'Comment</th><td>{_e(line(answer.comment))}</td></tr>')
+    parts = [
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f"<title>{_e(line(title))}</title></head>",
+        '<body style="font-family:system-ui,-apple-system,Segoe UI,sans-serif;color:#1d2330;'
+        'font-size:14px;line-height:1.45">',
+        f'<h2 style="font-size:18px;margin:0 0 10px">{_e(line(title))}</h2>',
+        f"<table>{rows}</table>",
+        '<p style="margin:14px 0 4px">Arguments (as logged; masked per the policy):</p>',
+        '<pre style="background:#f5f6f8;border-radius:6px;padding:8px 10px;'
+        'white-space:pre-wrap;word-break:break-word;font-size:12px">'
+        f"{_e(shown)}</pre>",
+    ]
+    if cut:
+        more = f' <a href="{_e(dashboard)}">See them all in the dashboard.</a>' \
+            if dashboard else ""
+        parts.append(f"<p><em>Cut to fit.</em>{more}</p>")
+    if links is not None:
+        parts += [
+            f"<p>To answer as <strong>{_e(line(links.answering_as))}</strong> "
+            "(your approver key):</p>",
+            f'<p><a href="{_e(links.approve)}" style="{_BUTTON.format("#16794a")}">'
+            "Approve…</a>"
+            f'<a href="{_e(links.deny)}" style="{_BUTTON.format("#b3261e")}">Deny…</a></p>',
+            '<p style="color:#6a7280;font-size:12px">Each link opens a page where you '
+            "confirm, and may add a comment; opening it changes nothing. A link works once, "
+            "only for this escalation, and stops working when the escalation is answered or "
+            "expires.</p>",
+        ]
+    elif answer is None:
+        where = f'<a href="{_e(dashboard)}">the dashboard</a>' if dashboard else \
+            "the dashboard"
+        parts.append(f"<p>{_e(recipient)} answers as no approver key, so this message has "
+                     f"no approve or deny links. Answer in {where}.</p>")
+    if dashboard and (links is not None or answer is not None):
+        parts.append(f'<p><a href="{_e(dashboard)}">Open in the dashboard</a></p>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,248 @@
+"""``/v1/channels/email/{token}``: the pages an e-mail's approve and deny links open.
+
+``GET`` (and ``HEAD``) only shows: the escalation's facts, the answer the link gives, a
+comment field and one button. Mail scanners and link previews follow links, so following
+one must never answer anything. Only the page's form, a ``POST`` to the same address,
+answers: the link is checked again, the escalation resolved under the key's name, via
+e-mail, exactly once, and the link recorded as used on every replica (``use_once``).
+
+The token (``email_links.py``) is signed with the approver key's stored hash, for one
+escalation, one key (as linked to one address) and one action. Statuses:
+
+- 404: e-mail approvals are not configured, or the link is not one (forged, altered,
+  for another escalation or action, or its key revoked or linked to another address: the
+  page never says which), or it names no escalation;
+- 409: the escalation is answered (saying by whom) or expired: its links answer nothing;
+- 410: this link was used already;
+- 400, 413, 415: a form that is not this page's (nothing is resolved).
+
+Every page escapes what it shows (``html.escape``), has no script, and is sent with a
+Content-Security-Policy that allows none, ``X-Frame-Options: DENY``,
+``Referrer-Policy: no-referrer`` (the token is in the address) and ``Cache-Control:
+no-store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request, Response
+
+from ..errors import EscalationConflict, EscalationNotFound
+from ..models import Escalation
+from ..server.auth import state_of
+from ..server.state import ServerState
+from . import email_links, facts
+from .email import EmailChannel
+from .email_message import line, visible
+
+log = logging.getLogger("staso.channels")
+router = APIRouter(prefix="/v1/channels/email", include_in_schema=False)
+
+INPUT_LIMIT = 20_000  # characters of pretty JSON on the page; more is in the dashboard
+COMMENT_LIMIT = 2000
+FORM_LIMIT = 16 * 1024  # bytes: a comment and the action, with room to spare
+USED_KEPT = 7 * 86400.0  # seconds a used link stays recorded past its escalation's expiry
+_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; "
+                                "form-action 'self'; base-uri 'none'; "
+                                "frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_NOT_A_LINK = ("This link is not valid. It may be altered or incomplete (copy the whole "
+               "address from the e-mail), or no longer valid: the approver key it was sent "
+               "for may have been revoked, or linked to another address.")
+_VERB = {"approve": "Approve", "deny": "Deny"}
+
+
+class Refused(Exception):
+    def __init__(self, status: int, title: str, message: str,
+                 escalation: Escalation | None = None) -> None:
+        super().__init__(message)
+        self.status, self.title, self.escalation = status, title, escalation
+
+
+@router.api_route("/{token}", methods=["GET", "HEAD"])
+async def confirm(token: str, request: Request) -> Response:
+    """The confirmation page; resolves nothing."""
+    state = state_of(request)
+    try:
+        link, name, esc = await _check(state, token)
+        if esc.effective_status() != "pending":
+            raise _answered(esc)
+    except Refused as exc:
+        return _refused(state, exc)
+    return _confirmation(link, name, esc)
+
+
+@router.post("/{token}")
+async def answer(token: str, request: Request) -> Response:
+    """The confirmation page's form: resolves the escalation, once."""
+    state = state_of(request)
+    try:
+        link, name, esc = await _check(state, token)
+        comment = await _form(request, link)
+        try:
+            done = await state.resolve(esc.id, status=link.status, by=name, comment=comment,
+                                       via="email")
+        except EscalationNotFound:
+            raise Refused(404, "No such escalation", f"staso has no escalation {esc.id}."
+                          ) from None
+        except EscalationConflict:
+            current = await asyncio.to_thread(state.store.get_escalation, esc.id)
+            if not await _use(state, link, current):
+                raise Refused(410, "Link already used",
+                              "This link was used already; a link answers once.",
+                              current) from None
+            raise _answered(current) from None
+        try:  # recorded: the link is refused (410) from now on
+            await _use(state, link, done)
+        except Exception as exc:  # answered all the same: a replay then gets 409, not 410
+            log.warning("staso: %s was answered by e-mail, but its link could not be "
+                        "recorded as used: %s", done.id, exc)
+    except Refused as exc:
+        return _refused(state, exc)
+    log.info("staso: %s %s by e-mail (key %s)", done.id, done.status, link.key_id)
+    return _done(done)
+
+
+async def _check(state: ServerState, token: str
+                 ) -> tuple[email_links.Link, str, Escalation]:
+    """The link, the approver's name and the escalation, or Refused."""
+    channel = state.channels.get("email")
+    if not isinstance(channel, EmailChannel):
+        raise Refused(404, "Not configured", "E-mail approvals are not configured on this "
+                                             "server.")
+    link = email_links.parse(token)
+    if link is None:
+        raise Refused(404, "Invalid link", _NOT_A_LINK)
+    found = await asyncio.to_thread(state.store.key_by_id, link.key_id)
+    if found is None or not email_links.verify(link, *found):
+        raise Refused(404, "Invalid link", _NOT_A_LINK)
+    try:
+        esc = await asyncio.to_thread(state.store.get_escalation, link.escalation_id)
+    except EscalationNotFound:
+        raise Refused(404, "No such escalation",
+                      f"staso has no escalation {link.escalation_id}.") from None
+    return link, found[0].name, esc
+
+
+async def _use(state: ServerState, link: email_links.Link, esc: Escalation) -> bool:
+    """Record the link as used; False if it was before (on any replica)."""
+    kept = max(esc.expires_at, esc.resolved_at or 0.0) + USED_KEPT
+    return await asyncio.to_thread(state.store.use_once, email_links.digest(link), kept)
+
+
+def _answered(esc: Escalation) -> Refused:
+    if esc.effective_status() == "timeout":
+        return Refused(409, "Expired", f"This escalation expired at "
+                                       f"{facts.utc(esc.expires_at)}; it can no longer be "
+                                       "approved or denied.", esc)
+    answer = facts.answer(esc)
+    headline = answer.headline if answer else f"Already {esc.status}"
+    return Refused(409, "Already answered", f"This escalation was answered already: "
+                                            f"{headline}. Nothing was changed.", esc)
+
+
+async def _form(request: Request, link: email_links.Link) -> str | None:
+    """The comment from this page's form; Refused if the body is not that form."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise Refused(415, "Not this page's form", "Send the confirmation page's form "
+                                                   "(application/x-www-form-urlencoded).")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_LIMIT:
+            raise Refused(413, "Form too large", f"The form is over {FORM_LIMIT:,} bytes.")
+    try:
+        form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True,
+                        max_num_fields=10) if body else {}
+    except (UnicodeDecodeError, ValueError):
+        raise Refused(400, "Not this page's form", "The form could not be read (it must be "
+                                                   "UTF-8 form fields).") from None
+    action, comments = form.get("action", []), form.get("comment", [""])
+    if action != [link.action] or len(comments) != 1:
+        raise Refused(400, "Not this page's form", "The form does not match its link: send "
+                                                   "it from the confirmation page.")
+    comment = comments[0].strip()
+    if len(comment) > COMMENT_LIMIT:
+        raise Refused(400, "Comment too long", f"A comment holds at most "
+                                               f"{COMMENT_LIMIT:,} characters.")
+    return comment or None
+
+
+# -- pages ----------------------------------------------------------------------------------
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _page(status: int, title: str, body: str) -> Response:
+    text = ('<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            '<meta name="referrer" content="no-referrer">\n'
+            f"<title>staso · {_e(title)}</title>\n"
+            '<link rel="stylesheet" href="/static/dashboard.css">\n</head>\n'
+            '<body class="email-answer">\n<header><h1>staso</h1></header>\n'
+            f"<main>\n{body}\n</main>\n</body>\n</html>\n")
+    return Response(text, status_code=status, media_type="text/html; charset=utf-8",
+                    headers=_HEADERS)
+
+
+def _facts(esc: Escalation) -> str:
+    shown, cut = facts.pretty_input(esc, INPUT_LIMIT)
+    rows = [("Agent", esc.agent_name or "-"), ("Rule", esc.rule_name or "-"),
+            ("Severity", esc.severity)]
+    if esc.status == "pending":
+        rows.append(("Expires", facts.expiry(esc)))
+    rows.append(("Escalation", esc.id))
+    meta = "".join(f"<span>{_e(name)}: <b>{_e(line(value))}</b></span>"
+                   for name, value in rows)
+    more = '<p class="empty">The arguments were cut to fit; the dashboard has them all.</p>' \
+        if cut else ""
+    return (f'<section class="card" id="escalation" data-id="{_e(esc.id)}">\n'
+            f'<div class="meta"><span class="tool">{_e(line(esc.tool_name))}</span>{meta}'
+            "</div>\n"
+            f'<p class="reason">{_e(line(esc.reason or "-"))}</p>\n'
+            f'<pre class="input">{_e(visible(shown))}</pre>{more}\n</section>')
+
+
+def _confirmation(link: email_links.Link, name: str, esc: Escalation) -> Response:
+    verb = _VERB[link.action]
+    what = "run as shown" if link.action == "approve" else "not run; the agent is told why"
+    body = (f"<h2>{verb} this call?</h2>\n"
+            f"<p>You answer as <b>{_e(line(name))}</b>. {_e(line(esc.tool_name))} will "
+            f"{what}. Nothing happens until you press {verb}.</p>\n"
+            f"{_facts(esc)}\n"
+            f'<form method="post" id="answer" class="actions">\n'
+            f'<input type="hidden" name="action" value="{_e(link.action)}">\n'
+            f'<label>Comment{" (the agent sees it)" if link.action == "deny" else ""}<br>'
+            f'<textarea name="comment" id="comment" maxlength="{COMMENT_LIMIT}" rows="4" '
+            'cols="60"></textarea></label>\n'
+            f'<button type="submit" id="submit" class="{link.action}">{verb}</button>\n'
+            "</form>")
+    return _page(200, f"{verb}?", body)
+
+
+def _done(esc: Escalation) -> Response:
+    answer = facts.answer(esc)
+    headline = f"{answer.headline} at {answer.when}" if answer else esc.status
+    comment = f"<p>Comment: {_e(line(esc.comment))}</p>\n" if esc.comment else ""
+    body = (f'<h2 id="result" class="status-{_e(esc.status)}">{_e(line(headline))}</h2>\n'
+            f"{comment}{_facts(esc)}")
+    return _page(200, esc.status.capitalize(), body)
+
+
+def _refused(state: ServerState, exc: Refused) -> Response:
+    state.metrics.error(exc.status)
+    body = f'<h2 id="result" class="error">{_e(exc.title)}</h2>\n<p id="message">' \
+           f"{_e(str(exc))}</p>"
+    if exc.escalation is not None:
+        body += "\n" + _facts(exc.escalation)
+    return _page(exc.status, exc.title, body)
