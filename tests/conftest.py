@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,7 @@ def make_policy(tmp_path: Path, text: str) -> Path:
 from servers import (  # noqa: E402
     Server,
     drop_pg_database,
+    new_database,
     new_pg_database,
     postgres_available,
 )
@@ -40,13 +43,8 @@ BACKENDS = ["sqlite", "postgres"]
 
 def start_server(tmp: Path, backend: str, policy: Path | None = None,
                  extra_env: dict[str, str] | None = None) -> Server:
-    if backend == "postgres":
-        if not postgres_available():
-            pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432 (.ci/run starts it)")
-        url = new_pg_database()
-    else:
-        url = f"sqlite:///{tmp / 'staso.db'}"
-    server = Server(home=tmp, database_url=url, policy=policy, extra_env=extra_env or {})
+    server = Server(home=tmp, database_url=new_database(tmp, backend), policy=policy,
+                    extra_env=extra_env or {})
     server.create_keys()
     return server.start()
 
@@ -115,3 +113,22 @@ rules:
     when: tool_input.amount > 1000
     action: escalate
 """
+
+
+# -- a real browser: Debian's chromium driven by Playwright --------------------------------
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One chromium per test module (``playwright install`` cannot download here)."""
+    from playwright import sync_api
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,18 @@ if TYPE_CHECKING:
 
 PG_ADMIN_URL = os.environ.get("STASO_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 STASO = [sys.executable, "-m", "staso.cli"]
+
+
+def wait_for(check: Callable[[], Any], what: str = "a condition", timeout: float = 30.0) -> Any:
+    """``check()``'s first true value, asked every 50 ms; AssertionError naming ``what``
+    after ``timeout`` seconds (generous: CI machines are busy)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def free_port() -> int:
@@ -60,6 +73,15 @@ def new_pg_database() -> str:
     with psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def new_database(tmp: Path, backend: str) -> str:
+    """A fresh database's URL: a SQLite file in ``tmp``, or a new PostgreSQL database."""
+    if backend != "postgres":
+        return f"sqlite:///{tmp / 'staso.db'}"
+    if not postgres_available():
+        raise AssertionError("PostgreSQL is not reachable at 127.0.0.1:5432 (.ci/run starts it)")
+    return new_pg_database()
 
 
 def drop_pg_database(url: str) -> None:

@@ -60,7 +60,7 @@ def test_demo_without_an_answer_times_out_as_denied(tmp_path):
 def test_demo_waits_for_a_person_in_the_browser(tmp_path):
     """Approve the demo's $5,000 refund in chromium, as a user of `staso demo` would."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    from test_dashboard import CHROMIUM, FLAGS
+    from conftest import CHROMIUM, FLAGS
 
     proc = _demo("--timeout", "60", cwd=tmp_path)
     lines: list[str] = []

@@ -7,13 +7,12 @@ driven by Playwright), and every kind of bad link and form refused with nothing 
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from conftest import BACKENDS
-from servers import Server, cli, drop_pg_database, new_pg_database, postgres_available
+from servers import Server, cli, drop_pg_database, new_database, wait_for
 from smtp_peers import (
     Mailbox,
     Received,
@@ -72,39 +71,23 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 # -- servers ----------------------------------------------------------------------------------
 @dataclass
-class MailServer(Server):
-    """``staso serve`` with e-mail settings in its environment."""
-
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**super().env, **self.extra}
-
-
 @dataclass
 class Setup:
-    server: MailServer
+    server: Server
     mailbox: Mailbox
     keys: dict[str, tuple[str, str]]  # name -> (key id, key)
 
 
-def new_server(tmp: Path, backend: str, smtp_url: str | None, **env: str) -> MailServer:
+def new_server(tmp: Path, backend: str, smtp_url: str | None, **env: str) -> Server:
     """A server (not started) whose e-mails go to ``smtp_url``; keys for each role."""
-    if backend == "postgres":
-        if not postgres_available():
-            pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432 (.ci/run starts it)")
-        url = new_pg_database()
-    else:
-        url = f"sqlite:///{tmp / 'staso.db'}"
     policy = tmp / "staso.yaml"
     policy.write_text(POLICY)
-    server = MailServer(home=tmp, database_url=url, policy=policy)
+    server = Server(home=tmp, database_url=new_database(tmp, backend), policy=policy)
     if smtp_url is not None:
-        server.extra = {"STASO_SMTP_URL": smtp_url,
-                        "STASO_EMAIL_FROM": "staso <staso@example.com>",
-                        "STASO_EMAIL_TO": DEFAULT_TO, "STASO_PUBLIC_URL": server.url}
-    server.extra.update(env)
+        server.extra_env = {"STASO_SMTP_URL": smtp_url,
+                            "STASO_EMAIL_FROM": "staso <staso@example.com>",
+                            "STASO_EMAIL_TO": DEFAULT_TO, "STASO_PUBLIC_URL": server.url}
+    server.extra_env.update(env)
     server.create_keys()
     return server
 
@@ -193,16 +176,6 @@ def metric(server: Server, name: str) -> float:
     text = httpx.get(server.url + "/metrics", timeout=30).text
     found = re.search(rf'^{re.escape(name)} (\S+)$', text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
-
-
-def poll(condition: Any, timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not met within {timeout} s")
 
 
 def is_page(r: httpx.Response) -> None:
@@ -489,7 +462,7 @@ def test_links_die_with_the_escalation(mail: Setup) -> None:
         expiring = received.message[ESCALATION_HEADER]
         expiring_urls = links(received)
         assert httpx.get(expiring_urls["approve"]).status_code in (200, 409)
-        gone = poll(lambda: (r := httpx.get(expiring_urls["approve"])).status_code == 409
+        gone = wait_for(lambda: (r := httpx.get(expiring_urls["approve"])).status_code == 409
                     and r, what="the link to show the escalation expired")
         assert "This escalation expired" in gone.text
         r = post(expiring_urls["approve"])
@@ -526,29 +499,13 @@ def test_smtp_refusals_are_retried_or_given_up(mail: Setup) -> None:
     esc = escalate(server, "flaky_tool", {"x": 1})
     received = mail_to(mail.mailbox, esc, "flaky@example.com")  # on the second attempt
     assert mail.mailbox.busy_answers >= 1 and not links(received)  # flaky@ is no approver
-    poll(lambda: metric(server, given_up) == given_up_before + 1, what="bounce given up")
+    wait_for(lambda: metric(server, given_up) == given_up_before + 1, what="bounce given up")
     assert metric(server, failures) >= failed_before + 2  # flaky's 451 and bounce's 550
     assert not mail.mailbox.matching(lambda r: "bounce@example.com" in r.rcpt_tos)
     assert len(mail.mailbox.matching(lambda r: r.message[ESCALATION_HEADER] == esc)) == 1
 
 
 # -- in a browser -----------------------------------------------------------------------------
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
-
-
 def test_a_person_approves_from_the_email_in_a_browser(mail: Setup, browser: Any) -> None:
     server = mail.server
     esc = escalate(server, "process_refund", {"customer": "c_8", "amount": 5500, **EVIL})
@@ -623,7 +580,7 @@ def test_smtp_down_at_first_delays_no_call_and_delivers_later(tmp_path: Path) ->
         second = escalate(server, "process_refund", {"customer": "c_11", "amount": 5000})
         assert time.monotonic() - started < 5.0
         assert stored(server, esc)["status"] == "pending"
-        poll(lambda: metric(server, failures) > 0, what="a failed delivery in /metrics")
+        wait_for(lambda: metric(server, failures) > 0, what="a failed delivery in /metrics")
         silent.close()
         smtp = start_smtp(mailbox, port=port)
         for esc_id in (esc, second):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from conftest import BACKENDS, start_server, stop_server
-from servers import Server, cli
+from servers import Server, cli, wait_for
 from staso.channels.slack_standin import SlackStandIn, click, signed_request, submit
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -37,16 +37,6 @@ rules:
     action: escalate
     severity: critical
 """
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Slack:
