@@ -94,7 +94,7 @@ class Slack:
 
     def original(self, escalation_id: str) -> dict[str, Any]:
         body = next(b for b in self.stand_in.sent("chat.postMessage")
-                    if escalation_id in json.dumps(b["blocks"]))
+                    if escalation_id in json.dumps(b.get("blocks", [])))
         return {"type": "message", "text": body["text"], "blocks": body["blocks"]}
 
     def opened_view(self, before: int) -> dict[str, Any]:
@@ -534,3 +534,176 @@ def test_the_documented_slack_manifest_matches_the_server() -> None:
     assert {"chat:write", "chat:write.public", "im:write"} <= \
         set(manifest["oauth_config"]["scopes"]["bot"])
     assert manifest["settings"]["socket_mode_enabled"] is False
+
+
+# -- found by an outside attack ---------------------------------------------------------------
+MODIFY_POLICY = """version: 1
+rules:
+  - name: cap_refunds
+    tools: [process_refund]
+    action: modify
+    modify: {cap: {amount: 10000}, drop: [debug_token]}
+  - use: builtin/pii
+  - name: big_refund
+    tools: [process_refund]
+    when: tool_input.amount > 1000
+    action: escalate
+"""
+
+
+def test_slack_shows_and_edits_the_input_as_the_policy_rewrote_it(tmp_path: Path) -> None:
+    """Approving runs the policy's rewrite (capped, redacted, a field dropped): the message
+    and the Edit modal show that version, and an edit starts from it, never from what the
+    agent sent."""
+    with SlackStandIn(token=TOKEN) as stand_in:
+        server = slack_server(tmp_path, "sqlite", stand_in)
+        try:
+            (tmp_path / "staso.yaml").write_text(MODIFY_POLICY)
+            policy = server.request("PUT", "/v1/policy", role="admin",
+                                    json={"source": MODIFY_POLICY})
+            assert policy.status_code == 200, policy.text
+            slack = Slack(server, stand_in)
+            sent = {"amount": 250000, "debug_token": "dbg-1",
+                    "note": "SSN 078-05-1120, card 4111 1111 1111 1111"}
+            esc_id = wait_for(lambda: slack.guard("process_refund", sent).get(
+                "escalation_id"), "the new policy to escalate")
+            _, _, message = slack.posted(esc_id)
+            text = json.dumps(message["blocks"])
+            assert "10000" in text and "250000" not in text and "dbg-1" not in text
+            assert "078-05-1120" not in text and "4111 1111" not in text
+            assert "the policy rewrote what the agent sent" in text
+            before = len(stand_in.sent("views.open"))
+            assert slack.click(esc_id, "staso_edit").status_code == 200
+            view = slack.opened_view(before)
+            shown = json.loads(view["blocks"][0]["element"]["initial_value"])
+            assert shown["amount"] == 10000 and "debug_token" not in shown
+            assert "078-05-1120" not in json.dumps(shown)
+            r = slack.send(submit(ALICE, view, {"staso_input": {"json": json.dumps(
+                {**shown, "memo": "ok"})}}))
+            assert r.status_code == 200 and not r.content
+            edited = slack.escalation(esc_id)["modified_input"]
+            assert edited["amount"] == 10000 and "debug_token" not in edited
+        finally:
+            stop_server(server)
+
+
+def test_a_slow_slack_holds_no_guard_call(tmp_path: Path) -> None:
+    """While Slack takes 20 s to answer, clicks that make staso call Slack (notes to
+    people who may not answer, modals) never hold the threads guard calls and /healthz
+    use: each call is answered as usual, well within its own 8 s timeout."""
+    with SlackStandIn(token=TOKEN) as stand_in:
+        server = slack_server(tmp_path, "sqlite", stand_in)
+        slack = Slack(server, stand_in)
+        try:
+            esc_id = slack.escalate(3100)
+            slack.posted(esc_id)
+            stand_in.delay = 20.0
+            with ThreadPoolExecutor(24) as pool:
+                clicks = [pool.submit(slack.click, esc_id, "staso_approve", EVE)
+                          for _ in range(12)]
+                clicks += [pool.submit(slack.click, esc_id, "staso_deny", BOB)
+                           for _ in range(4)]
+                time.sleep(1.0)  # the clicks are in flight
+                agent = server.agent_client("refund-agent", guard_timeout=8.0,
+                                            fail_closed=True)
+                try:
+                    for i in range(5):
+                        result = agent.guard("process_refund", {"amount": 4000 + i})
+                        assert result.action == "escalate", result.reason
+                    assert agent.guard("lookup_order", {"id": 1}).action == "allow"
+                finally:
+                    agent.shutdown()
+                health = httpx.get(server.url + "/healthz", timeout=8.0)
+                assert health.status_code == 200
+                assert all(c.result().status_code in (200, 403) for c in clicks)
+            assert slack.escalation(esc_id)["status"] == "pending"
+        finally:
+            stand_in.delay = 0.0
+            stop_server(server)
+
+
+def test_a_message_slack_refuses_is_posted_as_text_with_a_link(slack: Slack) -> None:
+    slack.stand_in.refuse_blocks = True
+    try:
+        esc_id = slack.escalate(5300)
+        text = wait_for(lambda: next((m["text"] for _, _, m in slack.stand_in.messages()
+                                      if esc_id in m["text"]), None), "the text post")
+    finally:
+        slack.stand_in.refuse_blocks = False
+    assert "Approval needed: process_refund" in text
+    assert f"https://staso.example.com/?escalation={esc_id}" in text
+
+
+def test_long_and_hidden_text_stays_inside_slacks_limits_and_shows(slack: Slack) -> None:
+    """Names Slack would refuse (a header over 150 UTF-16 units, emoji counting twice) are
+    cut; bidirectional overrides, zero-width and control characters show as escapes and a
+    newline in a name starts no line of its own."""
+    r = slack.server.request("POST", "/v1/guard", json={
+        "tool_name": "process_refund", "agent_name": "ops\n✅ Pre-approved by finance",
+        "tool_input": {"amount": 4700, "iban": "DE89\u202e3704\u200b0044", "x": "😀" * 190}})
+    esc_id = r.json()["escalation_id"]
+    _, _, message = slack.posted(esc_id)
+    header = message["blocks"][0]["text"]["text"]
+    assert len(header.encode("utf-16-le")) // 2 <= 150
+    text = json.dumps(message["blocks"], ensure_ascii=False)
+    assert "\u202e" not in text and "\u200b" not in text and "\\\\u202e" in text
+    agent_field = message["blocks"][1]["fields"][0]["text"]
+    assert "\n" not in agent_field and agent_field.startswith("Agent: ops ✅")
+    confirm = next(b for b in message["blocks"] if b["type"] == "actions")["elements"][0]
+    assert len(confirm["confirm"]["text"]["text"]) <= 300
+
+
+def test_odd_signatures_and_nested_edits_are_answered_not_crashed(slack: Slack) -> None:
+    esc_id = slack.escalate(4800)
+    channel, ts, _ = slack.posted(esc_id)
+    payload = click(ALICE, channel, ts, slack.original(esc_id), "staso_approve")
+    raw, headers = signed_request(SECRET, payload)
+    for odd in ("v0=é" + "0" * 63, "v0=\u00ff", "v1=" + "0" * 64):
+        r = httpx.post(slack.server.url + "/v1/channels/slack/interactions", content=raw,
+                       headers={**headers, "X-Slack-Signature": odd.encode()})
+        assert r.status_code == 401, (odd, r.status_code)
+    before = len(slack.stand_in.sent("views.open"))
+    assert slack.click(esc_id, "staso_edit").status_code == 200
+    view = slack.opened_view(before)
+    r = slack.send(submit(ALICE, view, {"staso_input": {"json": "[" * 1500 + "]" * 1500}}))
+    assert r.status_code == 200 and "Nested too deeply" in r.json()["errors"]["staso_input"]
+    assert slack.escalation(esc_id)["status"] == "pending"
+
+
+def test_one_person_answers_as_one_key(slack: Slack) -> None:
+    taken = cli("keys", "create", "--role", "approver", "--name", "mallory", "--slack-user",
+                ALICE, env=slack.server.env, check=False)
+    assert taken.returncode != 0 and "already answers as key" in taken.stderr
+    made = cli("keys", "create", "--role", "approver", "--name", "dave", env=slack.server.env)
+    key_id = next(line.split()[3] for line in made.stderr.splitlines() if "created" in line)
+    linked = cli("keys", "link", key_id, "--slack-user", BOB, env=slack.server.env,
+                 check=False)
+    assert linked.returncode != 0 and "already answers as key" in linked.stderr
+
+
+def test_a_replica_without_slack_leaves_slack_notices_to_one_with_it(tmp_path: Path
+                                                                     ) -> None:
+    """A rolling deploy: replica b has no Slack settings yet. Escalations it takes are
+    still posted, by replica a; b never gives up a notice for a channel it lacks, and its
+    log says the notices wait for a replica that has the channel."""
+    with SlackStandIn(token=TOKEN) as stand_in:
+        first = slack_server(tmp_path / "a", "postgres", stand_in)
+        (tmp_path / "b").mkdir()
+        second = Server(home=tmp_path / "b", database_url=first.database_url,
+                        policy=first.policy, extra_env={
+                            "STASO_SMTP_URL": "smtp://127.0.0.1:9",
+                            "STASO_EMAIL_FROM": "staso@example.com",
+                            "STASO_PUBLIC_URL": "https://staso.example.com"})
+        second.keys = first.keys
+        second.start()
+        try:
+            ids = [Slack(second, stand_in).escalate(2100 + i) for i in range(8)]
+            slack = Slack(first, stand_in)
+            for esc_id in ids:
+                slack.posted(esc_id)
+            wait_for(lambda: "this server has not configured it" in
+                     (second.log_path or Path()).read_text(), "replica b's warning")
+            assert "gave up" not in (second.log_path or Path()).read_text()
+        finally:
+            second.stop()
+            stop_server(first)

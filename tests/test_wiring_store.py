@@ -200,13 +200,18 @@ class MemoryStore:
                         created_at=time.time())
         self.notices[notice.id] = notice
 
-    def lease_notices(self, *, lease: float, limit: int = 20,
-                      now: float | None = None) -> list[Notice]:
-        due = [n for n in self.notices.values()
-               if n.state == "queued" and n.next_at <= (now or time.time())][:limit]
-        for notice in due:  # (one process: a lease is the state leaving "queued")
-            self.notices[notice.id] = replace(notice, state="leased")
-        return due
+    def lease_next(self, scheme: str, *, lease: float,
+                   now: float | None = None) -> Notice | None:
+        with self.lock:  # (one process: a lease is the state leaving "queued")
+            for notice in self.notices.values():
+                if notice.state == "queued" and notice.scheme == scheme and \
+                        notice.next_at <= (now or time.time()):
+                    self.notices[notice.id] = replace(notice, state="leased")
+                    return notice
+        return None
+
+    def pending_schemes(self, *, now: float | None = None) -> set[str]:
+        return {n.scheme for n in self.notices.values() if n.state == "queued"}
 
     def notice_done(self, notice_id: str, *, state: str = "sent",
                     ref: dict[str, Any] | None = None, error: str | None = None,

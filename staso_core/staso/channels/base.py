@@ -18,11 +18,13 @@ if TYPE_CHECKING:
 class DeliveryError(Exception):
     """A post or update that did not happen. ``retry``: whether trying again may help (a
     network error or a rate limit may pass; a channel that does not exist will not).
-    ``after``: seconds the channel asked to wait (Slack's Retry-After)."""
+    ``after``: seconds the channel asked to wait (Slack's Retry-After). ``code``:
+    the channel's own error code, where it gave one (Slack's ``invalid_blocks``)."""
 
-    def __init__(self, message: str, *, retry: bool = True, after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry: bool = True, after: float | None = None,
+                 code: str | None = None) -> None:
         super().__init__(message)
-        self.retry, self.after = retry, after
+        self.retry, self.after, self.code = retry, after, code
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,17 @@ staso's own words and links are markup.
 from __future__ import annotations
 
 import html
-import re
-import unicodedata
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from ..models import Escalation
 from . import facts
+from .facts import line
 
 INPUT_LIMIT = 4000  # characters of pretty JSON shown in the message
 SUBJECT_LIMIT = 200
 ESCALATION_HEADER = "X-Staso-Escalation"
-_WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -34,24 +32,6 @@ class Links:
     approve: str
     deny: str
     answering_as: str
-
-
-def _shown(char: str) -> str:
-    if char in "\n\t" or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp"):
-        return char
-    return f"\\u{ord(char):04x}"
-
-
-def visible(text: str) -> str:
-    """``text`` with control and format characters (bidirectional overrides, zero-width
-    joiners, line separators) written as ``\\uXXXX``: shown, not obeyed. Newlines and tabs
-    stay (pretty JSON has them; JSON strings never hold raw ones)."""
-    return "".join(_shown(c) for c in text)
-
-
-def line(text: str) -> str:
-    """A fact on one line: every run of whitespace (newlines included) one space."""
-    return _WHITESPACE.sub(" ", visible(text)).strip()
 
 
 def subject(escalation: Escalation) -> str:
@@ -81,7 +61,6 @@ def build(escalation: Escalation, *, sender: str, recipient: str, domain: str,
     msg["X-Auto-Response-Suppress"] = "All"  # the same, for Exchange
     msg[ESCALATION_HEADER] = escalation.id
     shown, cut = facts.pretty_input(escalation, INPUT_LIMIT)
-    shown = visible(shown)
     answer = facts.answer(escalation)
     if answer is not None:
         links = None  # an answered escalation's links would answer nothing
@@ -101,7 +80,7 @@ def _text(escalation: Escalation, recipient: str, shown: str, cut: bool,
     out += [f"{name + ':':<{width}}{line(value)}" for name, value in _facts(escalation)]
     if answer and answer.comment:
         out.append(f"{'Comment:':<{width}}{line(answer.comment)}")
-    out += ["", "Arguments (as logged; masked per the policy):", shown]
+    out += ["", facts.arguments_heading(escalation) + ":", shown]
     if cut:
         out.append("[cut to fit" + (f": see them all in the dashboard, {dashboard}]"
                                     if dashboard else "]"))
@@ -151,7 +130,7 @@ def _html(escalation: Escalation, recipient: str, shown: str, cut: bool,
         'font-size:14px;line-height:1.45">',
         f'<h2 style="font-size:18px;margin:0 0 10px">{_e(line(title))}</h2>',
         f"<table>{rows}</table>",
-        '<p style="margin:14px 0 4px">Arguments (as logged; masked per the policy):</p>',
+        f'<p style="margin:14px 0 4px">{_e(facts.arguments_heading(escalation))}:</p>',
         '<pre style="background:#f5f6f8;border-radius:6px;padding:8px 10px;'
         'white-space:pre-wrap;word-break:break-word;font-size:12px">'
         f"{_e(shown)}</pre>",

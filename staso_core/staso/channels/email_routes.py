@@ -37,7 +37,7 @@ from ..server.auth import state_of
 from ..server.state import ServerState
 from . import email_links, facts
 from .email import EmailChannel
-from .email_message import line, visible
+from .facts import line
 
 log = logging.getLogger("staso.channels")
 router = APIRouter(prefix="/v1/channels/email", include_in_schema=False)
@@ -210,7 +210,7 @@ def _facts(esc: Escalation) -> str:
             f'<div class="meta"><span class="tool">{_e(line(esc.tool_name))}</span>{meta}'
             "</div>\n"
             f'<p class="reason">{_e(line(esc.reason or "-"))}</p>\n'
-            f'<pre class="input">{_e(visible(shown))}</pre>{more}\n</section>')
+            f'<pre class="input">{_e(shown)}</pre>{more}\n</section>')
 
 
 def _confirmation(link: email_links.Link, name: str, esc: Escalation) -> Response:

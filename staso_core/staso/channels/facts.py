@@ -6,20 +6,80 @@ facts; neither decides what they say."""
 from __future__ import annotations
 
 import json
+import re
 import time
+import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from ..models import Escalation
+
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_WHITESPACE = re.compile(r"\s+")
 
 VIA = {"slack": "Slack", "email": "e-mail", "dashboard": "the dashboard", "api": "the API"}
 
 
+def will_run(escalation: Escalation) -> dict[str, Any]:
+    """The input an approval runs: the policy's rewrite where it made one (a cap, a
+    redaction), else the agent's own (as stored: masked per ``redact_in_log``)."""
+    proposed = escalation.proposed_input
+    return proposed if proposed is not None else escalation.tool_input
+
+
+def changed_by_policy(escalation: Escalation) -> bool:
+    """Whether the policy rewrote the agent's input (what runs is not what it sent)."""
+    return escalation.proposed_input is not None and \
+        escalation.proposed_input != escalation.tool_input
+
+
+def arguments_heading(escalation: Escalation) -> str:
+    """What the shown arguments are: as they will run, which says so when the policy
+    rewrote them (an approver must not think the agent's own input runs)."""
+    if changed_by_policy(escalation):
+        return ("Arguments as they will run: the policy rewrote what the agent sent "
+                "(masked per the policy)")
+    return "Arguments (masked per the policy)"
+
+
+def input_json(escalation: Escalation) -> str:
+    """``will_run`` as indented JSON that shows every character (``visible``) and still
+    parses to the same value: what an approver reads and edits."""
+    return visible(json.dumps(will_run(escalation), indent=2, ensure_ascii=False,
+                              default=str))
+
+
 def pretty_input(escalation: Escalation, limit: int) -> tuple[str, bool]:
-    """The input as indented JSON, at most ``limit`` characters; True if it was cut."""
-    text = json.dumps(escalation.tool_input, indent=2, ensure_ascii=False, default=str)
+    """``input_json``, at most ``limit`` characters; True if it was cut."""
+    text = input_json(escalation)
     if len(text) <= limit:
         return text, False
     return text[:limit].rstrip() + "\n…", True
+
+
+def _shown(char: str) -> str:
+    if char in "\n\t" or unicodedata.category(char) not in _HIDDEN:
+        return char
+    code = ord(char)
+    if code > 0xFFFF:  # as JSON writes it: a surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    """``text`` with control, format and surrogate characters (bidirectional overrides,
+    zero-width joiners, line separators, lone surrogates) written as ``\\uXXXX``: shown,
+    not obeyed, so no input reorders what an approver reads or starts a fake line of its
+    own. Newlines and tabs stay. In JSON text these characters only occur inside strings,
+    where the escape is JSON's own: the text still parses to the same value."""
+    return "".join(_shown(c) for c in text)
+
+
+def line(text: str) -> str:
+    """A fact on one line (a tool or agent name): ``visible``, every run of whitespace,
+    newlines included, one space."""
+    return _WHITESPACE.sub(" ", visible(text)).strip()
 
 
 def utc(seconds: float) -> str:
@@ -80,5 +140,6 @@ def answer(escalation: Escalation) -> Answer | None:
 
 def summary(escalation: Escalation) -> str:
     """One line for notifications and subjects."""
-    return (f"Approval needed: {escalation.tool_name} by {escalation.agent_name or 'an agent'} "
-            f"(rule {escalation.rule_name or '-'}, {escalation.severity})")
+    return line(f"Approval needed: {escalation.tool_name} by "
+                f"{escalation.agent_name or 'an agent'} (rule {escalation.rule_name or '-'}, "
+                f"{escalation.severity})")

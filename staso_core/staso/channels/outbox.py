@@ -1,11 +1,16 @@
-"""The channels' delivery worker: one thread per ``staso serve`` process.
+"""The channels' delivery workers, in each ``staso serve`` process.
 
-Each pass times out escalations past their expiry, queues posts for escalations not yet
-announced and updates for those answered since, then delivers what is due. The queue is
-the database's ``notices`` table (``store/notices.py``), so a channel that is down delays
-no guard call (nothing on a call's path waits for it), a restart loses nothing, and any
-replica delivers: a notice is leased while it is delivered, and a replica that dies with
-one leased leaves it to the others once the lease ends.
+One thread announces: it times out escalations past their expiry and queues posts for
+escalations not yet announced and updates for those answered since. Each configured
+channel has ``DELIVERERS`` threads of its own that deliver its queue, so a slow Slack
+holds up neither e-mail nor, with one delivery stuck, the rest of Slack's queue. The
+queue is the database's ``notices`` table (``store/notices.py``): a channel that is down
+delays no guard call (nothing on a call's path waits for it), a restart loses nothing, and
+any replica delivers. A notice is leased just before its delivery, one at a time; a
+replica that dies with one leased leaves it to the others once the lease ends. A replica
+leases only the channels it has configured: a notice for another (a rolling deploy, one
+replica not yet given the Slack settings) waits for a replica that has it, and the log
+says so.
 
 A failed delivery is retried with exponential backoff (2 s, 4 s, … at most 5 min, or as
 long as the channel asks), logged each time, and counted in ``/metrics``; after
@@ -34,6 +39,7 @@ from .routing import targets
 log = logging.getLogger("staso.channels")
 
 MAX_ATTEMPTS = 12  # about 1 h 40 min of retries with the backoff below
+DELIVERERS = 2  # threads per channel
 BACKOFF_FIRST, BACKOFF_MOST = 2.0, 300.0
 LEASE_SECONDS = 120.0  # far longer than one delivery takes (Slack and SMTP: 10 s timeouts)
 WAIT_FOR_POST = 1.0  # an update waits this long, uncounted, for its post to be delivered
@@ -55,7 +61,9 @@ class Outbox:
         self.last_error: str | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._due: dict[str, threading.Event] = {}
+        self._threads: list[threading.Thread] = []
+        self._warned: set[str] = set()
 
     # -- the hooks that wake it (registered as a plugin by the server) ------------------
     @hookimpl
@@ -71,42 +79,74 @@ class Outbox:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True, name="staso-outbox")
-        self._thread.start()
+        self._due = {scheme: threading.Event() for scheme in self.channels}
+        self._threads = [threading.Thread(target=self._announcing, daemon=True,
+                                          name="staso-outbox")]
+        self._threads += [threading.Thread(target=self._delivering, args=(scheme,),
+                                           daemon=True, name=f"staso-outbox-{scheme}-{i}")
+                          for scheme in self.channels for i in range(DELIVERERS)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for event in self._due.values():
+            event.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0))
         for channel in self.channels.values():
             channel.close()
 
-    def _run(self) -> None:
+    def _announcing(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                busy = self.run_once()
+                self.announce()
             except Exception as exc:  # the database is down: try again next pass
                 log.warning("staso: the approval channels' queue could not be read: %s", exc)
-                busy = False
-            if not busy:
-                self._wake.wait(self.poll)
+            self._wake.wait(self.poll)
 
-    # -- one pass -------------------------------------------------------------------------
-    def run_once(self, now: float | None = None) -> bool:
-        """Expire, announce and deliver what is due; True if it delivered anything (then
-        the next pass follows at once: more may be due)."""
+    def _delivering(self, scheme: str) -> None:
+        due = self._due[scheme]
+        while not self._stop.is_set():
+            try:
+                delivered = self.deliver_next(scheme)
+            except Exception as exc:
+                log.warning("staso: the %s queue could not be read: %s", scheme, exc)
+                delivered = False
+            if not delivered:
+                due.wait(self.poll)
+                due.clear()
+
+    # -- the steps ---------------------------------------------------------------------------
+    def announce(self, now: float | None = None) -> None:
+        """Expire what is due, queue posts and updates, and wake the deliverers."""
         store = self.store
         store.expire_due(now)
         store.announce_new(lambda esc: targets(esc, self.channels), now=now)
         store.announce_answers(self._updates, now=now)
-        due = store.lease_notices(lease=LEASE_SECONDS, now=now)
-        for notice in due:
-            if self._stop.is_set():
-                break
-            self._deliver(notice)
-        return bool(due)
+        for event in self._due.values():
+            event.set()
+        self._warn_unconfigured(now)
+
+    def deliver_next(self, scheme: str) -> bool:
+        """Deliver the next due notice of one channel; False if none was due."""
+        notice = self.store.lease_next(scheme, lease=LEASE_SECONDS)
+        if notice is None:
+            return False
+        self._deliver(notice)
+        return True
+
+    def _warn_unconfigured(self, now: float | None) -> None:
+        """Say, once a channel, that notices wait for a channel this replica lacks."""
+        missing = self.store.pending_schemes(now=now) - set(self.channels) - self._warned
+        for scheme in sorted(missing):
+            log.warning("staso: notices for the %r channel are queued, and this server has "
+                        "not configured it: they wait for a replica that has (configure it "
+                        "here, or remove it from the policy's notify: targets)", scheme)
+        self._warned |= missing
 
     def _updates(self, scheme: str) -> bool:
         channel = self.channels.get(scheme)
@@ -119,13 +159,10 @@ class Outbox:
         except EscalationNotFound:
             store.notice_done(notice.id, state="skipped", error="the escalation is gone")
             return
-        channel = self.channels.get(notice.scheme)
+        channel = self.channels[notice.scheme]
         ref: dict[str, Any] | None = None
         try:  # only the channel's own failures are retried: a post is never made twice
-            if channel is None:  # for a bookkeeping error after it succeeded
-                raise DeliveryError(f"no {notice.scheme!r} channel is configured on this "
-                                    "server", retry=False)
-            if notice.kind == "post":
+            if notice.kind == "post":  # for a bookkeeping error after it succeeded
                 ref = channel.post(notice.address, esc)
             else:
                 post = self._post_of(notice)
@@ -187,6 +224,3 @@ class Outbox:
                       *(f'staso_channel_notices{{state="{state}"}} {queued.get(state, 0)}'
                         for state in ("queued", "sent", "failed", "skipped"))]
         return lines
-
-    def describe(self) -> dict[str, Any]:
-        return {"channels": sorted(self.channels), "last_error": self.last_error}

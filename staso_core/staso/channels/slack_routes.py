@@ -36,6 +36,7 @@ from .slack import SlackChannel
 log = logging.getLogger("staso.channels")
 router = APIRouter(prefix="/v1/channels/slack")
 WINDOW = 300  # seconds: Slack's own limit on a request's age, either way
+ANSWER_WITHIN = 2.7  # seconds: a modal opened later than Slack's 3 s is no use
 _ANSWERS = {blocks.APPROVE, blocks.DENY, blocks.EDIT}
 
 
@@ -84,7 +85,7 @@ async def _verify(state: ServerState, channel: SlackChannel, body: bytes,
                            "X-Slack-Request-Timestamp are required")
     try:
         valid = SignatureVerifier(channel.signing_secret).is_valid(body, timestamp, signature)
-    except ValueError:  # a timestamp that is not a whole number
+    except (ValueError, TypeError):  # a timestamp that is not a number, a non-ASCII header
         valid = False
     if not valid:
         raise Refused(401, "the Slack signature does not match, or the request is more than "
@@ -100,7 +101,7 @@ def _payload(body: bytes) -> dict[str, Any]:
     try:
         form = parse_qs(body.decode("utf-8"), strict_parsing=True, max_num_fields=10)
         payload = json.loads(form["payload"][0])
-    except (UnicodeDecodeError, ValueError, KeyError, IndexError):
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError, RecursionError):
         raise Refused(400, "the body must be a form with one 'payload' field holding JSON, "
                            "as Slack sends it") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("user"), dict):
@@ -132,7 +133,7 @@ async def _clicked(state: ServerState, channel: SlackChannel,
     try:
         name = await _approver(state, payload)
     except Refused as exc:
-        await _tell(channel, where, payload, str(exc))
+        _tell(channel, where, payload, str(exc))
         raise
     escalation_id, action_id = action["value"], action["action_id"]
     try:
@@ -147,17 +148,27 @@ async def _clicked(state: ServerState, channel: SlackChannel,
                 raise Refused(400, "a click that opens a form needs Slack's trigger_id")
             view = blocks.deny_modal(esc) if action_id == blocks.DENY else \
                 blocks.edit_modal(esc, channel.context.dashboard_link(esc.id))
-            await asyncio.to_thread(channel.open_view, trigger, view)
+            await _open(channel, trigger, view)
     except EscalationNotFound:
-        await _tell(channel, where, payload, f"staso has no escalation {escalation_id}")
+        _tell(channel, where, payload, f"staso has no escalation {escalation_id}")
         raise Refused(404, f"no escalation with id {escalation_id!r}") from None
     except EscalationConflict as exc:  # lost a race, or answered before the click
-        await _tell(channel, where, payload, str(exc))
+        _tell(channel, where, payload, str(exc))
         return json_response({"detail": str(exc), "status": exc.status})
     except DeliveryError as exc:
         log.warning("staso: could not open the Slack form for %s: %s", escalation_id, exc)
-        await _tell(channel, where, payload, f"could not open the form: {exc}")
+        _tell(channel, where, payload, f"could not open the form: {exc}")
     return Response(status_code=200)
+
+
+async def _open(channel: SlackChannel, trigger: str, view: dict[str, Any]) -> None:
+    """Open a modal on the channel's own threads, giving up before Slack's 3 s pass."""
+    opening = asyncio.get_running_loop().run_in_executor(channel.answers, channel.open_view,
+                                                         trigger, view)
+    try:
+        await asyncio.wait_for(opening, ANSWER_WITHIN)
+    except TimeoutError:
+        raise DeliveryError("Slack did not answer in time") from None
 
 
 def _late(esc: Escalation) -> str:
@@ -176,15 +187,13 @@ def _where(payload: dict[str, Any]) -> str | None:
     return None
 
 
-async def _tell(channel: SlackChannel, where: str | None, payload: dict[str, Any],
-                text: str) -> None:
+def _tell(channel: SlackChannel, where: str | None, payload: dict[str, Any],
+          text: str) -> None:
+    """Tell the clicking user privately, in the background (never awaited: a slow Slack
+    must not hold the answer to the click)."""
     user = payload.get("user", {}).get("id")
-    if where is None or not isinstance(user, str):
-        return
-    try:
-        await asyncio.to_thread(channel.tell, where, user, text)
-    except DeliveryError as exc:
-        log.warning("staso: could not tell Slack user %s: %s (%s)", user, text, exc)
+    if where is not None and isinstance(user, str):
+        channel.tell_later(where, user, text)
 
 
 # -- modal submissions --------------------------------------------------------------------
@@ -240,6 +249,8 @@ def _edited(text: str | None) -> dict[str, Any] | str:
         value = json.loads(text)
     except ValueError as exc:
         return f"Not valid JSON: {exc}"[:300]
+    except RecursionError:
+        return "Nested too deeply to be a tool's arguments."
     if not isinstance(value, dict):
         return f"The input must be a JSON object of arguments, not {type(value).__name__}."
     return value

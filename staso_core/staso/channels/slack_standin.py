@@ -43,6 +43,8 @@ class SlackStandIn:
     calls: list[Call] = field(default_factory=list)
     down: bool = False  # answer 503 to everything
     rate_limited: int = 0  # answer this many requests with 429 first
+    delay: float = 0.0  # seconds to wait before each answer (a slow Slack)
+    refuse_blocks: bool = False  # answer invalid_blocks to any message with blocks
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
@@ -114,6 +116,8 @@ class SlackStandIn:
             body = json.loads(raw or b"{}")
         except ValueError:
             body = {"_raw": raw.decode("utf-8", "replace")}
+        if self.delay:
+            time.sleep(self.delay)
         with self._lock:
             self.calls.append(Call(method, body, content_type, authorization))
             if self.down:
@@ -123,6 +127,8 @@ class SlackStandIn:
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
             if authorization != f"Bearer {self.token}":
                 return 200, {"ok": False, "error": "invalid_auth"}, {}
+            if self.refuse_blocks and body.get("blocks"):
+                return 200, {"ok": False, "error": "invalid_blocks"}, {}
             return 200, self._method(method, body), {}
 
     def _method(self, method: str, body: dict[str, Any]) -> dict[str, Any]:

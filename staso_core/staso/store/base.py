@@ -130,9 +130,13 @@ class StoreBackend(Protocol):
         """Queue updates of the posts of escalations answered since they were announced."""
         ...
 
-    def lease_notices(self, *, lease: float, limit: int = 20,
-                      now: float | None = None) -> list[Notice]:
-        """Due notices, each leased to the caller for ``lease`` seconds."""
+    def lease_next(self, scheme: str, *, lease: float,
+                   now: float | None = None) -> Notice | None:
+        """The next due notice of one channel, leased to the caller for ``lease`` s."""
+        ...
+
+    def pending_schemes(self, *, now: float | None = None) -> set[str]:
+        """The channels with due queued notices."""
         ...
 
     def notice_done(self, notice_id: str, *, state: str = "sent",

@@ -75,6 +75,7 @@ def create_key(store: StoreBackend, *, role: str, name: str, agents: str | None 
     elif agents is not None:
         raise StasoError(f"only agent keys are bound to agent names; {role} keys are not")
     slack_user, email = check_links(role, slack_user, email)
+    _not_linked_yet(store, slack_user, email)
     key = f"staso_{role}_{secrets.token_urlsafe(32)}"
     record = ApiKey(id="key_" + secrets.token_hex(8), name=name.strip(), role=role,
                     created_at=time.time(), agents=agents, slack_user=slack_user, email=email)
@@ -109,6 +110,19 @@ def check_links(role: str, slack_user: str | None, email: str | None
     if email and not _EMAIL.fullmatch(email):
         raise StasoError(f"--email takes one address such as alice@example.com, not {email!r}")
     return slack_user, email
+
+
+def _not_linked_yet(store: StoreBackend, slack_user: str | None, email: str | None,
+                    but: str | None = None) -> None:
+    """StasoError if a live key (other than ``but``) already answers as this Slack user or
+    address: one person answers as one key, so whose answer it was is never in doubt (and
+    revoking a key never quietly hands its person another key's name)."""
+    for kind, value in (("slack_user", slack_user), ("email", email)):
+        found = store.key_for_person(**{kind: value}) if value else None
+        if found is not None and found[0].id != but:
+            flag = "--slack-user" if kind == "slack_user" else "--email"
+            raise StasoError(f"{flag} {value} already answers as key {found[0].id} "
+                             f"({found[0].name}); revoke that key first")
 
 
 def _api_key(row: Any) -> ApiKey:
@@ -177,6 +191,7 @@ class KeyRows(SqlRows):
         values = {k: v for k, v in (("slack_user", slack_user), ("email", email)) if v}
         if not values:
             raise StasoError("give --slack-user, --email or both")
+        _not_linked_yet(self, slack_user, email, but=key_id)  # type: ignore[arg-type]
         with self.engine.begin() as conn:
             return bool(conn.execute(api_keys.update().where(
                 c.id == key_id, c.role.in_(("approver", "admin")), c.revoked_at.is_(None)

@@ -124,24 +124,36 @@ class NoticeRows(SqlRows):
                     queued += len(rows)
         return queued
 
-    def lease_notices(self, *, lease: float, limit: int = 20,
-                      now: float | None = None) -> list[Notice]:
-        """Queued notices that are due, each leased to this caller for ``lease`` seconds
-        (another replica takes it only once the lease ends: its deliverer died)."""
+    def lease_next(self, scheme: str, *, lease: float,
+                   now: float | None = None) -> Notice | None:
+        """The next due notice of one channel, leased to this caller for ``lease`` seconds
+        (another replica takes it only once the lease ends: its deliverer died); None if
+        none is due. One at a time, just before its delivery: a lease never outlives the
+        work it covers, so two replicas never deliver one notice twice."""
         now = now or time.time()
         n = notices.c
         free = sa.or_(n.lease_until.is_(None), n.lease_until <= now)
-        with self._read() as conn:
-            rows = conn.execute(sa.select(notices).where(
-                n.state == "queued", n.next_at <= now, free
-            ).order_by(n.next_at).limit(limit)).all()
-        leased = []
-        for row in rows:
+        due = sa.and_(n.state == "queued", n.next_at <= now, free,
+                      n.target.startswith(escape_text(f"{scheme}:"), autoescape=True))
+        for _ in range(5):  # another replica may lease the one found first
+            with self._read() as conn:
+                row = conn.execute(sa.select(notices).where(due).order_by(n.next_at)
+                                   .limit(1)).first()
+            if row is None:
+                return None
             with self.engine.begin() as conn:
-                if conn.execute(notices.update().where(n.id == row.id, n.state == "queued", free)
+                if conn.execute(notices.update().where(n.id == row.id, due)
                                 .values(lease_until=now + lease)).rowcount:
-                    leased.append(_notice(row))
-        return leased
+                    return _notice(row)
+        return None
+
+    def pending_schemes(self, *, now: float | None = None) -> set[str]:
+        """The channels with queued notices that are due (whoever may deliver them)."""
+        n = notices.c
+        with self._read() as conn:
+            targets = conn.execute(sa.select(n.target).where(
+                n.state == "queued", n.next_at <= (now or time.time())).limit(500)).all()
+        return {t[0].partition(":")[0] for t in targets}
 
     def notice_done(self, notice_id: str, *, state: str = "sent",
                     ref: dict[str, Any] | None = None, error: str | None = None,
