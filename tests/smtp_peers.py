@@ -48,6 +48,8 @@ class Mailbox:
                  busy: dict[str, int] | None = None) -> None:
         self.refuse = refuse or set()
         self.busy = dict(busy or {})
+        self.refuse_content: set[str] = set()  # a message holding one: 554, as a filter would
+        self.goodbye = "221 Bye"  # the answer to QUIT, after the message is accepted
         self.received: list[Received] = []
         self.busy_answers = 0
         self._changed = threading.Condition()
@@ -66,6 +68,8 @@ class Mailbox:
                 with self._changed:
                     self.busy_answers += 1
                 return "451 4.3.2 busy, try again later"
+        if any(text.encode() in envelope.content for text in self.refuse_content):
+            return "554 5.7.1 message content rejected"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         login = getattr(getattr(session, "auth_data", None), "login", None)
@@ -76,6 +80,9 @@ class Mailbox:
                 login.decode() if isinstance(login, bytes) else login))
             self._changed.notify_all()
         return "250 Message accepted for delivery"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        return self.goodbye
 
     def wait_for(self, found: Callable[[Received], bool], timeout: float = 30.0) -> Received:
         """The first message ``found`` accepts, waiting up to ``timeout`` seconds."""

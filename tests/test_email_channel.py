@@ -29,12 +29,13 @@ from smtp_peers import (
     server_tls,
     start_smtp,
 )
-from staso.channels import email_links
-from staso.channels.base import ChannelContext
+from staso.channels import email_links, email_message
+from staso.channels.base import ChannelContext, DeliveryError
 from staso.channels.email import EmailChannel, SmtpServer
 from staso.channels.email_message import ESCALATION_HEADER
 from staso.errors import StasoError
-from staso.store.keys import ApiKey, hash_key
+from staso.models import Escalation
+from staso.store import Store
 
 POLICY = """version: 1
 rules:
@@ -70,7 +71,6 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 # -- servers ----------------------------------------------------------------------------------
-@dataclass
 @dataclass
 class Setup:
     server: Server
@@ -153,9 +153,14 @@ def bodies(received: Received) -> tuple[str, str]:
     return text.get_content().replace("\r\n", "\n"), markup.get_content().replace("\r\n", "\n")
 
 
+_ACTION_OF: dict[str, str] = {}  # each link seen in a message, and what it answers
+
+
 def links(received: Received) -> dict[str, str]:
     """The message's answer links by action: {"approve": url, "deny": url} or {}."""
-    return {verb.lower(): url for verb, url in LINK.findall(bodies(received)[0])}
+    found = {verb.lower(): url for verb, url in LINK.findall(bodies(received)[0])}
+    _ACTION_OF.update((url, verb) for verb, url in found.items())
+    return found
 
 
 def stored(server: Server, escalation_id: str) -> dict[str, Any]:
@@ -168,7 +173,7 @@ def stored(server: Server, escalation_id: str) -> dict[str, Any]:
 def post(url: str, comment: str = "", action: str | None = None, **kwargs: Any
          ) -> httpx.Response:
     """The confirmation page's form, as a browser sends it."""
-    verb = action or url.rsplit(".", 2)[1]
+    verb = action or _ACTION_OF.get(url, "approve")
     return httpx.post(url, data={"action": verb, "comment": comment}, timeout=30, **kwargs)
 
 
@@ -243,7 +248,11 @@ def test_half_or_wrongly_configured_email_is_refused(env: dict[str, str], public
 def test_check_address() -> None:
     assert EmailChannel.check_address(" Ops@Example.COM ") == "ops@example.com"
     for bad in ("ops", "ops@example", "a@example.com,b@example.com", "<ops@example.com>",
-                "ops@example.com bob@example.com", "@example.com", ""):
+                "ops@example.com bob@example.com", "@example.com", "",
+                # what mail libraries read as something else: a literal, a comment, a
+                # group, an empty host label, an encoded word
+                "ops@[example.com", "ops(@example.com", "ops:x@example.com",
+                "ops@example.com.", "=?utf-8?q?ops?=@example.com"):
         with pytest.raises(ValueError, match="is not one e-mail address"):
             EmailChannel.check_address(bad)
 
@@ -272,8 +281,8 @@ def test_message_carries_the_facts_and_links(mail: Setup) -> None:
     assert to_carol.mail_from == "staso@example.com"
     # (Python folds a header that fits on a line of its own after "Subject:", legally;
     # its parser keeps that fold's space)
-    assert msg["Subject"].strip() == "Approval needed: process_refund by refund-agent " \
-                                     "(rule big_refund, high)"
+    assert msg["Subject"].strip() == "Approval needed (high, rule big_refund): " \
+                                     "process_refund by refund-agent"
     assert re.fullmatch(r"<\S+@example\.com>", msg["Message-ID"])
     assert msg["Message-ID"] != to_ops.message["Message-ID"]
     assert msg["Auto-Submitted"] == "auto-generated"
@@ -292,10 +301,10 @@ def test_message_carries_the_facts_and_links(mail: Setup) -> None:
     assert "big_refund" in markup and "refund-agent" in markup and esc in markup
     answer = links(to_carol)
     assert set(answer) == {"approve", "deny"}
-    carol_id = mail.keys["carol"][0]
-    for action, url in answer.items():
-        assert url.startswith(f"{server.url}/v1/channels/email/{esc}.{carol_id}.{action}.")
+    for url in answer.values():
+        assert re.fullmatch(rf"{server.url}/v1/channels/email/[A-Za-z0-9_\-]{{43}}", url)
         assert f'href="{url}"' in markup
+    assert answer["approve"] != answer["deny"]
     assert "answer as carol" in text
     assert f"{server.url}/?escalation={esc}" in text
     # an address that answers as no key: the facts, no links, the dashboard
@@ -308,9 +317,12 @@ def test_message_carries_the_facts_and_links(mail: Setup) -> None:
     wire = escalate(server, "wire_transfer", {"amount": 1, "memo": "y" * 6000})
     to_treasury = mail_to(mail.mailbox, wire, "treasury@example.com")
     to_stranger = mail_to(mail.mailbox, wire, "stranger@example.com")
-    assert to_treasury.message["Subject"].strip().endswith("(rule wire_out, critical)")
+    assert to_treasury.message["Subject"].strip().startswith(
+        "Approval needed (critical, rule wire_out): wire_transfer")
     assert set(links(to_treasury)) == {"approve", "deny"} and not links(to_stranger)
-    assert f".{mail.keys['treasurer'][0]}.approve." in links(to_treasury)["approve"]
+    bound = link_row(server, links(to_treasury)["approve"])
+    assert (bound.key_id, bound.action, bound.escalation_id, bound.email) == \
+        (mail.keys["treasurer"][0], "approve", wire, "treasury@example.com")
     treasury_text = bodies(to_treasury)[0]
     assert "y" * 3000 in treasury_text and "y" * 6000 not in treasury_text
     assert f"[cut to fit: see them all in the dashboard, {server.url}/?escalation={wire}]" \
@@ -369,8 +381,29 @@ def test_deny_with_a_comment(mail: Setup) -> None:
     after = stored(server, esc)
     assert after["status"] == "denied" and after["comment"] == comment
     assert after["resolved_by"] == "carol" and after["resolved_via"] == "email"
-    assert post(urls["approve"]).status_code == 409
+    for _ in range(2):  # a link that never answered stays "answered already", not "used"
+        assert post(urls["approve"]).status_code == 409
     assert stored(server, esc)["status"] == "denied"
+
+
+def link_row(server: Server, url: str) -> Any:
+    """What the server's database holds of a link: what it answers, under its hash."""
+    store = Store(server.database_url)
+    try:
+        found = store.answer_link(email_links.digest(url.rsplit("/", 1)[1]))
+    finally:
+        store.close()
+    assert found is not None, url
+    return found
+
+
+def _answer_links(store: Store) -> list[Any]:
+    import sqlalchemy as sa
+
+    from staso.store.schema import answer_links
+
+    with store.engine.connect() as conn:
+        return list(conn.execute(sa.select(answer_links)))
 
 
 def test_bad_links_and_forms_are_refused_and_resolve_nothing(mail: Setup) -> None:
@@ -380,33 +413,36 @@ def test_bad_links_and_forms_are_refused_and_resolve_nothing(mail: Setup) -> Non
     urls = links(mail_to(mail.mailbox, first, "carol@example.com"))
     other = links(mail_to(mail.mailbox, second, "carol@example.com"))
     base = f"{server.url}/v1/channels/email/"
-    esc, key_id, action, signature = urls["approve"][len(base):].split(".")
-    assert (esc, action) == (first, "approve")
-    other_signature = other["approve"].rsplit(".", 1)[1]
-    deny_signature = urls["deny"].rsplit(".", 1)[1]
-    forged = {
-        "forged signature": f"{esc}.{key_id}.approve.{'A' * 43}",
-        "another escalation's signature": f"{esc}.{key_id}.approve.{other_signature}",
-        "another escalation": f"{second}.{key_id}.approve.{signature}",
-        "tampered action": f"{esc}.{key_id}.deny.{signature}",
-        "tampered action, deny's signature": f"{esc}.{key_id}.approve.{deny_signature}",
-        "another approver": f"{esc}.{mail.keys['dave'][0]}.approve.{signature}",
-        "unknown key": f"{esc}.key_0000000000000000.approve.{signature}",
-        "cut short": f"{esc}.{key_id}.approve.{signature[:-1]}",
-        "one part more": f"{esc}.{key_id}.approve.{signature}.x",
-        "not a link": "nonsense",
-    }
-    for what, token in forged.items():
-        for r in (httpx.get(base + token), post(base + token, action="approve")):
-            assert r.status_code == 404, (what, r.status_code, r.text)
-            assert "This link is not valid" in r.text, what
-            assert first not in r.text and second not in r.text  # shows nothing of them
-            is_page(r)
-    # signed with carol's real key, for an escalation that does not exist
-    carol = ApiKey(id=key_id, name="carol", role="approver", created_at=0,
-                   email="carol@example.com")
-    ghost = email_links.make("esc_" + "0" * 24, carol, hash_key(mail.keys["carol"][1]),
-                             "approve")
+    token = urls["approve"][len(base):]
+    assert other["approve"] != urls["approve"]
+    store = Store(server.database_url)
+    try:  # what the database holds of the link: its hash, which is no link
+        stored_hashes = [row.id for row in _answer_links(store)]
+        assert email_links.digest(token) in stored_hashes and token not in stored_hashes
+        forged = {
+            "a random token": "A" * 43,
+            "cut short": token[:-1],
+            "one character more": token + "x",
+            "case changed": token.swapcase(),
+            "the stored hash": email_links.digest(token),
+            "the stored hash, cut to a token's length": email_links.digest(token)[:43],
+            "not a link": "nonsense",
+        }
+        for what, forged_token in forged.items():
+            for r in (httpx.get(base + forged_token), post(base + forged_token,
+                                                            action="approve")):
+                assert r.status_code == 404, (what, r.status_code, r.text)
+                assert "This link is not valid" in r.text, what
+                assert first not in r.text and second not in r.text  # shows nothing of them
+                is_page(r)
+        # a link for an escalation that does not exist
+        carol = store.key_for_person(email="carol@example.com")
+        assert carol is not None
+        ghost = email_links.make(store, Escalation(
+            id="esc_" + "0" * 24, status="pending", tool_name="x", tool_input={},
+            fingerprint="", expires_at=time.time() + 60), carol[0], "approve")
+    finally:
+        store.close()
     for r in (httpx.get(base + ghost), post(base + ghost)):
         assert r.status_code == 404 and "no escalation esc_000" in r.text
     # forms that are not the page's own, on a good link
@@ -487,6 +523,10 @@ def test_revoked_or_relinked_keys_links_answer_nothing(mail: Setup) -> None:
     for url in (dave["approve"], dave["deny"], erin["approve"]):
         for r in (httpx.get(url), post(url)):
             assert r.status_code == 404 and "This link is not valid" in r.text
+    # linked back to the old address: the old links stay dead (they were withdrawn)
+    cli("keys", "link", mail.keys["erin"][0], "--email", "erin@example.com", env=server.env)
+    for r in (httpx.get(erin["approve"]), post(erin["approve"])):
+        assert r.status_code == 410, r.text
     assert stored(server, esc)["status"] == "pending"
 
 
@@ -597,3 +637,124 @@ def test_smtp_down_at_first_delays_no_call_and_delivers_later(tmp_path: Path) ->
         stop(server)
         if smtp is not None:
             smtp.stop()
+
+
+# -- found by an outside attack -------------------------------------------------------------
+ENCODED_WORD = ("=?utf-8?q?=0D=0AMIME-Version:_1.0=0D=0AContent-Type:_text/html=0D=0A=0D=0A"
+                "<h3>Refund_=2412_-_low</h3><a_href=3D//evil.example/a>Approve</a><!--?=")
+
+
+def test_an_agent_cannot_write_the_mail_s_headers_or_body(mail: Setup) -> None:
+    """An agent name holding an RFC 2047 encoded word of line breaks (decoded by Python's
+    email package when set as a Subject, and written raw by some versions) neither ends
+    the headers nor replaces the body."""
+    r = mail.server.request("POST", "/v1/guard", json={
+        "tool_name": "process_refund", "agent_name": ENCODED_WORD,
+        "tool_input": {"amount": 5000, "nonce": uuid.uuid4().hex}})
+    assert r.json()["action"] == "escalate", r.text
+    esc = r.json()["escalation_id"]
+    got = mail_to(mail.mailbox, esc, "carol@example.com")
+    msg = got.message
+    assert msg.get_content_type() == "multipart/alternative"
+    assert msg["Reply-To"] is None and "\n" not in str(msg["Subject"]).strip()
+    assert "=?utf-8?q?" not in str(msg["Subject"]) and "=\\u003futf-8" in str(msg["Subject"])
+    assert set(links(got)) == {"approve", "deny"}  # staso's own body, links and all
+    assert "evil.example" not in bodies(got)[1].split("</h2>")[0]
+
+
+def test_a_message_refused_for_its_content_goes_again_without_the_arguments(mail: Setup
+                                                                           ) -> None:
+    mail.mailbox.refuse_content = {"EICAR-TEST-SIGNATURE"}
+    try:
+        esc = escalate(mail.server, "process_refund", {
+            "amount": 9000, "note": "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-TEST-SIGNATURE"})
+        got = mail_to(mail.mailbox, esc, "carol@example.com")
+    finally:
+        mail.mailbox.refuse_content = set()
+    text = got.message.get_body(("plain",)).get_content()
+    assert "EICAR" not in text and "leaves them out" in text
+    assert f"/?escalation={esc}" in text
+
+
+def test_a_refused_goodbye_after_the_message_sends_it_once(mail: Setup) -> None:
+    mail.mailbox.goodbye = "421 4.3.2 closing now"
+    try:
+        esc = escalate(mail.server, "process_refund", {"amount": 9100})
+        mail_to(mail.mailbox, esc, "carol@example.com")
+        time.sleep(5)  # past the first retry's backoff (2 s): nothing more is sent
+    finally:
+        mail.mailbox.goodbye = "221 Bye"
+    sent = mail.mailbox.matching(lambda r: r.message[ESCALATION_HEADER] == esc and
+                                 "carol@example.com" in r.rcpt_tos)
+    assert len(sent) == 1
+
+
+def test_a_form_from_another_site_is_refused(mail: Setup) -> None:
+    esc = escalate(mail.server, "process_refund", {"amount": 9200})
+    url = links(mail_to(mail.mailbox, esc, "carol@example.com"))["approve"]
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+        r = post(url, headers=headers)
+        assert r.status_code == 403 and "another site" in r.text, r.text
+    assert stored(mail.server, esc)["status"] == "pending"
+    same = post(url, headers={"Origin": mail.server.url, "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 200 and stored(mail.server, esc)["status"] == "approved"
+
+
+def test_arguments_too_large_to_show_are_approved_only_in_the_dashboard(mail: Setup
+                                                                        ) -> None:
+    esc = escalate(mail.server, "process_refund", {"amount": 9300, "pad": "p" * 25_000,
+                                                   "to_iban": "XX00ATTACKER0000"})
+    urls = links(mail_to(mail.mailbox, esc, "carol@example.com"))
+    page = httpx.get(urls["approve"])
+    assert page.status_code == 200 and "Answer in the dashboard" in page.text
+    assert 'id="answer"' not in page.text and "XX00ATTACKER0000" not in page.text
+    r = post(urls["approve"])
+    assert r.status_code == 409 and "approve in the dashboard" in r.text
+    assert stored(mail.server, esc)["status"] == "pending"
+    assert post(urls["deny"], comment="too big to review").status_code == 200
+    assert stored(mail.server, esc)["status"] == "denied"
+
+
+def test_a_mail_server_that_answers_a_byte_at_a_time_is_cut_off(monkeypatch: Any) -> None:
+    """smtplib's timeout is per read: a server trickling its greeting would hold the
+    delivery (and its lease) without end. The whole message has a deadline."""
+    import socket as socketlib
+
+    from staso.channels import email as email_channel
+
+    listener = socketlib.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop_trickle = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"220 mail.example ESMTP\r\n")
+            while not stop_trickle.is_set():
+                conn.recv(4096)  # the EHLO; then answer one byte every half second
+                for byte in b"250-mail.example\r\n" * 1000:
+                    if stop_trickle.wait(0.5):
+                        return
+                    conn.sendall(bytes([byte]))
+
+    threading.Thread(target=trickle, daemon=True).start()
+    monkeypatch.setattr(email_channel, "DEADLINE", 2.0)
+    channel = EmailChannel.from_env({
+        "STASO_SMTP_URL": f"smtp://127.0.0.1:{listener.getsockname()[1]}",
+        "STASO_EMAIL_FROM": "staso@example.com"},
+        ChannelContext(public_url="https://staso.example.com", store=None))  # type: ignore[arg-type]
+    assert channel is not None
+    started = time.monotonic()
+    try:
+        with pytest.raises(DeliveryError, match="could not be reached") as failed:
+            channel.send(email_message.brief(Escalation(
+                id="esc_1", status="pending", tool_name="t", tool_input={}, fingerprint="",
+                expires_at=time.time() + 60), sender="staso@example.com",
+                recipient="ops@example.com", domain="example.com", dashboard=None),
+                "ops@example.com")
+        assert failed.value.retry
+        assert time.monotonic() - started < 30  # the trickle alone would take ~10 min
+    finally:
+        stop_trickle.set()
+        listener.close()

@@ -178,13 +178,29 @@ def test_a_rule_without_notify_goes_to_the_default_channel(slack: Slack) -> None
     assert channel == "C0APPROVAL" and "Severity: critical" in json.dumps(message)
 
 
-def test_a_large_input_is_cut_with_a_link_and_edited_in_the_dashboard(slack: Slack) -> None:
-    esc_id = slack.escalate(7000, memo="x" * 6000)
-    _, _, message = slack.posted(esc_id)
+def test_a_large_input_is_cut_and_approved_only_in_the_dashboard(slack: Slack) -> None:
+    """An approval runs all of the arguments: where Slack cannot show them whole, it
+    offers Deny and a link to the dashboard, and an Approve or Edit click (from a message
+    posted before, or forged by someone who may click) approves nothing."""
+    esc_id = slack.escalate(7000, memo="x" * 6000, to_iban="XX00ATTACKER0000")
+    channel, ts, message = slack.posted(esc_id)
     text = json.dumps(message["blocks"])
     assert "x" * 6000 not in text and "input cut to fit" in text
+    assert "XX00ATTACKER0000" not in text  # past the cut
+    buttons = next(b for b in message["blocks"] if b["type"] == "actions")["elements"]
+    assert [b["action_id"] for b in buttons] == ["staso_deny", "staso_open"]
+    assert buttons[1]["url"] == f"https://staso.example.com/?escalation={esc_id}"
+    assert slack.send(click(ALICE, channel, ts, message, "staso_open")).status_code == 200
+    old_style = {"blocks": [{"type": "actions", "elements": [
+        {"action_id": action, "value": esc_id, "text": {"type": "plain_text", "text": action}}
+        for action in ("staso_approve", "staso_edit")]}]}
+    told = len(slack.stand_in.sent("chat.postEphemeral"))
+    r = slack.send(click(ALICE, channel, ts, old_style, "staso_approve"))
+    assert r.status_code == 200
+    note = wait_for(lambda: slack.stand_in.sent("chat.postEphemeral")[told:], "a note")[0]
+    assert "too large to show whole in Slack" in note["text"]
     before = len(slack.stand_in.sent("views.open"))
-    assert slack.click(esc_id, "staso_edit").status_code == 200
+    assert slack.send(click(ALICE, channel, ts, old_style, "staso_edit")).status_code == 200
     view = slack.opened_view(before)
     assert "3,000-character" in json.dumps(view) and "dashboard" in json.dumps(view)
     assert slack.escalation(esc_id)["status"] == "pending"
@@ -630,7 +646,7 @@ def test_a_message_slack_refuses_is_posted_as_text_with_a_link(slack: Slack) -> 
                                       if esc_id in m["text"]), None), "the text post")
     finally:
         slack.stand_in.refuse_blocks = False
-    assert "Approval needed: process_refund" in text
+    assert "Approval needed (high, rule big_refund): process_refund by refund-agent" in text
     assert f"https://staso.example.com/?escalation={esc_id}" in text
 
 

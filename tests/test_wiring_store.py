@@ -21,6 +21,7 @@ from staso.service import DecisionService
 from staso.store import Store, StoreBackend
 from staso.store.changes import PostgresChanges, SqliteChanges
 from staso.store.keys import ApiKey, create_key, hash_key
+from staso.store.links import AnswerLink
 from staso.store.notices import Notice
 from staso.waiting import ChangeFeed
 
@@ -37,6 +38,7 @@ class MemoryStore:
         self.announced: dict[str, int] = {}  # escalation id -> 0 new, 1 posted, 2 answered
         self.notices: dict[str, Notice] = {}
         self.used: set[str] = set()
+        self.links: dict[str, AnswerLink] = {}
         self.lock = threading.Lock()
 
     def get_escalation(self, escalation_id: str) -> Escalation:
@@ -237,6 +239,26 @@ class MemoryStore:
             fresh = digest not in self.used
             self.used.add(digest)
             return fresh
+
+    # -- the e-mail channel's answer links ----------------------------------------------
+    def add_answer_link(self, link: AnswerLink) -> None:
+        self.links[link.id] = link
+
+    def answer_link(self, digest: str) -> AnswerLink | None:
+        return self.links.get(digest)
+
+    def use_answer_link(self, digest: str, now: float | None = None) -> bool:
+        with self.lock:
+            link = self.links.get(digest)
+            if link is None or link.used_at is not None:
+                return False
+            self.links[digest] = replace(link, used_at=now or time.time())
+            return True
+
+    def withdraw_answer_links(self, key_id: str, now: float | None = None) -> None:
+        for digest, link in list(self.links.items()):
+            if link.key_id == key_id and link.used_at is None:
+                self.links[digest] = replace(link, used_at=now or time.time())
 
     def latest_policy(self) -> tuple[int, str] | None:
         return (len(self.policies), self.policies[-1]) if self.policies else None

@@ -24,8 +24,11 @@ retried; a 4xx answer or a network error is.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
+import socket
 import ssl
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -35,11 +38,13 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import StasoError
 from ..models import Escalation
-from ..store.keys import _EMAIL
+from ..store.keys import is_address
 from . import email_links, email_message
 from .base import Channel, ChannelContext, DeliveryError
 
 TIMEOUT = 10.0  # seconds: a delivery holds the outbox's thread; a slow server is retried
+DEADLINE = 60.0  # seconds for one whole message (well within the outbox's 120 s lease)
+CONTENT_REFUSED = "content_refused"  # a 5xx to the message itself: sent again without input
 PATH = "/v1/channels/email/"
 _SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}  # a relay on this machine: plain is fine
@@ -93,7 +98,7 @@ class SmtpServer:
 def _address(address: str) -> str | None:
     """One address as kept (stripped, lower case), or None if it is not one."""
     address = address.strip().lower()
-    return address if _EMAIL.fullmatch(address) else None
+    return address if is_address(address) else None
 
 
 class EmailChannel(Channel):
@@ -165,11 +170,10 @@ class EmailChannel(Channel):
         if escalation.status == "pending":
             found = self.context.store.key_for_person(email=address)
             if found is not None and found[0].email:
-                key, key_hash = found
+                key, store = found[0], self.context.store
                 links = email_message.Links(
-                    approve=self.link(email_links.make(escalation.id, key, key_hash,
-                                                       "approve")),
-                    deny=self.link(email_links.make(escalation.id, key, key_hash, "deny")),
+                    approve=self.link(email_links.make(store, escalation, key, "approve")),
+                    deny=self.link(email_links.make(store, escalation, key, "deny")),
                     answering_as=key.name)
         return email_message.build(escalation, sender=self.sender, recipient=address,
                                    domain=self.domain, links=links,
@@ -180,31 +184,63 @@ class EmailChannel(Channel):
 
     def post(self, address: str, escalation: Escalation) -> dict[str, Any] | None:
         msg = self.message(address, escalation)
-        self.send(msg, address)
+        try:
+            self.send(msg, address)
+        except DeliveryError as exc:
+            if exc.code != CONTENT_REFUSED:
+                raise
+            msg = email_message.brief(escalation, sender=self.sender, recipient=address,
+                                      domain=self.domain,
+                                      dashboard=self.context.dashboard_link(escalation.id))
+            self.send(msg, address)
         return {"message_id": msg["Message-ID"]}
 
     def send(self, msg: EmailMessage, address: str) -> None:
+        """One message over one connection, within ``DEADLINE`` seconds in all (a server
+        that answers a byte at a time is cut off, and the message tried again later)."""
         try:
-            with self._connect() as smtp:
-                if self.smtp.user:
-                    smtp.login(self.smtp.user, self.smtp.password or "")
-                smtp.send_message(msg, from_addr=self.envelope_from, to_addrs=[address])
-        except smtplib.SMTPRecipientsRefused as exc:
+            smtp = self._connect()
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._failure(exc, address) from None
+        watchdog = threading.Timer(DEADLINE, _cut_off, args=(smtp,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            if self.smtp.user:
+                smtp.login(self.smtp.user, self.smtp.password or "")
+            smtp.send_message(msg, from_addr=self.envelope_from, to_addrs=[address])
+        except (smtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise self._failure(exc, address) from None
+        finally:
+            watchdog.cancel()
+        try:  # sent: an error saying goodbye does not make it unsent (and sent twice)
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+    def _failure(self, exc: Exception, address: str) -> DeliveryError:
+        """What a failed send means: a 5xx is given up (the message itself refused: sent
+        again without the arguments), a 4xx or a network error tried again later."""
+        where = f"the SMTP server at {self.smtp.host}:{self.smtp.port}"
+        if isinstance(exc, smtplib.SMTPDataError):
+            permanent = 500 <= exc.smtp_code < 600
+            return DeliveryError(f"the SMTP server refused the message: {exc.smtp_code} "
+                                 f"{_said(exc.smtp_error)}", retry=not permanent,
+                                 code=CONTENT_REFUSED if permanent else None)
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
             code, text = next(iter(exc.recipients.values()), (0, b""))
-            raise DeliveryError(f"the SMTP server refused {address}: {code} {_said(text)}",
-                                retry=not 500 <= code < 600) from None
-        except smtplib.SMTPResponseException as exc:  # sender refused, data, auth, connect
-            raise DeliveryError(f"the SMTP server answered {exc.smtp_code} "
-                                f"{_said(exc.smtp_error)}",
-                                retry=not 500 <= exc.smtp_code < 600) from None
-        except smtplib.SMTPNotSupportedError as exc:
-            raise DeliveryError(f"the SMTP server at {self.smtp.host}:{self.smtp.port} "
-                                f"does not support what STASO_SMTP_URL asks for: {exc}"
-                                ) from None
-        except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS failed
-            raise DeliveryError(f"the SMTP server at {self.smtp.host}:{self.smtp.port} "
-                                f"could not be reached: {type(exc).__name__}: {exc}"
-                                ) from None
+            return DeliveryError(f"the SMTP server refused {address}: {code} {_said(text)}",
+                                 retry=not 500 <= code < 600)
+        if isinstance(exc, smtplib.SMTPResponseException):  # sender refused, auth, connect
+            return DeliveryError(f"the SMTP server answered {exc.smtp_code} "
+                                 f"{_said(exc.smtp_error)}",
+                                 retry=not 500 <= exc.smtp_code < 600)
+        if isinstance(exc, smtplib.SMTPNotSupportedError):
+            return DeliveryError(f"{where} does not support what STASO_SMTP_URL asks for: "
+                                 f"{exc}")
+        # refused, timed out, cut off at the deadline, TLS failed
+        return DeliveryError(f"{where} could not be reached: {type(exc).__name__}: {exc}")
 
     def _connect(self) -> smtplib.SMTP:
         smtp = self.smtp
@@ -219,6 +255,14 @@ class EmailChannel(Channel):
                 client.close()
                 raise
         return client
+
+
+def _cut_off(smtp: smtplib.SMTP) -> None:
+    """End a delivery past its deadline: shutting the socket down wakes the blocked read."""
+    sock = getattr(smtp, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _said(text: bytes | str) -> str:

@@ -35,9 +35,14 @@ class Links:
 
 
 def subject(escalation: Escalation) -> str:
+    """The Subject: staso's own facts first (the rule and severity cannot be pushed out of
+    sight by a long name), and no RFC 2047 encoded word from attacker text: Python's email
+    package decodes ``=?utf-8?q?…?=`` in a header it is given, and some versions then write
+    its decoded line breaks raw (new headers, a new body: CVE-2024-6923)."""
     answer = facts.answer(escalation)
     text = line((f"{answer.headline}: " if answer else "") + facts.summary(escalation))
-    return text if len(text) <= SUBJECT_LIMIT else text[:SUBJECT_LIMIT - 1] + "…"
+    text = text if len(text) <= SUBJECT_LIMIT else text[:SUBJECT_LIMIT - 1] + "…"
+    return text.replace("=?", "=\\u003f")
 
 
 def _facts(escalation: Escalation) -> list[tuple[str, str]]:
@@ -47,10 +52,8 @@ def _facts(escalation: Escalation) -> list[tuple[str, str]]:
             ("Escalation", escalation.id)]
 
 
-def build(escalation: Escalation, *, sender: str, recipient: str, domain: str,
-          links: Links | None, dashboard: str | None) -> EmailMessage:
-    """The message to ``recipient``; ``links`` None: one without answer links (the address
-    answers as no approver key, or the escalation is answered already)."""
+def _headers(escalation: Escalation, sender: str, recipient: str,
+             domain: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = recipient
@@ -60,6 +63,29 @@ def build(escalation: Escalation, *, sender: str, recipient: str, domain: str,
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
     msg["X-Auto-Response-Suppress"] = "All"  # the same, for Exchange
     msg[ESCALATION_HEADER] = escalation.id
+    return msg
+
+
+def brief(escalation: Escalation, *, sender: str, recipient: str, domain: str,
+          dashboard: str | None) -> EmailMessage:
+    """The message without the arguments, sent when the mail server refused the full one
+    for its content (a filter matched the tool input): the escalation still reaches its
+    approvers, who answer in the dashboard."""
+    msg = _headers(escalation, sender, recipient, domain)
+    where = f": {dashboard}" if dashboard else "."
+    msg.set_content(
+        line(facts.summary(escalation)) + "\n\n" + "\n".join(
+            f"{name}: {line(value)}" for name, value in _facts(escalation)) +
+        "\n\nThe mail server refused the message with the call's arguments, so this one "
+        f"leaves them out. Review and answer it in the dashboard{where}\n")
+    return msg
+
+
+def build(escalation: Escalation, *, sender: str, recipient: str, domain: str,
+          links: Links | None, dashboard: str | None) -> EmailMessage:
+    """The message to ``recipient``; ``links`` None: one without answer links (the address
+    answers as no approver key, or the escalation is answered already)."""
+    msg = _headers(escalation, sender, recipient, domain)
     shown, cut = facts.pretty_input(escalation, INPUT_LIMIT)
     answer = facts.answer(escalation)
     if answer is not None:

@@ -6,7 +6,7 @@ one must never answer anything. Only the page's form, a ``POST`` to the same add
 answers: the link is checked again, the escalation resolved under the key's name, via
 e-mail, exactly once, and the link recorded as used on every replica (``use_once``).
 
-The token (``email_links.py``) is signed with the approver key's stored hash, for one
+The token (``email_links.py``) is random and kept only as its hash, bound to one
 escalation, one key (as linked to one address) and one action. Statuses:
 
 - 404: e-mail approvals are not configured, or the link is not one (forged, altered,
@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
 
@@ -35,6 +35,7 @@ from ..errors import EscalationConflict, EscalationNotFound
 from ..models import Escalation
 from ..server.auth import state_of
 from ..server.state import ServerState
+from ..store.links import AnswerLink
 from . import email_links, facts
 from .email import EmailChannel
 from .facts import line
@@ -45,7 +46,6 @@ router = APIRouter(prefix="/v1/channels/email", include_in_schema=False)
 INPUT_LIMIT = 20_000  # characters of pretty JSON on the page; more is in the dashboard
 COMMENT_LIMIT = 2000
 FORM_LIMIT = 16 * 1024  # bytes: a comment and the action, with room to spare
-USED_KEPT = 7 * 86400.0  # seconds a used link stays recorded past its escalation's expiry
 _HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; "
                                 "form-action 'self'; base-uri 'none'; "
@@ -59,6 +59,9 @@ _NOT_A_LINK = ("This link is not valid. It may be altered or incomplete (copy th
                "address from the e-mail), or no longer valid: the approver key it was sent "
                "for may have been revoked, or linked to another address.")
 _VERB = {"approve": "Approve", "deny": "Deny"}
+_TOO_LARGE = ("These arguments are too large to show here in full, and an approval runs all of "
+              "them: approve in the dashboard, where they are shown whole. (A deny link still "
+              "works.)")
 
 
 class Refused(Exception):
@@ -74,6 +77,9 @@ async def confirm(token: str, request: Request) -> Response:
     state = state_of(request)
     try:
         link, name, esc = await _check(state, token)
+        if link.used_at is not None:
+            raise Refused(410, "Link already used",
+                          "This link was used already; a link answers once.", esc)
         if esc.effective_status() != "pending":
             raise _answered(esc)
     except Refused as exc:
@@ -87,22 +93,24 @@ async def answer(token: str, request: Request) -> Response:
     state = state_of(request)
     try:
         link, name, esc = await _check(state, token)
-        comment = await _form(request, link)
+        if link.used_at is not None:
+            raise Refused(410, "Link already used",
+                          "This link was used already; a link answers once.", esc)
+        _same_site(request, state)
+        comment = await _form(request, link.action)
+        if link.action == "approve" and _cut(esc):
+            raise Refused(409, "Answer in the dashboard", _TOO_LARGE, esc)
         try:
-            done = await state.resolve(esc.id, status=link.status, by=name, comment=comment,
-                                       via="email")
+            done = await state.resolve(esc.id, status=email_links.ACTIONS[link.action],
+                                       by=name, comment=comment, via="email")
         except EscalationNotFound:
             raise Refused(404, "No such escalation", f"staso has no escalation {esc.id}."
                           ) from None
         except EscalationConflict:
             current = await asyncio.to_thread(state.store.get_escalation, esc.id)
-            if not await _use(state, link, current):
-                raise Refused(410, "Link already used",
-                              "This link was used already; a link answers once.",
-                              current) from None
             raise _answered(current) from None
         try:  # recorded: the link is refused (410) from now on
-            await _use(state, link, done)
+            await asyncio.to_thread(state.store.use_answer_link, link.id)
         except Exception as exc:  # answered all the same: a replay then gets 409, not 410
             log.warning("staso: %s was answered by e-mail, but its link could not be "
                         "recorded as used: %s", done.id, exc)
@@ -112,18 +120,36 @@ async def answer(token: str, request: Request) -> Response:
     return _done(done)
 
 
+def _same_site(request: Request, state: ServerState) -> None:
+    """Refuse a form another site's page sent (the browser says so): the token is the
+    only credential, and a page that learnt it must not answer through the approver."""
+    site = request.headers.get("sec-fetch-site", "")
+    origin = request.headers.get("origin", "")
+    channel = state.channels.get("email")
+    public = urlsplit(channel.context.public_url or "" if isinstance(channel, EmailChannel)
+                      else "")
+    ours = {f"{public.scheme}://{public.netloc}", f"{request.url.scheme}://{request.url.netloc}"}
+    if site == "cross-site" or (origin and origin != "null" and origin not in ours):
+        raise Refused(403, "Not from this page", "Answer from the confirmation page itself "
+                                                 "(this form came from another site).")
+
+
+def _cut(esc: Escalation) -> bool:
+    """Whether the page cannot show all of what an approval would run."""
+    return facts.pretty_input(esc, INPUT_LIMIT)[1]
+
+
 async def _check(state: ServerState, token: str
-                 ) -> tuple[email_links.Link, str, Escalation]:
+                 ) -> tuple[AnswerLink, str, Escalation]:
     """The link, the approver's name and the escalation, or Refused."""
     channel = state.channels.get("email")
     if not isinstance(channel, EmailChannel):
         raise Refused(404, "Not configured", "E-mail approvals are not configured on this "
                                              "server.")
-    link = email_links.parse(token)
-    if link is None:
-        raise Refused(404, "Invalid link", _NOT_A_LINK)
-    found = await asyncio.to_thread(state.store.key_by_id, link.key_id)
-    if found is None or not email_links.verify(link, *found):
+    link = await asyncio.to_thread(email_links.find, state.store, token)
+    found = None if link is None else \
+        await asyncio.to_thread(state.store.key_by_id, link.key_id)
+    if link is None or found is None or not email_links.answers_as(link, found[0]):
         raise Refused(404, "Invalid link", _NOT_A_LINK)
     try:
         esc = await asyncio.to_thread(state.store.get_escalation, link.escalation_id)
@@ -131,12 +157,6 @@ async def _check(state: ServerState, token: str
         raise Refused(404, "No such escalation",
                       f"staso has no escalation {link.escalation_id}.") from None
     return link, found[0].name, esc
-
-
-async def _use(state: ServerState, link: email_links.Link, esc: Escalation) -> bool:
-    """Record the link as used; False if it was before (on any replica)."""
-    kept = max(esc.expires_at, esc.resolved_at or 0.0) + USED_KEPT
-    return await asyncio.to_thread(state.store.use_once, email_links.digest(link), kept)
 
 
 def _answered(esc: Escalation) -> Refused:
@@ -150,7 +170,7 @@ def _answered(esc: Escalation) -> Refused:
                                             f"{headline}. Nothing was changed.", esc)
 
 
-async def _form(request: Request, link: email_links.Link) -> str | None:
+async def _form(request: Request, action: str) -> str | None:
     """The comment from this page's form; Refused if the body is not that form."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
@@ -167,8 +187,8 @@ async def _form(request: Request, link: email_links.Link) -> str | None:
     except (UnicodeDecodeError, ValueError):
         raise Refused(400, "Not this page's form", "The form could not be read (it must be "
                                                    "UTF-8 form fields).") from None
-    action, comments = form.get("action", []), form.get("comment", [""])
-    if action != [link.action] or len(comments) != 1:
+    comments = form.get("comment", [""])
+    if form.get("action", []) != [action] or len(comments) != 1:
         raise Refused(400, "Not this page's form", "The form does not match its link: send "
                                                    "it from the confirmation page.")
     comment = comments[0].strip()
@@ -213,7 +233,10 @@ def _facts(esc: Escalation) -> str:
             f'<pre class="input">{_e(shown)}</pre>{more}\n</section>')
 
 
-def _confirmation(link: email_links.Link, name: str, esc: Escalation) -> Response:
+def _confirmation(link: AnswerLink, name: str, esc: Escalation) -> Response:
+    if link.action == "approve" and _cut(esc):  # no approving what the page cannot show
+        body = (f"<h2>Answer in the dashboard</h2>\n<p>{_e(_TOO_LARGE)}</p>\n{_facts(esc)}")
+        return _page(200, "Answer in the dashboard", body)
     verb = _VERB[link.action]
     what = "run as shown" if link.action == "approve" else "not run; the agent is told why"
     body = (f"<h2>{verb} this call?</h2>\n"

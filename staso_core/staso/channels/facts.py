@@ -15,6 +15,9 @@ from typing import Any
 from ..models import Escalation
 
 _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# letters and symbols that draw nothing (Braille blank, Hangul fillers): padding that pushes
+# staso's own words out of sight, or wraps a fake line of its own
+_BLANK = frozenset("\u2800\u3164\u115f\u1160\uffa0")
 _WHITESPACE = re.compile(r"\s+")
 
 VIA = {"slack": "Slack", "email": "e-mail", "dashboard": "the dashboard", "api": "the API"}
@@ -58,7 +61,7 @@ def pretty_input(escalation: Escalation, limit: int) -> tuple[str, bool]:
 
 
 def _shown(char: str) -> str:
-    if char in "\n\t" or unicodedata.category(char) not in _HIDDEN:
+    if char in "\n\t" or (unicodedata.category(char) not in _HIDDEN and char not in _BLANK):
         return char
     code = ord(char)
     if code > 0xFFFF:  # as JSON writes it: a surrogate pair
@@ -77,8 +80,8 @@ def visible(text: str) -> str:
 
 
 def line(text: str) -> str:
-    """A fact on one line (a tool or agent name): ``visible``, every run of whitespace,
-    newlines included, one space."""
+    """A fact on one line (a tool or agent name): ``visible``, every run of whitespace
+    (newlines and the wide Unicode spaces included) one space."""
     return _WHITESPACE.sub(" ", visible(text)).strip()
 
 
@@ -139,7 +142,13 @@ def answer(escalation: Escalation) -> Answer | None:
 
 
 def summary(escalation: Escalation) -> str:
-    """One line for notifications and subjects."""
-    return line(f"Approval needed: {escalation.tool_name} by "
-                f"{escalation.agent_name or 'an agent'} (rule {escalation.rule_name or '-'}, "
-                f"{escalation.severity})")
+    """One line for notifications and subjects: staso's facts (severity, rule) before the
+    names an agent chose, each name cut to 60 characters."""
+    tool, agent = (_short(line(name)) for name in (escalation.tool_name,
+                                                    escalation.agent_name or "an agent"))
+    return line(f"Approval needed ({escalation.severity}, rule {escalation.rule_name or '-'}): "
+                f"{tool} by {agent}")
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"

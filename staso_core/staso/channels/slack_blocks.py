@@ -15,6 +15,7 @@ from ..models import Escalation
 from . import facts
 
 APPROVE, DENY, EDIT = "staso_approve", "staso_deny", "staso_edit"
+OPEN = "staso_open"  # a link button: Slack reports the click, staso has nothing to do
 INPUT_LIMIT = 2500  # characters of pretty JSON shown in the message
 EDIT_LIMIT = 3000  # Slack's most for a text input: a larger input is edited in the dashboard
 EDIT_BLOCK, EDIT_FIELD = "staso_input", "json"
@@ -43,6 +44,11 @@ def _plain(text: str, limit: int = 2000) -> dict[str, Any]:
 def mrkdwn_escape(text: str) -> str:
     """Text inside staso's own mrkdwn: Slack's three control characters escaped."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def too_large(escalation: Escalation) -> bool:
+    """Whether the message cannot show all of what an approval would run."""
+    return facts.pretty_input(escalation, INPUT_LIMIT)[1]
 
 
 def fallback_text(escalation: Escalation) -> str:
@@ -80,7 +86,14 @@ def message(escalation: Escalation, dashboard: str | None) -> list[dict[str, Any
     blocks.append({"type": "context", "elements": [
         {"type": "mrkdwn", "text": " · ".join(notes)}]})
     answer = facts.answer(escalation)
-    if answer is None:
+    if answer is None and cut:  # no approving in Slack what Slack cannot show whole
+        blocks.append({"type": "actions", "block_id": "staso_answer", "elements": [
+            {"type": "button", "action_id": DENY, "value": escalation.id, "style": "danger",
+             "text": _plain("Deny")},
+            *([{"type": "button", "action_id": OPEN, "url": dashboard,
+                "text": _plain("Review and approve in the dashboard")}] if dashboard else []),
+        ]})
+    elif answer is None:
         blocks.append({"type": "actions", "block_id": "staso_answer", "elements": [
             {"type": "button", "action_id": APPROVE, "value": escalation.id, "style": "primary",
              "text": _plain("Approve"),

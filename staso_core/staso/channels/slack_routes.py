@@ -126,6 +126,8 @@ async def _clicked(state: ServerState, channel: SlackChannel,
                    payload: dict[str, Any]) -> Response:
     actions = payload.get("actions")
     action = actions[0] if isinstance(actions, list) and actions else None
+    if isinstance(action, dict) and action.get("action_id") == blocks.OPEN:
+        return Response(status_code=200)  # a link button: Slack opened the dashboard
     if not isinstance(action, dict) or action.get("action_id") not in _ANSWERS \
             or not isinstance(action.get("value"), str):
         raise Refused(400, "not one of staso's buttons (staso_approve, staso_deny, staso_edit)")
@@ -140,6 +142,11 @@ async def _clicked(state: ServerState, channel: SlackChannel,
         esc = await asyncio.to_thread(state.store.get_escalation, escalation_id)
         if esc.status != "pending":
             raise EscalationConflict(_late(esc), status=esc.status)
+        if action_id == blocks.APPROVE and blocks.too_large(esc):
+            _tell(channel, where, payload, f"{esc.id}'s arguments are too large to show "
+                  "whole in Slack, and an approval runs all of them: approve it in the "
+                  "dashboard")
+            return Response(status_code=200)
         if action_id == blocks.APPROVE:
             await state.resolve(escalation_id, status="approved", by=name, via="slack")
         else:

@@ -206,8 +206,8 @@ def click(user_id: str, channel: str, ts: str, message: dict[str, Any],
             "trigger_id": f"{int(time.time())}.{next(_TRIGGERS)}.stand-in",
             "response_url": "https://hooks.slack.com/actions/T0STASO01/1/stand-in",
             "actions": [{"action_id": action_id, "block_id": "staso_answer", "type": "button",
-                         "value": button["value"], "text": button["text"],
-                         "action_ts": f"{time.time():.6f}"}]}
+                         **{k: button[k] for k in ("value", "url") if k in button},
+                         "text": button["text"], "action_ts": f"{time.time():.6f}"}]}
 
 
 def submit(user_id: str, view: dict[str, Any],

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from ..models import Escalation
 from ..waiting import ChangeFeed
 from .keys import ApiKey
+from .links import AnswerLink
 from .notices import Notice
 
 
@@ -153,6 +154,17 @@ class StoreBackend(Protocol):
     def use_once(self, digest: str, expires_at: float, now: float | None = None) -> bool:
         """Record a single use; False if ``digest`` was used before (a replay)."""
         ...
+
+    # -- the e-mail channel's answer links (``links.py``) --------------------------------
+    def add_answer_link(self, link: AnswerLink) -> None: ...
+
+    def answer_link(self, digest: str) -> AnswerLink | None: ...
+
+    def use_answer_link(self, digest: str, now: float | None = None) -> bool:
+        """Mark a link used; False if it was before (or was withdrawn)."""
+        ...
+
+    def withdraw_answer_links(self, key_id: str, now: float | None = None) -> None: ...
 
     # -- policy versions ----------------------------------------------------------------
     def latest_policy(self) -> tuple[int, str] | None:

@@ -92,7 +92,17 @@ def check_agents(pattern: str) -> str:
 
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,30}")
-_EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
+# an address every mail library takes as it is: a plain local part (RFC 5322 atext and
+# dots) and a host name (no comments, groups, quoting, literal addresses or trailing dot)
+EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                   r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+
+
+def is_address(text: str) -> bool:
+    """Whether ``text`` is one such address (and holds no RFC 2047 encoded word, which a
+    mail library would decode into something else)."""
+    return EMAIL.fullmatch(text) is not None and "=?" not in text
 
 
 def check_links(role: str, slack_user: str | None, email: str | None
@@ -107,7 +117,7 @@ def check_links(role: str, slack_user: str | None, email: str | None
     if slack_user and not _SLACK_USER.fullmatch(slack_user):
         raise StasoError(f"--slack-user takes a Slack member id such as U024BE7LH (in Slack: "
                          f"the profile's ⋮ menu, Copy member ID), not {slack_user!r}")
-    if email and not _EMAIL.fullmatch(email):
+    if email and not is_address(email):
         raise StasoError(f"--email takes one address such as alice@example.com, not {email!r}")
     return slack_user, email
 
@@ -193,9 +203,12 @@ class KeyRows(SqlRows):
             raise StasoError("give --slack-user, --email or both")
         _not_linked_yet(self, slack_user, email, but=key_id)  # type: ignore[arg-type]
         with self.engine.begin() as conn:
-            return bool(conn.execute(api_keys.update().where(
+            linked = bool(conn.execute(api_keys.update().where(
                 c.id == key_id, c.role.in_(("approver", "admin")), c.revoked_at.is_(None)
             ).values(**values)).rowcount)
+        if linked and email:  # its links to the old address answer nothing from now on
+            self.withdraw_answer_links(key_id)  # type: ignore[attr-defined]
+        return linked
 
     def key_for_person(self, *, slack_user: str | None = None, email: str | None = None
                        ) -> tuple[ApiKey, str] | None:

@@ -134,3 +134,20 @@ used_once = sa.Table(
     sa.Column("used_at", sa.Float, nullable=False),
     sa.Index("ix_used_once_expires", "expires_at"),
 )
+
+# the e-mail channel's answer links: a random token each, kept only as its SHA-256 (whoever
+# reads the database cannot make a link), bound to one escalation, approver key, address
+# and action; used once
+answer_links = sa.Table(
+    "answer_links", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # SHA-256 of the token
+    sa.Column("escalation_id", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # approve | deny
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float),  # answered with it, or withdrawn (its key re-linked)
+    sa.Index("ix_answer_links_key", "key_id"),
+    sa.Index("ix_answer_links_expires", "expires_at"),
+)

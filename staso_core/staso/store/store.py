@@ -24,6 +24,7 @@ from ..waiting import ChangeFeed
 from .dialects import dialect_for, lock_waits_until
 from .escaping import escape_text, unescape_row, unescape_text
 from .keys import KeyRows
+from .links import LinkRows
 from .notices import NoticeRows
 from .policies import PolicyRows
 from .schema import decisions, escalations, metadata
@@ -81,7 +82,7 @@ def _row_to_escalation(row: Any) -> Escalation:
     return Escalation(**unescape_row(data, _ESC_TEXT))
 
 
-class Store(KeyRows, PolicyRows, SessionRows, NoticeRows):
+class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows):
     """Escalations, decisions, API keys, policy versions, ended dashboard sessions and the
     approval channels' notices on one database. Thread-safe; safe across processes."""
 

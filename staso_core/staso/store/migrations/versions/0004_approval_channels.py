@@ -1,8 +1,9 @@
 """Approval channels: Slack and e-mail.
 
 ``notices``: what the channels post and update, queued in the database so that a restart
-loses none and any replica delivers them. ``used_once``: signed Slack requests and e-mail
-links already used (replays are refused on every replica). Escalations learn where they
+loses none and any replica delivers them. ``used_once``: signed Slack requests already
+received (replays are refused on every replica). ``answer_links``: the e-mail channel's
+approve and deny links, each kept only as the hash of its random token. Escalations learn where they
 are announced (``notify``), whether they have been (``announced``) and how their answer
 came (``resolved_via``); approver keys, which Slack user and e-mail address answer as them.
 
@@ -58,9 +59,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_used_once_expires", "used_once", ["expires_at"])
+    op.create_table(
+        "answer_links",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("escalation_id", sa.String(length=64), nullable=False),
+        sa.Column("key_id", sa.String(length=64), nullable=False),
+        sa.Column("email", sa.Text(), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.Column("used_at", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_answer_links_key", "answer_links", ["key_id"])
+    op.create_index("ix_answer_links_expires", "answer_links", ["expires_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_answer_links_expires", table_name="answer_links")
+    op.drop_index("ix_answer_links_key", table_name="answer_links")
+    op.drop_table("answer_links")
     op.drop_index("ix_used_once_expires", table_name="used_once")
     op.drop_table("used_once")
     op.drop_index("ix_notices_escalation", table_name="notices")
