@@ -77,9 +77,6 @@ async def confirm(token: str, request: Request) -> Response:
     state = state_of(request)
     try:
         link, name, esc = await _check(state, token)
-        if link.used_at is not None:
-            raise Refused(410, "Link already used",
-                          "This link was used already; a link answers once.", esc)
         if esc.effective_status() != "pending":
             raise _answered(esc)
     except Refused as exc:
@@ -93,9 +90,6 @@ async def answer(token: str, request: Request) -> Response:
     state = state_of(request)
     try:
         link, name, esc = await _check(state, token)
-        if link.used_at is not None:
-            raise Refused(410, "Link already used",
-                          "This link was used already; a link answers once.", esc)
         _same_site(request, state)
         comment = await _form(request, link.action)
         if link.action == "approve" and _cut(esc):
@@ -141,7 +135,8 @@ def _cut(esc: Escalation) -> bool:
 
 async def _check(state: ServerState, token: str
                  ) -> tuple[AnswerLink, str, Escalation]:
-    """The link, the approver's name and the escalation, or Refused."""
+    """The link, the approver's name and the escalation, or Refused (404 for anything
+    not a live link, 410 for a used one)."""
     channel = state.channels.get("email")
     if not isinstance(channel, EmailChannel):
         raise Refused(404, "Not configured", "E-mail approvals are not configured on this "
@@ -156,6 +151,9 @@ async def _check(state: ServerState, token: str
     except EscalationNotFound:
         raise Refused(404, "No such escalation",
                       f"staso has no escalation {link.escalation_id}.") from None
+    if link.used_at is not None:
+        raise Refused(410, "Link already used",
+                      "This link was used already; a link answers once.", esc)
     return link, found[0].name, esc
 
 
