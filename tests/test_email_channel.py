@@ -482,7 +482,8 @@ def test_links_die_with_the_escalation(mail: Setup) -> None:
     for r in (httpx.get(urls["approve"]), post(urls["approve"]), post(urls["deny"])):
         assert r.status_code == 409 and "Denied by root via the API" in r.text, r.text
     assert stored(server, esc)["resolved_by"] == "root"
-    # expired: a call that waits 3 s for an answer, then gives up
+    # expired: a call that waits 8 s for an answer, then gives up (time enough for the mail
+    # to arrive with its links first, on a busy machine too)
     waited: list[httpx.Response] = []
     agent = {"Authorization": f"Bearer {server.keys['agent']}"}
     nonce = uuid.uuid4().hex
@@ -490,7 +491,7 @@ def test_links_die_with_the_escalation(mail: Setup) -> None:
         server.url + "/v1/guard", headers=agent, timeout=60, json={
             "tool_name": "process_refund", "agent_name": "refund-agent",
             "tool_input": {"customer": "c_7", "amount": 9100, "nonce": nonce},
-            "wait": True, "escalation_timeout": 3})))
+            "wait": True, "escalation_timeout": 8})))
     waiter.start()
     try:
         received = mail.mailbox.wait_for(lambda r: nonce in bodies(r)[0]
