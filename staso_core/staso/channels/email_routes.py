@@ -92,7 +92,7 @@ async def answer(token: str, request: Request) -> Response:
         link, name, esc = await _check(state, token)
         _same_site(request, state)
         comment = await _form(request, link.action)
-        if link.action == "approve" and _cut(esc):
+        if link.action == "approve" and not facts.shown_whole(esc, INPUT_LIMIT):
             raise Refused(409, "Answer in the dashboard", _TOO_LARGE, esc)
         try:
             done = await state.resolve(esc.id, status=email_links.ACTIONS[link.action],
@@ -126,11 +126,6 @@ def _same_site(request: Request, state: ServerState) -> None:
     if site == "cross-site" or (origin and origin != "null" and origin not in ours):
         raise Refused(403, "Not from this page", "Answer from the confirmation page itself "
                                                  "(this form came from another site).")
-
-
-def _cut(esc: Escalation) -> bool:
-    """Whether the page cannot show all of what an approval would run."""
-    return facts.pretty_input(esc, INPUT_LIMIT)[1]
 
 
 async def _check(state: ServerState, token: str
@@ -232,7 +227,7 @@ def _facts(esc: Escalation) -> str:
 
 
 def _confirmation(link: AnswerLink, name: str, esc: Escalation) -> Response:
-    if link.action == "approve" and _cut(esc):  # no approving what the page cannot show
+    if link.action == "approve" and not facts.shown_whole(esc, INPUT_LIMIT):
         body = (f"<h2>Answer in the dashboard</h2>\n<p>{_e(_TOO_LARGE)}</p>\n{_facts(esc)}")
         return _page(200, "Answer in the dashboard", body)
     verb = _VERB[link.action]

@@ -60,6 +60,12 @@ def pretty_input(escalation: Escalation, limit: int) -> tuple[str, bool]:
     return text[:limit].rstrip() + "\n…", True
 
 
+def shown_whole(escalation: Escalation, limit: int) -> bool:
+    """Whether ``limit`` characters show all an approval would run: where they do not, a
+    channel offers no approval (it would run what the approver could not see)."""
+    return not pretty_input(escalation, limit)[1]
+
+
 def _shown(char: str) -> str:
     if char in "\n\t" or (unicodedata.category(char) not in _HIDDEN and char not in _BLANK):
         return char

@@ -58,7 +58,6 @@ class Outbox:
         self.sent: Counter[tuple[str, str]] = Counter()  # (scheme, kind)
         self.failures: Counter[str] = Counter()  # failed attempts by scheme
         self.given_up: Counter[str] = Counter()
-        self.last_error: str | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._due: dict[str, threading.Event] = {}
@@ -187,10 +186,8 @@ class Outbox:
     def _failed(self, notice: Notice, exc: Exception) -> None:
         attempts = notice.attempts + 1
         retry = exc.retry if isinstance(exc, DeliveryError) else True
-        error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, DeliveryError) \
-            else str(exc)
+        error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
         self.failures[notice.scheme] += 1
-        self.last_error = f"{notice.target}: {error}"
         what = f"the {notice.kind} of {notice.escalation_id} to {notice.target}"
         if not retry or attempts >= MAX_ATTEMPTS:
             self.given_up[notice.scheme] += 1

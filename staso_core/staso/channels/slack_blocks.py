@@ -46,11 +46,6 @@ def mrkdwn_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def too_large(escalation: Escalation) -> bool:
-    """Whether the message cannot show all of what an approval would run."""
-    return facts.pretty_input(escalation, INPUT_LIMIT)[1]
-
-
 def fallback_text(escalation: Escalation) -> str:
     """The notification text (shown where blocks are not: push notifications, search)."""
     answer = facts.answer(escalation)

@@ -29,6 +29,7 @@ from ..models import Escalation
 from ..server.api import json_response
 from ..server.auth import state_of
 from ..server.state import ServerState
+from . import facts
 from . import slack_blocks as blocks
 from .base import DeliveryError
 from .slack import SlackChannel
@@ -142,7 +143,7 @@ async def _clicked(state: ServerState, channel: SlackChannel,
         esc = await asyncio.to_thread(state.store.get_escalation, escalation_id)
         if esc.status != "pending":
             raise EscalationConflict(_late(esc), status=esc.status)
-        if action_id == blocks.APPROVE and blocks.too_large(esc):
+        if action_id == blocks.APPROVE and not facts.shown_whole(esc, blocks.INPUT_LIMIT):
             _tell(channel, where, payload, f"{esc.id}'s arguments are too large to show "
                   "whole in Slack, and an approval runs all of them: approve it in the "
                   "dashboard")
