@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from staso.approvers import Approver, answer_values
 from staso.errors import EscalationConflict, EscalationNotFound
+from staso.grants import Grant
 from staso.models import Escalation, GuardRequest
 from staso.plugins import make_plugin_manager
 from staso.policy.discovery import load_any_policy
@@ -39,6 +41,7 @@ class MemoryStore:
         self.notices: dict[str, Notice] = {}
         self.used: set[str] = set()
         self.links: dict[str, AnswerLink] = {}
+        self.grants: dict[str, Grant] = {}
         self.lock = threading.Lock()
 
     def get_escalation(self, escalation_id: str) -> Escalation:
@@ -77,15 +80,23 @@ class MemoryStore:
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
                 modified_input: dict[str, Any] | None = None, via: str | None = None,
+                approver: Approver | None = None, grant: dict[str, Any] | None = None,
                 now: float | None = None) -> Escalation:
+        now = now or time.time()
         with self.lock:
             esc = self.get_escalation(escalation_id)
             if esc.status != "pending":
                 raise EscalationConflict(f"already {esc.status}", status=esc.status)
-            self.escalations[esc.id] = replace(esc, status=status, resolved_by=by,
-                                               resolved_at=now or time.time(), comment=comment,
-                                               modified_input=modified_input,
-                                               resolved_via=via)
+            values = answer_values(esc, approver or Approver(by), status=status, by=by,
+                                   comment=comment, modified_input=modified_input, via=via,
+                                   granting=grant is not None, now=now)
+            self.escalations[esc.id] = replace(esc, **values)
+            if grant is not None and values.get("status") == "approved":
+                scope = {k: v for k, v in grant.items() if k != "ttl"}
+                made = Grant(id=f"grant_{len(self.grants)}", created_at=now,
+                             created_by=(approver or Approver(by)).name, created_via=via,
+                             expires_at=now + grant["ttl"], **scope)
+                self.grants[made.id] = made
             return self.escalations[esc.id]
 
     def expire(self, escalation_id: str, now: float | None = None) -> tuple[Escalation, bool]:
@@ -170,6 +181,46 @@ class MemoryStore:
             None)
 
     # -- the approval channels' queue ---------------------------------------------------
+    def set_groups(self, key_id: str, groups: Iterable[str]) -> bool:
+        record, digest, revoked = self.keys[key_id]
+        self.keys[key_id] = (replace(record, groups=tuple(groups)), digest, revoked)
+        return revoked is None
+
+    def approver_named(self, name: str) -> tuple[str, ...]:
+        return tuple(g for k, _, revoked in self.keys.values()
+                     if k.name == name and revoked is None for g in k.groups)
+
+    def live_grants(self, agent_name: str, tool_name: str, rule_name: str,
+                    now: float | None = None) -> list[Grant]:
+        now = now or time.time()
+        return [g for g in self.grants.values() if g.state(now) == "live" and
+                (g.agent_name, g.tool_name, g.rule_name) == (agent_name, tool_name, rule_name)]
+
+    def use_grant(self, grant_id: str, now: float | None = None) -> Grant | None:
+        now = now or time.time()
+        with self.lock:
+            grant = self.grants.get(grant_id)
+            if grant is None or grant.state(now) != "live":
+                return None
+            self.grants[grant_id] = replace(grant, uses=grant.uses + 1, last_used_at=now)
+            return grant
+
+    def get_grant(self, grant_id: str) -> Grant | None:
+        return self.grants.get(grant_id)
+
+    def list_grants(self, *, live_only: bool = False, limit: int = 200,
+                    now: float | None = None) -> list[Grant]:
+        now = now or time.time()
+        found = sorted(self.grants.values(), key=lambda g: -g.created_at)
+        return [g for g in found if not live_only or g.state(now) == "live"][:limit]
+
+    def revoke_grant(self, grant_id: str, *, by: str, now: float | None = None) -> bool:
+        grant = self.grants.get(grant_id)
+        if grant is None or grant.revoked_at is not None:
+            return False
+        self.grants[grant_id] = replace(grant, revoked_at=now or time.time(), revoked_by=by)
+        return True
+
     def expire_due(self, now: float | None = None) -> list[str]:
         return [i for i in list(self.escalations) if self.expire(i, now)[1]]
 

@@ -68,10 +68,13 @@ def get_escalation(escalation_id: str) -> Escalation:
 
 
 def approve(escalation_id: str, *, by: str, comment: str | None = None,
-            modified_input: dict[str, Any] | None = None) -> Escalation:
-    """Approve an escalation (optionally with an edited input). Refused once expired."""
+            modified_input: dict[str, Any] | None = None,
+            grant: dict[str, Any] | None = None) -> Escalation:
+    """Approve an escalation (optionally with an edited input, or with a standing approval
+    for calls like it: ``grant={"ttl": "1h", "max_uses": 20}``). Refused once expired; where
+    the rule needs several approvers, one approval is counted and it stays pending."""
     return get_client().approve(escalation_id, by=by, comment=comment,
-                                modified_input=modified_input)
+                                modified_input=modified_input, grant=grant)
 
 
 def deny(escalation_id: str, *, by: str, comment: str | None = None) -> Escalation:

@@ -127,10 +127,15 @@ def _resolve(escalation_id: str, status: str, by: str, comment: str | None,
     def answer(client: Any) -> Any:
         if status == "approved":
             return client.approve(escalation_id, by=by, comment=comment,
-                                  modified_input=modified)
-        return client.deny(escalation_id, by=by, comment=comment)
+                                  modified_input=modified, via="cli")
+        return client.deny(escalation_id, by=by, comment=comment, via="cli")
 
     esc = _on_client(url, key, answer)
+    if esc.status == "pending":  # one approval of several
+        out.print(f"{esc.id} pending: {len(esc.approvals)} of {esc.approvals_required} "
+                  f"approvals ({', '.join(a['name'] for a in esc.approvals)})", markup=False,
+                  highlight=False)
+        return
     out.print(f"{esc.id} {esc.status} by {esc.resolved_by}", markup=False, highlight=False)
 
 

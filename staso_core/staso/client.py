@@ -270,15 +270,21 @@ class Client:
         return self.transport.list_escalations(**filters)
 
     def approve(self, escalation_id: str, *, by: str, comment: str | None = None,
-                modified_input: dict[str, Any] | None = None) -> Escalation:
+                modified_input: dict[str, Any] | None = None,
+                grant: dict[str, Any] | None = None, via: str | None = None) -> Escalation:
+        """Approve, or count one approval where the rule needs several (the escalation then
+        stays pending). ``grant``: also allow calls like this one for a while (a standing
+        approval: ``{"ttl": "1h", "max_uses": 20, "when": "tool_input.amount <= 2000"}``)."""
         if modified_input is not None:
             encoded_size(modified_input)
         return self.transport.resolve(escalation_id, status="approved", by=_who(by),
-                                      comment=comment, modified_input=modified_input)
+                                      comment=comment, modified_input=modified_input,
+                                      grant=grant, via=via)
 
-    def deny(self, escalation_id: str, *, by: str, comment: str | None = None) -> Escalation:
+    def deny(self, escalation_id: str, *, by: str, comment: str | None = None,
+             via: str | None = None) -> Escalation:
         return self.transport.resolve(escalation_id, status="denied", by=_who(by),
-                                      comment=comment, modified_input=None)
+                                      comment=comment, modified_input=None, via=via)
 
     def flush(self) -> None:
         self.transport.flush()

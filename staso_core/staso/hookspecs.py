@@ -58,6 +58,12 @@ def staso_escalation_created(escalation: Escalation) -> None:
 
 
 @hookspec
+def staso_escalation_approval(escalation: Escalation) -> None:
+    """An approval was counted toward an escalation that needs several; it is still
+    pending (``escalation.approvals`` lists those so far). Channels update their posts."""
+
+
+@hookspec
 def staso_escalation_resolved(escalation: Escalation) -> None:
     """An escalation was approved, denied or timed out."""
 

@@ -104,6 +104,8 @@ class GuardResult(_Dictable):
     decision_id: str = ""
     latency_ms: float = 0.0
     tool_name: str = ""
+    grant_id: str | None = None  # the standing approval that allowed an escalating call
+    answers: list[dict[str, Any]] | None = None  # who answered its escalation, and how
 
     def to_dict(self) -> dict[str, Any]:
         # built for every decision a server answers: asdict's deep copy costs ~10x more
@@ -113,7 +115,8 @@ class GuardResult(_Dictable):
                 "modified_input": self.modified_input, "modifications": self.modifications,
                 "escalation_id": self.escalation_id, "escalation_status": self.escalation_status,
                 "decision_id": self.decision_id, "latency_ms": self.latency_ms,
-                "tool_name": self.tool_name}
+                "tool_name": self.tool_name, "grant_id": self.grant_id,
+                "answers": self.answers}
 
     def stamped(self, decision_id: str, latency_ms: float) -> GuardResult:
         """A copy with the call's id and latency: on every decision, where
@@ -161,6 +164,14 @@ class Escalation(_Dictable):
     consumed_at: float | None = None
     resolved_via: str | None = None  # api, dashboard, slack, email
     notify: list[str] | None = None  # where it is announced (None: the default channels)
+    # who may answer (the rule's ``approvers``; None: any approver) and how many must
+    approvers: list[str] | None = None
+    approvals_required: int = 1
+    forbid_self_approval: bool = False
+    requested_by: str | None = None  # context.requested_by of the call
+    approvals: list[dict[str, Any]] = field(default_factory=list)  # {name, by, via, at, comment}
+    policy_version: int | None = None  # the server's policy version that escalated it
+    policy_digest: str | None = None  # and the policy's own fingerprint (embedded too)
 
     @property
     def is_resolved(self) -> bool:

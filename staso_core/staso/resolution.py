@@ -9,6 +9,7 @@ from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
 
+from .approvers import answers
 from .masking import unmask
 from .models import TIMEOUT_REASON, Escalation, GuardRequest, GuardResult
 from .steps import Claim, Decide, Expire, GiveUp, Step, WaitAnswer
@@ -21,7 +22,8 @@ def result_from_escalation(esc: Escalation, base: GuardResult,
     ``tool_input`` is the caller's own input: secrets masked in the stored escalation are
     put back into an approved edit from it."""
     common: dict[str, Any] = {"escalation_id": esc.id, "escalation_status": esc.status,
-              "rule_name": esc.rule_name or base.rule_name}
+                              "rule_name": esc.rule_name or base.rule_name,
+                              "answers": answers(esc)}
     if esc.status == "approved":
         edited = esc.modified_input if esc.modified_input is not None else esc.proposed_input
         if edited is not None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pluggy
 
+from .approvers import AnswerRefused, Approver
 from .dead_letters import DeadLetters
 from .decision_log import DecisionLog
 from .errors import (
@@ -25,6 +26,7 @@ from .errors import (
     InvalidToolInput,
     ReusedIdNoFallback,
 )
+from .grants import GrantConditions, allowed_by, covers, requested_by, scope_from
 from .hook_runner import HookRunner
 from .jsonutil import check_json, fingerprint
 from .masking import Masker
@@ -60,8 +62,11 @@ def shorten_gil_slices() -> None:
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
 
 
-def _decision_row(item: tuple[GuardRequest, GuardResult, float, Masker]) -> dict[str, Any]:
-    request, result, created_at, masker = item
+Stamp = tuple[Masker, int | None, str]  # the policy in force: log masker, version, digest
+
+
+def _decision_row(item: tuple[GuardRequest, GuardResult, float, Stamp]) -> dict[str, Any]:
+    request, result, created_at, (masker, version, digest) = item
     return {
         "id": request.decision_id, "created_at": created_at, "agent_name": request.agent_name,
         "environment": request.environment, "tool_name": request.tool_name,
@@ -72,11 +77,13 @@ def _decision_row(item: tuple[GuardRequest, GuardResult, float, Masker]) -> dict
         "modified_input": masker.mask(result.modified_input),
         "modifications": result.modifications, "escalation_id": result.escalation_id,
         "escalation_status": result.escalation_status, "latency_ms": result.latency_ms,
+        "policy_version": version, "policy_digest": digest, "grant_id": result.grant_id,
+        "answers": result.answers,
     }
 
 
-def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float, Masker]) -> dict[str, Any]:
-    request, fields, created_at, masker = item
+def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float, Stamp]) -> dict[str, Any]:
+    request, fields, created_at, (masker, _, _) = item
     return {"id": request.decision_id, "created_at": created_at,
             "agent_name": request.agent_name, "environment": request.environment,
             "tool_name": request.tool_name, "tool_input": masker.mask(request.tool_input),
@@ -97,12 +104,13 @@ def _deadline(request: GuardRequest) -> float | None:
 
 class DecisionService:
     def __init__(self, store: StoreBackend, policy: Policy, pm: pluggy.PluginManager, *,
-                 dead_letter_file: Path | None = None) -> None:
+                 dead_letter_file: Path | None = None, policy_version: int | None = None
+                 ) -> None:
         self.store = store
         self.pm = pm
-        self.policy = policy
         self.plugins = GuardHooks(pm)
-        self.engine = Engine(policy, self.plugins.cel_functions())
+        self.grant_conditions = GrantConditions(self.plugins.cel_functions())
+        self.set_policy(policy, policy_version)
         self.log = DecisionLog(store, dead_letters=DeadLetters(dead_letter_file))
         self.notifier = store.changes()
         self._recent = RecentResults()
@@ -189,7 +197,9 @@ class DecisionService:
                     "context": mask(request.context), "rule_name": result.rule_name,
                     "reason": result.reason, "severity": result.severity,
                     "proposed_input": mask(result.modified_input),
-                    "notify": self.policy.notify_for(result.rule_name)}, extend=request.wait)
+                    "requested_by": requested_by(request.context),
+                    "policy_version": self.policy_version, "policy_digest": self.policy.digest,
+                    **self.policy.escalation_terms(result.rule_name)}, extend=request.wait)
         if how == "created":
             self.notifier.changed(esc.id)
             self.notify.call(self.pm.hook.staso_escalation_created, escalation=esc)
@@ -209,8 +219,8 @@ class DecisionService:
             seq = self.log.update(request.decision_id, {
                 **self._final_fields(result), "latency_ms": result.latency_ms}, urgent=urgent)
         else:
-            seq = self.log.add(_decision_row, (request, result, time.time(),
-                                               self.policy.log_masker), urgent=urgent)
+            seq = self.log.add(_decision_row, (request, result, time.time(), self._stamp),
+                               urgent=urgent)
         if self._after is not None:
             self.notify.call(self._after, request=request, result=result)
         return seq
@@ -226,7 +236,7 @@ class DecisionService:
             return previous
         result = (evaluate or self.evaluate)(request)
         if result.action == "escalate":
-            result = self.escalate(request, result, deadline)
+            result = self.granted(request, result) or self.escalate(request, result, deadline)
         return result
 
     async def adecide(self, request: GuardRequest,
@@ -239,8 +249,32 @@ class DecisionService:
             return previous
         result = self.evaluate(request) if evaluate is None else await evaluate(request)
         if result.action == "escalate":
-            result = await asyncio.to_thread(self.escalate, request, result, deadline)
+            result = await asyncio.to_thread(self._escalate_unless_granted, request, result,
+                                             deadline)
         return result
+
+    def _escalate_unless_granted(self, request: GuardRequest, result: GuardResult,
+                                 deadline: float | None) -> GuardResult:
+        return self.granted(request, result) or self.escalate(request, result, deadline)
+
+    def granted(self, request: GuardRequest, result: GuardResult) -> GuardResult | None:
+        """The allow a live standing approval gives this escalating call, its use counted;
+        None: no grant covers it (a person decides). A grant that cannot be read (the
+        database down) grants nothing: the escalation path says what happens next."""
+        rule = result.rule_name
+        if rule is None or self.policy.escalation_terms(rule).get("approvals_required", 1) > 1:
+            return None  # (a rule that now needs a quorum takes no grant made before)
+        try:
+            found = self.store.live_grants(request.agent_name, request.tool_name, rule)
+            for grant in found:
+                if covers(grant, request, result, self.grant_conditions):
+                    used = self.store.use_grant(grant.id)
+                    if used is not None:
+                        return allowed_by(used, result)
+        except Exception as exc:
+            log.warning("staso: standing approvals could not be read (%s); the call goes "
+                        "to a person", exc)
+        return None
 
     # -- escalations --------------------------------------------------------------------
     def get_escalation(self, escalation_id: str) -> Escalation:
@@ -250,19 +284,35 @@ class DecisionService:
         return self.store.list_escalations(**filters)
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
-                modified_input: dict[str, Any] | None = None,
-                via: str | None = None) -> Escalation:
-        """Approve or deny exactly once; an edited input must be JSON (InvalidToolInput).
-        ``via``: where the answer came from (api, dashboard, slack, email)."""
+                modified_input: dict[str, Any] | None = None, via: str | None = None,
+                approver: Approver | None = None, grant: Any = None) -> Escalation:
+        """Approve or deny: the answer, or one approval toward a quorum (the escalation
+        then stays pending). An edited input must be JSON (InvalidToolInput). ``approver``:
+        who answers (a key's person; default: ``by``, with its namesake keys' groups), who
+        must be allowed to (NotAnApprover). ``grant``: a standing approval's scope, given
+        with an approval (AnswerRefused if it reaches beyond the escalation). ``via``:
+        where the answer came from (api, dashboard, slack, email, cli)."""
         if modified_input is not None:
             if not isinstance(modified_input, dict):
                 raise InvalidToolInput("the edited input must be a JSON object of tool "
                                        f"arguments, not {type(modified_input).__name__}")
             check_json(modified_input, "modified_input")
+        if approver is None:
+            approver = Approver(name=by, groups=self.store.approver_named(by))
+        scope = None
+        if grant is not None:
+            if status != "approved":
+                raise AnswerRefused("a standing approval is given with an approval, not a "
+                                    "denial")
+            scope = scope_from(grant, self.store.get_escalation(escalation_id),
+                               self.plugins.cel_functions())
         esc = self.store.resolve(escalation_id, status=status, by=by, comment=comment,
-                                 modified_input=modified_input, via=via)
+                                 modified_input=modified_input, via=via, approver=approver,
+                                 grant=scope)
         self.notifier.changed(esc.id)
-        self.notify.call(self.pm.hook.staso_escalation_resolved, escalation=esc)
+        hook = self.pm.hook.staso_escalation_resolved if esc.status != "pending" else \
+            self.pm.hook.staso_escalation_approval
+        self.notify.call(hook, escalation=esc)
         return esc
 
     def wait_answer(self, escalation_id: str, deadline: float,
@@ -325,19 +375,22 @@ class DecisionService:
                 "rule_name": result.rule_name,
                 "modified_input": self.policy.log_masker.mask(result.modified_input),
                 "modifications": result.modifications, "escalation_id": result.escalation_id,
-                "escalation_status": result.escalation_status}
+                "escalation_status": result.escalation_status, "answers": result.answers}
 
     def record_execution(self, request: GuardRequest | None, decision_id: str,
                          fields: dict[str, Any], *, urgent: bool = False) -> int:
         """A tool's execution: on its guard decision, or (with ``request``) an unguarded call."""
         if request is not None:  # an unguarded call: the row is the execution record
-            return self.log.add(_unguarded_row, (request, fields, time.time(),
-                                                 self.policy.log_masker), urgent=urgent)
+            return self.log.add(_unguarded_row, (request, fields, time.time(), self._stamp),
+                                urgent=urgent)
         return self.log.update(decision_id, fields, urgent=urgent)
 
-    def set_policy(self, policy: Policy) -> None:
-        """Swap the policy; calls already evaluating finish on the old one."""
+    def set_policy(self, policy: Policy, version: int | None = None) -> None:
+        """Swap the policy (``version``: its number on a server); calls already evaluating
+        finish on the old one."""
         self.engine, self.policy = Engine(policy, self.plugins.cel_functions()), policy
+        self.policy_version = version
+        self._stamp: Stamp = (policy.log_masker, version, policy.digest)
 
     def flush(self) -> None:
         """Write the decision log's queue and run the notification hooks queued so far."""

@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
 
+from ..approvers import Approver
 from ..errors import EscalationConflict, EscalationNotFound
 from ..models import Escalation
 from ..server.auth import state_of
@@ -76,12 +77,12 @@ async def confirm(token: str, request: Request) -> Response:
     """The confirmation page; resolves nothing."""
     state = state_of(request)
     try:
-        link, name, esc = await _check(state, token)
+        link, who, esc = await _check(state, token)
         if esc.effective_status() != "pending":
             raise _answered(esc)
     except Refused as exc:
         return _refused(state, exc)
-    return _confirmation(link, name, esc)
+    return _confirmation(link, who.name, esc)
 
 
 @router.post("/{token}")
@@ -89,14 +90,15 @@ async def answer(token: str, request: Request) -> Response:
     """The confirmation page's form: resolves the escalation, once."""
     state = state_of(request)
     try:
-        link, name, esc = await _check(state, token)
+        link, who, esc = await _check(state, token)
         _same_site(request, state)
         comment = await _form(request, link.action)
         if link.action == "approve" and not facts.shown_whole(esc, INPUT_LIMIT):
             raise Refused(409, "Answer in the dashboard", _TOO_LARGE, esc)
         try:
             done = await state.resolve(esc.id, status=email_links.ACTIONS[link.action],
-                                       by=name, comment=comment, via="email")
+                                       by=who.name, approver=who, comment=comment,
+                                       via="email")
         except EscalationNotFound:
             raise Refused(404, "No such escalation", f"staso has no escalation {esc.id}."
                           ) from None
@@ -129,8 +131,8 @@ def _same_site(request: Request, state: ServerState) -> None:
 
 
 async def _check(state: ServerState, token: str
-                 ) -> tuple[AnswerLink, str, Escalation]:
-    """The link, the approver's name and the escalation, or Refused (404 for anything
+                 ) -> tuple[AnswerLink, Approver, Escalation]:
+    """The link, the approver and the escalation, or Refused (404 for anything
     not a live link, 410 for a used one)."""
     channel = state.channels.get("email")
     if not isinstance(channel, EmailChannel):
@@ -149,7 +151,7 @@ async def _check(state: ServerState, token: str
     if link.used_at is not None:
         raise Refused(410, "Link already used",
                       "This link was used already; a link answers once.", esc)
-    return link, found[0].name, esc
+    return link, Approver.of_key(found[0]), esc
 
 
 def _answered(esc: Escalation) -> Refused:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 
+from ..approvers import Approver
 from ..errors import EscalationConflict, EscalationNotFound, InvalidToolInput
 from ..models import Escalation
 from ..server.api import json_response
@@ -110,8 +111,8 @@ def _payload(body: bytes) -> dict[str, Any]:
     return payload
 
 
-async def _approver(state: ServerState, payload: dict[str, Any]) -> str:
-    """The name of the approver key the clicking Slack user answers as (403 if none)."""
+async def _approver(state: ServerState, payload: dict[str, Any]) -> Approver:
+    """The person of the approver key the clicking Slack user answers as (403 if none)."""
     user = payload["user"].get("id")
     found = await asyncio.to_thread(state.store.key_for_person, slack_user=str(user)) \
         if isinstance(user, str) and user else None
@@ -119,7 +120,7 @@ async def _approver(state: ServerState, payload: dict[str, Any]) -> str:
         raise Refused(403, f"Slack user {user!r} is not linked to an approver key; an admin "
                            "links one with: staso keys link KEY_ID --slack-user "
                            f"{user if isinstance(user, str) else 'U…'}")
-    return found[0].name
+    return Approver.of_key(found[0])
 
 
 # -- button clicks ------------------------------------------------------------------------
@@ -134,7 +135,7 @@ async def _clicked(state: ServerState, channel: SlackChannel,
         raise Refused(400, "not one of staso's buttons (staso_approve, staso_deny, staso_edit)")
     where = _where(payload)
     try:
-        name = await _approver(state, payload)
+        who = await _approver(state, payload)
     except Refused as exc:
         _tell(channel, where, payload, str(exc))
         raise
@@ -149,7 +150,8 @@ async def _clicked(state: ServerState, channel: SlackChannel,
                   "dashboard")
             return Response(status_code=200)
         if action_id == blocks.APPROVE:
-            await state.resolve(escalation_id, status="approved", by=name, via="slack")
+            await state.resolve(escalation_id, status="approved", by=who.name, approver=who,
+                                via="slack")
         else:
             trigger = payload.get("trigger_id")
             if not isinstance(trigger, str) or not trigger:
@@ -210,7 +212,7 @@ async def _submitted(state: ServerState, channel: SlackChannel,
     view = payload.get("view")
     if not isinstance(view, dict) or view.get("callback_id") not in (blocks.EDIT, blocks.DENY):
         raise Refused(400, "not one of staso's forms")
-    name = await _approver(state, payload)
+    who = await _approver(state, payload)
     escalation_id = view.get("private_metadata")
     if not isinstance(escalation_id, str) or not escalation_id:
         raise Refused(400, "the form does not name its escalation")
@@ -220,14 +222,14 @@ async def _submitted(state: ServerState, channel: SlackChannel,
         if view["callback_id"] == blocks.DENY:
             if comment is None:
                 return _form_error(blocks.COMMENT_BLOCK, "Say why: the agent is told.")
-            await state.resolve(escalation_id, status="denied", by=name, comment=comment,
-                                via="slack")
+            await state.resolve(escalation_id, status="denied", by=who.name, approver=who,
+                                comment=comment, via="slack")
         else:
             edited = _edited(values.get((blocks.EDIT_BLOCK, blocks.EDIT_FIELD)))
             if isinstance(edited, str):
                 return _form_error(blocks.EDIT_BLOCK, edited)
-            await state.resolve(escalation_id, status="approved", by=name, comment=comment,
-                                modified_input=edited, via="slack")
+            await state.resolve(escalation_id, status="approved", by=who.name, approver=who,
+                                comment=comment, modified_input=edited, via="slack")
     except EscalationNotFound:
         raise Refused(404, f"no escalation with id {escalation_id!r}") from None
     except InvalidToolInput as exc:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from .. import approvers
 from ..errors import PolicyError
 from ..masking import Masker
 from ..models import ACTIONS, SEVERITIES
@@ -18,10 +19,12 @@ from .model import DEFAULT_SEVERITY, ModifySpec, Policy, PolicyTest, Rule, RuleP
 
 TOP_KEYS = {"version", "escalation_ttl", "rules", "tests", "tools", "description",
             "redact_in_log"}
+# what only an escalating rule may say: where it is announced and who answers it
+ANSWER_KEYS = {"notify", "approvers", "approvals_required", "forbid_self_approval"}
 RULE_KEYS = {"name", "description", "tools", "when", "action", "severity", "reason", "mode",
-             "modify", "notify"}
+             "modify"} | ANSWER_KEYS
 USE_KEYS = {"use", "name", "tools", "when", "action", "severity", "reason", "mode",
-            "detectors", "description", "notify"}
+            "detectors", "description"} | ANSWER_KEYS
 MODIFY_KEYS = {"redact", "cap", "set", "drop"}
 TEST_KEYS = {"name", "tool", "tool_name", "input", "tool_input", "context", "expect"}
 _TARGET = re.compile(r"([a-z][a-z0-9_-]*):(\S.*)", re.DOTALL)
@@ -131,8 +134,35 @@ def _common(raw: dict[str, Any], name: str, action: str, defaults: dict[str, Any
         f"Matched rule {name}"
     return {"severity": severity, "mode": mode, "reason": str(reason),
             "description": str(raw.get("description", defaults.get("description", ""))),
-            "notify": _parse_notify(raw["notify"], action, defaults.get("channels"))
-            if "notify" in raw else None}
+            **_answer_terms(raw, action, defaults.get("channels"))}
+
+
+def _answer_terms(raw: dict[str, Any], action: str,
+                  channels: dict[str, AddressCheck] | None) -> dict[str, Any]:
+    """An escalating rule's routes and who may answer it (``approvers.py``)."""
+    given = sorted(ANSWER_KEYS & set(raw))
+    if not given:
+        return {}
+    if action != "escalate":
+        raise ValueError(f"{given[0]!r} is about answering escalations; this rule's action "
+                         f"is {action!r}")
+    terms: dict[str, Any] = {}
+    if "notify" in raw:
+        terms["notify"] = _parse_notify(raw["notify"], action, channels)
+    if "approvers" in raw:
+        terms["approvers"] = approvers.check_entries(raw["approvers"])
+    if "approvals_required" in raw:
+        terms["approvals_required"] = approvers.check_required(raw["approvals_required"])
+    if "forbid_self_approval" in raw:
+        if not isinstance(raw["forbid_self_approval"], bool):
+            raise ValueError("'forbid_self_approval' must be true or false")
+        terms["forbid_self_approval"] = raw["forbid_self_approval"]
+    names = [e for e in terms.get("approvers", ()) if ":" not in e]
+    needed = terms.get("approvals_required", 1)
+    if names and len(names) == len(terms["approvers"]) and len(names) < needed:
+        raise ValueError(f"'approvals_required' is {needed} but 'approvers' names only "
+                         f"{len(names)} people; no escalation by this rule could be approved")
+    return terms
 
 
 def _parse_notify(raw: Any, action: str, channels: dict[str, AddressCheck] | None
@@ -325,7 +355,8 @@ def load_policy_text(text: str, path: str = "<policy>", *,
             key_line = line
             if isinstance(raw, dict):
                 for key in ("when", "action", "severity", "mode", "modify", "tools", "use",
-                            "notify"):
+                            "notify", "approvers", "approvals_required",
+                            "forbid_self_approval"):
                     if key in str(exc) and key in raw:
                         key_line = _line(raw, key)
                         break

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..masking import Masker
@@ -85,6 +87,9 @@ class Rule:
     pack: str | None = None
     line: int | None = None
     notify: tuple[str, ...] | None = None  # where its escalations go (None: the defaults)
+    approvers: tuple[str, ...] | None = None  # who may answer them (None: any approver)
+    approvals_required: int = 1
+    forbid_self_approval: bool = False
 
 
 @dataclass
@@ -109,9 +114,19 @@ class Policy:
     tests: list[PolicyTest] = field(default_factory=list)
     log_masker: Masker = field(default_factory=Masker)  # redact_in_log
 
-    def notify_for(self, rule_name: str | None) -> list[str] | None:
-        """Where an escalation by this rule is announced (None: the default channels)."""
-        for rule in self.rules:
-            if rule.name == rule_name:
-                return None if rule.notify is None else list(rule.notify)
-        return None
+    @cached_property
+    def digest(self) -> str:
+        """A short fingerprint of the source: which policy decided, in embedded mode too
+        (where there are no stored versions)."""
+        return hashlib.sha256(self.source.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+    def escalation_terms(self, rule_name: str | None) -> dict[str, Any]:
+        """What an escalation by this rule keeps from it: where it is announced (None: the
+        default channels), who may answer it and how many must."""
+        rule = next((r for r in self.rules if r.name == rule_name), None)
+        if rule is None:
+            return {"notify": None}
+        return {"notify": None if rule.notify is None else list(rule.notify),
+                "approvers": None if rule.approvers is None else list(rule.approvers),
+                "approvals_required": rule.approvals_required,
+                "forbid_self_approval": rule.forbid_self_approval}

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from ..approvers import Approver as Person
 from ..client import new_decision_id
 from ..errors import (
     DecisionIdReused,
@@ -294,20 +295,28 @@ async def list_escalations(request: Request, principal: Approver,
     return json_response([escalation_json(e) for e in items])
 
 
-@router.post("/escalations/{escalation_id}/approve", summary="Approve (optionally with edits)")
+@router.post("/escalations/{escalation_id}/approve",
+             summary="Approve (optionally with edits, or with a standing approval)")
 async def approve(escalation_id: str, body: ApproveBody, request: Request,
                   principal: Approver) -> Response:
     return json_response(escalation_json(await state_of(request).resolve(
-        escalation_id, status="approved", by=_who(principal, body.by), comment=body.comment,
-        modified_input=body.modified_input, via="api")))
+        escalation_id, status="approved", by=_who(principal, body.by),
+        approver=person(principal), comment=body.comment,
+        modified_input=body.modified_input, via=body.via or "api", grant=body.grant)))
 
 
 @router.post("/escalations/{escalation_id}/deny", summary="Deny; the comment reaches the agent")
 async def deny(escalation_id: str, body: DenyBody, request: Request,
                principal: Approver) -> Response:
     return json_response(escalation_json(await state_of(request).resolve(
-        escalation_id, status="denied", by=_who(principal, body.by), comment=body.comment,
-        via="api")))
+        escalation_id, status="denied", by=_who(principal, body.by),
+        approver=person(principal), comment=body.comment, via=body.via or "api")))
+
+
+def person(principal: Principal) -> Person:
+    """Whom a key answers as: its name, groups and linked Slack user and address (a
+    ``by`` given with the answer is shown, never trusted)."""
+    return Person.of_key(principal.key)
 
 
 @router.post("/escalations/{escalation_id}/claim",

@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..approvers import AnswerRefused, NotAnApprover
 from ..errors import (
     DecisionIdReused,
     EscalationConflict,
@@ -29,7 +30,7 @@ from .state import ServerConfig, ServerState
 
 _ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (EscalationNotFound, 404), (EscalationConflict, 409), (DecisionIdReused, 409),
-    (InvalidToolInput, 422),
+    (InvalidToolInput, 422), (NotAnApprover, 403), (AnswerRefused, 422),
     (PolicyError, 422), (StoreUnavailable, 503), (StasoError, 400))
 
 

@@ -20,8 +20,9 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 
+from ..approvers import AnswerRefused, NotAnApprover
 from ..errors import EscalationConflict, EscalationNotFound, InvalidToolInput
-from .api import escalation_json, json_response
+from .api import escalation_json, json_response, person
 from .auth import (
     ADMIN,
     APPROVER,
@@ -197,8 +198,13 @@ async def _answer(request: Request, escalation_id: str, status: str) -> Response
         if status == "approved" and form.get("modified_input", "").strip():
             modified = json.loads(form["modified_input"])
         esc = await state_of(request).resolve(escalation_id, status=status,
-                                              by=principal.name, comment=comment,
-                                              modified_input=modified, via="dashboard")
+                                              by=principal.name, approver=person(principal),
+                                              comment=comment, modified_input=modified,
+                                              via="dashboard")
+    except NotAnApprover as exc:
+        return _answered(request, 403, str(exc))
+    except AnswerRefused as exc:
+        return _answered(request, 422, str(exc))
     except (ValueError, InvalidToolInput) as exc:
         return _answered(request, 422, f"edited input rejected: {exc}")
     except EscalationNotFound as exc:

@@ -8,7 +8,7 @@ and staso keeps such text exactly instead (the store escapes it losslessly).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
@@ -59,12 +59,20 @@ class GuardBody(BaseModel):
         "block, naming the plugin, before the caller gives up"))
 
 
+# where an answer sent to the API came from: the API itself or staso's CLI (the dashboard,
+# Slack and e-mail answer through routes of their own, which say so themselves)
+ApiVia = Literal["api", "cli"]
+
+
 class ApproveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     by: Text(200) | None = None  # type: ignore[valid-type]
     comment: Text(10_000) | None = None  # type: ignore[valid-type]
     modified_input: JSONObject | None = None
+    # a standing approval: {"ttl": "1h", "max_uses": 20, "when": "tool_input.amount <= 2000"}
+    grant: dict[str, Any] | None = None
+    via: ApiVia | None = None
 
 
 class DenyBody(BaseModel):
@@ -72,6 +80,7 @@ class DenyBody(BaseModel):
 
     by: Text(200) | None = None  # type: ignore[valid-type]
     comment: Text(10_000) | None = None  # type: ignore[valid-type]
+    via: ApiVia | None = None
 
 
 class ClaimBody(BaseModel):

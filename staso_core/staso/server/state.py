@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..approvers import Approver
 from ..channels.base import Channel, ChannelContext
 from ..channels.outbox import Outbox
 from ..dead_letters import DEAD_LETTER_FILE
@@ -97,7 +98,8 @@ class ServerState:
         self.store: StoreBackend = open_store(config.database_url)
         self.policy_version, self.policy_source, policy = self._initial_policy()
         self.service = DecisionService(self.store, policy, self.pm,
-                                       dead_letter_file=config.dead_letter_file)
+                                       dead_letter_file=config.dead_letter_file,
+                                       policy_version=self.policy_version or None)
         self.keys = KeyCache(self.store, config.key_cache_seconds,
                              GuessLimiter(config.key_guess_limit, config.key_guess_window))
         self.metrics = Metrics()
@@ -153,7 +155,7 @@ class ServerState:
 
     def _apply(self, version: int, source: str, policy: Policy) -> None:
         if version > self.policy_version:
-            self.service.set_policy(policy)
+            self.service.set_policy(policy, version)
             self.policy_version, self.policy_source = version, source
             log.info("staso: policy version %d in force", version)
 
@@ -171,17 +173,20 @@ class ServerState:
                 log.warning("staso: could not refresh the policy: %s", exc)
 
     # -- answers --------------------------------------------------------------------------
-    async def resolve(self, escalation_id: str, *, status: str, by: str,
+    async def resolve(self, escalation_id: str, *, status: str, by: str, approver: Approver,
                       comment: str | None = None,
                       modified_input: dict[str, Any] | None = None,
-                      via: str | None = None) -> Escalation:
-        """Approve or deny, counted in the metrics: what the API, the dashboard and the
-        approval channels all call (the database write runs off the event loop). ``via``:
-        where the answer came from, shown wherever the escalation is."""
+                      via: str | None = None, grant: Any = None) -> Escalation:
+        """Approve or deny as ``approver`` (the key's person, checked against the
+        escalation's approvers), counted in the metrics: what the API, the dashboard and
+        the approval channels all call (the database write runs off the event loop).
+        ``via``: where the answer came from, shown wherever the escalation is. ``grant``:
+        a standing approval's scope, given with an approval."""
         esc = await asyncio.to_thread(self.service.resolve, escalation_id, status=status,
                                       by=by, comment=comment, modified_input=modified_input,
-                                      via=via)
-        self.metrics.resolved(status)
+                                      via=via, approver=approver, grant=grant)
+        if esc.status != "pending":
+            self.metrics.resolved(status)
         return esc
 
     # -- lifecycle ----------------------------------------------------------------------

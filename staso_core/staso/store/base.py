@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from ..approvers import Approver
+from ..grants import Grant
 from ..models import Escalation
 from ..waiting import ChangeFeed
 from .keys import ApiKey
@@ -43,9 +45,13 @@ class StoreBackend(Protocol):
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
                 modified_input: dict[str, Any] | None = None, via: str | None = None,
+                approver: Approver | None = None, grant: dict[str, Any] | None = None,
                 now: float | None = None) -> Escalation:
-        """Approve or deny exactly once; raises EscalationNotFound or EscalationConflict.
-        ``via``: where the answer came from (api, dashboard, slack, email)."""
+        """One person's answer, in one transaction: checked against the escalation's
+        approvers (NotAnApprover), counted toward its quorum (the same person twice, or an
+        answered or expired escalation: EscalationConflict), resolving it once the quorum
+        is met or on a denial; ``grant`` (a checked scope) is written with the final
+        approval. ``via``: where the answer came from (api, cli, dashboard, slack, email)."""
         ...
 
     def expire(self, escalation_id: str, now: float | None = None
@@ -114,6 +120,33 @@ class StoreBackend(Protocol):
     def key_for_person(self, *, slack_user: str | None = None, email: str | None = None
                        ) -> tuple[ApiKey, str] | None:
         """The live approver or admin key a Slack user or e-mail address answers as."""
+        ...
+
+    def set_groups(self, key_id: str, groups: Iterable[str]) -> bool:
+        """Replace a live approver or admin key's groups; False if there is none."""
+        ...
+
+    def approver_named(self, name: str) -> tuple[str, ...]:
+        """The groups of the live approver and admin keys with this name."""
+        ...
+
+    # -- standing approvals (``grants.py``) ----------------------------------------------
+    def live_grants(self, agent_name: str, tool_name: str, rule_name: str,
+                    now: float | None = None) -> list[Grant]:
+        """Grants still usable for this agent's calls of this tool escalated by this rule."""
+        ...
+
+    def use_grant(self, grant_id: str, now: float | None = None) -> Grant | None:
+        """Count one use atomically; the grant as it was before, or None if it died."""
+        ...
+
+    def get_grant(self, grant_id: str) -> Grant | None: ...
+
+    def list_grants(self, *, live_only: bool = False, limit: int = 200,
+                    now: float | None = None) -> list[Grant]: ...
+
+    def revoke_grant(self, grant_id: str, *, by: str, now: float | None = None) -> bool:
+        """End a grant at once; False if there is none with this id or it was revoked."""
         ...
 
     # -- the approval channels' queue (``notices.py``) -----------------------------------

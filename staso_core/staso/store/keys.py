@@ -13,11 +13,13 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..approvers import check_group
 from ..errors import StasoError
 from .escaping import escape_text, unescape_text
 from .rows import SqlRows
@@ -42,6 +44,7 @@ class ApiKey:
     # escalations as this key in the approval channels
     slack_user: str | None = None
     email: str | None = None
+    groups: tuple[str, ...] = ()  # approver groups, for rules' ``approvers: [group:…]``
 
     def may_act_for(self, agent_name: str) -> bool:
         """Whether this key may send calls (and use up approvals) as ``agent_name``."""
@@ -60,11 +63,12 @@ def hash_key(key: str) -> str:
 
 
 def create_key(store: StoreBackend, *, role: str, name: str, agents: str | None = None,
-               slack_user: str | None = None, email: str | None = None
-               ) -> tuple[ApiKey, str]:
+               slack_user: str | None = None, email: str | None = None,
+               groups: Iterable[str] = ()) -> tuple[ApiKey, str]:
     """Store a new key's hash; return the record and the key itself (shown once). An agent
     key acts for the agent names ``agents`` matches (a glob; default: exactly its name).
-    An approver or admin key may name the Slack user and e-mail address that answer as it."""
+    An approver or admin key may name the Slack user and e-mail address that answer as it,
+    and the approver groups it belongs to."""
     if role not in ROLES:
         raise StasoError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if not name or not name.strip():
@@ -75,10 +79,12 @@ def create_key(store: StoreBackend, *, role: str, name: str, agents: str | None 
     elif agents is not None:
         raise StasoError(f"only agent keys are bound to agent names; {role} keys are not")
     slack_user, email = check_links(role, slack_user, email)
+    groups = check_groups(role, groups)
     _not_linked_yet(store, slack_user, email)
     key = f"staso_{role}_{secrets.token_urlsafe(32)}"
     record = ApiKey(id="key_" + secrets.token_hex(8), name=name.strip(), role=role,
-                    created_at=time.time(), agents=agents, slack_user=slack_user, email=email)
+                    created_at=time.time(), agents=agents, slack_user=slack_user, email=email,
+                    groups=groups)
     store.add_key(record, hash_key(key))
     return record, key
 
@@ -122,6 +128,15 @@ def check_links(role: str, slack_user: str | None, email: str | None
     return slack_user, email
 
 
+def check_groups(role: str, groups: Iterable[str]) -> tuple[str, ...]:
+    """Approver groups as keys keep them (StasoError if malformed or not a person's key)."""
+    checked = tuple(dict.fromkeys(check_group(g) for g in groups))
+    if checked and role not in ("approver", "admin"):
+        raise StasoError(f"only approver and admin keys belong to approver groups; "
+                         f"{role} keys do not")
+    return checked
+
+
 def _not_linked_yet(store: StoreBackend, slack_user: str | None, email: str | None,
                     but: str | None = None) -> None:
     """StasoError if a live key (other than ``but``) already answers as this Slack user or
@@ -138,7 +153,7 @@ def _not_linked_yet(store: StoreBackend, slack_user: str | None, email: str | No
 def _api_key(row: Any) -> ApiKey:
     return ApiKey(id=row.id, name=unescape_text(row.name), role=row.role,
                   created_at=row.created_at, agents=unescape_text(row.agents),
-                  slack_user=row.slack_user, email=row.email)
+                  slack_user=row.slack_user, email=row.email, groups=tuple(row.groups or ()))
 
 
 class KeyRows(SqlRows):
@@ -150,7 +165,8 @@ class KeyRows(SqlRows):
             conn.execute(api_keys.insert().values(
                 id=record.id, name=escape_text(record.name), role=record.role, key_hash=key_hash,
                 created_at=record.created_at, agents=escape_text(record.agents),
-                slack_user=record.slack_user, email=record.email))
+                slack_user=record.slack_user, email=record.email,
+                groups=list(record.groups) or None))
 
     def key_by_hash(self, digest: str) -> tuple[ApiKey, str] | None:
         """The live key whose hash is ``digest`` (one indexed read), or None."""
@@ -209,6 +225,26 @@ class KeyRows(SqlRows):
         if linked and email:  # its links to the old address answer nothing from now on
             self.withdraw_answer_links(key_id)  # type: ignore[attr-defined]
         return linked
+
+    def set_groups(self, key_id: str, groups: Iterable[str]) -> bool:
+        """Replace the approver groups of this live approver or admin key; False if there
+        is none with this id."""
+        c = api_keys.c
+        checked = check_groups("approver", groups)
+        with self.engine.begin() as conn:
+            return bool(conn.execute(api_keys.update().where(
+                c.id == key_id, c.role.in_(("approver", "admin")), c.revoked_at.is_(None)
+            ).values(groups=list(checked) or None)).rowcount)
+
+    def approver_named(self, name: str) -> tuple[str, ...]:
+        """The groups of the live approver and admin keys with this name (embedded mode's
+        approver is the ``by`` given, with its namesake keys' groups)."""
+        c = api_keys.c
+        with self._read() as conn:
+            rows = conn.execute(sa.select(c.groups).where(
+                c.name == escape_text(name), c.role.in_(("approver", "admin")),
+                c.revoked_at.is_(None))).all()
+        return tuple(dict.fromkeys(g for r in rows for g in (r.groups or ())))
 
     def key_for_person(self, *, slack_user: str | None = None, email: str | None = None
                        ) -> tuple[ApiKey, str] | None:

@@ -35,6 +35,14 @@ escalations = sa.Table(
     sa.Column("notify", sa.JSON(none_as_null=True)),
     # 0: not yet announced to any channel, 1: its post is queued, 2: its answer is too
     sa.Column("announced", sa.SmallInteger, nullable=False, server_default="0"),
+    # who may answer (the rule's ``approvers``; NULL: any approver) and how many must
+    sa.Column("approvers", sa.JSON(none_as_null=True)),
+    sa.Column("approvals_required", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("forbid_self_approval", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("requested_by", sa.Text),  # the call's context.requested_by
+    sa.Column("approvals", sa.JSON(none_as_null=True)),  # [{name, by, via, at, comment}]
+    sa.Column("policy_version", sa.Integer),  # the server's policy version (NULL: embedded)
+    sa.Column("policy_digest", sa.String(32)),  # the policy source's fingerprint
     sa.Index("ix_escalations_announced", "announced", "status"),
     sa.Index("ix_escalations_fingerprint", "fingerprint", "status"),
     sa.Index("ix_escalations_status_created", "status", "created_at"),
@@ -69,6 +77,10 @@ decisions = sa.Table(
     sa.Column("execution_error", sa.Text),
     sa.Column("execution_output", sa.Text),
     sa.Column("execution_ms", sa.Float),
+    sa.Column("policy_version", sa.Integer),  # which policy decided (NULL: embedded)
+    sa.Column("policy_digest", sa.String(32)),
+    sa.Column("grant_id", sa.String(64)),  # the standing approval that allowed the call
+    sa.Column("answers", sa.JSON(none_as_null=True)),  # who answered, how: [{by, via, at, …}]
     sa.Index("ix_decisions_created", "created_at"),
     sa.Index("ix_decisions_tool", "tool_name", "created_at"),
 )
@@ -86,6 +98,33 @@ api_keys = sa.Table(
     # approver keys: the Slack user and the e-mail address that answer as this key
     sa.Column("slack_user", sa.Text),
     sa.Column("email", sa.Text),
+    sa.Column("groups", sa.JSON(none_as_null=True)),  # approver groups: ["payments", …]
+)
+
+# standing approvals: while one lives, a call its rule would escalate that falls inside its
+# scope (agent, tool, rule, an optional CEL condition) is allowed, up to ``max_uses`` times
+grants = sa.Table(
+    "grants", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_via", sa.Text),
+    sa.Column("escalation_id", sa.String(64)),  # the escalation it was granted from
+    sa.Column("agent_name", sa.Text, nullable=False),
+    sa.Column("tool_name", sa.Text, nullable=False),
+    sa.Column("rule_name", sa.Text, nullable=False),
+    sa.Column("environment", sa.Text),  # NULL: any
+    sa.Column("condition", sa.Text),  # CEL over tool_name, tool_input, context
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("max_uses", sa.Integer),  # NULL: until it expires
+    sa.Column("uses", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_used_at", sa.Float),
+    sa.Column("forbid_self_approval", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("revoked_by", sa.Text),
+    sa.Column("policy_version", sa.Integer),
+    sa.Index("ix_grants_scope", "agent_name", "tool_name", "expires_at"),
+    sa.Index("ix_grants_created", "created_at"),
 )
 
 policies = sa.Table(

@@ -18,11 +18,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ..approvers import Approver, answer_values
 from ..errors import DecisionIdReused, EscalationConflict, EscalationNotFound, StoreUnavailable
 from ..models import Escalation, RawJSON
 from ..waiting import ChangeFeed
 from .dialects import dialect_for, lock_waits_until
 from .escaping import escape_text, unescape_row, unescape_text
+from .grants import GrantRows, insert_grant
 from .keys import KeyRows
 from .links import LinkRows
 from .notices import NoticeRows
@@ -32,7 +34,7 @@ from .sessions import SessionRows
 
 log = logging.getLogger("staso")
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 _ESC_COLUMNS = {c.name for c in escalations.columns} - {"consumed_by", "announced"}
 _DECISION_COLUMNS = [c.name for c in decisions.columns]
 _DECISION_COLUMN_SET = frozenset(_DECISION_COLUMNS)
@@ -79,10 +81,11 @@ def new_escalation_id() -> str:
 
 def _row_to_escalation(row: Any) -> Escalation:
     data = {k: v for k, v in row._mapping.items() if k in _ESC_COLUMNS}
+    data["approvals"] = data.get("approvals") or []
     return Escalation(**unescape_row(data, _ESC_TEXT))
 
 
-class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows):
+class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows):
     """Escalations, decisions, API keys, policy versions, ended dashboard sessions and the
     approval channels' notices on one database. Thread-safe; safe across processes."""
 
@@ -247,44 +250,66 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows):
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None = None,
                 modified_input: dict[str, Any] | None = None, via: str | None = None,
+                approver: Approver | None = None, grant: dict[str, Any] | None = None,
                 now: float | None = None) -> Escalation:
-        """Approve or deny, exactly once. Raises EscalationNotFound or EscalationConflict.
-        ``via``: where the answer came from (api, dashboard, slack, email)."""
+        """Approve or deny; one approval toward a quorum, or the answer, exactly once.
+
+        ``approver``: who answers (default: a person named ``by``), checked against the
+        escalation's approvers in this transaction (NotAnApprover). An approval short of
+        ``approvals_required`` is recorded and the escalation stays pending; the same person
+        twice, an answer to an answered or expired escalation: EscalationConflict.
+        ``grant``: a checked scope (``grants.scope_from``) written with the final approval.
+        ``via``: where the answer came from (api, dashboard, slack, email, cli)."""
         if status not in ("approved", "denied"):
             raise ValueError(f"status must be approved or denied, not {status!r}")
         now = now or time.time()
+        who = approver or Approver(name=by)
         e = escalations.c
-        expired = False
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(escalations).where(e.id == escalation_id)).first()
+            # the row lock (PostgreSQL; SQLite's write lock is taken at BEGIN) makes
+            # concurrent answers to one escalation count one after another
+            row = conn.execute(sa.select(escalations).where(e.id == escalation_id)
+                               .with_for_update()).first()
             if row is None:
                 raise EscalationNotFound(f"no escalation with id {escalation_id!r}")
-            if row.status == "pending" and row.expires_at <= now:
+            esc = _row_to_escalation(row)
+            if esc.status == "pending" and esc.expires_at <= now:
                 conn.execute(escalations.update().where(e.id == escalation_id,
                                                         e.status == "pending")
                              .values(status="timeout"))
                 self._announce(conn, [escalation_id])
                 expired = True
-            elif row.status == "pending":
-                done = conn.execute(escalations.update().where(
-                    e.id == escalation_id, e.status == "pending", e.expires_at > now
-                ).values(status=status, resolved_at=now, resolved_by=escape_text(by),
-                         comment=escape_text(comment), modified_input=modified_input,
-                         resolved_via=escape_text(via))).rowcount
-                if done == 1:
-                    self._announce(conn, [escalation_id])
-                    return replace(_row_to_escalation(row), status=status, resolved_at=now,
-                                   resolved_by=by, comment=comment,
-                                   modified_input=modified_input, resolved_via=via)
-                row = conn.execute(sa.select(escalations).where(e.id == escalation_id)).first()
-        assert row is not None
+            elif esc.status == "pending":
+                return self._answer(conn, esc, who, status=status, by=by, comment=comment,
+                                    modified_input=modified_input, via=via, grant=grant,
+                                    now=now)
+            else:
+                expired = False
         if expired:
             raise EscalationConflict(
-                f"escalation {escalation_id} expired at {time.ctime(row.expires_at)}; "
+                f"escalation {escalation_id} expired at {time.ctime(esc.expires_at)}; "
                 "it can no longer be approved or denied", status="timeout")
-        who = f" by {row.resolved_by}" if row.resolved_by else ""
-        raise EscalationConflict(f"escalation {escalation_id} is already {row.status}{who}",
-                                 status=row.status)
+        who_said = f" by {esc.resolved_by}" if esc.resolved_by else ""
+        raise EscalationConflict(f"escalation {escalation_id} is already {esc.status}"
+                                 f"{who_said}", status=esc.status)
+
+    def _answer(self, conn: sa.Connection, esc: Escalation, who: Approver, *, status: str,
+                by: str, comment: str | None, modified_input: dict[str, Any] | None,
+                via: str | None, grant: dict[str, Any] | None, now: float) -> Escalation:
+        """One person's answer to a pending escalation, inside ``resolve``'s transaction."""
+        values = answer_values(esc, who, status=status, by=by, comment=comment,
+                               modified_input=modified_input, via=via,
+                               granting=grant is not None, now=now)
+        done = conn.execute(escalations.update().where(
+            escalations.c.id == esc.id, escalations.c.status == "pending"
+        ).values(**_escaped(values))).rowcount
+        if done != 1:  # (the row is locked: only a change of the schema could do this)
+            raise EscalationConflict(f"escalation {esc.id} changed while answered",
+                                     status="pending")
+        if grant is not None and values.get("status") == "approved":
+            insert_grant(conn, grant, by=who.name, via=via, now=now)
+        self._announce(conn, [esc.id])
+        return replace(esc, **values)
 
     def expire(self, escalation_id: str, now: float | None = None) -> tuple[Escalation, bool]:
         """Time out one escalation if it is due; return it as it now stands, and whether

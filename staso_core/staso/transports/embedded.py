@@ -182,9 +182,12 @@ class EmbeddedTransport:
         return self.service.list_escalations(**filters)
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None,
-                modified_input: dict[str, Any] | None) -> Escalation:
+                modified_input: dict[str, Any] | None, grant: dict[str, Any] | None = None,
+                via: str | None = None) -> Escalation:
+        # embedded, the answer comes from this process's own code (or staso's CLI on it)
         return self.service.resolve(escalation_id, status=status, by=by, comment=comment,
-                                    modified_input=modified_input)
+                                    modified_input=modified_input, grant=grant,
+                                    via=via or "python")
 
     def flush(self) -> None:
         self.service.flush()

@@ -352,11 +352,16 @@ class HttpTransport:
         return items
 
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None,
-                modified_input: dict[str, Any] | None) -> Escalation:
+                modified_input: dict[str, Any] | None, grant: dict[str, Any] | None = None,
+                via: str | None = None) -> Escalation:
         verb = {"approved": "approve", "denied": "deny"}[status]
         body: dict[str, Any] = {"by": by, "comment": comment}
+        if via in ("api", "cli"):  # (the server records other channels itself)
+            body["via"] = via
         if status == "approved":
             body["modified_input"] = modified_input
+            if grant is not None:
+                body["grant"] = grant
         # not retried: a lost answer to a resolution must not turn into a 409 on retry
         esc: Escalation = self.send(Call("POST", f"/v1/escalations/{escalation_id}/{verb}",
                                          _escalation, self._budget(), json=body, retry=False))
