@@ -160,8 +160,9 @@ def _answer_terms(raw: dict[str, Any], action: str,
     names = [e for e in terms.get("approvers", ()) if ":" not in e]
     needed = terms.get("approvals_required", 1)
     if names and len(names) == len(terms["approvers"]) and len(names) < needed:
+        people = "person" if len(names) == 1 else "people"
         raise ValueError(f"'approvals_required' is {needed} but 'approvers' names only "
-                         f"{len(names)} people; no escalation by this rule could be approved")
+                         f"{len(names)} {people}; no escalation by this rule could be approved")
     return terms
 
 
