@@ -21,7 +21,8 @@ _EXPORTS = {
     "InvalidToolInput": "errors", "PolicyError": "errors", "EscalationNotFound": "errors",
     "EscalationConflict": "errors",
     "EscalationUnavailable": "errors", "StoreUnavailable": "errors", "GuardFailure": "errors",
-    "AccessDenied": "errors",
+    "AccessDenied": "errors", "NotAnApprover": "approvers", "AnswerRefused": "approvers",
+    "GrantNotFound": "grants", "GrantRevoked": "grants",
     "hookimpl": "hookspecs", "hookspec": "hookspecs",
     "Outcome": "outcome", "decide_outcome": "outcome", "GuardOptions": "options",
 }
@@ -30,6 +31,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .api import aguard, approve, deny, get_client, get_escalation, guard, init, shutdown
+    from .approvers import AnswerRefused, NotAnApprover
     from .client import Client
     from .conversations import conversation
     from .errors import (
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
         StasoError,
         StoreUnavailable,
     )
+    from .grants import GrantNotFound, GrantRevoked
     from .hookspecs import hookimpl, hookspec
     from .models import Escalation, GuardRequest, GuardResult, RuleResult
     from .options import GuardOptions

@@ -30,6 +30,9 @@ keys_app = typer.Typer(help="Create, list and revoke API keys for agents, approv
 app.add_typer(escalations_app, name="escalations")
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
+grants_app = typer.Typer(help="Review and revoke standing approvals (grants).",
+                         no_args_is_help=True)
+app.add_typer(grants_app, name="grants")
 mcp_app = typer.Typer(help="Guard MCP servers' tools.", no_args_is_help=True)
 app.add_typer(mcp_app, name="mcp")
 out = Console(soft_wrap=True)
@@ -54,15 +57,16 @@ def _client(url: str | None, key: str | None) -> Any:
 
 
 def _on_client(url: str | None, key: str | None, action: Any) -> Any:
-    """Run ``action(client)``; a staso error (unknown id, conflict, refused key) exits 1
-    with its message. The client is always shut down."""
+    """Run ``action(client)``; a staso error (unknown id, conflict, refused key or answer)
+    exits 1 with its message, on one line (a CEL parser's picture of where a grant's
+    condition broke, under its message, is left out). The client is always shut down."""
     from .errors import StasoError
 
     client = _client(url, key)
     try:
         return action(client)
     except (StasoError, ValueError) as exc:
-        _fail(str(exc))
+        _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     finally:
         client.shutdown()
 
@@ -116,18 +120,52 @@ def escalations_show(escalation_id: str,
         print(json.dumps(esc.to_dict(), indent=2))
         return
     for key, value in esc.to_dict().items():
+        if key in _WHO_ANSWERS:
+            continue
         if isinstance(value, dict):
             value = json.dumps(value, indent=2)
-        out.print(f"[bold]{key}[/bold]: ", end="", markup=True)
-        out.print(value, markup=False, highlight=False)
+        _field(key, value)
+    for key, value in _who_answers(esc):
+        _field(key, value)
+
+
+# shown together, in words, by escalations show
+_WHO_ANSWERS = {"approvers", "approvals", "approvals_required", "forbid_self_approval",
+                "requested_by", "policy_version", "policy_digest"}
+
+
+def _field(key: str, value: Any) -> None:
+    out.print(f"[bold]{key}[/bold]: ", end="", markup=True)
+    out.print(value, markup=False, highlight=False)
+
+
+def _who_answers(esc: Any) -> list[tuple[str, str]]:
+    """Who may answer, who has, and which policy escalated it: (label, text) lines."""
+    now = time.time()
+    said = [f"{a.get('by') or a.get('name')} via {a.get('via') or '?'}, "
+            f"{_age(now - (a.get('at') or now))} ago" for a in esc.approvals]
+    approvals = f"{len(esc.approvals)} of {esc.approvals_required}"
+    lines = [("approvers", ", ".join(esc.approvers) if esc.approvers is not None
+              else "any approver"),
+             ("approvals", approvals + (f" ({'; '.join(said)})" if said else ""))]
+    if esc.requested_by or esc.forbid_self_approval:
+        lines.append(("requested_by", (esc.requested_by or "(not given)") + (
+            " (may not approve it: the rule forbids self-approval)"
+            if esc.forbid_self_approval else "")))
+    if esc.policy_version is not None or esc.policy_digest:
+        version = f"version {esc.policy_version}" if esc.policy_version is not None else ""
+        digest = f"digest {esc.policy_digest}" if esc.policy_digest else ""
+        lines.append(("policy", ", ".join(x for x in (version, digest) if x)))
+    return lines
 
 
 def _resolve(escalation_id: str, status: str, by: str, comment: str | None,
-             modified: dict[str, Any] | None, url: str | None, key: str | None) -> None:
+             modified: dict[str, Any] | None, url: str | None, key: str | None,
+             grant: dict[str, Any] | None = None) -> None:
     def answer(client: Any) -> Any:
         if status == "approved":
             return client.approve(escalation_id, by=by, comment=comment,
-                                  modified_input=modified, via="cli")
+                                  modified_input=modified, grant=grant, via="cli")
         return client.deny(escalation_id, by=by, comment=comment, via="cli")
 
     esc = _on_client(url, key, answer)
@@ -137,6 +175,14 @@ def _resolve(escalation_id: str, status: str, by: str, comment: str | None,
                   highlight=False)
         return
     out.print(f"{esc.id} {esc.status} by {esc.resolved_by}", markup=False, highlight=False)
+    if grant is not None and esc.status == "approved":
+        granted = " and ".join(x for x in (
+            f"for {grant['ttl']}" if "ttl" in grant else "for 1h",
+            f"at most {grant['max_uses']} times" if "max_uses" in grant else "",
+            f"when {grant['when']}" if "when" in grant else "") if x)
+        out.print(f"standing approval: {esc.agent_name}'s {esc.tool_name} calls escalated by "
+                  f"{esc.rule_name} are allowed {granted} (staso grants list)", markup=False,
+                  highlight=False)
 
 
 @escalations_app.command("approve")
@@ -144,8 +190,20 @@ def escalations_approve(escalation_id: str, by: str = typer.Option(..., help="wh
                         comment: Optional[str] = typer.Option(None),  # noqa: UP045
                         input: Optional[str] = typer.Option(  # noqa: UP045
                             None, "--input", help="edited tool input as a JSON object"),
+                        grant_ttl: Optional[str] = typer.Option(  # noqa: UP045
+                            None, "--grant-ttl", help="also allow this agent's calls of this "
+                            "tool that this rule escalates, for this long (30m, 1h, 7d): a "
+                            "standing approval"),
+                        grant_max_uses: Optional[int] = typer.Option(  # noqa: UP045
+                            None, "--grant-max-uses", help="the standing approval allows at "
+                            "most this many calls"),
+                        grant_when: Optional[str] = typer.Option(  # noqa: UP045
+                            None, "--grant-when", help="the standing approval covers only "
+                            "calls where this CEL condition holds, e.g. "
+                            "'tool_input.amount <= 2000'"),
                         url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
-    """Approve an escalation (optionally with an edited input)."""
+    """Approve an escalation (optionally with an edited input, or with a standing approval
+    for calls like it: any --grant-* option gives one; its ttl is 1h unless --grant-ttl)."""
     modified = None
     if input is not None:
         try:
@@ -154,7 +212,9 @@ def escalations_approve(escalation_id: str, by: str = typer.Option(..., help="wh
             _fail(f"--input is not valid JSON: {exc}")
         if not isinstance(modified, dict):
             _fail("--input must be a JSON object of tool arguments")
-    _resolve(escalation_id, "approved", by, comment, modified, url, key)
+    grant = {k: v for k, v in (("ttl", grant_ttl), ("max_uses", grant_max_uses),
+                               ("when", grant_when)) if v is not None} or None
+    _resolve(escalation_id, "approved", by, comment, modified, url, key, grant)
 
 
 @escalations_app.command("deny")
@@ -270,6 +330,16 @@ EMAIL = typer.Option(None, help="approver/admin keys: the e-mail address whose l
                                 "as this key")
 
 
+GROUP = typer.Option([], "--group", help="approver/admin keys: an approver group it belongs "
+                                         "to, for rules' approvers: [\"group:NAME\"] "
+                                         "(repeatable)")
+
+
+def _groups(given: list[str]) -> list[str]:
+    """Groups as given: --group a --group b, or --group a,b."""
+    return [g.strip() for item in given for g in item.split(",") if g.strip()]
+
+
 @keys_app.command("create")
 def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
                 name: str = typer.Option(..., help="who or what uses the key"),
@@ -278,6 +348,7 @@ def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
                                "as 'billing-*' (default: exactly --name)"),
                 slack_user: Optional[str] = SLACK_USER,  # noqa: UP045
                 email: Optional[str] = EMAIL,  # noqa: UP045
+                group: list[str] = GROUP,
                 database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
     """Create an API key; prints only the key, once (only its hash is stored)."""
     from .errors import StasoError
@@ -286,12 +357,14 @@ def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
     with _key_store(database_url) as store:
         try:
             record, key = create_key(store, role=role, name=name, agents=agent,
-                                     slack_user=slack_user, email=email)
+                                     slack_user=slack_user, email=email,
+                                     groups=_groups(group))
         except StasoError as exc:
             _fail(str(exc))
             return
     acts = f", acting for agents matching {record.agents!r}" if record.agents else ""
-    typer.echo(f"created {record.role} key {record.id} for {record.name!r}{acts}; "
+    member = f", in group(s) {', '.join(record.groups)}" if record.groups else ""
+    typer.echo(f"created {record.role} key {record.id} for {record.name!r}{acts}{member}; "
                "it is shown only now", err=True)
     print(key)
 
@@ -336,6 +409,27 @@ def keys_bind(key_id: str = typer.Argument(..., help="the agent key's id (key_..
                "servers follow within a second", err=True)
 
 
+@keys_app.command("groups")
+def keys_groups(key_id: str = typer.Argument(..., help="the approver or admin key's id (key_...)"),
+                set_: str = typer.Option(..., "--set", help="its approver groups, comma-"
+                                         "separated (replaces them; '' for none)"),
+                database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
+    """Set the approver groups of a key (rules' approvers: ["group:NAME"])."""
+    from .errors import StasoError
+
+    groups = _groups([set_])
+    with _key_store(database_url) as store:
+        try:
+            changed = store.set_groups(key_id, groups)
+        except StasoError as exc:
+            _fail(str(exc))
+            return
+    if not changed:
+        _fail(f"no live approver or admin key {key_id!r} (see staso keys list)")
+    typer.echo(f"key {key_id} is now in group(s) {', '.join(groups) or '(none)'}; servers "
+               "follow within a second", err=True)
+
+
 @keys_app.command("list")
 def keys_list(database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
     """List keys: id, role, name, age and whether revoked (keys themselves are not stored)."""
@@ -343,15 +437,17 @@ def keys_list(database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP04
         keys = store.list_keys()
     # (the Slack user and address that answer as a key: a column only where some key has one)
     linked = any(record.slack_user or record.email for record, _ in keys)
-    table = Table("id", "role", "name", "agents", *(["answers in"] if linked else []), "age",
-                  "status")
+    grouped = any(record.groups for record, _ in keys)
+    table = Table("id", "role", "name", "agents", *(["groups"] if grouped else []),
+                  *(["answers in"] if linked else []), "age", "status")
     now = time.time()
     for record, revoked_at in keys:
         agents = record.agents or ("any (unbound)" if record.role == "agent" else "")
         answers = ", ".join(x for x in (record.slack_user and f"slack:{record.slack_user}",
                                         record.email and f"email:{record.email}") if x)
-        table.add_row(record.id, record.role, record.name, agents, *([answers] if linked else []),
-                      _age(now - record.created_at),
+        table.add_row(record.id, record.role, record.name, agents,
+                      *([", ".join(record.groups)] if grouped else []),
+                      *([answers] if linked else []), _age(now - record.created_at),
                       "live" if revoked_at is None else f"revoked {_age(now - revoked_at)} ago")
     out.print(table)
 
@@ -365,6 +461,45 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key's id (key_...), 
     if not revoked:
         _fail(f"no live key {key_id!r} (see staso keys list)")
     typer.echo(f"revoked {key_id}", err=True)
+
+
+@grants_app.command("list")
+def grants_list(show_all: bool = typer.Option(False, "--all", help="also expired, used up "
+                                              "and revoked ones"),
+                as_json: bool = typer.Option(False, "--json", help="JSON output"),
+                url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
+    """List standing approvals, newest first (by default the live ones)."""
+    found = _on_client(url, key, lambda client: client.list_grants(live_only=not show_all))
+    now = time.time()
+    if as_json:
+        print(json.dumps([g.to_dict(now) for g in found], indent=2))
+        return
+    if not found:
+        typer.echo("no live standing approvals" if not show_all else
+                   "no standing approvals", err=True)
+        return
+    table = Table("id", "state", "agent", "tool", "rule", "when", "uses", "expires",
+                  "granted by")
+    for g in found:
+        expires = (f"in {_age(g.expires_at - now)}" if g.expires_at > now
+                   else f"{_age(now - g.expires_at)} ago")
+        uses = f"{g.uses}" + (f" of {g.max_uses}" if g.max_uses is not None else "")
+        state = g.state(now) + (f" by {g.revoked_by}" if g.revoked_at is not None else "")
+        table.add_row(g.id, state, g.agent_name, g.tool_name, g.rule_name,
+                      g.condition or "(any input)", uses, expires,
+                      g.created_by + (f" via {g.created_via}" if g.created_via else ""))
+    out.print(table)
+
+
+@grants_app.command("revoke")
+def grants_revoke(grant_id: str = typer.Argument(..., help="the grant's id (grant_...), "
+                                                 "from staso grants list"),
+                  by: str = typer.Option(..., help="who revokes it"),
+                  url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
+    """Revoke a standing approval: the next call it would have allowed goes to a person."""
+    grant = _on_client(url, key, lambda client: client.revoke_grant(grant_id, by=by))
+    out.print(f"{grant.id} revoked by {grant.revoked_by} (it was used {grant.uses} "
+              f"time(s))", markup=False, highlight=False)
 
 
 @mcp_app.command("proxy", context_settings={"allow_extra_args": True,

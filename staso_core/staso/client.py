@@ -29,6 +29,8 @@ from .transports.base import Transport
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from .grants import Grant
+
 log = logging.getLogger("staso")
 
 
@@ -285,6 +287,22 @@ class Client:
              via: str | None = None) -> Escalation:
         return self.transport.resolve(escalation_id, status="denied", by=_who(by),
                                       comment=comment, modified_input=None, via=via)
+
+    # -- standing approvals ---------------------------------------------------------------
+    def list_grants(self, *, live_only: bool = False, limit: int = 200) -> list[Grant]:
+        """Standing approvals, newest first (``live_only``: those that may still be used);
+        ``grant.state(time.time())`` says live, used up, expired or revoked."""
+        return self.transport.list_grants(live_only=live_only, limit=limit)
+
+    def get_grant(self, grant_id: str) -> Grant:
+        """One standing approval (GrantNotFound if there is none with this id)."""
+        return self.transport.get_grant(grant_id)
+
+    def revoke_grant(self, grant_id: str, *, by: str) -> Grant:
+        """End a standing approval at once: the next call it would have allowed goes to a
+        person again. GrantNotFound for an unknown id, GrantRevoked if it was revoked
+        already. Remote, the server records the key's name (``by`` is shown with it)."""
+        return self.transport.revoke_grant(grant_id, by=_who(by))
 
     def flush(self) -> None:
         self.transport.flush()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .approvers import AnswerRefused
+from .errors import StasoError
 from .models import Escalation, GuardRequest, GuardResult
 from .policy.cel_env import ConditionError, ConditionRunner, compile_condition
 
@@ -65,6 +66,34 @@ class Grant:
         if now is not None:
             data["state"] = self.state(now)
         return data
+
+
+class GrantNotFound(StasoError, LookupError):
+    """No standing approval has that id (HTTP 404)."""
+
+
+class GrantRevoked(StasoError):
+    """The standing approval was revoked already (HTTP 409)."""
+
+
+def lookup(store: Any, grant_id: str) -> Grant:
+    """One grant of a store (``StoreBackend``); GrantNotFound if there is none."""
+    grant: Grant | None = store.get_grant(grant_id)
+    if grant is None:
+        raise GrantNotFound(f"no standing approval with id {grant_id!r} (see staso grants "
+                            "list)")
+    return grant
+
+
+def revoke(store: Any, grant_id: str, *, by: str) -> Grant:
+    """End a grant at once, as ``by``; the grant as it now stands. The API, the CLI and
+    the client all come here, so an unknown id (GrantNotFound) and a second revocation
+    (GrantRevoked, the first one's author named) read alike everywhere."""
+    if not store.revoke_grant(grant_id, by=by):
+        grant = lookup(store, grant_id)
+        raise GrantRevoked(f"standing approval {grant_id} was already revoked by "
+                           f"{grant.revoked_by}")
+    return lookup(store, grant_id)
 
 
 def new_grant_id() -> str:

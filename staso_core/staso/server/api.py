@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import time
 from collections.abc import Awaitable
 from dataclasses import replace
@@ -17,6 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from .. import grants as standing
 from ..approvers import Approver as Person
 from ..client import new_decision_id
 from ..errors import (
@@ -317,6 +319,56 @@ def person(principal: Principal) -> Person:
     """Whom a key answers as: its name, groups and linked Slack user and address (a
     ``by`` given with the answer is shown, never trusted)."""
     return Person.of_key(principal.key)
+
+
+# -- standing approvals: what approvers granted ahead, to review and end -------------------
+@router.get("/grants", summary="Standing approvals, newest first; ?live=true: usable ones")
+async def list_grants(request: Request, principal: Approver,
+                      live: Annotated[bool, Query(description=(
+                          "Only those that may still be used: not expired, revoked or "
+                          "used up"))] = False,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> Response:
+    store = state_of(request).service.store
+    found = await asyncio.to_thread(partial(store.list_grants, live_only=live, limit=limit))
+    now = time.time()
+    return json_response([g.to_dict(now) for g in found])
+
+
+def _known_form(grant_id: str) -> None:
+    """404 at once for what cannot be a grant's id (no database round trip for it)."""
+    if _GRANT_ID.fullmatch(grant_id) is None:
+        raise HTTPException(404, f"no standing approval with id {grant_id!r} (see staso "
+                                 "grants list)")
+
+
+_GRANT_ID = re.compile(r"grant_[0-9a-f]{1,64}")
+
+
+@router.get("/grants/{grant_id}", summary="One standing approval, with its state and uses")
+async def get_grant(grant_id: str, request: Request, principal: Approver) -> Response:
+    _known_form(grant_id)
+    try:
+        grant = await asyncio.to_thread(standing.lookup, state_of(request).service.store,
+                                        grant_id)
+    except standing.GrantNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    return json_response(grant.to_dict(time.time()))
+
+
+@router.delete("/grants/{grant_id}", summary="Revoke a standing approval at once")
+async def revoke_grant(grant_id: str, request: Request, principal: Approver,
+                       by: Annotated[str | None, Query(max_length=200, description=(
+                           "Who revokes, shown with the key's name"))] = None) -> Response:
+    _known_form(grant_id)
+    try:
+        grant = await asyncio.to_thread(partial(
+            standing.revoke, state_of(request).service.store, grant_id,
+            by=_who(principal, by)))
+    except standing.GrantNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except standing.GrantRevoked as exc:
+        raise HTTPException(409, str(exc)) from None
+    return json_response(grant.to_dict(time.time()))
 
 
 @router.post("/escalations/{escalation_id}/claim",

@@ -64,6 +64,24 @@ class GuardBody(BaseModel):
 ApiVia = Literal["api", "cli"]
 
 
+# what a standing approval given with an approval may say, published for API users; the
+# values are checked against the escalation it answers (``staso.grants.scope_from``)
+GrantScope = Annotated[dict[str, Any], PlainValidator(_object), WithJsonSchema({
+    "type": "object", "additionalProperties": False,
+    "description": "Also allow calls like this one ahead (a standing approval)",
+    "properties": {
+        "agent": {"type": "string", "description": "the escalation's own agent"},
+        "tool": {"type": "string", "description": "the escalation's own tool"},
+        "when": {"type": "string", "maxLength": 2000,
+                 "description": "a CEL condition on the call, e.g. tool_input.amount <= 2000"},
+        "ttl": {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                          {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smhd]?\s*$"}],
+                "description": "how long it lives: seconds, or 30m, 1h, 7d (at most 30 days; "
+                               "default 1h)"},
+        "max_uses": {"type": "integer", "minimum": 1, "maximum": 1_000_000,
+                     "description": "how many calls it allows at most"}}})]
+
+
 class ApproveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,7 +89,8 @@ class ApproveBody(BaseModel):
     comment: Text(10_000) | None = None  # type: ignore[valid-type]
     modified_input: JSONObject | None = None
     # a standing approval: {"ttl": "1h", "max_uses": 20, "when": "tool_input.amount <= 2000"}
-    grant: dict[str, Any] | None = None
+    # (checked against the escalation by staso.grants.scope_from: 422 says what is wrong)
+    grant: GrantScope | None = None
     via: ApiVia | None = None
 
 

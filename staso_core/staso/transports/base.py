@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..models import Escalation, GuardRequest, GuardResult
+
+if TYPE_CHECKING:  # (grants.py imports the policy engine: not needed to talk to a server)
+    from ..grants import Grant
 
 
 class Transport(Protocol):
@@ -41,5 +44,9 @@ class Transport(Protocol):
     def resolve(self, escalation_id: str, *, status: str, by: str, comment: str | None,
                 modified_input: dict[str, Any] | None, grant: dict[str, Any] | None = None,
                 via: str | None = None) -> Escalation: ...
+    # standing approvals: GrantNotFound for an unknown id, GrantRevoked for a second revoke
+    def list_grants(self, *, live_only: bool = False, limit: int = 200) -> list[Grant]: ...
+    def get_grant(self, grant_id: str) -> Grant: ...
+    def revoke_grant(self, grant_id: str, *, by: str) -> Grant: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...

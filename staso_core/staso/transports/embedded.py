@@ -26,7 +26,9 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from .. import grants
 from ..errors import GuardFailure, PluginTimeout
+from ..grants import Grant
 from ..jsonutil import encoded_size
 from ..models import Escalation, GuardRequest, GuardResult
 from ..service import DecisionService, shorten_gil_slices
@@ -188,6 +190,15 @@ class EmbeddedTransport:
         return self.service.resolve(escalation_id, status=status, by=by, comment=comment,
                                     modified_input=modified_input, grant=grant,
                                     via=via or "python")
+
+    def list_grants(self, *, live_only: bool = False, limit: int = 200) -> list[Grant]:
+        return self.service.store.list_grants(live_only=live_only, limit=limit)
+
+    def get_grant(self, grant_id: str) -> Grant:
+        return grants.lookup(self.service.store, grant_id)
+
+    def revoke_grant(self, grant_id: str, *, by: str) -> Grant:
+        return grants.revoke(self.service.store, grant_id, by=by)
 
     def flush(self) -> None:
         self.service.flush()

@@ -10,17 +10,21 @@ answer gets the first answer and never a second escalation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import functools
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 
 from .. import __version__
+from ..approvers import AnswerRefused, NotAnApprover
 from ..dead_letters import DEAD_LETTER_FILE, DeadLetters
 from ..decision_log import DecisionLog
 from ..errors import (
@@ -38,6 +42,9 @@ from ..errors import (
 from ..jsonutil import wire_json
 from ..models import ACTIONS, Escalation, GuardRequest, GuardResult
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..grants import Grant
 
 log = logging.getLogger("staso")
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -125,6 +132,10 @@ class _Attempts:
                                    f"{self.call.method} {self.call.path}: {exc}") from exc
         if self.no_fallback is not None:  # this call (or an attempt of it) must not allow
             raise NoFallback(self.no_fallback)
+        error = data.get("error") if isinstance(data, dict) else None
+        refused = _REFUSALS.get(error) if isinstance(error, str) else None
+        if refused is not None:  # the same error as embedded: who may not answer, and why
+            raise refused(detail)
         if status in (401, 403):
             raise AccessDenied(f"the staso server refused the API key ({status}): {detail}")
         if status == 404:
@@ -137,6 +148,12 @@ class _Attempts:
         kind = "server error" if status >= 500 else "unexpected answer"
         raise GuardFailure(f"{kind} {status} from the staso server after {self.tries} "
                            f"attempt(s): {detail}")
+
+
+# refusals of an answer, raised as embedded mode raises them (a NotAnApprover is an
+# AccessDenied, an AnswerRefused a ValueError)
+_REFUSALS: dict[str, type[StasoError]] = {"NotAnApprover": NotAnApprover,
+                                          "AnswerRefused": AnswerRefused}
 
 
 @functools.cache
@@ -185,6 +202,34 @@ def _escalations(data: Any) -> list[Escalation]:
     if not isinstance(data, list):
         raise GuardFailure("malformed escalation list from the staso server")
     return [_escalation(item) for item in data]
+
+
+def _grant(data: Any) -> Grant:
+    from ..grants import Grant  # (imported when used: it brings the policy engine along)
+
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise GuardFailure("malformed standing approval from the staso server")
+    known = {f.name for f in dataclasses.fields(Grant)}
+    return Grant(**{k: v for k, v in data.items() if k in known})
+
+
+def _grants(data: Any) -> list[Grant]:
+    if not isinstance(data, list):
+        raise GuardFailure("malformed list of standing approvals from the staso server")
+    return [_grant(item) for item in data]
+
+
+@contextlib.contextmanager
+def _grant_errors() -> Iterator[None]:
+    """The grants routes' 404 and 409 as the errors the embedded store raises."""
+    from ..grants import GrantNotFound, GrantRevoked
+
+    try:
+        yield
+    except EscalationNotFound as exc:
+        raise GrantNotFound(str(exc)) from None
+    except EscalationConflict as exc:
+        raise GrantRevoked(str(exc)) from None
 
 
 def _given_up(data: Any) -> None:
@@ -366,6 +411,27 @@ class HttpTransport:
         esc: Escalation = self.send(Call("POST", f"/v1/escalations/{escalation_id}/{verb}",
                                          _escalation, self._budget(), json=body, retry=False))
         return esc
+
+    def list_grants(self, *, live_only: bool = False, limit: int = 200) -> list[Grant]:
+        params: dict[str, Any] = {"limit": limit, **({"live": "true"} if live_only else {})}
+        found: list[Grant] = self.send(Call("GET", "/v1/grants", _grants, self._budget(),
+                                            params=params))
+        return found
+
+    def get_grant(self, grant_id: str) -> Grant:
+        with _grant_errors():
+            grant: Grant = self.send(Call("GET", f"/v1/grants/{quote(grant_id, safe='')}",
+                                          _grant, self._budget()))
+        return grant
+
+    def revoke_grant(self, grant_id: str, *, by: str) -> Grant:
+        # the server records the key's name (``by`` is shown with it, as with answers);
+        # not retried: a lost answer would come back as a 409 on retry
+        with _grant_errors():
+            grant: Grant = self.send(Call("DELETE", f"/v1/grants/{quote(grant_id, safe='')}",
+                                          _grant, self._budget(), params={"by": by},
+                                          retry=False))
+        return grant
 
     def flush(self) -> None:
         self.log.flush()
