@@ -1,4 +1,5 @@
-"""The approval dashboard: log in with an approver key, answer escalations.
+"""The approval dashboard: log in with an approver key, answer escalations (alone, as one
+of several approvers, or with a standing approval), review and revoke standing approvals.
 
 Pages are static HTML; the script renders data with ``textContent`` only, so a tool input
 like ``<script>`` shows as text. A Content-Security-Policy forbids inline script as a second
@@ -13,6 +14,7 @@ import json
 import re
 import secrets
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,8 +22,11 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 
-from ..approvers import AnswerRefused, NotAnApprover
+from .. import grants as standing
+from ..approvers import AnswerRefused, Approver, NotAnApprover, refusal
 from ..errors import EscalationConflict, EscalationNotFound, InvalidToolInput
+from ..grants import Grant
+from ..models import Escalation
 from .api import escalation_json, json_response, person
 from .auth import (
     ADMIN,
@@ -109,6 +114,17 @@ async def index(request: Request, escalation: str = "") -> Response:
                  csrf=csrf_token(principal, session), user=principal.name, role=principal.role)
 
 
+@router.get("/grants")
+async def grants_page(request: Request) -> Response:
+    """Standing approvals: what each allows, who gave it, how much of it is left."""
+    found = await session_principal(request)
+    if found is None:
+        return RedirectResponse("/login", status_code=303)
+    principal, session = found
+    return _page("grants.html", {"links": _links(state_of(request).dashboard_links)},
+                 csrf=csrf_token(principal, session), user=principal.name, role=principal.role)
+
+
 _LOGIN_ERRORS = {"unknown": "Unknown or revoked key.",
                  "slow": "Too many wrong keys from your address; wait a minute and retry.",
                  "agent": "An agent key cannot answer escalations; use an approver key."}
@@ -167,10 +183,25 @@ async def asset(name: str) -> Response:
                     headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
 
+def _your_part(esc: Escalation, me: Approver) -> dict[str, Any]:
+    """What the person looking may do with a pending escalation, and why not: the same
+    checks the store makes when they answer (which still refuses them, whatever a page
+    shows)."""
+    if any(a.get("name") == me.name for a in esc.approvals or ()):
+        left = esc.approvals_required - len(esc.approvals)
+        note = (f"You have approved this; it waits for {left} more approver"
+                f"{'s' if left != 1 else ''}.")
+        return {"may_approve": False, "may_deny": False, "note": note}
+    approve, deny = refusal(esc, me, "approved"), refusal(esc, me, "denied")
+    return {"may_approve": approve is None, "may_deny": deny is None,
+            "note": approve or deny or ""}
+
+
 @router.get("/dashboard/data")
 async def data(request: Request, status: str = "", agent: str = "", tool: str = "",
                rule: str = "") -> Response:
-    await _session(request)
+    principal, _ = await _session(request)
+    me = person(principal)
     service = state_of(request).service
     filters = {"agent": agent or None, "tool": tool or None, "rule": rule or None}
     pending = await asyncio.to_thread(service.list_escalations, status="pending", limit=200,
@@ -183,7 +214,8 @@ async def data(request: Request, status: str = "", agent: str = "", tool: str = 
     now = time.time()
     return json_response({
         "now": now,
-        "pending": [escalation_json(e) for e in pending] if status in ("", "pending") else [],
+        "pending": [{**escalation_json(e), "you": _your_part(e, me)} for e in pending]
+        if status in ("", "pending") else [],
         "history": [escalation_json(e) for e in history if e.status != "pending"],
     })
 
@@ -197,10 +229,11 @@ async def _answer(request: Request, escalation_id: str, status: str) -> Response
     try:
         if status == "approved" and form.get("modified_input", "").strip():
             modified = json.loads(form["modified_input"])
+        grant = _grant_scope(form) if status == "approved" else None
         esc = await state_of(request).resolve(escalation_id, status=status,
                                               by=principal.name, approver=person(principal),
                                               comment=comment, modified_input=modified,
-                                              via="dashboard")
+                                              via="dashboard", grant=grant)
     except NotAnApprover as exc:
         return _answered(request, 403, str(exc))
     except AnswerRefused as exc:
@@ -211,7 +244,51 @@ async def _answer(request: Request, escalation_id: str, status: str) -> Response
         return _answered(request, 404, str(exc))
     except EscalationConflict as exc:
         return _answered(request, 409, str(exc))
-    return _answered(request, 200, f"{esc.id} {esc.status}", escalation_json(esc))
+    message = f"{esc.id} {esc.status}"
+    if esc.status == "pending":
+        left = esc.approvals_required - len(esc.approvals)
+        message = (f"{esc.id}: your approval counted, {len(esc.approvals)} of "
+                   f"{esc.approvals_required}; it waits for {left} more approver"
+                   f"{'s' if left != 1 else ''}")
+    elif grant is not None:
+        given = await asyncio.to_thread(_grant_of, state_of(request), esc.id)
+        if given is not None:
+            uses = "" if given.max_uses is None else f", at most {given.max_uses} times"
+            message += (f"; standing approval {given.id} allows similar calls for "
+                        f"{_span(given.expires_at - given.created_at)}{uses}")
+    return _answered(request, 200, message, escalation_json(esc))
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{round(seconds / size, 1):g} {unit}"
+    return f"{round(seconds, 1):g} s"
+
+
+def _grant_scope(form: dict[str, str]) -> dict[str, Any] | None:
+    """A standing approval's scope from the card's "Approve and allow similar calls" form
+    (``grant=1`` with ``grant_ttl``, ``grant_max_uses``, ``grant_when``; blank ones take
+    the defaults); None without ``grant``. The service checks the rest."""
+    if not form.get("grant"):
+        return None
+    scope: dict[str, Any] = {}
+    if form.get("grant_ttl", "").strip():
+        scope["ttl"] = form["grant_ttl"].strip()
+    uses = form.get("grant_max_uses", "").strip()
+    if uses:
+        if not uses.isdigit():
+            raise AnswerRefused(f"grant max uses must be a whole number, not {uses!r}")
+        scope["max_uses"] = int(uses)
+    if form.get("grant_when", "").strip():
+        scope["when"] = form["grant_when"]
+    return scope
+
+
+def _grant_of(state: Any, escalation_id: str) -> Grant | None:
+    """The standing approval just given with this escalation's answer (the newest)."""
+    return next((g for g in state.store.list_grants(limit=200)
+                 if g.escalation_id == escalation_id), None)
 
 
 def _answered(request: Request, code: int, message: str,
@@ -229,3 +306,40 @@ async def approve(escalation_id: str, request: Request) -> Response:
 @router.post("/dashboard/escalations/{escalation_id}/deny")
 async def deny(escalation_id: str, request: Request) -> Response:
     return await _answer(request, escalation_id, "denied")
+
+
+# -- standing approvals -------------------------------------------------------------------
+@router.get("/dashboard/grants")
+async def grants_data(request: Request, live: str = "") -> Response:
+    """Standing approvals, newest first, each with its state now (live, used up, expired,
+    revoked); ``live=1``: only those that may still be used."""
+    await _session(request)
+    now = time.time()
+    found = await asyncio.to_thread(state_of(request).store.list_grants,
+                                    live_only=live in ("1", "true"), limit=500, now=now)
+    return json_response({"now": now, "grants": [g.to_dict(now) for g in found]})
+
+
+@router.post("/dashboard/grants/{grant_id}/revoke")
+async def revoke_grant(grant_id: str, request: Request) -> Response:
+    """End a standing approval now; any approver or admin may, and is recorded as having
+    done it (the name of their key)."""
+    principal, session = await _session(request)
+    check_csrf(principal, session, (await _form(request)).get("csrf_token"))
+    try:
+        grant = await asyncio.to_thread(partial(standing.revoke, state_of(request).store,
+                                                grant_id, by=principal.name))
+    except standing.GrantNotFound as exc:
+        return _revoked(request, 404, str(exc))
+    except standing.GrantRevoked as exc:
+        return _revoked(request, 409, str(exc))
+    return _revoked(request, 200, f"standing approval {grant_id} revoked", grant)
+
+
+def _revoked(request: Request, code: int, message: str, grant: Grant | None = None
+             ) -> Response:
+    if "application/json" in request.headers.get("accept", ""):
+        return json_response({"detail": message,
+                              "grant": None if grant is None else grant.to_dict(time.time())},
+                             code)
+    return RedirectResponse("/grants", status_code=303)
