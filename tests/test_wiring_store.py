@@ -247,6 +247,17 @@ class MemoryStore:
                         queued += 1
         return queued
 
+    def queue_updates(self, escalation_id: str, updates: Any, *,
+                      now: float | None = None) -> int:
+        esc = self.escalations.get(escalation_id)
+        if esc is None or esc.status != "pending" or self.announced.get(esc.id) != 1:
+            return 0
+        posts = [n.target for n in self.notices_for(esc.id)
+                 if n.kind == "post" and updates(n.scheme)]
+        for target in posts:
+            self._queue(esc.id, target, "update", now)
+        return len(posts)
+
     def _queue(self, escalation_id: str, target: str, kind: str, now: float | None) -> None:
         notice = Notice(id=f"ntc_{len(self.notices)}", escalation_id=escalation_id,
                         target=target, kind=kind, state="queued", next_at=now or time.time(),

@@ -36,10 +36,11 @@ from email.utils import formataddr, parseaddr
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..approvers import Approver
 from ..errors import StasoError
 from ..models import Escalation
 from ..store.keys import is_address
-from . import email_links, email_message
+from . import email_links, email_message, facts
 from .base import Channel, ChannelContext, DeliveryError
 
 TIMEOUT = 10.0  # seconds: a delivery holds the outbox's thread; a slow server is retried
@@ -165,16 +166,29 @@ class EmailChannel(Channel):
     # -- delivery (the outbox's thread) ---------------------------------------------------
     def message(self, address: str, escalation: Escalation) -> EmailMessage:
         """The message to ``address``: with answer links if it answers as an approver key
-        and the escalation is pending."""
+        and the escalation is pending, one for each answer the escalation's rule lets
+        that key give (none for a key not among its approvers; no approve link for the
+        one who asked for the call where the rule forbids approving one's own). A link
+        is made only for an answer that would be taken now; it is checked again when
+        used."""
         links = None
         if escalation.status == "pending":
             found = self.context.store.key_for_person(email=address)
             if found is not None and found[0].email:
                 key, store = found[0], self.context.store
-                links = email_message.Links(
-                    approve=self.link(email_links.make(store, escalation, key, "approve")),
-                    deny=self.link(email_links.make(store, escalation, key, "deny")),
-                    answering_as=key.name)
+                who = Approver.of_key(key)
+                made: dict[str, str | None] = {}
+                why: list[str] = []
+                for action, status in email_links.ACTIONS.items():
+                    refused = facts.refused(escalation, who, status)
+                    if refused is None:
+                        made[action] = self.link(email_links.make(store, escalation, key,
+                                                                  action))
+                    elif str(refused) not in why:
+                        why.append(str(refused))
+                links = email_message.Links(answering_as=key.name, approve=made.get("approve"),
+                                            deny=made.get("deny"),
+                                            refused=" ".join(why) or None)
         return email_message.build(escalation, sender=self.sender, recipient=address,
                                    domain=self.domain, links=links,
                                    dashboard=self.context.dashboard_link(escalation.id))

@@ -1,6 +1,7 @@
 """The e-mail for an escalation: a multipart/alternative message, plain text and HTML, with
-the facts (``facts.py``) and, for a recipient who answers as an approver key, an approve
-and a deny link.
+the facts (``facts.py``: who may answer and how many must approve too) and, for a
+recipient who answers as an approver key, an approve and a deny link (those of the
+answers the escalation's rule lets that key give).
 
 Tool names, agent names, reasons and inputs are attacker-controlled text. In the HTML part
 every one is ``html.escape``d; in both parts, and in the Subject, control characters are
@@ -27,11 +28,17 @@ ESCALATION_HEADER = "X-Staso-Escalation"
 
 @dataclass(frozen=True)
 class Links:
-    """The answer links of one recipient, and the approver key they answer as."""
+    """The answer links of one recipient, and the approver key they answer as: a link
+    for each answer that key may give (None for one it may not), and why not."""
 
-    approve: str
-    deny: str
     answering_as: str
+    approve: str | None = None
+    deny: str | None = None
+    refused: str | None = None  # why an answer has no link (the rule's approvers, …)
+
+    @property
+    def any(self) -> bool:
+        return self.approve is not None or self.deny is not None
 
 
 def subject(escalation: Escalation) -> str:
@@ -46,10 +53,16 @@ def subject(escalation: Escalation) -> str:
 
 
 def _facts(escalation: Escalation) -> list[tuple[str, str]]:
-    return [("Tool", escalation.tool_name), ("Agent", escalation.agent_name or "-"),
+    rows = [("Tool", escalation.tool_name), ("Agent", escalation.agent_name or "-"),
             ("Rule", escalation.rule_name or "-"), ("Severity", escalation.severity),
             ("Reason", escalation.reason or "-"), ("Expires", facts.expiry(escalation)),
             ("Escalation", escalation.id)]
+    terms, approvals = facts.who_may_answer(escalation), facts.approvals(escalation)
+    if terms:
+        rows.append(("Approvers", terms))
+    if approvals:
+        rows.append(("Approvals", approvals))
+    return rows
 
 
 def _headers(escalation: Escalation, sender: str, recipient: str,
@@ -111,19 +124,27 @@ def _text(escalation: Escalation, recipient: str, shown: str, cut: bool,
         out.append("[cut to fit" + (f": see them all in the dashboard, {dashboard}]"
                                     if dashboard else "]"))
     out.append("")
-    if links is not None:
-        out += [line(f"To answer as {links.answering_as} (your approver key):"),
-                f"  Approve: {links.approve}",
-                f"  Deny:    {links.deny}",
-                "",
+    if links is not None and links.any:
+        out.append(line(f"To answer as {links.answering_as} (your approver key):"))
+        out += [f"  {verb + ':':<8} {url}" for verb, url in (("Approve", links.approve),
+                                                             ("Deny", links.deny)) if url]
+        if links.refused:
+            out += ["", line(f"No {'approve' if links.approve is None else 'deny'} link: "
+                             f"{links.refused}")]
+        out += ["",
                 "Each link opens a page where you confirm, and may add a comment; opening "
                 "it changes nothing. A link works once, only for this escalation, and stops "
                 "working when the escalation is answered or expires."]
+    elif links is not None and answer is None:
+        out.append(line(f"{recipient} answers as {links.answering_as}, who may not answer "
+                        f"this escalation ({links.refused or 'the rule says who may'}), so "
+                        "this message has no approve or deny links.") +
+                   (f" See it in the dashboard: {dashboard}" if dashboard else ""))
     elif answer is None:
         out.append(f"{recipient} answers as no approver key, so this message has no approve "
                    "or deny links. Answer in the dashboard" +
                    (f": {dashboard}" if dashboard else "."))
-    if dashboard and (links is not None or answer is not None):
+    if dashboard and ((links is not None and links.any) or answer is not None):
         out += ["", f"Dashboard: {dashboard}"]
     return "\n".join(out) + "\n"
 
@@ -165,24 +186,37 @@ def _html(escalation: Escalation, recipient: str, shown: str, cut: bool,
         more = f' <a href="{_e(dashboard)}">See them all in the dashboard.</a>' \
             if dashboard else ""
         parts.append(f"<p><em>Cut to fit.</em>{more}</p>")
-    if links is not None:
+    if links is not None and links.any:
+        buttons = "".join(
+            f'<a href="{_e(url)}" style="{_BUTTON.format(colour)}">{verb}…</a>'
+            for verb, url, colour in (("Approve", links.approve, "#16794a"),
+                                      ("Deny", links.deny, "#b3261e")) if url)
         parts += [
             f"<p>To answer as <strong>{_e(line(links.answering_as))}</strong> "
             "(your approver key):</p>",
-            f'<p><a href="{_e(links.approve)}" style="{_BUTTON.format("#16794a")}">'
-            "Approve…</a>"
-            f'<a href="{_e(links.deny)}" style="{_BUTTON.format("#b3261e")}">Deny…</a></p>',
+            f"<p>{buttons}</p>",
+        ]
+        if links.refused:
+            missing = "approve" if links.approve is None else "deny"
+            parts.append(f"<p>No {missing} link: {_e(line(links.refused))}</p>")
+        parts.append(
             '<p style="color:#6a7280;font-size:12px">Each link opens a page where you '
             "confirm, and may add a comment; opening it changes nothing. A link works once, "
             "only for this escalation, and stops working when the escalation is answered or "
-            "expires.</p>",
-        ]
+            "expires.</p>")
+    elif links is not None and answer is None:
+        where = f'<a href="{_e(dashboard)}">the dashboard</a>' if dashboard else \
+            "the dashboard"
+        parts.append(f"<p>{_e(recipient)} answers as {_e(line(links.answering_as))}, who may "
+                     "not answer this escalation "
+                     f"({_e(line(links.refused or 'the rule says who may'))}), so this "
+                     f"message has no approve or deny links. See it in {where}.</p>")
     elif answer is None:
         where = f'<a href="{_e(dashboard)}">the dashboard</a>' if dashboard else \
             "the dashboard"
         parts.append(f"<p>{_e(recipient)} answers as no approver key, so this message has "
                      f"no approve or deny links. Answer in {where}.</p>")
-    if dashboard and (links is not None or answer is not None):
+    if dashboard and ((links is not None and links.any) or answer is not None):
         parts.append(f'<p><a href="{_e(dashboard)}">Open in the dashboard</a></p>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

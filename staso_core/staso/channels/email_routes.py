@@ -4,7 +4,10 @@
 comment field and one button. Mail scanners and link previews follow links, so following
 one must never answer anything. Only the page's form, a ``POST`` to the same address,
 answers: the link is checked again, the escalation resolved under the key's name, via
-e-mail, exactly once, and the link recorded as used on every replica (``use_once``).
+e-mail, exactly once (or, where several must approve, the approval counted once), and the
+link recorded as used on every replica (``use_once``). The escalation's rule is asked
+again at each step: a key that may not give this answer now (no longer in the rule's
+approver group, or the one who asked for the call) is refused, and nothing is resolved.
 
 The token (``email_links.py``) is random and kept only as its hash, bound to one
 escalation, one key (as linked to one address) and one action. Statuses:
@@ -12,7 +15,10 @@ escalation, one key (as linked to one address) and one action. Statuses:
 - 404: e-mail approvals are not configured, or the link is not one (forged, altered,
   for another escalation or action, or its key revoked or linked to another address: the
   page never says which), or it names no escalation;
+- 403: the key may not give this answer (the escalation's approvers), or the form came
+  from another site;
 - 409: the escalation is answered (saying by whom) or expired: its links answer nothing;
+  or this key approved it already (several must approve: each once);
 - 410: this link was used already;
 - 400, 413, 415: a form that is not this page's (nothing is resolved).
 
@@ -31,7 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
 
-from ..approvers import Approver
+from ..approvers import AnswerRefused, Approver, NotAnApprover
 from ..errors import EscalationConflict, EscalationNotFound
 from ..models import Escalation
 from ..server.auth import state_of
@@ -80,6 +86,9 @@ async def confirm(token: str, request: Request) -> Response:
         link, who, esc = await _check(state, token)
         if esc.effective_status() != "pending":
             raise _answered(esc)
+        refused = facts.refused(esc, who, email_links.ACTIONS[link.action])
+        if refused is not None:  # say so now, not after the approver pressed the button
+            raise _not_taken(refused, esc)
     except Refused as exc:
         return _refused(state, exc)
     return _confirmation(link, who.name, esc)
@@ -102,9 +111,13 @@ async def answer(token: str, request: Request) -> Response:
         except EscalationNotFound:
             raise Refused(404, "No such escalation", f"staso has no escalation {esc.id}."
                           ) from None
-        except EscalationConflict:
+        except EscalationConflict as exc:
             current = await asyncio.to_thread(state.store.get_escalation, esc.id)
+            if current.effective_status() == "pending":  # this key approved it already
+                raise _not_taken(exc, current) from None
             raise _answered(current) from None
+        except (NotAnApprover, AnswerRefused) as exc:
+            raise _not_taken(exc, esc) from None
         try:  # recorded: the link is refused (410) from now on
             await asyncio.to_thread(state.store.use_answer_link, link.id)
         except Exception as exc:  # answered all the same: a replay then gets 409, not 410
@@ -152,6 +165,15 @@ async def _check(state: ServerState, token: str
         raise Refused(410, "Link already used",
                       "This link was used already; a link answers once.", esc)
     return link, Approver.of_key(found[0]), esc
+
+
+def _not_taken(exc: Exception, esc: Escalation) -> Refused:
+    """This key's answer, refused by the escalation's rule (nothing was resolved)."""
+    if isinstance(exc, NotAnApprover):
+        return Refused(403, "Not yours to answer", f"{exc}. Nothing was changed.", esc)
+    if isinstance(exc, EscalationConflict):
+        return Refused(409, "Already approved", f"{exc}. Nothing was changed.", esc)
+    return Refused(422, "Not taken", f"{exc}. Nothing was changed.", esc)
 
 
 def _answered(esc: Escalation) -> Refused:
@@ -217,6 +239,8 @@ def _facts(esc: Escalation) -> str:
     if esc.status == "pending":
         rows.append(("Expires", facts.expiry(esc)))
     rows.append(("Escalation", esc.id))
+    rows += [(name, text) for name, text in (("Approvers", facts.who_may_answer(esc)),
+                                             ("Approvals", facts.approvals(esc))) if text]
     meta = "".join(f"<span>{_e(name)}: <b>{_e(line(value))}</b></span>"
                    for name, value in rows)
     more = '<p class="empty">The arguments were cut to fit; the dashboard has them all.</p>' \
@@ -234,6 +258,9 @@ def _confirmation(link: AnswerLink, name: str, esc: Escalation) -> Response:
         return _page(200, "Answer in the dashboard", body)
     verb = _VERB[link.action]
     what = "run as shown" if link.action == "approve" else "not run; the agent is told why"
+    if link.action == "approve" and esc.approvals_required > 1:
+        what = (f"run as shown once {esc.approvals_required} different approvers have "
+                f"approved ({len(esc.approvals or ())} so far)")
     body = (f"<h2>{verb} this call?</h2>\n"
             f"<p>You answer as <b>{_e(line(name))}</b>. {_e(line(esc.tool_name))} will "
             f"{what}. Nothing happens until you press {verb}.</p>\n"
@@ -249,6 +276,15 @@ def _confirmation(link: AnswerLink, name: str, esc: Escalation) -> Response:
 
 
 def _done(esc: Escalation) -> Response:
+    if esc.status == "pending":  # one approval of several: counted, the others to come
+        progress = facts.approvals(esc) or "approval counted"
+        left = esc.approvals_required - len(esc.approvals or ())
+        body = (f'<h2 id="result" class="status-pending">Your approval is counted: '
+                f"{_e(progress)}</h2>\n"
+                f"<p>The call waits for {left} more approval{'s' if left != 1 else ''} "
+                "from other approvers; the agent is told once they are given (or at the "
+                f"first denial).</p>\n{_facts(esc)}")
+        return _page(200, "Approval counted", body)
     answer = facts.answer(esc)
     headline = f"{answer.headline} at {answer.when}" if answer else esc.status
     comment = f"<p>Comment: {_e(line(esc.comment))}</p>\n" if esc.comment else ""

@@ -12,6 +12,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from ..approvers import AnswerRefused, Approver, NotAnApprover, answer_values
+from ..errors import EscalationConflict, StasoError
 from ..models import Escalation
 
 _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
@@ -20,7 +22,8 @@ _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _BLANK = frozenset("\u2800\u3164\u115f\u1160\uffa0")
 _WHITESPACE = re.compile(r"\s+")
 
-VIA = {"slack": "Slack", "email": "e-mail", "dashboard": "the dashboard", "api": "the API"}
+VIA = {"slack": "Slack", "email": "e-mail", "dashboard": "the dashboard", "api": "the API",
+       "cli": "the CLI", "python": "Python"}
 
 
 def will_run(escalation: Escalation) -> dict[str, Any]:
@@ -158,3 +161,56 @@ def summary(escalation: Escalation) -> str:
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# -- who may answer, and the approvals so far ---------------------------------------------
+def who_may_answer(escalation: Escalation) -> str | None:
+    """The rule's terms in words: who may answer, how many must approve, and that the one
+    who asked may not (None: any approver, and one approval answers)."""
+    parts = []
+    if escalation.approvers is not None:
+        parts.append("May answer: " + ", ".join(escalation.approvers))
+    if escalation.approvals_required > 1:
+        parts.append(f"needs {escalation.approvals_required} approvals from different people")
+    if escalation.forbid_self_approval and escalation.requested_by:
+        parts.append(f"not approved by {_short(escalation.requested_by)}, who asked for it")
+    return line(" · ".join(parts)) if parts else None
+
+
+def _approver_list(escalation: Escalation) -> str:
+    return ", ".join(f"{a.get('name') or a.get('by') or 'someone'} via "
+                     f"{VIA.get(a.get('via') or '', a.get('via') or 'staso')}"
+                     for a in escalation.approvals or ())
+
+
+def approvals(escalation: Escalation) -> str | None:
+    """The approvals so far: "1 of 2 approvals: alice via Slack" while a quorum gathers,
+    every approver with their channel once approved; None where one approval is the
+    answer (the headline names it)."""
+    given = escalation.approvals or []
+    required = escalation.approvals_required
+    if required <= 1 and len(given) <= 1:
+        return None
+    listed = _approver_list(escalation)
+    if escalation.status == "pending":
+        return line(f"{len(given)} of {required} approvals" + (f": {listed}" if given else ""))
+    if escalation.status == "approved":
+        return line(f"Approved by {len(given)} of {required}: {listed}")
+    if given:
+        return line(f"{len(given)} of {required} approvals before it was "
+                    f"{'denied' if escalation.status == 'denied' else 'timed out'}: {listed}")
+    return None
+
+
+def refused(escalation: Escalation, who: Approver, status: str, *, editing: bool = False,
+            granting: bool = False) -> StasoError | None:
+    """Why ``who`` may not give this answer now (None: they may), asked before a channel
+    offers it (a link, a modal): the store's own check (``answer_values``), run without
+    writing anything. The answer itself is checked again where it is recorded."""
+    try:
+        answer_values(escalation, who, status=status, by=who.name, comment=None,
+                      modified_input={} if editing else None, via=None, granting=granting,
+                      now=time.time())
+    except (NotAnApprover, EscalationConflict, AnswerRefused) as exc:
+        return exc
+    return None

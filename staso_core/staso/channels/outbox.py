@@ -1,7 +1,9 @@
 """The channels' delivery workers, in each ``staso serve`` process.
 
 One thread announces: it times out escalations past their expiry and queues posts for
-escalations not yet announced and updates for those answered since. Each configured
+escalations not yet announced, updates for those answered since, and updates for those
+that one approval of several moved closer to their quorum (told by the
+``staso_escalation_approval`` hook in the process that counted it). Each configured
 channel has ``DELIVERERS`` threads of its own that deliver its queue, so a slow Slack
 holds up neither e-mail nor, with one delivery stuck, the rest of Slack's queue. The
 queue is the database's ``notices`` table (``store/notices.py``): a channel that is down
@@ -43,6 +45,7 @@ DELIVERERS = 2  # threads per channel
 BACKOFF_FIRST, BACKOFF_MOST = 2.0, 300.0
 LEASE_SECONDS = 120.0  # far longer than one delivery takes (Slack and SMTP: 10 s timeouts)
 WAIT_FOR_POST = 1.0  # an update waits this long, uncounted, for its post to be delivered
+CATCH_UP = 3  # times an update is sent again if the escalation changed while it was sent
 
 
 def backoff(attempts: int) -> float:
@@ -63,10 +66,18 @@ class Outbox:
         self._due: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
         self._warned: set[str] = set()
+        self._approved: set[str] = set()  # escalations with an approval toward a quorum
+        self._approved_lock = threading.Lock()
 
     # -- the hooks that wake it (registered as a plugin by the server) ------------------
     @hookimpl
     def staso_escalation_created(self, escalation: Escalation) -> None:
+        self.wake()
+
+    @hookimpl
+    def staso_escalation_approval(self, escalation: Escalation) -> None:
+        with self._approved_lock:
+            self._approved.add(escalation.id)
         self.wake()
 
     @hookimpl
@@ -126,9 +137,25 @@ class Outbox:
         store.expire_due(now)
         store.announce_new(lambda esc: targets(esc, self.channels), now=now)
         store.announce_answers(self._updates, now=now)
+        self._announce_approvals(now)
         for event in self._due.values():
             event.set()
         self._warn_unconfigured(now)
+
+    def _announce_approvals(self, now: float | None) -> None:
+        """Queue updates showing the approvals counted here since the last pass; an
+        escalation whose updates could not be queued (the database is down) is tried
+        again on the next pass."""
+        with self._approved_lock:
+            approved, self._approved = self._approved, set()
+        left = set(approved)
+        try:
+            for escalation_id in approved:
+                self.store.queue_updates(escalation_id, self._updates, now=now)
+                left.discard(escalation_id)
+        finally:
+            with self._approved_lock:
+                self._approved |= left
 
     def deliver_next(self, scheme: str) -> bool:
         """Deliver the next due notice of one channel; False if none was due."""
@@ -173,11 +200,25 @@ class Outbox:
                     store.notice_retry(notice.id, next_at=time.time() + WAIT_FOR_POST)
                     return
                 channel.update(notice.address, esc, post.ref or {})
+                self._catch_up(notice, channel, esc, post.ref or {})
         except Exception as exc:
             self._failed(notice, exc)
             return
         self.sent[(notice.scheme, notice.kind)] += 1
         store.notice_done(notice.id, ref=ref)
+
+    def _catch_up(self, notice: Notice, channel: Channel, shown: Escalation,
+                  ref: dict[str, Any]) -> None:
+        """Send the update again if the escalation changed while it was being sent: two
+        updates of one post (an approval, then the answer) may be delivered by two
+        threads at once, and the one rendered first may reach the channel last. Whoever
+        sent last then looks again, so the post ends showing the escalation as it is."""
+        for _ in range(CATCH_UP):
+            current = self.store.get_escalation(notice.escalation_id)
+            if _shown(current) == _shown(shown):
+                return
+            channel.update(notice.address, current, ref)
+            shown = current
 
     def _post_of(self, update: Notice) -> Notice | None:
         return next((n for n in self.store.notices_for(update.escalation_id)
@@ -221,3 +262,8 @@ class Outbox:
                       *(f'staso_channel_notices{{state="{state}"}} {queued.get(state, 0)}'
                         for state in ("queued", "sent", "failed", "skipped"))]
         return lines
+
+
+def _shown(escalation: Escalation) -> tuple[Any, ...]:
+    """What an update shows of an escalation that can change after it was posted."""
+    return (escalation.status, len(escalation.approvals or ()), escalation.resolved_at)

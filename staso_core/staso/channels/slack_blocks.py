@@ -5,21 +5,34 @@ is ever mrkdwn: the facts are ``plain_text`` and the input a ``rich_text`` prefo
 block, which Slack shows as given (no links, mentions or formatting can be smuggled in).
 Only staso's own words and links are mrkdwn. Lengths stay inside Slack's limits (a
 header 150 characters, a field 2,000, a text input 3,000).
+
+Where the rule says who may answer or how many must approve, the message says so, with
+the approvals so far; only the answers the rule can take from one person are offered (no
+Edit, and no "allow similar", where several must approve).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..approvers import AnswerRefused
+from ..grants import MAX_CONDITION, scope_from
 from ..models import Escalation
 from . import facts
 
 APPROVE, DENY, EDIT = "staso_approve", "staso_deny", "staso_edit"
+GRANT = "staso_grant"  # approve, and allow similar calls for a while (a standing approval)
 OPEN = "staso_open"  # a link button: Slack reports the click, staso has nothing to do
 INPUT_LIMIT = 2500  # characters of pretty JSON shown in the message
 EDIT_LIMIT = 3000  # Slack's most for a text input: a larger input is edited in the dashboard
 EDIT_BLOCK, EDIT_FIELD = "staso_input", "json"
 COMMENT_BLOCK, COMMENT_FIELD = "staso_comment", "comment"
+TTL_BLOCK, TTL_FIELD = "staso_grant_ttl", "ttl"
+USES_BLOCK, USES_FIELD = "staso_grant_uses", "max_uses"
+WHEN_BLOCK, WHEN_FIELD = "staso_grant_when", "when"
+# how long a grant from Slack lives: the choices offered (value: a grants.seconds duration)
+TTLS = {"15m": "15 minutes", "1h": "1 hour", "8h": "8 hours", "24h": "24 hours"}
+DEFAULT_TTL = "1h"
 
 
 def _units(text: str) -> int:
@@ -81,6 +94,12 @@ def message(escalation: Escalation, dashboard: str | None) -> list[dict[str, Any
     blocks.append({"type": "context", "elements": [
         {"type": "mrkdwn", "text": " · ".join(notes)}]})
     answer = facts.answer(escalation)
+    terms = [text for text in (facts.who_may_answer(escalation),
+                               facts.approvals(escalation) if answer is None else None)
+             if text]
+    if terms:  # the rule's approvers and quorum, and the approvals so far
+        blocks.append({"type": "context", "block_id": "staso_approvers",
+                       "elements": [_plain(text) for text in terms]})
     if answer is None and cut:  # no approving in Slack what Slack cannot show whole
         blocks.append({"type": "actions", "block_id": "staso_answer", "elements": [
             {"type": "button", "action_id": DENY, "value": escalation.id, "style": "danger",
@@ -89,20 +108,35 @@ def message(escalation: Escalation, dashboard: str | None) -> list[dict[str, Any
                 "text": _plain("Review and approve in the dashboard")}] if dashboard else []),
         ]})
     elif answer is None:
+        if grantable(escalation):  # a line of its own, above the answers
+            blocks.append({"type": "section", "block_id": "staso_grant", "text": _plain(
+                "Approve this call and allow similar ones for a while, without asking "
+                "each time"), "accessory": {
+                    "type": "button", "action_id": GRANT, "value": escalation.id,
+                    "text": _plain("Approve & allow similar…", 75)}})
         blocks.append({"type": "actions", "block_id": "staso_answer", "elements": [
             {"type": "button", "action_id": APPROVE, "value": escalation.id, "style": "primary",
              "text": _plain("Approve"),
              "confirm": {"title": _plain("Approve this call?", 100),
                          "text": _plain(f"{line(escalation.tool_name)} will run with the "
-                                        "arguments shown.", 300),
+                                        "arguments shown" + (
+                                            f" once {escalation.approvals_required} "
+                                            "different approvers have approved"
+                                            if escalation.approvals_required > 1 else "")
+                                        + ".", 300),
                          "confirm": _plain("Approve"), "deny": _plain("Cancel")}},
             {"type": "button", "action_id": DENY, "value": escalation.id, "style": "danger",
              "text": _plain("Deny")},
-            {"type": "button", "action_id": EDIT, "value": escalation.id,
-             "text": _plain("Edit")},
+            # one of several approvers cannot edit: the others would approve what they
+            # did not see
+            *([{"type": "button", "action_id": EDIT, "value": escalation.id,
+                "text": _plain("Edit")}] if escalation.approvals_required == 1 else []),
         ]})
     else:
         lines = [f"{answer.symbol} {answer.headline} at {answer.when}"]
+        approvals = facts.approvals(escalation)
+        if approvals:
+            lines.append(approvals)
         if answer.edited:
             lines.append("The input was edited before approval.")
         if answer.comment:
@@ -160,4 +194,50 @@ def edit_modal(escalation: Escalation, dashboard: str | None) -> dict[str, Any]:
          "label": _plain(f"Input for {facts.line(escalation.tool_name)} (JSON)"),
          "element": {"type": "plain_text_input", "action_id": EDIT_FIELD, "multiline": True,
                      "initial_value": text, "max_length": EDIT_LIMIT}},
+        _comment(optional=True)])
+
+
+def grantable(escalation: Escalation) -> bool:
+    """Whether an approval of this escalation may allow similar calls ahead (the core's
+    own check: not where several must approve, nor for staso's built-in checks)."""
+    try:
+        scope_from({}, escalation, {})
+    except AnswerRefused:
+        return False
+    return True
+
+
+def _option(value: str) -> dict[str, Any]:
+    return {"text": _plain(TTLS[value], 75), "value": value}
+
+
+def grant_modal(escalation: Escalation) -> dict[str, Any]:
+    """Approve, and allow the same agent's calls of the same tool that the same rule
+    escalates, for a while (ttl), at most so many times (max uses), and only where a
+    condition on the input holds (when): Slack's form for a standing approval."""
+    tool, agent = facts.line(escalation.tool_name), facts.line(escalation.agent_name or "-")
+    rule = facts.line(escalation.rule_name or "-")
+    return _modal(GRANT, "Approve & allow similar", "Approve", escalation, [
+        {"type": "section", "text": _plain(
+            f"Approve this call, and let {agent} call {tool} without asking while rule "
+            f"{rule} would escalate it, within the limits below. A call the policy blocks "
+            "stays blocked; a call outside the limits still comes to a person. The "
+            "standing approval can be revoked at any time (staso grants revoke, or the "
+            "dashboard).", 3000)},
+        {"type": "input", "block_id": TTL_BLOCK, "label": _plain("Allow similar calls for"),
+         "element": {"type": "static_select", "action_id": TTL_FIELD,
+                     "placeholder": _plain("How long", 150),
+                     "options": [_option(value) for value in TTLS],
+                     "initial_option": _option(DEFAULT_TTL)}},
+        {"type": "input", "block_id": USES_BLOCK, "optional": True,
+         "label": _plain("At most this many calls"),
+         "hint": _plain("A whole number, such as 20. Empty: no limit but the time."),
+         "element": {"type": "plain_text_input", "action_id": USES_FIELD,
+                     "placeholder": _plain("no limit", 150), "max_length": 10}},
+        {"type": "input", "block_id": WHEN_BLOCK, "optional": True,
+         "label": _plain("Only calls where (a CEL condition on the input)"),
+         "hint": _plain("For example tool_input.amount <= 2000. Empty: every such call."),
+         "element": {"type": "plain_text_input", "action_id": WHEN_FIELD,
+                     "placeholder": _plain("tool_input.amount <= 2000", 150),
+                     "max_length": MAX_CONDITION}},
         _comment(optional=True)])

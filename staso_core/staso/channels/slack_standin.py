@@ -195,9 +195,12 @@ def _user(user_id: str) -> dict[str, Any]:
 
 def click(user_id: str, channel: str, ts: str, message: dict[str, Any],
           action_id: str) -> dict[str, Any]:
-    """The ``block_actions`` payload for ``user_id`` clicking a button of a message."""
-    button = next(e for b in message["blocks"] if b.get("type") == "actions"
-                  for e in b["elements"] if e.get("action_id") == action_id)
+    """The ``block_actions`` payload for ``user_id`` clicking a button of a message (in
+    an actions block, or a section's accessory)."""
+    block, button = next((b, e) for b in message["blocks"]
+                         for e in (b.get("elements", ()) if b.get("type") == "actions"
+                                   else [b.get("accessory") or {}])
+                         if e.get("action_id") == action_id)
     return {"type": "block_actions", "user": _user(user_id), "api_app_id": "A0STASO01",
             "token": "deprecated", "team": TEAM,
             "container": {"type": "message", "message_ts": ts, "channel_id": channel,
@@ -205,7 +208,8 @@ def click(user_id: str, channel: str, ts: str, message: dict[str, Any],
             "channel": {"id": channel, "name": "approvals"}, "message": message,
             "trigger_id": f"{int(time.time())}.{next(_TRIGGERS)}.stand-in",
             "response_url": "https://hooks.slack.com/actions/T0STASO01/1/stand-in",
-            "actions": [{"action_id": action_id, "block_id": "staso_answer", "type": "button",
+            "actions": [{"action_id": action_id,
+                         "block_id": block.get("block_id") or "staso_answer", "type": "button",
                          **{k: button[k] for k in ("value", "url") if k in button},
                          "text": button["text"], "action_ts": f"{time.time():.6f}"}]}
 
@@ -213,8 +217,11 @@ def click(user_id: str, channel: str, ts: str, message: dict[str, Any],
 def submit(user_id: str, view: dict[str, Any],
            values: dict[str, dict[str, str]]) -> dict[str, Any]:
     """The ``view_submission`` payload for a modal that was opened, with typed ``values``
-    ({block_id: {action_id: text}})."""
-    state = {block: {action: {"type": "plain_text_input", "value": text}
+    ({block_id: {action_id: text}}); for a select menu the text is the chosen option's
+    value, sent as Slack sends a choice (``selected_option``)."""
+    elements = {b.get("block_id"): b.get("element") for b in view.get("blocks", ())
+                if isinstance(b, dict) and isinstance(b.get("element"), dict)}
+    state = {block: {action: _state(elements.get(block) or {}, text)
                      for action, text in fields.items()} for block, fields in values.items()}
     return {"type": "view_submission", "team": TEAM, "user": _user(user_id),
             "api_app_id": "A0STASO01", "token": "deprecated",
@@ -222,6 +229,15 @@ def submit(user_id: str, view: dict[str, Any],
             "view": {**view, "id": "V0STASO01", "state": {"values": state},
                      "hash": f"{int(time.time())}.stand-in", "root_view_id": "V0STASO01"},
             "response_urls": []}
+
+
+def _state(element: dict[str, Any], text: str) -> dict[str, Any]:
+    """One input's state in a ``view_submission``, by the element's type."""
+    if element.get("type") == "static_select":
+        option = next((o for o in element.get("options", ()) if o.get("value") == text),
+                      {"text": {"type": "plain_text", "text": text}, "value": text})
+        return {"type": "static_select", "selected_option": option}
+    return {"type": "plain_text_input", "value": text}
 
 
 _TRIGGERS = itertools.count(1)

@@ -164,6 +164,11 @@ class StoreBackend(Protocol):
         """Queue updates of the posts of escalations answered since they were announced."""
         ...
 
+    def queue_updates(self, escalation_id: str, updates: Callable[[str], bool], *,
+                      now: float | None = None) -> int:
+        """Queue updates of the posts of a pending escalation whose approvals changed."""
+        ...
+
     def lease_next(self, scheme: str, *, lease: float,
                    now: float | None = None) -> Notice | None:
         """The next due notice of one channel, leased to the caller for ``lease`` s."""

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ..models import Escalation
-from .escaping import escape_text, unescape_row
+from .escaping import escape_text, unescape_row, unescape_text
 from .rows import SqlRows
 from .schema import escalations, notices, used_once
 
@@ -123,6 +123,34 @@ class NoticeRows(SqlRows):
                     conn.execute(notices.insert(), rows)
                     queued += len(rows)
         return queued
+
+    def queue_updates(self, escalation_id: str, updates: Callable[[str], bool], *,
+                      now: float | None = None) -> int:
+        """Queue an update of each post (on a channel where ``updates(scheme)``) of an
+        escalation still pending whose approvals so far changed (one approval of several
+        was counted); return how many were queued. None where the post is not queued yet
+        (it will show the approvals), the escalation was answered since (``announce_answers``
+        updates it), or an update of that post waits unleased: rendered at its delivery,
+        it will show this approval too. Each update is leased and delivered once, as any
+        notice."""
+        now = now or time.time()
+        e, n = escalations.c, notices.c
+        with self.engine.begin() as conn:
+            announced = conn.execute(sa.select(e.announced).where(
+                e.id == escalation_id, e.status == "pending")).scalar()
+            if announced != POSTING:
+                return 0
+            rows = conn.execute(sa.select(n.target, n.kind, n.state, n.lease_until).where(
+                n.escalation_id == escalation_id, n.state.in_(("queued", "sent")))).all()
+            waiting = {r.target for r in rows
+                       if r.kind == "update" and r.state == "queued" and r.lease_until is None}
+            targets = [unescape_text(t) for t in dict.fromkeys(
+                r.target for r in rows if r.kind == "post" and r.target not in waiting)]
+            queued = [_row(escalation_id, target, "update", now) for target in targets
+                      if updates(target.partition(":")[0])]
+            if queued:
+                conn.execute(notices.insert(), queued)
+        return len(queued)
 
     def lease_next(self, scheme: str, *, lease: float,
                    now: float | None = None) -> Notice | None:
