@@ -7,6 +7,11 @@
 
 Both give the whole decision table (docs/integrations/crewai.md). Each loads on first use and
 names the extra to install when crewai is missing; ``import staso`` never imports crewai.
+
+Who asked for a run (``context.requested_by``, which ``forbid_self_approval`` rules check):
+``with st.conversation(..., requested_by="alice"):`` around ``kickoff`` (``kickoff_async``,
+``akickoff``, ``kickoff_for_each`` too: crewai carries the context into its worker threads),
+or fixed for a crew with ``guard_crew(crew, context={"requested_by": ...})``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@
 - ``guard_tools(tools)`` for any list of ``BaseTool`` (LangGraph's ``ToolNode``, custom loops).
 - ``StasoCallbackHandler`` for any runnable: it can stop a call, not rewrite it.
 
+Who asked for a run (``context.requested_by``, which ``forbid_self_approval`` rules check):
+``with st.conversation(..., requested_by="alice"):`` around ``invoke`` / ``ainvoke`` /
+``stream``, or per invocation ``config={"configurable": {"requested_by": "alice"}}`` (or in
+``metadata``), or fixed for an agent with ``StasoMiddleware(context={"requested_by": ...})``.
+
 Each loads on first use, and names the extra to install when LangChain is missing.
 """
 

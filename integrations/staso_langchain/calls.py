@@ -11,7 +11,7 @@ from typing import Any
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 
-from staso.adapters import Execution, Outcome, validated_input
+from staso.adapters import Execution, Outcome, requested_by_in, validated_input
 
 try:  # LangGraph knows the run id given to the graph invocation
     from langgraph.runtime import get_runtime
@@ -36,15 +36,19 @@ def already_guarded(tool_name: str, tool_call_id: str | None) -> bool:
     return _guarded.get() == (tool_name, tool_call_id)
 
 
-def _invocation_run_id() -> Any:
-    """The ``run_id`` given to the LangGraph invocation we are inside, if any."""
+def _runtime() -> Any:
+    """The runtime of the LangGraph invocation we are inside, if any."""
     if get_runtime is None:
         return None
     try:
-        info = get_runtime().execution_info
+        return get_runtime()
     except Exception:  # not inside a graph run
         return None
-    return getattr(info, "run_id", None)
+
+
+def _invocation_run_id(runtime: Any) -> Any:
+    """The ``run_id`` given to the LangGraph invocation we are inside, if any."""
+    return getattr(getattr(runtime, "execution_info", None), "run_id", None)
 
 
 def _parent_run_id(config: Mapping[str, Any]) -> Any:
@@ -53,10 +57,13 @@ def _parent_run_id(config: Mapping[str, Any]) -> Any:
 
 def langchain_context(config: Mapping[str, Any] | None, *, tool_call_id: str | None = None,
                       parent_run_id: Any = None) -> dict[str, Any]:
-    """Agent name, thread id, run id and tool call id of a call, for rules and the dashboard.
+    """Agent name, thread id, run id and tool call id of a call, for rules and the dashboard,
+    and who asked for the run when its config says (``requested_by``).
 
     ``run_id`` is the one given to the graph invocation (``config={"run_id": ...}``) when
-    there is one, else the LangChain run that called the tool.
+    there is one, else the LangChain run that called the tool. ``requested_by`` is read from
+    the invocation's runtime context (``invoke(..., context={...})``, a dict or an object
+    of the agent's ``context_schema``), else ``configurable``, else ``metadata``.
     """
     context: dict[str, Any] = {"framework": "langchain"}
     config = config or {}
@@ -66,11 +73,13 @@ def langchain_context(config: Mapping[str, Any] | None, *, tool_call_id: str | N
         context["agent_name"] = str(agent)
     if thread := configurable.get("thread_id") or metadata.get("thread_id"):
         context["thread_id"] = str(thread)
-    run = _invocation_run_id() or parent_run_id or _parent_run_id(config)
+    runtime = _runtime()
+    run = _invocation_run_id(runtime) or parent_run_id or _parent_run_id(config)
     if run is not None:
         context["run_id"] = str(run)
     if tool_call_id:
         context["tool_call_id"] = str(tool_call_id)
+    context.update(requested_by_in(getattr(runtime, "context", None), configurable, metadata))
     return context
 
 

@@ -12,6 +12,12 @@
   (``mcpServers``) rewritten so every stdio server runs through the proxy, and back
   (``staso mcp wrap``).
 
+Who asked for a call (``context.requested_by``, which ``forbid_self_approval`` rules check):
+the proxy is a process of its own, so ``st.conversation`` in the agent's process does not
+reach it; a client says it in the call's ``_meta`` (``{"requested_by": "alice"}``: the
+``mcp`` SDK's ``call_tool(..., meta=...)``; for the OpenAI Agents SDK,
+``tool_meta_resolver=staso_openai_agents.requested_by_meta``).
+
 Built on the official ``mcp`` SDK; each name loads on first use and names the extra to
 install when ``mcp`` is missing; ``import staso`` never imports it.
 """

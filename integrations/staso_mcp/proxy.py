@@ -34,7 +34,7 @@ from mcp.shared.context import RequestContext
 from mcp.shared.exceptions import McpError
 
 from staso import Client
-from staso.adapters import ToolGuard
+from staso.adapters import ToolGuard, requested_by_in
 
 from .calls import CallGuard, refusal
 from .cancelling import cancelling
@@ -183,7 +183,8 @@ class GuardedProxy:
 
     def _context(self, context: RequestContext[Any, Any, Any], client: str
                  ) -> dict[str, Any]:
-        """What a rule can read about where the call came from. On HTTP the session is
+        """What a rule can read about where the call came from, and who asked for it when
+        the client says so in the call's ``_meta.requested_by``. On HTTP the session is
         named by a digest of its Mcp-Session-Id (the id itself lets its holder speak in
         that session: it is not written to the decision log)."""
         http = context.request  # a Starlette request on streamable HTTP, else None
@@ -191,7 +192,8 @@ class GuardedProxy:
         session_id = "mcp_" + hashlib.blake2b(header.encode(), digest_size=8).hexdigest() \
             if header else _current.get().session_id
         return {"framework": "mcp", "mcp_server": self.name,
-                "mcp_client": client, "session_id": session_id}
+                "mcp_client": client, "session_id": session_id,
+                **requested_by_in(context.meta)}
 
     async def _call_tool(self, request: types.CallToolRequest) -> types.ServerResult:
         context = self.server.request_context

@@ -38,7 +38,7 @@ from mcp.shared.exceptions import McpError
 from pydantic import ValidationError
 
 from staso import GuardResult
-from staso.adapters import Outcome
+from staso.adapters import Outcome, requested_by_in
 
 from .calls import CallGuard, refusal
 from .upstream import described
@@ -245,17 +245,19 @@ class StdioRelay:
         link = RelayLink(self, meta.get("progressToken") if isinstance(meta, dict) else None)
         try:
             return await self.calls.decide(link, self, self.server_name, params["name"],
-                                           arguments, self._context())
+                                           arguments, self._context(meta))
         except Exception as exc:  # never leave the client without an answer
             log.exception("staso: tools/call %r could not be decided", params["name"])
             await self._error(request_id, types.INTERNAL_ERROR,
                               f"staso could not decide this call: {described(exc)}")
             return None
 
-    def _context(self) -> dict[str, Any]:
-        """What a rule can read about where the call came from."""
+    def _context(self, meta: Any = None) -> dict[str, Any]:
+        """What a rule can read about where the call came from, and who asked for it when
+        the client says so in the call's ``_meta.requested_by``."""
         return {"framework": "mcp", "mcp_server": self.server_name,
-                "mcp_client": self.client_name, "session_id": self.session_id}
+                "mcp_client": self.client_name, "session_id": self.session_id,
+                **requested_by_in(meta)}
 
     # -- the server's messages -------------------------------------------------------------
     async def _from_server(self) -> None:

@@ -33,7 +33,7 @@ from agents.tool import FunctionTool
 from staso import Escalation, GuardResult
 from staso.adapters import ToolGuard
 
-from .calls import openai_agents_context, with_defaults
+from .calls import openai_agents_context, run_context, with_defaults
 from .tools import _guard_list, copy_agents
 
 if TYPE_CHECKING:
@@ -72,11 +72,11 @@ class StasoApprovals:
         return copy_agents(agent, tools)
 
     def _needs_approval(self, tool: FunctionTool, agent_name: str) -> Any:
-        async def needs_approval(run_context: Any, arguments: dict[str, Any],
+        async def needs_approval(run_context_wrapper: Any, arguments: dict[str, Any],
                                  call_id: str) -> bool:
             tool_input = with_defaults(arguments, tool.params_json_schema)
             context = {**openai_agents_context(None), "agent_name": agent_name,
-                       "tool_call_id": call_id}
+                       "tool_call_id": call_id, **run_context(run_context_wrapper)}
             result = (await self.guard.acheck(tool.name, tool_input, context)).result
             if result.action == "escalate" and result.escalation_id:
                 self.escalations[call_id] = result.escalation_id

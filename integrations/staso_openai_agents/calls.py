@@ -12,14 +12,16 @@ from agents.tool_context import ToolContext
 from agents.tracing import get_current_trace
 
 from staso import EscalationPending, GuardBlocked, GuardResult
-from staso.adapters import Outcome, ToolGuard
+from staso.adapters import Outcome, ToolGuard, requested_by_in
 
 
 def openai_agents_context(ctx: ToolContext[Any] | None) -> dict[str, Any]:
-    """Agent name, tool call id, trace id and group (thread) id of a call."""
+    """Agent name, tool call id, trace id and group (thread) id of a call, and who asked
+    when the run's own context says (``Runner.run(..., context=...)``, see ``run_context``)."""
     context: dict[str, Any] = {"framework": "openai-agents"}
     if ctx is None:
         return context
+    context.update(run_context(ctx))
     agent = getattr(ctx, "agent", None)
     if agent is not None and getattr(agent, "name", None):
         context["agent_name"] = str(agent.name)
@@ -33,6 +35,13 @@ def openai_agents_context(ctx: ToolContext[Any] | None) -> dict[str, Any]:
     if run_config is not None and getattr(run_config, "group_id", None):
         context["group_id"] = str(run_config.group_id)
     return context
+
+
+def run_context(wrapper: Any) -> dict[str, Any]:
+    """What the context object given to the run adds: ``requested_by``, when it is a dict
+    with that key or an object (a dataclass, a pydantic model) with that attribute. The SDK
+    hands that object to every tool and hook of the run; it never reaches the model."""
+    return requested_by_in(getattr(wrapper, "context", None))
 
 
 RAW = "arguments"  # the key under which text that is not a JSON object is guarded

@@ -6,6 +6,9 @@ cannot be wrapped up front like ``agent.tools``. A guarded agent copy gets a sub
 own class whose ``get_mcp_tools`` wraps each tool as it is made: the user's agent and MCP
 servers stay untouched, and a subclass (unlike a method set on the instance) survives the
 SDK's own ``agent.clone()``.
+
+An MCP server guarded by ``staso mcp proxy`` instead, in a process of its own, learns who
+asked for a call only from the call itself: ``requested_by_meta`` puts it in the ``_meta``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from agents.run_context import RunContextWrapper
 from agents.tool import FunctionTool, Tool, get_function_tool_origin
 
 from staso import StasoError
-from staso.adapters import guarded_class
+from staso.adapters import current_context, guarded_class, requested_by_in
 
 WrapMCPTool = Callable[[FunctionTool], FunctionTool]
 
@@ -58,3 +61,11 @@ def mcp_identity(tool: FunctionTool) -> tuple[str | None, str | None]:
         return str(binding[0]), str(binding[1])
     origin = get_function_tool_origin(tool)
     return getattr(origin, "mcp_server_name", None), None
+
+
+def requested_by_meta(meta: Any) -> dict[str, Any] | None:
+    """A ``tool_meta_resolver`` for an MCP server behind ``staso mcp proxy``: sends who
+    asked for the run (the run context's ``requested_by``, else the ``st.conversation``'s)
+    in each tool call's ``_meta``, where the proxy, a process of its own, reads it."""
+    wrapper = getattr(meta, "run_context", None)
+    return requested_by_in(getattr(wrapper, "context", None), current_context()) or None

@@ -6,8 +6,10 @@ An adapter turns a framework's tool call into ``(tool_name, tool_input, context)
 (the one decision → outcome mapping, in ``outcome.py``), then runs the tool with
 ``outcome.tool_input`` or hands ``outcome.message`` to the model, and records how the tool
 ran (``execution``). ``guarded_copy`` makes a guarded copy of a pydantic tool; ``require``
-and ``lazy_exports`` make a missing framework a clear error on first use. Keeping that here
-means LangChain, the OpenAI Agents SDK, CrewAI and ``@st.tool`` cannot drift apart.
+and ``lazy_exports`` make a missing framework a clear error on first use; ``requested_by_in``
+reads who asked for a run where a framework lets the caller say it (a config, a run context,
+a request's metadata). Keeping that here means LangChain, the OpenAI Agents SDK, CrewAI and
+``@st.tool`` cannot drift apart.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .client import watch_pending
+from .conversations import current_context
 from .decision_log import truncate
 from .errors import InvalidToolInput, StasoError
 from .models import Escalation, GuardResult
@@ -30,8 +33,9 @@ from .outcome import OnBlock, Outcome, decide_outcome
 from .resolution import result_from_escalation
 
 __all__ = ["CallKwargs", "Execution", "GuardKwargs", "GuardOptions", "IntegrationMissing",
-           "OnBlock", "Outcome", "ToolGuard", "execution_fields", "guarded_class", "guarded_copy",
-           "lazy_exports", "require", "validated_input", "watch_pending"]
+           "OnBlock", "Outcome", "ToolGuard", "current_context", "execution_fields",
+           "guarded_class", "guarded_copy", "lazy_exports", "requested_by_in", "require",
+           "validated_input", "watch_pending"]
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -232,6 +236,20 @@ def validated_input(schema: Any, args: Mapping[str, Any]) -> dict[str, Any]:
         return visible
     dumped: dict[str, Any] = validated.model_dump(mode="json", by_alias=True)
     return dumped
+
+
+def requested_by_in(*sources: Any) -> dict[str, str]:
+    """``{"requested_by": name}`` from the first of ``sources`` (mappings, or objects such as
+    a dataclass run context) that has a ``requested_by`` string, else ``{}``: the context a
+    call adds when the caller named who asked through the framework itself. Anything else
+    (absent, blank, not a string) adds nothing, so a ``st.conversation(requested_by=...)``
+    around the run still counts."""
+    for source in sources:
+        value = source.get("requested_by") if isinstance(source, Mapping) else \
+            getattr(source, "requested_by", None)
+        if isinstance(value, str) and value.strip():
+            return {"requested_by": value.strip()}
+    return {}
 
 
 _GUARDED_CLASSES: dict[tuple[type, type], type] = {}
