@@ -16,14 +16,13 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from servers import new_database
 from staso.errors import PolicyError
 from staso.plugins import make_plugin_manager
 from staso.policy.discovery import load_policy_source
 from staso.store import open_store
 from staso.store.keys import hash_key
 from staso.store.store import HEAD_REVISION, MIGRATIONS
-
-from servers import new_database
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "approvals.md"
 
@@ -116,5 +115,6 @@ def test_bad_answer_terms_fail_at_load_with_their_line(terms: str, message: str)
 
 def test_answer_terms_on_a_rule_that_does_not_escalate_are_refused() -> None:
     source = "version: 1\nrules:\n  - name: r\n    action: block\n    approvers: [alice]\n"
-    with pytest.raises(PolicyError, match="about answering escalations"):
+    with pytest.raises(PolicyError, match="about answering escalations") as caught:
         load_policy_source(source, "p.yaml", make_plugin_manager())
+    assert "p.yaml:5" in str(caught.value)  # the approvers line, not the action's

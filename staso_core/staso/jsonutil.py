@@ -33,12 +33,18 @@ def wire_json(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
-def fingerprint(agent_name: str, tool_name: str, tool_input: Any) -> str:
+def fingerprint(agent_name: str, tool_name: str, tool_input: Any,
+                requested_by: str | None = None) -> str:
     """sha256 of the canonical JSON of (agent_name, tool_name, tool_input): what makes two
     calls identical, so they share one escalation and an approval lets the identical call
     through. Numbers compare as numbers (``50000`` and ``50000.0`` are one call), ``1``
-    and ``true`` stay apart, and any text hashes, unpaired surrogates included."""
-    text = canonical_json([agent_name, tool_name, _same_numbers(tool_input)])
+    and ``true`` stay apart, and any text hashes, unpaired surrogates included. Who asked
+    (``requested_by``), when the caller says, is part of the call: an approval of alice's
+    request is not taken by bob's identical one (who might have approved alice's)."""
+    parts = [agent_name, tool_name, _same_numbers(tool_input)]
+    if requested_by is not None:
+        parts.append(requested_by)
+    text = canonical_json(parts)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -189,15 +189,17 @@ class DecisionService:
         ttl = self.policy.escalation_ttl
         expires_at = now + (request.escalation_timeout if request.wait else ttl)
         mask = self.policy.log_masker.mask
+        asker = requested_by(request.context)
         esc, how = self.store.open_escalation(
-            fingerprint=fingerprint(request.agent_name, request.tool_name, request.tool_input),
+            fingerprint=fingerprint(request.agent_name, request.tool_name, request.tool_input,
+                                    asker),
             decision_id=request.decision_id, expires_at=expires_at, claim_window=ttl, now=now,
             values={"agent_name": request.agent_name, "environment": request.environment,
                     "tool_name": request.tool_name, "tool_input": mask(request.tool_input),
                     "context": mask(request.context), "rule_name": result.rule_name,
                     "reason": result.reason, "severity": result.severity,
                     "proposed_input": mask(result.modified_input),
-                    "requested_by": requested_by(request.context),
+                    "requested_by": asker,
                     "policy_version": self.policy_version, "policy_digest": self.policy.digest,
                     **self.policy.escalation_terms(result.rule_name)}, extend=request.wait)
         if how == "created":

@@ -355,9 +355,10 @@ def load_policy_text(text: str, path: str = "<policy>", *,
         except (ValueError, ConditionError) as exc:
             key_line = line
             if isinstance(raw, dict):
-                for key in ("when", "action", "severity", "mode", "modify", "tools", "use",
-                            "notify", "approvers", "approvals_required",
-                            "forbid_self_approval"):
+                # (the answer keys first: their messages also say what the action is)
+                for key in ("notify", "approvers", "approvals_required",
+                            "forbid_self_approval", "when", "action", "severity", "mode",
+                            "modify", "tools", "use"):
                     if key in str(exc) and key in raw:
                         key_line = _line(raw, key)
                         break

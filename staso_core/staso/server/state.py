@@ -173,12 +173,13 @@ class ServerState:
                 log.warning("staso: could not refresh the policy: %s", exc)
 
     # -- answers --------------------------------------------------------------------------
-    async def resolve(self, escalation_id: str, *, status: str, by: str, approver: Approver,
-                      comment: str | None = None,
+    async def resolve(self, escalation_id: str, *, status: str, by: str,
+                      approver: Approver | None = None, comment: str | None = None,
                       modified_input: dict[str, Any] | None = None,
                       via: str | None = None, grant: Any = None) -> Escalation:
         """Approve or deny as ``approver`` (the key's person, checked against the
-        escalation's approvers), counted in the metrics: what the API, the dashboard and
+        escalation's approvers; a plugin's route without one answers as the approver keys
+        named ``by``), counted in the metrics: what the API, the dashboard and
         the approval channels all call (the database write runs off the event loop).
         ``via``: where the answer came from, shown wherever the escalation is. ``grant``:
         a standing approval's scope, given with an approval."""
