@@ -99,6 +99,11 @@ class MemoryStore:
                 self.grants[made.id] = made
             return self.escalations[esc.id]
 
+    def last_answer(self, fingerprint: str, since: float) -> Escalation | None:
+        answered = [e for e in self.escalations.values() if e.fingerprint == fingerprint
+                    and e.status in ("approved", "denied") and (e.resolved_at or 0) >= since]
+        return max(answered, key=lambda e: e.resolved_at or 0, default=None)
+
     def expire(self, escalation_id: str, now: float | None = None) -> tuple[Escalation, bool]:
         esc = self.get_escalation(escalation_id)
         changed = self.escalations[escalation_id].status != esc.status

@@ -84,10 +84,15 @@ def answer_values(esc: Any, who: Approver, *, status: str, by: str, comment: str
     refused = refusal(esc, who, status)
     if refused:
         raise NotAnApprover(refused)
+    if granting and modified_input is not None:
+        raise AnswerRefused("an edited approval cannot also approve calls ahead: the standing "
+                            "approval would let the unedited input through; approve the edit, "
+                            "and grant from a call as it should run")
     if any(entry.get("name") == who.name for entry in esc.approvals or ()):
-        raise EscalationConflict(f"{who.name} has already approved escalation {esc.id}; "
-                                 f"it needs {esc.approvals_required} different approvers",
-                                 status="pending")
+        others = f"; it needs {esc.approvals_required} different approvers" \
+            if esc.approvals_required > 1 else ""
+        raise EscalationConflict(f"{who.name} has already approved escalation {esc.id}"
+                                 f"{others}", status="pending")
     approvals = list(esc.approvals or ())
     if status == "approved":
         approvals.append({"name": who.name, "by": by, "via": via, "at": now,

@@ -189,17 +189,15 @@ class DecisionService:
         ttl = self.policy.escalation_ttl
         expires_at = now + (request.escalation_timeout if request.wait else ttl)
         mask = self.policy.log_masker.mask
-        asker = requested_by(request.context)
         esc, how = self.store.open_escalation(
-            fingerprint=fingerprint(request.agent_name, request.tool_name, request.tool_input,
-                                    asker),
+            fingerprint=self._fingerprint(request),
             decision_id=request.decision_id, expires_at=expires_at, claim_window=ttl, now=now,
             values={"agent_name": request.agent_name, "environment": request.environment,
                     "tool_name": request.tool_name, "tool_input": mask(request.tool_input),
                     "context": mask(request.context), "rule_name": result.rule_name,
                     "reason": result.reason, "severity": result.severity,
                     "proposed_input": mask(result.modified_input),
-                    "requested_by": asker,
+                    "requested_by": requested_by(request.context),
                     "policy_version": self.policy_version, "policy_digest": self.policy.digest,
                     **self.policy.escalation_terms(result.rule_name)}, extend=request.wait)
         if how == "created":
@@ -261,14 +259,32 @@ class DecisionService:
 
     def granted(self, request: GuardRequest, result: GuardResult) -> GuardResult | None:
         """The allow a live standing approval gives this escalating call, its use counted;
-        None: no grant covers it (a person decides). A grant that cannot be read (the
-        database down) grants nothing: the escalation path says what happens next."""
-        rule = result.rule_name
-        if rule is None or self.policy.escalation_terms(rule).get("approvals_required", 1) > 1:
+        None: no grant covers it (a person decides). A grant holds only while its rule
+        says what it said when the grant was given, and while its maker may still approve
+        the rule's escalations; a person's own answer to this very call (a denial, or an
+        approval not yet used, which may carry an edit) comes first. A grant that cannot be
+        read (the database down) grants nothing: the escalation path says what follows."""
+        policy = self.policy
+        rule = policy.rule_named(result.rule_name)
+        if rule is None or rule.approvals_required > 1:
             return None  # (a rule that now needs a quorum takes no grant made before)
         try:
-            found = self.store.live_grants(request.agent_name, request.tool_name, rule)
+            found = self.store.live_grants(request.agent_name, request.tool_name, rule.name)
+            if not found:
+                return None
+            now = time.time()
+            prior = self.store.last_answer(self._fingerprint(request),
+                                           now - policy.escalation_ttl)
+            if prior is not None and (prior.status == "denied" or prior.consumed_at is None):
+                return None
+            digest, asker = policy.rule_digest(rule.name), requested_by(request.context)
             for grant in found:
+                if grant.rule_digest != digest or (rule.forbid_self_approval
+                                                   and asker == grant.created_by):
+                    continue
+                if rule.approvers is not None and not self._still_approves(
+                        grant.created_by, rule.approvers):
+                    continue
                 if covers(grant, request, result, self.grant_conditions):
                     used = self.store.use_grant(grant.id)
                     if used is not None:
@@ -277,6 +293,27 @@ class DecisionService:
             log.warning("staso: standing approvals could not be read (%s); the call goes "
                         "to a person", exc)
         return None
+
+    def _still_approves(self, name: str, entries: tuple[str, ...]) -> bool:
+        """Whether the person named ``name`` is still among a rule's approvers: by name,
+        by a group of a live key of that name, or as the Slack user or address a live key
+        of that name is linked to (a revoked key, a group left: their grants stop)."""
+        if Approver(name, groups=self.store.approver_named(name)).is_listed(entries):
+            return True
+        for entry in entries:
+            kind, _, value = entry.partition(":")
+            if kind in ("slack", "email"):
+                key = self.store.key_for_person(**{"slack_user" if kind == "slack"
+                                                    else "email": value})
+                if key is not None and key[0].name == name:
+                    return True
+        return False
+
+    @staticmethod
+    def _fingerprint(request: GuardRequest) -> str:
+        """What makes two calls the same call (they share an escalation and its answer)."""
+        return fingerprint(request.agent_name, request.tool_name, request.tool_input,
+                           requested_by(request.context))
 
     # -- escalations --------------------------------------------------------------------
     def get_escalation(self, escalation_id: str) -> Escalation:
@@ -306,8 +343,9 @@ class DecisionService:
             if status != "approved":
                 raise AnswerRefused("a standing approval is given with an approval, not a "
                                     "denial")
-            scope = scope_from(grant, self.store.get_escalation(escalation_id),
-                               self.plugins.cel_functions())
+            esc = self.store.get_escalation(escalation_id)
+            scope = {**scope_from(grant, esc, self.plugins.cel_functions()),
+                     "rule_digest": self.policy.rule_digest(esc.rule_name)}
         esc = self.store.resolve(escalation_id, status=status, by=by, comment=comment,
                                  modified_input=modified_input, via=via, approver=approver,
                                  grant=scope)

@@ -24,7 +24,8 @@ def normalize_tool_name(name: str) -> str:
     ``process-refund``, ``PROCESS_REFUND``); a policy's ``*refund*`` must catch them all.
     Glob characters (``*``, ``?``, ``[``, ``]``) pass through.
     """
-    return _SEPARATORS.sub("_", _WORD_EDGE.sub("_", name)).lower()
+    # (separators at either end are dropped: "process_refund " is process_refund)
+    return _SEPARATORS.sub("_", _WORD_EDGE.sub("_", name)).strip("_").lower()
 
 
 def tool_matcher(globs: Iterable[str]) -> Callable[[str], bool]:
@@ -120,10 +121,24 @@ class Policy:
         (where there are no stored versions)."""
         return hashlib.sha256(self.source.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
+    def rule_named(self, name: str | None) -> Rule | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+    def rule_digest(self, name: str | None) -> str | None:
+        """A fingerprint of what a rule says (which calls, what it does, who answers): a
+        standing approval holds only while the rule it was given under says the same."""
+        rule = self.rule_named(name)
+        if rule is None:
+            return None
+        said = repr((rule.name, rule.action, rule.mode, rule.tools, rule.when, rule.pack,
+                     rule.detect is not None, rule.approvers, rule.approvals_required,
+                     rule.forbid_self_approval))
+        return hashlib.sha256(said.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
     def escalation_terms(self, rule_name: str | None) -> dict[str, Any]:
         """What an escalation by this rule keeps from it: where it is announced (None: the
         default channels), who may answer it and how many must."""
-        rule = next((r for r in self.rules if r.name == rule_name), None)
+        rule = self.rule_named(rule_name)
         if rule is None:
             return {"notify": None}
         return {"notify": None if rule.notify is None else list(rule.notify),

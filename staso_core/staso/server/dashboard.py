@@ -277,7 +277,7 @@ def _grant_scope(form: dict[str, str]) -> dict[str, Any] | None:
         scope["ttl"] = form["grant_ttl"].strip()
     uses = form.get("grant_max_uses", "").strip()
     if uses:
-        if not uses.isdigit():
+        if not (uses.isascii() and uses.isdigit()):  # ("²".isdigit(), but no int)
             raise AnswerRefused(f"grant max uses must be a whole number, not {uses!r}")
         scope["max_uses"] = int(uses)
     if form.get("grant_when", "").strip():

@@ -54,6 +54,11 @@ class StoreBackend(Protocol):
         approval. ``via``: where the answer came from (api, cli, dashboard, slack, email)."""
         ...
 
+    def last_answer(self, fingerprint: str, since: float) -> Escalation | None:
+        """The newest person's answer (approved or denied) to this call since ``since``:
+        a standing approval never overrides a person's answer to the very call."""
+        ...
+
     def expire(self, escalation_id: str, now: float | None = None
                ) -> tuple[Escalation, bool]:
         """Time out one escalation if due; True if this call timed it out."""

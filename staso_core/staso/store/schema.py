@@ -123,6 +123,7 @@ grants = sa.Table(
     sa.Column("revoked_at", sa.Float),
     sa.Column("revoked_by", sa.Text),
     sa.Column("policy_version", sa.Integer),
+    sa.Column("rule_digest", sa.String(32)),  # what its rule said; another rule: not used
     sa.Index("ix_grants_scope", "agent_name", "tool_name", "expires_at"),
     sa.Index("ix_grants_created", "created_at"),
 )

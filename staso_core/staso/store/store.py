@@ -311,6 +311,15 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows):
         self._announce(conn, [esc.id])
         return replace(esc, **values)
 
+    def last_answer(self, fingerprint: str, since: float) -> Escalation | None:
+        """The newest person's answer (approved or denied) to this call since ``since``."""
+        e = escalations.c
+        with self._read() as conn:
+            row = conn.execute(sa.select(escalations).where(
+                e.fingerprint == fingerprint, e.status.in_(("approved", "denied")),
+                e.resolved_at >= since).order_by(e.resolved_at.desc()).limit(1)).first()
+        return None if row is None else _row_to_escalation(row)
+
     def expire(self, escalation_id: str, now: float | None = None) -> tuple[Escalation, bool]:
         """Time out one escalation if it is due; return it as it now stands, and whether
         this call is the one that timed it out."""

@@ -65,6 +65,7 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.Float(), nullable=True),
         sa.Column("revoked_by", sa.Text(), nullable=True),
         sa.Column("policy_version", sa.Integer(), nullable=True),
+        sa.Column("rule_digest", sa.String(length=32), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_grants_scope", "grants", ["agent_name", "tool_name", "expires_at"])
