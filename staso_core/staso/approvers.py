@@ -11,6 +11,7 @@ e-mail are refused alike.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +46,9 @@ class Approver:
 
     def is_listed(self, entries: Iterable[str]) -> bool:
         """Whether any of a rule's ``approvers`` entries names this person."""
-        mine = {self.name, *(f"group:{g}" for g in self.groups)}
+        # (a name with a colon, "group:payments", is never the entry it looks like)
+        mine = {*((self.name,) if ":" not in self.name else ()),
+                *(f"group:{g}" for g in self.groups)}
         if self.slack_user:
             mine.add(f"slack:{self.slack_user}")
         if self.email:
@@ -66,7 +69,7 @@ def refusal(esc: Any, approver: Approver, status: str) -> str | None:
         return (f"{approver.name} may not answer escalation {esc.id}: rule "
                 f"{esc.rule_name!r} is answered by {', '.join(esc.approvers) or 'no one'}")
     if (status == "approved" and esc.forbid_self_approval and esc.requested_by
-            and esc.requested_by == approver.name):
+            and same_person(esc.requested_by, approver.name)):
         return (f"{approver.name} asked for this call (context.requested_by), and rule "
                 f"{esc.rule_name!r} forbids approving one's own request; someone else must")
     return None
@@ -106,6 +109,19 @@ def answer_values(esc: Any, who: Approver, *, status: str, by: str, comment: str
         raise AnswerRefused(f"escalation {esc.id} needs {esc.approvals_required} approvers: "
                             "one of them cannot edit it or approve its calls ahead")
     return values
+
+
+def same_person(asked: str, name: str) -> bool:
+    """Whether ``context.requested_by`` names this approver, read leniently: a check that
+    keeps someone from approving their own request must not be dodged by "Carol", a
+    full-width carol or an invisible character (NFKC, case folded, format
+    characters and outer spaces dropped)."""
+    return _plain_name(asked) == _plain_name(name)
+
+
+def _plain_name(text: str) -> str:
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf").strip()
 
 
 def answers(esc: Any) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .approvers import AnswerRefused
+from .approvers import AnswerRefused, same_person
 from .errors import StasoError
 from .models import Escalation, GuardRequest, GuardResult
 from .policy.cel_env import ConditionError, ConditionRunner, compile_condition
@@ -213,7 +213,9 @@ def covers(grant: Grant, request: GuardRequest, result: GuardResult,
         return False
     if grant.environment is not None and grant.environment != request.environment:
         return False
-    if grant.forbid_self_approval and requested_by(request.context) == grant.created_by:
+    asker = requested_by(request.context)
+    if grant.forbid_self_approval and asker is not None and same_person(asker,
+                                                                         grant.created_by):
         return False
     return grant.condition is None or conditions.holds(grant.condition, request)
 

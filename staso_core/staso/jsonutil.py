@@ -33,17 +33,16 @@ def wire_json(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
-def fingerprint(agent_name: str, tool_name: str, tool_input: Any,
-                requested_by: str | None = None) -> str:
+def fingerprint(agent_name: str, tool_name: str, tool_input: Any, scope: Any = None) -> str:
     """sha256 of the canonical JSON of (agent_name, tool_name, tool_input): what makes two
     calls identical, so they share one escalation and an approval lets the identical call
     through. Numbers compare as numbers (``50000`` and ``50000.0`` are one call), ``1``
-    and ``true`` stay apart, and any text hashes, unpaired surrogates included. Who asked
-    (``requested_by``), when the caller says, is part of the call: an approval of alice's
-    request is not taken by bob's identical one (who might have approved alice's)."""
+    and ``true`` stay apart, and any text hashes, unpaired surrogates included. ``scope``
+    (JSON), when given, is part of the call too: who asked, where, and who must answer
+    (``DecisionService._fingerprint``)."""
     parts = [agent_name, tool_name, _same_numbers(tool_input)]
-    if requested_by is not None:
-        parts.append(requested_by)
+    if scope is not None:
+        parts.append(scope)
     text = canonical_json(parts)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 

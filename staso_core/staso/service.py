@@ -17,7 +17,7 @@ from typing import Any
 
 import pluggy
 
-from .approvers import AnswerRefused, Approver
+from .approvers import AnswerRefused, Approver, same_person
 from .dead_letters import DeadLetters
 from .decision_log import DecisionLog
 from .errors import (
@@ -26,7 +26,14 @@ from .errors import (
     InvalidToolInput,
     ReusedIdNoFallback,
 )
-from .grants import GrantConditions, allowed_by, covers, requested_by, scope_from
+from .grants import (
+    GrantConditions,
+    allowed_by,
+    covers,
+    escalating_rules,
+    requested_by,
+    scope_from,
+)
 from .hook_runner import HookRunner
 from .jsonutil import check_json, fingerprint
 from .masking import Masker
@@ -189,8 +196,9 @@ class DecisionService:
         ttl = self.policy.escalation_ttl
         expires_at = now + (request.escalation_timeout if request.wait else ttl)
         mask = self.policy.log_masker.mask
+        terms = self._terms(result)
         esc, how = self.store.open_escalation(
-            fingerprint=self._fingerprint(request),
+            fingerprint=self._fingerprint(request, terms),
             decision_id=request.decision_id, expires_at=expires_at, claim_window=ttl, now=now,
             values={"agent_name": request.agent_name, "environment": request.environment,
                     "tool_name": request.tool_name, "tool_input": mask(request.tool_input),
@@ -199,7 +207,7 @@ class DecisionService:
                     "proposed_input": mask(result.modified_input),
                     "requested_by": requested_by(request.context),
                     "policy_version": self.policy_version, "policy_digest": self.policy.digest,
-                    **self.policy.escalation_terms(result.rule_name)}, extend=request.wait)
+                    **terms}, extend=request.wait)
         if how == "created":
             self.notifier.changed(esc.id)
             self.notify.call(self.pm.hook.staso_escalation_created, escalation=esc)
@@ -273,14 +281,15 @@ class DecisionService:
             if not found:
                 return None
             now = time.time()
-            prior = self.store.last_answer(self._fingerprint(request),
+            prior = self.store.last_answer(self._fingerprint(request, self._terms(result)),
                                            now - policy.escalation_ttl)
             if prior is not None and (prior.status == "denied" or prior.consumed_at is None):
                 return None
             digest, asker = policy.rule_digest(rule.name), requested_by(request.context)
             for grant in found:
-                if grant.rule_digest != digest or (rule.forbid_self_approval
-                                                   and asker == grant.created_by):
+                if grant.rule_digest != digest or (
+                        rule.forbid_self_approval and asker is not None
+                        and same_person(asker, grant.created_by)):
                     continue
                 if rule.approvers is not None and not self._still_approves(
                         grant.created_by, rule.approvers):
@@ -309,11 +318,25 @@ class DecisionService:
                     return True
         return False
 
+    def _terms(self, result: GuardResult) -> dict[str, Any]:
+        """Where an escalation of this call is announced and who must answer it: the
+        strictest terms of every rule that escalated it (``Policy.escalation_terms``)."""
+        return self.policy.escalation_terms(result.rule_name, *sorted(escalating_rules(result)))
+
     @staticmethod
-    def _fingerprint(request: GuardRequest) -> str:
-        """What makes two calls the same call (they share an escalation and its answer)."""
+    def _fingerprint(request: GuardRequest, terms: dict[str, Any]) -> str:
+        """What makes two calls the same call: they share an escalation, and an answer to
+        one lets the other through. Besides agent, tool and input: who asked (an approval
+        of alice's request is not taken by bob's identical one, who may have given it),
+        the environment, and who must answer (an answer given under lax terms is not
+        taken by a call that needs stricter ones: another rule, another context, a new
+        policy). Calls with none of these keep the fingerprint they always had."""
+        scope = [requested_by(request.context), request.environment,
+                 terms.get("approvers"), terms.get("approvals_required", 1),
+                 terms.get("forbid_self_approval", False)]
+        plain = scope == [None, "", None, 1, False]
         return fingerprint(request.agent_name, request.tool_name, request.tool_input,
-                           requested_by(request.context))
+                           None if plain else scope)
 
     # -- escalations --------------------------------------------------------------------
     def get_escalation(self, escalation_id: str) -> Escalation:

@@ -135,13 +135,24 @@ class Policy:
                      rule.forbid_self_approval))
         return hashlib.sha256(said.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
-    def escalation_terms(self, rule_name: str | None) -> dict[str, Any]:
-        """What an escalation by this rule keeps from it: where it is announced (None: the
-        default channels), who may answer it and how many must."""
-        rule = self.rule_named(rule_name)
-        if rule is None:
+    def escalation_terms(self, *rule_names: str | None) -> dict[str, Any]:
+        """What an escalation keeps from the rules that escalated the call: where it is
+        announced (every route they name; None: the default channels), who may answer and
+        how many must. Several rules give the strictest of their terms together: the
+        largest ``approvals_required``, ``forbid_self_approval`` if any says so, and only
+        approvers that every rule naming approvers names (none in common: no one may
+        approve; it can only be denied or time out). A lax rule listed first must not
+        lend its terms to a call a strict one also escalates."""
+        rules = [r for r in (self.rule_named(n) for n in dict.fromkeys(rule_names))
+                 if r is not None]
+        if not rules:
             return {"notify": None}
-        return {"notify": None if rule.notify is None else list(rule.notify),
-                "approvers": None if rule.approvers is None else list(rule.approvers),
-                "approvals_required": rule.approvals_required,
-                "forbid_self_approval": rule.forbid_self_approval}
+        routes = [r.notify for r in rules if r.notify is not None]
+        lists = [r.approvers for r in rules if r.approvers is not None]
+        approvers = None if not lists else [e for e in lists[0]
+                                            if all(e in other for other in lists[1:])]
+        return {"notify": None if not routes else list(dict.fromkeys(
+                    t for route in routes for t in route)),
+                "approvers": approvers,
+                "approvals_required": max(r.approvals_required for r in rules),
+                "forbid_self_approval": any(r.forbid_self_approval for r in rules)}
