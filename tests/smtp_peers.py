@@ -19,6 +19,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from staso.channels.email_message import ESCALATION_HEADER
+
 
 class Port0Controller(Controller):
     """aiosmtpd's Controller on a port the system picks (port=0): its readiness probe
@@ -101,6 +103,20 @@ class Mailbox:
     def matching(self, found: Callable[[Received], bool]) -> list[Received]:
         with self._changed:
             return [r for r in self.received if found(r)]
+
+
+def mail_to(mailbox: Mailbox, escalation_id: str, address: str) -> Received:
+    """The message about one escalation sent to ``address``, waiting up to 60 s for it."""
+    return mailbox.wait_for(lambda r: r.message[ESCALATION_HEADER] == escalation_id
+                            and address in r.rcpt_tos, timeout=60)
+
+
+def bodies(received: Received) -> tuple[str, str]:
+    """A message's plain text and HTML parts, their line ends (CRLF, as sent) made LF."""
+    text, markup = (received.message.get_body((kind,)) for kind in ("plain", "html"))
+    assert text is not None and markup is not None
+    return (text.get_content().replace("\r\n", "\n"),
+            markup.get_content().replace("\r\n", "\n"))
 
 
 def password_check(user: str, password: str) -> Callable[..., AuthResult]:

@@ -7,27 +7,24 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+import sides
 import staso as st
-from conftest import make_policy, start_server, stop_server
-from servers import Server, cli, drop_pg_database, new_database, wait_for
+from conftest import make_policy
+from servers import cli, wait_for
 from staso.approvers import AnswerRefused, NotAnApprover
 from staso.client import Client
 from staso.errors import EscalationConflict, PolicyError
 from staso.models import Escalation, GuardResult
 from staso.policy.loader import load_policy_text
-from staso.settings import Settings
-from staso.store import StoreBackend, open_store
-from staso.store.keys import create_key
+from staso.store import open_store
 
 POLICY = """version: 1
 rules:
@@ -69,135 +66,34 @@ class Person:
         return self.client.deny(escalation_id, by=self.name, **extra)
 
 
-@dataclass
-class Side:
-    """staso embedded or remote, on one database: guard calls, people, and what is stored."""
+class Side(sides.Side):
+    """staso embedded or remote, on one database: guard calls, people, and what is stored.
+    Embedded, the agent's client is ``st.init``'s (the tests answer with ``st.approve`` too,
+    as an application would)."""
 
-    mode: str  # embedded, remote
-    database_url: str
-    agent: Client
-    store: StoreBackend  # the database the escalations and keys are in
-    home: Path
-    server: Server | None = None
-    closing: list[Any] = field(default_factory=list)
+    def embedded_client(self, agent_name: str) -> Client:
+        policy = self.home / "staso.yaml"
+        return sides.on_database(st.init(agent_name=agent_name, home=self.home, policy=policy),
+                                 self.database_url, policy, self.home)
+
+    def close(self) -> None:
+        if self.server is None:
+            st.shutdown()
+        super().close()
 
     def guard(self, tool: str, tool_input: dict[str, Any], **options: Any) -> GuardResult:
-        return self.agent.guard(tool, tool_input, **options)
+        return self.client().guard(tool, tool_input, **options)
 
     def person(self, name: str, groups: tuple[str, ...] = (), **links: Any) -> Person:
-        _, key = create_key(self.store, role="approver", name=name, groups=groups, **links)
-        if self.server is None:
-            return Person(name, self.agent)
-        client = Client(Settings.resolve(api_key=key, base_url=self.server.url))
-        self.closing.append(client)
+        client, key = self.answerer(name, groups, **links)
         return Person(name, client, key)
 
     def escalation(self, escalation_id: str) -> Escalation:
         return self.store.get_escalation(escalation_id)
 
-    def decision(self, decision_id: str, until: Callable[[dict[str, Any]], bool]
-                 ) -> dict[str, Any]:
-        """The call's decision row, once ``until(row)`` holds (the log writes behind)."""
-        def row() -> dict[str, Any] | None:
-            self.agent.flush()
-            found = self.store.get_decision(decision_id)
-            return found if found is not None and until(found) else None
-        found: dict[str, Any] = wait_for(row, f"decision {decision_id} recorded")
-        return found
 
-
-def embedded_side(home: Path, database_url: str, policy: Path,
-                  agent_name: str = "refund-agent") -> Client:
-    """``st.init`` on the policy, its store on ``database_url``: the SQLite file in
-    ``home`` is st.init's own; on PostgreSQL the embedded decision service is built on
-    that database instead (st.init has no setting for it)."""
-    client = st.init(agent_name=agent_name, home=home, policy=policy)
-    if database_url.startswith("postgresql"):
-        from staso.plugins import make_plugin_manager
-        from staso.policy.discovery import load_any_policy
-        from staso.service import DecisionService
-        from staso.transports.embedded import EmbeddedTransport
-
-        pm = make_plugin_manager(())
-        service = DecisionService(open_store(database_url), load_any_policy(policy, pm), pm,
-                                  dead_letter_file=home / "dead-letters.jsonl")
-        previous, client.transport = client.transport, EmbeddedTransport(service)
-        previous.close()
-    return client
-
-
-SIDES = ["embedded-sqlite", "embedded-postgres", "remote-sqlite", "remote-postgres"]
-
-
-def _server(request: pytest.FixtureRequest, backend: str) -> Server:
-    running: Server = request.getfixturevalue(f"{backend}_policy_server")
-    return running
-
-
-def _make_side(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-               which: str) -> Iterator[Side]:
-    mode, backend = which.split("-")
-    if mode == "remote":
-        server = _server(request, backend)
-        store = open_store(server.database_url)
-        agent = server.agent_client("refund-agent")
-        side = Side(mode, server.database_url, agent, store, tmp_path, server)
-    else:
-        monkeypatch.setenv("STASO_HOME", str(tmp_path))
-        monkeypatch.chdir(tmp_path)
-        url = new_database(tmp_path, backend)
-        agent = embedded_side(tmp_path, url, make_policy(tmp_path, POLICY))
-        side = Side(mode, url, agent, agent.transport.service.store,  # type: ignore[attr-defined]
-                    tmp_path)
-        # (the embedded store really is on this backend)
-        assert side.store.engine.url.get_backend_name() == (  # type: ignore[attr-defined]
-            "postgresql" if backend == "postgres" else "sqlite")
-    try:
-        yield side
-    finally:
-        for client in side.closing:
-            client.shutdown()
-        if mode == "remote":
-            agent.shutdown()
-            side.store.close()
-        else:
-            st.shutdown()
-            if side.database_url.startswith("postgresql"):
-                drop_pg_database(side.database_url)
-
-
-@pytest.fixture(params=SIDES)
-def side(request: pytest.FixtureRequest, tmp_path: Path,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[Side]:
-    yield from _make_side(request, tmp_path, monkeypatch, request.param)
-
-
-@pytest.fixture(params=["remote-sqlite", "remote-postgres"])
-def remote_side(request: pytest.FixtureRequest, tmp_path: Path,
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[Side]:
-    yield from _make_side(request, tmp_path, monkeypatch, request.param)
-
-
-def _policy_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp(f"approvers-{backend}")
-    running = start_server(tmp, backend, make_policy(tmp, POLICY))
-    yield running
-    stop_server(running)
-
-
-@pytest.fixture(scope="module")
-def sqlite_policy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from _policy_server(tmp_path_factory, "sqlite")
-
-
-@pytest.fixture(scope="module")
-def postgres_policy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from _policy_server(tmp_path_factory, "postgres")
-
-
-def _tag() -> str:
-    """A suffix that keeps one test's people apart from another's on a shared server."""
-    return f"{time.time_ns() % 10**9:09d}"
+side, remote_side, cli_side, sqlite_policy_server, postgres_policy_server = \
+    sides.side_fixtures(Side, POLICY)
 
 
 def _pending(result: GuardResult) -> str:
@@ -273,7 +169,7 @@ def test_policy_check_reports_a_bad_approver_on_its_line(tmp_path: Path) -> None
 
 # -- who may answer -------------------------------------------------------------------------
 def test_only_the_rules_approvers_may_answer(side: Side) -> None:
-    tag = _tag()
+    tag = sides.fresh_tag()
     esc_id = _pending(side.guard("pay_invoice", {"invoice": f"inv_{tag}"}))
     stranger = side.person(f"mallory{tag}")
     outsider = side.person(f"olga{tag}", groups=("marketing",))
@@ -298,7 +194,7 @@ def test_only_the_rules_approvers_may_answer(side: Side) -> None:
 
 
 def test_a_remote_approver_is_their_key_not_the_name_they_give(remote_side: Side) -> None:
-    side, tag = remote_side, _tag()
+    side, tag = remote_side, sides.fresh_tag()
     assert side.server is not None
     esc_id = _pending(side.guard("pay_invoice", {"invoice": f"inv_{tag}"}))
     stranger = side.person(f"mallory{tag}")
@@ -315,7 +211,7 @@ def test_a_remote_approver_is_their_key_not_the_name_they_give(remote_side: Side
 
 
 def test_slack_and_email_entries_admit_the_keys_linked_to_them(remote_side: Side) -> None:
-    side, tag = remote_side, _tag()
+    side, tag = remote_side, sides.fresh_tag()
     first = _pending(side.guard("pay_invoice", {"invoice": f"inv_{tag}_a"}))
     second = _pending(side.guard("pay_invoice", {"invoice": f"inv_{tag}_b"}))
     unlinked = side.person(f"erin{tag}", slack_user="U0SOMEONE")
@@ -330,7 +226,7 @@ def test_slack_and_email_entries_admit_the_keys_linked_to_them(remote_side: Side
 
 
 def test_no_one_approves_their_own_request(side: Side) -> None:
-    tag = _tag()
+    tag = sides.fresh_tag()
     asker = side.person(f"alice{tag}")
     other = side.person(f"bob{tag}")
     mine = _pending(side.guard("deploy", {"service": f"api-{tag}"},
@@ -352,7 +248,7 @@ def test_no_one_approves_their_own_request(side: Side) -> None:
 def test_approving_someone_elses_request_gives_the_approver_nothing(side: Side) -> None:
     """Bob approves alice's request; his own identical call must not take that approval
     (it would be his own request, approved by himself): who asked is part of the call."""
-    tag = _tag()
+    tag = sides.fresh_tag()
     alice, bob = side.person(f"alice{tag}"), side.person(f"bob{tag}")
     call = ("deploy", {"service": f"billing-{tag}"})
     hers = _pending(side.guard(*call, context={"requested_by": alice.name}))
@@ -368,7 +264,7 @@ def test_approving_someone_elses_request_gives_the_approver_nothing(side: Side) 
 
 # -- a quorum of distinct approvers -----------------------------------------------------------
 def test_two_signatures_wake_the_waiting_agent_only_at_the_second(side: Side) -> None:
-    tag = _tag()
+    tag = sides.fresh_tag()
     first, second = (side.person(f"{n}{tag}", groups=("treasury",)) for n in ("tina", "tom"))
     outcome: dict[str, GuardResult] = {}
     waiting = threading.Thread(target=lambda: outcome.setdefault("result", side.guard(
@@ -417,7 +313,7 @@ def test_two_signatures_wake_the_waiting_agent_only_at_the_second(side: Side) ->
 
 
 def test_one_deny_denies_even_after_an_approval(side: Side) -> None:
-    tag = _tag()
+    tag = sides.fresh_tag()
     first, second = (side.person(f"{n}{tag}", groups=("treasury",)) for n in ("uma", "ulf"))
     esc_id = _pending(side.guard("wire_transfer", {"amount": 70_000, "ref": tag}))
     assert first.approve(esc_id).status == "pending"
@@ -434,7 +330,7 @@ def test_one_deny_denies_even_after_an_approval(side: Side) -> None:
 def test_fifty_approvers_at_once_make_exactly_one_resolution(side: Side) -> None:
     """50 distinct approvers answer one escalation that needs 3, all at once: exactly 3
     approvals are counted, one of them resolves it, and every other gets a conflict."""
-    tag, needed = _tag(), 3
+    tag, needed = sides.fresh_tag(), 3
     people = [side.person(f"crowd{tag}-{i:02d}", groups=("crowd",)) for i in range(50)]
     esc_id = _pending(side.guard("mass_payout", {"batch": tag}))
     start = threading.Barrier(len(people))
@@ -472,22 +368,8 @@ def test_fifty_approvers_at_once_make_exactly_one_resolution(side: Side) -> None
 
 
 # -- the command line ------------------------------------------------------------------------
-@pytest.fixture(params=["embedded-sqlite", "remote-sqlite", "remote-postgres"])
-def cli_side(request: pytest.FixtureRequest, tmp_path: Path,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[Side]:
-    """The sides a ``staso`` command reaches: the embedded store in STASO_HOME (a SQLite
-    file) or a server."""
-    yield from _make_side(request, tmp_path, monkeypatch, request.param)
-
-
-def _cli_env(side: Side, key: str | None) -> dict[str, str]:
-    if side.server is None:
-        return {"STASO_HOME": str(side.home)}
-    return {"STASO_BASE_URL": side.server.url, "STASO_API_KEY": key or ""}
-
-
 def test_cli_answers_and_refusals_are_one_line_each(cli_side: Side) -> None:
-    side, tag = cli_side, _tag()
+    side, tag = cli_side, sides.fresh_tag()
     tina, tom = (side.person(f"{n}{tag}", groups=("treasury",)) for n in ("tina", "tom"))
     mallory = side.person(f"mallory{tag}")
     esc_id = _pending(side.guard("wire_transfer", {"amount": 80_000, "ref": tag},
@@ -495,7 +377,7 @@ def test_cli_answers_and_refusals_are_one_line_each(cli_side: Side) -> None:
 
     def approve(who: Person, *extra: str) -> Any:
         return cli("escalations", "approve", esc_id, "--by", who.name, *extra,
-                   env=_cli_env(side, who.key), check=False)
+                   env=side.cli_env(who.key), check=False)
 
     refused = approve(mallory)
     assert refused.returncode == 1 and refused.stdout == ""
@@ -511,7 +393,7 @@ def test_cli_answers_and_refusals_are_one_line_each(cli_side: Side) -> None:
     assert twice.returncode == 1 and len(twice.stderr.strip().splitlines()) == 1
     assert f"{tina.name} has already approved escalation {esc_id}" in twice.stderr
 
-    shown = cli("escalations", "show", esc_id, env=_cli_env(side, tina.key)).stdout
+    shown = cli("escalations", "show", esc_id, env=side.cli_env(tina.key)).stdout
     assert "approvers: group:treasury" in shown
     assert re.search(rf"approvals: 1 of 2 \({tina.name} via cli, \d+[smh] ago\)", shown), shown
     assert f"requested_by: ivan{tag}" in shown
@@ -561,7 +443,7 @@ def test_cli_keys_carry_groups(database_url: str, tmp_path: Path) -> None:
 def test_a_key_given_a_group_may_answer_at_once_remote(remote_side: Side) -> None:
     """A group given to a live key with ``staso keys groups`` reaches the server (within
     its key cache's refresh)."""
-    side, tag = remote_side, _tag()
+    side, tag = remote_side, sides.fresh_tag()
     assert side.server is not None
     esc_id = _pending(side.guard("pay_invoice", {"invoice": f"inv_{tag}"}))
     hana = side.person(f"hana{tag}")

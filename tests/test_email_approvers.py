@@ -18,9 +18,8 @@ import sqlalchemy as sa
 
 from conftest import BACKENDS
 from servers import Server, cli, drop_pg_database, new_database
-from smtp_peers import Mailbox, Received, start_smtp
+from smtp_peers import Mailbox, Received, bodies, mail_to, start_smtp
 from staso.channels import email_links
-from staso.channels.email_message import ESCALATION_HEADER
 from staso.store import Store
 
 POLICY = """version: 1
@@ -89,20 +88,8 @@ def escalate(server: Server, tool: str, **body: Any) -> str:
     return escalation_id
 
 
-def mail_to(mailbox: Mailbox, escalation_id: str, address: str) -> Received:
-    return mailbox.wait_for(lambda r: r.message[ESCALATION_HEADER] == escalation_id
-                            and address in r.rcpt_tos, timeout=60)
-
-
-def texts(received: Received) -> tuple[str, str]:
-    text, markup = (received.message.get_body((kind,)) for kind in ("plain", "html"))
-    assert text is not None and markup is not None
-    return (text.get_content().replace("\r\n", "\n"),
-            markup.get_content().replace("\r\n", "\n"))
-
-
 def links(received: Received) -> dict[str, str]:
-    return {verb.lower(): url for verb, url in LINK.findall(texts(received)[0])}
+    return {verb.lower(): url for verb, url in LINK.findall(bodies(received)[0])}
 
 
 def post(url: str, action: str, comment: str = "") -> httpx.Response:
@@ -133,14 +120,14 @@ def test_only_the_rule_s_approvers_get_links_and_every_message_says_who(mail: Se
     to_dave, to_erin, to_mallory = (mail_to(mail.mailbox, esc, f"{name}@example.com")
                                     for name in ("dave", "erin", "mallory"))
     for received in (to_dave, to_erin, to_mallory):
-        text, markup = texts(received)
+        text, markup = bodies(received)
         for shown in (text, markup):
             assert "May answer: dave, erin" in shown
             assert "needs 2 approvals from different people" in shown
             assert "0 of 2 approvals" in shown
     assert set(links(to_dave)) == set(links(to_erin)) == {"approve", "deny"}
     # mallory answers as an approver key, but the rule does not name her
-    text, markup = texts(to_mallory)
+    text, markup = bodies(to_mallory)
     assert not links(to_mallory) and "/v1/channels/email/" not in text + markup
     assert "mallory@example.com answers as mallory, who may not answer this escalation" \
         in text
@@ -218,7 +205,7 @@ def test_the_one_who_asked_gets_no_approve_link_and_one_made_anyway_is_refused(
     server = mail.server
     esc = escalate(server, "close_account", context={"requested_by": "frank"})
     received = mail_to(mail.mailbox, esc, "frank@example.com")
-    text, markup = texts(received)
+    text, markup = bodies(received)
     assert set(links(received)) == {"deny"}  # he may still deny his own request
     assert "not approved by frank, who asked for it" in text
     assert "No approve link: frank asked for this call" in text

@@ -24,6 +24,8 @@ from servers import Server, cli, drop_pg_database, new_database, wait_for
 from smtp_peers import (
     Mailbox,
     Received,
+    bodies,
+    mail_to,
     make_cert,
     password_check,
     server_tls,
@@ -134,23 +136,10 @@ def escalate(server: Server, tool: str, tool_input: dict[str, Any], **extra: Any
     return escalation_id
 
 
-def mail_to(mailbox: Mailbox, escalation_id: str, address: str) -> Received:
-    return mailbox.wait_for(lambda r: r.message[ESCALATION_HEADER] == escalation_id
-                            and address in r.rcpt_tos, timeout=60)
-
-
 def recipients(mailbox: Mailbox, escalation_id: str) -> set[str]:
     """Everyone mailed about one escalation so far."""
     sent = mailbox.matching(lambda r: r.message[ESCALATION_HEADER] == escalation_id)
     return {address for r in sent for address in r.rcpt_tos}
-
-
-def bodies(received: Received) -> tuple[str, str]:
-    msg = received.message
-    text, markup = msg.get_body(("plain",)), msg.get_body(("html",))
-    assert text is not None and markup is not None
-    # as sent: CRLF line ends
-    return text.get_content().replace("\r\n", "\n"), markup.get_content().replace("\r\n", "\n")
 
 
 _ACTION_OF: dict[str, str] = {}  # each link seen in a message, and what it answers

@@ -11,24 +11,20 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+import sides
 import staso as st
-from conftest import make_policy, start_server, stop_server
-from servers import Server, cli, drop_pg_database, new_database, wait_for
+from conftest import make_policy
+from servers import cli
 from staso.approvers import AnswerRefused
 from staso.client import Client
 from staso.grants import Grant, GrantNotFound, GrantRevoked
 from staso.models import GuardResult
-from staso.settings import Settings
-from staso.store import StoreBackend, open_store
-from staso.store.keys import create_key
 
 POLICY = """version: 1
 rules:
@@ -55,29 +51,9 @@ rules:
 
 
 # -- staso embedded or remote, on one database ----------------------------------------------
-@dataclass
-class Side:
+class Side(sides.Side):
     """One way of running staso. Each test has agents of its own (grants are per agent), so
     tests sharing a server never use each other's grants."""
-
-    mode: str  # embedded, remote
-    database_url: str
-    store: StoreBackend
-    home: Path
-    agent_name: str
-    server: Server | None = None
-    clients: dict[str, Client] = field(default_factory=dict)
-
-    def client(self, agent_name: str | None = None) -> Client:
-        """A client of this agent (default: the test's own), on the same database."""
-        name = agent_name or self.agent_name
-        if name not in self.clients:
-            if self.server is not None:
-                self.clients[name] = self.server.agent_client(name)
-            else:
-                self.clients[name] = embedded_client(self.home, self.database_url,
-                                                     self.home / "staso.yaml", name)
-        return self.clients[name]
 
     def guard(self, tool_input: dict[str, Any], tool: str = "process_refund",
               agent_name: str | None = None) -> GuardResult:
@@ -85,114 +61,16 @@ class Side:
 
     def approver(self, name: str) -> tuple[Client, str, str | None]:
         """(client answering as ``name``, name, remote key)."""
-        _, key = create_key(self.store, role="approver", name=name)
-        if self.server is None:
-            return self.client(), name, None
-        client = Client(Settings.resolve(api_key=key, base_url=self.server.url))
-        self.clients[f"approver:{name}"] = client
+        client, key = self.answerer(name)
         return client, name, key
 
     def grant_of(self, escalation_id: str) -> Grant:
         return next(g for g in self.store.list_grants(limit=1000)
                     if g.escalation_id == escalation_id)
 
-    def decision(self, decision_id: str) -> dict[str, Any]:
-        def row() -> dict[str, Any] | None:
-            for client in self.clients.values():
-                client.flush()
-            return self.store.get_decision(decision_id)
-        found: dict[str, Any] = wait_for(row, f"decision {decision_id} recorded")
-        return found
 
-
-def embedded_client(home: Path, database_url: str, policy: Path, agent_name: str) -> Client:
-    """An embedded client on the policy, its store on ``database_url`` (the SQLite file in
-    ``home`` is the default one; on PostgreSQL the decision service is built on that
-    database instead, as st.init has no setting for it)."""
-    client = Client(Settings.resolve(agent_name=agent_name, home=home, policy=policy))
-    if database_url.startswith("postgresql"):
-        from staso.plugins import make_plugin_manager
-        from staso.policy.discovery import load_any_policy
-        from staso.service import DecisionService
-        from staso.transports.embedded import EmbeddedTransport
-
-        pm = make_plugin_manager(())
-        service = DecisionService(open_store(database_url), load_any_policy(policy, pm), pm,
-                                  dead_letter_file=home / "dead-letters.jsonl")
-        previous, client.transport = client.transport, EmbeddedTransport(service)
-        previous.close()
-    return client
-
-
-def _tag() -> str:
-    return f"{time.time_ns() % 10**9:09d}"
-
-
-def _make_side(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-               which: str) -> Iterator[Side]:
-    mode, backend = which.split("-")
-    agent_name, url = f"refunds-{_tag()}", ""
-    if mode == "remote":
-        server: Server = request.getfixturevalue(f"{backend}_grant_server")
-        side = Side(mode, server.database_url, open_store(server.database_url), tmp_path,
-                    agent_name, server)
-    else:
-        monkeypatch.setenv("STASO_HOME", str(tmp_path))
-        monkeypatch.chdir(tmp_path)
-        make_policy(tmp_path, POLICY)
-        url = new_database(tmp_path, backend)
-        first = embedded_client(tmp_path, url, tmp_path / "staso.yaml", agent_name)
-        side = Side(mode, url, first.transport.service.store,  # type: ignore[attr-defined]
-                    tmp_path, agent_name, clients={agent_name: first})
-        # (the embedded store really is on this backend)
-        assert side.store.engine.url.get_backend_name() == (  # type: ignore[attr-defined]
-            "postgresql" if backend == "postgres" else "sqlite")
-    try:
-        yield side
-    finally:
-        for client in side.clients.values():
-            client.shutdown()
-        if mode == "remote":
-            side.store.close()
-        elif url.startswith("postgresql"):
-            drop_pg_database(url)
-
-
-@pytest.fixture(params=["embedded-sqlite", "embedded-postgres", "remote-sqlite",
-                        "remote-postgres"])
-def side(request: pytest.FixtureRequest, tmp_path: Path,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[Side]:
-    yield from _make_side(request, tmp_path, monkeypatch, request.param)
-
-
-@pytest.fixture(params=["remote-sqlite", "remote-postgres"])
-def remote_side(request: pytest.FixtureRequest, tmp_path: Path,
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[Side]:
-    yield from _make_side(request, tmp_path, monkeypatch, request.param)
-
-
-@pytest.fixture(params=["embedded-sqlite", "remote-sqlite", "remote-postgres"])
-def cli_side(request: pytest.FixtureRequest, tmp_path: Path,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[Side]:
-    """What a ``staso`` command reaches: STASO_HOME's SQLite file, or a server."""
-    yield from _make_side(request, tmp_path, monkeypatch, request.param)
-
-
-def _grant_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp(f"grants-{backend}")
-    running = start_server(tmp, backend, make_policy(tmp, POLICY))
-    yield running
-    stop_server(running)
-
-
-@pytest.fixture(scope="module")
-def sqlite_grant_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from _grant_server(tmp_path_factory, "sqlite")
-
-
-@pytest.fixture(scope="module")
-def postgres_grant_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from _grant_server(tmp_path_factory, "postgres")
+side, remote_side, cli_side, sqlite_policy_server, postgres_policy_server = \
+    sides.side_fixtures(Side, POLICY, agent_name="refunds-{tag}")
 
 
 def _escalated(side: Side, tool_input: dict[str, Any], **kw: Any) -> str:
@@ -427,8 +305,7 @@ def test_the_grants_routes(remote_side: Side) -> None:
 def test_cli_grants_approve_list_and_revoke(cli_side: Side) -> None:
     side = cli_side
     _, name, key = side.approver("cleo")
-    env = ({"STASO_HOME": str(side.home)} if side.server is None else
-           {"STASO_BASE_URL": side.server.url, "STASO_API_KEY": key or ""})
+    env = side.cli_env(key)
     env["COLUMNS"] = "250"
     esc_id = _escalated(side, {"customer": "c_1", "amount": 1900})
 

@@ -9,9 +9,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +19,8 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from .store import StoreBackend
+
+T = TypeVar("T")
 
 app = typer.Typer(help="staso: guard AI agents' tool calls.", no_args_is_help=True,
                   add_completion=False)
@@ -335,6 +337,24 @@ GROUP = typer.Option([], "--group", help="approver/admin keys: an approver group
                                          "(repeatable)")
 
 
+def _change_keys(database_url: str | None, change: Callable[[StoreBackend], T],
+                 missing: str = "") -> T:
+    """Run ``change(store)`` on the keys' database. A refusal (a staso error) exits 1 with its
+    message and, where ``missing`` says what it is, so does finding no such key (a false
+    result)."""
+    from .errors import StasoError
+
+    with _key_store(database_url) as store:
+        try:
+            done = change(store)
+        except StasoError as exc:
+            _fail(str(exc))
+            raise  # (not reached: _fail exits)
+    if missing and not done:
+        _fail(missing)
+    return done
+
+
 def _groups(given: list[str]) -> list[str]:
     """Groups as given: --group a --group b, or --group a,b."""
     return [g.strip() for item in given for g in item.split(",") if g.strip()]
@@ -351,17 +371,11 @@ def keys_create(role: str = typer.Option(..., help="agent, approver or admin"),
                 group: list[str] = GROUP,
                 database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
     """Create an API key; prints only the key, once (only its hash is stored)."""
-    from .errors import StasoError
     from .store.keys import create_key
 
-    with _key_store(database_url) as store:
-        try:
-            record, key = create_key(store, role=role, name=name, agents=agent,
-                                     slack_user=slack_user, email=email,
-                                     groups=_groups(group))
-        except StasoError as exc:
-            _fail(str(exc))
-            return
+    record, key = _change_keys(database_url, lambda store: create_key(
+        store, role=role, name=name, agents=agent, slack_user=slack_user, email=email,
+        groups=_groups(group)))
     acts = f", acting for agents matching {record.agents!r}" if record.agents else ""
     member = f", in group(s) {', '.join(record.groups)}" if record.groups else ""
     typer.echo(f"created {record.role} key {record.id} for {record.name!r}{acts}{member}; "
@@ -375,16 +389,9 @@ def keys_link(key_id: str = typer.Argument(..., help="the approver or admin key'
               email: Optional[str] = EMAIL,  # noqa: UP045
               database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
     """Let a Slack user or an e-mail address answer escalations as this key."""
-    from .errors import StasoError
-
-    with _key_store(database_url) as store:
-        try:
-            linked = store.link_key(key_id, slack_user=slack_user, email=email)
-        except StasoError as exc:
-            _fail(str(exc))
-            return
-    if not linked:
-        _fail(f"no live approver or admin key {key_id!r} (see staso keys list)")
+    _change_keys(database_url, lambda store: store.link_key(key_id, slack_user=slack_user,
+                                                            email=email),
+                 f"no live approver or admin key {key_id!r} (see staso keys list)")
     who = " and ".join(x for x in (slack_user and f"Slack user {slack_user.strip()}",
                                    email and f"{email.strip().lower()}") if x)
     typer.echo(f"{who} now answer(s) as key {key_id}", err=True)
@@ -395,16 +402,8 @@ def keys_bind(key_id: str = typer.Argument(..., help="the agent key's id (key_..
               agent: str = typer.Option(..., help="the agent names it may act for (a glob)"),
               database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
     """Bind an agent key to agent names (keys made before binding act for any agent)."""
-    from .errors import StasoError
-
-    with _key_store(database_url) as store:
-        try:
-            bound = store.bind_key(key_id, agent)
-        except StasoError as exc:
-            _fail(str(exc))
-            return
-    if not bound:
-        _fail(f"no live agent key {key_id!r} (see staso keys list)")
+    _change_keys(database_url, lambda store: store.bind_key(key_id, agent),
+                 f"no live agent key {key_id!r} (see staso keys list)")
     typer.echo(f"key {key_id} now acts only for agents matching {agent.strip()!r}; "
                "servers follow within a second", err=True)
 
@@ -415,17 +414,9 @@ def keys_groups(key_id: str = typer.Argument(..., help="the approver or admin ke
                                          "separated (replaces them; '' for none)"),
                 database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
     """Set the approver groups of a key (rules' approvers: ["group:NAME"])."""
-    from .errors import StasoError
-
     groups = _groups([set_])
-    with _key_store(database_url) as store:
-        try:
-            changed = store.set_groups(key_id, groups)
-        except StasoError as exc:
-            _fail(str(exc))
-            return
-    if not changed:
-        _fail(f"no live approver or admin key {key_id!r} (see staso keys list)")
+    _change_keys(database_url, lambda store: store.set_groups(key_id, groups),
+                 f"no live approver or admin key {key_id!r} (see staso keys list)")
     typer.echo(f"key {key_id} is now in group(s) {', '.join(groups) or '(none)'}; servers "
                "follow within a second", err=True)
 
@@ -456,10 +447,8 @@ def keys_list(database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP04
 def keys_revoke(key_id: str = typer.Argument(..., help="the key's id (key_...), from keys list"),
                 database_url: Optional[str] = DATABASE_URL) -> None:  # noqa: UP045
     """Revoke a key: every server refuses it within a second."""
-    with _key_store(database_url) as store:
-        revoked = store.revoke_key(key_id)
-    if not revoked:
-        _fail(f"no live key {key_id!r} (see staso keys list)")
+    _change_keys(database_url, lambda store: store.revoke_key(key_id),
+                 f"no live key {key_id!r} (see staso keys list)")
     typer.echo(f"revoked {key_id}", err=True)
 
 

@@ -72,7 +72,35 @@
     refreshPage();
   }
 
-  let refreshPage = () => {};  // the page's own refresh, set below
+  let refreshPage = () => {};  // the page's own refresh, set by poll
+
+  // Keep a page fresh: fetch url with the filters' values and render what comes back, at
+  // once, whenever the filters change and every `every` ms. One request at a time; a refresh
+  // asked for meanwhile runs right after it (an answer must show at once).
+  function poll(filters, url, render, every) {
+    let busy = false, again = false;
+    async function refresh() {
+      if (busy) { again = true; return; }
+      busy = true;
+      try {
+        const query = new URLSearchParams(new FormData(filters));
+        const r = await fetch(url + "?" + query, { credentials: "same-origin" });
+        if (r.status === 401) { window.location.assign("/login"); return; }
+        render(await r.json());
+      } catch (err) {
+        flash.textContent = "could not reach the server: " + err;
+        flash.className = "error";
+      } finally {
+        busy = false;
+        if (again) { again = false; refresh(); }
+      }
+    }
+    filters.addEventListener("input", refresh);
+    filters.addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
+    refreshPage = refresh;
+    refresh();
+    setInterval(refresh, every);
+  }
 
   // -- escalations: the pending queue and the history ------------------------------------
   function escalationsPage() {
@@ -236,32 +264,11 @@
       return e.policy_digest ? "digest " + String(e.policy_digest).slice(0, 12) : "";
     }
 
-    let busy = false, again = false;
-    async function refresh() {
-      if (busy) { again = true; return; }  // one more right after: an answer must show at once
-      busy = true;
-      try {
-        const query = new URLSearchParams(new FormData(filters));
-        const r = await fetch("/dashboard/data?" + query, { credentials: "same-origin" });
-        if (r.status === 401) { window.location.assign("/login"); return; }
-        const data = await r.json();
-        renderPending(data.pending, data.now);
-        renderHistory(data.history);
-        focusOn();
-      } catch (err) {
-        flash.textContent = "could not reach the server: " + err;
-        flash.className = "error";
-      } finally {
-        busy = false;
-        if (again) { again = false; refresh(); }
-      }
-    }
-
-    filters.addEventListener("input", refresh);
-    filters.addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
-    refreshPage = refresh;
-    refresh();
-    setInterval(refresh, 1000);
+    poll(filters, "/dashboard/data", (data) => {
+      renderPending(data.pending, data.now);
+      renderHistory(data.history);
+      focusOn();
+    }, 1000);
   }
 
   // -- standing approvals: review and revoke ----------------------------------------------
@@ -297,31 +304,11 @@
         el("td", {}, [revoke])]);
     }
 
-    let busy = false, again = false;
-    async function refresh() {
-      if (busy) { again = true; return; }
-      busy = true;
-      try {
-        const query = new URLSearchParams(new FormData(filters));
-        const r = await fetch("/dashboard/grants?" + query, { credentials: "same-origin" });
-        if (r.status === 401) { window.location.assign("/login"); return; }
-        const data = await r.json();
-        body.replaceChildren(...data.grants.map((g) => row(g, data.now)));
-        document.getElementById("grants-count").textContent = String(data.grants.length);
-        document.getElementById("grants-empty").hidden = data.grants.length > 0;
-      } catch (err) {
-        flash.textContent = "could not reach the server: " + err;
-        flash.className = "error";
-      } finally {
-        busy = false;
-        if (again) { again = false; refresh(); }
-      }
-    }
-    filters.addEventListener("input", refresh);
-    filters.addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
-    refreshPage = refresh;
-    refresh();
-    setInterval(refresh, 2000);
+    poll(filters, "/dashboard/grants", (data) => {
+      body.replaceChildren(...data.grants.map((g) => row(g, data.now)));
+      document.getElementById("grants-count").textContent = String(data.grants.length);
+      document.getElementById("grants-empty").hidden = data.grants.length > 0;
+    }, 2000);
   }
 
   if (document.body.dataset.view === "grants") grantsPage(); else escalationsPage();
