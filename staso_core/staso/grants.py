@@ -169,7 +169,10 @@ def scope_from(raw: Any, esc: Escalation, functions: dict[str, Callable[..., Any
             "condition": condition.strip() if condition else None,
             "ttl": seconds(raw.get("ttl", DEFAULT_TTL)), "max_uses": max_uses,
             "forbid_self_approval": esc.forbid_self_approval,
-            "escalation_id": esc.id, "policy_version": esc.policy_version}
+            "escalation_id": esc.id, "policy_version": esc.policy_version,
+            # bound to the rule as it was when the call escalated, whatever policy the
+            # answering process holds (the CLI answers without loading one)
+            "rule_digest": esc.rule_digest}
 
 
 class GrantConditions:

@@ -172,6 +172,7 @@ class Escalation(_Dictable):
     approvals: list[dict[str, Any]] = field(default_factory=list)  # {name, by, via, at, comment}
     policy_version: int | None = None  # the server's policy version that escalated it
     policy_digest: str | None = None  # and the policy's own fingerprint (embedded too)
+    rule_digest: str | None = None  # what its rule said then (``Policy.rule_digest``)
 
     @property
     def is_resolved(self) -> bool:

@@ -207,6 +207,7 @@ class DecisionService:
                     "proposed_input": mask(result.modified_input),
                     "requested_by": requested_by(request.context),
                     "policy_version": self.policy_version, "policy_digest": self.policy.digest,
+                    "rule_digest": self.policy.rule_digest(result.rule_name),
                     **terms}, extend=request.wait)
         if how == "created":
             self.notifier.changed(esc.id)
@@ -366,9 +367,8 @@ class DecisionService:
             if status != "approved":
                 raise AnswerRefused("a standing approval is given with an approval, not a "
                                     "denial")
-            esc = self.store.get_escalation(escalation_id)
-            scope = {**scope_from(grant, esc, self.plugins.cel_functions()),
-                     "rule_digest": self.policy.rule_digest(esc.rule_name)}
+            scope = scope_from(grant, self.store.get_escalation(escalation_id),
+                               self.plugins.cel_functions())
         esc = self.store.resolve(escalation_id, status=status, by=by, comment=comment,
                                  modified_input=modified_input, via=via, approver=approver,
                                  grant=scope)

@@ -43,6 +43,8 @@ escalations = sa.Table(
     sa.Column("approvals", sa.JSON(none_as_null=True)),  # [{name, by, via, at, comment}]
     sa.Column("policy_version", sa.Integer),  # the server's policy version (NULL: embedded)
     sa.Column("policy_digest", sa.String(32)),  # the policy source's fingerprint
+    sa.Column("rule_digest", sa.String(32)),  # what its rule said (a grant from it holds
+    # only while the rule still says so)
     sa.Index("ix_escalations_announced", "announced", "status"),
     sa.Index("ix_escalations_fingerprint", "fingerprint", "status"),
     sa.Index("ix_escalations_status_created", "status", "created_at"),

@@ -29,6 +29,7 @@ _ESCALATION_COLUMNS: tuple[sa.Column[Any], ...] = (
     sa.Column("approvals", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("policy_version", sa.Integer(), nullable=True),
     sa.Column("policy_digest", sa.String(length=32), nullable=True),
+    sa.Column("rule_digest", sa.String(length=32), nullable=True),
 )
 _DECISION_COLUMNS = (
     ("policy_version", sa.Integer()),
