@@ -93,14 +93,7 @@ def test_tool_names_with_separators_at_their_ends_meet_the_rules(home: Path) -> 
         assert st.guard(name, {"amount": 5000}).action == "escalate", repr(name)
 
 
-POLICY = """version: 1
-rules:
-  - name: big_refund
-    tools: [process_refund]
-    when: tool_input.amount > 1000
-    action: escalate
-    approvers: [alice, "group:payments"]
-"""
+POLICY = REFUND_POLICY + '    approvers: [alice, "group:payments"]\n'
 
 
 @pytest.fixture

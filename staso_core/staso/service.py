@@ -245,7 +245,7 @@ class DecisionService:
             return previous
         result = (evaluate or self.evaluate)(request)
         if result.action == "escalate":
-            result = self.granted(request, result) or self.escalate(request, result, deadline)
+            result = self._escalate_unless_granted(request, result, deadline)
         return result
 
     async def adecide(self, request: GuardRequest,
@@ -264,6 +264,8 @@ class DecisionService:
 
     def _escalate_unless_granted(self, request: GuardRequest, result: GuardResult,
                                  deadline: float | None) -> GuardResult:
+        """An escalating call: allowed by a standing approval that covers it, or stored
+        for a person (``decide`` and ``adecide``, the latter on a worker thread)."""
         return self.granted(request, result) or self.escalate(request, result, deadline)
 
     def granted(self, request: GuardRequest, result: GuardResult) -> GuardResult | None:
