@@ -164,8 +164,10 @@ def test_slow_requests_delay_no_other_agent_nor_healthz(stall_server: Server) ->
     # the crafted requests really were slow, and really were evaluated
     assert slow_took >= SLOW_SECONDS * 0.9
     assert [r["rule_name"] for r in slow.results] == ["slow_check"] * 4
-    # the fast calls were answered while the slow ones ran, each far faster than them
-    assert answered_in_flight >= 10, (guard_times, health_times)
+    # the fast calls were answered while the slow ones ran, each far faster than them; how
+    # many fit in SLOW_SECONDS depends on the machine (CI's busy 2 cores fit 8, not 10), so
+    # a few suffice: a call queued behind a slow one would have taken all SLOW_SECONDS
+    assert answered_in_flight >= 3, (guard_times, health_times)
     guard_p99 = statistics.quantiles(guard_times, n=100)[98]
     health_p99 = statistics.quantiles(health_times, n=100)[98]
     assert max(guard_times) < FAST_BOUND, guard_times
@@ -193,7 +195,8 @@ def test_large_slow_requests_are_evaluated_in_worker_processes(stall_server: Ser
         agent.shutdown()
     # the plugin was loaded by the worker processes and decided there
     assert [r["rule_name"] for r in slow.results] == ["slow_check"] * 4
-    assert len(times) >= 10 and max(times) < 0.25, times
+    # a few calls while they ran (how many fit depends on the machine), none held up by them
+    assert len(times) >= 3 and max(times) < FAST_BOUND / 3, times
 
 
 def test_a_caller_that_gave_up_gets_no_escalation_it_never_heard_of(
