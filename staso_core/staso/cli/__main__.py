@@ -1,0 +1,5 @@
+"""``python -m staso.cli``: the ``staso`` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,96 @@
+"""What the ``staso`` commands share: the output console, the --url/--key options, a client
+on the server or the embedded store, and one-line failures."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from ..store import StoreBackend
+
+out = Console(soft_wrap=True)
+URL = typer.Option(None, "--url", envvar="STASO_BASE_URL",
+                   help="a staso server (default: the embedded store in STASO_HOME)")
+KEY = typer.Option(None, "--key", envvar="STASO_API_KEY", help="API key for --url")
+DATABASE_URL = typer.Option(None, help="the server's database (default as for staso serve)")
+
+
+@contextlib.contextmanager
+def key_store(database_url: str | None) -> Iterator[StoreBackend]:
+    from ..store import open_store
+
+    store = open_store(database_url_of(database_url))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+
+def client_for(url: str | None, key: str | None) -> Any:
+    """A client on the server at ``url``, or on the embedded store (default policy)."""
+    from ..client import Client
+    from ..errors import StasoError
+    from ..settings import Settings
+
+    try:
+        settings = Settings.resolve(base_url=url or "", api_key=key)
+    except StasoError as exc:
+        fail(str(exc))
+    if not settings.remote:
+        settings.policy = None  # answering escalations never depends on ./staso.yaml
+    return Client(settings)
+
+
+def on_client(url: str | None, key: str | None, action: Any) -> Any:
+    """Run ``action(client)``; a staso error (unknown id, conflict, refused key or answer)
+    exits 1 with its message, on one line (a CEL parser's picture of where a grant's
+    condition broke, under its message, is left out). The client is always shut down."""
+    from ..errors import StasoError
+
+    client = client_for(url, key)
+    try:
+        return action(client)
+    except (StasoError, ValueError) as exc:
+        fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    finally:
+        client.shutdown()
+
+
+def database_url_of(database_url: str | None) -> str:
+    import os
+
+    from ..settings import default_home
+    from ..store import sqlite_url
+
+    return database_url or os.environ.get("STASO_DATABASE_URL") or sqlite_url(default_home())
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(message, err=True)  # one unwrapped line: file:line: message
+    raise typer.Exit(code)
+
+
+def age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def safe_url(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+
+
+def field(key: str, value: Any) -> None:
+    out.print(f"[bold]{key}[/bold]: ", end="", markup=True)
+    out.print(value, markup=False, highlight=False)
