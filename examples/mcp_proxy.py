@@ -110,7 +110,8 @@ async def main() -> None:
         print(f"3. large write: {text(pending)}")
         escalation_id = text(pending).split("Escalation id: ")[1].split(".")[0]
 
-        st.init(agent_name="example-approver")
+        # against a staso server (STASO_BASE_URL) an approver's key answers, not the agent's
+        st.init(api_key=os.environ.get("STASO_APPROVER_KEY"), agent_name="example-approver")
         answered = st.approve(escalation_id, by="manager", comment="the report is expected")
         st.shutdown()
         print(f"4. {answered.resolved_by} approved {answered.id}; the identical call again:")

@@ -7,7 +7,8 @@ The agent refunds $50 (allowed), is asked to drop a table (blocked), e-mails an 
 before the tool sees it) and refunds $5,000 (a person must approve; the agent is told so and
 nothing is done). A manager approves, the agent retries, and the refund runs once.
 Decisions go to ``$STASO_HOME`` (default ``~/.staso``), or to a staso server with
-``STASO_BASE_URL`` and ``STASO_API_KEY``.
+``STASO_BASE_URL`` and ``STASO_API_KEY`` (an agent key), with ``STASO_APPROVER_KEY`` (an
+approver key) for the manager's approval.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import itertools
 import json
 import os
 import re
+import sys
 from typing import Any
 
 if not os.environ.get("OPENAI_API_KEY"):
@@ -112,6 +114,24 @@ def say(agent: Agent[Any], history: list[Any], text: str) -> list[str]:
     return pending
 
 
+def approve_as_manager(escalation_id: str) -> st.Escalation:
+    """The manager's approval. Embedded, on the local store; against a staso server, with
+    an approver's key from STASO_APPROVER_KEY (the agent's own key may not answer)."""
+    if not os.environ.get("STASO_BASE_URL"):
+        return st.approve(escalation_id, by="manager", comment="customer is in good standing")
+    key = os.environ.get("STASO_APPROVER_KEY")
+    if not key:
+        sys.exit(f"approve {escalation_id} in the staso dashboard, or set STASO_APPROVER_KEY "
+                 f"to an approver key (staso keys create --role approver --name manager) "
+                 f"and run again")
+    manager = st.Client(st.Settings.resolve(api_key=key, agent_name="manager"))
+    try:
+        return manager.approve(escalation_id, by="manager",
+                               comment="customer is in good standing")
+    finally:
+        manager.shutdown()
+
+
 def main() -> None:
     st.init(agent_name="refund-agent")
     model: Any = os.environ.get("STASO_EXAMPLE_MODEL", "gpt-4.1-mini") \
@@ -125,7 +145,7 @@ def main() -> None:
     for text in TURNS:
         pending += say(agent, history, text)
     for escalation_id in pending:  # the person, here played by the script
-        st.approve(escalation_id, by="manager", comment="customer is in good standing")
+        approve_as_manager(escalation_id)
         print(f"\nmanager approved {escalation_id}")
     if pending:
         say(agent, history, AFTER_APPROVAL)

@@ -7,6 +7,7 @@ Approve button (a request signed as Slack signs them)."""
 from __future__ import annotations
 
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -142,6 +143,24 @@ def _render(blocks: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _stay_up(url: str) -> None:
+    """Keep the server and dashboard up after the scripted run, for the person who has the
+    dashboard open (stopping at once would leave their page at "Failed to fetch"), until
+    Ctrl-C or SIGTERM. Only when attended: ``--yes`` and runs without a terminal end."""
+    import signal
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"\nstaso demo: dashboard still at {url}/ — Ctrl-C to stop", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 8787,
              slack_stand_in: bool = False) -> int:
     import os
@@ -215,6 +234,9 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
         print(f"    -> {outcome} ({result.escalation_status}) {result.reason}".rstrip())
         if slack is not None:
             slack.show_update(escalation_id)
+        st.shutdown()
+        if not auto_approve and sys.stdin is not None and sys.stdin.isatty():
+            _stay_up(url)  # a person may still be looking at the dashboard and its history
     finally:
         st.shutdown()
         server.stop()

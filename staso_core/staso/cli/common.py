@@ -18,6 +18,7 @@ URL = typer.Option(None, "--url", envvar="STASO_BASE_URL",
                    help="a staso server (default: the embedded store in STASO_HOME)")
 KEY = typer.Option(None, "--key", envvar="STASO_API_KEY", help="API key for --url")
 DATABASE_URL = typer.Option(None, help="the server's database (default as for staso serve)")
+CLI_CONNECT_RETRY = 0.5  # seconds the CLI retries a refused connection before saying so
 
 
 @contextlib.contextmanager
@@ -36,12 +37,16 @@ def client_for(url: str | None, key: str | None) -> Any:
     """A client on the server at ``url``, or on the embedded store (default policy)."""
     from ..client import Client
     from ..errors import StasoError
-    from ..settings import Settings
+    from ..settings import Settings, check_base_url
 
     try:
-        settings = Settings.resolve(base_url=url or "", api_key=key)
+        if url:  # a URL that cannot be right is said at once, never retried
+            url = check_base_url(url, "--url")
+        settings = Settings.resolve(base_url=url or "", api_key=key, announce=False)
     except StasoError as exc:
         fail(str(exc))
+    # a person is waiting: a server that refuses connections is said within about a second
+    settings.connect_retry = CLI_CONNECT_RETRY
     if not settings.remote:
         settings.policy = None  # answering escalations never depends on ./staso.yaml
     return Client(settings)
@@ -57,18 +62,29 @@ def on_client(url: str | None, key: str | None, action: Any) -> Any:
     try:
         return action(client)
     except (StasoError, ValueError) as exc:
-        fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        summary = getattr(exc, "summary", None)  # a server that cannot be reached, in words
+        fail(summary or (str(exc).strip().splitlines()[0] if str(exc).strip()
+                         else type(exc).__name__))
     finally:
         client.shutdown()
 
 
 def database_url_of(database_url: str | None) -> str:
+    """The database URL given (or STASO_DATABASE_URL, else the embedded store's file), as
+    SQLAlchemy takes it (``postgres://`` accepted); a bad one exits 1 with one line."""
     import os
 
+    from ..errors import StasoError
+    from ..settings import database_url as normalized
     from ..settings import default_home
     from ..store import sqlite_url
 
-    return database_url or os.environ.get("STASO_DATABASE_URL") or sqlite_url(default_home())
+    url = database_url or os.environ.get("STASO_DATABASE_URL") or sqlite_url(default_home())
+    try:
+        return normalized(url)
+    except StasoError as exc:
+        fail(str(exc))
+        raise  # (fail exits)
 
 
 def fail(message: str, code: int = 1) -> None:

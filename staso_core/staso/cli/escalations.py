@@ -13,6 +13,54 @@ from .common import KEY, URL, age, fail, field, on_client, out
 
 escalations_app = typer.Typer(help="List, show, approve and deny escalations.",
                               no_args_is_help=True)
+STATUSES = ("pending", "approved", "denied", "timeout")
+
+
+def full_id(client: Any, given: str, action: Any) -> Any:
+    """``action(escalation_id)`` with the id given, or, if no escalation has it, with the one
+    escalation whose id starts with it (as ``escalations list`` shows ids, any unambiguous
+    start of one will do). Several such escalations: a StasoError naming them."""
+    from ..errors import EscalationNotFound, StasoError
+
+    try:
+        return action(given)
+    except EscalationNotFound:
+        if len(given) < 2:
+            raise
+        matches = _ids_starting_with(client, given)
+        if len(matches) == 1:
+            return action(matches[0])
+        if not matches:
+            raise
+        raise StasoError(f"{given!r} is the start of {len(matches)} escalation ids: "
+                         f"{', '.join(matches[:10])}{' ...' if len(matches) > 10 else ''}; "
+                         f"give more of it") from None
+
+
+def _ids_starting_with(client: Any, prefix: str, pages: int = 20) -> list[str]:
+    """The ids that start with ``prefix``, newest first (the last ``pages`` thousand)."""
+    found: list[str] = []
+    before = None
+    for _ in range(pages):
+        page = client.list_escalations(limit=1000, before=before)
+        found += [e.id for e in page if e.id.startswith(prefix)]
+        if len(page) < 1000:
+            break
+        before = page[-1].id
+    return found
+
+
+def when(timestamp: float | None, now: float | None = None) -> str:
+    """A time as the local date and time, with how long ago (or from now) it is."""
+    if timestamp is None:
+        return ""
+    from datetime import datetime
+
+    now = time.time() if now is None else now
+    local = datetime.fromtimestamp(timestamp).astimezone().isoformat(sep=" ",
+                                                                     timespec="seconds")
+    gap = now - timestamp
+    return f"{local} ({age(gap)} ago)" if gap >= 0 else f"{local} (in {age(-gap)})"
 
 @escalations_app.command("list")
 def escalations_list(status: Optional[str] = typer.Option(  # noqa: UP045
@@ -20,11 +68,17 @@ def escalations_list(status: Optional[str] = typer.Option(  # noqa: UP045
                      as_json: bool = typer.Option(False, "--json", help="JSON output"),
                      url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """List escalations, newest first."""
+    if status is not None and status not in STATUSES:
+        fail(f"--status must be one of {', '.join(STATUSES)} (got {status!r})", code=2)
     items = on_client(url, key, lambda client: client.list_escalations(status=status))
     if as_json:
         print(json.dumps([e.to_dict() for e in items], indent=2))
         return
-    table = Table("id", "status", "tool", "rule", "agent", "age")
+    # ids are never cut (show, approve and deny take them); the other columns fold
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=max((len(e.id) for e in items), default=2))
+    for name in ("status", "tool", "rule", "agent", "age"):
+        table.add_column(name, overflow="fold")
     now = time.time()
     for e in items:
         table.add_row(e.id, e.status, e.tool_name, e.rule_name or "", e.agent_name,
@@ -37,15 +91,19 @@ def escalations_show(escalation_id: str,
                      as_json: bool = typer.Option(False, "--json", help="JSON output"),
                      url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """Show one escalation with its full input."""
-    esc = on_client(url, key, lambda client: client.get_escalation(escalation_id))
+    esc = on_client(url, key, lambda client: full_id(client, escalation_id,
+                                                     client.get_escalation))
     if as_json:
         print(json.dumps(esc.to_dict(), indent=2))
         return
+    now = time.time()
     for key, value in esc.to_dict().items():
         if key in _WHO_ANSWERS:
             continue
         if isinstance(value, dict):
             value = json.dumps(value, indent=2)
+        elif key.endswith("_at") and isinstance(value, (int, float)):
+            value = when(value, now)
         field(key, value)
     for key, value in _who_answers(esc):
         field(key, value)
@@ -81,9 +139,11 @@ def _resolve(escalation_id: str, status: str, by: str, comment: str | None,
              grant: dict[str, Any] | None = None) -> None:
     def answer(client: Any) -> Any:
         if status == "approved":
-            return client.approve(escalation_id, by=by, comment=comment,
-                                  modified_input=modified, grant=grant, via="cli")
-        return client.deny(escalation_id, by=by, comment=comment, via="cli")
+            return full_id(client, escalation_id, lambda found: client.approve(
+                found, by=by, comment=comment, modified_input=modified, grant=grant,
+                via="cli"))
+        return full_id(client, escalation_id, lambda found: client.deny(
+            found, by=by, comment=comment, via="cli"))
 
     esc = on_client(url, key, answer)
     if esc.status == "pending":  # one approval of several

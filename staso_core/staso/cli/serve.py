@@ -30,20 +30,54 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     except ImportError as exc:
         fail(f"staso serve needs the server extra: pip install 'staso[server]' ({exc})")
         return
+    from sqlalchemy.exc import SQLAlchemyError
+
     url = database_url_of(database_url)
+    problem = listen_problem(host, port)
+    if problem is not None:  # said before any URL is printed as if it served there
+        fail(problem)
+        return
     try:
         config = ServerConfig(database_url=url, policy=policy)
         if dead_letter_file is not None:
             config.dead_letter_file = dead_letter_file
         application = create_app(config)
-    except StasoError as exc:
-        fail(str(exc))
+    except StasoError as exc:  # its first line: a driver's hints and links are left out
+        fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        return
+    except SQLAlchemyError as exc:  # unreachable, refused login, no such database: one line
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        fail(f"cannot open the database {safe_url(url)}: "
+             f"{reason[0] if reason else type(exc).__name__}")
         return
     state = application.state.staso
     typer.echo(f"staso serve: dashboard and API on http://{host}:{port}/ "
                f"(database {safe_url(url)}, policy version {state.policy_version})", err=True)
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False,
                 timeout_graceful_shutdown=3)
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, in one line, or None if it can. Bound as
+    uvicorn binds (SO_REUSEADDR), so a port in TIME_WAIT after a restart counts as free."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"cannot listen on {host}: {exc.strerror or exc}; pick another with --host"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} is in use ({exc.strerror}); pick another with --port"
+            return f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+    return None
 
 
 

@@ -15,4 +15,6 @@ def open_store(url: str) -> StoreBackend:
     """The backend for a database URL: the one place the embedded client, the server and
     the CLI pick it. Every URL staso knows today (SQLite, PostgreSQL) is the SQL store's; a
     new backend claims its own scheme here."""
-    return Store(url)
+    from ..settings import database_url  # postgres:// taken; a missing driver said in a line
+
+    return Store(database_url(url))
