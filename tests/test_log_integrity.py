@@ -165,7 +165,7 @@ def test_service_stores_odd_text_on_each_backend(database_url: str, tmp_path: Pa
         service.finish(refund, service.decide(refund))
         service.resolve(escalated.escalation_id, status="denied", by=f"bob {NOT_UTF8}",
                         comment=ODD[0])
-        assert service.log.flush() >= len(ODD)
+        service.log.flush()  # (the log's own thread may already have written some)
         assert service.log.failing is None and service.log.dead_letters.count == 0
         for decision_id, text in ids:
             row = service.store.get_decision(decision_id)

@@ -103,9 +103,10 @@ def test_builtin_routes_come_through_the_same_hook(tmp_path: Path) -> None:
     impls = [i.plugin_name for i in pm.hook.staso_http_routes.get_hookimpls()]
     assert sorted(impls) == ["staso.builtins.channels", "staso.builtins.server"]
     from staso.channels import email_routes, slack_routes
-    from staso.server import api, dashboard
+    from staso.server import api, dashboard, operator_api
 
-    assert pm.hook.staso_http_routes() == [[api.router, dashboard.router],
+    assert pm.hook.staso_http_routes() == [[api.router, operator_api.router, dashboard.router,
+                                            operator_api.dashboard_router],
                                            [slack_routes.router, email_routes.router]]
     assert {"/v1/guard", "/v1/escalations/{escalation_id}", "/healthz",
             "/v1/channels/slack/interactions"} <= set(app.openapi()["paths"])

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .conversations import current_context
+from .decision_filters import DecisionFilter, DecisionPage
 from .errors import EscalationUnavailable, InvalidToolInput, NoFallback, PluginTimeout, StasoError
 from .jsonutil import check_json, encoded_size
 from .models import Escalation, GuardRequest, GuardResult
@@ -287,6 +288,30 @@ class Client:
              via: str | None = None) -> Escalation:
         return self.transport.resolve(escalation_id, status="denied", by=_who(by),
                                       comment=comment, modified_input=None, via=via)
+
+    # -- the decision log ------------------------------------------------------------------
+    def list_decisions(self, **filters: Any) -> DecisionPage:
+        """One page of recorded decisions, newest first (remote: an approver or admin key).
+        Filters: ``agent``, ``tool``, ``rule`` (a name or a glob with ``*``), ``action``
+        (``"block"`` or ``"block,escalate"``), ``q`` (text in the id, tool, agent, rule,
+        reason or escalation id), ``since``/``until`` (epoch seconds, or ``"15m"``,
+        ``"7d"`` back from now), ``limit`` (1 to 500, default 50) and ``cursor`` (the last
+        page's ``next_cursor``). Text matches ignore case. A bad filter raises BadFilter
+        (a ValueError) naming it."""
+        return self.transport.list_decisions(DecisionFilter.parse(**filters))
+
+    async def alist_decisions(self, **filters: Any) -> DecisionPage:
+        """``list_decisions`` for asyncio."""
+        return await self.transport.alist_decisions(DecisionFilter.parse(**filters))
+
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
+        """One recorded decision (inputs masked per ``redact_in_log``) with its
+        ``escalation`` (or None), or None if no decision has this id."""
+        return self.transport.get_decision(decision_id)
+
+    async def aget_decision(self, decision_id: str) -> dict[str, Any] | None:
+        """``get_decision`` for asyncio."""
+        return await self.transport.aget_decision(decision_id)
 
     # -- standing approvals ---------------------------------------------------------------
     def list_grants(self, *, live_only: bool = False, limit: int = 200) -> list[Grant]:

@@ -14,6 +14,6 @@ if TYPE_CHECKING:
 
 @hookimpl(tryfirst=True)
 def staso_http_routes() -> list[APIRouter]:
-    from ..server import api, dashboard  # only a server calls this hook
+    from ..server import api, dashboard, operator_api  # only a server calls this hook
 
-    return [api.router, dashboard.router]
+    return [api.router, operator_api.router, dashboard.router, operator_api.dashboard_router]

@@ -288,12 +288,16 @@ async def get_escalation(escalation_id: str, request: Request, principal: Anyone
 async def list_escalations(request: Request, principal: Approver,
                            status: str | None = None, agent: str | None = None,
                            tool: str | None = None, rule: str | None = None,
-                           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+                           limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                           before: Annotated[str | None, Query(max_length=100, description=(
+                               "Only escalations older than this one (the last of a page)"
+                           ))] = None) -> Response:
     if status not in (None, "", "pending", "approved", "denied", "timeout"):
         raise HTTPException(422, f"status must be pending, approved, denied or timeout, "
                                  f"not {status!r}")
     items = await asyncio.to_thread(state_of(request).service.list_escalations, status=status,
-                                    agent=agent, tool=tool, rule=rule, limit=limit)
+                                    agent=agent, tool=tool, rule=rule, limit=limit,
+                                    before=before or None)
     return json_response([escalation_json(e) for e in items])
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ..approvers import Approver
+from ..decision_filters import DecisionFilter, DecisionPage
 from ..grants import Grant
 from ..models import Escalation
 from ..waiting import ChangeFeed
@@ -30,8 +31,9 @@ class StoreBackend(Protocol):
 
     def list_escalations(self, *, status: str | None = None, agent: str | None = None,
                          tool: str | None = None, rule: str | None = None,
-                         limit: int = 100) -> list[Escalation]:
-        """Newest first, after timing out those past their expiry."""
+                         limit: int = 100, before: str | None = None) -> list[Escalation]:
+        """Newest first, after timing out those past their expiry; ``before``: only those
+        older than that escalation (EscalationNotFound if there is none)."""
         ...
 
     def count_escalations(self, status: str) -> int: ...
@@ -89,6 +91,22 @@ class StoreBackend(Protocol):
 
     def list_decisions(self, *, limit: int = 100, tool: str | None = None
                        ) -> list[dict[str, Any]]: ...
+
+    # -- reading the decision log (``decisions.py``) --------------------------------------
+    def query_decisions(self, filters: DecisionFilter) -> DecisionPage:
+        """One page of decisions matching ``filters``, newest first; its ``next_cursor``
+        (opaque) asks for the next page, unaffected by decisions written meanwhile."""
+        ...
+
+    def decision_ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
+        """Up to ``limit`` decision ids starting with ``prefix``."""
+        ...
+
+    def decision_overview(self, since: float, until: float,
+                          now: float | None = None) -> dict[str, Any]:
+        """Decisions over time by action, top rules, escalations' time to resolution and
+        the pending count, for ``since``..``until`` (computed by the database)."""
+        ...
 
     # -- API keys (made by ``keys.create_key``; only hashes are kept) -------------------
     def add_key(self, record: ApiKey, key_hash: str) -> None: ...
@@ -220,6 +238,14 @@ class StoreBackend(Protocol):
 
     def save_policy(self, source: str, *, by: str) -> int:
         """Store a validated policy as the next version; return its number."""
+        ...
+
+    def policy_versions(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest versions: version, created_at, created_by, digest."""
+        ...
+
+    def policy_version(self, version: int) -> dict[str, Any] | None:
+        """One version with its ``source``, or None."""
         ...
 
     # -- dashboard sessions ended by logout -----------------------------------------------

@@ -22,6 +22,7 @@ from ..approvers import Approver, answer_values
 from ..errors import DecisionIdReused, EscalationConflict, EscalationNotFound, StoreUnavailable
 from ..models import Escalation, RawJSON
 from ..waiting import ChangeFeed
+from .decisions import DecisionRows
 from .dialects import dialect_for, lock_waits_until
 from .escaping import escape_text, unescape_row, unescape_text
 from .grants import GrantRows, insert_grant
@@ -29,6 +30,7 @@ from .keys import KeyRows
 from .links import LinkRows
 from .notices import NoticeRows
 from .policies import PolicyRows
+from .policy_history import PolicyHistoryRows
 from .schema import decisions, escalations, metadata
 from .sessions import SessionRows
 
@@ -85,7 +87,8 @@ def _row_to_escalation(row: Any) -> Escalation:
     return Escalation(**unescape_row(data, _ESC_TEXT))
 
 
-class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows):
+class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
+            DecisionRows, PolicyHistoryRows):
     """Escalations, decisions, API keys, policy versions, ended dashboard sessions and the
     approval channels' notices on one database. Thread-safe; safe across processes."""
 
@@ -143,14 +146,24 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows):
 
     def list_escalations(self, *, status: str | None = None, agent: str | None = None,
                          tool: str | None = None, rule: str | None = None,
-                         limit: int = 100) -> list[Escalation]:
+                         limit: int = 100, before: str | None = None) -> list[Escalation]:
+        """Newest first (ties by id); ``before``: only those older than that escalation
+        (the last of a page), so a history can be paged past any length."""
         self.expire_due()
-        query = sa.select(escalations).order_by(escalations.c.created_at.desc()).limit(limit)
+        e = escalations.c
+        query = sa.select(escalations).order_by(e.created_at.desc(), e.id.desc()).limit(limit)
         for column, value in (("status", status), ("agent_name", agent), ("tool_name", tool),
                               ("rule_name", rule)):
             if value:
                 query = query.where(escalations.c[column] == escape_text(value))
         with self._read() as conn:
+            if before:
+                before = escape_text(before)  # (ids never need it: NUL then finds none)
+                at = conn.execute(sa.select(e.created_at).where(e.id == before)).scalar()
+                if at is None:
+                    raise EscalationNotFound(f"no escalation with id {before!r} (before=)")
+                query = query.where(sa.or_(e.created_at < at,
+                                           sa.and_(e.created_at == at, e.id < before)))
             return [_row_to_escalation(r) for r in conn.execute(query)]
 
     def count_escalations(self, status: str) -> int:
@@ -417,7 +430,8 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows):
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
         with self._read() as conn:
-            row = conn.execute(sa.select(decisions).where(decisions.c.id == decision_id)).first()
+            row = conn.execute(sa.select(decisions).where(
+                decisions.c.id == escape_text(decision_id))).first()
         return None if row is None else unescape_row(dict(row._mapping), _DECISION_TEXT)
 
     def decision_agents(self, decision_ids: list[str]) -> dict[str, str]:

@@ -27,7 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .. import grants
-from ..errors import GuardFailure, PluginTimeout
+from ..decision_filters import DecisionFilter, DecisionPage, decision_json
+from ..errors import EscalationNotFound, GuardFailure, PluginTimeout
 from ..grants import Grant
 from ..jsonutil import encoded_size
 from ..models import Escalation, GuardRequest, GuardResult
@@ -199,6 +200,35 @@ class EmbeddedTransport:
 
     def revoke_grant(self, grant_id: str, *, by: str) -> Grant:
         return grants.revoke(self.service.store, grant_id, by=by)
+
+    def list_decisions(self, filters: DecisionFilter) -> DecisionPage:
+        self.service.flush()  # (what this process decided is in the log it reads)
+        page = self.service.store.query_decisions(filters)
+        masker = self.service.policy.log_masker
+        return DecisionPage([decision_json(row, masker) for row in page.items],
+                            page.next_cursor)
+
+    async def alist_decisions(self, filters: DecisionFilter) -> DecisionPage:
+        return await asyncio.to_thread(self.list_decisions, filters)
+
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
+        self.service.flush()
+        row = self.service.store.get_decision(decision_id)
+        if row is None:
+            return None
+        data = decision_json(row, self.service.policy.log_masker)
+        data["escalation"] = None
+        if row.get("escalation_id"):  # as a server gives it (GET /v1/escalations/{id})
+            try:
+                esc = self.service.get_escalation(row["escalation_id"])
+            except EscalationNotFound:
+                return data
+            data["escalation"] = {**esc.to_dict(),
+                                  "time_to_resolution": esc.time_to_resolution}
+        return data
+
+    async def aget_decision(self, decision_id: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self.get_decision, decision_id)
 
     def flush(self) -> None:
         self.service.flush()

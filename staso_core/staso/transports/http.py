@@ -26,6 +26,7 @@ import httpx
 from .. import __version__
 from ..approvers import AnswerRefused, NotAnApprover
 from ..dead_letters import DEAD_LETTER_FILE, DeadLetters
+from ..decision_filters import DecisionFilter, DecisionPage
 from ..decision_log import DecisionLog
 from ..errors import (
     AccessDenied,
@@ -67,6 +68,8 @@ class Call:
     params: dict[str, Any] = field(default_factory=dict)
     retry: bool = True  # safe to send again (idempotent)
     hold: float = 0.0  # seconds the server may hold the request (long-poll)
+    # seconds to keep retrying a refused connection (a server restarting); None: the budget
+    connect_retry: float | None = None
 
     def body(self) -> dict[str, Any]:
         """The request's body arguments for httpx (any text survives: ``wire_json``)."""
@@ -78,9 +81,11 @@ class Call:
 class _Attempts:
     """The retry policy of one call: exponential backoff within the call's budget."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, base_url: str = "") -> None:
         self.call = call
-        self.deadline = time.monotonic() + call.budget
+        self.base_url = base_url
+        self.started = time.monotonic()
+        self.deadline = self.started + call.budget
         self.tries = 0
         self.no_fallback: str | None = None  # an attempt said: this call must never allow
 
@@ -96,10 +101,15 @@ class _Attempts:
         retryable = isinstance(answer, httpx.TransportError) or (
             isinstance(answer, httpx.Response) and answer.status_code in _RETRY_STATUS)
         delay = min(0.05 * 2 ** (self.tries - 1), 1.0)
+        if isinstance(answer, httpx.ConnectError) and self.call.connect_retry is not None:
+            # nothing was sent: safe to retry, but a server that stays down is a failure
+            # within the short connect_retry, not the call's whole budget
+            delay = min(delay, 0.25)
+            retryable = time.monotonic() + delay - self.started < self.call.connect_retry
         if retryable and self.call.retry and time.monotonic() + delay < self.deadline:
             return False, delay
         if isinstance(answer, Exception):
-            failure = _failure(answer, self.call, self.tries)
+            failure = _failure(answer, self.call, self.tries, self.base_url)
             if self.no_fallback is not None:  # a later attempt's failure does not undo it
                 raise NoFallback(f"{self.no_fallback}; then {failure}") from answer
             raise failure from answer
@@ -138,6 +148,11 @@ class _Attempts:
             raise refused(detail)
         if status in (401, 403):
             raise AccessDenied(f"the staso server refused the API key ({status}): {detail}")
+        if status == 404 and (not isinstance(data, dict) or (
+                not data.get("error") and data.get("detail") == "Not Found")):
+            # no route: the URL is not a staso server's root (e.g. it ends in /v1)
+            raise GuardFailure(f"no staso API at {self.base_url or 'the server'} (is it the "
+                               f"server's root URL?)")
         if status == 404:
             raise EscalationNotFound(detail)
         if status == 409:
@@ -164,11 +179,21 @@ def _ssl_context() -> Any:
     return httpx.create_ssl_context()
 
 
-def _failure(exc: Exception, call: Call, tries: int) -> GuardFailure:
+class ServerUnreachable(GuardFailure):
+    """No connection to the server at all; ``summary`` says so in one line for a person."""
+
+    def __init__(self, base_url: str, exc: Exception, tries: int) -> None:
+        why = "connection refused" if "refused" in str(exc).lower() else str(exc)
+        self.summary = (f"cannot reach the staso server at {base_url or '?'}: {why} "
+                        f"(is staso serve running?)")
+        super().__init__(f"server unreachable ({tries} attempt(s)): {self.summary}")
+
+
+def _failure(exc: Exception, call: Call, tries: int, base_url: str = "") -> GuardFailure:
     if isinstance(exc, httpx.TimeoutException):
         what = f"timed out after {call.budget:g} s"
     elif isinstance(exc, httpx.ConnectError):
-        what = "server unreachable"
+        return ServerUnreachable(base_url, exc, tries)
     else:
         what = "connection failed"
     return GuardFailure(f"{what} ({type(exc).__name__}: {exc}) after {tries} attempt(s)")
@@ -232,6 +257,20 @@ def _grant_errors() -> Iterator[None]:
         raise GrantRevoked(str(exc)) from None
 
 
+def _decision_page(data: Any) -> DecisionPage:
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list) \
+            or not all(isinstance(item, dict) for item in data["items"]) \
+            or not isinstance(data.get("next_cursor"), (str, type(None))):
+        raise GuardFailure("malformed decision list from the staso server")
+    return DecisionPage(data["items"], data["next_cursor"])
+
+
+def _decision_row(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise GuardFailure("malformed decision from the staso server")
+    return data
+
+
 def _given_up(data: Any) -> None:
     return None
 
@@ -271,7 +310,7 @@ class HttpTransport:
         return client
 
     def send(self, call: Call) -> Any:
-        attempts = _Attempts(call)
+        attempts = _Attempts(self._bounded(call), self.base_url)
         while True:
             answer: httpx.Response | Exception
             try:
@@ -285,7 +324,7 @@ class HttpTransport:
             time.sleep(value)
 
     async def asend(self, call: Call) -> Any:
-        attempts = _Attempts(call)
+        attempts = _Attempts(self._bounded(call), self.base_url)
         while True:
             answer: httpx.Response | Exception
             try:
@@ -298,6 +337,13 @@ class HttpTransport:
             if done:
                 return value
             await asyncio.sleep(value)
+
+    def _bounded(self, call: Call) -> Call:
+        """The call with its connect_retry: the settings' (2 s by default), except a wait
+        for an answer (a long-poll), which rides through a restart until its deadline."""
+        if call.connect_retry is not None:
+            return call
+        return dataclasses.replace(call, connect_retry=self.settings.connect_retry)
 
     # -- the calls ------------------------------------------------------------------------
     def _budget(self, timeout: float | None = None) -> float:
@@ -313,7 +359,7 @@ class HttpTransport:
         # while waiting, keep retrying through server restarts until the agent's deadline
         budget = max(deadline - time.time(), 0.0) + self._budget()
         return Call("GET", f"/v1/escalations/{escalation_id}", _escalation, budget,
-                    params={"wait": f"{hold:.3f}"}, hold=hold)
+                    params={"wait": f"{hold:.3f}"}, hold=hold, connect_retry=budget)
 
     def _get(self, escalation_id: str, timeout: float | None = None) -> Call:
         return Call("GET", f"/v1/escalations/{escalation_id}", _escalation,
@@ -432,6 +478,35 @@ class HttpTransport:
                                           _grant, self._budget(), params={"by": by},
                                           retry=False))
         return grant
+
+    # -- the decision log, for operators (an approver or admin key) ----------------------
+    def _decisions(self, filters: DecisionFilter) -> Call:
+        return Call("GET", "/v1/decisions", _decision_page, self._budget(),
+                    params=filters.params())
+
+    def _decision(self, decision_id: str) -> Call:
+        return Call("GET", f"/v1/decisions/{quote(decision_id, safe='')}", _decision_row,
+                    self._budget())
+
+    def list_decisions(self, filters: DecisionFilter) -> DecisionPage:
+        page: DecisionPage = self.send(self._decisions(filters))
+        return page
+
+    async def alist_decisions(self, filters: DecisionFilter) -> DecisionPage:
+        page: DecisionPage = await self.asend(self._decisions(filters))
+        return page
+
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
+        with contextlib.suppress(EscalationNotFound):  # the server's 404
+            found: dict[str, Any] = self.send(self._decision(decision_id))
+            return found
+        return None
+
+    async def aget_decision(self, decision_id: str) -> dict[str, Any] | None:
+        with contextlib.suppress(EscalationNotFound):
+            found: dict[str, Any] = await self.asend(self._decision(decision_id))
+            return found
+        return None
 
     def flush(self) -> None:
         self.log.flush()

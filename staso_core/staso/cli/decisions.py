@@ -1,0 +1,193 @@
+"""``staso decisions``: read the decision log (what the guard decided on each call, and why)
+on the embedded store or, with ``--url`` and an approver key, on a server."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from .common import KEY, URL, fail, field, on_client, out
+
+decisions_app = typer.Typer(help="Read the decision log: what was decided on each call.",
+                            no_args_is_help=True)
+_WHEN = "epoch seconds, or a duration back from now: 90s, 15m, 1h, 7d"
+_ID_WIDTH = 28  # dec_ and 24 hex digits: the ids staso makes
+
+
+def local_time(epoch: Any) -> str:
+    """An epoch time as a local ISO date (``2026-12-07T10:15:42+01:00``)."""
+    if not isinstance(epoch, (int, float)):
+        return "-"
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+
+
+def _short_time(epoch: Any) -> str:
+    if not isinstance(epoch, (int, float)):
+        return "-"
+    return datetime.fromtimestamp(epoch).strftime("%m-%d %H:%M")
+
+
+@decisions_app.command("list")
+def decisions_list(
+        since: Optional[str] = typer.Option(None, help=f"from: {_WHEN}"),  # noqa: UP045
+        until: Optional[str] = typer.Option(None, help=f"until: {_WHEN}"),  # noqa: UP045
+        action: Optional[str] = typer.Option(  # noqa: UP045
+            None, help="allow, block, modify or escalate (several: block,escalate)"),
+        agent: Optional[str] = typer.Option(None, help="agent name or glob (*)"),  # noqa: UP045
+        tool: Optional[str] = typer.Option(None, help="tool name or glob (*)"),  # noqa: UP045
+        rule: Optional[str] = typer.Option(None, help="rule name or glob (*)"),  # noqa: UP045
+        search: Optional[str] = typer.Option(  # noqa: UP045
+            None, "--search", "-q", help="text in the id, tool, agent, rule, reason or "
+                                         "escalation id (any case)"),
+        limit: int = typer.Option(50, help="how many, 1 to 500"),
+        cursor: Optional[str] = typer.Option(  # noqa: UP045
+            None, help="the next page (printed under a full page)"),
+        as_json: bool = typer.Option(False, "--json", help="JSON output"),
+        url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
+    """List decisions, newest first."""
+    from ..decision_filters import BadFilter, DecisionFilter
+
+    try:  # checked here: a bad filter is a usage error (exit 2), on either side
+        filters = DecisionFilter.parse(agent=agent, tool=tool, rule=rule, action=action,
+                                       q=search, since=since, until=until, limit=limit,
+                                       cursor=cursor)
+    except BadFilter as exc:
+        fail(f"--{'search' if exc.param == 'q' else exc.param} {str(exc).split(': ', 1)[1]}",
+             code=2)
+        return
+    page = on_client(url, key, lambda client: client.list_decisions(
+        agent=filters.agent, tool=filters.tool, rule=filters.rule,
+        action=",".join(filters.actions) or None, q=filters.q, since=filters.since,
+        until=filters.until, limit=filters.limit, cursor=filters.cursor))
+    if as_json:
+        print(json.dumps(page.to_dict(), indent=2))
+        return
+    if not page.items:
+        typer.echo("no decisions match", err=True)
+        return
+    out.print(_table(page.items))
+    if page.next_cursor:
+        typer.echo(f"more: staso decisions list ... --cursor {page.next_cursor}", err=True)
+
+
+def _table(items: list[dict[str, Any]]) -> Table:
+    """Readable at 80 columns: ids in full (never cut); each row's action over its rule and
+    its tool over its agent, long names folded onto more lines."""
+    width = max([_ID_WIDTH, *(len(str(i.get("id", ""))) for i in items)])
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
+    table.add_column("time", no_wrap=True)
+    table.add_column("id", no_wrap=True, min_width=width, overflow="fold")
+    table.add_column("action / rule", overflow="fold")
+    table.add_column("tool / agent", overflow="fold")
+    for item in items:  # Text: names are the agent's, never Rich markup
+        decision = Text(str(item.get("action") or "(run)"))
+        decision.append("\n" + str(item.get("rule_name") or ""), style="dim")
+        call = Text(str(item.get("tool_name") or ""))
+        call.append("\n" + str(item.get("agent_name") or ""), style="dim")
+        table.add_row(_short_time(item.get("created_at")), Text(str(item.get("id"))),
+                      decision, call)
+    return table
+
+
+@decisions_app.command("show")
+def decisions_show(decision_id: str = typer.Argument(..., help="a decision id, or the start "
+                                                     "of one"),
+                   as_json: bool = typer.Option(False, "--json", help="JSON output"),
+                   url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
+    """Show one decision: rule results, masked input, changes, execution, answers and its
+    escalation."""
+    found = on_client(url, key, lambda client: _find(client, decision_id))
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    _show(found)
+
+
+def _find(client: Any, given: str) -> dict[str, Any]:
+    """The decision with this id, or the only one whose id starts with it."""
+    found: dict[str, Any] | None = client.get_decision(given)
+    if found is not None:
+        return found
+    if len(given) >= 4:
+        page = client.list_decisions(q=given, limit=500)
+        ids = sorted({i["id"] for i in page.items if str(i.get("id", "")).startswith(given)})
+        if len(ids) == 1:
+            one: dict[str, Any] | None = client.get_decision(ids[0])
+            if one is not None:
+                return one
+        if len(ids) > 1:
+            shown = ", ".join(ids[:3]) + (", …" if len(ids) > 3 else "")
+            fail(f"{given!r} is ambiguous: it starts {len(ids)} decision ids ({shown}); "
+                 "give more of the id")
+    fail(f"no decision with id {given!r} (see staso decisions list)")
+    raise AssertionError("unreachable")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _show(d: dict[str, Any]) -> None:
+    field("id", d.get("id"))
+    field("time", local_time(d.get("created_at")))
+    field("agent", str(d.get("agent_name") or "") + (f" ({d['environment']})"
+                                                     if d.get("environment") else ""))
+    field("tool", d.get("tool_name"))
+    action = d.get("action") or "(not guarded: execution record only)"
+    field("action", action + (f", severity {d['severity']}" if d.get("severity") else ""))
+    if d.get("rule_name"):
+        field("rule", d["rule_name"])
+    if d.get("reason"):
+        field("reason", d["reason"])
+    if d.get("grant_id"):
+        field("standing approval", d["grant_id"])
+    policy = [f"version {d['policy_version']}" if d.get("policy_version") else "",
+              f"digest {d['policy_digest']}" if d.get("policy_digest") else ""]
+    if any(policy):
+        field("policy", ", ".join(p for p in policy if p))
+    if d.get("latency_ms") is not None:
+        field("decided in", f"{d['latency_ms']:.1f} ms")
+    field("input (masked per redact_in_log)", _json(d.get("tool_input")))
+    if d.get("context"):
+        field("context", _json(d["context"]))
+    results = d.get("results") or []
+    said = [r for r in results if isinstance(r, dict) and not r.get("passed")]
+    field("rules", f"{len(said)} of {len(results)} said something"
+          if results else "none evaluated")
+    for r in said:
+        mode = "" if r.get("mode") in (None, "enforce") else f" ({r['mode']})"
+        out.print(f"  - {r.get('rule_name')}: {r.get('action')}{mode}, "
+                  f"{r.get('severity')}: {r.get('reason')}", markup=False, highlight=False)
+    if d.get("modified_input") is not None:
+        field("modified input", _json(d["modified_input"]))
+    if d.get("modifications"):
+        field("modifications", _json(d["modifications"]))
+    if d.get("execution_status"):
+        ran = d["execution_status"] + (f" in {d['execution_ms']:.1f} ms"
+                                       if d.get("execution_ms") is not None else "")
+        field("execution", ran)
+        if d.get("execution_error"):
+            field("error", d["execution_error"])
+        if d.get("execution_output") is not None:
+            field("output", d["execution_output"])
+    for a in d.get("answers") or []:
+        field("answer", f"{a.get('answer')} by {a.get('by')}"
+              + (f" via {a['via']}" if a.get("via") else "") + f" at {local_time(a.get('at'))}")
+    esc = d.get("escalation")
+    if esc:
+        line = f"{esc.get('id')} {esc.get('status')}, opened {local_time(esc.get('created_at'))}"
+        if esc.get("resolved_at"):
+            line += f", answered {local_time(esc['resolved_at'])} by {esc.get('resolved_by')}"
+            if esc.get("resolved_via"):
+                line += f" via {esc['resolved_via']}"
+        field("escalation", line)
+        if esc.get("comment"):
+            field("comment", esc["comment"])
+    elif d.get("escalation_id"):
+        field("escalation", f"{d['escalation_id']} ({d.get('escalation_status')})")
