@@ -1,7 +1,11 @@
-"""Loads ``staso.yaml``: every mistake fails here with file:line and the rule's name."""
+"""Loads ``staso.yaml``: every mistake fails here with file:line and the rule's name.
+
+One set of checks serves both uses: at run time the first problem raises; ``staso policy
+check`` collects them all (``check_policy_text``)."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -41,7 +45,9 @@ class _Lines(dict):
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, int]] = []
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> _Lines:
@@ -51,8 +57,13 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
     out.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if key in out:
-            raise PolicyError(f"duplicate key {key!r}", line=key_node.start_mark.line + 1)
+        try:
+            seen = key in out
+        except TypeError:  # an unhashable key ([a]: 1) is not a policy's
+            raise PolicyError(f"key {key!r} is not a name", line=key_node.start_mark.line + 1
+                              ) from None
+        if seen:  # noted, not raised: a check reports every one, and the rest of the file
+            loader.duplicates.append((f"duplicate key {key!r}", key_node.start_mark.line + 1))
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[str(key)] = key_node.start_mark.line + 1
     return out
@@ -120,50 +131,127 @@ def _parse_modify(raw: Any) -> ModifySpec:
     return spec
 
 
-def _common(raw: dict[str, Any], name: str, action: str, defaults: dict[str, Any]
-            ) -> dict[str, Any]:
-    if action not in ACTIONS:
-        raise ValueError(f"action {action!r} is not one of allow, block, modify, escalate")
-    severity = raw.get("severity", defaults.get("severity") or DEFAULT_SEVERITY[action])
+class Problems:
+    """Where the checks put what is wrong with a policy: raised at the first (``collect``
+    false, as at run time) or collected, every one, for ``staso policy check``."""
+
+    def __init__(self, path: str, collect: bool = False) -> None:
+        self.path, self.collect = path, collect
+        self.errors: list[PolicyError] = []
+        # each rule's key lines by rule name, for checks that run after loading
+        self.rule_lines: dict[str, dict[str, int]] = {}
+
+    def add(self, message: str, line: int | None = None, rule: str | None = None) -> None:
+        error = PolicyError(message, path=self.path, line=line, rule=rule)
+        if not self.collect:
+            raise error
+        self.errors.append(error)
+
+    def sorted(self) -> list[PolicyError]:
+        return sorted(self.errors, key=lambda e: e.line or 0)
+
+
+def did_you_mean(word: Any, choices: Any) -> str | None:
+    """The closest of ``choices`` to a misspelt ``word`` (difflib), if one is close."""
+    found = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+class _RuleCheck:
+    """One rule's checks: each problem is reported at the line of the key it is about."""
+
+    def __init__(self, raw: Any, problems: Problems, label: str, line: int | None) -> None:
+        self.raw, self.problems, self.label, self.line = raw, problems, label, line
+        self.ok = True
+
+    def report(self, message: str, key: str | None = None) -> None:
+        self.ok = False
+        line = _line(self.raw, key) if key and isinstance(self.raw, dict) and key in self.raw \
+            else self.line
+        self.problems.add(message, line, self.label)
+
+    def attempt(self, key: str | None, check: Callable[[], Any]) -> Any:
+        """``check()``'s value, or None with its ValueError reported at ``key``'s line."""
+        try:
+            return check()
+        except (ValueError, ConditionError) as exc:
+            self.report(str(exc), key)
+            return None
+
+    def unknown_keys(self, allowed: set[str], where: str) -> set[str]:
+        """Report each key not in ``allowed`` (with the allowed key it is closest to);
+        returns the allowed keys suggested, so a typo is not also reported as missing."""
+        suggested = set()
+        for key in sorted(set(self.raw) - allowed, key=str):
+            near = did_you_mean(key, allowed)
+            if near is not None:
+                suggested.add(near)
+                self.report(f"unknown key {key!r}; did you mean {near!r}?", str(key))
+            else:
+                self.report(f"unknown key {key!r} {where}", str(key))
+        return suggested
+
+
+def _severity(raw: dict[str, Any], action: Any, default: str | None) -> str:
+    severity = raw.get("severity", default or DEFAULT_SEVERITY.get(action, "high"))
     if severity not in SEVERITIES:
         raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+    return str(severity)
+
+
+def _mode(raw: dict[str, Any]) -> str:
     mode = raw.get("mode", "enforce")
     if mode not in ("enforce", "audit"):
         raise ValueError(f"mode {mode!r} is not enforce or audit")
-    reason = raw.get("reason", defaults.get("reason")) or raw.get("description") or \
-        f"Matched rule {name}"
-    return {"severity": severity, "mode": mode, "reason": str(reason),
-            "description": str(raw.get("description", defaults.get("description", ""))),
-            **_answer_terms(raw, action, defaults.get("channels"))}
+    return str(mode)
 
 
-def _answer_terms(raw: dict[str, Any], action: str,
-                  channels: dict[str, AddressCheck] | None) -> dict[str, Any]:
+def _condition(when: Any, functions: dict[str, Callable[..., Any]]) -> tuple[str | None, Any]:
+    """A rule's ``when``: its text and compiled program (None, None when absent)."""
+    if when is None:
+        return None, None
+    if isinstance(when, bool):
+        when = str(when).lower()
+    elif not isinstance(when, str):
+        raise ValueError("'when' must be a CEL expression string")
+    return when, compile_condition(when, functions)
+
+
+def _answer_terms(raw: dict[str, Any], action: Any, channels: dict[str, AddressCheck] | None,
+                  check: _RuleCheck) -> dict[str, Any]:
     """An escalating rule's routes and who may answer it (``approvers.py``)."""
     given = sorted(ANSWER_KEYS & set(raw))
     if not given:
         return {}
     if action != "escalate":
-        raise ValueError(f"{given[0]!r} is about answering escalations; this rule's action "
-                         f"is {action!r}")
+        if action in ACTIONS:  # (an unknown action is reported once, on its own line)
+            for key in given:
+                check.report(f"{key!r} is about answering escalations; this rule's action "
+                             f"is {action!r}", key)
+        return {}
     terms: dict[str, Any] = {}
-    if "notify" in raw:
-        terms["notify"] = _parse_notify(raw["notify"], action, channels)
-    if "approvers" in raw:
-        terms["approvers"] = approvers.check_entries(raw["approvers"])
-    if "approvals_required" in raw:
-        terms["approvals_required"] = approvers.check_required(raw["approvals_required"])
-    if "forbid_self_approval" in raw:
-        if not isinstance(raw["forbid_self_approval"], bool):
-            raise ValueError("'forbid_self_approval' must be true or false")
-        terms["forbid_self_approval"] = raw["forbid_self_approval"]
+    parsers: dict[str, Callable[[Any], Any]] = {
+        "notify": lambda v: _parse_notify(v, action, channels),
+        "approvers": approvers.check_entries, "approvals_required": approvers.check_required,
+        "forbid_self_approval": _flag}
+    for key in given:
+        value = check.attempt(key, lambda key=key: parsers[key](raw[key]))  # type: ignore[misc]
+        if value is not None:
+            terms[key] = value
     names = [e for e in terms.get("approvers", ()) if ":" not in e]
     needed = terms.get("approvals_required", 1)
     if names and len(names) == len(terms["approvers"]) and len(names) < needed:
         people = "person" if len(names) == 1 else "people"
-        raise ValueError(f"'approvals_required' is {needed} but 'approvers' names only "
-                         f"{len(names)} {people}; no escalation by this rule could be approved")
+        check.report(f"'approvals_required' is {needed} but 'approvers' names only "
+                     f"{len(names)} {people}; no escalation by this rule could be approved",
+                     "approvers")
     return terms
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("'forbid_self_approval' must be true or false")
+    return value
 
 
 def _parse_notify(raw: Any, action: str, channels: dict[str, AddressCheck] | None
@@ -191,94 +279,108 @@ def _parse_notify(raw: Any, action: str, channels: dict[str, AddressCheck] | Non
 
 def _build_rule(raw: Any, packs: dict[str, RulePack],
                 functions: dict[str, Callable[..., Any]],
-                channels: dict[str, AddressCheck] | None = None) -> Rule:
+                channels: dict[str, AddressCheck] | None, check: _RuleCheck) -> Rule | None:
+    """A rule from its mapping, every problem reported through ``check``; None if any."""
     if not isinstance(raw, dict):
-        raise ValueError("each rule must be a mapping")
-    when = raw.get("when")
-    if when is not None and not isinstance(when, str):
-        when = str(when).lower() if isinstance(when, bool) else None
-        if when is None:
-            raise ValueError("'when' must be a CEL expression string")
+        check.report("each rule must be a mapping")
+        return None
+    pack: RulePack | None = None
+    action: Any
+    name: Any
     if "use" in raw:
-        unknown = set(raw) - USE_KEYS
-        if unknown:
-            raise ValueError(f"unknown key {sorted(unknown)[0]!r} in a 'use' entry")
-        pack = packs.get(raw["use"])
+        check.unknown_keys(USE_KEYS, "in a 'use' entry")
+        pack = packs.get(raw["use"]) if isinstance(raw["use"], str) else None
         if pack is None:
-            raise ValueError(f"unknown rule pack {raw['use']!r} "
-                             f"(available: {', '.join(sorted(packs))})")
-        name = str(raw.get("name", pack.name))
-        action = raw.get("action", pack.action)
-        common = _common(raw, name, action, {"severity": pack.severity if "action" not in raw
-                                             else None, "reason": pack.reason,
-                                             "description": pack.description,
-                                             "channels": channels})
-        detect, modify = pack.detect, pack.modify
-        if "detectors" in raw:
-            if pack.detector_factory is None:
-                raise ValueError(f"pack {pack.name!r} does not take 'detectors'")
-            detectors = _str_list(raw["detectors"], "detectors")
-            detect = pack.detector_factory(detectors)
-            if modify is not None:
-                modify = replace(modify, redact_detectors=detectors)
-        if action == "modify" and modify is None:
-            raise ValueError(f"pack {pack.name!r} has no modification; use block or escalate")
-        program = compile_condition(when, functions) if when else None
-        return Rule(name=name, action=action, tools=_str_list(raw.get("tools", ["*"]), "tools"),
-                    when=when, program=program, detect=detect,
-                    modify=modify if action == "modify" else None, pack=pack.name, **common)
-    unknown = set(raw) - RULE_KEYS
-    if unknown:
-        raise ValueError(f"unknown key {sorted(unknown)[0]!r} "
-                         f"(rules take {', '.join(sorted(RULE_KEYS))}, or 'use' for a pack)")
-    if "name" not in raw or not isinstance(raw["name"], str) or not raw["name"].strip():
-        raise ValueError("every rule needs a 'name'")
-    name = raw["name"]
-    if "action" not in raw:
-        raise ValueError("missing 'action' (allow, block, modify or escalate)")
-    action = raw["action"]
-    common = _common(raw, name, action, {"channels": channels})
-    modify = None
-    if action == "modify":
+            check.report(f"unknown rule pack {raw['use']!r} "
+                         f"(available: {', '.join(sorted(packs))})", "use")
+        name = str(raw.get("name", pack.name if pack else raw["use"]))
+        action = raw.get("action", pack.action if pack else None)
+        default_severity = pack.severity if pack and "action" not in raw else None
+    else:
+        suggested = check.unknown_keys(RULE_KEYS, f"(rules take {', '.join(sorted(RULE_KEYS))}"
+                                                  ", or 'use' for a pack)")
+        name = raw.get("name")
+        if not isinstance(name, str) or not name.strip():
+            check.report("every rule needs a 'name'", "name")
+        if "action" not in raw and "action" not in suggested:
+            check.report("missing 'action' (allow, block, modify or escalate)")
+        action, default_severity = raw.get("action"), None
+    known_action = isinstance(action, str) and action in ACTIONS
+    if action is not None and not known_action:
+        check.report(f"action {action!r} is not one of allow, block, modify, escalate", "action")
+    severity = check.attempt("severity", lambda: _severity(raw, action, default_severity))
+    mode = check.attempt("mode", lambda: _mode(raw))
+    terms = _answer_terms(raw, action if known_action else None, channels, check)
+    detect, modify = (pack.detect, pack.modify) if pack else (None, None)
+    if pack is not None and "detectors" in raw:
+        if pack.detector_factory is None:
+            check.report(f"pack {pack.name!r} does not take 'detectors'", "detectors")
+        else:
+            detectors = check.attempt("detectors",
+                                      lambda: _str_list(raw["detectors"], "detectors"))
+            if detectors is not None:
+                detect = pack.detector_factory(detectors)
+                if modify is not None:
+                    modify = replace(modify, redact_detectors=detectors)
+    if pack is not None and action == "modify" and modify is None:
+        check.report(f"pack {pack.name!r} has no modification; use block or escalate", "action")
+    if pack is None and action == "modify":
         if "modify" not in raw:
-            raise ValueError("action 'modify' needs a 'modify' mapping (redact, cap, set, drop)")
-        modify = _parse_modify(raw["modify"])
-    elif "modify" in raw:
-        raise ValueError(f"'modify' given but action is {action!r}")
-    program = compile_condition(when, functions) if when else None
-    return Rule(name=name, action=action, tools=_str_list(raw.get("tools", ["*"]), "tools"),
-                when=when, program=program, modify=modify, **common)
+            check.report("action 'modify' needs a 'modify' mapping (redact, cap, set, drop)",
+                         "action")
+        else:
+            modify = check.attempt("modify", lambda: _parse_modify(raw["modify"]))
+    elif pack is None and "modify" in raw and known_action:
+        check.report(f"'modify' given but action is {action!r}", "modify")
+    tools = check.attempt("tools", lambda: _str_list(raw.get("tools", ["*"]), "tools"))
+    when, program = check.attempt("when", lambda: _condition(raw.get("when"), functions)) \
+        or (None, None)
+    if not check.ok:
+        return None
+    assert isinstance(name, str) and isinstance(action, str)
+    reason = raw.get("reason", pack.reason if pack else None) or raw.get("description") or \
+        f"Matched rule {name}"
+    description = raw.get("description", pack.description if pack else "")
+    return Rule(name=name, action=action, tools=tools, when=when, program=program,
+                detect=detect, modify=modify if action == "modify" else None,
+                pack=pack.name if pack else None, severity=severity, mode=mode,
+                reason=str(reason), description=str(description), **terms)
 
 
-def _parse_tests(raw: Any, path: str) -> list[PolicyTest]:
+def _parse_tests(raw: Any, problems: Problems) -> list[PolicyTest]:
     if not isinstance(raw, list):
-        raise PolicyError("'tests' must be a list", path=path, line=_line(raw))
+        problems.add("'tests' must be a list", _line(raw))
+        return []
     tests = []
     for i, item in enumerate(raw):
         line = _line(item)
         if not isinstance(item, dict):
-            raise PolicyError(f"test #{i + 1} must be a mapping", path=path, line=line)
-        unknown = set(item) - TEST_KEYS
+            problems.add(f"test #{i + 1} must be a mapping", line)
+            continue
         name = str(item.get("name", f"test #{i + 1}"))
-        if unknown:
-            raise PolicyError(f"test {name!r}: unknown key {sorted(unknown)[0]!r}", path=path,
-                              line=_line(item, sorted(unknown)[0]))
+        for key in sorted(set(item) - TEST_KEYS, key=str):
+            near = did_you_mean(key, TEST_KEYS)
+            problems.add(f"test {name!r}: unknown key {key!r}"
+                         + (f"; did you mean {near!r}?" if near else ""), _line(item, str(key)))
         tool = item.get("tool", item.get("tool_name"))
         expect = item.get("expect")
         if not isinstance(tool, str) or expect is None:
-            raise PolicyError(f"test {name!r} needs 'tool' and 'expect'", path=path, line=line)
+            problems.add(f"test {name!r} needs 'tool' and 'expect'", line)
+            continue
         rule = None
         if isinstance(expect, dict):
             rule = expect.get("rule_name")
             expect = expect.get("action")
-        if expect not in ACTIONS:
-            raise PolicyError(f"test {name!r}: expected action {expect!r} is not one of "
-                              "allow, block, modify, escalate", path=path, line=line)
+        if not isinstance(expect, str) or expect not in ACTIONS:
+            problems.add(f"test {name!r}: expected action {expect!r} is not one of "
+                         "allow, block, modify, escalate", _line(item, "expect"))
+            continue
         tool_input = item.get("input", item.get("tool_input", {}))
         if not isinstance(tool_input, dict):
-            raise PolicyError(f"test {name!r}: 'input' must be a mapping", path=path, line=line)
+            problems.add(f"test {name!r}: 'input' must be a mapping", line)
+            continue
         tests.append(PolicyTest(name, tool, _plain(tool_input), _plain(item.get("context") or {}),
-                                expect, rule, path, line))
+                                expect, rule, problems.path, line))
     return tests
 
 
@@ -291,121 +393,172 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_policy_text(text: str, path: str = "<policy>", *,
-                     packs: dict[str, RulePack] | None = None,
-                     functions: dict[str, Callable[..., Any]] | None = None,
-                     known_tools: tuple[str, ...] = (),
-                     channels: dict[str, AddressCheck] | None = None) -> Policy:
-    """Parse and check a policy. Raises PolicyError with file:line on any problem.
-    ``channels``: each approval channel's address check by scheme, for ``notify:``."""
-    packs = packs if packs is not None else {}
-    functions = functions if functions is not None else {}
+def _parse_yaml(text: str, problems: Problems) -> Any:
+    """The YAML document with line numbers, or None after reporting why it cannot be read
+    (nothing more can be checked then). Duplicate keys are reported; the last one counts."""
+    loader = None
     try:
-        data = yaml.load(text, Loader=_Loader)
+        loader = _Loader(text)  # (its reader already refuses some characters)
+        data = loader.get_single_data()
     except PolicyError as exc:
-        raise PolicyError(exc.detail, path=path, line=exc.line) from None
+        problems.add(exc.detail, exc.line)
+        return None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise PolicyError(f"invalid YAML: {exc.problem or exc}", path=path,
-                          line=mark.line + 1 if mark else None) from None
+        problems.add(f"invalid YAML: {exc.problem or exc}", mark.line + 1 if mark else None)
+        return None
     except yaml.YAMLError as exc:
-        raise PolicyError(f"invalid YAML: {exc}", path=path) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise PolicyError("a policy must be a mapping with 'version' and 'rules'", path=path,
-                          line=1)
-    unknown = set(data) - TOP_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise PolicyError(f"unknown top-level key {key!r} (use {', '.join(sorted(TOP_KEYS))})",
-                          path=path, line=_line(data, key))
+        problems.add(f"invalid YAML: {exc}")
+        return None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    for message, line in loader.duplicates:
+        problems.add(message, line)
+    return {} if data is None else data
+
+
+def _top_level(data: dict[str, Any], problems: Problems, known_tools: tuple[str, ...]
+               ) -> tuple[float, Masker, tuple[str, ...] | None]:
+    """The top-level settings: escalation TTL, log masking and the tool catalogue."""
+    for key in sorted(set(data) - TOP_KEYS, key=str):
+        near = did_you_mean(key, TOP_KEYS)
+        problems.add(f"unknown top-level key {key!r}"
+                     + (f"; did you mean {near!r}?" if near
+                        else f" (use {', '.join(sorted(TOP_KEYS))})"), _line(data, str(key)))
     if data.get("version", 1) != 1:
-        raise PolicyError(f"unsupported policy version {data.get('version')!r} (use 1)",
-                          path=path, line=_line(data, "version"))
+        problems.add(f"unsupported policy version {data.get('version')!r} (use 1)",
+                     _line(data, "version"))
+    ttl = 24 * 3600.0
     try:
         ttl = parse_duration(data.get("escalation_ttl", "24h"))
     except ValueError as exc:
-        raise PolicyError(f"escalation_ttl: {exc}", path=path,
-                          line=_line(data, "escalation_ttl")) from None
+        problems.add(f"escalation_ttl: {exc}", _line(data, "escalation_ttl"))
     masker = Masker()
     if "redact_in_log" in data:  # field-name globs; [] masks nothing
         try:
             patterns = data["redact_in_log"]
             masker = Masker(() if patterns == [] else _str_list(patterns, "redact_in_log"))
         except ValueError as exc:
-            raise PolicyError(str(exc), path=path, line=_line(data, "redact_in_log")) from None
+            problems.add(str(exc), _line(data, "redact_in_log"))
     catalogue: tuple[str, ...] | None = None
     if "tools" in data or known_tools:
         try:
             catalogue = (_str_list(data["tools"], "tools") if "tools" in data else ()) + \
                 tuple(known_tools)
         except ValueError as exc:
-            raise PolicyError(str(exc), path=path, line=_line(data, "tools")) from None
-    raw_rules = data.get("rules", [])
-    if not isinstance(raw_rules, list):
-        raise PolicyError("'rules' must be a list", path=path, line=_line(data, "rules"))
+            problems.add(str(exc), _line(data, "tools"))
+    return ttl, masker, catalogue
+
+
+def _rules(raw_rules: Any, problems: Problems, catalogue: tuple[str, ...] | None,
+           build: Callable[[Any, _RuleCheck], Rule | None]) -> list[Rule]:
     rules: list[Rule] = []
     seen: dict[str, int | None] = {}
     for i, raw in enumerate(raw_rules):
         label = raw.get("name", raw.get("use")) if isinstance(raw, dict) else None
         line = _line(raw)
-        try:
-            rule = _build_rule(raw, packs, functions, channels)
-        except (ValueError, ConditionError) as exc:
-            key_line = line
-            if isinstance(raw, dict):
-                # (the answer keys first: their messages also say what the action is)
-                for key in ("notify", "approvers", "approvals_required",
-                            "forbid_self_approval", "when", "action", "severity", "mode",
-                            "modify", "tools", "use"):
-                    if key in str(exc) and key in raw:
-                        key_line = _line(raw, key)
-                        break
-            raise PolicyError(str(exc), path=path, line=key_line,
-                              rule=str(label) if label else f"#{i + 1}") from None
+        rule = build(raw, _RuleCheck(raw, problems, str(label) if label else f"#{i + 1}", line))
+        if rule is None:  # (its name is still taken: a second rule of that name is an error)
+            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+                seen.setdefault(raw["name"], line)
+            continue
         if rule.name in seen:
-            raise PolicyError(f"duplicate rule name (first defined at line {seen[rule.name]})",
-                              path=path, line=line, rule=rule.name)
+            problems.add(f"duplicate rule name (first defined at line {seen[rule.name]})",
+                         line, rule.name)
+            continue
         seen[rule.name] = line
         rule.line = line
+        problems.rule_lines[rule.name] = dict(raw.key_lines) if isinstance(raw, _Lines) else {}
         if catalogue is not None:
             for pattern in rule.tools:
-                matches = tool_matcher((pattern,))
-                if not any(matches(t) for t in catalogue):
-                    raise PolicyError(
+                if not any(tool_matcher((pattern,))(t) for t in catalogue):
+                    near = did_you_mean(pattern, catalogue)
+                    problems.add(
                         f"tool {pattern!r} matches no known tool (known: "
-                        f"{', '.join(catalogue) or 'none'})", path=path,
-                        line=_line(raw, "tools"), rule=rule.name)
+                        f"{', '.join(catalogue) or 'none'})"
+                        + (f"; did you mean {near!r}?" if near else ""),
+                        _line(raw, "tools"), rule.name)
         rules.append(rule)
-    tests = _parse_tests(data["tests"], path) if "tests" in data else []
-    return Policy(rules=rules, escalation_ttl=ttl, path=path, source=text, tools=catalogue,
-                  tests=tests, log_masker=masker)
+    return rules
 
 
-def load_policy(path: str | Path, **kwargs: Any) -> Policy:
+def _load(text: str, problems: Problems, packs: dict[str, RulePack] | None,
+          functions: dict[str, Callable[..., Any]] | None, known_tools: tuple[str, ...],
+          channels: dict[str, AddressCheck] | None) -> Policy | None:
+    """Every check of a policy text, each problem given to ``problems``; the policy of
+    its good rules (None if the text is no policy at all)."""
+    packs = packs if packs is not None else {}
+    functions = functions if functions is not None else {}
+    data = _parse_yaml(text, problems)
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        problems.add("a policy must be a mapping with 'version' and 'rules'", 1)
+        return None
+    ttl, masker, catalogue = _top_level(data, problems, known_tools)
+    raw_rules = data.get("rules", [])
+    if not isinstance(raw_rules, list):
+        problems.add("'rules' must be a list", _line(data, "rules"))
+        raw_rules = []
+    rules = _rules(raw_rules, problems, catalogue,
+                   lambda raw, check: _build_rule(raw, packs, functions, channels, check))
+    tests = _parse_tests(data["tests"], problems) if "tests" in data else []
+    return Policy(rules=rules, escalation_ttl=ttl, path=problems.path, source=text,
+                  tools=catalogue, tests=tests, log_masker=masker)
+
+
+def load_policy_text(text: str, path: str = "<policy>", *,
+                     packs: dict[str, RulePack] | None = None,
+                     functions: dict[str, Callable[..., Any]] | None = None,
+                     known_tools: tuple[str, ...] = (),
+                     channels: dict[str, AddressCheck] | None = None) -> Policy:
+    """Parse and check a policy. Raises PolicyError with file:line on the first problem.
+    ``channels``: each approval channel's address check by scheme, for ``notify:``."""
+    policy = _load(text, Problems(path), packs, functions, known_tools, channels)
+    assert policy is not None  # (each way to None reports, and so raises, first)
+    return policy
+
+
+def check_policy_text(text: str, path: str = "<policy>", *,
+                      packs: dict[str, RulePack] | None = None,
+                      functions: dict[str, Callable[..., Any]] | None = None,
+                      known_tools: tuple[str, ...] = (),
+                      channels: dict[str, AddressCheck] | None = None
+                      ) -> tuple[Policy | None, Problems]:
+    """Every problem of a policy at once (``staso policy check``), and the policy of its
+    good rules for the checks that evaluate them."""
+    problems = Problems(path, collect=True)
+    return _load(text, problems, packs, functions, known_tools, channels), problems
+
+
+def read_policy_text(path: str | Path) -> str:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"cannot read policy: {exc.strerror}", path=str(p)) from None
     except UnicodeDecodeError:
         raise PolicyError("policy is not UTF-8 text", path=str(p)) from None
-    return load_policy_text(text, str(p), **kwargs)
 
 
-def sibling_tests(path: str | Path, **kwargs: Any) -> list[PolicyTest]:
-    """Tests from ``*.test.yaml`` files beside a policy (each a mapping with ``tests:``)."""
+def load_policy(path: str | Path, **kwargs: Any) -> Policy:
+    return load_policy_text(read_policy_text(path), str(path), **kwargs)
+
+
+def sibling_tests(path: str | Path, problems: Problems | None = None) -> list[PolicyTest]:
+    """Tests from ``*.test.yaml`` files beside a policy (each a mapping with ``tests:``).
+    ``problems``: collect what is wrong in them (default: raise at the first)."""
     p = Path(path)
     tests: list[PolicyTest] = []
     for test_file in sorted(p.parent.glob(f"{p.stem}*.test.yaml")):
+        found = Problems(str(test_file), collect=problems is not None)
         text = test_file.read_text(encoding="utf-8")
-        try:
-            data = yaml.load(text, Loader=_Loader)
-        except yaml.YAMLError as exc:
-            raise PolicyError(f"invalid YAML: {exc}", path=str(test_file)) from None
-        if not isinstance(data, dict) or "tests" not in data:
-            raise PolicyError("a test file must be a mapping with 'tests'", path=str(test_file),
-                              line=1)
-        tests.extend(_parse_tests(data["tests"], str(test_file)))
+        data = _parse_yaml(text, found)
+        if data is not None and (not isinstance(data, dict) or "tests" not in data):
+            found.add("a test file must be a mapping with 'tests'", 1)
+        elif data is not None:
+            tests.extend(_parse_tests(data["tests"], found))
+        if problems is not None:
+            problems.errors.extend(found.errors)
     return tests

@@ -1,0 +1,176 @@
+"""``staso policy check``: every problem of a policy in one run. The loader's own checks
+(collected, not raised), then what only a check can see: literals of the wrong type in
+conditions, conditions that fail on the calls the policy will meet (its tests, recorded
+calls), and tool names that match no tool anyone has seen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import PolicyError
+from .cel_env import ConditionRunner
+from .condition_types import ORDERING, Comparison, comparisons, field_value
+from .loader import Problems, check_policy_text, did_you_mean, read_policy_text, sibling_tests
+from .model import Policy, RulePack, normalize_tool_name, tool_matcher
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A call a rule's condition is tried on: a policy test or a recorded decision."""
+
+    label: str  # test 'small refund' / decision 3f2a…
+    tool_name: str
+    tool_input: dict[str, Any]
+    context: dict[str, Any]
+
+
+@dataclass
+class CheckReport:
+    """Errors (exit 1) and warnings (exit 0), each ``file:line: message``, by line."""
+
+    policy: Policy | None
+    errors: list[PolicyError] = field(default_factory=list)
+    warnings: list[PolicyError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def check_policy_file(path: str | Path, *, packs: dict[str, RulePack],
+                      functions: dict[str, Callable[..., Any]],
+                      channels: dict[str, Callable[[str], str]] | None = None,
+                      recorded: Iterable[Sample] = (), tools: Iterable[str] = ()) -> CheckReport:
+    """Check a policy file and its ``*.test.yaml``; ``recorded``: calls from the decision
+    log; ``tools``: tool names the caller knows exist (``--tool``)."""
+    try:
+        text = read_policy_text(path)
+    except PolicyError as exc:
+        return CheckReport(None, [exc])
+    policy, problems = check_policy_text(text, str(path), packs=packs, functions=functions,
+                                         channels=channels)
+    tests = list(policy.tests) if policy else []
+    tests += sibling_tests(path, problems)
+    report = CheckReport(policy)
+    if policy is not None:
+        samples = [Sample(f"test {t.name!r}", t.tool_name, t.tool_input, t.context)
+                   for t in tests] + list(recorded)
+        _check_conditions(policy, problems, functions, samples)
+        known = list(dict.fromkeys([*tools, *(s.tool_name for s in samples)]))
+        _check_tool_names(policy, problems, known, report)
+    report.errors = problems.sorted()
+    report.warnings.sort(key=lambda w: w.line or 0)
+    return report
+
+
+def _check_conditions(policy: Policy, problems: Problems,
+                      functions: dict[str, Callable[..., Any]], samples: list[Sample]) -> None:
+    """Each rule's literals against what they are compared with, and its condition run on
+    every sample that reaches it: one that raises fails at every such call."""
+    runner = ConditionRunner(functions)
+    seen_kinds: dict[str, dict[str, tuple[str, Comparison]]] = {}
+    for rule in policy.rules:
+        if rule.when is None or rule.program is None:
+            continue
+        line = problems.rule_lines.get(rule.name, {}).get("when", rule.line)
+        found = comparisons(rule.when)
+        hints = {c.field: c for c in found if c.op in ORDERING and c.meant_number()}
+        failure = _first_failure(rule.program, rule.tools, samples, runner)
+        if failure is not None:
+            sample, message = failure
+            hint = next(iter(hints.values()), None)
+            where = _described(sample, hint)
+            problems.add(f"rule {rule.name} (line {rule.line}): {rule.when} fails on "
+                         f"{sample.label}{where}: {message}"
+                         + (f"; did you mean {hint.meant_number()}?" if hint else ""), line)
+        else:
+            for hint in hints.values():
+                problems.add(f"rule {rule.name} (line {rule.line}): {hint.text} orders "
+                             f"{hint.field} against the string {hint.literal}, which fails "
+                             f"on any number; did you mean {hint.meant_number()}?", line)
+        for c in found:
+            if c.kind == "null" or c in hints.values():  # (a hint is reported above)
+                continue
+            kinds = seen_kinds.setdefault(c.field, {})
+            others = [k for k in kinds if k != c.kind
+                      and _may_share(c.field, rule.tools, policy, kinds[k][0])]
+            if others and c.kind not in kinds:
+                first_rule, first = kinds[others[0]]
+                problems.add(f"rule {rule.name} (line {rule.line}): {c.field} is compared "
+                             f"with {_plural(c.kind)} here ({c.text}) and with "
+                             f"{_plural(first.kind)} in rule {first_rule} ({first.text}); "
+                             f"one of them fails on every call", line)
+            kinds.setdefault(c.kind, (rule.name, c))
+
+
+def _may_share(field: str, tools: tuple[str, ...], policy: Policy, other_rule: str) -> bool:
+    """Whether two rules can read one field of one call: the context always; a tool's
+    input only if their tool patterns can name the same tool."""
+    other = policy.rule_named(other_rule)
+    if not field.startswith("tool_input") or other is None or other.tools == tools:
+        return True
+    if "*" in tools or "*" in other.tools:
+        return True
+    return any(tool_matcher(tools)(p) for p in other.tools) or \
+        any(tool_matcher(other.tools)(p) for p in tools)
+
+
+def _first_failure(program: Any, tools: tuple[str, ...], samples: list[Sample],
+                   runner: ConditionRunner) -> tuple[Sample, str] | None:
+    matches = tool_matcher(tools)
+    for sample in samples:
+        if not matches(sample.tool_name):
+            continue
+        ctx = runner.context({"tool_name": sample.tool_name, "tool_input": sample.tool_input,
+                              "context": sample.context})
+        try:
+            program.execute(ctx)
+        except KeyError:  # a field the call does not have: the rule does not apply to it
+            continue
+        except Exception as exc:
+            return sample, str(exc).split(". ")[0].rstrip(".")
+    return None
+
+
+def _described(sample: Sample, hint: Comparison | None) -> str:
+    if hint is None:
+        return ""
+    found, value = field_value({"tool_name": sample.tool_name, "tool_input": sample.tool_input,
+                                "context": sample.context}, hint.field)
+    if not found:
+        return ""
+    kind = "a number" if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else f"a {type(value).__name__}"
+    return f" where {hint.field} is {value!r} ({kind})"
+
+
+def _plural(kind: str) -> str:
+    return {"number": "numbers", "string": "strings", "bool": "booleans"}.get(kind, kind)
+
+
+def _check_tool_names(policy: Policy, problems: Problems, known: list[str],
+                      report: CheckReport) -> None:
+    """Warn on a ``tools:`` pattern that matches no known tool. (A policy with a ``tools:``
+    catalogue has had that checked as an error already.)"""
+    if policy.tools is not None:
+        return
+    if not known:
+        report.notes.append("tool names were not checked: no tool is known (none in the "
+                            "policy's tests or the decision log; name them with --tool)")
+        return
+    normal = {normalize_tool_name(t): t for t in known}
+    for rule in policy.rules:
+        for pattern in rule.tools:
+            if any(tool_matcher((pattern,))(t) for t in known):
+                continue
+            near = did_you_mean(normalize_tool_name(pattern), normal)
+            line = problems.rule_lines.get(rule.name, {}).get("tools", rule.line)
+            report.warnings.append(PolicyError(
+                f"tool {pattern!r} matches no known tool"
+                + (f"; did you mean {normal[near]!r}?" if near else
+                   f" (known: {', '.join(known[:10])}{', …' if len(known) > 10 else ''})"),
+                path=policy.path, line=line, rule=rule.name))

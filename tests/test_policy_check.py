@@ -1,0 +1,232 @@
+"""``staso policy check``: every mistake in one run, each at its own line, with a did-you-mean;
+literals of the wrong type and conditions that fail on the policy's tests and on recorded
+calls; warnings for tool names no one has seen. Run in-process (typer's CliRunner); the
+command itself runs as a real process in test_policy.py and test_policy_replay.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import staso as st
+from staso.cli import app
+from staso.errors import PolicyError
+from staso.policy.loader import load_policy_text
+
+# the fresh-clone trial's file: `acton:` on line 4, a string compared with a number, and a
+# tool name with a typo
+ISSUE = """version: 1
+rules:
+  - name: big_refund
+    acton: escalate
+    tools: [process_refund]
+    when: tool_input.amount > 1000
+  - name: refunds
+    tools: [proces_refund]
+    when: tool_input.amount > 5000
+    action: block
+"""
+
+
+def check(tmp_path: Path, text: str, *args: str, name: str = "staso.yaml",
+          home: Path | None = None) -> tuple[int, list[str], str]:
+    """(exit code, stderr lines, stdout) of ``staso policy check`` on ``text``."""
+    path = tmp_path / name
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["policy", "check", str(path), *args],
+                                env={"STASO_HOME": str(home or tmp_path / "no-home"),
+                                     "STASO_BASE_URL": ""})
+    return result.exit_code, result.stderr.splitlines(), result.stdout
+
+
+def test_a_misspelt_key_is_reported_at_its_own_line_with_a_did_you_mean(tmp_path: Path) -> None:
+    code, lines, _ = check(tmp_path, ISSUE)
+    path = tmp_path / "staso.yaml"
+    assert code == 1
+    assert lines[0] == (f"{path}:4: rule 'big_refund': unknown key 'acton'; "
+                        "did you mean 'action'?")
+    assert not any("missing 'action'" in line for line in lines)  # one mistake, one message
+    # the runtime loader still stops at the first problem, with the same message
+    with pytest.raises(PolicyError, match=r"staso.yaml:4: .*did you mean 'action'\?"):
+        load_policy_text(ISSUE, "staso.yaml")
+
+
+def test_every_error_is_reported_in_one_run_sorted_by_line(tmp_path: Path) -> None:
+    text = """version: 1
+escalaton_ttl: 2h
+rules:
+  - name: a
+    action: explode
+    severity: hgh
+  - name: b
+    action: block
+    mode: sometimes
+    when: tool_input.amount >
+  - use: builtin/nope
+  - name: a
+    action: allow
+tests:
+  - name: t
+    tool: process_refund
+    expct: allow
+"""
+    code, lines, _ = check(tmp_path, text)
+    assert code == 1
+    errors = [line for line in lines if line.startswith(str(tmp_path))]
+    # nothing else is said but the CEL parser's picture of where the condition broke
+    assert [line for line in lines if line not in errors] == [
+        "| tool_input.amount >", "| ...................^"]
+    found = [(int(line.split(":")[1]), line) for line in errors]
+    assert [n for n, _ in found] == [2, 5, 6, 9, 10, 11, 12, 15, 17]
+    said = "\n".join(errors)
+    for expected in ("unknown top-level key 'escalaton_ttl'; did you mean 'escalation_ttl'?",
+                     "action 'explode' is not one of", "severity 'hgh' is not one of",
+                     "mode 'sometimes' is not enforce or audit", "invalid CEL",
+                     "unknown rule pack 'builtin/nope' (available: builtin/dangerous_shell, ",
+                     "duplicate rule name", "unknown key 'expct'; did you mean 'expect'?",
+                     "needs 'tool' and 'expect'"):
+        assert expected in said, expected
+
+
+def test_duplicate_keys_do_not_hide_what_follows(tmp_path: Path) -> None:
+    code, lines, _ = check(tmp_path, "rules:\n  - name: r\n    action: block\n"
+                                     "    action: allow\n    mode: loud\n")
+    assert code == 1
+    assert ":4: duplicate key 'action'" in lines[0] and ":5: rule 'r': mode 'loud'" in lines[1]
+
+
+def test_a_string_compared_with_a_number_fails_on_the_policys_tests(tmp_path: Path) -> None:
+    text = """version: 1
+rules:
+  - name: small
+    tools: [process_refund]
+    when: tool_input.amount < 5
+    action: allow
+  - name: big_refund
+    tools: [process_refund]
+    when: tool_input.amount > "10"
+    action: escalate
+tests:
+  - name: small refund
+    tool: process_refund
+    input: {amount: 50}
+    expect: allow
+"""
+    code, lines, _ = check(tmp_path, text)
+    assert code == 1
+    assert lines[0].startswith(f"{tmp_path / 'staso.yaml'}:9: rule big_refund (line 7): "
+                               "tool_input.amount > \"10\" fails on test 'small refund' where "
+                               "tool_input.amount is 50 (a number): No such overload")
+    assert lines[0].endswith("; did you mean 10?")
+    # the runtime loader accepts it (a condition's types are only known at a call)
+    load_policy_text(text, "staso.yaml")
+
+
+def test_a_numeric_string_ordered_against_a_field_is_caught_without_samples(
+        tmp_path: Path) -> None:
+    code, lines, _ = check(tmp_path, "rules:\n  - name: big\n    action: block\n"
+                                     "    when: tool_input.amount >= '2.5' && "
+                                     "tool_input.name > 'm'\n")
+    assert code == 1
+    assert lines[0].endswith(":4: rule big (line 2): tool_input.amount >= '2.5' orders "
+                             "tool_input.amount against the string '2.5', which fails on "
+                             "any number; did you mean 2.5?")
+    assert "tool_input.name" not in "\n".join(lines)  # ordering real strings is fine
+
+
+def test_a_field_compared_with_numbers_and_strings_is_an_error(tmp_path: Path) -> None:
+    text = """rules:
+  - name: a
+    tools: ["*refund*"]
+    when: tool_input.amount == 100
+    action: block
+  - name: b
+    tools: [process_refund]
+    when: tool_input.amount == "100"
+    action: block
+  - name: c
+    tools: [send_email]
+    when: tool_input.amount == "x"
+    action: block
+"""
+    code, lines, _ = check(tmp_path, text, "--tool", "process_refund", "--tool", "send_email")
+    assert code == 1
+    errors = [line for line in lines if not line.startswith(("note:", "warning:"))]
+    assert len(errors) == 1, lines  # send_email's amount is another tool's field
+    assert errors[0].endswith(":8: rule b (line 6): tool_input.amount is compared with "
+                              "strings here (tool_input.amount == \"100\") and with numbers in "
+                              "rule a (tool_input.amount == 100); one of them fails on every "
+                              "call")
+
+
+def test_a_tool_name_no_one_knows_is_a_warning_with_a_did_you_mean(tmp_path: Path) -> None:
+    text = ISSUE.replace("acton", "action") + """tests:
+  - name: refund
+    tool: process_refund
+    input: {amount: 5}
+    expect: allow
+"""
+    code, lines, out = check(tmp_path, text)
+    assert code == 0, lines
+    assert lines == [f"warning: {tmp_path / 'staso.yaml'}:8: rule 'refunds': tool "
+                     "'proces_refund' matches no known tool; did you mean 'process_refund'?"]
+    assert "ok (2 rules, 1 warning(s))" in out
+
+
+def test_tools_named_on_the_command_line_count_and_none_known_is_said_once(
+        tmp_path: Path) -> None:
+    fixed = ISSUE.replace("acton", "action")
+    code, lines, _ = check(tmp_path, fixed)
+    assert code == 0
+    assert lines == ["note: tool names were not checked: no tool is known (none in the "
+                     "policy's tests or the decision log; name them with --tool)"]
+    code, lines, _ = check(tmp_path, fixed, "--tool", "processRefund")
+    assert code == 0
+    assert len(lines) == 1 and "'proces_refund' matches no known tool; did you mean " \
+                               "'processRefund'?" in lines[0]
+
+
+def test_problems_in_a_sibling_test_file_are_reported_too(tmp_path: Path) -> None:
+    (tmp_path / "staso.refunds.test.yaml").write_text(
+        "tests:\n  - name: x\n    tool: t\n    expect: explode\n  - tool: t\n")
+    code, lines, _ = check(tmp_path, "rules:\n  - name: r\n    action: block\n")
+    assert code == 1
+    test_file = tmp_path / "staso.refunds.test.yaml"
+    assert lines[:2] == [f"{test_file}:4: test 'x': expected action 'explode' is not one of "
+                         "allow, block, modify, escalate",
+                         f"{test_file}:5: test 'test #2' needs 'tool' and 'expect'"]
+
+
+def test_recorded_calls_give_samples_and_tool_names(tmp_path: Path) -> None:
+    """The embedded decision log (STASO_HOME) is read: a condition failing on a recorded
+    call is an error naming the decision; recorded tool names are known tools."""
+    home = tmp_path / "home"
+    st.init(home=home, agent_name="refund-agent", policy=(
+        "version: 1\nrules:\n  - name: noop\n    tools: [nothing]\n    action: block\n"))
+    try:
+        recorded = st.guard("send_email", {"to": "a@example.com", "priority": 3})
+    finally:
+        st.shutdown()
+    text = """rules:
+  - name: urgent
+    tools: [send_emial]
+    when: tool_input.priority.startsWith("high")
+    action: escalate
+"""
+    code, lines, _ = check(tmp_path, text, home=home)
+    assert code == 0  # the rule reaches no recorded call: only the tool warning
+    assert lines == [f"warning: {tmp_path / 'staso.yaml'}:3: rule 'urgent': tool 'send_emial' "
+                     "matches no known tool; did you mean 'send_email'?"]
+    code, lines, _ = check(tmp_path, text.replace("send_emial", "send_email"), home=home)
+    assert code == 1
+    assert lines[0].startswith(f"{tmp_path / 'staso.yaml'}:4: rule urgent (line 2): "
+                               f"tool_input.priority.startsWith(\"high\") fails on decision "
+                               f"{recorded.decision_id}: ")
+
+
+def test_a_check_does_not_create_a_store(tmp_path: Path) -> None:
+    code, _, _ = check(tmp_path, "rules: []\n", home=tmp_path / "home")
+    assert code == 0
+    assert not (tmp_path / "home").exists()

@@ -1,0 +1,187 @@
+"""``staso policy replay`` (recorded calls under a candidate policy: what changes, by rule;
+nothing written) on the embedded store and against a real ``staso serve``, and ``staso
+policy push`` (checked here first; admin key only)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+import staso as st
+from conftest import start_server, stop_server
+from servers import Server, cli
+from staso.cli import app
+
+# in force when the calls were made: destructive SQL is blocked, the rest runs
+RECORDED = "version: 1\nrules:\n  - use: builtin/destructive_sql\n    tools: [run_sql]\n"
+# the candidate: refunds over 1,000 now escalate; SQL is no longer checked
+CANDIDATE = """version: 1
+rules:
+  - name: big_refund
+    tools: [process_refund]
+    when: tool_input.amount > 1000
+    action: escalate
+"""
+CALLS = [("process_refund", {"amount": 50}), ("process_refund", {"amount": 5000}),
+         ("process_refund", {"amount": 9000, "order": "A-1"}),
+         ("run_sql", {"q": "DROP TABLE users"}), ("login", {"user": "ann", "password": "pw"})]
+
+
+def replay(*args: str, home: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["policy", "replay", *args],
+                                env={"STASO_HOME": str(home), "STASO_BASE_URL": ""})
+    return result.exit_code, result.stdout + result.stderr
+
+
+def counts(db: Path) -> tuple[int, int]:
+    with sqlite3.connect(db) as conn:
+        return (conn.execute("SELECT count(*) FROM decisions").fetchone()[0],
+                conn.execute("SELECT count(*) FROM escalations").fetchone()[0])
+
+
+def assert_changes(text: str) -> None:
+    assert "replayed 5 recorded call(s) from the last 7d" in text
+    assert ": 3 outcome(s) change" in text
+    assert "  allow → escalate  big_refund  2 call(s)" in text
+    assert "  block → allow  builtin/destructive_sql  1 call(s)" in text
+    assert '{"amount": 9000, "order": "A-1"}' in text and "process_refund" in text
+    assert "1 of these call(s) hold masked fields" in text
+
+
+def test_replay_on_the_embedded_store_shows_changes_by_rule_and_writes_nothing(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (tmp_path / "recorded.yaml").write_text(RECORDED)
+    st.init(home=home, agent_name="refund-agent", policy=tmp_path / "recorded.yaml")
+    try:
+        ids = [st.guard(tool, args).decision_id for tool, args in CALLS]
+    finally:
+        st.shutdown()
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(CANDIDATE)
+    before = counts(home / "staso.db")
+    code, text = replay(str(candidate), home=home)
+    assert code == 0, text
+    assert_changes(text)
+    assert ids[1] in text and ids[2] in text and ids[3] in text
+    code, text = replay(str(candidate), "--json", "--limit", "3", home=home)
+    assert code == 0, text
+    data = json.loads(text)
+    assert data["replayed"] == 3 and data["masked"] == 1  # the newest three calls
+    assert [(c["before"], c["after"], c["rule"], c["count"]) for c in data["changes"]] == [
+        ("allow", "escalate", "big_refund", 1), ("block", "allow", "builtin/destructive_sql", 1)]
+    assert counts(home / "staso.db") == before  # no decision, no escalation written
+
+
+def test_replay_refuses_a_bad_policy_or_filter_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - name: r\n    acton: block\n")
+    code, text = replay(str(bad), home=tmp_path)
+    assert code == 1 and text.strip().endswith("did you mean 'action'?")
+    bad.write_text(CANDIDATE)
+    code, text = replay(str(bad), home=tmp_path / "none")
+    assert code == 1 and "no decision log to replay" in text
+    assert not (tmp_path / "none").exists()
+    st.init(home=tmp_path, agent_name="refund-agent")
+    st.shutdown()
+    code, text = replay(str(bad), "--since", "lately", home=tmp_path)
+    assert code == 1 and len(text.strip().splitlines()) == 1 and "since" in text
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("replay-serve")
+    (tmp / "recorded.yaml").write_text(RECORDED)
+    running = start_server(tmp, "sqlite", policy=tmp / "recorded.yaml")
+    yield running
+    stop_server(running)
+
+
+def test_replay_against_a_server_with_an_approver_key(server: Server, tmp_path: Path) -> None:
+    client = server.agent_client("refund-agent")
+    try:
+        ids = [client.guard(tool, args).decision_id for tool, args in CALLS]
+        client.flush()
+    finally:
+        client.shutdown()
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(CANDIDATE)
+    decisions, escalations = server.stored_ids("decisions"), server.stored_ids("escalations")
+    assert set(ids) <= decisions
+    # a real process, as an operator runs it
+    proc = cli("policy", "replay", str(candidate), "--url", server.url,
+               "--key", server.keys["approver"])
+    assert_changes(proc.stdout)
+    assert server.stored_ids("decisions") == decisions
+    assert server.stored_ids("escalations") == escalations
+    result = CliRunner().invoke(app, ["policy", "replay", str(candidate), "--url", server.url,
+                                      "--key", server.keys["agent"]])
+    assert result.exit_code == 1 and "403" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_check_reads_the_servers_decision_log(server: Server, tmp_path: Path) -> None:
+    """With --url, the recorded calls on the server name the known tools and give samples."""
+    client = server.agent_client("refund-agent")
+    try:
+        client.guard("process_refund", {"amount": 70})
+        client.flush()
+    finally:
+        client.shutdown()
+    path = tmp_path / "candidate.yaml"
+    path.write_text(CANDIDATE.replace("[process_refund]", "[proces_refund, process_refund]")
+                    .replace("> 1000", '> "1000"'))
+    result = CliRunner().invoke(app, ["policy", "check", str(path), "--url", server.url,
+                                      "--key", server.keys["approver"]])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{path}:5: rule big_refund (line 3): tool_input.amount > "
+                               "\"1000\" fails on decision ")
+    assert lines[0].endswith("; did you mean 1000?") and "is 70 (a number)" in lines[0]
+    assert lines[1] == (f"warning: {path}:4: rule 'big_refund': tool 'proces_refund' matches "
+                        "no known tool; did you mean 'process_refund'?")
+
+
+def push(file: Path, server: Server, role: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["policy", "push", str(file), "--url", server.url,
+                                      "--key", server.keys[role]])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def policy_version(server: Server) -> object:
+    answer = httpx.get(server.url + "/v1/policy", headers=server.headers("admin"), timeout=30)
+    return answer.json().get("version")
+
+
+def test_push_installs_with_an_admin_key_only(server: Server, tmp_path: Path) -> None:
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(CANDIDATE)
+    version = policy_version(server)
+    code, out, err = push(candidate, server, "approver")
+    assert code == 1
+    assert err.strip().splitlines() == [err.strip()] and "403" in err and "admin key" in err
+    assert policy_version(server) == version
+    code, out, err = push(candidate, server, "admin")
+    assert code == 0, err
+    new = policy_version(server)
+    assert new != version and f"version {new} (1 rules)" in out
+    answer = httpx.get(server.url + "/v1/policy", headers=server.headers("admin"), timeout=30)
+    assert "big_refund" in json.dumps(answer.json())
+
+
+def test_an_invalid_policy_never_reaches_the_server(server: Server, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CANDIDATE.replace("action:", "acton:") + "  - use: builtin/nope\n")
+    version = policy_version(server)
+    code, _, err = push(bad, server, "admin")
+    assert code == 1
+    assert ":6: rule 'big_refund': unknown key 'acton'; did you mean 'action'?" in err
+    assert ":7: rule 'builtin/nope': unknown rule pack" in err
+    assert "was not pushed" in err
+    assert policy_version(server) == version
