@@ -112,6 +112,7 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
     # -- schema -------------------------------------------------------------------------
     def migrate(self) -> None:
         """Bring the schema to the newest revision; cheap when it already is."""
+        current = None
         try:
             with self._read() as conn:
                 current = conn.execute(sa.text("SELECT version_num FROM alembic_version")
@@ -122,6 +123,7 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
             pass
         from alembic import command
         from alembic.config import Config
+        from alembic.util import CommandError
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -131,6 +133,11 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
                 command.upgrade(cfg, "head")
         except sa.exc.SQLAlchemyError as exc:
             raise StoreUnavailable(f"cannot prepare the database at {self.url}: {exc}") from exc
+        except CommandError as exc:  # a schema newer than this release knows (a downgrade)
+            raise StoreUnavailable(
+                f"the database at {self.url} has schema revision {current!r}, which this "
+                f"staso release does not know (it knows up to {HEAD_REVISION}): run the "
+                f"release that migrated it, or downgrade the schema first ({exc})") from exc
 
     # -- escalations --------------------------------------------------------------------
     def get_escalation(self, escalation_id: str) -> Escalation:
