@@ -88,6 +88,7 @@ def test_pending_escalation_appears_without_reload_and_approve_with_edit(
             escalation_timeout=30)))
         waiter.start()
         time.sleep(0.3)
+        box.locator("details.edit summary").click()  # the edit box is collapsed
         box.locator("textarea[name=modified_input]").fill('{"customer": "c_77", "amount": 900}')
         box.locator("button.approve-edit").click()
         box.wait_for(state="detached")
@@ -175,7 +176,27 @@ def test_screenshots_of_pending_and_history(page: Any, dash_server: Server,
     page.locator("#history").scroll_into_view_if_needed()
     page.locator("#history tbody tr").first.wait_for()
     page.locator("#history").screenshot(path=str(out / "dashboard-history.png"))
-    assert (out / "dashboard-pending.png").stat().st_size > 10_000
+    page.goto(dash_server.url + "/overview")
+    page.locator("#resolution svg rect").first.wait_for()
+    page.screenshot(path=str(out / "dashboard-overview.png"), full_page=True)
+    page.goto(dash_server.url + "/decisions")
+    first = page.locator("details.decision").first
+    first.locator("summary").click()  # one decision opened: its rules, input and escalation
+    first.locator(".detail pre").first.wait_for()
+    page.screenshot(path=str(out / "dashboard-decisions.png"))
+    phone = page.context.browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        small = phone.new_page()
+        login(small, dash_server)
+        card(small, wire["escalation_id"]).wait_for()
+        small.screenshot(path=str(out / "dashboard-phone.png"))
+        small.goto(dash_server.url + "/overview")
+        small.locator("#resolution svg rect").first.wait_for()
+        small.screenshot(path=str(out / "dashboard-overview-phone.png"))
+    finally:
+        phone.close()
+    for name in ("pending", "history", "overview", "decisions", "phone", "overview-phone"):
+        assert (out / f"dashboard-{name}.png").stat().st_size > 10_000, name
 
 
 def test_every_attacker_controlled_field_renders_as_text(page: Any, dash_server: Server

@@ -1,5 +1,6 @@
 """The approval dashboard: log in with an approver key, answer escalations (alone, as one
-of several approvers, or with a standing approval), review and revoke standing approvals.
+of several approvers, or with a standing approval), review and revoke standing approvals,
+search the decision log, see the overview's charts and the policy's versions.
 
 Pages are static HTML; the script renders data with ``textContent`` only, so a tool input
 like ``<script>`` shows as text. A Content-Security-Policy forbids inline script as a second
@@ -14,6 +15,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,16 @@ _HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-_ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+_ASSETS = {name: "text/javascript" for name in (
+    "common.js", "dashboard.js", "decisions.js", "overview.js", "policy.js")}
+_ASSETS["dashboard.css"] = "text/css"
+# the nav on every page: (path, label, page file, the page's own script)
+PAGES = [("/", "Queue", "dashboard.html", "dashboard.js"),
+         ("/history", "History", "history.html", "dashboard.js"),
+         ("/decisions", "Decisions", "decisions.html", "decisions.js"),
+         ("/overview", "Overview", "overview.html", "overview.js"),
+         ("/policy", "Policy", "policy.html", "policy.js"),
+         ("/grants", "Standing approvals", "grants.html", "dashboard.js")]
 
 
 def _page(name: str, markup: dict[str, str] | None = None, **values: str) -> Response:
@@ -68,6 +79,33 @@ def _page(name: str, markup: dict[str, str] | None = None, **values: str) -> Res
     for key, value in (markup or {}).items():
         text = text.replace("{{" + key + "}}", value)
     return Response(text, media_type="text/html; charset=utf-8", headers=_HEADERS)
+
+
+def _header(current: str, principal: Principal, csrf: str, links: list[tuple[str, str]]
+            ) -> str:
+    """The header every logged-in page shares: the nav (the current page marked), plugins'
+    links, who is logged in and the log-out button."""
+    mark = ' aria-current="page"'
+    nav = "".join(f'<a href="{path}"{mark if path == current else ""}>{label}</a>'
+                  for path, label, _, _ in PAGES)
+    return (f'<header><h1>staso</h1><nav class="tabs">{nav}</nav>{_links(links)}'
+            f'<span class="who">{html.escape(principal.name)} '
+            f'({html.escape(principal.role)})</span>'
+            f'<form method="post" action="/logout" class="logout">'
+            f'<input type="hidden" name="csrf_token" value="{html.escape(csrf, quote=True)}">'
+            f'<button type="submit">Log out</button></form></header>')
+
+
+async def _logged_in_page(request: Request, path: str, focus: str = "") -> Response:
+    """One of the nav's pages, or the login page (keeping ``focus``) without a session."""
+    found = await session_principal(request)
+    if found is None:
+        return RedirectResponse("/login" + focus, status_code=303)
+    principal, session = found
+    _, label, name, script = next(p for p in PAGES if p[0] == path)
+    csrf = csrf_token(principal, session)
+    header = _header(path, principal, csrf, state_of(request).dashboard_links)
+    return _page(name, {"header": header}, csrf=csrf, script=script, title=label.lower())
 
 
 def _links(links: list[tuple[str, str]]) -> str:
@@ -106,23 +144,38 @@ def _focus(escalation: str) -> str:
 
 @router.get("/")
 async def index(request: Request, escalation: str = "") -> Response:
-    found = await session_principal(request)
-    if found is None:
-        return RedirectResponse("/login" + _focus(escalation), status_code=303)
-    principal, session = found
-    return _page("dashboard.html", {"links": _links(state_of(request).dashboard_links)},
-                 csrf=csrf_token(principal, session), user=principal.name, role=principal.role)
+    """The pending queue (and the latest answers); ``?escalation=`` opens on one."""
+    return await _logged_in_page(request, "/", _focus(escalation))
+
+
+@router.get("/history")
+async def history_page(request: Request) -> Response:
+    """Answered and timed-out escalations, 200 at a time."""
+    return await _logged_in_page(request, "/history")
+
+
+@router.get("/decisions")
+async def decisions_page(request: Request) -> Response:
+    """The decision log: every guarded call, searchable."""
+    return await _logged_in_page(request, "/decisions")
+
+
+@router.get("/overview")
+async def overview_page(request: Request) -> Response:
+    """Charts: decisions over time, top rules, time to resolution."""
+    return await _logged_in_page(request, "/overview")
+
+
+@router.get("/policy")
+async def policy_page(request: Request) -> Response:
+    """The policy in force, its versions and the diff between two."""
+    return await _logged_in_page(request, "/policy")
 
 
 @router.get("/grants")
 async def grants_page(request: Request) -> Response:
     """Standing approvals: what each allows, who gave it, how much of it is left."""
-    found = await session_principal(request)
-    if found is None:
-        return RedirectResponse("/login", status_code=303)
-    principal, session = found
-    return _page("grants.html", {"links": _links(state_of(request).dashboard_links)},
-                 csrf=csrf_token(principal, session), user=principal.name, role=principal.role)
+    return await _logged_in_page(request, "/grants")
 
 
 _LOGIN_ERRORS = {"unknown": "Unknown or revoked key.",
@@ -197,26 +250,63 @@ def _your_part(esc: Escalation, me: Approver) -> dict[str, Any]:
             "note": approve or deny or ""}
 
 
+def _matches(esc: Escalation, agent: str, tool: str, rule: str) -> bool:
+    """The filters as a person types them: case-insensitive parts of the names."""
+    return all(want.casefold() in (have or "").casefold() for want, have in (
+        (agent, esc.agent_name), (tool, esc.tool_name), (rule, esc.rule_name)))
+
+
+_HISTORY_SCAN = 20  # store pages one history page may read past pending or unmatched rows
+
+
+def _history_page(service: Any, status: str | None, limit: int, before: str,
+                  matches: Callable[[Escalation], bool]) -> tuple[list[Escalation], str | None]:
+    """Up to ``limit`` answered escalations that ``matches`` keeps, newest first, older
+    than ``before`` (an id), and the ``before`` of the next page (None: no more)."""
+    found: list[Escalation] = []
+    for _ in range(_HISTORY_SCAN):
+        page = list(service.list_escalations(status=status, limit=limit, before=before)
+                    if before else service.list_escalations(status=status, limit=limit))
+        found += [e for e in page if e.status != "pending" and matches(e)]
+        if len(found) > limit:
+            return found[:limit], found[limit - 1].id
+        if len(page) < limit:
+            return found, None
+        before = page[-1].id
+        if len(found) == limit:
+            break
+    return found, before
+
+
 @router.get("/dashboard/data")
 async def data(request: Request, status: str = "", agent: str = "", tool: str = "",
-               rule: str = "") -> Response:
+               rule: str = "", before: str = "", limit: int = 200) -> Response:
+    """The queue and the history with the filters applied; ``pending_total`` counts the
+    whole queue whatever the filters hide. ``history_next``: the ``before`` that loads
+    the next page (None: no more)."""
     principal, _ = await _session(request)
     me = person(principal)
     service = state_of(request).service
-    filters = {"agent": agent or None, "tool": tool or None, "rule": rule or None}
-    pending = await asyncio.to_thread(service.list_escalations, status="pending", limit=200,
-                                      **filters)
+    limit = max(1, min(limit, 500))
+    queue = await asyncio.to_thread(service.list_escalations, status="pending", limit=1000)
     history_status = status if status in ("approved", "denied", "timeout") else None
-    history: list[Any] = []
+    history: list[Escalation] = []
+    after: str | None = None
     if status in ("", "approved", "denied", "timeout"):
-        history = await asyncio.to_thread(service.list_escalations, status=history_status,
-                                          limit=200, **filters)
+        try:
+            history, after = await asyncio.to_thread(
+                _history_page, service, history_status, limit, before,
+                lambda e: _matches(e, agent, tool, rule))
+        except EscalationNotFound as exc:
+            raise HTTPException(422, f"before: {exc}") from None
     now = time.time()
     return json_response({
         "now": now,
-        "pending": [{**escalation_json(e), "you": _your_part(e, me)} for e in pending]
-        if status in ("", "pending") else [],
-        "history": [escalation_json(e) for e in history if e.status != "pending"],
+        "pending_total": len(queue),
+        "pending": [{**escalation_json(e), "you": _your_part(e, me)} for e in queue
+                    if _matches(e, agent, tool, rule)] if status in ("", "pending") else [],
+        "history": [escalation_json(e) for e in history],
+        "history_next": after,
     })
 
 

@@ -1,108 +1,62 @@
-// staso dashboard: renders escalations and standing approvals with textContent only (tool
-// names and inputs, agent names, grant conditions and comments are attacker text).
+// staso dashboard: the pending queue, the history of answers and standing approvals.
 "use strict";
 (function () {
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-  const flash = document.getElementById("flash");
+  const { el, shown, duration, span, pretty, when, said, changeList, form, poll, query,
+          getJson, say } = window.staso;
 
-  // Text a page cannot show (NUL and other control characters, a lone surrogate from a
-  // file name that was not UTF-8) appears as its \uXXXX escape instead of vanishing.
-  const unshowable = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-  function shown(text) {
-    return String(text).replace(unshowable,
-      (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+  // -- the history table (the queue page's latest answers and the History page) ----------
+  function historyRow(e) {
+    const edited = e.modified_input && JSON.stringify(e.modified_input) !== JSON.stringify(e.tool_input);
+    const input = el("td", { class: "input", "data-label": "Input" });
+    if (edited) input.append(changeList(e.tool_input, e.modified_input));
+    else input.append(el("span", { text: JSON.stringify(e.tool_input) }));
+    const td = (label, text, cls) => el("td", { "data-label": label, class: cls || "", text: text });
+    return el("tr", { "data-id": e.id }, [
+      td("Tool", e.tool_name, "tool"),
+      input,
+      td("Rule", e.rule_name || ""),
+      td("Agent", e.agent_name || ""),
+      td("Resolution", e.status === "timeout" ? "timed out"
+        : e.status + (e.modified_input ? " (edited)" : ""), "status-" + e.status),
+      td("By", e.resolved_by || ""),
+      td("Comment", e.comment || ""),
+      td("Time to resolution", duration(e.time_to_resolution), "ttr"),
+      td("Answered", e.resolved_at ? when(e.resolved_at) : when(e.expires_at)),
+      el("td", { class: "approvals", "data-label": "Approvals" }, [el("ul", {}, answers(e))]),
+      td("Policy", policy(e), "policy")]);
   }
 
-  function el(tag, props, children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(props || {})) {
-      if (k === "text") node.textContent = shown(v);
-      else if (k === "class") node.className = v;
-      else node.setAttribute(k, v);
-    }
-    for (const child of children || []) node.appendChild(child);
-    return node;
+  // every approver of an answered escalation with their channel (and, when several had to
+  // approve, each one's comment), then a denial's author
+  function answers(e) {
+    const several = e.approvals_required > 1;
+    const items = (e.approvals || []).map((a) => el("li", {
+      text: "approved by " + said(a.by || a.name, a.via, a.at) +
+        (several && a.comment ? ": " + a.comment : "") }));
+    if (e.status === "denied" && e.resolved_by)
+      items.push(el("li", { text: "denied by " + said(e.resolved_by, e.resolved_via,
+                                                       e.resolved_at) }));
+    return items;
   }
 
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined) return "";
-    if (seconds < 60) return seconds.toFixed(1) + " s";
-    if (seconds < 3600) return (seconds / 60).toFixed(1) + " min";
-    if (seconds < 86400) return (seconds / 3600).toFixed(1) + " h";
-    return (seconds / 86400).toFixed(1) + " d";
+  function policy(e) {
+    if (e.policy_version) return "version " + e.policy_version;
+    return e.policy_digest ? "digest " + String(e.policy_digest).slice(0, 12) : "";
   }
 
-  function pretty(value) { return JSON.stringify(value, null, 2); }
-
-  function when(seconds) { return new Date(seconds * 1000).toLocaleString(); }
-
-  // who answered and how: "alice (dashboard, 14:02:11)"
-  function said(name, via, at) {
-    const how = [via, at ? new Date(at * 1000).toLocaleTimeString() : ""].filter(Boolean);
-    return name + (how.length ? " (" + how.join(", ") + ")" : "");
+  // "3 pending" or, when filters hide some, "3 pending, 1 shown"; the tab title carries the
+  // whole queue's count, also while the tab is in the background
+  function counts(total, shownCount) {
+    const badge = document.getElementById("pending-count");
+    if (badge) badge.textContent = String(total);
+    const note = document.getElementById("pending-shown");
+    if (note) note.textContent = total + " pending" +
+      (shownCount === null || shownCount === total ? "" : ", " + shownCount + " shown");
+    document.title = (total ? "(" + total + ") " : "") + "staso · " +
+      (document.body.dataset.view === "history" ? "history" : "queue");
   }
 
-  function form(action, cls, label, fields) {
-    const f = el("form", { method: "post", action: action, class: cls }, [
-      el("input", { type: "hidden", name: "csrf_token", value: csrf })]);
-    for (const field of fields) f.appendChild(field);
-    f.appendChild(el("button", { type: "submit", class: cls, text: label }));
-    f.addEventListener("submit", submit);
-    return f;
-  }
-
-  async function submit(event) {
-    event.preventDefault();
-    const f = event.currentTarget;
-    const body = new URLSearchParams(new FormData(f));
-    try {
-      const r = await fetch(f.action, { method: "POST", body: body, credentials: "same-origin",
-        headers: { "Accept": "application/json" } });
-      const data = await r.json().catch(() => ({ detail: r.statusText }));
-      const detail = typeof data.detail === "string" ? data.detail
-        : (r.statusText || "refused (HTTP " + r.status + ")");
-      flash.textContent = detail;
-      flash.className = r.ok ? "" : "error";
-      const box = f.closest(".card");
-      if (box) box.querySelector(".card-error").textContent = r.ok ? "" : shown(detail);
-    } catch (err) {
-      flash.textContent = "could not reach the server: " + err;
-      flash.className = "error";
-    }
-    refreshPage();
-  }
-
-  let refreshPage = () => {};  // the page's own refresh, set by poll
-
-  // Keep a page fresh: fetch url with the filters' values and render what comes back, at
-  // once, whenever the filters change and every `every` ms. One request at a time; a refresh
-  // asked for meanwhile runs right after it (an answer must show at once).
-  function poll(filters, url, render, every) {
-    let busy = false, again = false;
-    async function refresh() {
-      if (busy) { again = true; return; }
-      busy = true;
-      try {
-        const query = new URLSearchParams(new FormData(filters));
-        const r = await fetch(url + "?" + query, { credentials: "same-origin" });
-        if (r.status === 401) { window.location.assign("/login"); return; }
-        render(await r.json());
-      } catch (err) {
-        flash.textContent = "could not reach the server: " + err;
-        flash.className = "error";
-      } finally {
-        busy = false;
-        if (again) { again = false; refresh(); }
-      }
-    }
-    filters.addEventListener("input", refresh);
-    filters.addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
-    refreshPage = refresh;
-    refresh();
-    setInterval(refresh, every);
-  }
-
-  // -- escalations: the pending queue and the history ------------------------------------
+  // -- the queue ---------------------------------------------------------------------------
   function escalationsPage() {
     const pendingBox = document.getElementById("pending");
     const historyBody = document.querySelector("#history tbody");
@@ -138,16 +92,23 @@
     function card(e) {
       const base = "/dashboard/escalations/" + encodeURIComponent(e.id);
       const quorum = e.approvals_required > 1;
-      const comment = el("input", { name: "comment", placeholder: "comment (reaches the agent)",
-                                    "aria-label": "deny comment" });
-      const actions = [form(base + "/approve", "approve", "Approve", [])];
+      // one comment for whichever answer is given; it reaches the agent
+      const comment = el("input", { name: "comment", class: "comment",
+                                    placeholder: "comment (optional; reaches the agent)",
+                                    "aria-label": "comment" });
+      const actions = [form(base + "/approve", "approve", "Approve", []),
+                       form(base + "/deny", "deny", "Deny", [])];
+      let edit = null;
       if (!quorum) {  // one of several approvers cannot edit what the others approve
-        const edit = el("textarea", { name: "modified_input", "aria-label": "edited input" });
-        edit.value = pretty(e.proposed_input || e.tool_input);
-        actions.push(form(base + "/approve", "approve-edit", "Approve with edit", [edit]));
+        const box = el("textarea", { name: "modified_input", "aria-label": "edited input",
+                                     spellcheck: "false" });
+        box.value = pretty(e.proposed_input || e.tool_input);
+        edit = el("details", { class: "edit" }, [
+          el("summary", { text: "Edit input" }),
+          form(base + "/approve", "approve-edit", "Approve with edit", [box])]);
       }
-      actions.push(form(base + "/deny", "deny", "Deny", [comment]));
       const age = el("span", { class: "age" });
+      const expires = el("span", { class: "expires" });
       const who = el("p", { class: "answerers", text: "Who may answer: " +
         (e.approvers ? e.approvers.join(", ") : "any approver") });
       const parts = [
@@ -155,8 +116,8 @@
           el("span", { class: "tool", text: e.tool_name }),
           el("span", { text: "rule: " + (e.rule_name || "") }),
           el("span", { class: "sev-" + e.severity, text: "severity: " + e.severity }),
-          el("span", { text: "agent: " + (e.agent_name || "") }),
-          age,
+          el("span", { class: "agent", text: "agent: " + (e.agent_name || "") }),
+          age, expires,
           el("span", { class: "id", text: e.id })]),
         el("p", { class: "reason", text: e.reason || "" }),
         who];
@@ -172,13 +133,29 @@
       if (Object.keys(e.context || {}).length)
         parts.push(el("pre", { class: "context", text: "context: " + pretty(e.context) }));
       const note = el("p", { class: "not-yours" });
-      parts.push(note, el("div", { class: "actions" }, actions));
+      parts.push(note, comment, el("div", { class: "actions" }, actions));
+      if (edit) parts.push(edit);
       const granting = !quorum && e.rule_name && !e.rule_name.startsWith("staso/");
       const grant = granting ? grantForm(base, e) : null;
       if (grant) parts.push(grant);
       parts.push(el("p", { class: "card-error error", role: "alert" }));
+      const dismiss = el("button", { type: "button", class: "dismiss", text: "Dismiss",
+                                     hidden: "" });
+      parts.push(dismiss);
       const node = el("div", { class: "card", "data-id": e.id }, parts);
-      node._age = age;
+      // answered elsewhere after an answer here failed: stays, greyed, until dismissed
+      node._stale = () => {
+        node.classList.add("stale");
+        for (const b of node.querySelectorAll("form button")) b.disabled = true;
+        dismiss.hidden = false;
+      };
+      dismiss.addEventListener("click", () => { node.remove(); cards.delete(e.id); });
+      node._tick = (now) => {
+        age.textContent = "waiting " + duration(now - e.created_at);
+        const left = e.expires_at - now;
+        expires.textContent = left > 0 ? "expires in " + span(left) : "expired";
+        expires.title = "expires " + when(e.expires_at);
+      };
       node._update = (fresh) => {  // what changes while it waits, without touching the inputs
         const you = fresh.you || { may_approve: true, may_deny: true, note: "" };
         note.textContent = shown(you.note || "");
@@ -187,14 +164,17 @@
                                               " form.approve-grant button"))
           b.disabled = !you.may_approve;
         node.querySelector("form.deny button").disabled = !you.may_deny;
+        comment.disabled = !you.may_approve && !you.may_deny;
         if (grant) grant.hidden = !you.may_approve;
+        if (edit) edit.hidden = !you.may_approve;
         if (quorum) {
           const done = fresh.approvals || [];
           progress.replaceChildren(
             el("span", { class: "progress",
                          text: done.length + " of " + fresh.approvals_required + " approvals" }),
             el("ul", { class: "approvals" },
-               done.map((a) => el("li", { text: said(a.by || a.name, a.via, a.at) }))));
+               done.map((a) => el("li", { text: said(a.by || a.name, a.via, a.at) +
+                                                (a.comment ? ": " + a.comment : "") }))));
         }
       };
       return node;
@@ -220,55 +200,67 @@
           node = card(e);
           cards.set(e.id, node);
         }
-        node._age.textContent = "waiting " + duration(now - e.created_at);
+        node._tick(now);
         node._update(e);
         pendingBox.appendChild(node); // keeps order; moves an existing node without rebuilding
       }
       for (const [id, node] of cards) {
-        if (!seen.has(id)) { node.remove(); cards.delete(id); }
+        if (seen.has(id)) continue;
+        if (node.dataset.failed) { node._stale(); continue; }  // keep the error readable
+        node.remove();
+        cards.delete(id);
       }
-      document.getElementById("pending-count").textContent = String(items.length);
       document.getElementById("pending-empty").hidden = items.length > 0;
     }
 
-    function renderHistory(items) {
-      const rows = items.map((e) => el("tr", { "data-id": e.id }, [
-        el("td", { text: e.tool_name }),
-        el("td", { class: "input", text: JSON.stringify(e.modified_input || e.tool_input) }),
-        el("td", { text: e.rule_name || "" }),
-        el("td", { text: e.agent_name || "" }),
-        el("td", { class: "status-" + e.status,
-                   text: e.status === "timeout" ? "timed out"
-                     : e.status + (e.modified_input ? " (edited)" : "") }),
-        el("td", { text: e.resolved_by || "" }),
-        el("td", { text: e.comment || "" }),
-        el("td", { class: "ttr", text: duration(e.time_to_resolution) }),
-        el("td", { text: e.resolved_at ? when(e.resolved_at) : when(e.expires_at) }),
-        el("td", { class: "approvals" }, [el("ul", {}, answers(e))]),
-        el("td", { class: "policy", text: policy(e) })]));
-      historyBody.replaceChildren(...rows);
-    }
-
-    // every approver of an answered escalation with their channel, then a denial's author
-    function answers(e) {
-      const items = (e.approvals || []).map((a) => el("li", {
-        text: "approved by " + said(a.by || a.name, a.via, a.at) }));
-      if (e.status === "denied" && e.resolved_by)
-        items.push(el("li", { text: "denied by " + said(e.resolved_by, e.resolved_via,
-                                                         e.resolved_at) }));
-      return items;
-    }
-
-    function policy(e) {
-      if (e.policy_version) return "version " + e.policy_version;
-      return e.policy_digest ? "digest " + String(e.policy_digest).slice(0, 12) : "";
-    }
-
     poll(filters, "/dashboard/data", (data) => {
+      const filtered = [...new FormData(filters).values()].some(Boolean);
       renderPending(data.pending, data.now);
-      renderHistory(data.history);
+      counts(data.pending_total, filtered ? data.pending.length : null);
+      historyBody.replaceChildren(...data.history.slice(0, 50).map(historyRow));
       focusOn();
     }, 1000);
+  }
+
+  // -- the history, 200 (or ?limit=) at a time, "Load more" going further back -------------
+  function historyPage() {
+    const filters = document.getElementById("filters");
+    const body = document.querySelector("#history tbody");
+    const more = document.getElementById("history-more");
+    const limit = new URLSearchParams(window.location.search).get("limit");
+    let next = null, extra = [];  // the rows loaded past the first page
+
+    function show(first) {
+      body.replaceChildren(...first.map(historyRow), ...extra.map(historyRow));
+      document.getElementById("history-empty").hidden = body.children.length > 0;
+      more.hidden = !next;
+    }
+
+    if (limit) filters.appendChild(el("input", { type: "hidden", name: "limit", value: limit }));
+    let first = [];
+    poll(filters, "/dashboard/data", (data) => {
+      counts(data.pending_total, null);
+      if (!extra.length) next = data.history_next;
+      first = data.history;
+      show(first);
+    }, 5000);
+    filters.addEventListener("input", () => { extra = []; });
+    window.addEventListener("popstate", () => { extra = []; });
+    more.addEventListener("click", async () => {
+      if (!next) return;
+      more.disabled = true;
+      try {
+        const data = await getJson("/dashboard/data?" + query(filters, { before: next, limit }));
+        const have = new Set([...first, ...extra].map((e) => e.id));
+        extra.push(...data.history.filter((e) => !have.has(e.id)));
+        next = data.history_next;
+        show(first);
+      } catch (err) {
+        say(String(err.message || err), true);
+      } finally {
+        more.disabled = false;
+      }
+    });
   }
 
   // -- standing approvals: review and revoke ----------------------------------------------
@@ -290,17 +282,18 @@
                                                      when(g.revoked_at) }));
       const action = "/dashboard/grants/" + encodeURIComponent(g.id) + "/revoke";
       const revoke = g.state === "live" ? form(action, "revoke", "Revoke", []) : el("span");
+      const td = (label, text, cls) => el("td", { "data-label": label, class: cls || "", text: text });
       return el("tr", { "data-id": g.id }, [
-        el("td", { class: "id", text: g.id }),
-        el("td", { text: g.agent_name }),
-        el("td", { class: "tool", text: g.tool_name }),
-        el("td", { text: g.rule_name + (g.environment ? " (" + g.environment + ")" : "") }),
-        el("td", { class: "cel", text: g.condition || "any input" }),
-        el("td", { class: "given", text: given.join(" · ") }),
-        el("td", { class: "expires", text: when(g.expires_at) + " (" + left(g, now) + ")" }),
-        el("td", { class: "uses", text: g.max_uses === null ? g.uses + " (no limit)"
-                                                            : g.uses + " of " + g.max_uses }),
-        el("td", { class: "state" }, state),
+        td("Id", g.id, "id"),
+        td("Agent", g.agent_name),
+        td("Tool", g.tool_name, "tool"),
+        td("Rule", g.rule_name + (g.environment ? " (" + g.environment + ")" : "")),
+        td("When", g.condition || "any input", "cel"),
+        td("Given by", given.join(" · "), "given"),
+        td("Expires", when(g.expires_at) + " (" + left(g, now) + ")", "expires"),
+        td("Uses", g.max_uses === null ? g.uses + " (no limit)" : g.uses + " of " + g.max_uses,
+           "uses"),
+        el("td", { class: "state", "data-label": "State" }, state),
         el("td", {}, [revoke])]);
     }
 
@@ -311,5 +304,8 @@
     }, 2000);
   }
 
-  if (document.body.dataset.view === "grants") grantsPage(); else escalationsPage();
+  const view = document.body.dataset.view;
+  if (view === "grants") grantsPage();
+  else if (view === "history") historyPage();
+  else escalationsPage();
 })();
