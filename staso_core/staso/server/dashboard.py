@@ -61,18 +61,20 @@ _HEADERS = {
 _ASSETS = {name: "text/javascript" for name in (
     "common.js", "dashboard.js", "decisions.js", "overview.js", "policy.js")}
 _ASSETS["dashboard.css"] = "text/css"
-# the nav on every page: (path, label, page file, the page's own script)
-PAGES = [("/", "Queue", "dashboard.html", "dashboard.js"),
-         ("/history", "History", "history.html", "dashboard.js"),
-         ("/decisions", "Decisions", "decisions.html", "decisions.js"),
-         ("/overview", "Overview", "overview.html", "overview.js"),
-         ("/policy", "Policy", "policy.html", "policy.js"),
-         ("/grants", "Standing approvals", "grants.html", "dashboard.js")]
+# the nav on every page: (path, label, the page's <main> file, its own script, its view);
+# each is shown inside _layout.html, the head and header they share
+PAGES = [("/", "Queue", "dashboard.html", "dashboard.js", "escalations"),
+         ("/history", "History", "history.html", "dashboard.js", "history"),
+         ("/decisions", "Decisions", "decisions.html", "decisions.js", "decisions"),
+         ("/overview", "Overview", "overview.html", "overview.js", "overview"),
+         ("/policy", "Policy", "policy.html", "policy.js", "policy"),
+         ("/grants", "Standing approvals", "grants.html", "dashboard.js", "grants")]
 
 
 def _page(name: str, markup: dict[str, str] | None = None, **values: str) -> Response:
     """A static page with ``{{name}}`` filled in: ``values`` as escaped text, ``markup``
-    as HTML built here from escaped parts."""
+    as HTML built here from escaped parts (or a page's own static <main>), after them, so
+    no text given in ``values`` is read again as a placeholder."""
     text = (STATIC / name).read_text()
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", html.escape(value, quote=True))
@@ -87,7 +89,7 @@ def _header(current: str, principal: Principal, csrf: str, links: list[tuple[str
     links, who is logged in and the log-out button."""
     mark = ' aria-current="page"'
     nav = "".join(f'<a href="{path}"{mark if path == current else ""}>{label}</a>'
-                  for path, label, _, _ in PAGES)
+                  for path, label, *_ in PAGES)
     return (f'<header><h1>staso</h1><nav class="tabs">{nav}</nav>{_links(links)}'
             f'<span class="who">{html.escape(principal.name)} '
             f'({html.escape(principal.role)})</span>'
@@ -102,10 +104,11 @@ async def _logged_in_page(request: Request, path: str, focus: str = "") -> Respo
     if found is None:
         return RedirectResponse("/login" + focus, status_code=303)
     principal, session = found
-    _, label, name, script = next(p for p in PAGES if p[0] == path)
+    _, label, name, script, view = next(p for p in PAGES if p[0] == path)
     csrf = csrf_token(principal, session)
     header = _header(path, principal, csrf, state_of(request).dashboard_links)
-    return _page(name, {"header": header}, csrf=csrf, script=script, title=label.lower())
+    return _page("_layout.html", {"main": (STATIC / name).read_text(), "header": header},
+                 csrf=csrf, script=script, title=label.lower(), view=view)
 
 
 def _links(links: list[tuple[str, str]]) -> str:
