@@ -110,3 +110,18 @@ def safe_url(url: str) -> str:
 def field(key: str, value: Any) -> None:
     out.print(f"[bold]{key}[/bold]: ", end="", markup=True)
     out.print(value, markup=False, highlight=False)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+# and the invisible ones that reorder or hide text (bidi overrides, zero-width marks)
+_CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x200B, 0x2010), *range(0x202A, 0x202F),
+                                            *range(0x2066, 0x206A), 0xFEFF)})
+_CONTROL.update({ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"})
+
+
+def printable(value: Any) -> str:
+    """Text recorded from agents (tool and agent names, reasons, inputs) as a terminal may
+    show it: control characters (ESC sequences that would clear the screen or recolour what
+    follows, bells, carriage returns that overwrite a line) written as escapes. Print it with
+    ``markup=False`` too, so Rich's ``[red]`` stays text."""
+    return str(value).translate(_CONTROL)
