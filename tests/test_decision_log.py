@@ -397,3 +397,208 @@ def test_cli_list_and_show(cli_side: Side) -> None:
         bad = runner.invoke(app, ["decisions", "list", *args], env=env)
         assert bad.exit_code == 2 and bad.output.startswith(where), bad.output
         assert len(bad.output.strip().splitlines()) == 1
+
+
+# -- an outside reviewer's findings ---------------------------------------------------------
+SECRET = "HUNTER2SECRET"
+# (what a tool may say) -> each holds SECRET under a field redact_in_log names
+SECRET_OUTPUTS = {
+    "json": json.dumps({"password": SECRET, "n": 1}),
+    "leading_space": " " + json.dumps({"password": SECRET}),
+    "leading_newline": "\n" + json.dumps({"password": SECRET}),
+    "repr_with_datetime": f"{{'password': '{SECRET}', "
+                          "'at': datetime.datetime(2024, 1, 1, 0, 0)}",
+    "prefix": "result: " + json.dumps({"password": SECRET}) + " (done)",
+    "json_in_a_string": json.dumps({"data": json.dumps({"password": SECRET})}),
+    "truncated": json.dumps({"password": SECRET + "x" * 9000, "pad": 1})[:8000]
+                 + "… [1015 more chars]",
+    "truncated_in_a_string": json.dumps({"d": json.dumps({"password": SECRET + "x" * 9000})}
+                                        )[:8000],
+    "pairs": f"login password={SECRET} user=bob",
+    "line": f"HTTP 401\nPASSWORD: {SECRET}\n",
+    "object_value": json.dumps({"card_number": {"pan": SECRET}}),
+    "case": f"{{'PassWord': '{SECRET}'}}",
+}
+
+
+def test_output_and_error_are_masked_before_they_are_stored(side: Side) -> None:
+    """F1: the raw secret never reaches the database, whatever shape the output has, and
+    the error is masked too."""
+    ids = {}
+    for name, output in SECRET_OUTPUTS.items():
+        ids[name] = side.guard("process_refund", {"amount": 1}).decision_id
+        side.client().record_execution(
+            decision_id=ids[name], tool_name="process_refund", tool_input={},
+            fields={"execution_status": "error", "execution_ms": 1.0,
+                    "execution_output": output,
+                    "execution_error": f"KeyError: {{'password': '{SECRET}'}}"})
+    reader = side.reader()
+    for name, decision_id in ids.items():
+        row = side.decision(decision_id, until=lambda r: r["execution_status"] == "error")
+        assert SECRET not in json.dumps(row), (name, row["execution_output"][:200])
+        assert "[MASKED]" in row["execution_output"] and "[MASKED]" in row["execution_error"]
+        shown = reader.get_decision(decision_id)
+        assert shown is not None and SECRET not in json.dumps(shown), name
+    assert row["execution_error"] == "KeyError: {'password': '[MASKED]'}"
+    listed = reader.list_decisions(agent=side.agent_name, limit=500)
+    assert SECRET not in json.dumps(listed.to_dict())
+
+
+def test_mask_text_shapes_and_display_of_old_rows() -> None:
+    from staso.decision_filters import decision_json
+    from staso.output_masking import mask_text
+
+    masker = Masker(("password", "card_number", "authorization"))
+    for name, text in {**SECRET_OUTPUTS,
+                       "long": json.dumps({"pad": "x" * 30_000, "password": SECRET})}.items():
+        masked = mask_text(text, masker)
+        assert SECRET not in masked and "[MASKED]" in masked, (name, masked[:200])
+    assert mask_text("{'password': 'x', 'n': 1}", masker) == "{'password': '[MASKED]', 'n': 1}"
+    assert mask_text(f"401\nAuthorization: Bearer {SECRET}\nnext", masker) == \
+        "401\nAuthorization: [MASKED]\nnext"
+    assert mask_text('result: {"password": "x"} ok', masker) == \
+        'result: {"password": "[MASKED]"} ok'
+    for kept in ("password is x", '{"password": null, "n": 1}', "no secrets here",
+                 "[" * 3000 + "]" * 3000):
+        assert mask_text(kept, masker) == kept
+    # rows recorded before masking on write: masked when shown, error and output alike;
+    # and JSON inside a string of a tool's input
+    old = {"execution_output": " " + json.dumps({"password": SECRET}),
+           "execution_error": f"ValueError: password={SECRET}",
+           "tool_input": {"payload": json.dumps({"password": SECRET})}}
+    shown = decision_json(old, masker)
+    assert SECRET not in json.dumps(shown)
+    assert json.loads(shown["tool_input"]["payload"]) == {"password": "[MASKED]"}
+
+
+def _cursor(raw: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+TAMPERED_CURSORS = {
+    "huge int": _cursor("[1" + "0" * 400 + ',"d"]'),
+    "lone surrogate": _cursor('[1e9,"\\ud800"]'),
+    "nul": _cursor('[1e9,"a\\u0000b"]'),
+    "nan": _cursor('[NaN,"d"]'),
+    "infinity": _cursor('[Infinity,"d"]'),
+    "far future": _cursor('[1e18,"d"]'),
+    "negative": _cursor('[-1,"d"]'),
+    "three": _cursor('[1,"a",3]'),
+    "object": _cursor('{"a":1}'),
+    "deep": _cursor("[" * 300 + "]" * 300),
+    "bool": _cursor('[true,"x"]'),
+    "padding": _cursor('[1,"d"]') + "==",
+    "junk": "!!!",
+}
+
+
+def test_tampered_cursors_are_422_on_both_databases(remote_side: Side) -> None:
+    """F2: never a 500, never every row: a cursor the server did not give is a 422."""
+    from staso.decision_filters import decode_cursor, encode_cursor
+
+    assert decode_cursor(encode_cursor(1_700_000_000.5, "dec_x")) == (1_700_000_000.5, "dec_x")
+    server = remote_side.server
+    assert server is not None
+    http = _login(server)
+    try:
+        for name, cursor in TAMPERED_CURSORS.items():
+            with pytest.raises(BadFilter, match=r"^cursor: not a cursor this server gave"):
+                decode_cursor(cursor)
+            for answer in (server.request("GET", "/v1/decisions", role="approver",
+                                          params={"cursor": cursor}),
+                           http.get("/dashboard/decisions", params={"cursor": cursor})):
+                assert answer.status_code == 422, (name, answer.text)
+                assert answer.json()["errors"][0]["loc"] == ["query", "cursor"]
+    finally:
+        http.close()
+
+
+def test_names_with_a_nul_are_found_by_globs_and_exact_names(side: Side) -> None:
+    """F9: a tool named with a NUL (stored escaped) cannot hide from the name filters."""
+    hidden = side.guard("drop_db\x00", {"query": "x"}).decision_id
+    ctrl = side.guard("drop\x07table", {"query": "x"}).decision_id
+    side.client().flush()
+    reader = side.reader()
+    agent = side.agent_name
+    for tool in ("drop_db*", "DROP_DB*", "drop_db\x00", "Drop_Db\x00", "*db\x00", "*drop*"):
+        assert hidden in _ids(reader, agent=agent, tool=tool), tool
+    assert _ids(reader, agent=agent, tool="drop_db") == set()  # a name is whole
+    assert _ids(reader, agent=agent, tool="drop\x07table") == {ctrl}
+    assert _ids(reader, agent=agent, tool="drop*table") == {ctrl}
+    assert _ids(reader, agent=agent, q="db\x00") == {hidden}
+    assert _ids(reader, agent=agent, q="drop_db") == {hidden}
+
+
+def test_ids_in_paths_and_huge_durations(remote_side: Side) -> None:
+    """F11: ids are one path segment (never another route); a duration reaching before
+    1970 is a 422, in the API as in the CLI."""
+    from staso.errors import EscalationNotFound
+    from staso.grants import GrantNotFound
+    from staso.transports.http import segment
+
+    with pytest.raises(EscalationNotFound):
+        segment("../../v1/decisions")
+    assert segment("a?b#c%d") == "a%3Fb%23c%25d"
+    reader = remote_side.reader()
+    for odd in ("", ".", "..", "../../v1/decisions", "../escalations", "x?limit=1"):
+        assert reader.get_decision(odd) is None, odd
+        with pytest.raises(EscalationNotFound):
+            reader.get_escalation(odd)
+        with pytest.raises(GrantNotFound):
+            reader.get_grant(odd)
+    server = remote_side.server
+    assert server is not None
+    for path in ("/v1/decisions", "/v1/overview"):
+        for since in ("9999999999999999999d", "9" * 30 + "w", "1e20", "99999999999999"):
+            answer = server.request("GET", path, role="approver", params={"since": since})
+            assert answer.status_code == 422, (path, since, answer.text)
+            assert answer.json()["errors"][0]["loc"] == ["query", "since"]
+        assert server.request("GET", path, role="approver",
+                              params={"until": "1e20"}).status_code == 422
+
+
+def test_cli_ids_and_a_missing_store(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """F11: an empty or huge id says so; a read-only command never creates a store."""
+    from staso.cli import app
+
+    monkeypatch.delenv("STASO_BASE_URL", raising=False)
+    monkeypatch.delenv("STASO_API_KEY", raising=False)
+    missing = tmp_path / "nowhere"
+    runner = CliRunner()
+    env = {"STASO_HOME": str(missing)}
+    for args in (["decisions", "list"], ["decisions", "show", "dec_x"],
+                 ["escalations", "list"], ["escalations", "show", "esc_x"],
+                 ["grants", "list"]):
+        result = runner.invoke(app, args, env=env)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.strip() == f"no embedded store at {missing / 'staso.db'} " \
+                                         "(set STASO_HOME or --url)", result.output
+    assert not missing.exists()
+    for given, said in (("", "id: empty"), ("d" * 20_000, "id: longer than 1000")):
+        result = runner.invoke(app, ["decisions", "show", given], env=env)
+        assert result.exit_code == 1 and result.output.startswith(said), result.output
+
+
+def test_cli_prints_recorded_names_as_escapes(cli_side: Side) -> None:
+    """F6: escape sequences and Rich markup in names reach the terminal as text."""
+    from staso.cli import app
+
+    tool, agent = "[red]RED[/red]\x1b[2Jclear", f"[blink]ag\x1b[31m{sides.fresh_tag()}"
+    made = cli_side.guard(tool, {"query": "x"}, agent_name=agent)
+    esc = cli_side.guard("process_refund", {"amount": 5000}, agent_name=agent)
+    for client in cli_side.clients.values():
+        client.flush()
+    key = cli_side.server.keys["approver"] if cli_side.server is not None else None
+    env = {**cli_side.cli_env(key), "COLUMNS": "200"}
+    runner = CliRunner()
+    outputs = [runner.invoke(app, args, env=env) for args in (
+        ["decisions", "list", "--agent", agent], ["decisions", "show", made.decision_id],
+        ["decisions", "show", esc.decision_id], ["escalations", "list"],
+        ["escalations", "show", str(esc.escalation_id)])]
+    for result in outputs:
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output and "\\x1b" in result.output, result.output
+    assert "[red]RED[/red]\\x1b[2Jclear" in outputs[1].output
+    assert "[blink]ag\\x1b[31m" in outputs[0].output

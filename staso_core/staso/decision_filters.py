@@ -5,9 +5,9 @@ touches a database."""
 
 from __future__ import annotations
 
-import ast
 import base64
 import binascii
+import contextlib
 import json
 import math
 import re
@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .masking import Masker
+from .output_masking import mask_strings, mask_text
 
 ACTIONS = ("allow", "block", "modify", "escalate")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+MAX_EPOCH = 253402300799.0  # 9999-12-31 23:59:59 UTC: later is no time (nor a cursor's)
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,1400}")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # every field a decision shows, in the order a reader wants them
 DECISION_FIELDS = (
@@ -51,16 +54,19 @@ def parse_time(value: Any, param: str, now: float | None = None) -> float | None
         found = _DURATION.fullmatch(text)
         if found is not None:
             back = float(found.group(1)) * _UNITS[found.group(2)]
-            if not math.isfinite(back):
-                raise BadFilter(param, f"{text[:40]!r} is too long a duration")
-            return (now if now is not None else time.time()) - back
+            at = (now if now is not None else time.time()) - back
+            if not math.isfinite(back) or at < 0:
+                raise BadFilter(param, f"{text[:40]!r} is too long a duration (it reaches "
+                                       "back before 1970)")
+            return at
         try:
             seconds = float(text)
         except ValueError:
             raise BadFilter(param, f"{str(value)[:40]!r} is neither epoch seconds nor a "
                                    "duration like 90s, 15m, 1h or 7d") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise BadFilter(param, f"{value!r} is not a time (epoch seconds, 0 or more)")
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_EPOCH:
+        raise BadFilter(param, f"{str(value)[:40]!r} is not a time (epoch seconds, from 0 "
+                               f"to {MAX_EPOCH:.0f})")
     return seconds
 
 
@@ -90,14 +96,16 @@ def parse_limit(value: Any) -> int:
 
 
 def _text(value: Any, param: str) -> str | None:
+    """A text filter. A NUL is allowed: names an agent sent may hold one (they are stored
+    escaped, and matched in that form); a lone surrogate cannot be sent or stored."""
     if value is None:
         return None
     text = str(value)
     if len(text) > 1000:
         raise BadFilter(param, "longer than 1000 characters")
-    if "\x00" in text or not _encodable(text):
-        raise BadFilter(param, "holds a NUL or an unpaired surrogate character; no "
-                               "search can match it")
+    if not _encodable(text):
+        raise BadFilter(param, "holds an unpaired surrogate character; no search can "
+                               "match it")
     return text or None
 
 
@@ -174,46 +182,53 @@ def encode_cursor(created_at: float, decision_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, decision_id = json.loads(raw)
-        if isinstance(created_at, (int, float)) and not isinstance(created_at, bool) \
-                and isinstance(decision_id, str):
-            return float(created_at), decision_id
-    except (binascii.Error, ValueError, TypeError):
-        pass
+    """(created_at, id) from a cursor ``encode_cursor`` made; anything else (a number that
+    is not a finite time, an id no database could hold, another shape) is a BadFilter."""
+    if isinstance(cursor, str) and _CURSOR.fullmatch(cursor):
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            value = json.loads(raw, parse_constant=_not_a_number, parse_int=_short_int)
+        except (binascii.Error, ValueError, RecursionError):
+            value = None
+        if isinstance(value, list) and len(value) == 2:
+            created_at, decision_id = value
+            if isinstance(created_at, (int, float)) and not isinstance(created_at, bool) \
+                    and math.isfinite(created_at) and 0 <= created_at <= MAX_EPOCH \
+                    and isinstance(decision_id, str) and 0 < len(decision_id) <= 1000 \
+                    and "\x00" not in decision_id and _encodable(decision_id):
+                return float(created_at), decision_id
     raise BadFilter("cursor", "not a cursor this server gave (use next_cursor as it came)")
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is no time")
+
+
+def _short_int(digits: str) -> int:
+    if len(digits) > 20:
+        raise ValueError("too long a number")
+    return int(digits)
 
 
 def decision_json(row: dict[str, Any], masker: Masker | None = None) -> dict[str, Any]:
     """A decision row as operators see it. Inputs were masked with the policy's
-    ``redact_in_log`` when recorded; the tool's output is stored as it came, so it is
-    masked here (where it reads as a dict or list) with ``masker``."""
+    ``redact_in_log`` when recorded, and so were the tool's output and error (since
+    ``output_masking``); all are masked again here with ``masker``, for rows recorded
+    before, and for JSON held in a string of an input (``{"payload": "{\\"password\\":
+    ...}"}``), which the masking of inputs when recorded does not read."""
     data = {name: row.get(name) for name in DECISION_FIELDS}
-    if masker is not None and isinstance(data["execution_output"], str):
-        data["execution_output"] = masked_output(data["execution_output"], masker)
+    if masker is not None:
+        for name in ("execution_output", "execution_error"):
+            text = data[name]
+            if isinstance(text, str):
+                data[name] = mask_text(text, masker)
+        for name in ("tool_input", "context", "modified_input"):
+            if data[name] is not None:
+                with contextlib.suppress(RecursionError):  # (masked when recorded)
+                    data[name] = mask_strings(data[name], masker)
     return data
 
 
 def masked_output(text: str, masker: Masker) -> str:
-    """``text`` with secret-named fields masked, when it is JSON or a Python literal (a
-    tool's repr'd dict); other text (or a truncated output) is left as it is."""
-    if text[:1] not in ("{", "[") or len(text) > 20_000:
-        return text
-    parsed: Any
-    as_json = True
-    try:
-        parsed = json.loads(text)
-    except (ValueError, RecursionError):
-        as_json = False
-        try:
-            parsed = ast.literal_eval(text)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            return text
-    masked = masker.mask(parsed)
-    if masked is parsed:
-        return text
-    try:
-        return json.dumps(masked) if as_json else repr(masked)
-    except (TypeError, ValueError, RecursionError):
-        return text
+    """``text`` (a tool's output or error) with secret-named fields masked."""
+    return mask_text(text, masker)

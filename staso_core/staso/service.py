@@ -45,6 +45,7 @@ from .models import (
     RuleResult,
     results_json,
 )
+from .output_masking import mask_execution_fields
 from .plugin_guard import GuardHooks
 from .plugins import runs_foreign_code
 from .policy import Engine, Policy
@@ -445,6 +446,7 @@ class DecisionService:
     def record_execution(self, request: GuardRequest | None, decision_id: str,
                          fields: dict[str, Any], *, urgent: bool = False) -> int:
         """A tool's execution: on its guard decision, or (with ``request``) an unguarded call."""
+        fields = mask_execution_fields(fields, self.policy.log_masker)  # secrets in output, error
         if request is not None:  # an unguarded call: the row is the execution record
             return self.log.add(_unguarded_row, (request, fields, time.time(), self._stamp),
                                 urgent=urgent)

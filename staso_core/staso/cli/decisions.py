@@ -12,7 +12,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from .common import KEY, URL, fail, field, on_client, out
+from .common import KEY, URL, fail, field, out
+from .reading import check_id, on_reader, shown, shown_json
 
 decisions_app = typer.Typer(help="Read the decision log: what was decided on each call.",
                             no_args_is_help=True)
@@ -61,7 +62,7 @@ def decisions_list(
         fail(f"--{'search' if exc.param == 'q' else exc.param} {str(exc).split(': ', 1)[1]}",
              code=2)
         return
-    page = on_client(url, key, lambda client: client.list_decisions(
+    page = on_reader(url, key, lambda client: client.list_decisions(
         agent=filters.agent, tool=filters.tool, rule=filters.rule,
         action=",".join(filters.actions) or None, q=filters.q, since=filters.since,
         until=filters.until, limit=filters.limit, cursor=filters.cursor))
@@ -79,18 +80,18 @@ def decisions_list(
 def _table(items: list[dict[str, Any]]) -> Table:
     """Readable at 80 columns: ids in full (never cut); each row's action over its rule and
     its tool over its agent, long names folded onto more lines."""
-    width = max([_ID_WIDTH, *(len(str(i.get("id", ""))) for i in items)])
+    width = max([_ID_WIDTH, *(len(shown(i.get("id"))) for i in items)])
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
     table.add_column("time", no_wrap=True)
     table.add_column("id", no_wrap=True, min_width=width, overflow="fold")
     table.add_column("action / rule", overflow="fold")
     table.add_column("tool / agent", overflow="fold")
     for item in items:  # Text: names are the agent's, never Rich markup
-        decision = Text(str(item.get("action") or "(run)"))
-        decision.append("\n" + str(item.get("rule_name") or ""), style="dim")
-        call = Text(str(item.get("tool_name") or ""))
-        call.append("\n" + str(item.get("agent_name") or ""), style="dim")
-        table.add_row(_short_time(item.get("created_at")), Text(str(item.get("id"))),
+        decision = Text(shown(item.get("action") or "(run)"))
+        decision.append("\n" + shown(item.get("rule_name")), style="dim")
+        call = Text(shown(item.get("tool_name")))
+        call.append("\n" + shown(item.get("agent_name")), style="dim")
+        table.add_row(_short_time(item.get("created_at")), Text(shown(item.get("id"))),
                       decision, call)
     return table
 
@@ -102,7 +103,8 @@ def decisions_show(decision_id: str = typer.Argument(..., help="a decision id, o
                    url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """Show one decision: rule results, masked input, changes, execution, answers and its
     escalation."""
-    found = on_client(url, key, lambda client: _find(client, decision_id))
+    check_id(decision_id)
+    found = on_reader(url, key, lambda client: _find(client, decision_id))
     if as_json:
         print(json.dumps(found, indent=2))
         return
@@ -122,36 +124,39 @@ def _find(client: Any, given: str) -> dict[str, Any]:
             if one is not None:
                 return one
         if len(ids) > 1:
-            shown = ", ".join(ids[:3]) + (", …" if len(ids) > 3 else "")
-            fail(f"{given!r} is ambiguous: it starts {len(ids)} decision ids ({shown}); "
+            some = ", ".join(shown(i) for i in ids[:3]) + (", …" if len(ids) > 3 else "")
+            fail(f"{given!r} is ambiguous: it starts {len(ids)} decision ids ({some}); "
                  "give more of the id")
     fail(f"no decision with id {given!r} (see staso decisions list)")
     raise AssertionError("unreachable")
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    return shown_json(value)
 
 
 def _show(d: dict[str, Any]) -> None:
-    field("id", d.get("id"))
+    """One decision as text: every recorded string through ``shown`` (escape sequences an
+    agent put in a name must not reach the terminal), printed without markup."""
+    field("id", shown(d.get("id")))
     field("time", local_time(d.get("created_at")))
-    field("agent", str(d.get("agent_name") or "") + (f" ({d['environment']})"
-                                                     if d.get("environment") else ""))
-    field("tool", d.get("tool_name"))
-    action = d.get("action") or "(not guarded: execution record only)"
-    field("action", action + (f", severity {d['severity']}" if d.get("severity") else ""))
+    field("agent", shown(d.get("agent_name")) + (f" ({shown(d['environment'])})"
+                                                 if d.get("environment") else ""))
+    field("tool", shown(d.get("tool_name")))
+    action = shown(d.get("action") or "(not guarded: execution record only)")
+    field("action", action + (f", severity {shown(d['severity'])}" if d.get("severity")
+                              else ""))
     if d.get("rule_name"):
-        field("rule", d["rule_name"])
+        field("rule", shown(d["rule_name"]))
     if d.get("reason"):
-        field("reason", d["reason"])
+        field("reason", shown(d["reason"]))
     if d.get("grant_id"):
-        field("standing approval", d["grant_id"])
-    policy = [f"version {d['policy_version']}" if d.get("policy_version") else "",
-              f"digest {d['policy_digest']}" if d.get("policy_digest") else ""]
+        field("standing approval", shown(d["grant_id"]))
+    policy = [f"version {shown(d['policy_version'])}" if d.get("policy_version") else "",
+              f"digest {shown(d['policy_digest'])}" if d.get("policy_digest") else ""]
     if any(policy):
         field("policy", ", ".join(p for p in policy if p))
-    if d.get("latency_ms") is not None:
+    if isinstance(d.get("latency_ms"), (int, float)):
         field("decided in", f"{d['latency_ms']:.1f} ms")
     field("input (masked per redact_in_log)", _json(d.get("tool_input")))
     if d.get("context"):
@@ -161,33 +166,39 @@ def _show(d: dict[str, Any]) -> None:
     field("rules", f"{len(said)} of {len(results)} said something"
           if results else "none evaluated")
     for r in said:
-        mode = "" if r.get("mode") in (None, "enforce") else f" ({r['mode']})"
-        out.print(f"  - {r.get('rule_name')}: {r.get('action')}{mode}, "
-                  f"{r.get('severity')}: {r.get('reason')}", markup=False, highlight=False)
+        mode = "" if r.get("mode") in (None, "enforce") else f" ({shown(r['mode'])})"
+        out.print(f"  - {shown(r.get('rule_name'))}: {shown(r.get('action'))}{mode}, "
+                  f"{shown(r.get('severity'))}: {shown(r.get('reason'))}", markup=False,
+                  highlight=False)
     if d.get("modified_input") is not None:
         field("modified input", _json(d["modified_input"]))
     if d.get("modifications"):
         field("modifications", _json(d["modifications"]))
     if d.get("execution_status"):
-        ran = d["execution_status"] + (f" in {d['execution_ms']:.1f} ms"
-                                       if d.get("execution_ms") is not None else "")
+        ran = shown(d["execution_status"]) + (
+            f" in {d['execution_ms']:.1f} ms"
+            if isinstance(d.get("execution_ms"), (int, float)) else "")
         field("execution", ran)
         if d.get("execution_error"):
-            field("error", d["execution_error"])
+            field("error", shown(d["execution_error"]))
         if d.get("execution_output") is not None:
-            field("output", d["execution_output"])
+            field("output", shown(d["execution_output"]))
     for a in d.get("answers") or []:
-        field("answer", f"{a.get('answer')} by {a.get('by')}"
-              + (f" via {a['via']}" if a.get("via") else "") + f" at {local_time(a.get('at'))}")
+        field("answer", f"{shown(a.get('answer'))} by {shown(a.get('by'))}"
+              + (f" via {shown(a['via'])}" if a.get("via") else "")
+              + f" at {local_time(a.get('at'))}")
     esc = d.get("escalation")
     if esc:
-        line = f"{esc.get('id')} {esc.get('status')}, opened {local_time(esc.get('created_at'))}"
+        line = (f"{shown(esc.get('id'))} {shown(esc.get('status'))}, opened "
+                f"{local_time(esc.get('created_at'))}")
         if esc.get("resolved_at"):
-            line += f", answered {local_time(esc['resolved_at'])} by {esc.get('resolved_by')}"
+            line += (f", answered {local_time(esc['resolved_at'])} by "
+                     f"{shown(esc.get('resolved_by'))}")
             if esc.get("resolved_via"):
-                line += f" via {esc['resolved_via']}"
+                line += f" via {shown(esc['resolved_via'])}"
         field("escalation", line)
         if esc.get("comment"):
-            field("comment", esc["comment"])
+            field("comment", shown(esc["comment"]))
     elif d.get("escalation_id"):
-        field("escalation", f"{d['escalation_id']} ({d.get('escalation_status')})")
+        field("escalation", f"{shown(d['escalation_id'])} "
+                            f"({shown(d.get('escalation_status'))})")

@@ -8,8 +8,10 @@ from typing import Any, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .common import KEY, URL, age, fail, field, on_client, out
+from .reading import on_reader, shown, shown_json
 
 escalations_app = typer.Typer(help="List, show, approve and deny escalations.",
                               no_args_is_help=True)
@@ -32,9 +34,10 @@ def full_id(client: Any, given: str, action: Any) -> Any:
             return action(matches[0])
         if not matches:
             raise
+        some = ", ".join(shown(m) for m in matches[:10]) + (" ..." if len(matches) > 10
+                                                              else "")
         raise StasoError(f"{given!r} is the start of {len(matches)} escalation ids: "
-                         f"{', '.join(matches[:10])}{' ...' if len(matches) > 10 else ''}; "
-                         f"give more of it") from None
+                         f"{some}; give more of it") from None
 
 
 def _ids_starting_with(client: Any, prefix: str, pages: int = 20) -> list[str]:
@@ -70,19 +73,20 @@ def escalations_list(status: Optional[str] = typer.Option(  # noqa: UP045
     """List escalations, newest first."""
     if status is not None and status not in STATUSES:
         fail(f"--status must be one of {', '.join(STATUSES)} (got {status!r})", code=2)
-    items = on_client(url, key, lambda client: client.list_escalations(status=status))
+    items = on_reader(url, key, lambda client: client.list_escalations(status=status))
     if as_json:
         print(json.dumps([e.to_dict() for e in items], indent=2))
         return
     # ids are never cut (show, approve and deny take them); the other columns fold
     table = Table()
-    table.add_column("id", no_wrap=True, min_width=max((len(e.id) for e in items), default=2))
+    table.add_column("id", no_wrap=True, min_width=max((len(shown(e.id)) for e in items),
+                                                       default=2))
     for name in ("status", "tool", "rule", "agent", "age"):
         table.add_column(name, overflow="fold")
     now = time.time()
-    for e in items:
-        table.add_row(e.id, e.status, e.tool_name, e.rule_name or "", e.agent_name,
-                      age(now - e.created_at))
+    for e in items:  # Text: agents' names are never Rich markup, and shown as escapes
+        table.add_row(*(Text(shown(v)) for v in (e.id, e.status, e.tool_name, e.rule_name,
+                                                  e.agent_name)), age(now - e.created_at))
     out.print(table)
 
 
@@ -91,7 +95,7 @@ def escalations_show(escalation_id: str,
                      as_json: bool = typer.Option(False, "--json", help="JSON output"),
                      url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """Show one escalation with its full input."""
-    esc = on_client(url, key, lambda client: full_id(client, escalation_id,
+    esc = on_reader(url, key, lambda client: full_id(client, escalation_id,
                                                      client.get_escalation))
     if as_json:
         print(json.dumps(esc.to_dict(), indent=2))
@@ -100,13 +104,15 @@ def escalations_show(escalation_id: str,
     for key, value in esc.to_dict().items():
         if key in _WHO_ANSWERS:
             continue
-        if isinstance(value, dict):
-            value = json.dumps(value, indent=2)
+        if isinstance(value, (dict, list)):
+            value = shown_json(value)
         elif key.endswith("_at") and isinstance(value, (int, float)):
             value = when(value, now)
+        else:
+            value = shown(value)
         field(key, value)
     for key, value in _who_answers(esc):
-        field(key, value)
+        field(key, shown(value))
 
 
 # shown together, in words, by escalations show
@@ -147,19 +153,21 @@ def _resolve(escalation_id: str, status: str, by: str, comment: str | None,
 
     esc = on_client(url, key, answer)
     if esc.status == "pending":  # one approval of several
-        out.print(f"{esc.id} pending: {len(esc.approvals)} of {esc.approvals_required} "
-                  f"approvals ({', '.join(a['name'] for a in esc.approvals)})", markup=False,
+        out.print(shown(f"{esc.id} pending: {len(esc.approvals)} of "
+                        f"{esc.approvals_required} approvals "
+                        f"({', '.join(a['name'] for a in esc.approvals)})"), markup=False,
                   highlight=False)
         return
-    out.print(f"{esc.id} {esc.status} by {esc.resolved_by}", markup=False, highlight=False)
+    out.print(shown(f"{esc.id} {esc.status} by {esc.resolved_by}"), markup=False,
+              highlight=False)
     if grant is not None and esc.status == "approved":
         granted = " and ".join(x for x in (
             f"for {grant['ttl']}" if "ttl" in grant else "for 1h",
             f"at most {grant['max_uses']} times" if "max_uses" in grant else "",
             f"when {grant['when']}" if "when" in grant else "") if x)
-        out.print(f"standing approval: {esc.agent_name}'s {esc.tool_name} calls escalated by "
-                  f"{esc.rule_name} are allowed {granted} (staso grants list)", markup=False,
-                  highlight=False)
+        out.print(shown(f"standing approval: {esc.agent_name}'s {esc.tool_name} calls "
+                        f"escalated by {esc.rule_name} are allowed {granted} (staso grants "
+                        "list)"), markup=False, highlight=False)
 
 
 @escalations_app.command("approve")

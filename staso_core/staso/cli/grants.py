@@ -8,8 +8,10 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .common import KEY, URL, age, on_client, out
+from .reading import on_reader, shown
 
 grants_app = typer.Typer(help="Review and revoke standing approvals (grants).",
                          no_args_is_help=True)
@@ -20,7 +22,7 @@ def grants_list(show_all: bool = typer.Option(False, "--all", help="also expired
                 as_json: bool = typer.Option(False, "--json", help="JSON output"),
                 url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """List standing approvals, newest first (by default the live ones)."""
-    found = on_client(url, key, lambda client: client.list_grants(live_only=not show_all))
+    found = on_reader(url, key, lambda client: client.list_grants(live_only=not show_all))
     now = time.time()
     if as_json:
         print(json.dumps([g.to_dict(now) for g in found], indent=2))
@@ -36,9 +38,10 @@ def grants_list(show_all: bool = typer.Option(False, "--all", help="also expired
                    else f"{age(now - g.expires_at)} ago")
         uses = f"{g.uses}" + (f" of {g.max_uses}" if g.max_uses is not None else "")
         state = g.state(now) + (f" by {g.revoked_by}" if g.revoked_at is not None else "")
-        table.add_row(g.id, state, g.agent_name, g.tool_name, g.rule_name,
-                      g.condition or "(any input)", uses, expires,
-                      g.created_by + (f" via {g.created_via}" if g.created_via else ""))
+        # Text: agents' names are never Rich markup, and shown as escapes
+        table.add_row(*(Text(shown(v)) for v in (
+            g.id, state, g.agent_name, g.tool_name, g.rule_name, g.condition or "(any input)",
+            uses, expires, g.created_by + (f" via {g.created_via}" if g.created_via else ""))))
     out.print(table)
 
 
@@ -49,5 +52,5 @@ def grants_revoke(grant_id: str = typer.Argument(..., help="the grant's id (gran
                   url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """Revoke a standing approval: the next call it would have allowed goes to a person."""
     grant = on_client(url, key, lambda client: client.revoke_grant(grant_id, by=by))
-    out.print(f"{grant.id} revoked by {grant.revoked_by} (it was used {grant.uses} "
-              f"time(s))", markup=False, highlight=False)
+    out.print(shown(f"{grant.id} revoked by {grant.revoked_by} (it was used {grant.uses} "
+                    "time(s))"), markup=False, highlight=False)

@@ -9,6 +9,7 @@ each database folds it (``ILIKE`` on PostgreSQL; ``lower()`` on SQLite, ASCII le
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..decision_filters import ACTIONS, DecisionFilter, DecisionPage, decode_cursor, encode_cursor
-from .escaping import escape_text, needs_escape, unescape_row, unescape_text
+from .escaping import MARKER, needs_escape, unescape_row, unescape_text
 from .rows import SqlRows
 from .schema import decisions, escalations
 
@@ -36,13 +37,37 @@ def like_literal(text: str) -> str:
 
 
 def _name_matches(column: sa.ColumnElement[Any], value: str) -> sa.ColumnElement[bool]:
-    """A whole name, or a glob with ``*``, ignoring case."""
-    pattern = "%".join(like_literal(part) for part in value.split("*"))
-    match = column.ilike(pattern, escape=_ESCAPE)
-    stored = escape_text(value)
-    if stored != value and "*" not in value:  # text kept escaped (NUL, lone surrogates)
-        return sa.or_(match, column == stored)
+    """A whole name, or a glob with ``*``, ignoring case: as stored, and in the escaped form
+    a name with a NUL is stored in (``drop_db\\x00`` is found by ``drop_db*`` too)."""
+    parts = value.split("*")
+    escaped = like_literal(MARKER + '"') + "%".join(like_literal(_json_inner(part))
+                                                    for part in parts) + like_literal('"')
+    match: sa.ColumnElement[bool] = column.ilike(escaped, escape=_ESCAPE)
+    if _plain(value):
+        match = sa.or_(column.ilike("%".join(like_literal(part) for part in parts),
+                                    escape=_ESCAPE), match)
     return match
+
+
+def _contains(column: sa.ColumnElement[Any], text: str) -> sa.ColumnElement[bool]:
+    """``text`` anywhere in the column, ignoring case: as stored, or in the escaped form."""
+    match: sa.ColumnElement[bool] = column.ilike(f"%{like_literal(_json_inner(text))}%",
+                                                 escape=_ESCAPE)
+    if _plain(text):
+        plain = column.ilike(f"%{like_literal(text)}%", escape=_ESCAPE)
+        match = plain if _json_inner(text) == text else sa.or_(plain, match)
+    return match
+
+
+def _json_inner(text: str) -> str:
+    """``text`` as it appears inside an escaped value's JSON string."""
+    return json.dumps(text)[1:-1]
+
+
+def _plain(text: str) -> bool:
+    """Whether a database can be asked for ``text`` as it is (PostgreSQL refuses a NUL;
+    lone surrogates are refused by the filter already)."""
+    return "\x00" not in text
 
 
 def bucket_seconds(span: float) -> int:
@@ -71,8 +96,7 @@ class DecisionRows(SqlRows):
         if filters.actions:
             where.append(c.action.in_(filters.actions))
         if filters.q:
-            pattern = f"%{like_literal(filters.q)}%"
-            where.append(sa.or_(*(column.ilike(pattern, escape=_ESCAPE) for column in (
+            where.append(sa.or_(*(_contains(column, filters.q) for column in (
                 c.id, c.tool_name, c.agent_name, c.rule_name, c.reason, c.escalation_id))))
         if filters.since is not None:
             where.append(c.created_at >= filters.since)

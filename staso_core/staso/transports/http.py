@@ -244,6 +244,16 @@ def _grants(data: Any) -> list[Grant]:
     return [_grant(item) for item in data]
 
 
+def segment(value: str, kind: str = "escalation") -> str:
+    """An id as one path segment: ``?``, ``#``, ``%`` and the rest percent-encoded (an id
+    never reaches another route). "", "." and ".." (which a URL resolves away) and an id
+    with a ``/`` (the server decodes ``%2F`` before routing: no route takes it) are no id:
+    EscalationNotFound, as the server's 404 is."""
+    if value in ("", ".", "..") or "/" in value:
+        raise EscalationNotFound(f"no {kind} with id {value!r}")
+    return quote(value, safe="")
+
+
 @contextlib.contextmanager
 def _grant_errors() -> Iterator[None]:
     """The grants routes' 404 and 409 as the errors the embedded store raises."""
@@ -358,15 +368,15 @@ class HttpTransport:
         hold = max(min(poll_interval, deadline - time.time(), _LONG_POLL), 0.0)
         # while waiting, keep retrying through server restarts until the agent's deadline
         budget = max(deadline - time.time(), 0.0) + self._budget()
-        return Call("GET", f"/v1/escalations/{escalation_id}", _escalation, budget,
-                    params={"wait": f"{hold:.3f}"}, hold=hold, connect_retry=budget)
+        return Call("GET", f"/v1/escalations/{segment(escalation_id)}", _escalation,
+                    budget, params={"wait": f"{hold:.3f}"}, hold=hold, connect_retry=budget)
 
     def _get(self, escalation_id: str, timeout: float | None = None) -> Call:
-        return Call("GET", f"/v1/escalations/{escalation_id}", _escalation,
+        return Call("GET", f"/v1/escalations/{segment(escalation_id)}", _escalation,
                     self._budget(timeout))
 
     def _claim(self, escalation_id: str, decision_id: str, timeout: float | None) -> Call:
-        return Call("POST", f"/v1/escalations/{escalation_id}/claim", _claimed,
+        return Call("POST", f"/v1/escalations/{segment(escalation_id)}/claim", _claimed,
                     self._budget(timeout), json={"decision_id": decision_id})
 
     def decide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
@@ -409,7 +419,7 @@ class HttpTransport:
         return bool(await self.asend(self._claim(answered.id, decision_id, timeout)))
 
     def _give_up(self, escalation_id: str, decision_id: str, timeout: float | None) -> Call:
-        return Call("POST", f"/v1/escalations/{escalation_id}/give-up", _given_up,
+        return Call("POST", f"/v1/escalations/{segment(escalation_id)}/give-up", _given_up,
                     self._budget(timeout), json={"decision_id": decision_id})
 
     def give_up(self, escalation_id: str, decision_id: str, *,
@@ -454,7 +464,8 @@ class HttpTransport:
             if grant is not None:
                 body["grant"] = grant
         # not retried: a lost answer to a resolution must not turn into a 409 on retry
-        esc: Escalation = self.send(Call("POST", f"/v1/escalations/{escalation_id}/{verb}",
+        path = f"/v1/escalations/{segment(escalation_id)}/{verb}"
+        esc: Escalation = self.send(Call("POST", path,
                                          _escalation, self._budget(), json=body, retry=False))
         return esc
 
@@ -466,7 +477,8 @@ class HttpTransport:
 
     def get_grant(self, grant_id: str) -> Grant:
         with _grant_errors():
-            grant: Grant = self.send(Call("GET", f"/v1/grants/{quote(grant_id, safe='')}",
+            path = f"/v1/grants/{segment(grant_id, 'standing approval')}"
+            grant: Grant = self.send(Call("GET", path,
                                           _grant, self._budget()))
         return grant
 
@@ -474,7 +486,8 @@ class HttpTransport:
         # the server records the key's name (``by`` is shown with it, as with answers);
         # not retried: a lost answer would come back as a 409 on retry
         with _grant_errors():
-            grant: Grant = self.send(Call("DELETE", f"/v1/grants/{quote(grant_id, safe='')}",
+            path = f"/v1/grants/{segment(grant_id, 'standing approval')}"
+            grant: Grant = self.send(Call("DELETE", path,
                                           _grant, self._budget(), params={"by": by},
                                           retry=False))
         return grant
@@ -485,7 +498,7 @@ class HttpTransport:
                     params=filters.params())
 
     def _decision(self, decision_id: str) -> Call:
-        return Call("GET", f"/v1/decisions/{quote(decision_id, safe='')}", _decision_row,
+        return Call("GET", f"/v1/decisions/{segment(decision_id, 'decision')}", _decision_row,
                     self._budget())
 
     def list_decisions(self, filters: DecisionFilter) -> DecisionPage:
