@@ -171,7 +171,8 @@ def test_a_tool_name_no_one_knows_is_a_warning_with_a_did_you_mean(tmp_path: Pat
     code, lines, out = check(tmp_path, text)
     assert code == 0, lines
     assert lines == [f"warning: {tmp_path / 'staso.yaml'}:8: rule 'refunds': tool "
-                     "'proces_refund' matches no known tool; did you mean 'process_refund'?"]
+                     "'proces_refund' matches no tool seen yet in the policy's tests, the "
+                     "decision log or --tool; did you mean 'process_refund'?"]
     assert "ok (2 rules, 1 warning(s))" in out
 
 
@@ -184,8 +185,9 @@ def test_tools_named_on_the_command_line_count_and_none_known_is_said_once(
                      "policy's tests or the decision log; name them with --tool)"]
     code, lines, _ = check(tmp_path, fixed, "--tool", "processRefund")
     assert code == 0
-    assert len(lines) == 1 and "'proces_refund' matches no known tool; did you mean " \
-                               "'processRefund'?" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("warning: ")
+    assert "'proces_refund' matches no tool seen yet in the policy's tests, the decision " \
+           "log or --tool; did you mean 'processRefund'?" in lines[0]
 
 
 def test_problems_in_a_sibling_test_file_are_reported_too(tmp_path: Path) -> None:
@@ -218,15 +220,75 @@ def test_recorded_calls_give_samples_and_tool_names(tmp_path: Path) -> None:
     code, lines, _ = check(tmp_path, text, home=home)
     assert code == 0  # the rule reaches no recorded call: only the tool warning
     assert lines == [f"warning: {tmp_path / 'staso.yaml'}:3: rule 'urgent': tool 'send_emial' "
-                     "matches no known tool; did you mean 'send_email'?"]
-    code, lines, _ = check(tmp_path, text.replace("send_emial", "send_email"), home=home)
-    assert code == 1
-    assert lines[0].startswith(f"{tmp_path / 'staso.yaml'}:4: rule urgent (line 2): "
-                               f"tool_input.priority.startsWith(\"high\") fails on decision "
+                     "matches no tool seen yet in the policy's tests, the decision log or "
+                     "--tool; did you mean 'send_email'?"]
+    code, lines, out = check(tmp_path, text.replace("send_emial", "send_email"), home=home)
+    # what an agent sent is not the policy's fault (the engine escalates such a call):
+    # a warning, so any agent cannot keep a valid policy from being pushed
+    assert code == 0, lines
+    assert len(lines) == 1
+    assert lines[0].startswith(f"warning: {tmp_path / 'staso.yaml'}:4: rule urgent (line 2): "
+                               "tool_input.priority.startsWith(\"high\") fails on 1 recorded "
+                               "call (such a call gets this rule's action, escalate: a "
+                               "condition that fails counts as a match), e.g. on decision "
                                f"{recorded.decision_id}: ")
+    assert "ok (1 rules, 1 warning(s))" in out
 
 
 def test_a_check_does_not_create_a_store(tmp_path: Path) -> None:
     code, _, _ = check(tmp_path, "rules: []\n", home=tmp_path / "home")
     assert code == 0
     assert not (tmp_path / "home").exists()
+
+
+README_POLICY = """version: 1
+escalation_ttl: 24h
+rules:
+  - name: refund_over_1000
+    tools: [process_refund]
+    when: tool_input.amount > 1000
+    action: escalate
+  - name: redact_pii_in_email
+    tools: [send_email]
+    action: modify
+    modify: {redact: {fields: [body], detectors: [ssn, credit_card]}}
+tests:
+  - name: big refunds escalate
+    tool: process_refund
+    input: {amount: 5000}
+    expect: {action: escalate, rule_name: refund_over_1000}
+"""
+
+
+def test_what_an_agent_sent_cannot_make_a_valid_policy_fail(tmp_path: Path) -> None:
+    """Any agent could record `amount: "lots"` and so fail the README's policy (and block
+    `push`): a condition failing on recorded calls is a warning (the engine escalates such a
+    call); failing on the policy's own tests stays an error. Recorded names print escaped."""
+    home = tmp_path / "home"
+    st.init(home=home, agent_name="any-agent", policy="version: 1\nrules: []\n")
+    try:
+        st.guard("process_refund", {"amount": "lots"})
+        st.guard("process_refund", {"amount": ["x"]})
+        st.guard("process_refund", {"amount": 20})
+        st.guard("\x1b[2Jrefund\x07", {"amount": 1})
+    finally:
+        st.shutdown()
+    code, lines, out = check(tmp_path, README_POLICY, home=home)
+    assert code == 0, lines
+    path = tmp_path / "staso.yaml"
+    assert lines[0].startswith(f"warning: {path}:6: rule refund_over_1000 (line 4): "
+                               "tool_input.amount > 1000 fails on 2 recorded calls (such a "
+                               "call gets this rule's action, escalate: a condition that fails "
+                               "counts as a match), e.g. on decision dec_")
+    assert "No such overload" in lines[0] and len(lines) == 2
+    assert lines[1].startswith(f"warning: {path}:9: rule 'redact_pii_in_email': tool "
+                               "'send_email' matches no tool seen yet")
+    assert "\\x1b[2Jrefund\\x07" in lines[1] and "\x1b" not in "".join(lines)
+    assert "ok (2 rules, 2 warning(s))" in out
+    # the same call as one of the policy's own tests is the policy's mistake
+    own = README_POLICY + "  - {name: odd, tool: process_refund, input: {amount: lots}, " \
+                          "expect: escalate}\n"
+    code, lines, _ = check(tmp_path, own, home=home)
+    assert code == 1
+    assert lines[0].startswith(f"{path}:6: rule refund_over_1000 (line 4): tool_input.amount "
+                               "> 1000 fails on test 'odd': No such overload")

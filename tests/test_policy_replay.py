@@ -145,7 +145,8 @@ def test_check_reads_the_servers_decision_log(server: Server, tmp_path: Path) ->
                                "\"1000\" fails on decision ")
     assert lines[0].endswith("; did you mean 1000?") and "is 70 (a number)" in lines[0]
     assert lines[1] == (f"warning: {path}:4: rule 'big_refund': tool 'proces_refund' matches "
-                        "no known tool; did you mean 'process_refund'?")
+                        "no tool seen yet in the policy's tests, the decision log or --tool; "
+                        "did you mean 'process_refund'?")
 
 
 def push(file: Path, server: Server, role: str) -> tuple[int, str, str]:
@@ -185,3 +186,60 @@ def test_an_invalid_policy_never_reaches_the_server(server: Server, tmp_path: Pa
     assert ":7: rule 'builtin/nope': unknown rule pack" in err
     assert "was not pushed" in err
     assert policy_version(server) == version
+
+
+def test_a_policy_with_an_unknown_pack_option_is_refused_by_push_and_server(
+        server: Server, tmp_path: Path) -> None:
+    """builtin/pii with a detector it lacks: once installed by push, every call holding an
+    SSN got HTTP 500 (KeyError). Now check, push and the server itself refuse it at load."""
+    bad = tmp_path / "pii.yaml"
+    bad.write_text("version: 1\nrules:\n  - use: builtin/pii\n    detectors: [ssn, nope]\n")
+    version = policy_version(server)
+    code, _, err = push(bad, server, "admin")
+    assert code == 1 and ":4: rule 'builtin/pii': unknown detector 'nope'" in err
+    answer = httpx.put(server.url + "/v1/policy", json={"source": bad.read_text()},
+                       headers=server.headers("admin"), timeout=30)
+    assert 400 <= answer.status_code < 500 and "nope" in answer.text
+    assert policy_version(server) == version
+    guarded = httpx.post(server.url + "/v1/guard", headers=server.headers("agent"), timeout=30,
+                         json={"tool_name": "send_email", "agent_name": "a",
+                               "tool_input": {"body": "ssn 078-05-1120"}})
+    assert guarded.status_code == 200
+
+
+def test_replay_skips_unguarded_executions_and_prints_recorded_text_escaped(
+        tmp_path: Path) -> None:
+    """Rows from /v1/executions have no decision: the policy in force replays with 0 changes
+    (they were counted as `→ allow`). Recorded tool names reach the terminal escaped."""
+    from staso.policy.loader import load_policy_text
+    from staso.policy.replay import replay as replay_calls
+
+    home = tmp_path / "home"
+    (tmp_path / "recorded.yaml").write_text(RECORDED)
+    st.init(home=home, agent_name="refund-agent", policy=tmp_path / "recorded.yaml")
+    try:
+        client = st.get_client()
+        for n in range(3):
+            client.record_execution(decision_id=None, tool_name="cron_job",
+                                    tool_input={"n": n}, fields={"status": "ok"})
+        st.guard("run_sql", {"q": "DROP TABLE users"})
+        st.guard("\x1b[2Jwipe\x07", {"q": "DROP TABLE t", "note": "\x1b]0;owned\x07"})
+    finally:
+        st.shutdown()
+    code, text = replay(str(tmp_path / "recorded.yaml"), home=home)
+    assert code == 0, text
+    assert ": 0 outcome(s) change" in text and "replayed 2 recorded call(s)" in text
+    assert "skipped 3 recorded execution(s) without a guard decision" in text
+    code, text = replay(str(tmp_path / "recorded.yaml"), "--json", home=home)
+    data = json.loads(text)
+    assert (data["replayed"], data["changed"], data["unguarded"]) == (2, 0, 3)
+    (tmp_path / "candidate.yaml").write_text("rules:\n  - name: block_all\n    action: block\n")
+    code, text = replay(str(tmp_path / "candidate.yaml"), home=home)
+    assert code == 0 and "  allow → block  block_all  1 call(s)" in text
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[2Jwipe\\x07" in text and "owned" in text
+    # the report itself: a row without an action is no change
+    report = replay_calls(load_policy_text(CANDIDATE), {},
+                          [{"id": "x", "tool_name": "process_refund", "action": None,
+                            "tool_input": {"amount": 5000}}])
+    assert (report.replayed, report.changed, report.unguarded) == (0, 0, 1)

@@ -22,6 +22,7 @@ from .approvers import AnswerRefused, same_person
 from .errors import StasoError
 from .models import Escalation, GuardRequest, GuardResult
 from .policy.cel_env import ConditionError, ConditionRunner, compile_condition
+from .policy.condition_types import macro_depth
 
 DEFAULT_TTL = 3600.0  # seconds
 MAX_TTL = 30 * 86400.0
@@ -30,10 +31,10 @@ MAX_CONDITION = 2000  # characters
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 SCOPE_KEYS = {"agent", "tool", "when", "ttl", "max_uses"}
-# CEL's comprehension macros: their cost grows with the input, by its square when nested (a
-# 59-character "no duplicate ids" condition took 8 s on 4,000 ids, holding the GIL), and a
-# grant's condition is written by an approver, runs in the server on every covered call
-_MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(")
+# CEL's comprehension macros (condition_types.macro_depth) are refused in a grant: their
+# cost grows with the input, by its square when nested (a 59-character "no duplicate ids"
+# condition took 8 s on 4,000 ids, holding the GIL), and a grant's condition is written by
+# an approver, runs in the server on every covered call
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def scope_from(raw: Any, esc: Escalation, functions: dict[str, Callable[..., Any
                                 "tool_input.amount <= 2000")
         if len(condition) > MAX_CONDITION:
             raise AnswerRefused(f"grant 'when' is over {MAX_CONDITION} characters")
-        if _MACRO.search(condition):
+        if macro_depth(condition) > 0:
             raise AnswerRefused("grant 'when' may not use all, exists, exists_one, map or "
                                 "filter: a condition run on every call must stay cheap "
                                 "whatever the input (a rule in the policy can use them)")

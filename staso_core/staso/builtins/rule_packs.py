@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 
 from ..detectors import has_pii, is_dangerous_shell, is_destructive_sql, is_protected_path
 from ..detectors.paths import protected_path_in_any
-from ..detectors.pii import has_pii_in_any
+from ..detectors.pii import PII_DETECTORS, has_pii_in_any
 from ..detectors.shell import runs_destructive_sql
 from ..hookspecs import hookimpl
 from ..policy.model import ModifySpec, RulePack
@@ -36,6 +37,14 @@ class _PiiDetector:
     few joined passes (the engine uses it when a detector has one)."""
 
     def __init__(self, detectors: tuple[str, ...] | None) -> None:
+        # a pack's options are checked when the policy loads (ValueError, reported at the
+        # 'detectors' line), never found wrong by the first call that holds personal data
+        for name in detectors or ():
+            if name not in PII_DETECTORS:
+                near = difflib.get_close_matches(str(name), list(PII_DETECTORS), n=1)
+                raise ValueError(f"unknown detector {name!r} for builtin/pii"
+                                 + (f"; did you mean {near[0]!r}?" if near else "")
+                                 + f" (use {', '.join(PII_DETECTORS)})")
         self.detectors = detectors
 
     def __call__(self, text: str) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from .common import KEY, URL, client_for, fail, on_client, out
+from .common import KEY, URL, client_for, fail, on_client, out, printable
 
 policy_app = typer.Typer(help="Check, test, replay and push policies.", no_args_is_help=True)
 TOOLS = typer.Option(None, "--tool", help="a tool name that exists (repeatable)")
@@ -62,13 +62,15 @@ def _check(file: Path, url: str | None, key: str | None, tools: list[str] | None
     report = check_policy_file(file, packs=collect_packs(pm), functions=collect_functions(pm),
                                channels=collect_channels(pm), recorded=recorded,
                                tools=tools or ())
+    # (warnings quote recorded tool names and calls: printable() shows control characters;
+    # an error may hold the CEL parser's picture of a condition, on lines of its own)
     for error in report.errors:
-        typer.echo(str(error), err=True)
+        typer.echo("\n".join(printable(line) for line in str(error).split("\n")), err=True)
     for warning in report.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"warning: {printable(warning)}", err=True)
     if report.ok and report.policy is not None:  # (notes matter once nothing is wrong)
         for note in said + report.notes if notes else ():
-            typer.echo(f"note: {note}", err=True)
+            typer.echo(f"note: {printable(note)}", err=True)
         out.print(f"{file}: ok ({len(report.policy.rules)} rules"
                   + (f", {len(report.warnings)} warning(s)" if report.warnings else "") + ")",
                   markup=False, highlight=False)
@@ -132,18 +134,23 @@ def policy_replay(file: Path,
     if as_json:
         typer.echo(json.dumps({"since": since, **report.as_json()}, ensure_ascii=False))
         return
-    text = out.print
-    text(f"replayed {report.replayed} recorded call(s) from the last {since} under {file}: "
-         f"{report.changed} outcome(s) change", markup=False, highlight=False)
+    def text(line: str) -> None:  # (recorded names and inputs: printable(), no markup)
+        out.print(line, markup=False, highlight=False)
+
+    text(f"replayed {report.replayed} recorded call(s) from the last {since} under "
+         f"{printable(file)}: {report.changed} outcome(s) change")
     for change in report.changes:
-        text(f"  {change.before} → {change.after}  {change.rule or '(no rule)'}  "
-             f"{change.count} call(s)", markup=False, highlight=False)
+        text(f"  {printable(change.before)} → {printable(change.after)}  "
+             f"{printable(change.rule or '(no rule)')}  {change.count} call(s)")
         for ex in change.examples:
-            text(f"      {ex['id']}  {ex['tool']}  {ex['input']}", markup=False,
-                 highlight=False)
+            text(f"      {printable(ex['id'])}  {printable(ex['tool'])}  "
+                 f"{printable(ex['input'])}")
+    if report.unguarded:
+        text(f"skipped {report.unguarded} recorded execution(s) without a guard decision "
+             "(reported through /v1/executions): no outcome to compare")
     text(f"note: recorded inputs are masked where redact_in_log masked them; "
          f"{report.masked} of these call(s) hold masked fields, and rules reading those "
-         f"fields may replay differently", markup=False, highlight=False)
+         f"fields may replay differently")
 
 
 @policy_app.command("push")

@@ -57,10 +57,11 @@ def check_policy_file(path: str | Path, *, packs: dict[str, RulePack],
     tests += sibling_tests(path, problems)
     report = CheckReport(policy)
     if policy is not None:
-        samples = [Sample(f"test {t.name!r}", t.tool_name, t.tool_input, t.context)
-                   for t in tests] + list(recorded)
-        _check_conditions(policy, problems, functions, samples)
-        known = list(dict.fromkeys([*tools, *(s.tool_name for s in samples)]))
+        own = [Sample(f"test {t.name!r}", t.tool_name, t.tool_input, t.context)
+               for t in tests]
+        calls = list(recorded)
+        _check_conditions(policy, problems, functions, own, calls, report)
+        known = list(dict.fromkeys([*tools, *(s.tool_name for s in own + calls)]))
         _check_tool_names(policy, problems, known, report)
     report.errors = problems.sorted()
     report.warnings.sort(key=lambda w: w.line or 0)
@@ -68,9 +69,12 @@ def check_policy_file(path: str | Path, *, packs: dict[str, RulePack],
 
 
 def _check_conditions(policy: Policy, problems: Problems,
-                      functions: dict[str, Callable[..., Any]], samples: list[Sample]) -> None:
+                      functions: dict[str, Callable[..., Any]], samples: list[Sample],
+                      recorded: list[Sample], report: CheckReport) -> None:
     """Each rule's literals against what they are compared with, and its condition run on
-    every sample that reaches it: one that raises fails at every such call."""
+    every call that reaches it. Failing on one of the policy's own tests is an error (the
+    policy says that call is a real one); failing on recorded calls is a warning: an agent
+    can send anything, and the engine counts a condition that fails as a match."""
     runner = ConditionRunner(functions)
     seen_kinds: dict[str, dict[str, tuple[str, Comparison]]] = {}
     for rule in policy.rules:
@@ -79,19 +83,30 @@ def _check_conditions(policy: Policy, problems: Problems,
         line = problems.rule_lines.get(rule.name, {}).get("when", rule.line)
         found = comparisons(rule.when)
         hints = {c.field: c for c in found if c.op in ORDERING and c.meant_number()}
-        failure = _first_failure(rule.program, rule.tools, samples, runner)
-        if failure is not None:
-            sample, message = failure
-            hint = next(iter(hints.values()), None)
+        hint = next(iter(hints.values()), None)
+        failures = _failures(rule.program, rule.tools, samples, runner, first_only=True)
+        if hint is not None and not failures:  # (the literal is wrong: any failure shows it)
+            failures = _failures(rule.program, rule.tools, recorded, runner, first_only=True)
+        if failures:
+            sample, message = failures[0]
             where = _described(sample, hint)
             problems.add(f"rule {rule.name} (line {rule.line}): {rule.when} fails on "
                          f"{sample.label}{where}: {message}"
                          + (f"; did you mean {hint.meant_number()}?" if hint else ""), line)
-        else:
+        elif hints:
             for hint in hints.values():
                 problems.add(f"rule {rule.name} (line {rule.line}): {hint.text} orders "
                              f"{hint.field} against the string {hint.literal}, which fails "
                              f"on any number; did you mean {hint.meant_number()}?", line)
+        elif failures := _failures(rule.program, rule.tools, recorded, runner):
+            # an agent can send anything: not the policy's fault, and the call is decided
+            sample, message = failures[0]
+            calls = "call" if len(failures) == 1 else "calls"
+            report.warnings.append(PolicyError(
+                f"rule {rule.name} (line {rule.line}): {rule.when} fails on {len(failures)} "
+                f"recorded {calls} (such a call gets this rule's action, "
+                f"{rule.action}: a condition that fails counts as a match), e.g. on "
+                f"{sample.label}: {message}", path=policy.path, line=line))
         for c in found:
             if c.kind == "null" or c in hints.values():  # (a hint is reported above)
                 continue
@@ -119,21 +134,25 @@ def _may_share(field: str, tools: tuple[str, ...], policy: Policy, other_rule: s
         any(tool_matcher(other.tools)(p) for p in tools)
 
 
-def _first_failure(program: Any, tools: tuple[str, ...], samples: list[Sample],
-                   runner: ConditionRunner) -> tuple[Sample, str] | None:
+def _failures(program: Any, tools: tuple[str, ...], samples: list[Sample],
+              runner: ConditionRunner, first_only: bool = False) -> list[tuple[Sample, str]]:
+    """The samples a condition reaches and fails on, with the first line of each error."""
     matches = tool_matcher(tools)
+    found: list[tuple[Sample, str]] = []
     for sample in samples:
         if not matches(sample.tool_name):
             continue
-        ctx = runner.context({"tool_name": sample.tool_name, "tool_input": sample.tool_input,
-                              "context": sample.context})
         try:
-            program.execute(ctx)
+            program.execute(runner.context({"tool_name": sample.tool_name,
+                                            "tool_input": sample.tool_input,
+                                            "context": sample.context}))
         except KeyError:  # a field the call does not have: the rule does not apply to it
             continue
         except Exception as exc:
-            return sample, str(exc).split(". ")[0].rstrip(".")
-    return None
+            found.append((sample, str(exc).split(". ")[0].rstrip(".")))
+            if first_only:
+                break
+    return found
 
 
 def _described(sample: Sample, hint: Comparison | None) -> str:
@@ -170,7 +189,9 @@ def _check_tool_names(policy: Policy, problems: Problems, known: list[str],
             near = did_you_mean(normalize_tool_name(pattern), normal)
             line = problems.rule_lines.get(rule.name, {}).get("tools", rule.line)
             report.warnings.append(PolicyError(
-                f"tool {pattern!r} matches no known tool"
+                f"tool {pattern!r} matches no tool seen yet in the policy's tests, the "
+                "decision log or --tool"
                 + (f"; did you mean {normal[near]!r}?" if near else
-                   f" (known: {', '.join(known[:10])}{', …' if len(known) > 10 else ''})"),
+                   f" (seen: {', '.join(known[:10])}{', …' if len(known) > 10 else ''}); "
+                   "fine if it has not been called yet"),
                 path=policy.path, line=line, rule=rule.name))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,49 @@ _KINDS = {"INT_LIT": "number", "UINT_LIT": "number", "FLOAT_LIT": "number",
 # nodes that only wrap one child on the way down to an operand
 _WRAPPERS = frozenset({"expr", "conditionalor", "conditionaland", "relation", "addition",
                        "multiplication", "unary", "member", "primary", "paren_expr"})
+
+
+# CEL's comprehension macros. Each runs its body once per item of a list (or key of a map)
+# the call supplies; nested, the work multiplies: 15 nested maps of three items run 3**15
+# bodies, and a check or a guard call holding that condition never ends.
+MACROS = ("all", "exists", "exists_one", "existsOne", "map", "filter")
+MAX_MACRO_DEPTH = 2  # a rule may nest two (any item of a list against any of another)
+_TOKEN = re.compile(r"//[^\n]*"  # a comment
+                    r"|(?P<prefix>(?<!\w)[rRbB]{1,2})?(?P<quote>\"\"\"|'''|\"|')"  # a string
+                    r"|(?P<macro>\.\s*(?:" + "|".join(MACROS) + r")\s*\()"
+                    r"|(?P<open>[(\[{])|(?P<close>[)\]}])")
+
+
+def macro_depth(source: str) -> int:
+    """How deep a condition nests comprehension macros (``l.map(a, m.map(b, b))``: 2), read
+    from its tokens, not by a parser (cheap, and no parser to load on the run-time path):
+    strings and comments are skipped, each bracket is matched with its closer. Grants refuse
+    any macro (> 0), rules any nested deeper than ``MAX_MACRO_DEPTH``. Linear in the text."""
+    stack: list[bool] = []  # one per open bracket: whether it is a macro's
+    depth = deepest = 0
+    at = 0
+    while (found := _TOKEN.search(source, at)) is not None:
+        at = found.end()
+        if found.group("quote"):
+            at = _string_end(source, at, found.group("quote"),
+                             "r" in (found.group("prefix") or "").lower())
+        elif found.group("macro") or found.group("open"):
+            macro = found.group("macro") is not None
+            stack.append(macro)
+            depth += macro
+            deepest = max(deepest, depth)
+        elif found.group("close") and stack:
+            depth -= stack.pop()
+    return deepest
+
+
+def _string_end(source: str, at: int, quote: str, raw: bool) -> int:
+    """Where a string literal that opened with ``quote`` just before ``at`` ends."""
+    while at < len(source):
+        if source.startswith(quote, at):
+            return at + len(quote)
+        at += 2 if source[at] == "\\" and not raw else 1
+    return at
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ check`` collects them all (``check_policy_text``)."""
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,6 +20,7 @@ from ..errors import PolicyError
 from ..masking import Masker
 from ..models import ACTIONS, SEVERITIES
 from .cel_env import ConditionError, compile_condition
+from .condition_types import MACROS, MAX_MACRO_DEPTH, macro_depth
 from .model import DEFAULT_SEVERITY, ModifySpec, Policy, PolicyTest, Rule, RulePack, tool_matcher
 
 TOP_KEYS = {"version", "escalation_ttl", "rules", "tests", "tools", "description",
@@ -101,7 +103,7 @@ def _parse_modify(raw: Any) -> ModifySpec:
         raise ValueError("'modify' must be a mapping with redact, cap, set and/or drop")
     unknown = set(raw) - MODIFY_KEYS
     if unknown:
-        raise ValueError(f"unknown modify action {sorted(unknown)[0]!r} "
+        raise ValueError(f"unknown modify action {sorted(unknown, key=str)[0]!r} "
                          f"(use {', '.join(sorted(MODIFY_KEYS))})")
     from ..detectors import PII_DETECTORS
 
@@ -119,16 +121,60 @@ def _parse_modify(raw: Any) -> ModifySpec:
     if "cap" in raw:
         cap = raw["cap"]
         if not isinstance(cap, dict) or not cap or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in cap.values()):
-            raise ValueError("'cap' must map field names to numbers, e.g. {amount: 100}")
-        spec = replace(spec, cap=dict(cap))
+                isinstance(k, str) and k and _finite_number(v) for k, v in cap.items()):
+            raise ValueError("'cap' must map field names to finite numbers, e.g. "
+                             "{amount: 100}" + _cap_culprit(cap))
+        spec = replace(spec, cap=_plain(cap))
     if "set" in raw:
-        if not isinstance(raw["set"], dict) or not raw["set"]:
+        values = raw["set"]
+        if not isinstance(values, dict) or not values or not all(
+                isinstance(k, str) and k for k in values):
             raise ValueError("'set' must map field names to values, e.g. {currency: USD}")
-        spec = replace(spec, set=dict(raw["set"]))
+        for key, value in values.items():
+            bad = _not_json(value)
+            if bad is not None:
+                raise ValueError(f"set: {key!r} is set to {bad}, which a tool input cannot "
+                                 "hold (use a string, a finite number, true/false, null, a "
+                                 "list or a mapping)")
+        spec = replace(spec, set=_plain(values))
     if "drop" in raw:
         spec = replace(spec, drop=_str_list(raw["drop"], "drop"))
     return spec
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def _cap_culprit(cap: Any) -> str:
+    """`` (not amount: nan)``: the first entry of a ``cap`` mapping that is not a limit."""
+    if not isinstance(cap, dict):
+        return ""
+    for key, value in cap.items():
+        if not (isinstance(key, str) and key and _finite_number(value)):
+            return f" (not {key!r}: {value!r})"
+    return ""
+
+
+def _not_json(value: Any) -> str | None:
+    """What in ``value`` a JSON tool input cannot hold (NaN, infinity, a date, a mapping
+    key that is not a string), or None. (A walk, not recursion: YAML nests deep cheaply.)"""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    return f"a mapping with the key {key!r}"
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return repr(item)
+        elif item is not None and not isinstance(item, (str, int, float, bool)):
+            return f"{item!r} (a {type(item).__name__})"
+    return None
 
 
 class Problems:
@@ -193,15 +239,16 @@ class _RuleCheck:
 
 
 def _severity(raw: dict[str, Any], action: Any, default: str | None) -> str:
-    severity = raw.get("severity", default or DEFAULT_SEVERITY.get(action, "high"))
-    if severity not in SEVERITIES:
+    implied = DEFAULT_SEVERITY.get(action, "high") if isinstance(action, str) else "high"
+    severity = raw.get("severity", default or implied)
+    if not isinstance(severity, str) or severity not in SEVERITIES:
         raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
     return str(severity)
 
 
 def _mode(raw: dict[str, Any]) -> str:
     mode = raw.get("mode", "enforce")
-    if mode not in ("enforce", "audit"):
+    if not isinstance(mode, str) or mode not in ("enforce", "audit"):
         raise ValueError(f"mode {mode!r} is not enforce or audit")
     return str(mode)
 
@@ -214,7 +261,14 @@ def _condition(when: Any, functions: dict[str, Callable[..., Any]]) -> tuple[str
         when = str(when).lower()
     elif not isinstance(when, str):
         raise ValueError("'when' must be a CEL expression string")
-    return when, compile_condition(when, functions)
+    program = compile_condition(when, functions)
+    depth = macro_depth(when)
+    if depth > MAX_MACRO_DEPTH:
+        raise ConditionError(
+            f"'when' nests comprehension macros ({', '.join(MACROS)}) {depth} deep; at most "
+            f"{MAX_MACRO_DEPTH} may nest: each level multiplies the work by a list's size, "
+            "on every call")
+    return when, program
 
 
 def _answer_terms(raw: dict[str, Any], action: Any, channels: dict[str, AddressCheck] | None,
@@ -293,6 +347,8 @@ def _build_rule(raw: Any, packs: dict[str, RulePack],
         if pack is None:
             check.report(f"unknown rule pack {raw['use']!r} "
                          f"(available: {', '.join(sorted(packs))})", "use")
+        if "name" in raw and (not isinstance(raw["name"], str) or not raw["name"].strip()):
+            check.report("a 'use' entry's 'name' must be text", "name")
         name = str(raw.get("name", pack.name if pack else raw["use"]))
         action = raw.get("action", pack.action if pack else None)
         default_severity = pack.severity if pack and "action" not in raw else None
@@ -305,8 +361,11 @@ def _build_rule(raw: Any, packs: dict[str, RulePack],
         if "action" not in raw and "action" not in suggested:
             check.report("missing 'action' (allow, block, modify or escalate)")
         action, default_severity = raw.get("action"), None
+    for key in ("reason", "description"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            check.report(f"'{key}' must be text", key)
     known_action = isinstance(action, str) and action in ACTIONS
-    if action is not None and not known_action:
+    if "action" in raw and not known_action:  # (null too: no action is not a default)
         check.report(f"action {action!r} is not one of allow, block, modify, escalate", "action")
     severity = check.attempt("severity", lambda: _severity(raw, action, default_severity))
     mode = check.attempt("mode", lambda: _mode(raw))
@@ -318,8 +377,11 @@ def _build_rule(raw: Any, packs: dict[str, RulePack],
         else:
             detectors = check.attempt("detectors",
                                       lambda: _str_list(raw["detectors"], "detectors"))
-            if detectors is not None:
-                detect = pack.detector_factory(detectors)
+            factory = pack.detector_factory
+            made = None if detectors is None else check.attempt(
+                "detectors", lambda: factory(detectors))  # (it refuses a name it lacks)
+            if made is not None:
+                detect = made
                 if modify is not None:
                     modify = replace(modify, redact_detectors=detectors)
     if pack is not None and action == "modify" and modify is None:

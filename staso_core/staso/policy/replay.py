@@ -34,11 +34,13 @@ class ReplayReport:
     replayed: int = 0
     changed: int = 0
     masked: int = 0  # calls whose recorded input holds a field redact_in_log masked
+    # executions recorded without a guard decision (POST /v1/executions): nothing to compare
+    unguarded: int = 0
     changes: list[Change] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"replayed": self.replayed, "changed": self.changed, "masked": self.masked,
-                "changes": [c.__dict__ for c in self.changes]}
+                "unguarded": self.unguarded, "changes": [c.__dict__ for c in self.changes]}
 
 
 def replay(policy: Policy, functions: dict[str, Callable[..., Any]],
@@ -48,6 +50,10 @@ def replay(policy: Policy, functions: dict[str, Callable[..., Any]],
     report = ReplayReport()
     groups: dict[tuple[str, str, str | None], Change] = {}
     for decision in decisions:
+        before = decision.get("action")
+        if not isinstance(before, str) or not before:  # no decision was made: none changes
+            report.unguarded += 1
+            continue
         tool_input = decision.get("tool_input")
         context = decision.get("context")
         tool_input = tool_input if isinstance(tool_input, dict) else {}
@@ -57,7 +63,6 @@ def replay(policy: Policy, functions: dict[str, Callable[..., Any]],
             report.masked += 1
         tool = str(decision.get("tool_name") or "")
         after = engine.evaluate(tool, tool_input, context)
-        before = str(decision.get("action") or "")
         if after.action == before:
             continue
         report.changed += 1
