@@ -173,7 +173,7 @@ def test_a_tool_name_no_one_knows_is_a_warning_with_a_did_you_mean(tmp_path: Pat
     assert lines == [f"warning: {tmp_path / 'staso.yaml'}:8: rule 'refunds': tool "
                      "'proces_refund' matches no tool seen yet in the policy's tests, the "
                      "decision log or --tool; did you mean 'process_refund'?"]
-    assert "ok (2 rules, 1 warning(s))" in out
+    assert "ok (2 rules, 1 warning)" in out
 
 
 def test_tools_named_on_the_command_line_count_and_none_known_is_said_once(
@@ -232,7 +232,7 @@ def test_recorded_calls_give_samples_and_tool_names(tmp_path: Path) -> None:
                                "call (such a call gets this rule's action, escalate: a "
                                "condition that fails counts as a match), e.g. on decision "
                                f"{recorded.decision_id}: ")
-    assert "ok (1 rules, 1 warning(s))" in out
+    assert "ok (1 rule, 1 warning)" in out
 
 
 def test_a_check_does_not_create_a_store(tmp_path: Path) -> None:
@@ -284,7 +284,7 @@ def test_what_an_agent_sent_cannot_make_a_valid_policy_fail(tmp_path: Path) -> N
     assert lines[1].startswith(f"warning: {path}:9: rule 'redact_pii_in_email': tool "
                                "'send_email' matches no tool seen yet")
     assert "\\x1b[2Jrefund\\x07" in lines[1] and "\x1b" not in "".join(lines)
-    assert "ok (2 rules, 2 warning(s))" in out
+    assert "ok (2 rules, 2 warnings)" in out
     # the same call as one of the policy's own tests is the policy's mistake
     own = README_POLICY + "  - {name: odd, tool: process_refund, input: {amount: lots}, " \
                           "expect: escalate}\n"
@@ -292,3 +292,120 @@ def test_what_an_agent_sent_cannot_make_a_valid_policy_fail(tmp_path: Path) -> N
     assert code == 1
     assert lines[0].startswith(f"{path}:6: rule refund_over_1000 (line 4): tool_input.amount "
                                "> 1000 fails on test 'odd': No such overload")
+
+
+# a new operator's file: ten mistakes in different rules. Three used to appear only after
+# the others were fixed: a rule's duplicate name when either rule had errors of its own,
+# and check's own passes (literal types, tool names) on a rule that is fine by itself but
+# shares its name, or whose only test is broken
+EIGHT = """version: 1
+escalaton_ttl: 2h
+rules:
+  - name: refund_over_1000
+    tools: [process_refund]
+    when: tool_input.amount > 1000
+    action: escalate
+    severty: high
+  - name: block_drop
+    tools: [run_sql]
+    when: tool_input.query.contains("DROP")
+    action: block
+  - name: refund_over_1000
+    tools: [proces_refund]
+    when: tool_input.amount > "1000"
+    action: escalate
+  - name: audit_email
+    tools: [send_email]
+    action: allow
+    mode: audti
+  - name: block_drop
+    tools: [run_sql]
+    acton: block
+  - name: cap_it
+    tools: [transfer]
+    action: modify
+    modify:
+      capp: {amount: 10}
+  - use: builtin/nope
+tests:
+  - name: big refund
+    tool: process_refund
+    input: {amount: 5000}
+    expct: escalate
+"""
+
+
+def test_every_mistake_of_a_new_operators_file_is_reported_in_one_run(tmp_path: Path) -> None:
+    code, lines, _ = check(tmp_path, EIGHT, "--tool", "run_sql", "--tool", "send_email",
+                           "--tool", "transfer")
+    path = tmp_path / "staso.yaml"
+    assert code == 1
+    errors = [line for line in lines if not line.startswith("warning: ")]
+    warnings = [line for line in lines if line.startswith("warning: ")]
+    assert [int(line.split(":")[1]) for line in errors] == [2, 8, 13, 15, 20, 21, 23, 27, 29,
+                                                          31, 34]
+    said = "\n".join(errors)
+    assert f"{path}:13: rule 'refund_over_1000': duplicate rule name (first defined at " \
+           "line 4)" in said  # (the first of that name has an error of its own)
+    assert f"{path}:15: rule refund_over_1000 (line 13): tool_input.amount > \"1000\" orders " \
+           "tool_input.amount against the string \"1000\", which fails on any number; did " \
+           "you mean 1000?" in said  # (a duplicate: not in the policy, still checked)
+    assert f"{path}:21: rule 'block_drop': duplicate rule name (first defined at line " \
+           "9)" in said  # (the second of that name has an error of its own)
+    assert f"{path}:23: rule 'block_drop': unknown key 'acton'; did you mean 'action'?" \
+        in said
+    for part in ("escalaton_ttl", "'severty'", "mode 'audti'", "'capp'", "'builtin/nope'",
+                 "needs 'tool' and 'expect'", "'expct'"):
+        assert part in said, part
+    # the tool its only test names (a broken test) is a known tool
+    assert warnings == [f"warning: {path}:14: rule 'refund_over_1000': tool 'proces_refund' "
+                        "matches no tool seen yet in the policy's tests, the decision log or "
+                        "--tool; did you mean 'process_refund'?"]
+    # fixed one by one, the same file holds nothing new: each mistake was said at once
+    fixed = (EIGHT.replace("escalaton_ttl", "escalation_ttl").replace("severty", "severity")
+             .replace("  - name: refund_over_1000\n    tools: [proces_refund]",
+                      "  - name: refund_small\n    tools: [process_refund]")
+             .replace('> "1000"', "> 10").replace("audti", "audit")
+             .replace("  - name: block_drop\n    tools: [run_sql]\n    acton",
+                      "  - name: block_drop2\n    tools: [run_sql]\n    action")
+             .replace("capp", "cap").replace("  - use: builtin/nope\n", "")
+             .replace("expct", "expect"))
+    code, lines, out = check(tmp_path, fixed, "--tool", "run_sql", "--tool", "send_email",
+                             "--tool", "transfer")
+    assert (code, lines) == (0, []), lines
+    assert "ok (6 rules)" in out
+
+
+def test_the_ok_line_counts_in_words(tmp_path: Path) -> None:
+    code, _, out = check(tmp_path, "version: 1\nrules:\n  - name: r\n    action: block\n",
+                         "--tool", "x")
+    assert code == 0 and out.strip().endswith("staso.yaml: ok (1 rule)")
+    code, _, out = check(tmp_path, "version: 1\nrules: []\n")
+    assert code == 0 and out.strip().endswith("staso.yaml: ok (0 rules)")
+
+
+@pytest.mark.parametrize("command", ["check", "replay", "push"])
+@pytest.mark.parametrize("file", ["staso.yaml", "missing.yaml"])
+def test_a_bad_url_is_one_line_and_nothing_else(tmp_path: Path, command: str,
+                                                file: str) -> None:
+    (tmp_path / "staso.yaml").write_text(EIGHT)
+    result = CliRunner().invoke(app, ["policy", command, str(tmp_path / file), "--url",
+                                      "127.0.0.1:9410", "--key", "k"],
+                                env={"STASO_HOME": str(tmp_path / "no-home"),
+                                     "STASO_BASE_URL": ""})
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "--url must look like http://host:port (got 127.0.0.1:9410)"]
+    assert result.stdout == ""
+    assert not (tmp_path / "no-home").exists()
+
+
+def test_a_url_without_a_key_is_a_note_said_once(tmp_path: Path) -> None:
+    (tmp_path / "staso.yaml").write_text("version: 1\nrules:\n  - name: r\n    action: block\n")
+    result = CliRunner().invoke(app, ["policy", "check", str(tmp_path / "staso.yaml"),
+                                      "--url", "http://127.0.0.1:9", "--tool", "x"],
+                                env={"STASO_HOME": str(tmp_path / "no-home"),
+                                     "STASO_BASE_URL": "", "STASO_API_KEY": ""})
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        "note: the decision log was not read: no key for --url (--key or STASO_API_KEY)"]

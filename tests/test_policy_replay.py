@@ -171,7 +171,7 @@ def test_push_installs_with_an_admin_key_only(server: Server, tmp_path: Path) ->
     code, out, err = push(candidate, server, "admin")
     assert code == 0, err
     new = policy_version(server)
-    assert new != version and f"version {new} (1 rules)" in out
+    assert new != version and f"version {new} (1 rule)" in out
     answer = httpx.get(server.url + "/v1/policy", headers=server.headers("admin"), timeout=30)
     assert "big_refund" in json.dumps(answer.json())
 
@@ -243,3 +243,50 @@ def test_replay_skips_unguarded_executions_and_prints_recorded_text_escaped(
                           [{"id": "x", "tool_name": "process_refund", "action": None,
                             "tool_input": {"amount": 5000}}])
     assert (report.replayed, report.changed, report.unguarded) == (0, 0, 1)
+
+
+def test_replay_compares_what_the_policy_decided_not_what_a_person_answered(
+        tmp_path: Path) -> None:
+    """A call the policy escalated is recorded as it was answered: approved with an edit it
+    is `modify`, allowed by a standing approval it is `allow`. Both were "escalate" under
+    the policy of their day: replaying that same policy changes nothing (it said
+    `modify → escalate` and `allow → escalate`)."""
+    from staso.policy.replay import decided
+
+    home = tmp_path / "home"
+    policy = tmp_path / "recorded.yaml"
+    policy.write_text(CANDIDATE)  # refunds over 1,000 escalate
+    st.init(home=home, agent_name="refund-agent", policy=policy)
+    try:
+        asked = {"amount": 5000, "to": "acct-1"}
+        first = st.guard("process_refund", asked)
+        assert first.action == "escalate" and first.escalation_id
+        st.approve(first.escalation_id, by="alice", modified_input={"amount": 1500,
+                                                                    "to": "acct-1"})
+        edited = st.guard("process_refund", asked)  # the retry gets the edit
+        assert (edited.action, edited.escalation_id) == ("modify", first.escalation_id)
+        routine = st.guard("process_refund", {"amount": 1200, "to": "acct-2"})
+        assert routine.escalation_id
+        st.approve(routine.escalation_id, by="alice", grant={"ttl": "1h"})
+        granted = st.guard("process_refund", {"amount": 1300, "to": "acct-3"})
+        assert granted.action == "allow" and granted.grant_id and not granted.escalation_id
+        st.guard("process_refund", {"amount": 50})
+    finally:
+        st.shutdown()
+    code, text = replay(str(policy), "--json", home=home)
+    assert code == 0, text
+    data = json.loads(text)
+    assert (data["replayed"], data["changed"], data["changes"]) == (5, 0, [])
+    # a candidate that allows big refunds: each of those calls was "escalate" before
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text("version: 1\nrules: []\n")
+    code, text = replay(str(candidate), home=home)
+    assert code == 0 and ": 4 outcome(s) change" in text, text
+    assert "  escalate → allow  big_refund  4 call(s)" in text
+    # the row, as recorded, and what the policy decided
+    row = {"action": "modify", "escalation_id": "e1", "results": [
+        {"rule_name": "big_refund", "passed": False, "action": "escalate", "mode": "enforce"}]}
+    assert decided(row) == "escalate"
+    assert decided({"action": "allow", "grant_id": "g1"}) == "escalate"
+    assert decided({"action": "modify"}) == "modify"
+    assert decided({"action": None}) is None

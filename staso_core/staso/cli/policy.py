@@ -14,6 +14,26 @@ policy_app = typer.Typer(help="Check, test, replay and push policies.", no_args_
 TOOLS = typer.Option(None, "--tool", help="a tool name that exists (repeatable)")
 
 
+def _counted(n: int, word: str) -> str:
+    """``1 rule``, ``2 rules``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _checked_url(url: str | None) -> str | None:
+    """``--url`` as given, checked before anything else is done: one that cannot be right
+    exits 1 with one line (as every command does), and nothing else is said."""
+    from ..errors import StasoError
+    from ..settings import check_base_url
+
+    if not url:
+        return url
+    try:
+        return check_base_url(url, "--url")
+    except StasoError as exc:
+        fail(str(exc))
+        raise  # (fail exits)
+
+
 def _load(file: Path) -> Any:
     from ..errors import PolicyError
     from ..plugins import make_plugin_manager
@@ -34,11 +54,11 @@ def _recorded(url: str | None, key: str | None, notes: list[str], limit: int = 1
 
     if not url and not (default_home() / "staso.db").exists():
         return []
-    try:
-        client = client_for(url, key)
-    except typer.Exit:
-        notes.append("the decision log was not read: no key for --url")
+    if url and not key:  # (a note, not client_for's failure as well)
+        notes.append("the decision log was not read: no key for --url (--key or "
+                     "STASO_API_KEY)")
         return []
+    client = client_for(url, key)
     try:
         return recorded_decisions(client, limit=limit)
     except Exception as exc:  # a check still reports what it found without the log
@@ -71,9 +91,9 @@ def _check(file: Path, url: str | None, key: str | None, tools: list[str] | None
     if report.ok and report.policy is not None:  # (notes matter once nothing is wrong)
         for note in said + report.notes if notes else ():
             typer.echo(f"note: {printable(note)}", err=True)
-        out.print(f"{file}: ok ({len(report.policy.rules)} rules"
-                  + (f", {len(report.warnings)} warning(s)" if report.warnings else "") + ")",
-                  markup=False, highlight=False)
+        out.print(f"{file}: ok ({_counted(len(report.policy.rules), 'rule')}"
+                  + (f", {_counted(len(report.warnings), 'warning')}" if report.warnings
+                     else "") + ")", markup=False, highlight=False)
     return report.ok
 
 
@@ -83,6 +103,7 @@ def policy_check(file: Path, tool: list[str] = TOOLS, url: str | None = URL,
     """Report every problem of a policy (file:line: message, by line); exit 1 on errors.
     Conditions are also run on the policy's tests and the recorded calls, and tool names
     checked against the tools they name (warnings)."""
+    url = _checked_url(url)
     if not _check(file, url, key, tool):
         raise typer.Exit(1)
 
@@ -125,6 +146,7 @@ def policy_replay(file: Path,
     from ..policy.replay import replay
     from ..settings import default_home
 
+    url = _checked_url(url)
     policy = _load(file)
     if not url and not (default_home() / "staso.db").exists():  # (nor is one made here)
         fail(f"no decision log to replay: no embedded store in {default_home()} "
@@ -162,6 +184,7 @@ def policy_push(file: Path, url: str | None = URL, key: str | None = KEY) -> Non
         fail("staso policy push needs --url (or STASO_BASE_URL) and an admin --key "
              "(or STASO_API_KEY)")
         return
+    url = _checked_url(url) or url
     if not _check(file, None, None, None, notes=False):
         fail(f"{file} was not pushed: fix the errors above first")
     source = file.read_text(encoding="utf-8")
@@ -183,4 +206,5 @@ def policy_push(file: Path, url: str | None = URL, key: str | None = KEY) -> Non
         fail(f"the staso server did not take the policy ({answer.status_code}): "
              f"{detail.strip().splitlines()[0] if detail.strip() else ''}")
     out.print(f"pushed {file}: version {data.get('version')} "
-              f"({len(data.get('rules') or [])} rules)", markup=False, highlight=False)
+              f"({_counted(len(data.get('rules') or []), 'rule')})", markup=False,
+              highlight=False)

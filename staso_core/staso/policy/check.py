@@ -14,7 +14,7 @@ from ..errors import PolicyError
 from .cel_env import ConditionRunner
 from .condition_types import ORDERING, Comparison, comparisons, field_value
 from .loader import Problems, check_policy_text, did_you_mean, read_policy_text, sibling_tests
-from .model import Policy, RulePack, normalize_tool_name, tool_matcher
+from .model import Policy, Rule, RulePack, normalize_tool_name, tool_matcher
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,13 @@ def check_policy_file(path: str | Path, *, packs: dict[str, RulePack],
     tests = list(policy.tests) if policy else []
     tests += sibling_tests(path, problems)
     report = CheckReport(policy)
-    if policy is not None:
+    if policy is not None:  # (every rule that loaded on its own, whatever else is wrong)
         own = [Sample(f"test {t.name!r}", t.tool_name, t.tool_input, t.context)
                for t in tests]
         calls = list(recorded)
         _check_conditions(policy, problems, functions, own, calls, report)
-        known = list(dict.fromkeys([*tools, *(s.tool_name for s in own + calls)]))
+        known = list(dict.fromkeys([*tools, *problems.test_tools,
+                                    *(s.tool_name for s in own + calls)]))
         _check_tool_names(policy, problems, known, report)
     report.errors = problems.sorted()
     report.warnings.sort(key=lambda w: w.line or 0)
@@ -76,11 +77,11 @@ def _check_conditions(policy: Policy, problems: Problems,
     policy says that call is a real one); failing on recorded calls is a warning: an agent
     can send anything, and the engine counts a condition that fails as a match."""
     runner = ConditionRunner(functions)
-    seen_kinds: dict[str, dict[str, tuple[str, Comparison]]] = {}
-    for rule in policy.rules:
+    seen_kinds: dict[str, dict[str, tuple[Rule, Comparison]]] = {}
+    for rule, lines in problems.loaded:
         if rule.when is None or rule.program is None:
             continue
-        line = problems.rule_lines.get(rule.name, {}).get("when", rule.line)
+        line = lines.get("when", rule.line)
         found = comparisons(rule.when)
         hints = {c.field: c for c in found if c.op in ORDERING and c.meant_number()}
         hint = next(iter(hints.values()), None)
@@ -112,26 +113,25 @@ def _check_conditions(policy: Policy, problems: Problems,
                 continue
             kinds = seen_kinds.setdefault(c.field, {})
             others = [k for k in kinds if k != c.kind
-                      and _may_share(c.field, rule.tools, policy, kinds[k][0])]
+                      and _may_share(c.field, rule.tools, kinds[k][0].tools)]
             if others and c.kind not in kinds:
                 first_rule, first = kinds[others[0]]
                 problems.add(f"rule {rule.name} (line {rule.line}): {c.field} is compared "
                              f"with {_plural(c.kind)} here ({c.text}) and with "
-                             f"{_plural(first.kind)} in rule {first_rule} ({first.text}); "
+                             f"{_plural(first.kind)} in rule {first_rule.name} ({first.text}); "
                              f"one of them fails on every call", line)
-            kinds.setdefault(c.kind, (rule.name, c))
+            kinds.setdefault(c.kind, (rule, c))
 
 
-def _may_share(field: str, tools: tuple[str, ...], policy: Policy, other_rule: str) -> bool:
+def _may_share(field: str, tools: tuple[str, ...], other: tuple[str, ...]) -> bool:
     """Whether two rules can read one field of one call: the context always; a tool's
     input only if their tool patterns can name the same tool."""
-    other = policy.rule_named(other_rule)
-    if not field.startswith("tool_input") or other is None or other.tools == tools:
+    if not field.startswith("tool_input") or other == tools:
         return True
-    if "*" in tools or "*" in other.tools:
+    if "*" in tools or "*" in other:
         return True
-    return any(tool_matcher(tools)(p) for p in other.tools) or \
-        any(tool_matcher(other.tools)(p) for p in tools)
+    return any(tool_matcher(tools)(p) for p in other) or \
+        any(tool_matcher(other)(p) for p in tools)
 
 
 def _failures(program: Any, tools: tuple[str, ...], samples: list[Sample],
@@ -182,12 +182,12 @@ def _check_tool_names(policy: Policy, problems: Problems, known: list[str],
                             "policy's tests or the decision log; name them with --tool)")
         return
     normal = {normalize_tool_name(t): t for t in known}
-    for rule in policy.rules:
+    for rule, lines in problems.loaded:
         for pattern in rule.tools:
             if any(tool_matcher((pattern,))(t) for t in known):
                 continue
             near = did_you_mean(normalize_tool_name(pattern), normal)
-            line = problems.rule_lines.get(rule.name, {}).get("tools", rule.line)
+            line = lines.get("tools", rule.line)
             report.warnings.append(PolicyError(
                 f"tool {pattern!r} matches no tool seen yet in the policy's tests, the "
                 "decision log or --tool"

@@ -186,6 +186,11 @@ class Problems:
         self.errors: list[PolicyError] = []
         # each rule's key lines by rule name, for checks that run after loading
         self.rule_lines: dict[str, dict[str, int]] = {}
+        # every rule that loaded on its own, with its key lines: the policy's rules and any
+        # that share a name with an earlier one (not in the policy; a check still tries them)
+        self.loaded: list[tuple[Rule, dict[str, int]]] = []
+        # the tool of every test that names one, each test well formed or not
+        self.test_tools: list[str] = []
 
     def add(self, message: str, line: int | None = None, rule: str | None = None) -> None:
         error = PolicyError(message, path=self.path, line=line, rule=rule)
@@ -425,6 +430,8 @@ def _parse_tests(raw: Any, problems: Problems) -> list[PolicyTest]:
             problems.add(f"test {name!r}: unknown key {key!r}"
                          + (f"; did you mean {near!r}?" if near else ""), _line(item, str(key)))
         tool = item.get("tool", item.get("tool_name"))
+        if isinstance(tool, str):  # (a known tool, whatever else the test gets wrong)
+            problems.test_tools.append(tool)
         expect = item.get("expect")
         if not isinstance(tool, str) or expect is None:
             problems.add(f"test {name!r} needs 'tool' and 'expect'", line)
@@ -521,17 +528,24 @@ def _rules(raw_rules: Any, problems: Problems, catalogue: tuple[str, ...] | None
         label = raw.get("name", raw.get("use")) if isinstance(raw, dict) else None
         line = _line(raw)
         rule = build(raw, _RuleCheck(raw, problems, str(label) if label else f"#{i + 1}", line))
-        if rule is None:  # (its name is still taken: a second rule of that name is an error)
-            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
-                seen.setdefault(raw["name"], line)
+        # a name is taken by a rule with errors too: a second rule of that name is an error,
+        # reported with the rest whether either of them has errors of its own
+        name: str | None = rule.name if rule is not None else None
+        if rule is None and isinstance(raw, dict) and isinstance(raw.get("name"), str):
+            name = raw["name"]
+        duplicate = name is not None and name in seen
+        if name is not None and duplicate:
+            problems.add(f"duplicate rule name (first defined at line {seen[name]})",
+                         line, name)
+        elif name is not None:
+            seen[name] = line
+        if rule is None:
             continue
-        if rule.name in seen:
-            problems.add(f"duplicate rule name (first defined at line {seen[rule.name]})",
-                         line, rule.name)
-            continue
-        seen[rule.name] = line
         rule.line = line
-        problems.rule_lines[rule.name] = dict(raw.key_lines) if isinstance(raw, _Lines) else {}
+        lines = dict(raw.key_lines) if isinstance(raw, _Lines) else {}
+        problems.loaded.append((rule, lines))
+        if not duplicate:
+            problems.rule_lines[rule.name] = lines
         if catalogue is not None:
             for pattern in rule.tools:
                 if not any(tool_matcher((pattern,))(t) for t in catalogue):
@@ -541,7 +555,8 @@ def _rules(raw_rules: Any, problems: Problems, catalogue: tuple[str, ...] | None
                         f"{', '.join(catalogue) or 'none'})"
                         + (f"; did you mean {near!r}?" if near else ""),
                         _line(raw, "tools"), rule.name)
-        rules.append(rule)
+        if not duplicate:  # (the first rule of a name is the one in the policy)
+            rules.append(rule)
     return rules
 
 
@@ -623,4 +638,5 @@ def sibling_tests(path: str | Path, problems: Problems | None = None) -> list[Po
             tests.extend(_parse_tests(data["tests"], found))
         if problems is not None:
             problems.errors.extend(found.errors)
+            problems.test_tools.extend(found.test_tools)
     return tests

@@ -50,8 +50,8 @@ def replay(policy: Policy, functions: dict[str, Callable[..., Any]],
     report = ReplayReport()
     groups: dict[tuple[str, str, str | None], Change] = {}
     for decision in decisions:
-        before = decision.get("action")
-        if not isinstance(before, str) or not before:  # no decision was made: none changes
+        before = decided(decision)
+        if before is None:  # no decision was made: none changes
             report.unguarded += 1
             continue
         tool_input = decision.get("tool_input")
@@ -78,6 +78,31 @@ def replay(policy: Policy, functions: dict[str, Callable[..., Any]],
     report.changes = sorted(groups.values(), key=lambda c: (-c.count, c.before, c.after,
                                                             c.rule or ""))
     return report
+
+
+def decided(decision: dict[str, Any]) -> str | None:
+    """What the policy in force decided for a recorded call (None: no guard decision).
+
+    Not always the recorded action, which is what the agent finally got: a call the policy
+    escalated is recorded as a person answered it (allow, ``modify`` with an edit, block when
+    denied or unanswered) with its ``escalation_id``, and one a standing approval allowed as
+    ``allow`` with its ``grant_id``. By the policy, both were "escalate"."""
+    action = decision.get("action")
+    if not isinstance(action, str) or not action:
+        return None
+    if (decision.get("escalation_id") or decision.get("grant_id")) and _escalated(decision):
+        return "escalate"
+    return action
+
+
+def _escalated(decision: dict[str, Any]) -> bool:
+    """Whether a rule escalated the call, by its recorded rule results (an enforced rule
+    whose condition matched); a row without results is taken at its escalation's word."""
+    results = decision.get("results")
+    if not isinstance(results, list) or not results:
+        return True
+    return any(isinstance(r, dict) and r.get("action") == "escalate" and not r.get("passed")
+               and r.get("mode", "enforce") == "enforce" for r in results)
 
 
 def excerpt(value: Any) -> str:
