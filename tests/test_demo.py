@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -50,11 +51,22 @@ def _demo(*args: str, cwd: Any) -> subprocess.Popen[str]:
 
 
 def test_demo_without_an_answer_times_out_as_denied(tmp_path):
-    proc = _demo("--timeout", "2", cwd=tmp_path)
-    out, err = proc.communicate(timeout=60)
+    with socket.socket() as taken:  # its preferred port is in use: it says so, takes another
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        proc = subprocess.Popen([sys.executable, "-u", "-m", "staso.cli", "demo", "--port",
+                                 str(busy), "--timeout", "2"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                                stdin=subprocess.DEVNULL)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert out.splitlines()[-1].strip().startswith("-> DENIED (timed out)")
-    assert "Escalation poll timeout" in out
+    assert f"port {busy} is in use" in out and "instead" in out, out
+    last = out.splitlines()[-1].strip()
+    assert last.startswith("-> DENIED (timed out): nobody answered in 2 s"), last
+    assert "Escalation poll timeout" in last and "stays open in the dashboard" in last
+    store = re.search(r"\(store (\S+staso\.db), removed when the demo ends\)", out)
+    assert store is not None and not Path(store.group(1)).exists(), out  # nothing left behind
 
 
 def test_demo_waits_for_a_person_in_the_browser(tmp_path):

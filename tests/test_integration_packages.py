@@ -22,7 +22,8 @@ def test_importing_staso_and_the_packages_imports_no_framework():
 
 
 def test_a_missing_framework_names_the_extra_to_install():
-    with pytest.raises(IntegrationMissing, match=r"pip install 'staso\[crewai\]'"):
+    with pytest.raises(IntegrationMissing,
+                       match=r"pip install -e '\.\[crewai\]' in the staso repository"):
         require("crewai_not_installed_here", extra="crewai", feature="staso_crewai.guard_crew")
     getattr_ = lazy_exports("staso_langchain", {"thing": "tools"}, needs={},
                             default_need="no_such_framework", extra="langchain")

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 import staso as st
 from conftest import start_server, stop_server
 from example_runs import REFUND_STORY
-from servers import Server, drop_pg_database, free_port, new_pg_database, postgres_available
+from servers import Server, cli, drop_pg_database, free_port, new_pg_database, postgres_available
 from staso import settings as settings_module
 from staso.cli import app
 from staso.errors import StasoError
@@ -186,7 +186,8 @@ def test_a_postgres_url_without_its_driver_is_one_line(monkeypatch: pytest.Monke
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "the database postgresql+psycopg://staso@db.internal/staso needs the postgres extra: "
-        "pip install 'staso[postgres]' (import of psycopg halted; None in sys.modules)"]
+        "pip install -e '.[postgres]' in the staso repository (PyPI's 'staso' is another "
+        "project) (import of psycopg halted; None in sys.modules)"]
 
 
 @pytest.mark.parametrize("url", ["mysql+nosuchdriver://x/y", "not a url", "mysql://x/y",
@@ -196,6 +197,58 @@ def test_any_other_bad_database_url_is_one_line(url: str, tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output, \
         result.output
+
+
+def test_a_sqlite_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    for url in (f"sqlite:///{tmp_path / 'a-file' / 'staso.db'}", "sqlite:////proc/nope/x.db"):
+        result = invoke("serve", "--port", "0", "--database-url", url)
+        assert result.exit_code == 1, result.output
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output, \
+            result.output
+        assert "cannot create the folder of the SQLite store" in result.stderr
+
+
+def _serve_until_listening(args: list[str]) -> str:
+    """Start ``staso serve``, return what it said up to "dashboard and API on", stop it."""
+    proc = subprocess.Popen([sys.executable, "-m", "staso.cli", "serve", "--port",
+                             str(free_port()), *args], stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    said = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            said.append(line)
+            if "dashboard and API on" in line:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return "".join(said)
+
+
+def test_a_new_store_and_a_replaced_push_are_said(tmp_path: Path) -> None:
+    """A typo in a path starts an empty store; restarting with an older --policy undoes a
+    colleague's push on every replica: both are said when staso serve starts."""
+    from staso.store import open_store
+
+    policy = tmp_path / "staso.yaml"
+    policy.write_text("version: 1\nrules: []\n")
+    db = tmp_path / "new" / "staso.db"
+    said = _serve_until_listening(["--database-url", f"sqlite:///{db}", "--policy", str(policy)])
+    assert f"{db} did not exist: this is a new, empty store" in said, said
+    assert "warning" not in said, said
+    store = open_store(f"sqlite:///{db}")
+    try:  # what staso policy push (PUT /v1/policy) stores
+        pushed = store.save_policy("version: 1\nrules:\n  - use: builtin/pii\n", by="pgadmin")
+    finally:
+        store.close()
+    said = _serve_until_listening(["--database-url", f"sqlite:///{db}", "--policy", str(policy)])
+    assert "did not exist" not in said, said
+    assert (f"warning: policy version {pushed} (installed by pgadmin) is replaced by {policy}"
+            in said), said
+    said = _serve_until_listening(["--database-url", f"sqlite:///{db}", "--policy", str(policy)])
+    assert "warning" not in said, said  # the file is in force already: nothing replaced
 
 
 def test_a_busy_port_is_said_before_any_url(tmp_path: Path) -> None:
@@ -276,6 +329,12 @@ def test_list_shows_whole_ids_and_refuses_an_unknown_status(
     listed = invoke("escalations", "list", env=env)
     assert listed.exit_code == 0, listed.output
     assert all(i in listed.stdout for i in ids), listed.stdout
+    narrow = cli("escalations", "list", env={**env, "COLUMNS": "80"})  # a real terminal's
+    lines = narrow.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), narrow.stdout
+    for name in (*ids, "process_refund_with_a_long_tool_name",
+                 "a-very-long-agent-name-for-the-table"):  # whole, on one line
+        assert any(name in line for line in lines), (name, narrow.stdout)
     bogus = invoke("escalations", "list", "--status", "bogus", env=env)
     assert (bogus.exit_code, bogus.stderr.splitlines()) == (2, [
         "--status must be one of pending, approved, denied, timeout (got 'bogus')"])

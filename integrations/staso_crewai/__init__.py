@@ -1,4 +1,4 @@
-"""staso for CrewAI (``pip install 'staso[crewai]'``).
+"""staso for CrewAI (``pip install -e '.[crewai]'``).
 
 - ``guard_crew(crew)``: every tool call of every agent in that crew asks staso first, through
   crewai's tool-call hooks, scoped to that crew.

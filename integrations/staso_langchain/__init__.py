@@ -1,4 +1,4 @@
-"""staso for LangChain and LangGraph (``pip install 'staso[langchain]'``).
+"""staso for LangChain and LangGraph (``pip install -e '.[langchain]'``).
 
 - ``StasoMiddleware`` for ``langchain.agents.create_agent``: the full decision table of
   docs/integrations/langchain.md, ``invoke`` and ``ainvoke``.

@@ -1,4 +1,4 @@
-"""staso for the Model Context Protocol (``pip install 'staso[mcp]'``).
+"""staso for the Model Context Protocol (``pip install -e '.[mcp]'``).
 
 - ``run_stdio_proxy(command, args)``: ``staso mcp proxy -- COMMAND ARGS...``, the proxy on
   stdio in front of a stdio server it starts: a JSON-RPC relay (``StdioRelay``) in which

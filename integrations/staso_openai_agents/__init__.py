@@ -1,4 +1,4 @@
-"""staso for the OpenAI Agents SDK (``pip install 'staso[openai-agents]'``).
+"""staso for the OpenAI Agents SDK (``pip install -e '.[openai-agents]'``).
 
 - ``guard_agent(agent)`` / ``guard_tools(tools)``: every function tool asks staso first,
   with the whole decision table of docs/integrations/openai-agents.md (``on_invoke_tool``

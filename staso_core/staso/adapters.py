@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .client import watch_pending
 from .conversations import current_context
 from .decision_log import truncate
-from .errors import InvalidToolInput, StasoError
+from .errors import InvalidToolInput, StasoError, install_extra
 from .models import Escalation, GuardResult
 from .options import DEFAULT_OPTIONS, CallKwargs, GuardKwargs, GuardOptions, guard_options
 from .outcome import OnBlock, Outcome, decide_outcome
@@ -56,7 +56,7 @@ def require(module: str, *, extra: str, feature: str) -> ModuleType:
     except ImportError as exc:
         raise IntegrationMissing(
             f"{feature} needs the '{module.split('.')[0]}' package, which is not installed: "
-            f"pip install 'staso[{extra}]' ({exc})") from exc
+            f"{install_extra(extra)} ({exc})") from exc
 
 
 @functools.cache

@@ -6,6 +6,7 @@ Approve button (a request signed as Slack signs them)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import tempfile
@@ -13,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from .errors import install_extra
 
 CALLS: list[tuple[str, dict[str, Any]]] = [
     ("process_refund", {"customer_id": "c_17", "amount": 50}),
@@ -23,11 +26,16 @@ BIG_REFUND = {"customer_id": "c_42", "amount": 5000}
 
 
 def _port(preferred: int) -> int:
+    """``preferred`` if free, else a free port, said aloud. SO_REUSEADDR as uvicorn binds:
+    a port a demo just left (its sockets in TIME_WAIT) is free for the next one."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", preferred))
-        except OSError:
+        except OSError as exc:
             s.bind(("127.0.0.1", 0))
+            print(f"staso demo: port {preferred} is in use ({exc.strerror}); using "
+                  f"{s.getsockname()[1]} instead (--port picks another)")
         return int(s.getsockname()[1])
 
 
@@ -161,6 +169,15 @@ def _stay_up(url: str) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _remove_store(home: Path) -> None:
+    """The demo's store was only for this run; what it pointed the user at (the Slack
+    stand-in's recorded request) stays, in the same folder."""
+    for path in home.glob("staso.db*"):  # the database and its WAL files
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        home.rmdir()  # only if nothing else is left
+
+
 def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 8787,
              slack_stand_in: bool = False) -> int:
     import os
@@ -176,7 +193,7 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        print("staso demo needs the server extra: pip install 'staso[server]'")
+        print(f"staso demo needs the server extra: {install_extra('server')}")
         return 1
     home = Path(tempfile.mkdtemp(prefix="staso-demo-"))
     store = open_store(f"sqlite:///{home / 'staso.db'}")
@@ -192,7 +209,8 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
     server.start()
     server.wait_started()
     url = f"http://127.0.0.1:{server.server.config.port}"
-    print(f"staso demo: server and dashboard at {url}/  (store {home / 'staso.db'})")
+    print(f"staso demo: server and dashboard at {url}/  (store {home / 'staso.db'}, "
+          "removed when the demo ends)")
     print(f"    log in with the approver key: {approver_key}\n")
     st.init(api_key=agent_key, base_url=url, agent_name="refund-agent")
     try:
@@ -226,12 +244,17 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
             print(f"    waiting for a person: open {url}/ and approve or deny it\n"
                   f"    (or: staso escalations approve {first.escalation_id} --by you "
                   f"--url {url} --key {approver_key});\n"
-                  f"    no answer in {timeout:.0f} s -> denied")
+                  f"    no answer in {timeout:.0f} s -> the agent stops waiting and treats "
+                  f"it as denied")
         result = st.guard("process_refund", BIG_REFUND, wait_for_escalation=True,
                           escalation_poll_interval=3.0, escalation_timeout=timeout)
-        outcome = "DENIED (timed out)" if result.escalation_status == "timeout" \
-            else result.action.upper()
-        print(f"    -> {outcome} ({result.escalation_status}) {result.reason}".rstrip())
+        if result.escalation_status == "timeout":  # the wait ended; the escalation did not
+            print(f"    -> DENIED (timed out): nobody answered in {timeout:.0f} s, so the agent "
+                  f"gave up ({result.reason}); the escalation stays open in the dashboard "
+                  f"until it expires")
+        else:
+            print(f"    -> {result.action.upper()} ({result.escalation_status}) "
+                  f"{result.reason}".rstrip())
         if slack is not None:
             slack.show_update(escalation_id)
         st.shutdown()
@@ -242,4 +265,5 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
         server.stop()
         if slack is not None:
             slack.stop()
+        _remove_store(home)
     return 0

@@ -110,3 +110,10 @@ class EscalationPending(_GuardOutcomeError):
     def _message(self) -> str:
         return (f"Tool call {self.result.tool_name!r} awaits approval "
                 f"(escalation {self.escalation_id}): {self.reason}. Nothing was done.")
+
+
+def install_extra(extra: str) -> str:
+    """How to add one of staso's extras, said the same way everywhere. From the repository:
+    the ``staso`` on PyPI is an unrelated project, so ``pip install 'staso[x]'`` would fetch it."""
+    return (f"pip install -e '.[{extra}]' in the staso repository (PyPI's 'staso' is another "
+            "project)")

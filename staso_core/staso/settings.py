@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import StasoError
+from .errors import StasoError, install_extra
 
 log = logging.getLogger("staso")
 
@@ -116,7 +116,7 @@ def database_url(url: str) -> str:
     try:
         dialect.import_dbapi()
     except ImportError as exc:
-        extra = " needs the postgres extra: pip install 'staso[postgres]'" \
+        extra = f" needs the postgres extra: {install_extra('postgres')}" \
             if parsed.get_backend_name() == "postgresql" else " needs its database driver"
         raise StasoError(f"the database {parsed.render_as_string()}{extra} ({exc})") from None
     return text

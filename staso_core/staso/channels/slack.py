@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StasoError
+from ..errors import StasoError, install_extra
 from ..models import Escalation
 from . import slack_blocks
 from .base import Channel, ChannelContext, DeliveryError
@@ -88,7 +88,7 @@ class SlackChannel(Channel):
         try:
             from slack_sdk import WebClient
         except ImportError:
-            raise StasoError("Slack approvals need slack_sdk: pip install 'staso[slack]'"
+            raise StasoError(f"Slack approvals need slack_sdk: {install_extra('slack')}"
                              ) from None
         api_url = env.get("STASO_SLACK_API_URL", "").strip() or DEFAULT_API_URL
         base_url = api_url.rstrip("/") + "/"

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 
+from ..errors import install_extra
 from .common import fail
 
 mcp_app = typer.Typer(help="Guard MCP servers' tools.", no_args_is_help=True)
@@ -57,7 +58,7 @@ def mcp_proxy(ctx: typer.Context,
         from staso_mcp.stdio import run_stdio_proxy
         from staso_mcp.streamable_http import parse_header, parse_listen, run_http_proxy
     except ImportError as exc:
-        fail(f"staso mcp needs the mcp extra: pip install 'staso[mcp]' ({_mcp_version()}"
+        fail(f"staso mcp needs the mcp extra: {install_extra('mcp')} ({_mcp_version()}"
               f"{exc})")
         return
     from ..adapters import ToolGuard

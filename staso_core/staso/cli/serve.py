@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import install_extra
 from .common import database_url_of, fail, safe_url
 
 
@@ -28,11 +29,12 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
 
         from ..server import ServerConfig, create_app
     except ImportError as exc:
-        fail(f"staso serve needs the server extra: pip install 'staso[server]' ({exc})")
+        fail(f"staso serve needs the server extra: {install_extra('server')} ({exc})")
         return
     from sqlalchemy.exc import SQLAlchemyError
 
     url = database_url_of(database_url)
+    new_file = _new_sqlite_file(url)
     problem = listen_problem(host, port)
     if problem is not None:  # said before any URL is printed as if it served there
         fail(problem)
@@ -51,6 +53,11 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
              f"{reason[0] if reason else type(exc).__name__}")
         return
     state = application.state.staso
+    if new_file is not None:  # a typo in a path starts an empty store: no key works there
+        typer.echo(f"staso serve: {new_file} did not exist: this is a new, empty store "
+                   "(no keys yet: staso keys create --database-url … )", err=True)
+    if state.replaced_policy is not None:
+        typer.echo(f"staso serve: warning: {state.replaced_policy}", err=True)
     typer.echo(f"staso serve: dashboard and API on http://{host}:{port}/ "
                f"(database {safe_url(url)}, policy version {state.policy_version})", err=True)
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False,
@@ -93,3 +100,17 @@ def demo(yes: bool = typer.Option(False, "--yes", help="approve automatically, u
 
     raise typer.Exit(run_demo(auto_approve=yes, timeout=timeout, port=port,
                               slack_stand_in=slack_stand_in))
+
+
+def _new_sqlite_file(url: str) -> Path | None:
+    """The SQLite file ``url`` names, if it does not exist yet (opening it creates it)."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:  # a bad URL is said when it is opened
+        return None
+    path = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not path or path == ":memory:":
+        return None
+    return None if Path(path).exists() else Path(path)

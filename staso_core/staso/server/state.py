@@ -96,6 +96,9 @@ class ServerState:
         self.pm = make_plugin_manager(config.plugins)
         self.dashboard_links = dashboard_links(self.pm)  # a bad link stops the server here
         self.store: StoreBackend = open_store(config.database_url)
+        # what a --policy file replaced that was not from a --policy file (a push): said by
+        # staso serve, so restarting a replica never undoes a colleague's push unseen
+        self.replaced_policy: str | None = None
         self.policy_version, self.policy_source, policy = self._initial_policy()
         self.service = DecisionService(self.store, policy, self.pm,
                                        dead_letter_file=config.dead_letter_file,
@@ -138,6 +141,14 @@ class ServerState:
             stored = self.store.latest_policy()
             if stored is not None and stored[1] == source:
                 return stored[0], source, policy
+            if stored is not None:
+                newest = self.store.policy_version(stored[0]) or {}
+                by = str(newest.get("created_by") or "")
+                if not by.startswith("staso serve --policy"):
+                    self.replaced_policy = (
+                        f"policy version {stored[0]} (installed by {by or 'someone'}) is "
+                        f"replaced by {path} on every replica; to keep it, restart without "
+                        f"--policy or put it in that file")
             return self.store.save_policy(source, by=f"staso serve --policy {path}"), \
                 source, policy
         stored = self.store.latest_policy()

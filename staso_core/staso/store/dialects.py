@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from ..errors import StoreUnavailable
 from ..waiting import ChangeFeed
 from .changes import PostgresChanges, SqliteChanges, announce
 
@@ -116,7 +117,11 @@ def dialect_for(url: str) -> Dialect:
 def _sqlite_engine(url: str) -> sa.Engine:
     path = sa.engine.make_url(url).database
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a wrong STASO_HOME, a file where a folder should be: one line
+            raise StoreUnavailable(f"cannot create the folder of the SQLite store {path}: "
+                                   f"{exc.strerror or exc} ({exc.filename})") from exc
     engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
