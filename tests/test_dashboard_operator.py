@@ -211,17 +211,97 @@ def test_filters_live_in_the_url_and_never_hide_the_pending_count(
     assert page.text_content("#pending-shown").startswith(f"{total} pending")
     page.goto(server.url + "/decisions?action=block&agent=REFUND")
     page.locator("details.decision").first.wait_for()
-    assert page.input_value("#filter-action") == "block"
+    assert page.is_checked("#filter-action input[value=block]")
     actions = page.locator("details.decision .action").all_text_contents()
     assert actions and set(actions) == {"block"}
-    page.select_option("#filter-action", "")
+    page.uncheck("#filter-action input[value=block]")
     page.wait_for_function("() => [...document.querySelectorAll('details.decision .action')]"
                            ".some(a => a.textContent !== 'block')")
     assert "action=" not in page.url and "agent=REFUND" in page.url
     page.go_back()
     page.wait_for_function("() => [...document.querySelectorAll('details.decision .action')]"
                            ".every(a => a.textContent === 'block')")
-    assert page.input_value("#filter-action") == "block"
+    assert page.is_checked("#filter-action input[value=block]")
+
+
+def flash_error(page: Any, *words: str) -> str:
+    page.wait_for_function("() => document.querySelector('#flash').className === 'error'")
+    said: str = page.text_content("#flash")
+    assert said.startswith("invalid request: ") and all(w in said for w in words), said
+    return said
+
+
+def test_a_shared_link_is_applied_or_refused_never_ignored(
+        open_page: Any, served: tuple[Server, dict[str, Any]]) -> None:
+    server, _ = served
+    page = open_page()
+    # several actions at once, as the API and the CLI take them, kept in the URL
+    page.goto(server.url + "/decisions?action=block,escalate")
+    page.locator("details.decision").first.wait_for()
+    ticked = page.locator("#filter-action input:checked").evaluate_all(
+        "bs => bs.map(b => b.value)")
+    assert ticked == ["block", "escalate"]
+    actions = page.locator("details.decision .action").all_text_contents()
+    assert set(actions) == {"block", "escalate"}, actions
+    page.check("#filter-action input[value=modify]")
+    page.wait_for_function("() => location.search === '?action=block%2Cmodify%2Cescalate'")
+    page.wait_for_function("() => [...document.querySelectorAll('details.decision .action')]"
+                           ".some(a => a.textContent === 'modify')")
+    # a value no filter has: kept in sight and refused in words, nothing listed as if all
+    page.goto(server.url + "/decisions?action=approve")
+    flash_error(page, "action", "'approve'")
+    assert page.is_checked("#filter-action label.unknown input[value=approve]")
+    assert page.locator("details.decision").count() == 0
+    page.uncheck("#filter-action input[value=approve]")  # corrected: the message goes
+    page.locator("details.decision").first.wait_for()
+    page.wait_for_function("() => document.querySelector('#flash').textContent === ''")
+    for path, select, words in (("/?status=bogus", "#filter-status", ("status", "'bogus'")),
+                                ("/history?status=bogus", "#filter-status", ("status",)),
+                                ("/overview?since=banana", "#filter-since",
+                                 ("since", "'banana'"))):
+        page.goto(server.url + path)
+        flash_error(page, *words)
+        assert page.input_value(select) == path.rsplit("=", 1)[1], path
+    assert page.locator("#over-time svg").count() == 0  # no chart of the last 24 hours
+    page.goto(server.url + "/overview?since=2h")  # any duration the server takes
+    page.locator("#over-time svg rect").first.wait_for()
+    assert page.input_value("#filter-since") == "2h"
+    assert page.text_content("#flash") == ""
+
+
+def test_a_decision_shows_its_answers_in_words_and_no_empty_fields(
+        open_page: Any, served: tuple[Server, dict[str, Any]]) -> None:
+    server, _ = served
+    edited = guard(server, "process_refund", {"customer": "c_words", "amount": 8000})
+    answer(server, edited["escalation_id"], "approve", comment="checked with finance",
+           modified_input={"customer": "c_words", "amount": 800})
+    r = server.request("POST", f"/v1/escalations/{edited['escalation_id']}/claim",
+                       json={"decision_id": edited["decision_id"]})  # the agent takes it
+    assert r.status_code == 200 and r.json()["claimed"], r.text
+    page = open_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(server.url + "/decisions?q=" + edited["escalation_id"])
+    row = page.locator("details.decision").first
+    row.locator("summary").click()
+    row.locator(".escalation").wait_for()
+    detail = row.locator(".detail")
+    said = detail.locator("ul.answers li").all_text_contents()
+    assert len(said) == 1 and said[0].startswith("approved by "), said
+    assert " via api at " in said[0] and said[0].endswith(": checked with finance"), said
+    assert detail.locator("div.answers pre").count() == 0  # no raw JSON, no epoch "at"
+    text = detail.text_content()
+    assert "environment:" not in text and "*:" not in text
+    assert detail.locator("ul.modifications").text_content().startswith("edited by ")
+    icon = page.get_attribute('link[rel="icon"]', "href")
+    assert icon.startswith("data:image/svg+xml,")
+    assert not any(u.endswith("/favicon.ico") for u in requests), requests
+    login_page = page.context.browser.new_page()
+    login_page.goto(server.url + "/login")
+    assert login_page.get_attribute('link[rel="icon"]', "href") == icon
+    login_page.close()
+    csp = page.request.get(server.url + "/login").headers["content-security-policy"]
+    assert "img-src 'self' data:" in csp
 
 
 def test_a_comment_on_any_answer_and_an_edit_shown_as_a_diff(

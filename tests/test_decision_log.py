@@ -257,6 +257,10 @@ def test_routes_roles_bad_input_and_the_dashboard_twins(remote_side: Side) -> No
         assert body["errors"][0]["loc"] == ["query", name] and name in body["detail"], body
     assert server.request("GET", "/v1/overview", role="approver",
                           params={"since": "1x"}).status_code == 422
+    for blank in ("\r", " ", ""):  # nothing given: the last 24 hours (was: 500 on "\r")
+        answer = server.request("GET", "/v1/overview", role="approver", params={"since": blank})
+        assert answer.status_code == 200, (blank, answer.text)
+        assert 86000 < answer.json()["until"] - answer.json()["since"] <= 86400
     assert server.request("GET", "/v1/decisions/dec_unknown", role="approver"
                           ).status_code == 404
 
@@ -602,3 +606,111 @@ def test_cli_prints_recorded_names_as_escapes(cli_side: Side) -> None:
         assert "\x1b" not in result.output and "\\x1b" in result.output, result.output
     assert "[red]RED[/red]\\x1b[2Jclear" in outputs[1].output
     assert "[blink]ag\\x1b[31m" in outputs[0].output
+
+
+# -- a new operator's findings: ids by their end, whole names, ISO times -------------------
+def test_cli_show_takes_an_end_hints_whole_names_and_reads_iso_times(cli_side: Side) -> None:
+    import re
+    from datetime import date
+
+    from staso.cli import app
+
+    ids = _calls(cli_side)
+    key = cli_side.server.keys["approver"] if cli_side.server is not None else None
+    env = {**cli_side.cli_env(key), "COLUMNS": "80"}
+    runner = CliRunner()
+    big = ids["big"]
+    assert big[:20] == ids["small"][:20]  # one process: one long shared start
+    shown = runner.invoke(app, ["decisions", "show", big[-8:]], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert f"id: {big}" in shown.output
+    # the one time format of every command: local date and time, offset, age
+    assert re.search(r"time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d \(\d+s ago\)",
+                     shown.output), shown.output
+    assert re.search(r"opened \d{4}-\d\d-\d\d \d\d:\d\d:\d\d.* \(\d+s ago\)", shown.output)
+    starts = runner.invoke(app, ["decisions", "show", big[:20]], env=env)
+    assert starts.exit_code == 1 and "ambiguous: it starts" in starts.output, starts.output
+    agent = cli_side.agent_name
+    for option, name in (("--tool", "process"), ("--agent", agent[1:]), ("--rule", "big")):
+        none = runner.invoke(app, ["decisions", "list", option, name]
+                             + (["--agent", agent + "*"] if option != "--agent" else []),
+                             env=env)
+        assert none.exit_code == 0, none.output
+        assert none.output.strip() == (f"no decisions match; names are matched whole — try "
+                                       f"{option} '*{name}*'"), none.output
+    globbed = runner.invoke(app, ["decisions", "list", "--agent", agent, "--tool", "*rocess*"],
+                            env=env)
+    assert big in globbed.output
+    nothing = runner.invoke(app, ["decisions", "list", "--agent", agent + "*",
+                                  "--tool", "*zzz*"], env=env)
+    assert nothing.output.strip() == "no decisions match", nothing.output
+    # ISO dates and date-times, local time without an offset
+    today = date.today().isoformat()
+    for since in (today, today + "T00:00", today + "T00:00:00+14:00"):
+        listed = runner.invoke(app, ["decisions", "list", "--agent", agent, "--since", since],
+                               env=env)
+        assert listed.exit_code == 0 and big in listed.output, (since, listed.output)
+    later = runner.invoke(app, ["decisions", "list", "--agent", agent + "*",
+                                "--since", "2099-01-01"], env=env)
+    assert later.output.strip() == "no decisions match", later.output
+    bad = runner.invoke(app, ["decisions", "list", "--since", "2026-13-01"], env=env)
+    assert bad.exit_code == 2 and bad.output.startswith("--since '2026-13-01' is not a time")
+
+
+def test_show_says_whether_an_ambiguous_part_ends_or_starts_ids() -> None:
+    from staso.cli.decisions import _find
+    from staso.decision_filters import DecisionPage
+
+    ids = ["dec_aaaa000000000000000000beef", "dec_beef00000000000000000000c1",
+           "dec_1111000000000000000000beef"]
+
+    class Reader:
+        def get_decision(self, decision_id: str) -> dict[str, Any] | None:
+            return {"id": decision_id} if decision_id in ids else None
+
+        def list_decisions(self, q: str, limit: int, cursor: str | None) -> DecisionPage:
+            return DecisionPage([{"id": i} for i in ids if q.lower() in i], None)
+
+    import typer
+
+    assert _find(Reader(), "00c1")["id"] == ids[1]
+    assert _find(Reader(), "DEC_AAAA")["id"] == ids[0]
+    assert _find(Reader(), "beef00")["id"] == ids[1]  # a start without its dec_
+    with pytest.raises(typer.Exit):
+        _find(Reader(), "beef")
+    runner = CliRunner()
+    from staso.cli import app
+    from staso.cli import decisions as module
+
+    original = module.on_reader
+    try:
+        module.on_reader = lambda url, key, action: action(Reader())  # type: ignore[assignment]
+        for given, said in (("beef", "it ends 2 and starts 1 decision ids"),
+                            ("0beef", "it ends 2 decision ids")):
+            result = runner.invoke(app, ["decisions", "show", given])
+            assert result.exit_code == 1 and said in result.output, result.output
+    finally:
+        module.on_reader = original  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize(("given", "want"), [
+    ("2026-12-01", (2026, 12, 1, 0, 0, None)),
+    ("2026-12-01T09:00", (2026, 12, 1, 9, 0, None)),
+    ("2026-12-01 09:00:30", (2026, 12, 1, 9, 0, None)),
+    ("2026-12-01T09:00+01:00", (2026, 12, 1, 8, 0, "UTC")),
+    ("2026-12-01T09:00Z", (2026, 12, 1, 9, 0, "UTC")),
+])
+def test_parse_time_reads_iso_dates_and_date_times(given: str, want: tuple[Any, ...]) -> None:
+    from datetime import datetime, timezone
+
+    from staso.decision_filters import parse_time
+
+    at = parse_time(given, "since")
+    assert at is not None
+    shown = datetime.fromtimestamp(at, timezone.utc if want[5] else None)
+    assert (shown.year, shown.month, shown.day, shown.hour, shown.minute) == want[:5]
+    assert parse_time("2099", "since") == 2099.0  # a plain number: epoch seconds, as before
+    assert parse_time("1h", "since", now=7200.0) == 3600.0
+    for bad in ("2026-13-01", "2026-12-01T25:00", "yesterday", "1969-12-31"):
+        with pytest.raises(BadFilter, match="since"):
+            parse_time(bad, "since")

@@ -5,6 +5,7 @@ another connection answers."""
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import threading
 import time
 from collections import Counter
@@ -13,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from staso.approvers import Approver, answer_values
+from staso.decision_filters import DecisionFilter, DecisionPage, decode_cursor, encode_cursor
 from staso.errors import EscalationConflict, EscalationNotFound
 from staso.grants import Grant
 from staso.models import Escalation, GuardRequest
@@ -25,6 +27,7 @@ from staso.store.changes import PostgresChanges, SqliteChanges
 from staso.store.keys import ApiKey, create_key, hash_key
 from staso.store.links import AnswerLink
 from staso.store.notices import Notice
+from staso.store.policy_history import policy_digest
 from staso.waiting import ChangeFeed
 
 
@@ -36,6 +39,7 @@ class MemoryStore:
         self.decisions: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, tuple[ApiKey, str, float | None]] = {}
         self.policies: list[str] = []
+        self.policy_meta: list[dict[str, Any]] = []
         self.ended: dict[str, float] = {}
         self.announced: dict[str, int] = {}  # escalation id -> 0 new, 1 posted, 2 answered
         self.notices: dict[str, Notice] = {}
@@ -139,6 +143,42 @@ class MemoryStore:
 
     def decision_agents(self, decision_ids: list[str]) -> dict[str, str]:
         return {i: self.decisions[i]["agent_name"] for i in decision_ids if i in self.decisions}
+
+    def query_decisions(self, filters: DecisionFilter) -> DecisionPage:
+        def keep(row: dict[str, Any]) -> bool:
+            names = ((filters.agent, row.get("agent_name")), (filters.tool, row.get("tool_name")),
+                     (filters.rule, row.get("rule_name")))
+            texts = (row["id"], row.get("tool_name"), row.get("agent_name"),
+                     row.get("rule_name"), row.get("reason"), row.get("escalation_id"))
+            return (all(fnmatch.fnmatchcase((value or "").lower(), want.lower())
+                        for want, value in names if want is not None)
+                    and (not filters.actions or row.get("action") in filters.actions)
+                    and (filters.q is None or any(filters.q.lower() in (t or "").lower()
+                                                  for t in texts))
+                    and (filters.since is None or row["created_at"] >= filters.since)
+                    and (filters.until is None or row["created_at"] <= filters.until))
+
+        rows = sorted((r for r in self.decisions.values() if keep(r)),
+                      key=lambda r: (r["created_at"], r["id"]), reverse=True)  # newest first
+        if filters.cursor is not None:
+            at, last = decode_cursor(filters.cursor)
+            rows = [r for r in rows if (r["created_at"], r["id"]) < (at, last)]
+        page = rows[:filters.limit]
+        more = len(rows) > filters.limit
+        return DecisionPage(items=page, next_cursor=encode_cursor(
+            page[-1]["created_at"], page[-1]["id"]) if more else None)
+
+    def decision_ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
+        return sorted(i for i in self.decisions if i.startswith(prefix))[:limit]
+
+    def decision_overview(self, since: float, until: float,
+                          now: float | None = None) -> dict[str, Any]:
+        rows = [r for r in self.decisions.values() if since <= r["created_at"] <= until]
+        totals = Counter(r.get("action") for r in rows if r.get("action"))
+        rules = Counter(r.get("rule_name") for r in rows if r.get("rule_name"))
+        return {"since": since, "until": until, "totals": dict(totals),
+                "top_rules": [{"rule": name, "count": n} for name, n in rules.most_common(10)],
+                "pending": self.count_escalations("pending")}
 
     def add_key(self, record: ApiKey, key_hash: str) -> None:
         self.keys[record.id] = (record, key_hash, None)
@@ -335,7 +375,18 @@ class MemoryStore:
 
     def save_policy(self, source: str, *, by: str) -> int:
         self.policies.append(source)
+        self.policy_meta.append({"created_at": time.time(), "created_by": by})
         return len(self.policies)
+
+    def policy_versions(self, limit: int = 200) -> list[dict[str, Any]]:
+        return [{"version": n, **self.policy_meta[n - 1], "digest": policy_digest(source)}
+                for n, source in reversed(list(enumerate(self.policies, 1)))][:limit]
+
+    def policy_version(self, version: int) -> dict[str, Any] | None:
+        if not 1 <= version <= len(self.policies):
+            return None
+        return {"version": version, **self.policy_meta[version - 1],
+                "source": self.policies[version - 1]}
 
     def end_session(self, digest: str, expires_at: float) -> None:
         self.ended[digest] = expires_at
@@ -357,6 +408,44 @@ def test_the_memory_backend_has_every_method_of_the_interface() -> None:
     wanted = {n for n in vars(StoreBackend) if not n.startswith("_")}
     assert {"open_escalation", "write_decisions", "live_keys", "save_policy"} <= wanted
     assert sorted(n for n in wanted if not callable(getattr(MemoryStore, n, None))) == []
+
+
+def test_the_memory_backend_reads_the_decision_log_as_the_sql_store_does(tmp_path: Any
+                                                                       ) -> None:
+    """What a new store implements for the decision log: the same rows for the same
+    filters, page by page, and the same policy versions."""
+    rows = [{"id": f"dec_{i:03d}", "created_at": 1000.0 + i // 3, "agent_name": f"agent-{i % 4}",
+             "tool_name": ("process_refund", "run_sql", "send_email")[i % 3],
+             "action": ("allow", "block", "escalate", "modify")[i % 4],
+             "rule_name": None if i % 4 == 0 else f"rule_{i % 5}", "reason": f"reason {i}",
+             "environment": "", "tool_input": {"n": i}, "context": {}} for i in range(40)]
+    sql = Store(f"sqlite:///{tmp_path / 's.db'}")
+    memory = MemoryStore()
+    try:
+        for store in (sql, memory):
+            store.write_decisions([dict(r) for r in rows])
+            store.save_policy("version: 1\nrules: []\n", by="alice")
+        for given in ({}, {"tool": "RUN_*"}, {"action": "block,escalate"}, {"q": "REASON 1"},
+                      {"agent": "agent-2", "since": 1003, "until": 1010}):
+            pages = []
+            for store in (sql, memory):
+                ids, cursor = [], None
+                while True:
+                    page = store.query_decisions(DecisionFilter.parse(**given, limit=4,
+                                                                      cursor=cursor))
+                    ids += [r["id"] for r in page.items]
+                    cursor = page.next_cursor
+                    if cursor is None:
+                        break
+                pages.append(ids)
+            assert pages[0] == pages[1] and pages[0], (given, pages)
+        assert sql.decision_ids_starting("dec_01") == memory.decision_ids_starting("dec_01")
+        assert [(v["version"], v["created_by"], v["digest"]) for v in sql.policy_versions()] \
+            == [(v["version"], v["created_by"], v["digest"]) for v in memory.policy_versions()]
+        assert (sql.policy_version(1) or {})["source"] == (memory.policy_version(1) or {})["source"]
+        assert memory.policy_version(2) is None and sql.policy_version(2) is None
+    finally:
+        sql.close()
 
 
 def test_keys_are_made_once_and_looked_up_by_hash_on_any_backend() -> None:

@@ -13,6 +13,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .masking import Masker
@@ -22,6 +23,7 @@ ACTIONS = ("allow", "block", "modify", "escalate")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_ISO = re.compile(r"\d{4}-\d\d-\d\d(?:$|[T ])", re.IGNORECASE)
 MAX_EPOCH = 253402300799.0  # 9999-12-31 23:59:59 UTC: later is no time (nor a cursor's)
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,1400}")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -43,8 +45,10 @@ class BadFilter(ValueError):
 
 
 def parse_time(value: Any, param: str, now: float | None = None) -> float | None:
-    """Epoch seconds from epoch seconds (``1733560000``) or a duration back from now
-    (``90s``, ``15m``, ``1h``, ``7d``, ``2w``); None for nothing given."""
+    """Epoch seconds from epoch seconds (``1733560000``), a duration back from now
+    (``90s``, ``15m``, ``1h``, ``7d``, ``2w``) or an ISO 8601 date or date-time
+    (``2026-12-01``, ``2026-12-01T09:00``, ``2026-12-01T09:00+01:00``; local time without
+    an offset); None for nothing given."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -62,12 +66,24 @@ def parse_time(value: Any, param: str, now: float | None = None) -> float | None
         try:
             seconds = float(text)
         except ValueError:
-            raise BadFilter(param, f"{str(value)[:40]!r} is neither epoch seconds nor a "
-                                   "duration like 90s, 15m, 1h or 7d") from None
+            seconds = _iso_time(str(value).strip(), param)
     if not math.isfinite(seconds) or not 0 <= seconds <= MAX_EPOCH:
-        raise BadFilter(param, f"{str(value)[:40]!r} is not a time (epoch seconds, from 0 "
-                               f"to {MAX_EPOCH:.0f})")
+        raise BadFilter(param, f"{str(value)[:40]!r} is not a time from 1970 to 9999 "
+                               f"(epoch seconds from 0 to {MAX_EPOCH:.0f})")
     return seconds
+
+
+def _iso_time(text: str, param: str) -> float:
+    """Epoch seconds of an ISO 8601 date or date-time (local time without an offset)."""
+    if _ISO.match(text):
+        try:
+            found = datetime.fromisoformat(text.upper())
+            return (found if found.tzinfo else found.astimezone()).timestamp()
+        except (ValueError, OverflowError, OSError):
+            pass
+    raise BadFilter(param, f"{text[:40]!r} is not a time: give epoch seconds, an ISO date "
+                           "or date-time (2026-12-01, 2026-12-01T09:00, with or without an "
+                           "offset) or a duration like 90s, 15m, 1h or 7d")
 
 
 def parse_actions(value: Any) -> tuple[str, ...]:

@@ -99,6 +99,25 @@ def age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
+def when(timestamp: Any, now: float | None = None) -> str:
+    """A recorded time as every command prints it: the local date and time with its
+    offset, and how long ago (or from now) it is: ``2026-12-07 10:15:42+01:00 (3h ago)``;
+    "-" for none."""
+    import time
+    from datetime import datetime
+
+    if not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool):
+        return "-"
+    now = time.time() if now is None else now
+    try:
+        local = datetime.fromtimestamp(timestamp).astimezone().isoformat(sep=" ",
+                                                                         timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        return str(timestamp)
+    gap = now - timestamp
+    return f"{local} ({age(gap)} ago)" if gap >= 0 else f"{local} (in {age(-gap)})"
+
+
 def safe_url(url: str) -> str:
     import sqlalchemy as sa
 

@@ -12,20 +12,14 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from .common import KEY, URL, fail, field, out
+from .common import KEY, URL, fail, field, out, when
 from .reading import check_id, on_reader, shown, shown_json
 
 decisions_app = typer.Typer(help="Read the decision log: what was decided on each call.",
                             no_args_is_help=True)
-_WHEN = "epoch seconds, or a duration back from now: 90s, 15m, 1h, 7d"
+_WHEN = ("an ISO date or date-time (2026-12-01, 2026-12-01T09:00; local time without an "
+         "offset), epoch seconds, or a duration back from now: 90s, 15m, 1h, 7d")
 _ID_WIDTH = 28  # dec_ and 24 hex digits: the ids staso makes
-
-
-def local_time(epoch: Any) -> str:
-    """An epoch time as a local ISO date (``2026-12-07T10:15:42+01:00``)."""
-    if not isinstance(epoch, (int, float)):
-        return "-"
-    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
 
 
 def _short_time(epoch: Any) -> str:
@@ -40,9 +34,9 @@ def decisions_list(
         until: Optional[str] = typer.Option(None, help=f"until: {_WHEN}"),  # noqa: UP045
         action: Optional[str] = typer.Option(  # noqa: UP045
             None, help="allow, block, modify or escalate (several: block,escalate)"),
-        agent: Optional[str] = typer.Option(None, help="agent name or glob (*)"),  # noqa: UP045
-        tool: Optional[str] = typer.Option(None, help="tool name or glob (*)"),  # noqa: UP045
-        rule: Optional[str] = typer.Option(None, help="rule name or glob (*)"),  # noqa: UP045
+        agent: Optional[str] = typer.Option(None, help="agent name, whole, or a glob: '*part*'"),  # noqa: UP045
+        tool: Optional[str] = typer.Option(None, help="tool name, whole, or a glob: '*part*'"),  # noqa: UP045
+        rule: Optional[str] = typer.Option(None, help="rule name, whole, or a glob: '*part*'"),  # noqa: UP045
         search: Optional[str] = typer.Option(  # noqa: UP045
             None, "--search", "-q", help="text in the id, tool, agent, rule, reason or "
                                          "escalation id (any case)"),
@@ -70,11 +64,20 @@ def decisions_list(
         print(json.dumps(page.to_dict(), indent=2))
         return
     if not page.items:
-        typer.echo("no decisions match", err=True)
+        typer.echo("no decisions match" + _name_hint(agent=filters.agent, tool=filters.tool,
+                                                     rule=filters.rule), err=True)
         return
     out.print(_table(page.items))
     if page.next_cursor:
         typer.echo(f"more: staso decisions list ... --cursor {page.next_cursor}", err=True)
+
+
+def _name_hint(**names: str | None) -> str:
+    """For names given without ``*`` (matched whole, unlike the dashboard's parts): how to
+    ask for any part of them instead."""
+    parts = [f"--{option} '*{shown(name).replace(chr(39), '')}*'"
+             for option, name in names.items() if name and "*" not in name]
+    return f"; names are matched whole — try {' '.join(parts)}" if parts else ""
 
 
 def _table(items: list[dict[str, Any]]) -> Table:
@@ -97,12 +100,13 @@ def _table(items: list[dict[str, Any]]) -> Table:
 
 
 @decisions_app.command("show")
-def decisions_show(decision_id: str = typer.Argument(..., help="a decision id, or the start "
-                                                     "of one"),
+def decisions_show(decision_id: str = typer.Argument(..., help="a decision id, or an "
+                                                     "unambiguous end or start of one"),
                    as_json: bool = typer.Option(False, "--json", help="JSON output"),
                    url: Optional[str] = URL, key: Optional[str] = KEY) -> None:  # noqa: UP045
     """Show one decision: rule results, masked input, changes, execution, answers and its
-    escalation."""
+    escalation. Ids one process makes share a long start (a random per-process part, then
+    a counter), so their last few characters are the part to give: ``show 5541a2``."""
     check_id(decision_id)
     found = on_reader(url, key, lambda client: _find(client, decision_id))
     if as_json:
@@ -111,24 +115,50 @@ def decisions_show(decision_id: str = typer.Argument(..., help="a decision id, o
     _show(found)
 
 
+_FIND_PAGES = 20  # pages of 500 decisions whose text holds what was typed, newest first
+
+
 def _find(client: Any, given: str) -> dict[str, Any]:
-    """The decision with this id, or the only one whose id starts with it."""
+    """The decision with this id, or the only one whose id ends or starts with it."""
     found: dict[str, Any] | None = client.get_decision(given)
     if found is not None:
         return found
     if len(given) >= 4:
-        page = client.list_decisions(q=given, limit=500)
-        ids = sorted({i["id"] for i in page.items if str(i.get("id", "")).startswith(given)})
+        ends, starts = _ids_with(client, given)
+        ids = sorted(ends | starts)
         if len(ids) == 1:
             one: dict[str, Any] | None = client.get_decision(ids[0])
             if one is not None:
                 return one
         if len(ids) > 1:
-            some = ", ".join(shown(i) for i in ids[:3]) + (", …" if len(ids) > 3 else "")
-            fail(f"{given!r} is ambiguous: it starts {len(ids)} decision ids ({some}); "
-                 "give more of the id")
+            how = " and ".join(f"{word} {len(some)}" for word, some in (
+                ("ends", ends), ("starts", starts)) if some)
+            listed = ", ".join(shown(i) for i in ids[:3]) + (", …" if len(ids) > 3 else "")
+            fail(f"{given!r} is ambiguous: it {how} decision ids ({listed}); give more of "
+                 "the id (its end tells apart decisions of one process)")
     fail(f"no decision with id {given!r} (see staso decisions list)")
     raise AssertionError("unreachable")
+
+
+def _ids_with(client: Any, given: str) -> tuple[set[str], set[str]]:
+    """The ids (among the newest ``_FIND_PAGES`` pages that hold ``given`` somewhere) that
+    end with it, and those that start with it; in any case, as the search is."""
+    want = given.casefold()
+    ends: set[str] = set()
+    starts: set[str] = set()
+    cursor = None
+    for _ in range(_FIND_PAGES):
+        page = client.list_decisions(q=given, limit=500, cursor=cursor)
+        for item in page.items:
+            found = str(item.get("id", ""))
+            if found.casefold().endswith(want):
+                ends.add(found)
+            if found.casefold().startswith((want, "dec_" + want)):  # (dec_ may be left out)
+                starts.add(found)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return ends, starts
 
 
 def _json(value: Any) -> str:
@@ -139,7 +169,7 @@ def _show(d: dict[str, Any]) -> None:
     """One decision as text: every recorded string through ``shown`` (escape sequences an
     agent put in a name must not reach the terminal), printed without markup."""
     field("id", shown(d.get("id")))
-    field("time", local_time(d.get("created_at")))
+    field("time", when(d.get("created_at")))
     field("agent", shown(d.get("agent_name")) + (f" ({shown(d['environment'])})"
                                                  if d.get("environment") else ""))
     field("tool", shown(d.get("tool_name")))
@@ -186,13 +216,13 @@ def _show(d: dict[str, Any]) -> None:
     for a in d.get("answers") or []:
         field("answer", f"{shown(a.get('answer'))} by {shown(a.get('by'))}"
               + (f" via {shown(a['via'])}" if a.get("via") else "")
-              + f" at {local_time(a.get('at'))}")
+              + f" at {when(a.get('at'))}")
     esc = d.get("escalation")
     if esc:
         line = (f"{shown(esc.get('id'))} {shown(esc.get('status'))}, opened "
-                f"{local_time(esc.get('created_at'))}")
+                f"{when(esc.get('created_at'))}")
         if esc.get("resolved_at"):
-            line += (f", answered {local_time(esc['resolved_at'])} by "
+            line += (f", answered {when(esc['resolved_at'])} by "
                      f"{shown(esc.get('resolved_by'))}")
             if esc.get("resolved_via"):
                 line += f" via {shown(esc['resolved_via'])}"

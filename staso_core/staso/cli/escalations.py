@@ -7,10 +7,11 @@ import time
 from typing import Any, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from .common import KEY, URL, age, fail, field, on_client, out
+from .common import KEY, URL, age, fail, field, on_client, out, when
 from .reading import on_reader, shown, shown_json
 
 escalations_app = typer.Typer(help="List, show, approve and deny escalations.",
@@ -53,18 +54,6 @@ def _ids_starting_with(client: Any, prefix: str, pages: int = 20) -> list[str]:
     return found
 
 
-def when(timestamp: float | None, now: float | None = None) -> str:
-    """A time as the local date and time, with how long ago (or from now) it is."""
-    if timestamp is None:
-        return ""
-    from datetime import datetime
-
-    now = time.time() if now is None else now
-    local = datetime.fromtimestamp(timestamp).astimezone().isoformat(sep=" ",
-                                                                     timespec="seconds")
-    gap = now - timestamp
-    return f"{local} ({age(gap)} ago)" if gap >= 0 else f"{local} (in {age(-gap)})"
-
 @escalations_app.command("list")
 def escalations_list(status: Optional[str] = typer.Option(  # noqa: UP045
                          None, help="pending, approved, denied or timeout"),
@@ -77,17 +66,25 @@ def escalations_list(status: Optional[str] = typer.Option(  # noqa: UP045
     if as_json:
         print(json.dumps([e.to_dict() for e in items], indent=2))
         return
-    # ids are never cut (show, approve and deny take them); the other columns fold
-    table = Table()
+    out.print(_table(items, time.time()))
+
+
+def _table(items: list[Any], now: float) -> Table:
+    """Readable at 80 columns: ids in full (show, approve and deny take them), each row's
+    status over its age, and its tool over its rule and agent in one column, so names of
+    up to 40 characters stay whole (only a longer one is folded)."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
     table.add_column("id", no_wrap=True, min_width=max((len(shown(e.id)) for e in items),
                                                        default=2))
-    for name in ("status", "tool", "rule", "agent", "age"):
-        table.add_column(name, overflow="fold")
-    now = time.time()
+    table.add_column("status", no_wrap=True)
+    table.add_column("tool / rule / agent", overflow="fold")
     for e in items:  # Text: agents' names are never Rich markup, and shown as escapes
-        table.add_row(*(Text(shown(v)) for v in (e.id, e.status, e.tool_name, e.rule_name,
-                                                  e.agent_name)), age(now - e.created_at))
-    out.print(table)
+        call = Text(shown(e.tool_name))
+        call.append("\n" + shown(e.rule_name or "-"), style="dim")
+        call.append("\n" + shown(e.agent_name or "-"), style="dim")
+        table.add_row(Text(shown(e.id)), Text(f"{shown(e.status)}\n{age(now - e.created_at)} ago"),
+                      call)
+    return table
 
 
 @escalations_app.command("show")

@@ -281,6 +281,16 @@ def _history_page(service: Any, status: str | None, limit: int, before: str,
     return found, before
 
 
+_STATUSES = ("", "pending", "approved", "denied", "timeout")
+
+
+def _invalid(param: str, value: str, allowed: tuple[str, ...]) -> Response:
+    """422 for a filter a page cannot apply, shaped like the decision log's."""
+    message = f"{value[:40]!r} is not one of {', '.join(allowed)}"
+    return json_response({"detail": f"invalid request: query.{param}: {message}", "errors": [
+        {"loc": ["query", param], "msg": message, "type": "value_error"}]}, 422)
+
+
 @router.get("/dashboard/data")
 async def data(request: Request, status: str = "", agent: str = "", tool: str = "",
                rule: str = "", before: str = "", limit: int = 200) -> Response:
@@ -288,6 +298,8 @@ async def data(request: Request, status: str = "", agent: str = "", tool: str = 
     whole queue whatever the filters hide. ``history_next``: the ``before`` that loads
     the next page (None: no more)."""
     principal, _ = await _session(request)
+    if status not in _STATUSES:  # a link's filter is applied or refused, never ignored
+        return _invalid("status", status, _STATUSES[1:])
     me = person(principal)
     service = state_of(request).service
     limit = max(1, min(limit, 500))
@@ -407,6 +419,8 @@ async def grants_data(request: Request, live: str = "") -> Response:
     """Standing approvals, newest first, each with its state now (live, used up, expired,
     revoked); ``live=1``: only those that may still be used."""
     await _session(request)
+    if live not in ("", "1", "true"):
+        return _invalid("live", live, ("1", "true"))
     now = time.time()
     found = await asyncio.to_thread(state_of(request).store.list_grants,
                                     live_only=live in ("1", "true"), limit=500, now=now)

@@ -44,16 +44,17 @@ def _text(description: str) -> Any:
 
 
 def decision_params(
-        agent: Annotated[str | None, _text("Agent name, or a glob with *; any case")] = None,
-        tool: Annotated[str | None, _text("Tool name, or a glob with *; any case")] = None,
-        rule: Annotated[str | None, _text("Rule name, or a glob with *; any case")] = None,
+        agent: Annotated[str | None, _text("Agent name, whole, or a glob with *; any case")] = None,
+        tool: Annotated[str | None, _text("Tool name, whole, or a glob with *; any case")] = None,
+        rule: Annotated[str | None, _text("Rule name, whole, or a glob with *; any case")] = None,
         action: Annotated[str | None, _text(
             "allow, block, modify or escalate; several joined by commas")] = None,
         q: Annotated[str | None, _text(
             "Text in the id, tool, agent, rule, reason or escalation id; any case")] = None,
         since: Annotated[str | None, _text(
-            "Epoch seconds, or a duration back from now: 90s, 15m, 1h, 7d")] = None,
-        until: Annotated[str | None, _text("Epoch seconds, or a duration back from now")
+            "ISO date or date-time, epoch seconds, or a duration back: 90s, 1h, 7d")
+                         ] = None,
+        until: Annotated[str | None, _text("ISO date or date-time, epoch seconds, or a duration")
                          ] = None,
         limit: Annotated[str | None, Query(description="1 to 500 (default 50)",
                                            max_length=20)] = None,
@@ -104,10 +105,10 @@ async def overview_view(request: Request, since: str | None, until: str | None
     """Decisions over time by action, top rules, time to resolution, pending count."""
     now = time.time()
     try:
-        start = parse_time(since or "24h", "since", now)
+        given = parse_time(since, "since", now)  # (blank text gives None: the default)
+        start = now - 86400 if given is None else given
         end = parse_time(until, "until", now)
         end = now if end is None else end
-        assert start is not None
         if start > end:
             raise BadFilter("since", "is after until")
     except BadFilter as exc:
@@ -142,8 +143,9 @@ async def policy_version_view(request: Request, version: int) -> Response:
 
 # -- the routes: /v1 (approver or admin key) and /dashboard (session) ---------------------
 _SINCE = Query(max_length=40, description=(
-    "Epoch seconds or a duration back from now (default 24h)"))
-_UNTIL = Query(max_length=40, description="Epoch seconds or a duration (default now)")
+    "ISO date or date-time, epoch seconds or a duration back (default 24h)"))
+_UNTIL = Query(max_length=40, description=(
+    "ISO date or date-time, epoch seconds or a duration (default now)"))
 
 
 @router.get("/decisions", summary="The decision log, newest first, filtered and paged")

@@ -135,22 +135,61 @@ window.staso = (function () {
   }
 
   // -- filters in the URL: reload, back/forward and a shared link give the same view --------
+  // A link's value is always put in its control, even one the control does not offer (a
+  // select gets it as an option, checkboxes a box more), and sent as it is: the server
+  // applies it or says why not ("invalid request: …"); a page never quietly shows
+  // everything under a filter it ignored.
   function fields(filters) { return [...filters.elements].filter((f) => f.name); }
 
-  function fromUrl(filters) {
-    const query = new URLSearchParams(window.location.search);
+  // name -> its controls (the checkboxes of one filter share its name)
+  function groups(filters) {
+    const found = new Map();
     for (const f of fields(filters)) {
-      if (!query.has(f.name)) { f.value = f.tagName === "SELECT" ? f.options[0]?.value ?? "" : ""; continue; }
-      const value = query.get(f.name);
-      if (f.tagName === "SELECT" && ![...f.options].some((o) => o.value === value)) continue;
-      f.value = value;
+      if (!found.has(f.name)) found.set(f.name, []);
+      found.get(f.name).push(f);
     }
+    return found;
+  }
+
+  // a filter's value: the ticked boxes joined by commas ("block,escalate"), else the value
+  function valueOf(controls) {
+    if (controls[0].type === "checkbox")
+      return controls.filter((c) => c.checked).map((c) => c.value).join(",");
+    return controls[0].value;
+  }
+
+  function setValue(controls, value) {
+    const first = controls[0];
+    if (first.type === "checkbox") {
+      const want = value.split(",").map((v) => v.trim()).filter(Boolean);
+      for (const c of controls) c.checked = want.includes(c.value);
+      const box = first.closest("fieldset") || first.parentNode.parentNode;
+      for (const v of want) {
+        if (controls.some((c) => c.value === v)) continue;
+        const extra = el("input", { type: "checkbox", name: first.name, value: v });
+        extra.checked = true;
+        box.appendChild(el("label", { class: "unknown" }, [extra, el("span", { text: v })]));
+      }
+    } else if (first.tagName === "SELECT") {
+      if (value && ![...first.options].some((o) => o.value === value))
+        first.appendChild(el("option", { value: value, text: value, class: "unknown" }));
+      first.value = value || (first.options[0]?.value ?? "");
+    } else {
+      first.value = value;
+    }
+  }
+
+  function fromUrl(filters) {
+    filters.querySelectorAll(".unknown").forEach((n) => n.remove());
+    const query = new URLSearchParams(window.location.search);
+    for (const [name, controls] of groups(filters)) setValue(controls, query.get(name) ?? "");
   }
 
   function toUrl(filters) {
     const query = new URLSearchParams(window.location.search);
-    for (const f of fields(filters)) {
-      if (f.value) query.set(f.name, f.value); else query.delete(f.name);
+    for (const [name, controls] of groups(filters)) {
+      const value = valueOf(controls);
+      if (value) query.set(name, value); else query.delete(name);
     }
     const search = query.toString() ? "?" + query : "";
     if (search !== window.location.search)
@@ -160,7 +199,10 @@ window.staso = (function () {
   // what the filters ask for, blank ones left out
   function query(filters, extra) {
     const q = new URLSearchParams();
-    for (const f of fields(filters)) if (f.value) q.set(f.name, f.value);
+    for (const [name, controls] of groups(filters)) {
+      const value = valueOf(controls);
+      if (value) q.set(name, value);
+    }
     for (const [k, v] of Object.entries(extra || {})) if (v !== undefined && v !== null) q.set(k, v);
     return q;
   }
@@ -171,7 +213,7 @@ window.staso = (function () {
   // `adjust(query)`: the page's own changes to what is asked for (not to the URL).
   function poll(filters, url, render, every, adjust) {
     fromUrl(filters);
-    let busy = false, again = false, typing = null;
+    let busy = false, again = false, typing = null, failed = false;
     async function refresh() {
       if (busy) { again = true; return; }
       busy = true;
@@ -181,9 +223,15 @@ window.staso = (function () {
         const r = await fetch(url + "?" + q, { credentials: "same-origin" });
         if (r.status === 401) { window.location.assign("/login"); return; }
         const data = await r.json();
-        if (!r.ok) { say(typeof data.detail === "string" ? data.detail : "HTTP " + r.status, true); return; }
+        if (!r.ok) {
+          failed = true;
+          say(typeof data.detail === "string" ? data.detail : "HTTP " + r.status, true);
+          return;
+        }
+        if (failed) { failed = false; say("", false); }  // the filters were corrected
         render(data);
       } catch (err) {
+        failed = true;
         say("could not reach the server: " + err, true);
       } finally {
         busy = false;

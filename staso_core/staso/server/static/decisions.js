@@ -9,7 +9,9 @@
   const more = document.getElementById("decisions-more");
   let cursor = null;
 
+  // a labelled value; nothing at all for an empty one (no bare "environment:")
   function field(label, value, cls) {
+    if (value === null || value === undefined || value === "") return null;
     return el("div", { class: "field " + (cls || "") }, [
       el("span", { class: "label", text: label + ": " }), el("span", { text: value })]);
   }
@@ -47,17 +49,43 @@
       parts.push(el("h4", { text: "Approved with an edit" }),
                  changeList(e.tool_input, e.modified_input));
     }
-    return el("div", { class: "escalation" }, [el("h4", { text: "Escalation" }), ...parts]);
+    return el("div", { class: "escalation" },
+              [el("h4", { text: "Escalation" }), ...parts.filter(Boolean)]);
+  }
+
+  // a change the guard made: "amount: capped 50 to 10"; "*" (the whole input, edited by
+  // an approver) shows as its reason alone
+  function modification(m) {
+    if (!m || typeof m !== "object") return String(m);
+    const where = m.field && m.field !== "*" ? m.field : "";
+    return [where, m.reason].filter(Boolean).join(": ") || "changed";
+  }
+
+  // who answered, how and when, with their comment: one line each
+  function answers(d) {
+    const e = d.escalation || {};
+    const approvals = e.approvals || [];
+    return el("div", { class: "answers" }, [el("h4", { text: "Answers" }),
+      el("ul", { class: "answers" }, d.answers.map((a) => {
+        const by = a.by || a.name || "";
+        const approval = approvals.find((x) => (x.by || x.name) === by && x.at === a.at);
+        const comment = (approval && approval.comment) || a.comment ||
+          (by && by === e.resolved_by && a.answer === e.status ? e.comment : "");
+        const text = [a.answer || "answered", by && "by " + by, a.via && "via " + a.via,
+                      typeof a.at === "number" ? "at " + when(a.at) : ""]
+          .filter(Boolean).join(" ");
+        return el("li", { text: text + (comment ? ": " + comment : "") });
+      }))]);
   }
 
   function detail(d) {
     const parts = [
       el("p", { class: "reason", text: d.reason || "" }),
       el("div", { class: "fields" }, [
-        field("decision", d.id, "id"), field("environment", d.environment || ""),
-        field("severity", d.severity || ""), field("latency", typeof d.latency_ms === "number" ? d.latency_ms.toFixed(1) + " ms" : ""),
+        field("decision", d.id, "id"), field("environment", d.environment),
+        field("severity", d.severity), field("latency", typeof d.latency_ms === "number" ? d.latency_ms.toFixed(1) + " ms" : ""),
         field("policy", d.policy_version ? "version " + d.policy_version
-          : String(d.policy_digest || "").slice(0, 12))]),
+          : String(d.policy_digest || "").slice(0, 12))].filter(Boolean)),
       el("h4", { text: "Rule results" }), ruleResults(d),
       block("Input (masked)", d.tool_input)];
     if (d.context && Object.keys(d.context).length) parts.push(block("Context", d.context));
@@ -65,23 +93,23 @@
       parts.push(el("h4", { text: "Modified" }), changeList(d.tool_input, d.modified_input));
       if (d.modifications && d.modifications.length)
         parts.push(el("ul", { class: "modifications" }, d.modifications.map((m) => el("li", {
-          text: m && typeof m === "object" ? [m.field, m.reason].filter(Boolean).join(": ")
-            : String(m) }))));
+          text: modification(m) }))));
     }
     if (d.execution_status) {
       const run = [field("status", d.execution_status, "execution-" + d.execution_status)];
       if (d.execution_ms !== null && d.execution_ms !== undefined)
         run.push(field("took", d.execution_ms + " ms"));
       if (d.execution_error) run.push(field("error", d.execution_error, "error"));
-      parts.push(el("div", { class: "execution" }, [el("h4", { text: "Execution" }), ...run]));
+      parts.push(el("div", { class: "execution" },
+                    [el("h4", { text: "Execution" }), ...run.filter(Boolean)]));
       if (d.execution_output !== null && d.execution_output !== undefined)
         parts.push(block("Output", d.execution_output));
     }
-    if (d.answers && Object.keys(d.answers).length) parts.push(block("Answers", d.answers));
+    if (Array.isArray(d.answers) && d.answers.length) parts.push(answers(d));
     if (d.escalation) parts.push(escalationPart(d.escalation));
     else if (d.escalation_id) parts.push(field("escalation", d.escalation_id + " (" +
                                                (d.escalation_status || "") + ")"));
-    return parts;
+    return parts.filter(Boolean);
   }
 
   function row(d) {
