@@ -121,14 +121,14 @@ def _parse_modify(raw: Any) -> ModifySpec:
     if "cap" in raw:
         cap = raw["cap"]
         if not isinstance(cap, dict) or not cap or not all(
-                isinstance(k, str) and k and _finite_number(v) for k, v in cap.items()):
+                isinstance(k, str) and _finite_number(v) for k, v in cap.items()):
             raise ValueError("'cap' must map field names to finite numbers, e.g. "
                              "{amount: 100}" + _cap_culprit(cap))
         spec = replace(spec, cap=_plain(cap))
     if "set" in raw:
         values = raw["set"]
         if not isinstance(values, dict) or not values or not all(
-                isinstance(k, str) and k for k in values):
+                isinstance(k, str) for k in values):  # ("" is a key a tool input may have)
             raise ValueError("'set' must map field names to values, e.g. {currency: USD}")
         for key, value in values.items():
             bad = _not_json(value)
@@ -152,7 +152,7 @@ def _cap_culprit(cap: Any) -> str:
     if not isinstance(cap, dict):
         return ""
     for key, value in cap.items():
-        if not (isinstance(key, str) and key and _finite_number(value)):
+        if not (isinstance(key, str) and _finite_number(value)):
             return f" (not {key!r}: {value!r})"
     return ""
 
