@@ -14,6 +14,7 @@ from typing import Any
 from .jsonutil import value_key
 
 MASK = "[MASKED]"
+_KNOWN_LIMIT = 4096  # field names whose verdict is remembered
 
 # field names whose values are secrets unless a policy says otherwise
 DEFAULT_PATTERNS: tuple[str, ...] = (
@@ -31,10 +32,19 @@ class Masker:
         self.patterns = tuple(patterns)
         self._match = re.compile("|".join(fnmatch.translate(p.lower()) for p in patterns)
                                  ).match if patterns else None
+        self._known: dict[str, bool] = {}
 
     def secret(self, key: Any) -> bool:
-        return self._match is not None and isinstance(key, str) and \
-            self._match(key.lower()) is not None
+        if self._match is None or not isinstance(key, str):
+            return False
+        # field names repeat from call to call: each is matched once (the decision log
+        # masks every row's input and context; a dict hit costs a third of lower+match)
+        known = self._known.get(key)
+        if known is None:
+            if len(self._known) >= _KNOWN_LIMIT:
+                self._known.clear()  # names can be model-made: keep the memo bounded
+            known = self._known[key] = self._match(key.lower()) is not None
+        return known
 
     def mask(self, value: Any) -> Any:
         """A copy of ``value`` with secrets masked; ``value`` itself when nothing matched."""

@@ -23,7 +23,9 @@ STANDARD_FUNCTIONS = frozenset({
 TYPE_NAMES = frozenset({"int", "uint", "double", "string", "bytes", "bool", "list", "map",
                         "null_type", "type", "dyn"})
 _MACRO_VARS = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
-_OPERATOR = re.compile(r"^(?:_.*_|@.*|!_|-_)$")
+_OPERATOR = re.compile(r"^(?:_.*_|_\[_\]|@.*|!_|-_)$")  # operators, indexing included
+# ``tool_input`` as a word, and what follows it: ``.field`` not called like a method
+_TOOL_INPUT_USE = re.compile(r"(?<!\w)tool_input(?!\w)(\s*\.\s*([A-Za-z_]\w*)(?!\s*\()(?!\w))?")
 
 
 class ConditionError(ValueError):
@@ -45,6 +47,22 @@ def compile_condition(source: str, functions: dict[str, Callable[..., Any]]) -> 
             known = ", ".join(sorted(functions))
             raise ConditionError(f"unknown function {name!r} in 'when' (staso adds: {known})")
     return program
+
+
+def selected_fields(source: str) -> frozenset[str] | None:
+    """The top-level fields of ``tool_input`` a condition reads, when it reads it only as
+    ``tool_input.<field>`` (``has(tool_input.amount)`` included); None when it uses the
+    whole map (``size(tool_input)``, ``tool_input["a"]``, ``tool_input.all(...)``, a
+    comprehension variable of that name). Conservative: the source text is scanned as is,
+    so a mention inside a string literal only adds a field or gives None, never drops a
+    use. A condition given only these fields decides exactly as with the whole input: a
+    field it reads is there with its whole value, one that is absent is absent in both."""
+    fields = set()
+    for use in _TOOL_INPUT_USE.finditer(source):
+        if use.group(2) is None:
+            return None
+        fields.add(use.group(2))
+    return frozenset(fields)
 
 
 def same_value(a: Any, b: Any) -> bool:
