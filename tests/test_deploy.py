@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import REFUND_POLICY
 from servers import PG_ADMIN_URL, drop_pg_database, free_port, postgres_available, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,13 +38,6 @@ NGINX_SITE = DEPLOY / "nginx.conf"
 ENV_EXAMPLE = DEPLOY / "staso.env.example"
 STASO = [sys.executable, "-m", "staso.cli"]
 
-POLICY = """version: 1
-rules:
-  - name: big_refund
-    tools: [process_refund]
-    when: tool_input.amount > 1000
-    action: escalate
-"""
 
 
 # -- the deploy/ files, as a test machine runs them ------------------------------------------
@@ -237,7 +231,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     etc, home, web = root / "etc", root / "home", root / "nginx"
     for folder in (etc, home, web):
         folder.mkdir()
-    (etc / "staso.yaml").write_text(POLICY)
+    (etc / "staso.yaml").write_text(REFUND_POLICY)
     url = create_database()
     replicas: list[Replica] = []
     process: subprocess.Popen[bytes] | None = None
