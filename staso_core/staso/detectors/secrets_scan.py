@@ -201,6 +201,27 @@ _VALUE_LEADS = ("://", "bearer", "aws", "secret", "key", "token", "pass", "pwd",
 
 HOLDS_FROM = 4096
 
+# ``secrets`` finds nothing in a text whose lower-cased form holds none of these: every token
+# pattern needs its lead (``lead in text`` gates it; that implies ``lead.lower() in
+# text.lower()``, since lower() maps each character on its own and the leads are ASCII),
+# Mailchimp needs "-us", Telegram eight digits and a ":" (``_TELEGRAM``'s look-behind; lower()
+# leaves digits and ":" as they are), AWS ids one of ``_AWS_LEADS``, key blocks "BEGIN" or
+# "PuTTY", and ``_checked_values`` runs only when the lower-cased text holds a value lead.
+# Every branch is led by a literal (the Telegram one by its ":"), so the regex engine skips in
+# C to the positions holding a first character of one.
+_HINT_LEADS = {lead.lower() for lead in (*(lead for lead, _ in _TOKEN_LEADS), "-us",
+                                         *_AWS_LEADS, "BEGIN", "PuTTY", *_VALUE_LEADS)}
+# a lead holding a shorter one adds nothing ("github_pat_" holds "gh", "pwd" holds "pw")
+_SECRET_HINT = re.compile("|".join(sorted(
+    re.escape(lead) for lead in _HINT_LEADS
+    if not any(other != lead and other in lead for other in _HINT_LEADS))) + r"|:(?<=\d{8}:)")
+
+
+def may_hold_secret(text: str) -> bool:
+    """False only when ``secrets(text)`` finds nothing (see ``_SECRET_HINT``). One scan of a
+    ~50-branch alternation: meant for short texts (below ``HOLDS_FROM``)."""
+    return _SECRET_HINT.search(text.lower()) is not None
+
 
 def holds(text: str, lead: str, chars: dict[str, bool]) -> bool:
     """``lead in text``, answered at once when a character of ``lead`` is not in ``text``.
