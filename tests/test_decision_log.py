@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import sides
 from servers import Server, cli
 from staso.client import Client
-from staso.decision_filters import BadFilter, masked_output
+from staso.decision_filters import BadFilter, DecisionFilter, masked_output
 from staso.masking import Masker
 from staso.models import GuardResult
 from staso.store import open_store
@@ -365,7 +365,9 @@ def test_policy_versions_and_their_source(remote_side: Side) -> None:
 # -- the CLI --------------------------------------------------------------------------------
 def _unique_prefix(side: Side, decision_id: str) -> str:
     for end in range(len("dec_") + 1, len(decision_id)):
-        if side.store.decision_ids_starting(decision_id[:end]) == [decision_id]:
+        found = side.store.query_decisions(DecisionFilter.parse(q=decision_id[:end], limit=500))
+        if [r["id"] for r in found.items if r["id"].startswith(decision_id[:end])] \
+                == [decision_id]:
             return decision_id[:end]
     return decision_id
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import install_extra
+from .settings import store_file
 
 CALLS: list[tuple[str, dict[str, Any]]] = [
     ("process_refund", {"customer_id": "c_17", "amount": 50}),
@@ -47,8 +48,9 @@ class _Server(threading.Thread):
         import uvicorn
 
         from .server import ServerConfig, create_app
+        from .store import sqlite_url
 
-        app = create_app(ServerConfig(database_url=f"sqlite:///{home / 'staso.db'}"))
+        app = create_app(ServerConfig(database_url=sqlite_url(home)))
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                                     log_level="warning", access_log=False))
 
@@ -186,7 +188,7 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
 
     import staso as st
 
-    from .store import open_store
+    from .store import open_store, sqlite_url
     from .store.keys import create_key
 
     try:
@@ -196,7 +198,7 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
         print(f"staso demo needs the server extra: {install_extra('server')}")
         return 1
     home = Path(tempfile.mkdtemp(prefix="staso-demo-"))
-    store = open_store(f"sqlite:///{home / 'staso.db'}")
+    store = open_store(sqlite_url(home))
     _, agent_key = create_key(store, role="agent", name="refund-agent")
     slack = _DemoSlack() if slack_stand_in else None
     _, approver_key = create_key(store, role="approver", name="demo-manager",
@@ -209,7 +211,7 @@ def run_demo(auto_approve: bool = False, timeout: float = 120.0, port: int = 878
     server.start()
     server.wait_started()
     url = f"http://127.0.0.1:{server.server.config.port}"
-    print(f"staso demo: server and dashboard at {url}/  (store {home / 'staso.db'}, "
+    print(f"staso demo: server and dashboard at {url}/  (store {store_file(home)}, "
           "removed when the demo ends)")
     print(f"    log in with the approver key: {approver_key}\n")
     st.init(api_key=agent_key, base_url=url, agent_name="refund-agent")

@@ -158,6 +158,11 @@ def default_home() -> Path:
     return Path(os.environ.get("STASO_HOME") or "~/.staso").expanduser()
 
 
+def store_file(home: str | Path) -> Path:
+    """The embedded store's SQLite file in ``home``."""
+    return Path(home).expanduser() / "staso.db"
+
+
 @dataclass
 class Settings:
     api_key: str | None = None
@@ -240,6 +245,6 @@ def announce_mode(settings: Settings, chosen: bool) -> None:
         described = "given in code"
     level = logging.INFO if chosen else logging.WARNING
     log.log(level, "staso: embedded mode, store sqlite:///%s, policy %s%s",
-            settings.home / "staso.db", described,
+            store_file(settings.home), described,
             "" if chosen else " (no base_url or STASO_BASE_URL: escalations stay in this "
             "store, where no approver on a staso server sees them)")

@@ -33,15 +33,29 @@ def key_store(database_url: str | None) -> Iterator[StoreBackend]:
 
 
 
+def checked_url(url: str | None) -> str | None:
+    """``--url`` as given, checked: one that cannot be right (no scheme, a path such as
+    /v1) exits 1 with one line at once, never retried."""
+    from ..errors import StasoError
+    from ..settings import check_base_url
+
+    if not url:
+        return url
+    try:
+        return check_base_url(url, "--url")
+    except StasoError as exc:
+        fail(str(exc))
+        raise  # (fail exits)
+
+
 def client_for(url: str | None, key: str | None) -> Any:
     """A client on the server at ``url``, or on the embedded store (default policy)."""
     from ..client import Client
     from ..errors import StasoError
-    from ..settings import Settings, check_base_url
+    from ..settings import Settings
 
+    url = checked_url(url)
     try:
-        if url:  # a URL that cannot be right is said at once, never retried
-            url = check_base_url(url, "--url")
         settings = Settings.resolve(base_url=url or "", api_key=key, announce=False)
     except StasoError as exc:
         fail(str(exc))

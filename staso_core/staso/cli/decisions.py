@@ -161,10 +161,6 @@ def _ids_with(client: Any, given: str) -> tuple[set[str], set[str]]:
     return ends, starts
 
 
-def _json(value: Any) -> str:
-    return shown_json(value)
-
-
 def _show(d: dict[str, Any]) -> None:
     """One decision as text: every recorded string through ``shown`` (escape sequences an
     agent put in a name must not reach the terminal), printed without markup."""
@@ -188,9 +184,9 @@ def _show(d: dict[str, Any]) -> None:
         field("policy", ", ".join(p for p in policy if p))
     if isinstance(d.get("latency_ms"), (int, float)):
         field("decided in", f"{d['latency_ms']:.1f} ms")
-    field("input (masked per redact_in_log)", _json(d.get("tool_input")))
+    field("input (masked per redact_in_log)", shown_json(d.get("tool_input")))
     if d.get("context"):
-        field("context", _json(d["context"]))
+        field("context", shown_json(d["context"]))
     results = d.get("results") or []
     said = [r for r in results if isinstance(r, dict) and not r.get("passed")]
     field("rules", f"{len(said)} of {len(results)} said something"
@@ -201,9 +197,9 @@ def _show(d: dict[str, Any]) -> None:
                   f"{shown(r.get('severity'))}: {shown(r.get('reason'))}", markup=False,
                   highlight=False)
     if d.get("modified_input") is not None:
-        field("modified input", _json(d["modified_input"]))
+        field("modified input", shown_json(d["modified_input"]))
     if d.get("modifications"):
-        field("modifications", _json(d["modifications"]))
+        field("modifications", shown_json(d["modifications"]))
     if d.get("execution_status"):
         ran = shown(d["execution_status"]) + (
             f" in {d['execution_ms']:.1f} ms"

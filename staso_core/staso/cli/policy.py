@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from .common import KEY, URL, client_for, fail, on_client, out, printable
+from .common import KEY, URL, checked_url, client_for, fail, on_client, out, printable
 
 policy_app = typer.Typer(help="Check, test, replay and push policies.", no_args_is_help=True)
 TOOLS = typer.Option(None, "--tool", help="a tool name that exists (repeatable)")
@@ -17,21 +17,6 @@ TOOLS = typer.Option(None, "--tool", help="a tool name that exists (repeatable)"
 def _counted(n: int, word: str) -> str:
     """``1 rule``, ``2 rules``."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _checked_url(url: str | None) -> str | None:
-    """``--url`` as given, checked before anything else is done: one that cannot be right
-    exits 1 with one line (as every command does), and nothing else is said."""
-    from ..errors import StasoError
-    from ..settings import check_base_url
-
-    if not url:
-        return url
-    try:
-        return check_base_url(url, "--url")
-    except StasoError as exc:
-        fail(str(exc))
-        raise  # (fail exits)
 
 
 def _load(file: Path) -> Any:
@@ -50,9 +35,9 @@ def _recorded(url: str | None, key: str | None, notes: list[str], limit: int = 1
     """Recorded decisions for ``check``: from the server at ``url``, else from the embedded
     store if there is one (a check never creates a store). Unreadable: a note, no failure."""
     from ..policy.recorded import recorded_decisions
-    from ..settings import default_home
+    from ..settings import default_home, store_file
 
-    if not url and not (default_home() / "staso.db").exists():
+    if not url and not store_file(default_home()).exists():
         return []
     if url and not key:  # (a note, not client_for's failure as well)
         notes.append("the decision log was not read: no key for --url (--key or "
@@ -103,7 +88,7 @@ def policy_check(file: Path, tool: list[str] = TOOLS, url: str | None = URL,
     """Report every problem of a policy (file:line: message, by line); exit 1 on errors.
     Conditions are also run on the policy's tests and the recorded calls, and tool names
     checked against the tools they name (warnings)."""
-    url = _checked_url(url)
+    url = checked_url(url)
     if not _check(file, url, key, tool):
         raise typer.Exit(1)
 
@@ -144,11 +129,11 @@ def policy_replay(file: Path,
     from ..policy.discovery import collect_functions
     from ..policy.recorded import recorded_decisions
     from ..policy.replay import replay
-    from ..settings import default_home
+    from ..settings import default_home, store_file
 
-    url = _checked_url(url)
+    url = checked_url(url)
     policy = _load(file)
-    if not url and not (default_home() / "staso.db").exists():  # (nor is one made here)
+    if not url and not store_file(default_home()).exists():  # (nor is one made here)
         fail(f"no decision log to replay: no embedded store in {default_home()} "
              "(set STASO_HOME, or --url and --key for a server)")
     decisions = on_client(url, key, lambda c: recorded_decisions(c, since=since, limit=limit))
@@ -184,7 +169,7 @@ def policy_push(file: Path, url: str | None = URL, key: str | None = KEY) -> Non
         fail("staso policy push needs --url (or STASO_BASE_URL) and an admin --key "
              "(or STASO_API_KEY)")
         return
-    url = _checked_url(url) or url
+    url = checked_url(url) or url
     if not _check(file, None, None, None, notes=False):
         fail(f"{file} was not pushed: fix the errors above first")
     source = file.read_text(encoding="utf-8")

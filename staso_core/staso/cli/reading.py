@@ -14,14 +14,14 @@ def on_reader(url: str | None, key: str | None, action: Any) -> Any:
     must be there already (reading must not create an empty one and show it)."""
     if not url:
         from ..errors import StasoError
-        from ..settings import Settings
+        from ..settings import Settings, store_file
 
         try:
             settings = Settings.resolve(base_url="", api_key=key, announce=False)
         except StasoError as exc:
             fail(str(exc))
             raise  # (fail exits)
-        store = settings.home / "staso.db"
+        store = store_file(settings.home)
         if not settings.remote and not store.is_file():
             fail(f"no embedded store at {store} (set STASO_HOME or --url)")
     return on_client(url, key, action)

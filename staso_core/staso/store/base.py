@@ -98,10 +98,6 @@ class StoreBackend(Protocol):
         (opaque) asks for the next page, unaffected by decisions written meanwhile."""
         ...
 
-    def decision_ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
-        """Up to ``limit`` decision ids starting with ``prefix``."""
-        ...
-
     def decision_overview(self, since: float, until: float,
                           now: float | None = None) -> dict[str, Any]:
         """Decisions over time by action, top rules, escalations' time to resolution and

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..decision_filters import ACTIONS, DecisionFilter, DecisionPage, decode_cursor, encode_cursor
-from .escaping import MARKER, needs_escape, unescape_row, unescape_text
+from .escaping import MARKER, unescape_row, unescape_text
 from .rows import SqlRows
 from .schema import decisions, escalations
 
@@ -115,17 +115,6 @@ class DecisionRows(SqlRows):
         # (the cursor holds the id as stored, so it compares as the database does)
         cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
         return DecisionPage([unescape_row(r, _TEXT) for r in rows], cursor)
-
-    def decision_ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
-        """Up to ``limit`` decision ids that start with ``prefix`` (a short id typed by a
-        person: one match is the decision, two say it is ambiguous)."""
-        if needs_escape(prefix):  # (ids never hold such text)
-            return []
-        c = decisions.c
-        query = sa.select(c.id).where(c.id.like(like_literal(prefix) + "%", escape=_ESCAPE)
-                                      ).order_by(c.id).limit(limit)
-        with self._read() as conn:
-            return [unescape_text(r[0]) for r in conn.execute(query)]
 
     # -- the overview ---------------------------------------------------------------------
     def decision_overview(self, since: float, until: float,

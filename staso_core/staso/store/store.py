@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from ..approvers import Approver, answer_values
 from ..errors import DecisionIdReused, EscalationConflict, EscalationNotFound, StoreUnavailable
 from ..models import Escalation, RawJSON
+from ..settings import store_file
 from ..waiting import ChangeFeed
 from .decisions import DecisionRows
 from .dialects import dialect_for, lock_waits_until
@@ -107,7 +108,7 @@ def _escaped(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def sqlite_url(home: str | Path) -> str:
-    return f"sqlite:///{Path(home).expanduser() / 'staso.db'}"
+    return f"sqlite:///{store_file(home)}"
 
 
 def new_escalation_id() -> str:
