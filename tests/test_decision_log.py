@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 import sides
 from servers import Server, cli
 from staso.client import Client
-from staso.decision_filters import BadFilter, DecisionFilter, masked_output
+from staso.decision_filters import BadFilter, DecisionFilter
 from staso.masking import Masker
 from staso.models import GuardResult
+from staso.output_masking import mask_text
 from staso.store import open_store
 
 POLICY = """version: 1
@@ -220,11 +221,11 @@ def test_overview_aggregates_on_the_database(database_url: str) -> None:
 
 def test_execution_output_is_masked_for_display() -> None:
     masker = Masker(("password",))
-    assert json.loads(masked_output('{"user": "a", "password": "x"}', masker)) == {
+    assert json.loads(mask_text('{"user": "a", "password": "x"}', masker)) == {
         "user": "a", "password": "[MASKED]"}
-    assert masked_output("{'password': 'x', 'n': 1}", masker) == \
+    assert mask_text("{'password': 'x', 'n': 1}", masker) == \
         "{'password': '[MASKED]', 'n': 1}"
-    assert masked_output("password is x", masker) == "password is x"  # plain text: as is
+    assert mask_text("password is x", masker) == "password is x"  # plain text: as is
 
 
 # -- HTTP ---------------------------------------------------------------------------------

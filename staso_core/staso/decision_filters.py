@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from .masking import Masker
-from .output_masking import mask_strings, mask_text
+from .output_masking import mask_execution_fields, mask_strings
 
 ACTIONS = ("allow", "block", "modify", "escalate")
 DEFAULT_LIMIT = 50
@@ -234,17 +234,10 @@ def decision_json(row: dict[str, Any], masker: Masker | None = None) -> dict[str
     ...}"}``), which the masking of inputs when recorded does not read."""
     data = {name: row.get(name) for name in DECISION_FIELDS}
     if masker is not None:
-        for name in ("execution_output", "execution_error"):
-            text = data[name]
-            if isinstance(text, str):
-                data[name] = mask_text(text, masker)
+        data = mask_execution_fields(data, masker)
         for name in ("tool_input", "context", "modified_input"):
             if data[name] is not None:
                 with contextlib.suppress(RecursionError):  # (masked when recorded)
                     data[name] = mask_strings(data[name], masker)
     return data
 
-
-def masked_output(text: str, masker: Masker) -> str:
-    """``text`` (a tool's output or error) with secret-named fields masked."""
-    return mask_text(text, masker)
