@@ -10,6 +10,7 @@ from typing import Any
 import cel
 
 from ..jsonutil import map_json
+from .cel_text import conjuncts
 
 VARIABLES = ("tool_name", "tool_input", "context")
 # Functions this CEL implementation runs (checked by calling each), plus the type names
@@ -47,6 +48,40 @@ def compile_condition(source: str, functions: dict[str, Callable[..., Any]]) -> 
             known = ", ".join(sorted(functions))
             raise ConditionError(f"unknown function {name!r} in 'when' (staso adds: {known})")
     return program
+
+
+def tool_name_conjuncts(source: str) -> list[Any]:
+    """The conjuncts of a condition (``condition_types.conjuncts``) that read nothing but
+    ``tool_name`` and call only CEL's own functions, compiled: each one's value is fixed by
+    the tool's name, so an ``Engine`` works it out once per tool name. One that is false
+    there makes the condition false for every call of that tool (CEL's ``&&`` is false
+    when any side is, even beside an error), and the rule need not run for it."""
+    fixed = []
+    for part in conjuncts(source) or ():
+        try:
+            program = cel.compile(part)
+        except ValueError:
+            continue
+        if set(program.variables()) <= {"tool_name"} and all(
+                _OPERATOR.match(name) or name in STANDARD_FUNCTIONS
+                for name in program.functions()):
+            fixed.append(program)
+    return fixed
+
+
+def false_for_tool(programs: list[Any], tool_name: str) -> bool:
+    """Whether one of ``tool_name_conjuncts``' programs is false for this tool name."""
+    if not programs:
+        return False
+    ctx = cel.Context()
+    ctx.add_variable("tool_name", tool_name)
+    for program in programs:
+        try:
+            if program.execute(ctx) is False:
+                return True
+        except Exception:  # an error decides nothing here; the whole condition runs per call
+            continue
+    return False
 
 
 def selected_fields(source: str) -> frozenset[str] | None:

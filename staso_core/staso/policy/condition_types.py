@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cel_env import VARIABLES
+from .cel_text import string_end
 
 _OPERATORS = {"relation_lt": "<", "relation_le": "<=", "relation_gt": ">",
               "relation_ge": ">=", "relation_eq": "==", "relation_ne": "!=",
@@ -48,7 +49,7 @@ def macro_depth(source: str) -> int:
     while (found := _TOKEN.search(source, at)) is not None:
         at = found.end()
         if found.group("quote"):
-            at = _string_end(source, at, found.group("quote"),
+            at = string_end(source, at, found.group("quote"),
                              "r" in (found.group("prefix") or "").lower())
         elif found.group("macro") or found.group("open"):
             macro = found.group("macro") is not None
@@ -58,15 +59,6 @@ def macro_depth(source: str) -> int:
         elif found.group("close") and stack:
             depth -= stack.pop()
     return deepest
-
-
-def _string_end(source: str, at: int, quote: str, raw: bool) -> int:
-    """Where a string literal that opened with ``quote`` just before ``at`` ends."""
-    while at < len(source):
-        if source.startswith(quote, at):
-            return at + len(quote)
-        at += 2 if source[at] == "\\" and not raw else 1
-    return at
 
 
 @dataclass(frozen=True)
