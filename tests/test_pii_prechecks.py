@@ -1,7 +1,7 @@
 """The PII finders run on a short text only when it passes their pre-checks (``pii._PRECHECKS``,
-``pii._NUMBERS_SHAPE``, ``secrets_scan.may_hold_secret``), each meant as a necessary condition
-of a finding. Random and corpus texts must give exactly the findings the plain finders give
-without any pre-check or gate."""
+``pii._NUMBERS_SHAPE``, ``pii._SEVEN_DIGITS``, ``secrets_scan.may_hold_secret``), each meant
+as a necessary condition of a finding. Random and corpus texts must give exactly the findings
+the plain finders give without any pre-check or gate."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ _PIECES = [
     "</pw>", "Basic dXNlcjpwYXNz", "eyJ", "xox", "do", "\u212aey", "\u0130", "K", "k", "i",
     "0", "1", "12", "123", "1234", "\u0663", "\u0663\u0663\u0663\u0663", "-", " ", ".", "_",
     "\t", "\n", "(", ")", "+", ":", "/", "#", "\u2013", "\xa0", "\u2007", "\u202f", "\u2212",
-    "a", "Z", "\xe9", "refund #", "c_17",
+    "a", "Z", "\xe9", "refund #", "c_17", "+1234567", "123456", "refund #12345",
 ]
 texts = st.one_of(
     st.lists(st.sampled_from(_PIECES), max_size=12).map("".join),
