@@ -111,7 +111,7 @@ class Client:
                 raise InvalidToolInput(f"context must be a dict, not {type(context).__name__}")
             check_json(context, "context")
             merged.update(context)
-        request = GuardRequest(
+        request = GuardRequest.made(
             tool_name=tool_name, tool_input=tool_input, decision_id=new_decision_id(),
             agent_name=self.settings.agent_name, environment=self.settings.environment,
             context=merged, wait=wait, escalation_timeout=escalation_timeout,

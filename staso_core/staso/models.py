@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Action = Literal["allow", "block", "modify", "escalate"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -20,6 +20,9 @@ ACTIONS: tuple[str, ...] = ("allow", "modify", "escalate", "block")  # weakest �
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 STRICTNESS = {a: i for i, a in enumerate(ACTIONS)}
 TIMEOUT_REASON = "Escalation poll timeout"
+
+
+_Made = TypeVar("_Made", bound="_Dictable")
 
 
 class _Dictable:
@@ -32,6 +35,36 @@ class _Dictable:
     def from_dict(cls, data: dict[str, Any]) -> Any:
         names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def made(cls: type[_Made], **values: Any) -> _Made:
+        """``cls(**values)`` for the guard's hot path, where every field is known right:
+        a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``
+        (a GuardResult 1.9 µs, a GuardRequest 1.9 µs); filling ``__dict__`` costs ~0.5.
+        Nothing is checked: required fields must be given."""
+        made = object.__new__(cls)
+        state = made.__dict__
+        defaults, factories = _defaults(cls)
+        state.update(defaults)
+        for name, factory in factories:
+            state[name] = factory()
+        state.update(values)
+        return made
+
+
+_Defaults = tuple[dict[str, Any], tuple[tuple[str, Any], ...]]
+_DEFAULTS: dict[type, _Defaults] = {}
+
+
+def _defaults(cls: type) -> _Defaults:
+    """A dataclass's plain defaults, and its fields made by a factory."""
+    known = _DEFAULTS.get(cls)
+    if known is None:
+        known = _DEFAULTS[cls] = (
+            {f.name: f.default for f in fields(cls) if f.default is not MISSING},
+            tuple((f.name, f.default_factory) for f in fields(cls)
+                  if f.default_factory is not MISSING))
+    return known
 
 
 @dataclass(frozen=True)

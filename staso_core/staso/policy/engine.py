@@ -131,7 +131,7 @@ class Engine:
         common: dict[str, Any] = {"results": results, "rules_triggered": triggered_names,
                                   "decision_id": decision_id, "tool_name": tool_name}
         if not plan.live:
-            return GuardResult(action="allow", **common)
+            return GuardResult.made(action="allow", **common)
         cel_ctx = None
         if plan.variables:
             seen = tool_input
@@ -163,7 +163,7 @@ class Engine:
             if decider is None or STRICTNESS[rule.action] > STRICTNESS[decider.action]:
                 decider = rule
         if decider is None:
-            return GuardResult(action="allow", **common)
+            return GuardResult.made(action="allow", **common)
         action, severity = decider.action, decider.severity
         rule_name: str | None = decider.name
         reason = next(r.reason for r in results if r.rule_name == decider.name)
