@@ -53,6 +53,8 @@ def benchmarks(quick: bool, database_url: str) -> list[tuple[str, list[str]]]:
         ("detectors: recall and false positives on the labelled corpus", ["detectors.py"]),
         ("hostile inputs: crafted 1 MiB inputs, worst time", ["hostile_inputs.py"]),
         ("nothing stalls: slow requests in flight", ["stall.py"]),
+        ("staso mcp proxy: time added per tools/call",
+         ["mcp_proxy.py"] + (["--rounds", "10"] if quick else [])),
         ("approval channels: a slow or down Slack, post and resume",
          ["channels.py"] + (["--calls", "20", "--trials", "5"] if quick else [])),
     ]
