@@ -133,3 +133,13 @@ def test_the_guard_reports_a_scoped_rule_as_passed(tmp_path: Any) -> None:
         assert result.action == "block" and result.rule_name == "r0"
     finally:
         staso.shutdown()
+
+
+def test_a_plugin_function_named_like_cels_own_is_never_worked_out_ahead() -> None:
+    """Should a plugin's function shadow one of CEL's (this CEL keeps its own), the rule
+    runs on every call rather than be judged ahead with the other one."""
+    from staso.policy.cel_env import tool_name_conjuncts
+
+    source = 'tool_name.startsWith("admin_") && tool_input.x == 1'
+    assert len(tool_name_conjuncts(source)) == 1
+    assert tool_name_conjuncts(source, {"startsWith": lambda s, p: True}) == []

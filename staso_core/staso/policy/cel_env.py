@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import cel
@@ -50,12 +50,13 @@ def compile_condition(source: str, functions: dict[str, Callable[..., Any]]) -> 
     return program
 
 
-def tool_name_conjuncts(source: str) -> list[Any]:
+def tool_name_conjuncts(source: str, functions: Collection[str] = ()) -> list[Any]:
     """The conjuncts of a condition (``condition_types.conjuncts``) that read nothing but
     ``tool_name`` and call only CEL's own functions, compiled: each one's value is fixed by
     the tool's name, so an ``Engine`` works it out once per tool name. One that is false
     there makes the condition false for every call of that tool (CEL's ``&&`` is false
-    when any side is, even beside an error), and the rule need not run for it."""
+    when any side is, even beside an error), and the rule need not run for it. A name
+    among ``functions`` (the plugins') is never taken for CEL's own, should one shadow it."""
     fixed = []
     for part in conjuncts(source) or ():
         try:
@@ -63,7 +64,8 @@ def tool_name_conjuncts(source: str) -> list[Any]:
         except ValueError:
             continue
         if set(program.variables()) <= {"tool_name"} and all(
-                _OPERATOR.match(name) or name in STANDARD_FUNCTIONS
+                _OPERATOR.match(name)
+                or (name in STANDARD_FUNCTIONS and name not in functions)
                 for name in program.functions()):
             fixed.append(program)
     return fixed

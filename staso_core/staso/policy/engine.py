@@ -70,7 +70,7 @@ class Engine:
         self._runner = ConditionRunner(functions)
         self._by_tool: dict[str, _ToolPlan] = {}
         self._tool_matchers = [(r, tool_matcher(r.tools)) for r in policy.rules]
-        self._by_name = {id(r): tool_name_conjuncts(r.when) for r in policy.rules
+        self._by_name = {id(r): tool_name_conjuncts(r.when, functions) for r in policy.rules
                          if r.program is not None and r.when}
         # a rule that did not match always reports the same thing: build that once
         self._passed = {id(r): RuleResult(r.name, True, r.action, r.mode, "", r.severity)
