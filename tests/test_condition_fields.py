@@ -65,3 +65,18 @@ rules:
 def test_every_kind_of_use_decides_as_with_the_whole_input(
         when: str, tool_input: dict[str, Any], action: str) -> None:
     assert decide(when, tool_input) == action
+
+
+def test_a_comment_between_a_method_and_its_call_is_not_a_field() -> None:
+    """``tool_input.exists // note`` + newline + ``(k, ...)`` calls ``exists`` on the whole
+    input: reading it as a field of that name gave CEL an empty map, and the rule never fired."""
+    condition = "tool_input.exists // any key\n (k, k == 'secret')"
+    assert selected_fields(condition) is None
+    assert selected_fields("tool_input.a > 1 // tool_input.b\n") == frozenset({"a"})
+    assert selected_fields("tool_input.a == '// not a comment' && tool_input.b") == \
+        frozenset({"a", "b"})
+    pm = make_plugin_manager()
+    policy = load_any_policy('version: 1\nrules:\n  - name: r\n    tools: [t]\n'
+                             '    when: "tool_input.exists // any key\\n (k, k == \'secret\')"\n'
+                             '    action: block\n', pm)
+    assert Engine(policy, collect_functions(pm)).evaluate("t", {"secret": 1}).action == "block"

@@ -5,6 +5,7 @@ rule cannot fire and does not run. Every decision must be the one running it giv
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -95,7 +96,32 @@ def test_every_decision_is_the_one_running_every_rule_gives() -> None:
     assert pruned > 0  # the comparison covered rules that did not run
 
 
+class _Counted:
+    """A compiled condition that counts its runs."""
+
+    def __init__(self, program: Any) -> None:
+        self.program, self.runs = program, 0
+
+    def execute(self, ctx: Any) -> Any:
+        self.runs += 1
+        return self.program.execute(ctx)
+
+    def variables(self) -> Any:
+        return self.program.variables()
+
+
 def test_a_rule_ruled_out_by_the_tool_name_does_not_run() -> None:
+    engine = _engine(_policy(['tool_input.who == "b" && tool_name.startsWith("admin_")']))
+    rule = engine.policy.rules[0]
+    counted = _Counted(rule.program)
+    object.__setattr__(rule, "program", counted)
+    assert engine.evaluate("refund", {"who": "b"}).action == "allow"
+    assert counted.runs == 0 and engine._plan_for("refund").live == ()
+    assert engine.evaluate("admin_reset", {"who": "b"}).action == "block"
+    assert counted.runs == 1
+
+
+def test_a_rule_calling_a_plugin_function_always_runs() -> None:
     calls: list[str] = []
 
     def seen(value: Any) -> bool:
@@ -105,9 +131,7 @@ def test_a_rule_ruled_out_by_the_tool_name_does_not_run() -> None:
     engine = _engine(_policy(['seen(tool_input.who) && tool_name.startsWith("admin_")']),
                      {"seen": seen})
     assert engine.evaluate("refund", {"who": "a"}).action == "allow"
-    assert calls == []
-    assert engine.evaluate("admin_reset", {"who": "b"}).action == "block"
-    assert calls == ["b"]
+    assert calls == ["a"]  # as without scoping: a plugin's function may count or spend
 
 
 def test_a_plugin_function_is_never_worked_out_ahead() -> None:
@@ -143,3 +167,56 @@ def test_a_plugin_function_named_like_cels_own_is_never_worked_out_ahead() -> No
     source = 'tool_name.startsWith("admin_") && tool_input.x == 1'
     assert len(tool_name_conjuncts(source)) == 1
     assert tool_name_conjuncts(source, {"startsWith": lambda s, p: True}) == []
+
+
+def _same(policy: str, tool: str, tool_input: dict[str, Any]) -> str:
+    scoped, unscoped = _engine(policy), _engine(policy)
+    unscoped._by_name = {}
+    got, want = scoped.evaluate(tool, tool_input), unscoped.evaluate(tool, tool_input)
+    assert (got.action, got.rule_name, got.reason, got.results) == \
+        (want.action, want.rule_name, want.reason, want.results)
+    return got.action
+
+
+def test_a_tool_name_cel_cannot_hold_is_worked_out_per_call() -> None:
+    policy = _policy(['tool_name == "bash" && tool_input.a == 1'])
+    assert _same(policy, "run\udcff", {"a": 1}) == "allow"
+    assert _same(_policy(['tool_name != "bash" && tool_input.a == 1']), "run\udcff",
+                 {"a": 1}) == "block"
+
+
+def test_a_pack_with_a_when_still_fails_closed_on_input_too_deep() -> None:
+    deep = "x"
+    for _ in range(8):
+        deep = json.dumps({"k": deep})
+    policy = """version: 1
+rules:
+  - use: builtin/dangerous_shell
+    name: shell
+    when: 'tool_name == "bash"'
+    action: block
+"""
+    assert _same(policy, "other", {"q": deep}) == "block"
+
+
+@pytest.mark.parametrize("first", [
+    """  - use: builtin/dangerous_shell
+    name: shell_for_bash
+    when: 'tool_name == "bash"'
+    action: block""",
+    """  - name: shell_fn_for_bash
+    when: 'tool_input.cmds.exists(c, is_dangerous_shell(c)) && tool_name == "bash"'
+    action: block""",
+])
+def test_a_rule_that_spends_the_shared_detector_budget_is_never_skipped(first: str) -> None:
+    """The shell detector's work budget is the call's: a rule skipped before the one that
+    shares it would have left that one more budget than running every rule does."""
+    policy = f"""version: 1
+rules:
+{first}
+  - use: builtin/dangerous_shell
+    name: shell_everywhere
+    action: escalate
+"""
+    _same(policy, "run_command", {"cmds": [f"rm -r build{i}" for i in range(400)]})
+    assert _engine(policy)._by_name == {}

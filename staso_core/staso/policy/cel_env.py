@@ -10,7 +10,7 @@ from typing import Any
 import cel
 
 from ..jsonutil import map_json
-from .cel_text import conjuncts
+from .cel_text import conjuncts, uncommented
 
 VARIABLES = ("tool_name", "tool_input", "context")
 # Functions this CEL implementation runs (checked by calling each), plus the type names
@@ -38,7 +38,7 @@ def compile_condition(source: str, functions: dict[str, Callable[..., Any]]) -> 
         program = cel.compile(source)
     except ValueError as exc:
         raise ConditionError(f"invalid CEL in 'when': {exc}") from None
-    bound = set(_MACRO_VARS.findall(source))
+    bound = set(_MACRO_VARS.findall(uncommented(source)))
     for name in program.variables():
         if name not in VARIABLES and name not in bound and name not in TYPE_NAMES:
             raise ConditionError(f"unknown variable {name!r} in 'when' "
@@ -63,12 +63,16 @@ def tool_name_conjuncts(source: str, functions: Collection[str] = ()) -> list[An
             program = cel.compile(part)
         except ValueError:
             continue
-        if set(program.variables()) <= {"tool_name"} and all(
-                _OPERATOR.match(name)
-                or (name in STANDARD_FUNCTIONS and name not in functions)
-                for name in program.functions()):
+        if set(program.variables()) <= {"tool_name"} and cel_functions_only(program, functions):
             fixed.append(program)
     return fixed
+
+
+def cel_functions_only(program: Any, functions: Collection[str]) -> bool:
+    """Whether a compiled condition calls CEL's own functions only: none of ``functions``
+    (the plugins', staso's detectors among them, whose work budget a call's rules share)."""
+    return all(_OPERATOR.match(name) or (name in STANDARD_FUNCTIONS and name not in functions)
+               for name in program.functions())
 
 
 def false_for_tool(programs: list[Any], tool_name: str) -> bool:
@@ -76,7 +80,10 @@ def false_for_tool(programs: list[Any], tool_name: str) -> bool:
     if not programs:
         return False
     ctx = cel.Context()
-    ctx.add_variable("tool_name", tool_name)
+    try:
+        ctx.add_variable("tool_name", tool_name)
+    except Exception:  # a name CEL cannot hold as is (a lone surrogate): decide nothing
+        return False
     for program in programs:
         try:
             if program.execute(ctx) is False:
@@ -95,7 +102,7 @@ def selected_fields(source: str) -> frozenset[str] | None:
     use. A condition given only these fields decides exactly as with the whole input: a
     field it reads is there with its whole value, one that is absent is absent in both."""
     fields = set()
-    for use in _TOOL_INPUT_USE.finditer(source):
+    for use in _TOOL_INPUT_USE.finditer(uncommented(source)):
         if use.group(2) is None:
             return None
         fields.add(use.group(2))

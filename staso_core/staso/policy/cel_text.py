@@ -7,7 +7,8 @@ import re
 
 # what ``conjuncts`` must see at the top level: comments and strings (skipped), brackets,
 # and the operators that bind looser than ``&&`` (``||``, the ternary's ``?``)
-_LOGIC = re.compile(r"//[^\n]*|(?P<prefix>(?<!\w)[rRbB]{1,2})?(?P<quote>\"\"\"|'''|\"|')"
+_LOGIC = re.compile(r"(?P<comment>//[^\n]*)"
+                    r"|(?P<prefix>(?<!\w)[rRbB]{1,2})?(?P<quote>\"\"\"|'''|\"|')"
                     r"|(?P<open>[(\[{])|(?P<close>[)\]}])|(?P<and>&&)|(?P<loose>\|\||\?)")
 
 
@@ -43,3 +44,21 @@ def string_end(source: str, at: int, quote: str, raw: bool) -> int:
             return at + len(quote)
         at += 2 if source[at] == "\\" and not raw else 1
     return at
+
+
+def uncommented(source: str) -> str:
+    """``source`` with each comment made a space: what follows a comment reads as what
+    follows its line (``tool_input.exists // note`` + newline + ``(x, ...)`` is a call of
+    ``exists``, not a field of that name). A ``//`` inside a string is kept."""
+    out, at, kept = [], 0, 0
+    while (found := _LOGIC.search(source, at)) is not None:
+        at = found.end()
+        if found.group("quote"):
+            at = string_end(source, at, found.group("quote"),
+                            "r" in (found.group("prefix") or "").lower())
+        elif found.group("comment"):
+            out.append(source[kept:found.start()])
+            out.append(" ")
+            kept = at
+    out.append(source[kept:])
+    return "".join(out)

@@ -9,7 +9,13 @@ from typing import Any
 from ..detectors import evaluation as detector_evaluation
 from ..jsonutil import MAX_JSON_LAYERS, inspected_texts
 from ..models import STRICTNESS, GuardResult, RuleResult
-from .cel_env import ConditionRunner, false_for_tool, selected_fields, tool_name_conjuncts
+from .cel_env import (
+    ConditionRunner,
+    cel_functions_only,
+    false_for_tool,
+    selected_fields,
+    tool_name_conjuncts,
+)
 from .model import Policy, Rule, tool_matcher
 from .modify import ModifyError, apply_modify
 
@@ -70,8 +76,12 @@ class Engine:
         self._runner = ConditionRunner(functions)
         self._by_tool: dict[str, _ToolPlan] = {}
         self._tool_matchers = [(r, tool_matcher(r.tools)) for r in policy.rules]
+        # only a rule that is CEL alone may be skipped: a pack's detector (which also fails
+        # closed on input too deep to inspect) or a function of a plugin or detector spends
+        # the work budget the call's other rules share, so skipping one would change theirs
         self._by_name = {id(r): tool_name_conjuncts(r.when, functions) for r in policy.rules
-                         if r.program is not None and r.when}
+                         if r.detect is None and r.program is not None and r.when
+                         and cel_functions_only(r.program, functions)}
         # a rule that did not match always reports the same thing: build that once
         self._passed = {id(r): RuleResult(r.name, True, r.action, r.mode, "", r.severity)
                         for r in policy.rules}
