@@ -64,6 +64,11 @@ def test_bad_inputs_get_clear_errors(home):
         st.guard("t", ["not", "a", "dict"])  # type: ignore[arg-type]
     with pytest.raises(st.InvalidToolInput, match="NaN"):
         st.guard("t", {"x": float("nan")})
+    # a tool name as long as the server takes (200), and no longer: a policy's globs match
+    # a name in time that grows faster than its length
+    assert st.guard("t" * 200, {}).action == "allow"
+    with pytest.raises(st.InvalidToolInput, match="201 characters, over the 200-character"):
+        st.guard("t" * 201, {})
     big = st.guard("t", {"blob": "x" * (1024 * 1024 + 10)})
     assert big.action == "block" and "over the 1,048,576-byte limit" in big.reason
     with pytest.raises(st.EscalationNotFound):

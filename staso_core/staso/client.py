@@ -19,7 +19,7 @@ from .conversations import current_context
 from .decision_filters import DecisionFilter, DecisionPage
 from .errors import EscalationUnavailable, InvalidToolInput, NoFallback, PluginTimeout, StasoError
 from .jsonutil import check_json, encoded_size
-from .models import Escalation, GuardRequest, GuardResult
+from .models import TOOL_NAME_LIMIT, Escalation, GuardRequest, GuardResult
 from .options import GuardOptionKwargs, GuardOptions, guard_options
 from .plugin_guard import failed
 from .resolution import escalation_flow
@@ -104,6 +104,9 @@ class Client:
                  timeout: float | None = None) -> tuple[GuardRequest, int]:
         if not isinstance(tool_name, str) or not tool_name:
             raise InvalidToolInput(f"tool_name must be a non-empty string, not {tool_name!r}")
+        if len(tool_name) > TOOL_NAME_LIMIT:
+            raise InvalidToolInput(f"tool_name is {len(tool_name):,} characters, over the "
+                                   f"{TOOL_NAME_LIMIT}-character limit")
         size = encoded_size(tool_input)
         merged = current_context()
         if context:

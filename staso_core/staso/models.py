@@ -17,6 +17,9 @@ Severity = Literal["low", "medium", "high", "critical"]
 EscalationStatus = Literal["pending", "approved", "denied", "timeout"]
 
 ACTIONS: tuple[str, ...] = ("allow", "modify", "escalate", "block")  # weakest → strictest
+# the longest tool name decided on, in every mode (a server answers 422, a client raises):
+# a policy's globs match names in time that grows faster than their length
+TOOL_NAME_LIMIT = 200
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 STRICTNESS = {a: i for i, a in enumerate(ACTIONS)}
 TIMEOUT_REASON = "Escalation poll timeout"

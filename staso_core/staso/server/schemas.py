@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
+from ..models import TOOL_NAME_LIMIT
+
 DECISION_ID = r"^[A-Za-z0-9_.:\-]{1,64}$"
 
 
@@ -45,7 +47,7 @@ JSONObject = Annotated[dict[str, Any], PlainValidator(_object),
 class GuardBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tool_name: Text(200, 1)  # type: ignore[valid-type]
+    tool_name: Text(TOOL_NAME_LIMIT, 1)  # type: ignore[valid-type]
     tool_input: JSONObject
     decision_id: str | None = Field(default=None, pattern=DECISION_ID,
                                     description="Retries with the same id get the first answer")
