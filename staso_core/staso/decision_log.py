@@ -114,7 +114,8 @@ class DecisionLog:
             if seq <= self._failed_upto and self.failing is not None:
                 raise DecisionNotRecorded(self.failing)
             self._futures.append((seq, loop, future))
-        self._wake.set()
+        if not self._wake.is_set():  # (an urgent push set it already: set() takes a lock
+            self._wake.set()         # and notifies, ~2 µs on every waiting request)
         await future
 
     def wait_committed(self, seq: int, timeout: float) -> bool:

@@ -402,6 +402,7 @@ class DecisionService:
             remaining = deadline - time.time()
             if esc.status != "pending" or remaining <= 0:
                 return esc
+            del esc  # read again once woken: not kept per waiter meanwhile (~2.5 KB each)
             await self.notifier.await_change(escalation_id, token, min(poll_interval, remaining))
 
     def expire(self, escalation_id: str) -> Escalation:

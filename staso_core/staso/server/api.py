@@ -9,7 +9,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable
-from dataclasses import replace
+from dataclasses import fields, replace
 from functools import partial
 from typing import Annotated, Any
 
@@ -29,9 +29,10 @@ from ..errors import (
     ReusedIdNoFallback,
 )
 from ..jsonutil import check_json, encoded_size, wire_json
-from ..models import Escalation, GuardRequest, GuardResult
+from ..models import Escalation, GuardRequest, GuardResult, results_json
 from ..plugin_guard import failed
 from .auth import ADMIN, AGENT, APPROVER, Principal, authenticate, require, state_of
+from .long_polls import HELD, Held, NoResponse
 from .schemas import (
     ApproveBody,
     ClaimBody,
@@ -93,6 +94,7 @@ def _who(principal: Principal, by: str | None) -> str:
 
 _GUARD_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": GuardBody.model_json_schema()}}}}
+GUARD_PATH = "/v1/guard"  # answered ahead of the router too (app.GuardFastPath)
 
 
 @router.post("/guard", summary="Decide on one tool call", response_description="A GuardResult",
@@ -122,8 +124,7 @@ async def guard(request: Request) -> Response:
         result = await service.adecide(call, None if inline else partial(
             _evaluate_off_loop, request, size))
         elapsed = time.perf_counter() - started
-        result = replace(result, decision_id=call.decision_id, latency_ms=elapsed * 1000,
-                         tool_name=call.tool_name)
+        result = _stamped(result, call, elapsed)
         seq = service.finish(call, result, urgent=True, remember=False)
         # acknowledged only once it is on disk: DecisionNotRecorded (503) otherwise, and a
         # retry is evaluated again rather than answered from memory
@@ -140,7 +141,16 @@ async def guard(request: Request) -> Response:
     if large:
         answer = await loop.run_in_executor(state.large_evaluator, _encode, result)
         return Response(answer, media_type="application/json")
-    return json_response(result.to_dict())
+    return Response(_encode(result), media_type="application/json")
+
+
+def _stamped(result: GuardResult, call: GuardRequest, elapsed: float) -> GuardResult:
+    """The answer with the call's id, latency and tool name. ``stamped`` copies the
+    instance's fields (~1 µs); ``dataclasses.replace`` runs the frozen ``__init__`` (6-10)."""
+    if result.tool_name == call.tool_name:  # (the engine's own results always are)
+        return result.stamped(call.decision_id, elapsed * 1000)
+    return replace(result, decision_id=call.decision_id, latency_ms=elapsed * 1000,
+                   tool_name=call.tool_name)
 
 
 async def _recorded(commit: Awaitable[None], call: GuardRequest, started: float) -> None:
@@ -178,7 +188,7 @@ def _guard_request(raw: bytes, agent_name: str, limit: int
     if size > limit:
         raise HTTPException(413, f"tool_input is {size:,} bytes of JSON, over the "
                                  f"{limit:,}-byte limit")
-    return GuardRequest(
+    return GuardRequest.made(  # every field given: made skips the frozen __init__ (1.4 µs)
         tool_name=body.tool_name, tool_input=body.tool_input,
         decision_id=body.decision_id or new_decision_id(),
         agent_name=body.agent_name or agent_name, environment=body.environment,
@@ -249,7 +259,19 @@ def _plugin_hung(call: GuardRequest, plugin: str) -> GuardResult:
 
 
 def _encode(result: GuardResult) -> bytes:
-    return encode_json(result.to_dict())
+    """A decision's JSON. Its rule results go in as the JSON text each one caches (the
+    engine shares one passed result per rule, so a 50-rule answer's list is mostly text
+    encoded once): ~14 -> ~7 µs an allow with the 50-rule benchmark policy, against
+    ``to_dict`` building a dict per rule and orjson encoding them again."""
+    data = {name: getattr(result, name) for name in _RESULT_FIELDS}
+    data["results"] = orjson.Fragment(str(results_json(result.results)))  # (str exactly)
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError:  # a lone surrogate: encode_json's way
+        return encode_json(result.to_dict())
+
+
+_RESULT_FIELDS = tuple(f.name for f in fields(GuardResult))
 
 
 def _caller_gone(result: GuardResult) -> GuardResult:
@@ -271,7 +293,21 @@ async def get_escalation(escalation_id: str, request: Request, principal: Anyone
     service = state.service
     if principal.key.agents is not None:  # a bound agent key reads its own agents' only
         await _own_escalation(request, principal, escalation_id)
-    if wait > 0:
+    held: Held | None = request.scope.get(HELD)
+    if wait > 0 and held is not None:
+        # one try: answered now, or held by LongPollingApp (outside this call chain) until
+        # the escalation changes or the hold ends, then tried again
+        if held.deadline is None:
+            held.deadline = time.monotonic() + wait
+        token = service.notifier.token(escalation_id)
+        esc = await asyncio.to_thread(service.get_escalation, escalation_id)
+        left = held.deadline - time.monotonic()
+        if esc.status == "pending" and left > 0:
+            # until it expires at the latest: the next try then answers with the timeout
+            expires = max(esc.expires_at - time.time(), 0.0)
+            held.hold = service.notifier.hold(escalation_id, token, min(left, expires))
+            return NoResponse()
+    elif wait > 0:  # an app that does not hold long-polls itself: held here
         state.metrics.long_polls += 1
         try:
             esc = await service.await_answer(escalation_id, time.time() + wait, wait)
