@@ -114,9 +114,6 @@ def dialect_for(url: str) -> Dialect:
     return SQLite() if url.startswith("sqlite") else PostgreSQL()
 
 
-PAGE_SIZE = 16384  # bytes, for SQLite files staso creates
-
-
 def _sqlite_engine(url: str) -> sa.Engine:
     path = sa.engine.make_url(url).database
     if path and path != ":memory:":
@@ -131,11 +128,6 @@ def _sqlite_engine(url: str) -> sa.Engine:
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cur = dbapi_conn.cursor()
-        # 16 KiB pages for a new file (an existing one keeps its own): a decision row is
-        # ~1.5 KB, and with 4 KiB pages each batch wrote and checkpointed ~4x as many WAL
-        # frames; the log's system CPU fell from ~6-12 to ~0-2 µs a row (os.times, 5,000
-        # rows in batches of 1,000), its user CPU unchanged
-        cur.execute(f"PRAGMA page_size={PAGE_SIZE}")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")  # an acknowledged escalation survives a crash
         record.info["synchronous"] = "FULL"
