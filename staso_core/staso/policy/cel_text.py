@@ -4,6 +4,7 @@ the run-time path): where its strings end, and the conjuncts at its top level.""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 # what ``conjuncts`` must see at the top level: comments and strings (skipped), brackets,
 # and the operators that bind looser than ``&&`` (``||``, the ternary's ``?``)
@@ -18,13 +19,9 @@ def conjuncts(source: str) -> list[str] | None:
     (``||``, ``?:``, also the ``.?`` of optional fields) stands at the top level, where the
     parts would not be conjuncts. In CEL a false conjunct makes the whole false, whatever the
     others are, errors included (``Engine`` relies on it). Linear in the text."""
-    parts, depth, start, at = [], 0, 0, 0
-    while (found := _LOGIC.search(source, at)) is not None:
-        at = found.end()
-        if found.group("quote"):
-            at = string_end(source, at, found.group("quote"),
-                             "r" in (found.group("prefix") or "").lower())
-        elif found.group("open"):
+    parts, depth, start = [], 0, 0
+    for found in tokens(source, _LOGIC):
+        if found.group("open"):
             depth += 1
         elif found.group("close"):
             depth = max(depth - 1, 0)
@@ -32,9 +29,23 @@ def conjuncts(source: str) -> list[str] | None:
             return None
         elif depth == 0 and found.group("and"):
             parts.append(source[start:found.start()])
-            start = at
+            start = found.end()
     parts.append(source[start:])
     return parts
+
+
+def tokens(source: str, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    """``pattern``'s matches in ``source``, in order, string literals stepped over whole: a
+    match of its ``quote`` group (with an optional ``prefix``: ``r``, ``b``) skips to the
+    string's end and is not yielded, so nothing inside a string is ever seen."""
+    at = 0
+    while (found := pattern.search(source, at)) is not None:
+        at = found.end()
+        if found.group("quote"):
+            at = string_end(source, at, found.group("quote"),
+                            "r" in (found.group("prefix") or "").lower())
+        else:
+            yield found
 
 
 def string_end(source: str, at: int, quote: str, raw: bool) -> int:
@@ -50,15 +61,11 @@ def uncommented(source: str) -> str:
     """``source`` with each comment made a space: what follows a comment reads as what
     follows its line (``tool_input.exists // note`` + newline + ``(x, ...)`` is a call of
     ``exists``, not a field of that name). A ``//`` inside a string is kept."""
-    out, at, kept = [], 0, 0
-    while (found := _LOGIC.search(source, at)) is not None:
-        at = found.end()
-        if found.group("quote"):
-            at = string_end(source, at, found.group("quote"),
-                            "r" in (found.group("prefix") or "").lower())
-        elif found.group("comment"):
+    out, kept = [], 0
+    for found in tokens(source, _LOGIC):
+        if found.group("comment"):
             out.append(source[kept:found.start()])
             out.append(" ")
-            kept = at
+            kept = found.end()
     out.append(source[kept:])
     return "".join(out)

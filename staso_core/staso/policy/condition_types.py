@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cel_env import VARIABLES
-from .cel_text import string_end
+from .cel_text import tokens
 
 _OPERATORS = {"relation_lt": "<", "relation_le": "<=", "relation_gt": ">",
               "relation_ge": ">=", "relation_eq": "==", "relation_ne": "!=",
@@ -45,13 +45,8 @@ def macro_depth(source: str) -> int:
     any macro (> 0), rules any nested deeper than ``MAX_MACRO_DEPTH``. Linear in the text."""
     stack: list[bool] = []  # one per open bracket: whether it is a macro's
     depth = deepest = 0
-    at = 0
-    while (found := _TOKEN.search(source, at)) is not None:
-        at = found.end()
-        if found.group("quote"):
-            at = string_end(source, at, found.group("quote"),
-                             "r" in (found.group("prefix") or "").lower())
-        elif found.group("macro") or found.group("open"):
+    for found in tokens(source, _TOKEN):
+        if found.group("macro") or found.group("open"):
             macro = found.group("macro") is not None
             stack.append(macro)
             depth += macro
