@@ -51,7 +51,7 @@ def compile_condition(source: str, functions: dict[str, Callable[..., Any]]) -> 
 
 
 def tool_name_conjuncts(source: str, functions: Collection[str] = ()) -> list[Any]:
-    """The conjuncts of a condition (``condition_types.conjuncts``) that read nothing but
+    """The conjuncts of a condition (``cel_text.conjuncts``) that read nothing but
     ``tool_name`` and call only CEL's own functions, compiled: each one's value is fixed by
     the tool's name, so an ``Engine`` works it out once per tool name. One that is false
     there makes the condition false for every call of that tool (CEL's ``&&`` is false
