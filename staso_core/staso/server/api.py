@@ -181,7 +181,7 @@ def _guard_request(raw: bytes, agent_name: str, limit: int
             [{**e, "loc": ("body", *e["loc"])}
              for e in exc.errors(include_url=False, include_context=False)]) from None
     try:
-        size = encoded_size(body.tool_input)
+        size = encoded_size(body.tool_input, parsed=True)
         check_json(body.context, "context")
     except InvalidToolInput as exc:
         raise HTTPException(422, str(exc)) from exc
