@@ -117,3 +117,49 @@ def test_a_guard_body_is_sized_as_python_sizes_it() -> None:
     _, size, _ = _guard_request(raw, "agent", 1024 * 1024)
     assert size == encoded_size(tool_input) == len(
         json.dumps(tool_input, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+def test_a_guard_body_that_is_not_plain_utf8_is_422(encoding: str) -> None:
+    from fastapi.exceptions import RequestValidationError
+
+    from staso.server.api import _guard_request
+
+    raw = '{"tool_name":"t","tool_input":{"a":"\\ud800"}}'.encode(encoding)
+    with pytest.raises(RequestValidationError):
+        _guard_request(raw, "agent", 1024 * 1024)
+
+
+@pytest.mark.parametrize("value", ["caf\u00e9", "x\u2028", "\U0001f600", {"k\u00e9": [1]}])
+def test_text_that_is_not_ascii_is_written_as_python_wrote_it(value: object) -> None:
+    # (a database that is not UTF-8 takes \u escapes; earlier releases wrote them so)
+    assert _encode_json({"a": value}) == _python_json({"a": value})
+    assert _encode_json({"a": value}).isascii()
+
+
+def test_a_retry_written_by_another_release_is_the_same_call(tmp_path) -> None:
+    """A row an earlier release wrote (its floats and escapes spelled by Python's encoder)
+    and the same call retried now: one call, not a reused id."""
+    from staso.errors import DecisionIdReused
+    from staso.store import open_store, sqlite_url
+    from staso.store import store as store_module
+
+    store = open_store(sqlite_url(tmp_path))
+    row = {"id": "dec_retry", "created_at": 1.0, "agent_name": "a", "environment": "",
+           "tool_name": "t", "context": {}, "severity": "low", "reason": "",
+           "tool_input": {"x": 1e-07, "s": "plain", "y": 1e-05}, "action": "allow"}
+    saved = store_module._encode_json
+    store_module._encode_json = _python_json  # as written before orjson
+    try:
+        store.write_decisions([row])
+    finally:
+        store_module._encode_json = saved
+    store.write_decisions([row])  # the retry, written now: no error
+    assert store.get_decision("dec_retry")["tool_input"] == row["tool_input"]
+    other = {**row, "tool_input": {"x": 1e-07, "s": "plain", "y": 1}}
+    with pytest.raises(DecisionIdReused):
+        store.write_decisions([other])
+    typed = {**row, "tool_input": {"x": 1e-07, "s": "plain", "y": True}}
+    with pytest.raises(DecisionIdReused):
+        store.write_decisions([typed])
+    store.close()

@@ -146,9 +146,11 @@ def _parsed_size(tool_input: dict[str, Any]) -> int | None:
     """orjson's size of a parsed input, or None where Python's encoder must judge: orjson
     refuses a lone surrogate, an int over 64 bits and nesting past ~250 levels (so what it
     takes is within MAX_DEPTH), and writes NaN and infinities as ``null`` (Python's refuses
-    them: an input with a ``null`` is judged again). The one difference left: a float may
-    be written a few characters longer or shorter (``0.00001`` for ``1e-05``, ``1e-7`` for
-    ``1e-07``), so a float-heavy input near the limit can be sized on either side of it."""
+    them: an input with a ``null`` is judged again). The one difference left: a float
+    between 1e-9 and 1e-4 is written a character or two longer or shorter (``0.00001``
+    for ``1e-05``, ``1e-7`` for ``1e-07``), so an input made of such floats can be sized up
+    to ~25% off near the limit (a clear 413 or an accepted call either way; the limit
+    bounds work, which stays linear)."""
     import orjson  # (the server has it loaded; ``import staso`` does not pay for it)
 
     try:

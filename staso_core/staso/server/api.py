@@ -207,8 +207,8 @@ def _guard_body(raw: bytes) -> GuardBody:
         # sent escaped by staso's clients); Python's json takes it, so that text is kept
         if not any(e["type"] == "json_invalid" for e in exc.errors()):
             raise
-        try:
-            data = json.loads(raw)
+        try:  # (decoded first: json.loads would take UTF-16, UTF-32 and a BOM from bytes)
+            data = json.loads(raw.decode("utf-8"))
         except (ValueError, RecursionError):  # not JSON for Python either: pydantic's word
             raise exc from None
         return GuardBody.model_validate(data)

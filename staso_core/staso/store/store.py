@@ -66,14 +66,28 @@ _STDLIB_TYPES_ONLY = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DA
 
 
 def _encode_json(value: Any) -> str:
-    """A JSON column's text. orjson writes it ~10x faster than Python's encoder, and holds
-    the GIL that much less: a 1 MB tool input held it ~3 ms in the log's thread, which the
-    server's other requests waited for (benchmarks/stall.py). The same JSON value either way
-    (only the escaping of non-ASCII text differs)."""
+    """A JSON column's text. orjson writes plain text ~10x faster than Python's encoder, and
+    holds the GIL that much less: 1 MB of ASCII held it ~3.7 ms in the log's thread, which
+    the server's other requests waited for (benchmarks/stall.py). Text that is not all
+    ASCII is written by Python's encoder, as before: ``\\u`` escapes fit a database that is
+    not UTF-8, and the text stays what earlier releases wrote. orjson's floats can be
+    written differently (``1e-7`` for ``1e-07``): the same value (``_same_json``)."""
     try:
-        return orjson.dumps(value, option=_STDLIB_TYPES_ONLY).decode()
+        text = orjson.dumps(value, option=_STDLIB_TYPES_ONLY).decode()
     except TypeError:  # (orjson.JSONEncodeError is one)
         return _python_json(value)
+    return text if text.isascii() else _python_json(value)
+
+
+def _same_json(a: str, b: str) -> bool:
+    """Whether two JSON texts hold the same value, types included (1, 1.0 and true are
+    three values): a row written by another release may spell a float differently."""
+    if a == b:
+        return True
+    try:
+        return _python_json(json.loads(a)) == _python_json(json.loads(b))
+    except (TypeError, ValueError, RecursionError):
+        return False
 
 
 def _json_text(value: Any) -> str | None:
@@ -463,7 +477,9 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
         stored = conn.execute(sa.select(c.id, c.agent_name, c.tool_name,
                                         sa.cast(c.tool_input, sa.Text))
                               .where(c.id.in_(list(given)))).all()
-        reused = sorted(r[0] for r in stored if given[r[0]] != {tuple(r[1:])})
+        reused = sorted(r[0] for r in stored if not all(
+            (agent, tool) == (r[1], r[2]) and _same_json(text, r[3])
+            for agent, tool, text in given[r[0]]))
         if reused:
             raise DecisionIdReused(f"decision id(s) {', '.join(reused[:5])} already belong to "
                                    "another call; the log keeps the first")
