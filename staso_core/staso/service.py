@@ -43,7 +43,6 @@ from .models import (
     GuardRequest,
     GuardResult,
     RuleResult,
-    results_json,
 )
 from .output_masking import mask_execution_fields
 from .plugin_guard import GuardHooks
@@ -51,6 +50,7 @@ from .plugins import runs_foreign_code
 from .policy import Engine, Policy
 from .recent import RecentResults
 from .resolution import result_from_escalation
+from .result_templates import compact
 from .store import StoreBackend, lock_waits_until
 
 log = logging.getLogger("staso")
@@ -70,17 +70,19 @@ def shorten_gil_slices() -> None:
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
 
 
-Stamp = tuple[Masker, int | None, str]  # the policy in force: log masker, version, digest
+# the policy in force: log masker, version, digest, and its engine (for results templates)
+Stamp = tuple[Masker, int | None, str, Engine]
 
 
 def _decision_row(item: tuple[GuardRequest, GuardResult, float, Stamp]) -> dict[str, Any]:
-    request, result, created_at, (masker, version, digest) = item
+    request, result, created_at, (masker, version, digest, engine) = item
     return {
         "id": request.decision_id, "created_at": created_at, "agent_name": request.agent_name,
         "environment": request.environment, "tool_name": request.tool_name,
         "tool_input": masker.mask(request.tool_input), "context": masker.mask(request.context),
         "action": result.action, "reason": result.reason, "rule_name": result.rule_name,
-        "severity": result.severity, "results": results_json(result.results),
+        "severity": result.severity,
+        "results": compact(result.results, engine.template_for(request.tool_name)),
         "rules_triggered": list(result.rules_triggered),
         "modified_input": masker.mask(result.modified_input),
         "modifications": result.modifications, "escalation_id": result.escalation_id,
@@ -91,7 +93,7 @@ def _decision_row(item: tuple[GuardRequest, GuardResult, float, Stamp]) -> dict[
 
 
 def _unguarded_row(item: tuple[GuardRequest, dict[str, Any], float, Stamp]) -> dict[str, Any]:
-    request, fields, created_at, (masker, _, _) = item
+    request, fields, created_at, (masker, _, _, _) = item
     return {"id": request.decision_id, "created_at": created_at,
             "agent_name": request.agent_name, "environment": request.environment,
             "tool_name": request.tool_name, "tool_input": masker.mask(request.tool_input),
@@ -458,7 +460,7 @@ class DecisionService:
         finish on the old one."""
         self.engine, self.policy = Engine(policy, self.plugins.cel_functions()), policy
         self.policy_version = version
-        self._stamp: Stamp = (policy.log_masker, version, policy.digest)
+        self._stamp: Stamp = (policy.log_masker, version, policy.digest, self.engine)
 
     def flush(self) -> None:
         """Write the decision log's queue and run the notification hooks queued so far."""

@@ -9,6 +9,7 @@ from typing import Any
 from ..detectors import evaluation as detector_evaluation
 from ..jsonutil import MAX_JSON_LAYERS, inspected_texts
 from ..models import STRICTNESS, GuardResult, RuleResult
+from ..result_templates import ResultTemplate
 from .cel_env import (
     ConditionRunner,
     cel_functions_only,
@@ -52,6 +53,7 @@ class _ToolPlan:
     variables: frozenset[str]  # the CEL variables those read
     fields: frozenset[str] | None  # the tool_input fields those read (None: all)
     inspects: bool  # whether one of them runs a detector on the input's texts
+    template: ResultTemplate  # ``passed`` as the decision log stores it once
 
 
 def _fields_read(rules: list[Rule]) -> frozenset[str] | None:
@@ -96,8 +98,9 @@ class Engine:
             live = [(i, r) for i, r in enumerate(rules)
                     if not false_for_tool(self._by_name.get(id(r), []), tool_name)]
             live_rules = [r for _, r in live]
+            passed = tuple(self._passed[id(r)] for r in rules)
             plan = _ToolPlan(
-                passed=tuple(self._passed[id(r)] for r in rules), live=tuple(live),
+                passed=passed, live=tuple(live), template=ResultTemplate.of(passed),
                 variables=frozenset(v for r in live_rules if r.program is not None
                                     for v in r.program.variables()),
                 fields=_fields_read(live_rules),
@@ -106,6 +109,12 @@ class Engine:
                 self._by_tool.clear()  # tool names can be model-made: keep the cache bounded
             self._by_tool[tool_name] = plan
         return plan
+
+    def template_for(self, tool_name: str) -> ResultTemplate | None:
+        """The results template of a tool this engine has decided on (the decision log's
+        thread asks: it never works out a plan itself)."""
+        plan = self._by_tool.get(tool_name)
+        return None if plan is None else plan.template
 
     def _matches(self, rule: Rule, strings: list[str], cel_ctx: Any) -> tuple[bool, str]:
         """Return (triggered, note). A condition that cannot be evaluated counts as a match."""

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from ..decision_filters import ACTIONS, DecisionFilter, DecisionPage, decode_cursor, encode_cursor
 from .escaping import MARKER, unescape_row, unescape_text
-from .rows import SqlRows
 from .schema import decisions, escalations
+from .templates import TemplateRows
 
 _TEXT = frozenset(c.name for c in decisions.columns if not isinstance(c.type, sa.JSON))
 _ESCAPE = "/"
@@ -80,7 +80,7 @@ def bucket_seconds(span: float) -> int:
     return 86400 * max(1, math.ceil(span / 86400 / MAX_BUCKETS))
 
 
-class DecisionRows(SqlRows):
+class DecisionRows(TemplateRows):
     """The ``decisions`` table read for operators, and the overview's aggregates."""
 
     dialect: Any
@@ -110,8 +110,8 @@ class DecisionRows(SqlRows):
             .order_by(c.created_at.desc(), c.id.desc()).limit(filters.limit + 1)
         with self._read() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
-        more = len(rows) > filters.limit
-        rows = rows[:filters.limit]
+            more = len(rows) > filters.limit
+            rows = self._expanded(conn, rows[:filters.limit])
         # (the cursor holds the id as stored, so it compares as the database does)
         cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
         return DecisionPage([unescape_row(r, _TEXT) for r in rows], cursor)

@@ -87,6 +87,15 @@ decisions = sa.Table(
     sa.Index("ix_decisions_tool", "tool_name", "created_at"),
 )
 
+# a tool's rule results when every rule passes, stored once: a decision's ``results`` holds
+# the key and what differed (``result_templates.py``)
+rule_result_templates = sa.Table(
+    "rule_result_templates", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # a hash of ``results``
+    sa.Column("results", sa.Text, nullable=False),  # the JSON list, as rows held it
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 api_keys = sa.Table(
     "api_keys", metadata,
     sa.Column("id", sa.String(64), primary_key=True),

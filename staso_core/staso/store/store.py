@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from ..approvers import Approver, answer_values
 from ..errors import DecisionIdReused, EscalationConflict, EscalationNotFound, StoreUnavailable
 from ..models import Escalation, RawJSON
+from ..result_templates import CompactResults, ResultTemplate
 from ..settings import store_file
 from ..waiting import ChangeFeed
 from .decisions import DecisionRows
@@ -38,7 +39,7 @@ from .sessions import SessionRows
 
 log = logging.getLogger("staso")
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 _ESC_COLUMNS = {c.name for c in escalations.columns} - {"consumed_by", "announced"}
 _DECISION_COLUMNS = [c.name for c in decisions.columns]
 _DECISION_COLUMN_SET = frozenset(_DECISION_COLUMNS)
@@ -100,9 +101,11 @@ _EMPTY_JSON: dict[type, str] = {list: "[]", dict: "{}", tuple: "[]"}
 _DECISION_KINDS = tuple((c, c in _JSON_COLUMNS) for c in _DECISION_COLUMNS)
 
 
-def _decision_values(row: dict[str, Any]) -> tuple[Any, ...]:
+def _decision_values(row: dict[str, Any], templates: dict[str, ResultTemplate]
+                     ) -> tuple[Any, ...]:
     """A decision row as the driver takes it (``_decision_value`` for every column), in one
-    loop with the common cases inline: a call per column was a third of the log's CPU."""
+    loop with the common cases inline: a call per column was a third of the log's CPU.
+    Compact rule results are written as such, their template added to ``templates``."""
     out: list[Any] = []
     get = row.get
     for column, is_json in _DECISION_KINDS:
@@ -110,7 +113,10 @@ def _decision_values(row: dict[str, Any]) -> tuple[Any, ...]:
         if value is None:
             out.append(None)
         elif is_json:
-            if isinstance(value, RawJSON):
+            if type(value) is CompactResults:
+                templates[value.template.key] = value.template
+                out.append(value.compact)
+            elif isinstance(value, RawJSON):
                 out.append(str(value))
             else:  # most rows' context, rules_triggered and modifications are empty:
                 # a constant for those spares an encoder call each (~1 µs apiece)
@@ -437,18 +443,23 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
             # a locked SQLite file is waited for only a few seconds: the log reports
             # itself failing (and a server /healthz degraded) instead of hanging for 30 s
             with lock_waits_until(time.monotonic() + LOG_LOCK_WAIT):
-                self._write_decisions(rows, updates)
+                written = self._write_decisions(rows, updates)
+            self._written_templates(written)  # (committed: known to be there from now)
         except sa.exc.DBAPIError as exc:
             if _cannot_write(exc):
                 raise StoreUnavailable(f"the database could not be written: {exc}") from exc
             raise
 
     def _write_decisions(self, rows: list[dict[str, Any]],
-                         updates: list[tuple[str, dict[str, Any]]]) -> None:
+                         updates: list[tuple[str, dict[str, Any]]]) -> list[str]:
+        """Returns the keys of the results templates it wrote."""
+        new_templates: list[str] = []
         with self.engine.connect().execution_options(relaxed_sync=True) as conn, \
                 conn.begin():
             if rows:
-                values = [_decision_values(row) for row in rows]
+                templates: dict[str, ResultTemplate] = {}
+                values = [_decision_values(row, templates) for row in rows]
+                new_templates = self._write_templates(conn, templates) if templates else []
                 inserted = conn.exec_driver_sql(self._insert_decisions, values).rowcount
                 if inserted < len(values):  # some ids were there: retries, or reused ids
                     self._check_same_calls(conn, values)
@@ -464,6 +475,7 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
                     (*(_decision_value(c, f[c]) for c in names), d)
                     for d, f in updates[start:end]])
                 start = end
+        return new_templates
 
     def _check_same_calls(self, conn: sa.Connection, values: list[tuple[Any, ...]]) -> None:
         """Raise DecisionIdReused if a row's id is already another call's: a retry of the
@@ -502,7 +514,10 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
         with self._read() as conn:
             row = conn.execute(sa.select(decisions).where(
                 decisions.c.id == escape_text(decision_id))).first()
-        return None if row is None else unescape_row(dict(row._mapping), _DECISION_TEXT)
+            if row is None:
+                return None
+            data = self._expanded(conn, [dict(row._mapping)])[0]
+        return unescape_row(data, _DECISION_TEXT)
 
     def decision_agents(self, decision_ids: list[str]) -> dict[str, str]:
         """The agent name of each of these decisions that is recorded."""
@@ -521,7 +536,8 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
         if tool:
             query = query.where(decisions.c.tool_name == escape_text(tool))
         with self._read() as conn:
-            return [unescape_row(dict(r._mapping), _DECISION_TEXT) for r in conn.execute(query)]
+            rows = self._expanded(conn, [dict(r._mapping) for r in conn.execute(query)])
+        return [unescape_row(row, _DECISION_TEXT) for row in rows]
 
     def close(self) -> None:
         self.engine.dispose()
