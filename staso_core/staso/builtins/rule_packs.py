@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 
-from ..detectors import has_pii, is_dangerous_shell, is_destructive_sql, is_protected_path
+from ..detectors import gates, has_pii, is_dangerous_shell, is_destructive_sql, is_protected_path
 from ..detectors.paths import protected_path_in_any
 from ..detectors.pii import PII_DETECTORS, has_pii_in_any
 from ..detectors.shell import runs_destructive_sql
@@ -18,15 +18,18 @@ def _destructive_sql_anywhere(text: str) -> bool:
     return is_destructive_sql(text) or runs_destructive_sql(text)
 
 
-class _Joined:
-    """A detector that also judges all the texts of a call at once (``many``, which the
-    engine uses when a detector has one): a megabyte split over thousands of values is
-    searched in a few joined passes instead of one call per value."""
+class _Detector:
+    """A pack's detector with what the engine can use besides calling it: ``may_fire``,
+    a pattern every text it fires on matches (``detectors/gates.py``), and ``many``, which
+    judges all the texts of a call at once (a megabyte split over thousands of values is
+    searched in a few joined passes instead of one call per value)."""
 
-    def __init__(self, one: Callable[[str], bool],
-                 many: Callable[[Sequence[str]], bool]) -> None:
+    def __init__(self, one: Callable[[str], bool], may_fire: gates.Gate,
+                 many: Callable[[Sequence[str]], bool] | None = None) -> None:
         self._one = one
-        self.many = many
+        self.may_fire = may_fire
+        if many is not None:
+            self.many = many
 
     def __call__(self, text: str) -> bool:
         return self._one(text)
@@ -35,6 +38,8 @@ class _Joined:
 class _PiiDetector:
     """``has_pii`` with the pack's detectors; ``many`` judges all the texts of a call in a
     few joined passes (the engine uses it when a detector has one)."""
+
+    may_fire = gates.PII  # (a wider pattern for any choice of ``detectors``)
 
     def __init__(self, detectors: tuple[str, ...] | None) -> None:
         # a pack's options are checked when the policy loads (ValueError, reported at the
@@ -57,11 +62,13 @@ class _PiiDetector:
 @hookimpl
 def staso_rule_packs() -> list[RulePack]:
     return [
-        RulePack("builtin/dangerous_shell", "Dangerous shell commands", is_dangerous_shell,
+        RulePack("builtin/dangerous_shell", "Dangerous shell commands",
+                 _Detector(is_dangerous_shell, gates.SHELL),
                  action="block", severity="critical",
                  reason="Dangerous shell command (filesystem wipe, disk write, fork bomb, "
                         "download piped to a shell, or opened-up permissions)"),
-        RulePack("builtin/destructive_sql", "Destructive SQL", _destructive_sql_anywhere,
+        RulePack("builtin/destructive_sql", "Destructive SQL",
+                 _Detector(_destructive_sql_anywhere, gates.SQL),
                  action="block", severity="critical",
                  reason="Destructive SQL (DROP, TRUNCATE, or DELETE/UPDATE without WHERE)"),
         RulePack("builtin/pii", "Personal data and secrets", _PiiDetector(None),
@@ -69,7 +76,7 @@ def staso_rule_packs() -> list[RulePack]:
                  reason="Personal data or secrets redacted",
                  modify=ModifySpec(redact=True), detector_factory=_PiiDetector),
         RulePack("builtin/protected_paths", "Protected paths",
-                 _Joined(is_protected_path, protected_path_in_any),
+                 _Detector(is_protected_path, gates.PATHS, protected_path_in_any),
                  action="block", severity="high",
                  reason="Access to a protected path (system config, keys or secrets)"),
     ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..detectors import evaluation as detector_evaluation
+from ..detectors.gates import GATED_BELOW, Gate, joined
 from ..jsonutil import MAX_JSON_LAYERS, inspected_texts
 from ..models import STRICTNESS, GuardResult, RuleResult
 from ..result_templates import ResultTemplate
@@ -35,7 +36,24 @@ def _unredacted(modifiers: list[Rule], modified: dict[str, Any]) -> Rule | None:
                 None)
 
 
-def detects_any(detect: Callable[[str], bool], texts: list[str]) -> bool:
+def _gate_of(rule: Rule) -> Gate | None:
+    """The gate a rule's detector declares (``may_fire``), if it has one."""
+    gate = getattr(rule.detect, "may_fire", None)
+    return gate if isinstance(gate, Gate) else None
+
+
+def _loud(texts: list[str], may_fire: Callable[[str], bool]) -> list[str]:
+    """The texts a gated detector may fire on (``detectors/gates.py``): every text but the
+    plain ASCII ones, shorter than ``GATED_BELOW``, that the gates rule out. One test a
+    text instead of each pack's own first tests. Texts too deep to inspect stay as they
+    are (``_matches`` treats them as a match)."""
+    if getattr(texts, "too_deep", False):
+        return texts
+    return [t for t in texts if type(t) is not str or len(t) >= GATED_BELOW
+            or not t.isascii() or may_fire(t)]
+
+
+def detects_any(detect: Callable[[str], bool], texts: Sequence[str]) -> bool:
     """Whether ``detect`` fires on any text; a detector with a ``many`` method judges them
     all at once (the PII finders search many short texts joined, a chunk at a time)."""
     many = getattr(detect, "many", None)
@@ -49,10 +67,12 @@ class _ToolPlan:
     """What evaluating one tool's calls takes, worked out once per tool name."""
 
     passed: tuple[RuleResult, ...]  # every rule of the tool, as reported when it passes
-    live: tuple[tuple[int, Rule], ...]  # the rules that can fire, with their place
+    # the rules that can fire, with their place, and whether their detector is gated
+    live: tuple[tuple[int, Rule, bool], ...]
     variables: frozenset[str]  # the CEL variables those read
     fields: frozenset[str] | None  # the tool_input fields those read (None: all)
     inspects: bool  # whether one of them runs a detector on the input's texts
+    gate: Callable[[str], bool] | None  # whether a gated detector may fire on a text
     template: ResultTemplate  # ``passed`` as the decision log stores it once
 
 
@@ -99,8 +119,11 @@ class Engine:
                     if not false_for_tool(self._by_name.get(id(r), []), tool_name)]
             live_rules = [r for _, r in live]
             passed = tuple(self._passed[id(r)] for r in rules)
+            gates = [_gate_of(r) for r in live_rules]
             plan = _ToolPlan(
-                passed=passed, live=tuple(live), template=ResultTemplate.of(passed),
+                passed=passed, template=ResultTemplate.of(passed),
+                live=tuple((i, r, _gate_of(r) is not None) for i, r in live),
+                gate=joined(g for g in gates if g is not None) if any(gates) else None,
                 variables=frozenset(v for r in live_rules if r.program is not None
                                     for v in r.program.variables()),
                 fields=_fields_read(live_rules),
@@ -161,10 +184,14 @@ class Engine:
             cel_ctx = self._runner.context({v: values[v] for v in plan.variables
                                             if v in values})
         strings = inspected_texts(tool_input) if plan.inspects else []
+        loud = strings if plan.gate is None else _loud(strings, plan.gate)
+        quiet = not loud and loud is not strings  # the gate ruled out every text
         decider: Rule | None = None
         modifiers: list[Rule] = []
-        for place, rule in plan.live:
-            triggered, note = self._matches(rule, strings, cel_ctx)
+        for place, rule, gated in plan.live:
+            if gated and quiet:  # its detector fires on none of them: it passes
+                continue
+            triggered, note = self._matches(rule, loud if gated else strings, cel_ctx)
             if not triggered and not note:
                 continue
             reason = rule.reason if triggered else ""
