@@ -186,3 +186,43 @@ def test_gates_take_lower_case_words_only() -> None:
         Gate(words=("DROP",))
     may_fire: Callable[[str], bool] = joined([Gate(words=("drop",))])
     assert may_fire("DrOp it") and not may_fire("dr op")
+
+
+def test_every_detector_that_runs_shares_the_call_s_work_budget() -> None:
+    """The evaluation's budget is opened only when a detector or a function may run; each
+    one that does run finds it open (a gated pack on a text let through, a plugin's pack
+    without a gate, a condition calling a function)."""
+    from staso.detectors import shell_parse
+
+    opened: list[bool] = []
+
+    def spy(inner: Callable[[str], bool]) -> Callable[[str], bool]:
+        def detect(text: str) -> bool:
+            opened.append(shell_parse._EVALUATION.get() is not None)
+            return inner(text)
+        return detect
+
+    class Plugin:
+        @hookimpl
+        def staso_rule_packs(self) -> list[RulePack]:
+            return [RulePack("plugin/ungated", "no gate", spy(lambda text: False))]
+
+        @hookimpl
+        def staso_cel_functions(self) -> dict[str, Callable[..., bool]]:
+            return {"looks_odd": spy(lambda text: False)}
+
+    pm = make_plugin_manager([Plugin()])
+    for rules, calls in (
+            ("  - use: builtin/dangerous_shell\n", {"a": "rm -rf /"}),
+            ("  - use: builtin/dangerous_shell\n  - use: plugin/ungated\n", {"a": "calm"}),
+            ("  - use: builtin/pii\n  - name: odd\n    when: looks_odd(tool_input.a)\n"
+             "    action: block\n",
+             {"a": "calm"})):
+        policy = load_any_policy("version: 1\nrules:\n" + rules, pm)
+        for rule in policy.rules:
+            if rule.detect is not None and hasattr(rule.detect, "_one"):
+                rule.detect._one = spy(rule.detect._one)  # type: ignore[union-attr]
+        opened.clear()
+        Engine(policy, collect_functions(pm)).evaluate("t", calls)
+        assert opened and all(opened), rules
+    assert shell_parse._EVALUATION.get() is None

@@ -73,6 +73,9 @@ class _ToolPlan:
     fields: frozenset[str] | None  # the tool_input fields those read (None: all)
     inspects: bool  # whether one of them runs a detector on the input's texts
     gate: Callable[[str], bool] | None  # whether a gated detector may fire on a text
+    # whether a rule spends the detectors' work budget whatever the texts: an ungated
+    # detector, or a condition calling a function (staso's detectors, a plugin's)
+    budgeted: bool
     template: ResultTemplate  # ``passed`` as the decision log stores it once
 
 
@@ -96,6 +99,9 @@ class Engine:
     def __init__(self, policy: Policy, functions: dict[str, Callable[..., Any]]) -> None:
         self.policy = policy
         self._runner = ConditionRunner(functions)
+        # conditions that call a function (staso's detectors, a plugin's) spend the budget
+        self._calls = {id(r) for r in policy.rules if r.program is not None
+                       and not cel_functions_only(r.program, functions)}
         self._by_tool: dict[str, _ToolPlan] = {}
         self._tool_matchers = [(r, tool_matcher(r.tools)) for r in policy.rules]
         # only a rule that is CEL alone may be skipped: a pack's detector (which also fails
@@ -127,7 +133,9 @@ class Engine:
                 variables=frozenset(v for r in live_rules if r.program is not None
                                     for v in r.program.variables()),
                 fields=_fields_read(live_rules),
-                inspects=any(r.detect is not None for r in live_rules))
+                inspects=any(r.detect is not None for r in live_rules),
+                budgeted=any((r.detect is not None and _gate_of(r) is None)
+                             or id(r) in self._calls for r in live_rules))
             if len(self._by_tool) >= _TOOL_CACHE_LIMIT:
                 self._by_tool.clear()  # tool names can be model-made: keep the cache bounded
             self._by_tool[tool_name] = plan
@@ -162,12 +170,21 @@ class Engine:
 
     def evaluate(self, tool_name: str, tool_input: dict[str, Any],
                  context: dict[str, Any] | None = None, decision_id: str = "") -> GuardResult:
-        with detector_evaluation():  # one work budget for every string of this input
-            return self._evaluate(tool_name, tool_input, context or {}, decision_id)
-
-    def _evaluate(self, tool_name: str, tool_input: dict[str, Any], context: dict[str, Any],
-                  decision_id: str) -> GuardResult:
         plan = self._plan_for(tool_name)
+        strings = inspected_texts(tool_input) if plan.inspects else []
+        loud = strings if plan.gate is None else _loud(strings, plan.gate)
+        if plan.budgeted or (plan.inspects and (loud or loud is strings)):
+            with detector_evaluation():  # one work budget for every string of this input
+                return self._evaluate(plan, tool_name, tool_input, context or {}, decision_id,
+                                      strings, loud)
+        # no detector and no function will run (the gates ruled out every text): no
+        # budget to share, and opening one costs ~2.6 µs a call on the report machine
+        return self._evaluate(plan, tool_name, tool_input, context or {}, decision_id,
+                              strings, loud)
+
+    def _evaluate(self, plan: _ToolPlan, tool_name: str, tool_input: dict[str, Any],
+                  context: dict[str, Any], decision_id: str, strings: list[str],
+                  loud: list[str]) -> GuardResult:
         results = list(plan.passed)  # a rule that fires (or notes something) is replaced
         triggered_names: list[str] = []
         common: dict[str, Any] = {"results": results, "rules_triggered": triggered_names,
@@ -183,8 +200,6 @@ class Engine:
             values = {"tool_name": tool_name, "tool_input": seen, "context": context}
             cel_ctx = self._runner.context({v: values[v] for v in plan.variables
                                             if v in values})
-        strings = inspected_texts(tool_input) if plan.inspects else []
-        loud = strings if plan.gate is None else _loud(strings, plan.gate)
         quiet = not loud and loud is not strings  # the gate ruled out every text
         decider: Rule | None = None
         modifiers: list[Rule] = []
