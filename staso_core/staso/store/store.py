@@ -98,21 +98,34 @@ def _json_text(value: Any) -> str | None:
 
 
 _EMPTY_JSON: dict[type, str] = {list: "[]", dict: "{}", tuple: "[]"}
-_DECISION_KINDS = tuple((c, c in _JSON_COLUMNS) for c in _DECISION_COLUMNS)
+# A null a column may simply be left out of the INSERT for (nullable, no default): the
+# sqlite3 module binds a None through two failed attribute lookups (~0.3 µs each on the
+# round-2 report machine), and an allow's row has a dozen of them. Rows are inserted in
+# groups of the same columns (``_decision_values`` returns which, as bits).
+_OMITTABLE = frozenset(c.name for c in decisions.columns if c.nullable and
+                       c.server_default is None and c.default is None)
+_DECISION_KINDS = tuple((c, c in _JSON_COLUMNS, 1 << i if c in _OMITTABLE else 0)
+                        for i, c in enumerate(_DECISION_COLUMNS))
 
 
 def _decision_values(row: dict[str, Any], templates: dict[str, ResultTemplate]
-                     ) -> tuple[Any, ...]:
-    """A decision row as the driver takes it (``_decision_value`` for every column), in one
-    loop with the common cases inline: a call per column was a third of the log's CPU.
-    Compact rule results are written as such, their template added to ``templates``."""
+                     ) -> tuple[int, tuple[Any, ...]]:
+    """A decision row as the driver takes it (``_decision_value`` for every column it
+    holds), in one loop with the common cases inline: a call per column was a third of the
+    log's CPU. Returns the bits of the nullable columns it holds (``_OMITTABLE``; their
+    nulls are left out) and the values. Compact rule results are written as such, their
+    template added to ``templates``."""
     out: list[Any] = []
+    held = 0
     get = row.get
-    for column, is_json in _DECISION_KINDS:
+    for column, is_json, bit in _DECISION_KINDS:
         value = get(column)
         if value is None:
-            out.append(None)
-        elif is_json:
+            if not bit:
+                out.append(None)  # (a column that must hold something refuses it)
+            continue
+        held |= bit
+        if is_json:
             if type(value) is CompactResults:
                 templates[value.template.key] = value.template
                 out.append(value.compact)
@@ -127,7 +140,12 @@ def _decision_values(row: dict[str, Any], templates: dict[str, ResultTemplate]
             out.append(value)  # plain text: as it is (escape_text would say the same)
         else:
             out.append(escape_text(value))
-    return tuple(out)
+    return held, tuple(out)
+
+
+def _decision_columns(held: int) -> list[str]:
+    """The columns a row holding ``held`` (``_decision_values``) is inserted with."""
+    return [c for c, _, bit in _DECISION_KINDS if not bit or held & bit]
 
 
 def _decision_value(column: str, value: Any) -> Any:
@@ -458,11 +476,15 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
                 conn.begin():
             if rows:
                 templates: dict[str, ResultTemplate] = {}
-                values = [_decision_values(row, templates) for row in rows]
+                groups: dict[int, list[tuple[Any, ...]]] = {}
+                for row in rows:
+                    held, values = _decision_values(row, templates)
+                    groups.setdefault(held, []).append(values)
                 new_templates = self._write_templates(conn, templates) if templates else []
-                inserted = conn.exec_driver_sql(self._insert_decisions, values).rowcount
-                if inserted < len(values):  # some ids were there: retries, or reused ids
-                    self._check_same_calls(conn, values)
+                inserted = sum(conn.exec_driver_sql(self._insert_decisions(held), values)
+                               .rowcount for held, values in groups.items())
+                if inserted < len(rows):  # some ids were there: retries, or reused ids
+                    self._check_same_calls(conn, groups)
             # consecutive updates of the same columns go in one executemany, in order:
             # building a SQLAlchemy UPDATE per tool execution cost more than the write
             start = 0
@@ -477,15 +499,20 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
                 start = end
         return new_templates
 
-    def _check_same_calls(self, conn: sa.Connection, values: list[tuple[Any, ...]]) -> None:
+    def _check_same_calls(self, conn: sa.Connection,
+                          groups: dict[int, list[tuple[Any, ...]]]) -> None:
         """Raise DecisionIdReused if a row's id is already another call's: a retry of the
         same call is written once, but a reused id must not be acknowledged as recorded
         while the log keeps the other call under it."""
         c = decisions.c
-        key = [_DECISION_COLUMNS.index(n) for n in ("agent_name", "tool_name", "tool_input")]
         given: dict[str, set[tuple[Any, ...]]] = {}
-        for row in values:
-            given.setdefault(row[0], set()).add(tuple(row[i] for i in key))
+        for held, values in groups.items():
+            columns = _decision_columns(held)
+            key = [columns.index(n) if n in columns else None
+                   for n in ("agent_name", "tool_name", "tool_input")]
+            for row in values:  # (the id is always the first column)
+                given.setdefault(row[0], set()).add(
+                    tuple(None if i is None else row[i] for i in key))
         stored = conn.execute(sa.select(c.id, c.agent_name, c.tool_name,
                                         sa.cast(c.tool_input, sa.Text))
                               .where(c.id.in_(list(given)))).all()
@@ -504,11 +531,10 @@ class Store(KeyRows, PolicyRows, SessionRows, NoticeRows, LinkRows, GrantRows,
         return (f"UPDATE decisions SET {', '.join(f'{n} = {mark}' for n in names)} "
                 f"WHERE id = {mark}")
 
-    @property
-    def _insert_decisions(self) -> str:
-        mark = self._mark
-        return (f"INSERT INTO decisions ({', '.join(_DECISION_COLUMNS)}) VALUES "
-                f"({', '.join([mark] * len(_DECISION_COLUMNS))}) ON CONFLICT DO NOTHING")
+    def _insert_decisions(self, held: int) -> str:
+        columns = _decision_columns(held)
+        return (f"INSERT INTO decisions ({', '.join(columns)}) VALUES "
+                f"({', '.join([self._mark] * len(columns))}) ON CONFLICT DO NOTHING")
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
         with self._read() as conn:
