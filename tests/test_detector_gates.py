@@ -226,3 +226,10 @@ def test_every_detector_that_runs_shares_the_call_s_work_budget() -> None:
         Engine(policy, collect_functions(pm)).evaluate("t", calls)
         assert opened and all(opened), rules
     assert shell_parse._EVALUATION.get() is None
+
+
+def test_the_joined_test_is_made_once_for_a_set_of_gates() -> None:
+    """Tool names can be model-made: a new one's plan must not build the trie again."""
+    assert joined([gates.SHELL, gates.SQL]) is joined([gates.SQL, gates.SHELL])
+    gated, _ = _engines()
+    assert gated._plan_for("tool_a").gate is gated._plan_for("tool_b").gate

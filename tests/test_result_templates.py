@@ -9,6 +9,7 @@ import pickle
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -234,3 +235,54 @@ def test_the_schema_goes_down_only_when_no_row_needs_its_templates(database_url:
             assert sa.inspect(conn).has_table("rule_result_templates")
     finally:
         engine.dispose()
+
+
+def test_writers_meeting_the_same_new_templates_never_refuse_each_other(
+        tmp_path: Path) -> None:
+    """Several writers (replicas, after a policy change) meet the same new templates in
+    different orders, at once: on PostgreSQL two inserting two uncommitted keys in
+    opposite orders deadlocked, and one batch was refused."""
+    import random
+    import threading
+
+    from servers import drop_pg_database, new_database
+
+    url = new_database(tmp_path, "postgres")
+    stores = [open_store(url) for _ in range(4)]
+    failures: list[BaseException] = []
+    try:
+        for round_ in range(6):
+            templates = [ResultTemplate.of((RuleResult(f"rule_{round_}_{i}", True, "block"),))
+                         for i in range(12)]
+            barrier = threading.Barrier(len(stores))
+
+            def write(store: Any, n: int, templates: list[ResultTemplate] = templates,
+                      round_: int = round_, barrier: threading.Barrier = barrier) -> None:
+                order = templates[:]
+                random.Random(n * 100 + round_).shuffle(order)
+                rows = [{"id": f"dec_{round_}_{n}_{i}", "created_at": time.time(),
+                         "agent_name": "a", "environment": "", "tool_name": "t",
+                         "tool_input": {}, "action": "allow",
+                         "results": compact(template.passed, template)}
+                        for i, template in enumerate(order)]
+                barrier.wait()
+                try:
+                    store.write_decisions(rows, [])
+                except BaseException as exc:  # (collected: a thread's failure is the test's)
+                    failures.append(exc)
+
+            threads = [threading.Thread(target=write, args=(store, n))
+                       for n, store in enumerate(stores)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert failures == []
+        with stores[0].engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM decisions")).scalar() == 6 * 4 * 12
+            assert conn.execute(sa.text(
+                "SELECT COUNT(*) FROM rule_result_templates")).scalar() == 6 * 12
+    finally:
+        for store in stores:
+            store.close()
+        drop_pg_database(url)

@@ -32,7 +32,10 @@ class TemplateRows(SqlRows):
         """Insert the templates these rows use that this store has not written; returns
         their keys, to remember once the transaction commits (``_written_templates``)."""
         written, _ = self._templates()
-        new = [t for key, t in used.items() if key not in written]
+        # in key order: two writers inserting the same new keys in opposite orders would
+        # each wait for the other's uncommitted one (PostgreSQL: a deadlock, a refused batch)
+        new = sorted((t for key, t in used.items() if key not in written),
+                     key=lambda t: t.key)
         if new:
             now = time.time()
             mark = self._mark
