@@ -94,7 +94,10 @@ class DecisionLog:
                     self._thread = threading.Thread(target=self._run, name="staso-decision-log",
                                                     daemon=True)
                     self._thread.start()
-        if (urgent or len(self._queue) >= self._batch) and not self._wake.is_set():
+        if self._closed:  # a call that was deciding while its client shut down (st.init
+            # again, from another thread): its record is not left in a queue no one writes
+            self._drain("recorded after the log closed")
+        elif (urgent or len(self._queue) >= self._batch) and not self._wake.is_set():
             self._wake.set()  # set() takes a lock: under load every push would pay it
         return seq
 
@@ -250,15 +253,20 @@ class DecisionLog:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._drain("still unwritten at shutdown")
+
+    def _drain(self, why: str) -> None:
+        """Write what is queued now (a closed store reconnects); what the database still
+        cannot take goes to the dead-letter file. Never raises."""
         try:
             self.flush()
             if self._queue:
                 with self._write_lock:
                     stale = list(self._queue)
                     self._queue.clear()
-                self._dead_letter(stale, f"still unwritten at shutdown: {self.failing}", {})
+                self._dead_letter(stale, f"{why}: {self.failing}", {})
         except Exception:
-            log.exception("staso: the decision log could not be closed cleanly")
+            log.exception("staso: the decision log could not be written out (%s)", why)
 
 
 def _split_kinds(items: list[Item]) -> tuple[list[dict[str, Any]],
