@@ -65,8 +65,8 @@ def compact(results: Sequence[RuleResult], template: ResultTemplate | None
     """The ``results`` column of a row: compact when ``template`` is this call's (its
     entries line up with the call's first results), else the full list's JSON."""
     passed = () if template is None else template.passed
-    if template is None or len(results) < len(passed):
-        return results_json(list(results))
+    if template is None or not passed or len(results) < len(passed):
+        return results_json(list(results))  # (a tool without rules: "[]" is shorter)
     changed = []
     for place, result in enumerate(results):
         if place < len(passed):
