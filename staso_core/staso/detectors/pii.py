@@ -130,9 +130,12 @@ _CARD_SHAPE = re.compile(r"\d\d\d\d\D{0,2}\d\d\d\d")
 # one or two characters (``) ``, ``)``, or a separator), three digits, ``[ .-]``, four digits.
 _PHONE_SHAPE = re.compile(r"\d\d\d(?:\d\d\d\d|\D{1,2}\d\d\d[ .-]\d\d\d\d)")
 # IBAN: ``_IBAN_BODY`` on the text with ASCII letters upper-cased and no-break spaces made
-# spaces: two ASCII letters, an optional space or dash, two digits. Led by the digits (the
-# regex engine skips to them), the rest looked behind for.
-_IBAN_SHAPE = re.compile(r"\d\d(?:(?<=[A-Za-z]{2}\d\d)|(?<=[A-Za-z]{2}[- \xa0\u2007\u202f]\d\d))")
+# spaces: two ASCII letters, an optional space or dash, two digits, then 11 or more of
+# ``[ 0-9A-Z]`` or groups of four after dashes (``-XXXX-XXXX``: 10 characters at least). Led
+# by the digits (the regex engine skips to them), the letters looked behind for. (Without
+# the account part, every word before a number passed: "ticket 98765", "year 2026".)
+_IBAN_SHAPE = re.compile(r"\d\d(?:(?<=[A-Za-z]{2}\d\d)|(?<=[A-Za-z]{2}[- \xa0\u2007\u202f]\d\d))"
+                         r"[- 0-9A-Za-z\xa0\u2007\u202f]{10}")
 
 
 # All four number finders at once: each shape above holds four digits in a row or two letters
@@ -141,6 +144,15 @@ _IBAN_SHAPE = re.compile(r"\d\d(?:(?<=[A-Za-z]{2}\d\d)|(?<=[A-Za-z]{2}[- \xa0\u2
 _NUMBERS_SHAPE = re.compile(
     r"\d\d(?:\d\d|(?<=[A-Za-z]{2}\d\d)|(?<=[A-Za-z]{2}[- \xa0\u2007\u202f]\d\d))")
 _NUMBER_FINDERS = frozenset({"ssn", "credit_card", "iban", "phone"})
+# The four pre-checks above as one search, for the gates (``detectors/gates.py``): a text
+# holds a match of this exactly when it holds one of theirs. Each shape starts with a digit,
+# so the alternation does too, and the regex engine skips to digits as it does for one shape
+# (searched one after the other, the four cost 3.5x more on "refund #1234", 4.4x on 200
+# letters).
+_NUMBER_PRECHECKS_JOINED = re.compile(r"\d(?:" + "|".join(
+    shape.pattern.removeprefix(r"\d") for shape in (_SSN_SHAPE, _CARD_SHAPE, _PHONE_SHAPE,
+                                                    _IBAN_SHAPE)) + ")")
+
 # The SSN, card and phone shapes each hold seven digits or more (9, 8, 7 or 10): a text with
 # fewer ("refund #12345") skips their three scans for one (-1 µs a text that has four digits
 # in a row; the IBAN shape, two letters and two digits, is still tried)
