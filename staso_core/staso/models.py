@@ -47,26 +47,27 @@ class _Dictable:
         Nothing is checked: required fields must be given."""
         made = object.__new__(cls)
         state = made.__dict__
-        defaults, factories = _defaults(cls)
-        state.update(defaults)
-        for name, factory in factories:
-            state[name] = factory()
+        defaults, factories, count = _defaults(cls)
+        if len(values) < count:  # (a request is made with every field: -0.3 µs)
+            state.update(defaults)
+            for name, factory in factories:
+                state[name] = factory()
         state.update(values)
         return made
 
 
-_Defaults = tuple[dict[str, Any], tuple[tuple[str, Any], ...]]
+_Defaults = tuple[dict[str, Any], tuple[tuple[str, Any], ...], int]
 _DEFAULTS: dict[type, _Defaults] = {}
 
 
 def _defaults(cls: type) -> _Defaults:
-    """A dataclass's plain defaults, and its fields made by a factory."""
+    """A dataclass's plain defaults, its fields made by a factory, and how many fields."""
     known = _DEFAULTS.get(cls)
     if known is None:
         known = _DEFAULTS[cls] = (
             {f.name: f.default for f in fields(cls) if f.default is not MISSING},
             tuple((f.name, f.default_factory) for f in fields(cls)
-                  if f.default_factory is not MISSING))
+                  if f.default_factory is not MISSING), len(fields(cls)))
     return known
 
 

@@ -5,6 +5,10 @@ yields steps and is sent their answers; the client's two driver loops run each s
 ``step.run(transport)`` (``guard``) or ``await step.arun(transport)`` (``aguard``), the way
 httpx writes its sync and async send loops over one request model. Every async twin on a
 transport is named ``a`` + the sync name.
+
+Steps are never changed once made, but they are not frozen dataclasses: a frozen one sets
+each field through ``object.__setattr__``, and a ``Decide`` is made on every call (0.35 ->
+0.15 µs).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from .models import Escalation, GuardRequest, GuardResult
 from .transports.base import Transport
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decide:
     """Evaluate the call (and store its escalation): its first answer. ``size`` is the
     input's JSON size when the client knows it (an embedded transport uses it)."""
@@ -32,7 +36,7 @@ class Decide:
         return await transport.adecide(self.request, self.size)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     """Log a pending decision at once (a waited call's final answer updates it later)."""
 
@@ -46,7 +50,7 @@ class Record:
         transport.finish(self.request, self.result, False)  # memory only: no I/O to await
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WaitAnswer:
     """Wait until a person answers the escalation, or ``deadline`` (epoch seconds)."""
 
@@ -62,7 +66,7 @@ class WaitAnswer:
                                             self.poll_interval)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Expire:
     """Mark an escalation whose time is up as timed out (once, wherever it is read)."""
 
@@ -76,7 +80,7 @@ class Expire:
         return await transport.aexpire(self.escalation_id, timeout=self.timeout)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Claim:
     """Use up an answered escalation for this call (an approval is single use)."""
 
@@ -91,7 +95,7 @@ class Claim:
         return await transport.aclaim(self.answered, self.decision_id, timeout=self.timeout)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GiveUp:
     """The call's deadline passed before an answer it could use: its decision row records
     the timeout it was told."""
