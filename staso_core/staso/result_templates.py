@@ -67,6 +67,9 @@ def compact(results: Sequence[RuleResult], template: ResultTemplate | None
     passed = () if template is None else template.passed
     if template is None or not passed or len(results) < len(passed):
         return results_json(list(results))  # (a tool without rules: "[]" is shorter)
+    if tuple(results) == passed:  # most rows: every rule passed (compared in C, by
+        # identity first; the log's thread per row, callgrind: -4k instructions)
+        return CompactResults(results, template, template.unchanged)
     changed = []
     for place, result in enumerate(results):
         if place < len(passed):
