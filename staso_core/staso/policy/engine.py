@@ -76,6 +76,7 @@ class _ToolPlan:
     # whether a rule spends the detectors' work budget whatever the texts: an ungated
     # detector, or a condition calling a function (staso's detectors, a plugin's)
     budgeted: bool
+    calls: bool  # whether a condition calls a function (staso's detectors, a plugin's)
     template: ResultTemplate  # ``passed`` as the decision log stores it once
 
 
@@ -135,7 +136,8 @@ class Engine:
                 fields=_fields_read(live_rules),
                 inspects=any(r.detect is not None for r in live_rules),
                 budgeted=any((r.detect is not None and _gate_of(r) is None)
-                             or id(r) in self._calls for r in live_rules))
+                             or id(r) in self._calls for r in live_rules),
+                calls=any(id(r) in self._calls for r in live_rules))
             if len(self._by_tool) >= _TOOL_CACHE_LIMIT:
                 self._by_tool.clear()  # tool names can be model-made: keep the cache bounded
             self._by_tool[tool_name] = plan
@@ -199,7 +201,7 @@ class Engine:
                 seen = {k: tool_input[k] for k in plan.fields if k in tool_input}
             values = {"tool_name": tool_name, "tool_input": seen, "context": context}
             cel_ctx = self._runner.context({v: values[v] for v in plan.variables
-                                            if v in values})
+                                            if v in values}, plan.calls)
         quiet = not loud and loud is not strings  # the gate ruled out every text
         decider: Rule | None = None
         modifiers: list[Rule] = []
