@@ -151,7 +151,8 @@ class ConditionRunner:
     def context(self, variables: dict[str, Any], calls: bool = True) -> Any:
         """A context holding ``variables``; ``calls``: with the functions."""
         local = self._local
-        held = getattr(local, "calling" if calls else "plain", None)
+        held: tuple[Any, dict[str, Any]] | None = getattr(
+            local, "calling" if calls else "plain", None)
         if held is None:
             held = (cel.Context(functions=self._functions if calls else {}), {})
             setattr(local, "calling" if calls else "plain", held)
