@@ -66,6 +66,16 @@ def map_json(value: Any, leaf: Callable[[Any], Any],
     return leaf(value)
 
 
+def copy_json(value: Any) -> Any:
+    """A copy of ``value``'s objects and arrays (a tuple becomes the list JSON makes of it);
+    the values in them are shared (JSON's are immutable)."""
+    return map_json(value, _itself)
+
+
+def _itself(value: Any) -> Any:
+    return value
+
+
 def _same_numbers(value: Any) -> Any:
     """Whole floats as the ints they equal (JSON has one number type; Python two)."""
     return map_json(value, _whole)
@@ -190,9 +200,10 @@ def _deeper_than(value: Any, limit: int) -> bool:
         if depth > limit:
             return True
         if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, (dict, list)))
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list)))
+            stack.extend((v, depth + 1) for v in item.values()
+                         if isinstance(v, (dict, list, tuple)))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list, tuple)))
     return False
 
 
@@ -322,7 +333,7 @@ def string_chars(value: Any) -> int:
             total += len(item)
         elif isinstance(item, dict):
             stack.extend(item.values())
-        elif isinstance(item, list):
+        elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return total
 
@@ -348,7 +359,7 @@ _COMMAND_WORD = re.compile(r"[A-Za-z/.~$][\w./~$+-]*")
 MAX_ARGV = 1000
 
 
-def command_line(items: list[Any]) -> str | None:
+def command_line(items: list[Any] | tuple[Any, ...]) -> str | None:
     """A list of strings that starts with a command word (``["rm", "-rf", "/"]``, ``["DROP",
     "TABLE", "users"]``) as the one line a shell or a database would read: tools take argv
     lists too, and a command split into items must be judged whole."""
@@ -394,6 +405,9 @@ def inspected_texts(value: Any) -> Texts:
                 texts.too_deep = decode_embedded_json(item, budget) is not NOT_JSON
         elif isinstance(item, dict):
             for k, v in item.items():
+                if not isinstance(k, str):  # (JSON's encoder writes 1 or None as a name)
+                    raise InvalidToolInput(f"tool_input has a key {k!r} of type "
+                                           f"{type(k).__name__}; keys must be str")
                 kind, name = key_kind(k), k
                 if k in _VALUE_FIELDS and (name := value_key(item, k)) is not k:
                     kind = (kind & KEY_INSPECT) | (key_kind(name) & ~KEY_INSPECT)
@@ -405,7 +419,7 @@ def inspected_texts(value: Any) -> Texts:
                     if isinstance(v, str):
                         v = keyed(v, name)
                 stack.append((v, layer))
-        elif isinstance(item, list):
+        elif isinstance(item, (list, tuple)):  # (a tuple is a JSON array too)
             stack.extend((v, layer) for v in item)
             argv = command_line(item)
             if argv is not None:

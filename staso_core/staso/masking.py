@@ -61,7 +61,7 @@ class Masker:
                 changed = changed or new is not v
                 out[k] = new
             return out if changed else value
-        if isinstance(value, list):
+        if isinstance(value, (list, tuple)):  # (a tuple is a JSON array too)
             # plain loops, no comprehensions: each comprehension is a frame of its own, and
             # a 500-level input (the limit check_json allows) must not run out of stack
             items, changed = [], False
@@ -84,7 +84,7 @@ def unmask(edited: Any, original: Any) -> Any:
         for k, v in edited.items():  # (loops: one frame a level, as in Masker._mask)
             out[k] = unmask(v, original[k]) if k in original else v
         return out
-    if isinstance(edited, list) and isinstance(original, list):
+    if isinstance(edited, list) and isinstance(original, (list, tuple)):
         items = []
         for i, v in enumerate(edited):
             items.append(unmask(v, original[i]) if i < len(original) else v)

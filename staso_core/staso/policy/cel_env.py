@@ -9,7 +9,7 @@ from typing import Any
 
 import cel
 
-from ..jsonutil import map_json
+from ..jsonutil import copy_json, map_json
 from .cel_text import conjuncts, uncommented
 
 VARIABLES = ("tool_name", "tool_input", "context")
@@ -166,7 +166,10 @@ class ConditionRunner:
                 ctx.add_variable(name, value)
             except ValueError:  # CEL strings are UTF-8: a lone surrogate cannot go in
                 ctx.add_variable(name, cel_text(value))
-            last[name] = value if name != "tool_input" else None
+            # a copy of what went in: a caller that changes a dict inside its context in
+            # place (the client copies only the top level) must not make the next call
+            # look unchanged and be judged on the old value. Copied only on a change.
+            last[name] = copy_json(value) if name != "tool_input" else None
         return ctx
 
 

@@ -14,6 +14,7 @@ from ..jsonutil import (
     NOT_JSON,
     DecodeBudget,
     Location,
+    copy_json,
     decode_embedded_json,
     format_location,
     int_digits,
@@ -147,7 +148,7 @@ def _mask_key_body(holder: Any, k: str | int, up: Any) -> list[tuple[Location, t
 def apply_modify(data: dict[str, Any], spec: ModifySpec, rule_name: str
                  ) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """Return (new input, modifications) for one rule's modify spec."""
-    data = copy.deepcopy(data)
+    data = copy_json(data)  # (tuples become lists, which the redaction walk writes into)
     changes: list[dict[str, str]] = []
     if spec.redact:
         budget = DecodeBudget(data)
