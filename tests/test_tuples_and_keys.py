@@ -1,12 +1,14 @@
 """A tuple in a tool input is a JSON array (the size check and the log write it as one), so
 every pack, redaction and the log's masking look inside it as they do inside a list; a key
 that is not a string gets a clear error where the packs look at the input; a context
-changed in place is judged again.
+changed in place is judged again; ``st.conversation``'s keys are checked as ``context=`` is.
 
-Found by an outside attack: a card number, ``rm -rf /`` or ``DROP TABLE`` inside a tuple
+Found by outside attacks: a card number, ``rm -rf /`` or ``DROP TABLE`` inside a tuple
 was allowed by every pack (the walks looked inside lists only), an int key crashed the
-engine (a fail-closed "staso could not decide"), and a dict inside the context changed in
-place between two calls kept the first call's value in CEL."""
+engine (a fail-closed "staso could not decide"), a dict inside the context changed in
+place between two calls kept the first call's value in CEL, a conversation's keys were
+never checked (a list 200,000 levels deep crashed the process), and a card number in an
+IntEnum was not looked at."""
 
 from __future__ import annotations
 
@@ -80,3 +82,60 @@ rules:
     assert st.guard("deploy", {"v": 1}, context={"meta": {"role": "guest"}}).action == "block"
     context["meta"]["role"] = "admin"
     assert st.guard("deploy", {"v": 1}, context=context).action == "allow"
+
+
+NO_GUESTS = """version: 1
+rules:
+  - name: no_guests
+    when: context.role == "guest"
+    action: block
+"""
+
+
+@pytest.mark.parametrize("value", [bytearray(b"guest"), {"guest"}, {"meta": {1: "x"}}])
+def test_a_conversation_s_keys_are_checked_as_context_is(home: Path, value: Any) -> None:
+    # (they skipped the check: a bytearray changed in place kept its first value in CEL, a
+    # set's record went to the dead-letter file, and a list 200,000 levels deep crashed
+    # the process in the CEL binding)
+    use_policy(home, NO_GUESTS)
+    with st.conversation("c-1", role=value), pytest.raises(st.InvalidToolInput,
+                                                            match="conversation context"):
+        st.guard("deploy", {"v": 1})
+
+
+def test_a_deep_conversation_value_is_refused_not_a_crash(home: Path) -> None:
+    use_policy(home, NO_GUESTS)
+    deep: Any = "x"
+    for _ in range(200_000):
+        deep = [deep]
+    with st.conversation("c-1", deep=deep), pytest.raises(st.InvalidToolInput,
+                                                           match="nested deeper than 500"):
+        st.guard("deploy", {"v": 1})
+
+
+def test_a_context_as_deep_as_allowed_is_judged_on_every_call(tmp_path: Path) -> None:
+    # comparing it with the last call's took two frames a level and ran out of stack: the
+    # second call "could not decide", and with fail_closed=False the guest was let through
+    st.init(agent_name="a", home=tmp_path, policy=NO_GUESTS, fail_closed=False)
+    try:
+        deep: Any = "x"
+        for _ in range(499):
+            deep = [deep]
+        for _ in range(3):
+            result = st.guard("deploy", {"v": 1}, context={"role": "guest", "deep": deep})
+            assert (result.action, result.rule_name) == ("block", "no_guests")
+    finally:
+        st.shutdown()
+
+
+def test_a_card_number_in_an_int_subclass_is_found(home: Path) -> None:
+    import enum
+
+    class Card(enum.IntEnum):
+        TEST = 4111111111111111
+
+    use_policy(home, PACKS)
+    result = st.guard("pay", {"n": Card.TEST, "m": (Card.TEST,)})
+    assert result.action == "modify"
+    assert result.modified_input == {"n": "[REDACTED:credit_card]",
+                                     "m": ["[REDACTED:credit_card]"]}

@@ -109,6 +109,8 @@ class Client:
                                    f"{TOOL_NAME_LIMIT}-character limit")
         size = encoded_size(tool_input)
         merged = current_context()
+        if merged:  # ``st.conversation``'s keys are the caller's too: checked as context= is
+            check_json(merged, "conversation context")
         if context:
             if not isinstance(context, dict):
                 raise InvalidToolInput(f"context must be a dict, not {type(context).__name__}")

@@ -311,8 +311,8 @@ def value_key(holder: dict[str, Any], key: str) -> str:
 def int_digits(value: Any) -> str | None:
     """The digit string of an integer the detectors should see (a card number sent as a
     JSON number), or None for anything else (bools, floats, short or huge numbers)."""
-    if type(value) is int and _INT_MIN <= abs(value) < _INT_MAX:
-        return str(value)
+    if isinstance(value, int) and type(value) is not bool and _INT_MIN <= abs(value) < _INT_MAX:
+        return int.__repr__(value)  # (an IntEnum's str() is its name in some Pythons)
     return None
 
 

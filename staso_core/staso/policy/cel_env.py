@@ -127,6 +127,15 @@ def same_value(a: Any, b: Any) -> bool:
     return True
 
 
+def _unchanged(before: Any, now: Any) -> bool:
+    """``same_value``, or False where the values nest too deep to compare (two frames a
+    level: a context 500 levels deep, which the checks allow, ran out of stack)."""
+    try:
+        return same_value(before, now)
+    except RecursionError:
+        return False
+
+
 def _same_type(v: Any, w: Any) -> bool:
     """Of one type, and so inside, for two values already known to be equal."""
     kind = type(v)
@@ -160,7 +169,7 @@ class ConditionRunner:
         for name, value in variables.items():
             # tool names and contexts repeat from call to call: convert them only on change
             # (strictly: 1 == True in Python, but not in CEL)
-            if name != "tool_input" and name in last and same_value(last[name], value):
+            if name != "tool_input" and name in last and _unchanged(last[name], value):
                 continue
             try:
                 ctx.add_variable(name, value)
