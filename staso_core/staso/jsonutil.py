@@ -407,8 +407,8 @@ def inspected_texts(value: Any) -> Texts:
         elif isinstance(item, dict):
             for k, v in item.items():
                 if not isinstance(k, str):  # (JSON's encoder writes 1 or None as a name)
-                    raise InvalidToolInput(f"tool_input has a key {k!r} of type "
-                                           f"{type(k).__name__}; keys must be str")
+                    check_json(value)  # says where, as for any value JSON cannot carry
+                    raise InvalidToolInput("tool_input has a key that is not a string")
                 kind, name = key_kind(k), k
                 if k in _VALUE_FIELDS and (name := value_key(item, k)) is not k:
                     kind = (kind & KEY_INSPECT) | (key_kind(name) & ~KEY_INSPECT)
