@@ -127,6 +127,7 @@ class Engine:
             live_rules = [r for _, r in live]
             passed = tuple(self._passed[id(r)] for r in rules)
             gates = [_gate_of(r) for r in live_rules]
+            calls = any(id(r) in self._calls for r in live_rules)
             plan = _ToolPlan(
                 passed=passed, template=ResultTemplate.of(passed),
                 live=tuple((i, r, _gate_of(r) is not None) for i, r in live),
@@ -135,9 +136,9 @@ class Engine:
                                     for v in r.program.variables()),
                 fields=_fields_read(live_rules),
                 inspects=any(r.detect is not None for r in live_rules),
-                budgeted=any((r.detect is not None and _gate_of(r) is None)
-                             or id(r) in self._calls for r in live_rules),
-                calls=any(id(r) in self._calls for r in live_rules))
+                budgeted=calls or any(r.detect is not None and _gate_of(r) is None
+                                      for r in live_rules),
+                calls=calls)
             if len(self._by_tool) >= _TOOL_CACHE_LIMIT:
                 self._by_tool.clear()  # tool names can be model-made: keep the cache bounded
             self._by_tool[tool_name] = plan
