@@ -259,15 +259,18 @@ class DecisionService:
             self.notify.call(self._after, request=request, result=result)
         return seq
 
-    def decide(self, request: GuardRequest, evaluate: Evaluator | None = None) -> GuardResult:
+    def decide(self, request: GuardRequest, evaluate: Evaluator | None = None, *,
+               fresh: bool = False) -> GuardResult:
         """One call's first answer, with its escalation stored; the same decision id gets
         the same answer. ``evaluate`` runs the policy where the caller wants it (a worker
-        thread with a deadline) instead of here. Logged later, by ``finish``, once the
-        caller knows the call's latency."""
+        thread with a deadline) instead of here. ``fresh``: the caller made the decision id
+        for this call (an embedded client), so no earlier answer can exist to look up.
+        Logged later, by ``finish``, once the caller knows the call's latency."""
         deadline = _deadline(request)
-        previous = self.recent(request.decision_id, request)
-        if previous is not None:
-            return previous
+        if not fresh:
+            previous = self.recent(request.decision_id, request)
+            if previous is not None:
+                return previous
         result = (evaluate or self.evaluate)(request)
         if result.action == "escalate":
             result = self._escalate_unless_granted(request, result, deadline)

@@ -60,9 +60,10 @@ class EmbeddedTransport:
 
     # -- deciding -------------------------------------------------------------------------
     def decide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
+        # the client made the decision id for this call: no earlier answer to look up
         if request.timeout is None or self._small(request, size):  # no deadline: no hop
-            return self.service.decide(request)
-        return self.service.decide(request, self._evaluate_on_worker)
+            return self.service.decide(request, fresh=True)
+        return self.service.decide(request, self._evaluate_on_worker, fresh=True)
 
     async def adecide(self, request: GuardRequest, size: int | None = None) -> GuardResult:
         # even without a deadline a large call leaves the loop: it must keep running meanwhile
