@@ -119,9 +119,9 @@ def _engines() -> tuple[Engine, Engine]:
     policy = load_any_policy(POLICY, pm)
     gated, plain = Engine(policy, collect_functions(pm)), Engine(policy, collect_functions(pm))
     plan = gated._plan_for("tool")
-    assert plan.gate is not None and all(g for _, _, g in plan.live)
+    assert plan.gate is not None and all(g for _, _, g, _ in plan.live)
     plain._by_tool["tool"] = dataclasses.replace(
-        plan, gate=None, live=tuple((i, r, False) for i, r, _ in plan.live))
+        plan, gate=None, live=tuple((i, r, False, t) for i, r, _, t in plan.live))
     return gated, plain
 
 
