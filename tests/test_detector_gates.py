@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from corpus.labelled import PACKS, load_pack
+from engine_pairs import with_and_without
 from staso.builtins.rule_packs import staso_rule_packs
 from staso.detectors import gates
 from staso.detectors.gates import GATED_BELOW, Gate, joined
@@ -115,13 +116,9 @@ rules:
 
 
 def _engines() -> tuple[Engine, Engine]:
-    pm = make_plugin_manager(())
-    policy = load_any_policy(POLICY, pm)
-    gated, plain = Engine(policy, collect_functions(pm)), Engine(policy, collect_functions(pm))
-    plan = gated._plan_for("tool")
+    gated, plain, plan = with_and_without(POLICY, "tool", lambda plan: dataclasses.replace(
+        plan, gate=None, live=tuple((i, r, False, t) for i, r, _, t in plan.live)))
     assert plan.gate is not None and all(g for _, _, g, _ in plan.live)
-    plain._by_tool["tool"] = dataclasses.replace(
-        plan, gate=None, live=tuple((i, r, False, t) for i, r, _, t in plan.live))
     return gated, plain
 
 

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from staso.plugins import make_plugin_manager
+from engine_pairs import with_and_without
 from staso.policy import Engine
-from staso.policy.discovery import collect_functions, load_any_policy
 from staso.policy.int_thresholds import int_threshold
 
 INT64 = 2 ** 63
@@ -127,13 +126,9 @@ rules:
 
 
 def _engines() -> tuple[Engine, Engine]:
-    pm = make_plugin_manager(())
-    policy = load_any_policy(POLICY, pm)
-    quick, plain = Engine(policy, collect_functions(pm)), Engine(policy, collect_functions(pm))
-    plan = quick._plan_for("refund")
+    quick, plain, plan = with_and_without(POLICY, "refund", lambda plan: dataclasses.replace(
+        plan, live=tuple((i, r, g, None) for i, r, g, _ in plan.live)))
     assert sum(t is not None for *_, t in plan.live) == 3
-    plain._by_tool["refund"] = dataclasses.replace(
-        plan, live=tuple((i, r, g, None) for i, r, g, _ in plan.live))
     return quick, plain
 
 
