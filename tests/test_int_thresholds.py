@@ -150,3 +150,31 @@ def test_no_cel_context_is_made_when_every_condition_is_decided() -> None:
     assert made == []
     assert quick.evaluate("refund", {"amount": 5000.0}).action == "escalate"  # CEL decides
     assert len(made) == 1
+
+
+class _LyingGet(dict):  # type: ignore[type-arg]
+    def get(self, key: Any, default: Any = None) -> Any:
+        return default
+
+
+class _ScaledItems(dict):  # type: ignore[type-arg]
+    def __getitem__(self, key: Any) -> Any:
+        return dict.__getitem__(self, key) * 1000
+
+
+@pytest.mark.parametrize("tool_input", [_LyingGet(amount=5000), _ScaledItems(amount=5)])
+def test_an_input_of_a_dict_subclass_is_judged_by_cel(tool_input: dict[str, Any]) -> None:
+    """A subclass's own ``get`` or ``[]`` may answer otherwise than the binding reads it
+    (found by an outside attack: the rule was skipped): CEL decides, as without the
+    shortcut."""
+    assert int_threshold("has(tool_input.amount) && tool_input.amount > 1000")(
+        tool_input) is None  # type: ignore[misc]
+    quick, plain = _engines()
+    a, b = quick.evaluate("refund", tool_input), plain.evaluate("refund", tool_input)
+    assert (a.action, a.rule_name) == (b.action, b.rule_name)
+
+
+def test_a_literal_past_int64_is_left_to_cel() -> None:
+    assert int_threshold("tool_input.amount > " + "9" * 5000) is None
+    assert int_threshold(f"tool_input.amount > {2 ** 63}") is None
+    assert int_threshold(f"tool_input.amount > {2 ** 63 - 1}") is not None

@@ -12,8 +12,9 @@ whose whole source is one of the two shapes (read with a strict pattern of CEL's
 syntax: ASCII names, a decimal literal), and then only when the field is absent under
 ``has()`` (false) or holds an ``int`` that is not a bool and fits CEL's 64-bit int;
 anything else (a float, a string, a bool, a number past 64 bits, an absent field the
-condition reads without ``has()``) gets None, and the engine runs the CEL program as
-before. tests/test_int_thresholds.py compares the two on generated values and sources.
+condition reads without ``has()``, an input that is a ``dict`` subclass) gets None, and the
+engine runs the CEL program as before. tests/test_int_thresholds.py compares the two on
+generated values and sources.
 """
 
 from __future__ import annotations
@@ -53,13 +54,18 @@ def int_threshold(source: str | None) -> Threshold | None:
     field, tested = found.group("field"), found.group("tested")
     if field in _RESERVED or (tested is not None and tested != field):
         return None
-    number = int(found.group("number"))
+    digits = found.group("number")
+    if len(digits) > 20:  # past int64 (CEL refuses the literal; int() has a length limit)
+        return None
+    number = int(digits)
     if number not in _INT64:
         return None
     compare = _OPERATORS[found.group("op")]
     guarded = tested is not None
 
     def decide(tool_input: dict[str, Any]) -> bool | None:
+        if type(tool_input) is not dict:  # a subclass's own get() or [] could differ from
+            return None  # what CEL reads through the binding: CEL decides
         value = tool_input.get(field, _ABSENT)
         if value is _ABSENT:
             return False if guarded else None  # (without has(): CEL's error says which)
