@@ -351,7 +351,7 @@ class _Run:
     """One guard call in progress: its first answer, then (for an escalation it waits on)
     the flow of steps that ends it; remembers how it ended. The first answer is asked for
     directly, not as a step of a generator: most calls end there, and the generator, its
-    step object and its ``StopIteration`` cost ~1 µs a call."""
+    step object and its ``StopIteration`` were 8k of the 193k instructions of a guard()."""
 
     def __init__(self, request: GuardRequest, size: int, ready: GuardResult | None,
                  started: float, fail_closed: bool, options: GuardOptions) -> None:

@@ -23,17 +23,16 @@ from .transports.base import Transport
 
 @dataclass(slots=True)
 class Decide:
-    """Evaluate the call (and store its escalation): its first answer. ``size`` is the
-    input's JSON size when the client knows it (an embedded transport uses it)."""
+    """Ask again for a first answer (and store its escalation): a waited call whose
+    approval another identical call used first."""
 
     request: GuardRequest
-    size: int | None = None
 
     def run(self, transport: Transport) -> GuardResult:
-        return transport.decide(self.request, self.size)
+        return transport.decide(self.request)
 
     async def arun(self, transport: Transport) -> GuardResult:
-        return await transport.adecide(self.request, self.size)
+        return await transport.adecide(self.request)
 
 
 @dataclass(slots=True)
