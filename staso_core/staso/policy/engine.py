@@ -228,7 +228,7 @@ class Engine:
             else:
                 if cel_ctx is None and plan.variables:  # made once, when a rule needs it
                     # (so a value CEL cannot hold, 10**400, fails the call closed only when
-                    # a rule that runs reads its variable; made first, it failed every call)
+                    # a rule that runs needs CEL; made first, it failed every call)
                     cel_ctx = self._cel_context(plan, tool_name, tool_input, context)
                 triggered, note = self._matches(rule, loud if gated else strings, cel_ctx)
                 if not triggered and not note:
