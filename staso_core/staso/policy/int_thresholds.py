@@ -69,7 +69,7 @@ def int_threshold(source: str | None) -> Threshold | None:
         value = tool_input.get(field, _ABSENT)
         if value is _ABSENT:
             return False if guarded else None  # (without has(): CEL's error says which)
-        if type(value) is int and -9223372036854775808 <= value <= 9223372036854775807:
+        if type(value) is int and value in _INT64:
             return compare(value, number)
         return None
     return decide
